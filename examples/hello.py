@@ -1,0 +1,29 @@
+"""The smallest orchlite flow: two tasks, a parameter, a log line.
+
+    orch run examples/hello.py:hello -p name=Ada
+    python examples/hello.py
+"""
+
+from orchlite import flow, get_run_logger, task
+
+
+@task
+def greet(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+@task
+def shout(text: str) -> str:
+    return text.upper()
+
+
+@flow(log_prints=True)
+def hello(name: str = "world") -> str:
+    message = shout(greet(name))
+    get_run_logger().info("greeted %s", name)
+    print(message)
+    return message
+
+
+if __name__ == "__main__":
+    hello()

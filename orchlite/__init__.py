@@ -1,0 +1,53 @@
+"""orchlite: Prefect-style flows and tasks with all state in a project-local `.orch/`.
+
+The public API is imported on first use (PEP 562), so `import orchlite` and the `orch`
+command pay only for what they touch; nothing here imports Textual or rich.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "flow": "registry",
+    "task": "registry",
+    "Flow": "registry",
+    "Task": "registry",
+    "State": "states",
+    "StateType": "states",
+    "CachePolicy": "cache_policies",
+    "get_run_logger": "logging",
+    "get_run_context": "context",
+}
+
+__all__ = [
+    "CachePolicy",
+    "Flow",
+    "State",
+    "StateType",
+    "Task",
+    "__version__",
+    "flow",
+    "get_run_context",
+    "get_run_logger",
+    "task",
+]
+
+if TYPE_CHECKING:
+    from .cache_policies import CachePolicy
+    from .context import get_run_context
+    from .logging import get_run_logger
+    from .registry import Flow, Task, flow, task
+    from .states import State, StateType
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchlite' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,98 @@
+"""Content-addressed blob files under `.orch/blobs/`.
+
+A blob is stored at `blobs/<first 2 hex>/<sha256 hex>`. It is written to a temporary file in
+the same folder, flushed to disk and renamed, so a crash never leaves a partial blob under its
+final name; a row is only written after `put()` returns, so no row points at a partial blob.
+`get()` re-hashes what it reads and refuses a blob whose content no longer matches its name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import StoreError
+
+
+class BlobError(StoreError):
+    """A blob is missing or its content does not match its digest."""
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest
+
+    def put(self, data: bytes) -> str:
+        """Store `data` and return its sha256 hex digest; a no-op when already stored."""
+        digest = hashlib.sha256(data).hexdigest()
+        final = self.path(digest)
+        if final.exists():
+            # Refresh the mtime so a concurrent `prune` treats this blob as fresh.
+            os.utime(final)
+            return digest
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        """The blob's bytes; BlobError if it is missing or no longer matches its digest."""
+        path = self.path(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BlobError(f"blob {digest[:12]} is missing ({path})") from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise BlobError(f"blob {digest[:12]} is corrupt: its content does not match ({path})")
+        return data
+
+    def digests(self) -> Iterator[str]:
+        """Every stored digest (temporary files are skipped)."""
+        if not self.root.is_dir():
+            return
+        for folder in self.root.iterdir():
+            if folder.is_dir() and len(folder.name) == 2:
+                for file in folder.iterdir():
+                    if not file.name.startswith(".tmp-"):
+                        yield file.name
+
+    def prune(self, keep: set[str], *, min_age_seconds: float = 3600.0) -> int:
+        """Delete blobs not in `keep` and stale temporary files; returns the blobs deleted.
+
+        Files younger than `min_age_seconds` are left alone: another process may have just
+        written (or re-used) one and not yet committed the row that references it.
+        """
+        cutoff = time.time() - min_age_seconds
+        deleted = 0
+        for digest in list(self.digests()):
+            path = self.path(digest)
+            if digest not in keep and _mtime(path) < cutoff:
+                path.unlink(missing_ok=True)
+                deleted += 1
+        if self.root.is_dir():
+            for tmp in self.root.glob("*/.tmp-*"):
+                if _mtime(tmp) < cutoff:
+                    tmp.unlink(missing_ok=True)
+        return deleted
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")

@@ -1,0 +1,329 @@
+"""`orch`: parse the command line, call the library, render the answer.
+
+stdout carries data (tables, `--json`); stderr carries narration and errors. Every
+OrchError becomes one line on stderr and its exit code; a traceback only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import ExitCode, OrchError, UsageError
+
+app = typer.Typer(
+    name="orch",
+    help="Run and inspect orchlite flows. State lives in the project's .orch/ folder.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+cache_app = typer.Typer(help="Inspect or clear the task result cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+_debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"orch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="The .orch/ folder to use (default: found from the CWD)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
+    if home is not None:
+        os.environ["ORCH_HOME"] = str(home.expanduser().absolute())
+
+
+def _store(create: bool = False) -> Any:
+    from .config import find_home
+    from .store import Store
+
+    home = find_home()
+    if not create and not (home / "orch.db").exists():
+        raise UsageError(f"no runs recorded yet (no store at {home})")
+    return Store(home)
+
+
+# -- run ----------------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    target: Annotated[str, typer.Argument(help="file.py:flow, package.module:flow, or a name.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="A flow parameter as key=value (repeatable)."),
+    ] = None,
+    params_file: Annotated[
+        Path | None, typer.Option("--params-file", help="A JSON object of parameters.")
+    ] = None,
+    subprocess: Annotated[
+        bool,
+        typer.Option("--subprocess", help="Run the flow in a supervised child process."),
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            "--refresh-cache",
+            help="Ignore cached task results (and refresh them).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Run a flow now and record it."""
+    from .params import load_params_file, parse_assignments
+
+    given: dict[str, Any] = {}
+    if params_file is not None:
+        given.update(load_params_file(params_file))
+    given.update(parse_assignments(param or []))
+    from .executor import run_in_subprocess, run_target
+
+    if subprocess:
+        run_id, code = run_in_subprocess(target, given, refresh_cache=no_cache)
+    else:
+        run_id, code = run_target(target, given, refresh_cache=no_cache)
+    if run_id is not None:
+        _report(run_id, as_json)
+    raise typer.Exit(code)
+
+
+def _report(run_id: str, as_json: bool) -> None:
+    from . import views
+
+    store = _store()
+    if as_json:
+        print(json.dumps(views.run_detail(store, run_id), indent=2))
+        return
+    run = store.get_flow_run(run_id)
+    duration = views.duration(run)
+    took = f" in {views.format_duration(duration)}" if duration is not None else ""
+    message = f": {run.state_message}" if run.state_message else ""
+    print(f"Run {run.id[:8]} ({run.flow_name}) {run.state}{took}{message}", file=sys.stderr)
+
+
+# -- inspect ------------------------------------------------------------------------------
+
+
+@app.command()
+def runs(
+    flow: Annotated[str | None, typer.Option("--flow", help="Only runs of this flow.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="Only runs in this state.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List flow runs, newest first."""
+    from . import views
+    from .states import StateType
+
+    if state is not None:
+        try:
+            state = StateType(state.upper()).value
+        except ValueError:
+            names = ", ".join(s.value for s in StateType)
+            raise UsageError(f"unknown state {state!r} (one of: {names})") from None
+    store = _store()
+    rows = views.run_list(store, flow=flow, state=state, limit=limit)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from .render import print_runs
+
+    print_runs(rows)
+
+
+@app.command()
+def show(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run id, id prefix, or 'last'.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one run: parameters, state, tasks and child runs."""
+    from . import views
+
+    store = _store()
+    detail = views.run_detail(store, store.resolve_run_id(run_ref))
+    if as_json:
+        print(json.dumps(detail, indent=2))
+        return
+    from .render import print_run
+
+    print_run(detail)
+
+
+@app.command()
+def logs(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run id, id prefix, or 'last'.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")
+    ] = False,
+    level: Annotated[
+        str, typer.Option("--level", help="Minimum level: DEBUG, INFO, WARNING, ERROR.")
+    ] = "DEBUG",
+    task: Annotated[str | None, typer.Option("--task", help="Only this task run's lines.")] = None,
+) -> None:
+    """Print a run's logs."""
+    from . import views
+    from .states import TERMINAL, StateType
+
+    levels = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+    min_level = levels.get(level.upper())
+    if min_level is None:
+        raise UsageError(f"unknown level {level!r} (one of: {', '.join(levels)})")
+    store = _store()
+    run_id = store.resolve_run_id(run_ref)
+    last_id = 0
+    while True:
+        records = store.logs(run_id, after_id=last_id, min_level=min_level, task_name=task)
+        for record in records:
+            print(views.format_log(record), flush=True)
+            last_id = record.id
+        if not follow:
+            return
+        if StateType(store.get_flow_run(run_id).state) in TERMINAL and not records:
+            return
+        time.sleep(0.25)
+
+
+@app.command()
+def flows(
+    directory: Annotated[
+        Path | None, typer.Argument(metavar="DIR", help="Where to look (default: project root).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the flows in a project, read from source without running it."""
+    from .config import find_home, project_root
+    from .discovery import find_flows_with_errors
+
+    root = directory or project_root(find_home())
+    if not root.is_dir():
+        raise UsageError(f"no such directory: {root}")
+    found, errors = find_flows_with_errors(root)
+    for path, message in errors:
+        print(f"skipped {path}: {message}", file=sys.stderr)
+    rows = [
+        {
+            "name": info.name,
+            "target": info.target,
+            "parameters": [
+                {"name": p.name, "annotation": p.annotation, "default": p.default}
+                for p in info.parameters
+            ],
+        }
+        for info in found
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from .render import print_flows
+
+    print_flows(rows)
+
+
+# -- cache and retention ------------------------------------------------------------------
+
+
+@cache_app.command("ls")
+def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List cache entries, newest first."""
+    from . import views
+
+    rows = views.cache_list(_store())
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from .render import print_cache
+
+    print_cache(rows)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    task: Annotated[
+        str | None, typer.Option("--task", help="Only entries of this task (name@file.py).")
+    ] = None,
+) -> None:
+    """Delete cache entries (all, or one task's)."""
+    removed = _store().clear_cache(task)
+    print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}", file=sys.stderr)
+
+
+@app.command()
+def gc(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age of runs to delete: 30d, 12h, 90m.")
+    ] = "30d",
+) -> None:
+    """Delete finished runs older than an age, their logs, and unreferenced blobs."""
+    from .blobs import BlobStore
+    from .views import parse_age
+
+    seconds = parse_age(older_than)
+    store = _store()
+    deleted = store.delete_runs_before(time.time() - seconds)
+    pruned = BlobStore(store.home / "blobs").prune(store.referenced_blobs())
+    print(f"deleted {deleted} run(s) and {pruned} unreferenced blob(s)", file=sys.stderr)
+
+
+# -- entry point --------------------------------------------------------------------------
+
+
+def main() -> None:
+    """The `orch` console script: run the app behind one error boundary."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except OrchError as exc:
+        _fail(str(exc), exc.exit_code, exc)
+    except KeyboardInterrupt:
+        _fail("interrupted", ExitCode.INTERRUPTED, None)
+    except Exception as exc:
+        _click_or_crash(exc)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_or_crash(exc: Exception) -> None:
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+    if isinstance(exc, NoArgsIsHelpError):
+        print(exc.format_message(), file=sys.stderr)
+        sys.exit(ExitCode.USAGE)
+    if isinstance(exc, ClickException):
+        _fail(exc.format_message(), ExitCode.USAGE, exc)
+    if isinstance(exc, typer.Abort):
+        _fail("interrupted", ExitCode.INTERRUPTED, None)
+    _fail(f"internal error: {type(exc).__name__}: {exc}", ExitCode.STORE, exc)
+
+
+def _fail(message: str, code: int, exc: BaseException | None) -> None:
+    if _debug and exc is not None:
+        import traceback
+
+        traceback.print_exception(exc)
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(int(code))

@@ -1,0 +1,91 @@
+"""What the engine knows about the run in progress, carried in context variables.
+
+A flow run's context is inherited by the threads that run its tasks (the engine copies the
+`contextvars` context into them), so `get_run_logger()` and nested task calls find it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .blobs import BlobStore
+from .config import find_home
+from .store import Store, TaskRun
+
+if TYPE_CHECKING:
+    from .registry import Flow, Task
+
+
+@dataclass
+class FlowRunContext:
+    flow: Flow[..., Any]
+    run_id: str
+    run_name: str
+    parameters: dict[str, Any]
+    store: Store
+    blobs: BlobStore
+    refresh_cache: bool = False
+    log_prints: bool = False
+    prior: dict[int, TaskRun] = field(default_factory=dict)
+    """Task runs that succeeded in an earlier attempt of this flow run, by position."""
+    resumed: dict[int, TaskRun] = field(default_factory=dict)
+    """Task runs that succeeded in the run this one retries, by position."""
+    resumed_from: str | None = None
+    run_cache: dict[str, TaskRun] = field(default_factory=dict)
+    """Results cached under keys scoped to this run (policies with RUN_ID)."""
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    _positions: itertools.count[int] = field(default_factory=itertools.count)
+    _dynamic: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_position(self, task_key: str) -> tuple[int, str]:
+        """The next call position in this run, and the task's dynamic key (nth call of it)."""
+        with self._lock:
+            position = next(self._positions)
+            n = self._dynamic.get(task_key, 0)
+            self._dynamic[task_key] = n + 1
+        return position, str(n)
+
+    def restart_positions(self) -> None:
+        """Start counting call positions again, for a new attempt of the flow body."""
+        with self._lock:
+            self._positions = itertools.count()
+            self._dynamic = {}
+
+
+@dataclass
+class TaskRunContext:
+    """What `cache_key_fn(context, parameters)` and hooks see; Prefect-shaped."""
+
+    task: Task[..., Any]
+    task_run: TaskRun
+    parameters: dict[str, Any]
+    log_prints: bool = False
+
+
+flow_run_var: ContextVar[FlowRunContext | None] = ContextVar("orch_flow_run", default=None)
+task_run_var: ContextVar[TaskRunContext | None] = ContextVar("orch_task_run", default=None)
+
+_stores: dict[Path, tuple[Store, BlobStore]] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(home: Path | None = None) -> tuple[Store, BlobStore]:
+    """The process-wide store for `home` (default: the discovered `.orch/`)."""
+    home = home or find_home()
+    with _stores_lock:
+        pair = _stores.get(home)
+        if pair is None:
+            pair = (Store(home), BlobStore(home / "blobs"))
+            _stores[home] = pair
+    return pair
+
+
+def get_run_context() -> FlowRunContext | TaskRunContext | None:
+    """The innermost run context: the task run if inside one, else the flow run."""
+    return task_run_var.get() or flow_run_var.get()

@@ -1,0 +1,319 @@
+"""Find flows in a project without running it, and load the one a target names.
+
+Discovery reads source with `ast` only, so listing flows never executes user code. A function
+counts as a flow when a decorator's name is `flow` (`@flow`, `@flow(...)`, `@orchlite.flow`,
+`@x.flow(...)`) or an alias imported from `orchlite`/`prefect` (`from orchlite import flow as f`).
+
+Targets accepted by `load_target`:
+
+    path/to/file.py:name   a file (relative to the root, to the working directory, or absolute)
+    path/to/file.py        the file's only flow
+    package.module:name    imported with importlib, the root first on sys.path
+    name                   a flow name or function name found by `find_flows(root)`
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from orchlite.errors import LoadError, UsageError
+
+_SKIP_DIRS = frozenset(
+    {"__pycache__", "node_modules", "tests", "test", "venv", "site-packages", "build", "dist"}
+)
+_FLOW_MODULES = ("orchlite", "prefect")
+_IMPORT_LOCK = threading.RLock()  # sys.modules and sys.path are shared by every thread
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str
+    annotation: str | None
+    default: str | None
+    """Source text of the default value; None when the parameter is required."""
+    required: bool
+
+
+@dataclass(frozen=True)
+class FlowInfo:
+    name: str
+    function: str
+    file: Path
+    """Relative to the scanned root."""
+    line: int
+    parameters: tuple[ParamInfo, ...]
+
+    @property
+    def target(self) -> str:
+        return f"{self.file.as_posix()}:{self.function}"
+
+
+def find_flows(root: Path) -> list[FlowInfo]:
+    """Every flow under `root`, sorted by file then line; files that do not parse are skipped."""
+    return find_flows_with_errors(root)[0]
+
+
+def find_flows_with_errors(root: Path) -> tuple[list[FlowInfo], list[tuple[Path, str]]]:
+    """Flows under `root`, plus (relative path, message) for each file that could not be read."""
+    root = Path(root)
+    flows: list[FlowInfo] = []
+    errors: list[tuple[Path, str]] = []
+    for path in _python_files(root):
+        rel = path.relative_to(root)
+        try:
+            flows.extend(_scan_file(path, rel))
+        except SyntaxError as exc:
+            errors.append((rel, f"line {exc.lineno}: {exc.msg}"))
+        except (OSError, ValueError) as exc:  # unreadable, null bytes, bad encoding
+            errors.append((rel, str(exc)))
+    flows.sort(key=lambda f: (f.file.as_posix(), f.line))
+    errors.sort(key=lambda e: e[0].as_posix())
+    return flows, errors
+
+
+def _python_files(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        # A virtualenv is recognised by its pyvenv.cfg, whatever the folder is called.
+        if "pyvenv.cfg" in filenames and Path(dirpath) != root:
+            dirnames.clear()
+            continue
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS]
+        found.extend(Path(dirpath, f) for f in filenames if f.endswith(".py"))
+    return found
+
+
+def _scan_file(path: Path, rel: Path) -> list[FlowInfo]:
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    aliases = {"flow"}
+    for node in tree.body:
+        module = node.module if isinstance(node, ast.ImportFrom) else None
+        if module and module.split(".")[0] in _FLOW_MODULES:
+            aliases.update(a.asname or a.name for a in node.names if a.name == "flow")
+    found: list[FlowInfo] = []
+    for fn in _top_level_functions(tree.body):
+        for deco in fn.decorator_list:
+            call = deco if isinstance(deco, ast.Call) else None
+            target = call.func if call else deco
+            is_flow = (isinstance(target, ast.Name) and target.id in aliases) or (
+                isinstance(target, ast.Attribute) and target.attr == "flow"
+            )
+            if is_flow:
+                name = _flow_name(call, fn.name)
+                found.append(FlowInfo(name, fn.name, rel, fn.lineno, _parameters(fn.args)))
+                break
+    return found
+
+
+def _top_level_functions(body: list[ast.stmt]) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Module-level functions, including those under a top-level `if`/`try`."""
+    out: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.append(node)
+        elif isinstance(node, ast.If):
+            out += _top_level_functions(node.body) + _top_level_functions(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
+                out += _top_level_functions(block)
+    return out
+
+
+def _flow_name(call: ast.Call | None, default: str) -> str:
+    for kw in call.keywords if call else ():
+        value = kw.value.value if isinstance(kw.value, ast.Constant) else None
+        if kw.arg == "name" and isinstance(value, str):
+            return value
+    return default
+
+
+def _parameters(args: ast.arguments) -> tuple[ParamInfo, ...]:
+    """Named parameters only: `*args` and `**kwargs` cannot be given by name on the CLI."""
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
+    defaults += args.defaults
+    pairs = [
+        *zip(positional, defaults, strict=True),
+        *zip(args.kwonlyargs, args.kw_defaults, strict=True),
+    ]
+    return tuple(
+        ParamInfo(
+            name=arg.arg,
+            annotation=ast.unparse(arg.annotation) if arg.annotation else None,
+            default=ast.unparse(default) if default is not None else None,
+            required=default is None,
+        )
+        for arg, default in pairs
+    )
+
+
+def load_target(target: str, root: Path) -> object:
+    """The object a target names (the caller checks that it is a flow)."""
+    root = Path(root)
+    where, sep, name = target.rpartition(":")
+    if not sep or target.endswith(".py"):  # "C:\\x\\p.py" has a colon but names no flow
+        if target.endswith(".py"):
+            return _load_only_flow(target, root)
+        return _load_by_name(target, root)
+    if not where or not name:
+        raise UsageError(f"bad target '{target}': expected file.py:flow, module:flow or a name")
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        path = _resolve_file(where, root)
+        return _get_attr(load_file(path), name, _display(path))
+    module = _import_module(where, root)
+    return _get_attr(module, name, where)
+
+
+def _load_by_name(name: str, root: Path) -> object:
+    flows = find_flows(root)
+    matches = [f for f in flows if name in (f.name, f.function)]
+    if len(matches) == 1:
+        path = root / matches[0].file
+        return _get_attr(load_file(path), matches[0].function, _display(path))
+    if matches:
+        listed = ", ".join(f.target for f in matches)
+        raise UsageError(f"several flows named '{name}' in {root}: {listed}; use file.py:function")
+    known = sorted({f.name for f in flows} | {f.function for f in flows})
+    raise UsageError(f"no flow named '{name}' in {root}{_suggest(name, known)}")
+
+
+def _load_only_flow(where: str, root: Path) -> object:
+    path = _resolve_file(where, root)
+    try:
+        flows = _scan_file(path, Path(path.name))
+    except SyntaxError as exc:
+        raise LoadError(f"{_display(path)}:{exc.lineno}: syntax error: {exc.msg}") from None
+    if len(flows) != 1:
+        found = ", ".join(f.function for f in flows) or "none"
+        raise UsageError(f"{where} holds {len(flows)} flows ({found}); name one: {where}:<flow>")
+    return _get_attr(load_file(path), flows[0].function, _display(path))
+
+
+def _resolve_file(where: str, root: Path) -> Path:
+    given = Path(where).expanduser()
+    candidates = [given] if given.is_absolute() else [root / given, Path.cwd() / given]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise LoadError(f"no such file: {where}")
+
+
+def load_file(path: Path) -> ModuleType:
+    """Import a Python file by path; loading the same file again returns the same module.
+
+    The module is registered in sys.modules before it runs (dataclasses and cloudpickle look
+    it up there) and the file's folder goes first on sys.path, so sibling imports work, also
+    from inside flow functions at run time.
+    """
+    path = Path(path).resolve()
+    with _IMPORT_LOCK:
+        return _load_file(path)
+
+
+def _load_file(path: Path) -> ModuleType:
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    names = [f"__orch_{stem}_{digest}__"]
+    if path.stem.isidentifier() and path.stem not in sys.stdlib_module_names:
+        names.insert(0, path.stem)
+    for name in names:
+        existing = sys.modules.get(name)
+        if existing is None:
+            break
+        if _same_file(getattr(existing, "__file__", None), path):
+            return existing
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"{_display(path)}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(name, None)
+        raise _import_error(exc, path) from None
+    return module
+
+
+def _import_module(dotted: str, root: Path) -> ModuleType:
+    folder = str(root.resolve())
+    try:
+        with _IMPORT_LOCK:
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        if exc.name and (dotted == exc.name or dotted.startswith(exc.name + ".")):
+            raise LoadError(f"no module named '{dotted}' (searched {root} and sys.path)") from None
+        raise _import_error(exc, None) from None
+    except (Exception, SystemExit) as exc:
+        raise _import_error(exc, None) from None
+
+
+def _import_error(exc: BaseException, path: Path | None) -> LoadError:
+    """One line naming the file and line where importing failed."""
+    if isinstance(exc, SyntaxError):
+        where = exc.filename or (str(path) if path else "?")
+        return LoadError(f"{_display(Path(where))}:{exc.lineno}: syntax error: {exc.msg}")
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<") and (path is None or _same_file(f.filename, path))
+    ]
+    shown = path if path is not None else (Path(frames[-1].filename) if frames else None)
+    where = f"{_display(shown)}:{frames[-1].lineno}" if frames and shown else str(shown or "?")
+    return LoadError(f"{where}: error while importing: {type(exc).__name__}: {exc}")
+
+
+def _get_attr(module: ModuleType, name: str, shown: str) -> object:
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        pass
+    members = vars(module)
+    flows = [k for k, v in members.items() if not isinstance(v, type) and _is_flow(v)]
+    hint = _suggest(name, flows) or _suggest(name, [k for k in members if not k.startswith("_")])
+    if not hint and flows:
+        hint = f" (its flows: {', '.join(flows)})"
+    raise UsageError(f"no flow '{name}' in {shown}{hint}")
+
+
+def _is_flow(value: object) -> bool:
+    try:
+        return getattr(value, "__orch_flow__", False) is True
+    except Exception:
+        return False
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    return "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?" if close else ""
+
+
+def _same_file(a: str | os.PathLike[str] | None, b: Path) -> bool:
+    try:
+        return a is not None and Path(a).resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _display(path: Path) -> str:
+    """A path relative to the working directory when it is under it, else absolute."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)

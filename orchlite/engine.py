@@ -1,0 +1,717 @@
+"""Run one flow or one task: states, retries, timeouts, caching, resume, hooks and logs.
+
+A flow call creates a flow run and runs the body with a FlowRunContext set. Each task call
+inside it takes the next call position; the (flow run, position) pair identifies the task
+run. Before executing, a task call is answered without running when:
+
+1. an earlier attempt of the same flow run completed it (flow-level retries),
+2. the run this one retries completed it with the same task and inputs (`orch retry`),
+3. its cache key has an unexpired entry (cache policies).
+
+Timeouts run the body in a helper thread and stop waiting at the deadline: the caller gets
+TaskTimeoutError on time, and the abandoned thread is left to finish on its own (Python
+cannot stop a thread); its later task calls are refused. Run in a child process
+(`orch run --subprocess`) when the blocked work must really be killed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import results
+from .cache_policies import DEFAULT, CachePolicy, RunId
+from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
+from .errors import CancelledRun, OrchError, TaskTimeoutError, UnhashableInputError
+from .hashing import hash_arguments
+from .logging import capture_prints, ensure_logging, restore_prints
+from .recorder import recorder
+from .retries import delay_before_retry, delays_for
+from .states import SUCCESS, State, StateType
+from .store import StoredResult, TaskRun
+
+if TYPE_CHECKING:
+    from .registry import Flow, Task
+
+log = logging.getLogger("orchlite.engine")
+HOST = socket.gethostname()
+
+_listeners: list[Callable[[str, Any], None]] = []
+
+
+def add_listener(fn: Callable[[str, Any], None]) -> None:
+    """Call `fn(kind, record)` on each flow ("flow") and task ("task") state change."""
+    _listeners.append(fn)
+
+
+def remove_listener(fn: Callable[[str, Any], None]) -> None:
+    if fn in _listeners:
+        _listeners.remove(fn)
+
+
+def _notify(kind: str, record: Any) -> None:
+    for fn in list(_listeners):
+        try:
+            fn(kind, record)
+        except Exception:
+            log.debug("listener failed", exc_info=True)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+# -- flows --------------------------------------------------------------------------------
+
+
+def run_flow(
+    flow: Flow[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    run_id: str | None = None,
+    target: str | None = None,
+    trigger: str = "manual",
+    refresh_cache: bool = False,
+    resume_from: str | None = None,
+) -> Any:
+    """Run `flow` with these arguments as a new flow run (or the pre-created `run_id`)."""
+    return_state = bool(kwargs.pop("return_state", False))
+    ensure_logging()
+    parent = flow_run_var.get()
+    if parent is not None and parent.cancelled.is_set():
+        raise CancelledRun(f"flow run {parent.run_id} was cancelled")
+    parameters = _bind_flow_parameters(flow, args, kwargs)
+    store, blobs = (parent.store, parent.blobs) if parent else open_store()
+
+    from .params import jsonable_parameters
+
+    params_json = _json(jsonable_parameters(parameters))
+    parent_position = None
+    if parent is not None:
+        parent_position, _ = parent.next_position(f"subflow:{flow.name}")
+        refresh_cache = refresh_cache or parent.refresh_cache
+    run_name = _render_name(flow.flow_run_name, parameters) or flow.name
+    run_id = run_id or new_run_id()
+    store.create_flow_run(
+        run_id=run_id,
+        flow_name=flow.name,
+        name=run_name,
+        parameters=params_json,
+        target=target,
+        trigger="subflow" if parent else trigger,
+        parent_run_id=parent.run_id if parent else None,
+        parent_position=parent_position,
+        retry_of=resume_from,
+    )
+    ctx = FlowRunContext(
+        flow=flow,
+        run_id=run_id,
+        run_name=run_name,
+        parameters=parameters,
+        store=store,
+        blobs=blobs,
+        refresh_cache=refresh_cache,
+        log_prints=bool(flow.log_prints),
+    )
+    if resume_from is not None:
+        ctx.resumed_from = resume_from
+        ctx.resumed = _succeeded_tasks(store, resume_from)
+    elif parent is not None and parent.resumed_from is not None:
+        old_child = _resumed_subflow(parent, parent_position)
+        if old_child is not None:
+            ctx.resumed_from = old_child
+            ctx.resumed = _succeeded_tasks(store, old_child)
+    token = flow_run_var.set(ctx)
+    recorder.track_flow(store, run_id)
+    try:
+        state = _run_flow_attempts(flow, ctx, params_json)
+    finally:
+        recorder.untrack_flow(run_id)
+        recorder.flush()
+        flow_run_var.reset(token)
+    if return_state:
+        return state
+    return state.result()
+
+
+def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: str) -> State:
+    store = ctx.store
+    deadline = time.time() + flow.timeout_seconds if flow.timeout_seconds else None
+    store.set_flow_run_state(
+        ctx.run_id,
+        StateType.RUNNING,
+        pid=os.getpid(),
+        host=HOST,
+        attempts=1,
+        deadline=deadline,
+        parameters=params_json,
+    )
+    log.info("Beginning flow run %r for flow %r", ctx.run_name, flow.name, extra=_label(ctx))
+    delays = delays_for(flow.retry_delay_seconds, flow.retries)
+    attempt = 1
+    while True:
+        ctx.restart_positions()
+        prints = capture_prints(ctx.log_prints)
+        try:
+            value = _call_with_timeout(flow.fn, ctx.parameters, flow.timeout_seconds, "Flow run")
+        except CancelledRun as exc:
+            state = State(StateType.CANCELLED, str(exc) or "cancelled", exception=exc)
+            return _finish_flow(flow, ctx, state, flow.on_cancellation_hooks)
+        except KeyboardInterrupt as exc:
+            ctx.cancelled.set()
+            state = State(StateType.CANCELLED, "interrupted (Ctrl-C)", exception=exc)
+            _finish_flow(flow, ctx, state, flow.on_cancellation_hooks)
+            raise
+        except Exception as exc:
+            timed_out = isinstance(exc, TaskTimeoutError)
+            if timed_out:
+                ctx.cancelled.set()
+            if attempt <= flow.retries and not timed_out:
+                delay = delay_before_retry(delays, attempt)
+                message = f"attempt {attempt} failed ({_describe(exc)}); retrying in {delay:g} s"
+                store.set_flow_run_state(ctx.run_id, StateType.RETRYING, message)
+                log.warning("%s", message, extra=_label(ctx))
+                time.sleep(delay)
+                attempt += 1
+                store.set_flow_run_state(ctx.run_id, StateType.RUNNING, attempts=attempt)
+                ctx.prior = _succeeded_tasks(store, ctx.run_id)
+                continue
+            kind = StateType.TIMED_OUT if timed_out else StateType.FAILED
+            state = State(kind, _describe(exc), exception=exc)
+            return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
+        finally:
+            restore_prints(prints)
+        try:
+            stored = _persist(value, flow.result_serializer, flow.persist_result, ctx)
+        except OrchError as exc:
+            state = State(StateType.FAILED, str(exc), exception=exc)
+            return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
+        state = State(StateType.COMPLETED, None, value=value)
+        return _finish_flow(flow, ctx, state, flow.on_completion_hooks, result=stored)
+
+
+def _finish_flow(
+    flow: Flow[..., Any],
+    ctx: FlowRunContext,
+    state: State,
+    hooks: list[Callable[..., Any]],
+    exc: BaseException | None = None,
+    result: StoredResult | None = None,
+) -> State:
+    if exc is not None:
+        log.error(
+            "Finished in state %s: %s",
+            state.name,
+            state.message,
+            extra=_label(ctx),
+        )
+        from .logging import get_run_logger
+
+        get_run_logger().debug("".join(traceback.format_exception(exc)))
+    else:
+        log.info("Finished in state %s", state.name, extra=_label(ctx))
+    recorder.flush()
+    ctx.store.set_flow_run_state(ctx.run_id, state.type, state.message, result=result)
+    _notify("flow", ctx.run_id)
+    if hooks:
+        run = ctx.store.get_flow_run(ctx.run_id)
+        _run_hooks(hooks, flow, run, state)
+    return state
+
+
+def _bind_flow_parameters(
+    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    bound = flow.signature.bind_partial(*args, **kwargs)
+    given = dict(bound.arguments)
+    if flow.validate_parameters:
+        from .params import bind_parameters
+
+        return bind_parameters(flow.fn, given, flow_name=flow.name)
+    full = flow.signature.bind(*args, **kwargs)
+    full.apply_defaults()
+    return dict(full.arguments)
+
+
+def _succeeded_tasks(store: Any, run_id: str) -> dict[int, TaskRun]:
+    return {
+        run.position: run
+        for run in store.task_runs(run_id)
+        if run.state in SUCCESS and run.result_serializer is not None
+    }
+
+
+def _resumed_subflow(parent: FlowRunContext, position: int | None) -> str | None:
+    for child in parent.store.child_flow_runs(parent.resumed_from or ""):
+        if child.parent_position == position:
+            return child.id
+    return None
+
+
+# -- tasks --------------------------------------------------------------------------------
+
+
+def run_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run one call of `task`: inside the current flow run, or standalone."""
+    return_state = bool(kwargs.pop("return_state", False))
+    flow_ctx = flow_run_var.get()
+    if flow_ctx is None:
+        return _run_standalone_task(task, args, kwargs, return_state)
+    if flow_ctx.cancelled.is_set():
+        raise CancelledRun(f"flow run {flow_ctx.run_id} was cancelled")
+    bound = task.signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    position, dynamic_key = flow_ctx.next_position(task.task_key)
+    state = _run_task_in_flow(task, bound, flow_ctx, flow_ctx.run_id, position, dynamic_key)
+    if return_state:
+        return state
+    return state.result()
+
+
+def _run_standalone_task(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool
+) -> Any:
+    ensure_logging()
+    store, blobs = open_store()
+    bound = task.signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    ctx = FlowRunContext(
+        flow=None,  # type: ignore[arg-type]
+        run_id=new_run_id(),
+        run_name=task.name,
+        parameters={},
+        store=store,
+        blobs=blobs,
+    )
+    state = _run_task_in_flow(task, bound, ctx, ctx.run_id, 0, "0", standalone=True)
+    recorder.flush()
+    if return_state:
+        return state
+    return state.result()
+
+
+def _run_task_in_flow(
+    task: Task[..., Any],
+    bound: inspect.BoundArguments,
+    ctx: FlowRunContext,
+    flow_run_id: str,
+    position: int,
+    dynamic_key: str,
+    *,
+    standalone: bool = False,
+) -> State:
+    now = time.time()
+    name = _render_name(task.task_run_name, bound.arguments) or f"{task.name}-{dynamic_key}"
+    run = TaskRun(
+        flow_run_id=flow_run_id,
+        position=position,
+        id=new_run_id(),
+        standalone=int(standalone),
+        task_key=task.task_key,
+        name=name,
+        dynamic_key=dynamic_key,
+        state=StateType.PENDING.value,
+        state_message=None,
+        attempts=0,
+        inputs_hash=None,
+        cache_key=None,
+        result_ref=None,
+        result_serializer=None,
+        error_type=None,
+        error_message=None,
+        traceback=None,
+        created=now,
+        started=None,
+        ended=None,
+    )
+    if task.tags:
+        run.tags = _json(sorted(task.tags))
+    task_ctx = TaskRunContext(task=task, task_run=run, parameters=bound.arguments)
+    try:
+        run.inputs_hash = hash_arguments(bound.arguments)
+    except UnhashableInputError:
+        run.inputs_hash = None
+
+    reused = _reuse(task, run, ctx)
+    if reused is not None:
+        return reused
+    try:
+        policy, key = _cache_key(task, task_ctx, bound.arguments, ctx)
+    except UnhashableInputError as exc:
+        return _fail_task(task, run, ctx, State(StateType.FAILED, str(exc), exception=exc), exc)
+    run.cache_key = key
+    refresh = ctx.refresh_cache or bool(task.refresh_cache)
+    if key is not None and not refresh:
+        hit = _cache_hit(key, policy, ctx)
+        if hit is not None:
+            answered = _answer_from(run, ctx, hit, "cache hit")
+            if answered is not None:
+                return answered
+    return _execute(task, run, task_ctx, bound, ctx, policy, key)
+
+
+def _reuse(task: Task[..., Any], run: TaskRun, ctx: FlowRunContext) -> State | None:
+    """Answer from an earlier attempt of this flow run, or from the run being resumed."""
+    prior = ctx.prior.get(run.position)
+    if prior is not None and _same_call(prior, run):
+        try:
+            value = results.load(prior.result, ctx.blobs)  # type: ignore[arg-type]
+        except Exception:
+            return None
+        return State(StateType.COMPLETED, prior.state_message, value=value)
+    old = ctx.resumed.get(run.position)
+    if old is not None and _same_call(old, run):
+        return _answer_from(run, ctx, old, f"resumed from {ctx.resumed_from}")
+    return None
+
+
+def _same_call(old: TaskRun, new: TaskRun) -> bool:
+    return (
+        old.task_key == new.task_key
+        and old.inputs_hash is not None
+        and (old.inputs_hash == new.inputs_hash)
+    )
+
+
+def _cache_key(
+    task: Task[..., Any], task_ctx: TaskRunContext, bound: dict[str, Any], ctx: FlowRunContext
+) -> tuple[CachePolicy | None, str | None]:
+    if task.cache_key_fn is not None:
+        from .cache_policies import CacheKeyFnPolicy
+
+        policy: CachePolicy = CacheKeyFnPolicy(task.cache_key_fn)
+    else:
+        policy = task.cache_policy if task.cache_policy is not None else DEFAULT
+    try:
+        key = policy.compute_key(task_ctx, bound, ctx.parameters)
+    except UnhashableInputError:
+        if task.cache_policy is None and task.cache_key_fn is None:
+            return None, None  # the implicit default quietly skips caching, as in Prefect
+        raise
+    return policy, key
+
+
+def _run_scoped(policy: CachePolicy | None) -> bool:
+    """Whether keys of `policy` include the run id, so entries need not outlive the run."""
+    if policy is None:
+        return False
+    if isinstance(policy, RunId):
+        return True
+    return any(isinstance(p, RunId) for p in getattr(policy, "policies", ()))
+
+
+def _cache_hit(key: str, policy: CachePolicy | None, ctx: FlowRunContext) -> TaskRun | None:
+    if _run_scoped(policy):
+        return ctx.run_cache.get(key)
+    entry = ctx.store.get_cache_entry(key)
+    if entry is None:
+        return None
+    stub = TaskRun(
+        flow_run_id="",
+        position=0,
+        id=entry.task_run_id or "",
+        standalone=0,
+        task_key=entry.task_key,
+        name=entry.task_key.split("@")[0],
+        dynamic_key="0",
+        state=StateType.COMPLETED.value,
+        state_message=None,
+        attempts=0,
+        inputs_hash=None,
+        cache_key=key,
+        result_ref=entry.result.blob,
+        result_serializer=entry.result.serializer,
+        error_type=None,
+        error_message=None,
+        traceback=None,
+        created=entry.created,
+        started=None,
+        ended=None,
+        result_data=entry.result.data,
+    )
+    return stub
+
+
+def _answer_from(run: TaskRun, ctx: FlowRunContext, source: TaskRun, message: str) -> State | None:
+    """Record `run` as CACHED with the result `source` holds; None if it cannot be read."""
+    stored = source.result
+    if stored is None:
+        return None
+    try:
+        value = results.load(stored, ctx.blobs)
+    except Exception as exc:
+        log.warning(
+            "Stored result for %r is unreadable (%s); running the task instead",
+            run.name,
+            exc,
+            extra=_label(ctx, run),
+        )
+        return None
+    now = time.time()
+    run.state = StateType.CACHED.value
+    run.state_message = message
+    run.started = run.ended = now
+    run.result_ref, run.result_data, run.result_serializer = (
+        stored.blob,
+        stored.data,
+        stored.serializer,
+    )
+    recorder.write(
+        ctx.store, run, [(StateType.PENDING.value, None, run.created), (run.state, message, now)]
+    )
+    _notify("task", run)
+    if log.isEnabledFor(logging.INFO):
+        log.info("Finished in state Cached (%s)", message, extra=_label(ctx, run))
+    return State(StateType.CACHED, message, value=value)
+
+
+def _execute(
+    task: Task[..., Any],
+    run: TaskRun,
+    task_ctx: TaskRunContext,
+    bound: inspect.BoundArguments,
+    ctx: FlowRunContext,
+    policy: CachePolicy | None,
+    key: str | None,
+) -> State:
+    delays = delays_for(task.retry_delay_seconds, task.retries) if task.retries else [0.0]
+    log_prints = task.log_prints if task.log_prints is not None else ctx.log_prints
+    what = f"Task run {run.name!r}"
+    attempt = 0
+    while True:
+        attempt += 1
+        now = time.time()
+        run.attempts = attempt
+        run.state = StateType.RUNNING.value
+        if attempt == 1:
+            run.started = now
+            recorder.begin(
+                ctx.store,
+                run,
+                [(StateType.PENDING.value, None, run.created), (run.state, None, now)],
+            )
+        else:
+            recorder.write(ctx.store, run, [(run.state, f"attempt {attempt}", now)])
+        if _listeners:
+            _notify("task", run)
+        task_token = task_run_var.set(task_ctx)
+        prints = capture_prints(log_prints)
+        try:
+            value = _call_with_timeout(task.fn, bound, task.timeout_seconds, what)
+        except (CancelledRun, KeyboardInterrupt) as exc:
+            state = State(StateType.CANCELLED, "flow run cancelled", exception=exc)
+            _fail_task(task, run, ctx, state, exc, hooks=False)
+            raise
+        except Exception as exc:
+            kind = StateType.TIMED_OUT if isinstance(exc, TaskTimeoutError) else StateType.FAILED
+            state = State(kind, _describe(exc), exception=exc, timestamp=time.time())
+            if attempt <= task.retries and _should_retry(task, run, state, ctx):
+                delay = delay_before_retry(delays, attempt, task.retry_jitter_factor)
+                _record_retry(run, ctx, exc, attempt, delay)
+                time.sleep(delay)
+                continue
+            return _fail_task(task, run, ctx, state, exc)
+        finally:
+            restore_prints(prints)
+            task_run_var.reset(task_token)
+        return _complete_task(task, run, ctx, value, policy, key)
+
+
+def _should_retry(task: Task[..., Any], run: TaskRun, state: State, ctx: FlowRunContext) -> bool:
+    if task.retry_condition_fn is None:
+        return True
+    try:
+        return bool(task.retry_condition_fn(task, run, state))
+    except Exception as exc:
+        log.error(
+            "retry_condition_fn raised %s; not retrying", _describe(exc), extra=_label(ctx, run)
+        )
+        return False
+
+
+def _record_retry(
+    run: TaskRun, ctx: FlowRunContext, exc: BaseException, attempt: int, delay: float
+) -> None:
+    message = f"attempt {attempt} failed ({_describe(exc)}); retrying in {delay:.3g} s"
+    run.state = StateType.RETRYING.value
+    run.state_message = message
+    run.error_type, run.error_message, run.traceback = _error_fields(exc)
+    _task_logger(ctx, run).warning("%s\n%s", message, run.traceback)
+    recorder.write(ctx.store, run, [(run.state, message, time.time())])
+    if _listeners:
+        _notify("task", run)
+
+
+def _complete_task(
+    task: Task[..., Any],
+    run: TaskRun,
+    ctx: FlowRunContext,
+    value: Any,
+    policy: CachePolicy | None,
+    key: str | None,
+) -> State:
+    try:
+        stored = _persist(value, task.result_serializer, task.persist_result, ctx)
+    except OrchError as exc:
+        return _fail_task(task, run, ctx, State(StateType.FAILED, str(exc), exception=exc), exc)
+    now = time.time()
+    run.state = StateType.COMPLETED.value
+    run.state_message = None
+    run.ended = now
+    run.error_type = run.error_message = run.traceback = None
+    cache = None
+    if stored is not None:
+        run.result_ref, run.result_data, run.result_serializer = (
+            stored.blob,
+            stored.data,
+            stored.serializer,
+        )
+        if key is not None:
+            if _run_scoped(policy):
+                ctx.run_cache[key] = run
+            else:
+                cache = (key, _expiry(task.cache_expiration, now))
+    recorder.write(ctx.store, run, [(run.state, None, now)], cache=cache)
+    state = State(StateType.COMPLETED, None, value=value, timestamp=now)
+    if _listeners:
+        _notify("task", run)
+    if log.isEnabledFor(logging.INFO):
+        log.info("Finished in state Completed()", extra=_label(ctx, run))
+    if task.on_completion_hooks:
+        _run_hooks(task.on_completion_hooks, task, run, state, ctx)
+    return state
+
+
+def _fail_task(
+    task: Task[..., Any],
+    run: TaskRun,
+    ctx: FlowRunContext,
+    state: State,
+    exc: BaseException,
+    *,
+    hooks: bool = True,
+) -> State:
+    now = time.time()
+    run.state = state.type.value
+    run.state_message = state.message
+    run.ended = now
+    run.error_type, run.error_message, run.traceback = _error_fields(exc)
+    if state.type is not StateType.CANCELLED:
+        _task_logger(ctx, run).error(
+            "Finished in state %s: %s\n%s", state.name, state.message, run.traceback
+        )
+    recorder.write(ctx.store, run, [(run.state, state.message, now)])
+    if _listeners:
+        _notify("task", run)
+    if hooks and task.on_failure_hooks:
+        _run_hooks(task.on_failure_hooks, task, run, state, ctx)
+    return state
+
+
+def _expiry(expiration: timedelta | None, now: float) -> float | None:
+    return now + expiration.total_seconds() if expiration is not None else None
+
+
+def _persist(
+    value: Any, serializer: str | None, persist: bool | None, ctx: FlowRunContext
+) -> StoredResult | None:
+    if persist is False:
+        return None
+    return results.persist(value, serializer or "cloudpickle", ctx.blobs)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _call_with_timeout(fn: Callable[..., Any], bound: Any, timeout: float | None, what: str) -> Any:
+    """Call `fn` with `bound` arguments; past `timeout` seconds stop waiting and raise."""
+    if isinstance(bound, inspect.BoundArguments):
+        args, kwargs = bound.args, bound.kwargs
+    else:
+        args, kwargs = (), bound
+    if not timeout:
+        return fn(*args, **kwargs)
+    outcome: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(body,), name="orch-timed", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TaskTimeoutError(f"{what} exceeded its timeout of {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _run_hooks(
+    hooks: list[Callable[..., Any]], owner: Any, run: Any, state: State, ctx: Any = None
+) -> None:
+    for hook in hooks:
+        try:
+            hook(owner, run, state)
+        except Exception as exc:
+            log.error("Hook %r failed: %s", getattr(hook, "__name__", hook), _describe(exc))
+
+
+def _render_name(template: str | Callable[[], str] | None, values: dict[str, Any]) -> str | None:
+    if template is None:
+        return None
+    try:
+        return str(template()) if callable(template) else template.format(**values)
+    except Exception as exc:
+        log.warning("Could not render run name %r: %s", template, _describe(exc))
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _error_fields(exc: BaseException) -> tuple[str, str, str]:
+    return type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)).rstrip()
+
+
+def _label(ctx: FlowRunContext, run: TaskRun | None = None) -> dict[str, Any]:
+    if run is not None:
+        return {"run_label": f"Task run {run.name!r}"}
+    return {"run_label": f"Flow run {ctx.run_name!r}"}
+
+
+def _task_logger(ctx: FlowRunContext, run: TaskRun) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    from .logging import TASK_LOGGER, RunLogAdapter
+
+    return RunLogAdapter(
+        logging.getLogger(TASK_LOGGER),
+        {
+            "flow_run_id": run.flow_run_id,
+            "task_run_id": run.id,
+            "task_name": run.name,
+            "run_label": f"Task run {run.name!r}",
+            "orch_store": ctx.store,
+        },
+    )
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), default=str)

@@ -1,0 +1,87 @@
+"""The error tree and the exit codes the CLI maps it to.
+
+    OrchError                  base; carries an ExitCode
+    ├── UsageError             bad input on the command line (exit 2)
+    │   ├── ParameterError     a -p value that does not fit the flow's signature
+    │   └── RunNotFoundError   no run, or more than one, matches an id prefix
+    ├── LoadError              a project or flow file could not be loaded (exit 3)
+    ├── StoreError             .orch/ cannot be used (exit 4)
+    │   └── SchemaTooNewError  .orch/ was written by a newer orchlite
+    └── UnhashableInputError   a cache key cannot be computed for an argument
+
+Errors raised by user code inside a run are not wrapped: they become the run's FAILED state.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of `orch`."""
+
+    OK = 0
+    """The command succeeded; for `orch run`, the flow run COMPLETED."""
+    RUN_FAILED = 1
+    """The flow run ended FAILED, CRASHED, TIMED_OUT or CANCELLED."""
+    USAGE = 2
+    """Bad input: an unknown option, parameter, run id or value."""
+    LOAD = 3
+    """A project or flow file could not be loaded (missing, syntax error, import error)."""
+    STORE = 4
+    """The .orch/ store cannot be used (unwritable, corrupt, newer schema)."""
+    INTERRUPTED = 130
+    """Interrupted with Ctrl-C; the run was recorded CANCELLED."""
+
+
+class OrchError(Exception):
+    """Base of every error orchlite raises on purpose; rendered as one line by the CLI."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class UsageError(OrchError):
+    exit_code = ExitCode.USAGE
+
+
+class ParameterError(UsageError):
+    pass
+
+
+class RunNotFoundError(UsageError):
+    pass
+
+
+class LoadError(OrchError):
+    exit_code = ExitCode.LOAD
+
+
+class StoreError(OrchError):
+    exit_code = ExitCode.STORE
+
+
+class SchemaTooNewError(StoreError):
+    pass
+
+
+class UnhashableInputError(OrchError):
+    """A task argument has no stable hash, so no cache key can be computed."""
+
+    exit_code = ExitCode.USAGE
+
+
+class SerializationError(OrchError):
+    """A task result could not be serialized or deserialized with its result serializer."""
+
+    exit_code = ExitCode.RUN_FAILED
+
+
+class TaskTimeoutError(TimeoutError):
+    """A task or flow ran past its `timeout_seconds`."""
+
+
+class CancelledRun(BaseException):
+    """Raised at a task boundary once the current run has been cancelled.
+
+    A BaseException so that a user's `except Exception` does not swallow it.
+    """

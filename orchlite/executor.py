@@ -1,0 +1,205 @@
+"""Run a flow by target: in this process, or in a child process that the parent supervises.
+
+The child (`python -m orchlite.executor SPEC`) loads the target and runs it under the run id
+the parent chose, reporting through the store. The parent only waits and watches: when the
+child dies without recording an outcome (a signal, a segfault, an OOM kill, `os._exit`) the
+parent records CRASHED with the signal or exit code; when it outlives its flow's deadline the
+parent kills its process group and records TIMED_OUT; Ctrl-C in the parent interrupts the
+child, which records CANCELLED. No run is left RUNNING by a child that is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .errors import CancelledRun, ExitCode, OrchError, UsageError
+from .states import TERMINAL, StateType
+
+POLL_SECONDS = 0.1
+KILL_GRACE_SECONDS = 5.0
+DEADLINE_GRACE_SECONDS = 1.0
+
+
+def run_target(
+    target: str,
+    given: dict[str, Any],
+    *,
+    run_id: str | None = None,
+    refresh_cache: bool = False,
+) -> tuple[str, int]:
+    """Load `target`, bind `given` parameters and run it here; returns (run id, exit code).
+
+    Bad input (an unloadable target, a bad parameter) raises before any run is recorded.
+    """
+    from .config import find_home, project_root
+    from .discovery import load_target
+    from .engine import new_run_id, run_flow
+    from .logging import setup_logging
+    from .params import bind_parameters
+
+    home = find_home()
+    flow: Any = load_target(target, project_root(home))
+    if not getattr(flow, "__orch_flow__", False):
+        raise UsageError(f"{target} is not a flow (decorate it with @flow)")
+    parameters = bind_parameters(flow.fn, given, flow_name=flow.name)
+    setup_logging(console=True)
+    run_id = run_id or new_run_id()
+    try:
+        run_flow(flow, (), parameters, run_id=run_id, target=target, refresh_cache=refresh_cache)
+    except KeyboardInterrupt:
+        return run_id, ExitCode.INTERRUPTED
+    except (Exception, CancelledRun):
+        return run_id, ExitCode.RUN_FAILED
+    return run_id, ExitCode.OK
+
+
+def run_in_subprocess(
+    target: str, given: dict[str, Any], *, refresh_cache: bool = False
+) -> tuple[str | None, int]:
+    """Run `target` in a supervised child; returns (run id or None, exit code)."""
+    from .config import find_home
+    from .engine import new_run_id
+
+    home = find_home()
+    run_id = new_run_id()
+    spec = json.dumps(
+        {"target": target, "params": given, "run_id": run_id, "refresh_cache": refresh_cache},
+        default=str,
+    )
+    env = {**os.environ, "ORCH_HOME": str(home)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "orchlite.executor", spec], env=env, start_new_session=True
+    )
+    try:
+        code = _supervise(child, home, run_id)
+    except KeyboardInterrupt:
+        _interrupt(child)
+        _end_if_unfinished(home, run_id, StateType.CANCELLED, "interrupted (Ctrl-C)")
+        return (run_id if _recorded(home, run_id) else None), ExitCode.INTERRUPTED
+    if not _recorded(home, run_id):
+        # The child failed before creating the run (bad target or parameters) and has
+        # already said why on stderr.
+        return None, code or ExitCode.RUN_FAILED
+    _end_if_unfinished(home, run_id, StateType.CRASHED, _describe_exit(code))
+    state = _state(home, run_id)
+    if state == StateType.COMPLETED.value:
+        return run_id, ExitCode.OK
+    if code == ExitCode.INTERRUPTED:
+        return run_id, ExitCode.INTERRUPTED
+    return run_id, ExitCode.RUN_FAILED
+
+
+def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
+    """Wait for the child; kill it if it outlives its flow's deadline."""
+    from .store import Store
+
+    store: Store | None = None
+    while True:
+        try:
+            return child.wait(timeout=POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        if store is None:
+            if not (home / "orch.db").exists():
+                continue
+            store = Store(home)
+        try:
+            run = store.get_flow_run(run_id)
+        except OrchError:
+            continue
+        if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
+            _kill_group(child, signal.SIGKILL)
+            child.wait()
+            timeout = run.deadline - (run.started or run.deadline)
+            store.end_abandoned_run(
+                run_id,
+                StateType.TIMED_OUT,
+                f"flow run exceeded its timeout of {timeout:g} s; the child process was killed",
+            )
+            return int(ExitCode.RUN_FAILED)
+
+
+def _interrupt(child: subprocess.Popen[bytes]) -> None:
+    """Ask the child to cancel (SIGINT), then SIGTERM, then SIGKILL after grace periods."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        _kill_group(child, sig)
+        try:
+            child.wait(timeout=KILL_GRACE_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _kill_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, sig)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the flow's process was killed by {name}"
+    return f"the flow's process exited with code {code} without recording an outcome"
+
+
+def _recorded(home: Any, run_id: str) -> bool:
+    return _state(home, run_id) is not None
+
+
+def _state(home: Any, run_id: str) -> str | None:
+    from .store import Store
+
+    if not (home / "orch.db").exists():
+        return None
+    try:
+        return Store(home).get_flow_run(run_id).state
+    except OrchError:
+        return None
+
+
+def _end_if_unfinished(home: Any, run_id: str, state: StateType, message: str) -> None:
+    from .store import Store
+
+    current = _state(home, run_id)
+    if current is not None and StateType(current) not in TERMINAL:
+        Store(home).end_abandoned_run(run_id, state, message)
+
+
+def _child_main(spec_text: str) -> int:
+    spec = json.loads(spec_text)
+
+    def cancel(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, cancel)
+    try:
+        _, code = run_target(
+            spec["target"],
+            spec["params"],
+            run_id=spec["run_id"],
+            refresh_cache=spec["refresh_cache"],
+        )
+    except OrchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+    return int(code)
+
+
+if __name__ == "__main__":
+    exit_code = _child_main(sys.argv[1])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter shutdown: a thread abandoned by a timeout must not keep us alive.
+    os._exit(exit_code)

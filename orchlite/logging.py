@@ -1,0 +1,204 @@
+"""Run logs: `get_run_logger()`, captured prints, and the handler that stores them.
+
+Records from `get_run_logger()` (loggers `orchlite.flow_runs` and `orchlite.task_runs`) and
+prints captured with `log_prints=True` are buffered in memory and written to the store with
+the next state change of the run, or by the background recorder within a fraction of a
+second, so logging costs no commit of its own. Everything under the `orchlite` logger is
+also echoed to the console (stderr) unless the application configured logging itself.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import sys
+import threading
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from .context import flow_run_var, task_run_var
+from .errors import OrchError
+from .store import LogRow, Store
+
+FLOW_LOGGER = "orchlite.flow_runs"
+TASK_LOGGER = "orchlite.task_runs"
+
+
+class MissingContextError(OrchError):
+    """`get_run_logger()` was called outside a flow or task run."""
+
+
+class _LogBuffer:
+    """Log rows waiting for their store's next commit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[Store, list[LogRow]] = {}
+
+    def add(self, store: Store, row: LogRow) -> None:
+        with self._lock:
+            self._rows.setdefault(store, []).append(row)
+
+    def take(self, store: Store) -> list[LogRow]:
+        with self._lock:
+            return self._rows.pop(store, [])
+
+    def flush(self) -> None:
+        """Write every buffered row now."""
+        with self._lock:
+            pending, self._rows = self._rows, {}
+        for store, rows in pending.items():
+            store.write_logs(rows)
+
+
+log_buffer = _LogBuffer()
+
+
+class RunLogAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+class StoreHandler(logging.Handler):
+    """Buffers run log records for the store of the run that emitted them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        store: Store | None = getattr(record, "orch_store", None)
+        if store is None:
+            return
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+            log_buffer.add(
+                store,
+                (
+                    record.__dict__.get("flow_run_id"),
+                    record.__dict__.get("task_run_id"),
+                    record.__dict__.get("task_name"),
+                    record.created,
+                    record.levelno,
+                    record.name,
+                    message,
+                ),
+            )
+        except Exception:
+            self.handleError(record)
+
+
+class ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        who = record.__dict__.get("run_label")
+        prefix = f"{stamp} | {record.levelname:<7} | "
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return prefix + (f"{who} - {text}" if who else text)
+
+
+_setup_lock = threading.Lock()
+_configured = False
+
+
+def setup_logging(console: bool = True, level: int = logging.INFO) -> None:
+    """Install the store handler, and a console handler unless `console` is False."""
+    global _configured
+    with _setup_lock:
+        root = logging.getLogger("orchlite")
+        if not _configured:
+            store_handler = StoreHandler()
+            logging.getLogger(FLOW_LOGGER).addHandler(store_handler)
+            logging.getLogger(TASK_LOGGER).addHandler(store_handler)
+            root.setLevel(logging.DEBUG)
+            _configured = True
+        for handler in list(root.handlers):
+            if getattr(handler, "_orch_console", False):
+                root.removeHandler(handler)
+        if console:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(ConsoleFormatter())
+            handler.setLevel(level)
+            handler._orch_console = True  # type: ignore[attr-defined]
+            root.addHandler(handler)
+
+
+def ensure_logging() -> None:
+    """Set up logging on first use, unless something already did."""
+    if not _configured:
+        setup_logging(console=True)
+
+
+def get_run_logger(**extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """A logger bound to the current task run, or else the current flow run."""
+    task_ctx = task_run_var.get()
+    flow_ctx = flow_run_var.get()
+    if task_ctx is not None:
+        run = task_ctx.task_run
+        store = flow_ctx.store if flow_ctx else None
+        return RunLogAdapter(
+            logging.getLogger(TASK_LOGGER),
+            {
+                "flow_run_id": run.flow_run_id,
+                "task_run_id": run.id,
+                "task_name": run.name,
+                "run_label": f"Task run {run.name!r}",
+                "orch_store": store or _standalone_store(),
+                **extra,
+            },
+        )
+    if flow_ctx is not None:
+        return RunLogAdapter(
+            logging.getLogger(FLOW_LOGGER),
+            {
+                "flow_run_id": flow_ctx.run_id,
+                "task_run_id": None,
+                "task_name": None,
+                "run_label": f"Flow run {flow_ctx.run_name!r}",
+                "orch_store": flow_ctx.store,
+                **extra,
+            },
+        )
+    raise MissingContextError("get_run_logger() was called outside a flow or task run")
+
+
+def _standalone_store() -> Store:
+    from .context import open_store
+
+    return open_store()[0]
+
+
+# -- print capture ------------------------------------------------------------------------
+
+_print_capture: ContextVar[bool] = ContextVar("orch_print_capture", default=False)
+_original_print = builtins.print
+_patched = False
+
+
+def capture_prints(enabled: bool) -> Any:
+    """Route `print()` (to stdout) into the run log for the current context; returns a token."""
+    global _patched
+    if enabled and not _patched:
+        builtins.print = _logging_print
+        _patched = True
+    return _print_capture.set(enabled)
+
+
+def restore_prints(token: Any) -> None:
+    _print_capture.reset(token)
+
+
+def _logging_print(
+    *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
+    if _print_capture.get() and (file is None or file is sys.stdout):
+        try:
+            logger = get_run_logger()
+        except MissingContextError:
+            pass
+        else:
+            logger.info((sep if sep is not None else " ").join(str(a) for a in args))
+            return
+    _original_print(*args, sep=sep, end=end, file=file, flush=flush)

@@ -1,0 +1,120 @@
+"""Writes task-run records with one commit per task, and keeps long work visible.
+
+Recording a task durably needs one commit; recording its start as a separate commit would
+double the cost of every short task. So a task's start is held in memory and written
+together with its outcome. A background thread writes the start of any task still running
+after `START_DELAY` seconds (so `orch show` and the TUI see it RUNNING), flushes buffered log
+lines, and refreshes the heartbeat of this process's flow runs. A process killed within
+`START_DELAY` of starting a task loses only that task's RUNNING row; its run is reaped as
+CRASHED and a resume executes the task again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from .logging import log_buffer
+from .store import Store, TaskRun
+
+START_DELAY = 0.2
+TICK = 0.1
+HEARTBEAT_EVERY = 5.0
+
+StateRow = tuple[str, str | None, float]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int], tuple[Store, TaskRun, list[StateRow]]] = {}
+        self._active_flows: dict[str, Store] = {}
+        self._thread: threading.Thread | None = None
+        self._last_heartbeat = 0.0
+
+    # -- task runs ----------------------------------------------------------------------
+
+    def begin(self, store: Store, run: TaskRun, states: list[StateRow]) -> None:
+        """Hold a task run's first states until it ends or runs past START_DELAY."""
+        with self._lock:
+            self._pending[(run.flow_run_id, run.position)] = (store, run, states)
+        self._ensure_thread()
+
+    def write(
+        self,
+        store: Store,
+        run: TaskRun,
+        states: Sequence[StateRow],
+        *,
+        cache: tuple[str, float | None] | None = None,
+    ) -> None:
+        """Commit the task run's row with its new states (and any held start) now."""
+        with self._lock:
+            held = self._pending.pop((run.flow_run_id, run.position), None)
+            all_states = [*held[2], *states] if held else list(states)
+            store.save_task_run(run, all_states, cache=cache, logs=log_buffer.take(store))
+
+    # -- flow runs ----------------------------------------------------------------------
+
+    def track_flow(self, store: Store, run_id: str) -> None:
+        with self._lock:
+            self._active_flows[run_id] = store
+        self._ensure_thread()
+
+    def untrack_flow(self, run_id: str) -> None:
+        with self._lock:
+            self._active_flows.pop(run_id, None)
+
+    def flush(self) -> None:
+        """Write every held start and buffered log line now."""
+        self._flush_pending(older_than=-1.0)
+        log_buffer.flush()
+
+    # -- background ---------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._loop, name="orch-recorder", daemon=True
+                    )
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(TICK)
+            try:
+                self._flush_pending(older_than=START_DELAY)
+                log_buffer.flush()
+                self._beat()
+            except Exception:  # the recorder must outlive a transient store error
+                continue
+
+    def _flush_pending(self, older_than: float) -> None:
+        now = time.time()
+        with self._lock:
+            due = [
+                key
+                for key, (_, run, _) in self._pending.items()
+                if now - (run.started or run.created) > older_than
+            ]
+            for key in due:
+                store, run, states = self._pending.pop(key)
+                store.save_task_run(run, states, logs=log_buffer.take(store))
+
+    def _beat(self) -> None:
+        now = time.time()
+        if now - self._last_heartbeat < HEARTBEAT_EVERY:
+            return
+        self._last_heartbeat = now
+        with self._lock:
+            by_store: dict[Store, list[str]] = {}
+            for run_id, store in self._active_flows.items():
+                by_store.setdefault(store, []).append(run_id)
+        for store, run_ids in by_store.items():
+            store.heartbeat(run_ids, now)
+
+
+recorder = Recorder()

@@ -1,0 +1,327 @@
+"""`@task` and `@flow`: wrap plain functions in Task and Flow objects, keeping signatures.
+
+The options and their names follow Prefect 3, so a Prefect flow file moves over by changing
+its imports. Calling a Task or Flow hands it to the engine; the function itself stays
+available as `.fn`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from .retries import RetryDelay
+
+if TYPE_CHECKING:
+    from .cache_policies import CachePolicy
+    from .states import State
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SERIALIZER_NAMES = ("cloudpickle", "json")
+
+
+def _callable_list(hooks: Callable[..., Any] | Iterable[Callable[..., Any]] | None) -> list[Any]:
+    if hooks is None:
+        return []
+    if callable(hooks):
+        return [hooks]
+    return list(hooks)
+
+
+def _check_serializer(name: str | None) -> None:
+    if name is not None and name not in SERIALIZER_NAMES:
+        raise ValueError(
+            f"result_serializer must be one of {', '.join(SERIALIZER_NAMES)}, not {name!r}"
+        )
+
+
+def _check_retries(retries: int | None, timeout: float | None) -> None:
+    if retries is not None and retries < 0:
+        raise ValueError(f"retries must be 0 or more, not {retries}")
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout_seconds must be positive, not {timeout}")
+
+
+def _identity(fn: Callable[..., Any]) -> str:
+    """A stable identity for a function: its qualified name and its file's name.
+
+    The module name is not used because the same file is `__main__` under `python file.py`
+    and a named module under `orch run file.py:flow`; cache keys must not change with it.
+    """
+    code = getattr(fn, "__code__", None)
+    filename = os.path.basename(code.co_filename) if code else getattr(fn, "__module__", "")
+    return f"{fn.__qualname__}@{filename}"
+
+
+class Task(Generic[P, R]):
+    """A function whose calls are recorded, retried, timed out and cached."""
+
+    __orch_task__ = True
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        version: str | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: RetryDelay = None,
+        retry_jitter_factor: float | None = None,
+        retry_condition_fn: Callable[[Task[..., Any], Any, State], bool] | None = None,
+        timeout_seconds: float | None = None,
+        cache_policy: CachePolicy | None = None,
+        cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None = None,
+        cache_expiration: timedelta | None = None,
+        refresh_cache: bool | None = None,
+        persist_result: bool | None = None,
+        result_serializer: str | None = None,
+        log_prints: bool | None = None,
+        task_run_name: str | Callable[[], str] | None = None,
+        on_completion: Iterable[Callable[..., Any]] | None = None,
+        on_failure: Iterable[Callable[..., Any]] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError("@task must decorate a function")
+        _check_retries(retries, timeout_seconds)
+        _check_serializer(result_serializer)
+        if retry_jitter_factor is not None and retry_jitter_factor < 0:
+            raise ValueError("retry_jitter_factor must be 0 or more")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.description = description or inspect.getdoc(fn)
+        self.tags = set(tags or ())
+        self.version = version
+        self.retries = retries or 0
+        self.retry_delay_seconds = retry_delay_seconds
+        self.retry_jitter_factor = retry_jitter_factor
+        self.retry_condition_fn = retry_condition_fn
+        self.timeout_seconds = timeout_seconds
+        self.cache_policy = cache_policy
+        self.cache_key_fn = cache_key_fn
+        self.cache_expiration = cache_expiration
+        self.refresh_cache = refresh_cache
+        self.persist_result = persist_result
+        self.result_serializer = result_serializer
+        self.log_prints = log_prints
+        self.task_run_name = task_run_name
+        self.on_completion_hooks = _callable_list(on_completion)
+        self.on_failure_hooks = _callable_list(on_failure)
+        self.task_key = _identity(fn)
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", self.name)
+        self.__qualname__ = getattr(fn, "__qualname__", self.name)
+        self.__module__ = fn.__module__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        from .engine import run_task
+
+        return run_task(self, args, kwargs)
+
+    def with_options(self, **changes: Any) -> Task[P, R]:
+        """A copy of this task with some options changed (same names as `@task`)."""
+        options = self._options()
+        unknown = set(changes) - set(options)
+        if unknown:
+            raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
+        return Task(self.fn, **{**options, **changes})
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tags": set(self.tags),
+            "version": self.version,
+            "retries": self.retries,
+            "retry_delay_seconds": self.retry_delay_seconds,
+            "retry_jitter_factor": self.retry_jitter_factor,
+            "retry_condition_fn": self.retry_condition_fn,
+            "timeout_seconds": self.timeout_seconds,
+            "cache_policy": self.cache_policy,
+            "cache_key_fn": self.cache_key_fn,
+            "cache_expiration": self.cache_expiration,
+            "refresh_cache": self.refresh_cache,
+            "persist_result": self.persist_result,
+            "result_serializer": self.result_serializer,
+            "log_prints": self.log_prints,
+            "task_run_name": self.task_run_name,
+            "on_completion": list(self.on_completion_hooks),
+            "on_failure": list(self.on_failure_hooks),
+        }
+
+    def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        self.on_completion_hooks.append(fn)
+        return fn
+
+    def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        self.on_failure_hooks.append(fn)
+        return fn
+
+    def __repr__(self) -> str:
+        return f"Task(name={self.name!r})"
+
+
+class Flow(Generic[P, R]):
+    """A function whose calls are recorded as flow runs; tasks called inside belong to it."""
+
+    __orch_flow__ = True
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        flow_run_name: str | Callable[[], str] | None = None,
+        description: str | None = None,
+        retries: int | None = None,
+        retry_delay_seconds: float | int | None = None,
+        timeout_seconds: float | None = None,
+        validate_parameters: bool = True,
+        persist_result: bool | None = None,
+        result_serializer: str | None = None,
+        log_prints: bool | None = None,
+        on_completion: Iterable[Callable[..., Any]] | None = None,
+        on_failure: Iterable[Callable[..., Any]] | None = None,
+        on_cancellation: Iterable[Callable[..., Any]] | None = None,
+        on_crashed: Iterable[Callable[..., Any]] | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError("@flow must decorate a function")
+        _check_retries(retries, timeout_seconds)
+        _check_serializer(result_serializer)
+        self.fn = fn
+        self.name = name or fn.__name__.replace("_", "-")
+        self.version = version
+        self.flow_run_name = flow_run_name
+        self.description = description or inspect.getdoc(fn)
+        self.retries = retries or 0
+        self.retry_delay_seconds = retry_delay_seconds
+        self.timeout_seconds = timeout_seconds
+        self.validate_parameters = validate_parameters
+        self.persist_result = persist_result
+        self.result_serializer = result_serializer
+        self.log_prints = log_prints
+        self.on_completion_hooks = _callable_list(on_completion)
+        self.on_failure_hooks = _callable_list(on_failure)
+        self.on_cancellation_hooks = _callable_list(on_cancellation)
+        self.on_crashed_hooks = _callable_list(on_crashed)
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", self.name)
+        self.__qualname__ = getattr(fn, "__qualname__", self.name)
+        self.__module__ = fn.__module__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        from .engine import run_flow
+
+        return run_flow(self, args, kwargs)
+
+    def with_options(self, **changes: Any) -> Flow[P, R]:
+        """A copy of this flow with some options changed (same names as `@flow`)."""
+        options = self._options()
+        unknown = set(changes) - set(options)
+        if unknown:
+            raise TypeError(f"unknown flow option(s): {', '.join(sorted(unknown))}")
+        return Flow(self.fn, **{**options, **changes})
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "flow_run_name": self.flow_run_name,
+            "description": self.description,
+            "retries": self.retries,
+            "retry_delay_seconds": self.retry_delay_seconds,
+            "timeout_seconds": self.timeout_seconds,
+            "validate_parameters": self.validate_parameters,
+            "persist_result": self.persist_result,
+            "result_serializer": self.result_serializer,
+            "log_prints": self.log_prints,
+            "on_completion": list(self.on_completion_hooks),
+            "on_failure": list(self.on_failure_hooks),
+            "on_cancellation": list(self.on_cancellation_hooks),
+            "on_crashed": list(self.on_crashed_hooks),
+        }
+
+    def __repr__(self) -> str:
+        return f"Flow(name={self.name!r})"
+
+
+@overload
+def task(__fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    __fn: None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    version: str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: RetryDelay = None,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: Callable[[Task[..., Any], Any, State], bool] | None = None,
+    timeout_seconds: float | None = None,
+    cache_policy: CachePolicy | None = None,
+    cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None = None,
+    cache_expiration: timedelta | None = None,
+    refresh_cache: bool | None = None,
+    persist_result: bool | None = None,
+    result_serializer: str | None = None,
+    log_prints: bool | None = None,
+    task_run_name: str | Callable[[], str] | None = None,
+    on_completion: Iterable[Callable[..., Any]] | None = None,
+    on_failure: Iterable[Callable[..., Any]] | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
+    """Make a function a task; use bare (`@task`) or with options (`@task(retries=3)`)."""
+    if __fn is not None:
+        return Task(__fn, **options)
+    return lambda fn: Task(fn, **options)
+
+
+@overload
+def flow(__fn: Callable[P, R]) -> Flow[P, R]: ...
+
+
+@overload
+def flow(
+    __fn: None = None,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    flow_run_name: str | Callable[[], str] | None = None,
+    description: str | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | int | None = None,
+    timeout_seconds: float | None = None,
+    validate_parameters: bool = True,
+    persist_result: bool | None = None,
+    result_serializer: str | None = None,
+    log_prints: bool | None = None,
+    on_completion: Iterable[Callable[..., Any]] | None = None,
+    on_failure: Iterable[Callable[..., Any]] | None = None,
+    on_cancellation: Iterable[Callable[..., Any]] | None = None,
+    on_crashed: Iterable[Callable[..., Any]] | None = None,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
+    """Make a function a flow; use bare (`@flow`) or with options (`@flow(retries=2)`)."""
+    if __fn is not None:
+        return Flow(__fn, **options)
+    return lambda fn: Flow(fn, **options)

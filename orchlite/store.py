@@ -1,0 +1,881 @@
+"""The SQLite store in `.orch/orch.db`: connection, pragmas, migrations and every query.
+
+Contract:
+
+- WAL journal, `synchronous=NORMAL` (a commit survives a killed process; a power cut may lose
+  the last commits, never consistency), foreign keys on.
+- Every write runs in a `BEGIN IMMEDIATE` transaction, so writers queue on the busy handler
+  instead of failing half-way with "database is locked". The busy timeout is long (60 s)
+  because the CLI, the daemon, child runs and the TUI share one file; a write that still
+  cannot get the lock is retried before it is reported.
+- The schema is an ordered list of migrations; `PRAGMA user_version` is the number applied,
+  bumped in the same transaction as the migration. A store with a higher version than this
+  code knows is refused, never written.
+- Listings never unpickle: results are opaque bytes here.
+
+Nothing outside this module writes SQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RunNotFoundError, SchemaTooNewError, StoreError
+from .states import TERMINAL, StateType, can_transition
+
+BUSY_TIMEOUT_MS = 60_000
+DB_NAME = "orch.db"
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE flow_runs (
+        id TEXT PRIMARY KEY,
+        flow_name TEXT NOT NULL,
+        name TEXT NOT NULL,
+        target TEXT,
+        parameters TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL,
+        state_message TEXT,
+        trigger TEXT NOT NULL DEFAULT 'manual',
+        parent_run_id TEXT REFERENCES flow_runs(id) ON DELETE SET NULL,
+        parent_position INTEGER,
+        retry_of TEXT,
+        created REAL NOT NULL,
+        started REAL,
+        ended REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        pid INTEGER,
+        host TEXT,
+        heartbeat REAL,
+        deadline REAL,
+        result_ref TEXT,
+        result_data BLOB,
+        result_serializer TEXT,
+        tags TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX flow_runs_created ON flow_runs(created);
+    CREATE INDEX flow_runs_flow ON flow_runs(flow_name, created);
+    CREATE INDEX flow_runs_state ON flow_runs(state, created);
+    CREATE INDEX flow_runs_parent ON flow_runs(parent_run_id);
+
+    -- One b-tree per table on the hot path: a task run is keyed by (flow run, call
+    -- position), and history rows are clustered by run, so recording a task costs one
+    -- commit that touches two b-trees.
+    CREATE TABLE task_runs (
+        flow_run_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        standalone INTEGER NOT NULL DEFAULT 0,
+        task_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        dynamic_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_message TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        inputs_hash TEXT,
+        cache_key TEXT,
+        result_ref TEXT,
+        result_data BLOB,
+        result_serializer TEXT,
+        error_type TEXT,
+        error_message TEXT,
+        traceback TEXT,
+        created REAL NOT NULL,
+        started REAL,
+        ended REAL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (flow_run_id, position)
+    ) WITHOUT ROWID;
+
+    -- run_id is the flow run (or a standalone task run), position is NULL for rows about
+    -- the flow run itself.
+    CREATE TABLE state_history (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        position INTEGER,
+        state TEXT NOT NULL,
+        message TEXT,
+        ts REAL NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE logs (
+        id INTEGER PRIMARY KEY,
+        flow_run_id TEXT,
+        task_run_id TEXT,
+        task_name TEXT,
+        ts REAL NOT NULL,
+        level INTEGER NOT NULL,
+        logger TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX logs_flow ON logs(flow_run_id, id);
+
+    CREATE TABLE cache_entries (
+        key TEXT PRIMARY KEY,
+        task_key TEXT NOT NULL,
+        task_run_id TEXT,
+        result_ref TEXT,
+        result_data BLOB,
+        result_serializer TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_FLOW_RUN_COLUMNS = (
+    "id, flow_name, name, target, parameters, state, state_message, trigger, parent_run_id,"
+    " parent_position, retry_of, created, started, ended, attempts, pid, host, heartbeat,"
+    " deadline, result_ref, result_serializer"
+)
+_TASK_RUN_COLUMNS = (
+    "flow_run_id, position, id, standalone, task_key, name, dynamic_key, state, state_message,"
+    " attempts, inputs_hash, cache_key, result_ref, result_serializer, error_type,"
+    " error_message, traceback, created, started, ended, tags"
+)
+_UPSERT_TASK_RUN = (
+    f"INSERT INTO task_runs ({_TASK_RUN_COLUMNS}, result_data)"
+    f" VALUES ({','.join('?' * 22)})"
+    " ON CONFLICT (flow_run_id, position) DO UPDATE SET"
+    + ",".join(
+        f" {c.strip()} = excluded.{c.strip()}"
+        for c in (_TASK_RUN_COLUMNS + ", result_data").split(",")[2:]
+    )
+)
+
+
+@dataclass(slots=True)
+class FlowRun:
+    id: str
+    flow_name: str
+    name: str
+    target: str | None
+    parameters: str
+    state: str
+    state_message: str | None
+    trigger: str
+    parent_run_id: str | None
+    parent_position: int | None
+    retry_of: str | None
+    created: float
+    started: float | None
+    ended: float | None
+    attempts: int
+    pid: int | None
+    host: str | None
+    heartbeat: float | None
+    deadline: float | None
+    result_ref: str | None
+    result_serializer: str | None
+
+
+@dataclass(slots=True)
+class TaskRun:
+    flow_run_id: str
+    position: int
+    id: str
+    standalone: int
+    task_key: str
+    name: str
+    dynamic_key: str
+    state: str
+    state_message: str | None
+    attempts: int
+    inputs_hash: str | None
+    cache_key: str | None
+    result_ref: str | None
+    result_serializer: str | None
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+    created: float
+    started: float | None
+    ended: float | None
+    tags: str = "[]"
+    result_data: bytes | None = None
+
+    @property
+    def result(self) -> StoredResult | None:
+        if self.result_serializer is None:
+            return None
+        return StoredResult(self.result_serializer, self.result_data, self.result_ref)
+
+
+@dataclass(slots=True)
+class StoredResult:
+    """A persisted value: inline bytes, or the digest of a blob holding them."""
+
+    serializer: str
+    data: bytes | None = None
+    blob: str | None = None
+
+
+@dataclass(slots=True)
+class HistoryEntry:
+    run_id: str
+    position: int | None
+    state: str
+    message: str | None
+    ts: float
+
+
+@dataclass(slots=True)
+class LogRecord:
+    id: int
+    flow_run_id: str | None
+    task_run_id: str | None
+    task_name: str | None
+    ts: float
+    level: int
+    logger: str
+    message: str
+
+
+@dataclass(slots=True)
+class CacheEntry:
+    key: str
+    task_key: str
+    task_run_id: str | None
+    result: StoredResult
+    created: float
+    expires: float | None
+
+
+LogRow = tuple[str | None, str | None, str | None, float, int, str, str]
+"""(flow_run_id, task_run_id, task_name, ts, level, logger, message) as written."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class Store:
+    """One project's database. Safe to share between threads: each gets its own connection."""
+
+    def __init__(self, home: Path, *, create: bool = True) -> None:
+        self.home = home
+        self.path = home / DB_NAME
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if create:
+            _make_home(home)
+        elif not self.path.exists():
+            raise StoreError(f"no orchlite store at {home}")
+        self._prepare()
+
+    # -- connections and transactions -------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A `BEGIN IMMEDIATE` write transaction; nested calls become savepoints."""
+        conn = self.conn
+        if conn.in_transaction:
+            conn.execute("SAVEPOINT nested")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK TO nested")
+                conn.execute("RELEASE nested")
+                raise
+            conn.execute("RELEASE nested")
+            return
+        self._begin(conn)
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.001
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise StoreError(f"cannot write {self.path}: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"cannot write {self.path}: {exc}") from None
+
+    def _prepare(self) -> None:
+        conn = self.conn
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a usable orchlite database: {exc}") from None
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"{self.path} was written by a newer orchlite (schema {version}; this version "
+                f"knows {SCHEMA_VERSION}): upgrade orchlite"
+            )
+        if version < SCHEMA_VERSION:
+            self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        from filelock import FileLock
+
+        with FileLock(str(self.home / "migrate.lock")):
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            with self.transaction():
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                for number in range(version, SCHEMA_VERSION):
+                    for statement in _statements(MIGRATIONS[number]):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number + 1}")
+        _restrict(self.path)
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: cheap change detection for pollers."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- flow runs --------------------------------------------------------------------
+
+    def create_flow_run(
+        self,
+        *,
+        run_id: str,
+        flow_name: str,
+        name: str,
+        parameters: str,
+        state: StateType = StateType.PENDING,
+        message: str | None = None,
+        target: str | None = None,
+        trigger: str = "manual",
+        parent_run_id: str | None = None,
+        parent_position: int | None = None,
+        retry_of: str | None = None,
+        tags: str = "[]",
+        now: float | None = None,
+    ) -> None:
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO flow_runs (id, flow_name, name, target, parameters, state,"
+                " state_message, trigger, parent_run_id, parent_position, retry_of, created,"
+                " tags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    flow_name,
+                    name,
+                    target,
+                    parameters,
+                    state.value,
+                    message,
+                    trigger,
+                    parent_run_id,
+                    parent_position,
+                    retry_of,
+                    now,
+                    tags,
+                ),
+            )
+            self._insert_history(conn, run_id, None, state.value, message, now)
+
+    def set_flow_run_state(
+        self,
+        run_id: str,
+        state: StateType,
+        message: str | None = None,
+        *,
+        result: StoredResult | None = None,
+        pid: int | None = None,
+        host: str | None = None,
+        attempts: int | None = None,
+        deadline: float | None = None,
+        parameters: str | None = None,
+        logs: Sequence[LogRow] = (),
+        now: float | None = None,
+    ) -> bool:
+        """Move a flow run to `state`; False (and nothing written) if the move is not allowed."""
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no flow run {run_id}")
+            if not can_transition(StateType(row[0]), state):
+                return False
+            sets = ["state = ?", "state_message = ?"]
+            values: list[Any] = [state.value, message]
+            if state is StateType.RUNNING:
+                sets += ["started = COALESCE(started, ?)", "heartbeat = ?"]
+                values += [now, now]
+            if state in TERMINAL:
+                sets.append("ended = ?")
+                values.append(now)
+            if pid is not None:
+                sets += ["pid = ?", "host = ?"]
+                values += [pid, host]
+            if attempts is not None:
+                sets.append("attempts = ?")
+                values.append(attempts)
+            if deadline is not None:
+                sets.append("deadline = ?")
+                values.append(deadline)
+            if parameters is not None:
+                sets.append("parameters = ?")
+                values.append(parameters)
+            if result is not None:
+                sets += ["result_ref = ?", "result_data = ?", "result_serializer = ?"]
+                values += [result.blob, result.data, result.serializer]
+            conn.execute(f"UPDATE flow_runs SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
+            self._insert_history(conn, run_id, None, state.value, message, now)
+            if logs:
+                self._insert_logs(conn, logs)
+        return True
+
+    def end_abandoned_run(
+        self, run_id: str, state: StateType, message: str, now: float | None = None
+    ) -> bool:
+        """End a run whose process is gone: the flow run and its unfinished task runs.
+
+        False when the run had already reached a terminal state (nothing is changed).
+        """
+        now = time.time() if now is None else now
+        terminal = tuple(s.value for s in TERMINAL)
+        marks = ",".join("?" * len(terminal))
+        with self.transaction() as conn:
+            if not self.set_flow_run_state(run_id, state, message, now=now):
+                return False
+            unfinished = conn.execute(
+                f"SELECT position FROM task_runs WHERE flow_run_id = ? AND state NOT IN ({marks})",
+                (run_id, *terminal),
+            ).fetchall()
+            for (position,) in unfinished:
+                conn.execute(
+                    "UPDATE task_runs SET state = ?, state_message = ?, ended = ?"
+                    " WHERE flow_run_id = ? AND position = ?",
+                    (state.value, message, now, run_id, position),
+                )
+                self._insert_history(conn, run_id, position, state.value, message, now)
+        return True
+
+    def heartbeat(self, run_ids: Iterable[str], now: float | None = None) -> None:
+        ids = list(run_ids)
+        if not ids:
+            return
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE flow_runs SET heartbeat = ? WHERE id = ?", [(now, i) for i in ids]
+            )
+
+    def get_flow_run(self, run_id: str) -> FlowRun:
+        row = self.conn.execute(
+            f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no flow run {run_id}")
+        return FlowRun(*row)
+
+    def flow_run_result(self, run_id: str) -> StoredResult | None:
+        row = self.conn.execute(
+            "SELECT result_serializer, result_data, result_ref FROM flow_runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        return StoredResult(*row) if row and row[0] else None
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A full run id from an id, a unique id prefix, or `last`."""
+        ref = ref.strip()
+        if ref == "last":
+            row = self.conn.execute(
+                "SELECT id FROM flow_runs WHERE parent_run_id IS NULL ORDER BY created DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError("no runs recorded yet")
+            return str(row[0])
+        if not ref or not all(c in "0123456789abcdef" for c in ref.lower()):
+            raise RunNotFoundError(f"no run matches {ref!r}: run ids are hexadecimal")
+        prefix = ref.lower()
+        rows = self.conn.execute(
+            "SELECT id FROM flow_runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
+            (prefix, prefix + "g"),
+        ).fetchall()
+        if not rows:
+            raise RunNotFoundError(f"no run matches {ref!r}")
+        if len(rows) > 1:
+            shown = ", ".join(r[0][:12] for r in rows[:5])
+            raise RunNotFoundError(f"{ref!r} matches several runs ({shown}…): give more of the id")
+        return str(rows[0][0])
+
+    def list_flow_runs(
+        self,
+        *,
+        flow: str | None = None,
+        state: str | None = None,
+        limit: int = 20,
+        include_subflows: bool = True,
+    ) -> list[FlowRun]:
+        """Flow runs, newest first."""
+        where, values = [], []
+        if flow is not None:
+            where.append("flow_name = ?")
+            values.append(flow)
+        if state is not None:
+            where.append("state = ?")
+            values.append(state)
+        if not include_subflows:
+            where.append("parent_run_id IS NULL")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.conn.execute(
+            f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs {clause} ORDER BY created DESC LIMIT ?",
+            (*values, limit),
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
+    def child_flow_runs(self, run_id: str) -> list[FlowRun]:
+        rows = self.conn.execute(
+            f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE parent_run_id = ?"
+            " ORDER BY parent_position, created",
+            (run_id,),
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
+    def unfinished_flow_runs(self) -> list[FlowRun]:
+        """Runs not in a terminal state (for crash recovery)."""
+        marks = ",".join("?" * len(TERMINAL))
+        rows = self.conn.execute(
+            f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE state NOT IN ({marks})",
+            tuple(s.value for s in TERMINAL),
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
+    # -- task runs --------------------------------------------------------------------
+
+    def save_task_run(
+        self,
+        run: TaskRun,
+        states: Sequence[tuple[str, str | None, float]] = (),
+        *,
+        cache: tuple[str, float | None] | None = None,
+        logs: Sequence[LogRow] = (),
+    ) -> None:
+        """Write a task run's whole row and append its new state changes, in one commit.
+
+        The row is upserted, so the same call records a new task run, a state change, or a
+        new attempt at a (flow run, position) left by an earlier attempt of the flow run.
+        `cache` = (key, expires) also stores the run's result as a cache entry in the same
+        commit, so a cache entry never exists without its result.
+        """
+        with self.transaction() as conn:
+            conn.execute(_UPSERT_TASK_RUN, _task_run_values(run))
+            if states:
+                self._insert_history_rows(conn, run.flow_run_id, run.position, states)
+            if cache is not None and run.result_serializer is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO cache_entries (key, task_key, task_run_id,"
+                    " result_ref, result_data, result_serializer, created, expires)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        cache[0],
+                        run.task_key,
+                        run.id,
+                        run.result_ref,
+                        run.result_data,
+                        run.result_serializer,
+                        run.ended or time.time(),
+                        cache[1],
+                    ),
+                )
+            if logs:
+                self._insert_logs(conn, logs)
+
+    def task_runs(self, flow_run_id: str) -> list[TaskRun]:
+        """A flow run's task runs in call order (results not loaded)."""
+        rows = self.conn.execute(
+            f"SELECT {_TASK_RUN_COLUMNS}, NULL FROM task_runs WHERE flow_run_id = ?"
+            " ORDER BY position",
+            (flow_run_id,),
+        ).fetchall()
+        return [TaskRun(*row) for row in rows]
+
+    def task_run_result(self, flow_run_id: str, position: int) -> StoredResult | None:
+        row = self.conn.execute(
+            "SELECT result_serializer, result_data, result_ref FROM task_runs"
+            " WHERE flow_run_id = ? AND position = ?",
+            (flow_run_id, position),
+        ).fetchone()
+        return StoredResult(*row) if row and row[0] else None
+
+    def task_state_counts(self, flow_run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """For each flow run: how many of its task runs are in each state."""
+        counts: dict[str, dict[str, int]] = {run_id: {} for run_id in flow_run_ids}
+        if not flow_run_ids:
+            return counts
+        marks = ",".join("?" * len(flow_run_ids))
+        for run_id, state, n in self.conn.execute(
+            f"SELECT flow_run_id, state, COUNT(*) FROM task_runs WHERE flow_run_id IN ({marks})"
+            " GROUP BY flow_run_id, state",
+            tuple(flow_run_ids),
+        ):
+            counts[run_id][state] = n
+        return counts
+
+    # -- history and logs -------------------------------------------------------------
+
+    @staticmethod
+    def _insert_history(
+        conn: sqlite3.Connection,
+        run_id: str,
+        position: int | None,
+        state: str,
+        message: str | None,
+        ts: float,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO state_history (run_id, seq, position, state, message, ts) VALUES"
+            " (?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM state_history WHERE run_id = ?),"
+            " ?, ?, ?, ?)",
+            (run_id, run_id, position, state, message, ts),
+        )
+
+    @staticmethod
+    def _insert_history_rows(
+        conn: sqlite3.Connection,
+        run_id: str,
+        position: int | None,
+        states: Sequence[tuple[str, str | None, float]],
+    ) -> None:
+        """Append several state changes in one statement (the hot path of every task).
+
+        Each row's seq is the run's current maximum plus its offset; whether SQLite reads
+        the maximum before or after the earlier rows land, the values stay unique and in
+        order, which is all seq promises (gaps are allowed).
+        """
+        rows = ",".join(
+            f"(?, (SELECT IFNULL(MAX(seq), 0) FROM state_history WHERE run_id = ?) + {i + 1},"
+            " ?, ?, ?, ?)"
+            for i in range(len(states))
+        )
+        values: list[Any] = []
+        for state, message, ts in states:
+            values += (run_id, run_id, position, state, message, ts)
+        conn.execute(
+            f"INSERT INTO state_history (run_id, seq, position, state, message, ts) VALUES {rows}",
+            values,
+        )
+
+    def history(self, run_id: str, position: int | None = None) -> list[HistoryEntry]:
+        """State changes of a flow run and its task runs (or of one task run), oldest first."""
+        sql = "SELECT run_id, position, state, message, ts FROM state_history WHERE run_id = ?"
+        values: list[Any] = [run_id]
+        if position is not None:
+            sql += " AND position = ?"
+            values.append(position)
+        rows = self.conn.execute(sql + " ORDER BY seq", values).fetchall()
+        return [HistoryEntry(*row) for row in rows]
+
+    def write_logs(self, rows: Sequence[LogRow]) -> None:
+        if rows:
+            with self.transaction() as conn:
+                self._insert_logs(conn, rows)
+
+    @staticmethod
+    def _insert_logs(conn: sqlite3.Connection, rows: Sequence[LogRow]) -> None:
+        conn.executemany(
+            "INSERT INTO logs (flow_run_id, task_run_id, task_name, ts, level, logger, message)"
+            " VALUES (?,?,?,?,?,?,?)",
+            rows,
+        )
+
+    def logs(
+        self,
+        flow_run_id: str,
+        *,
+        after_id: int = 0,
+        min_level: int = 0,
+        task_name: str | None = None,
+        limit: int = 10_000,
+    ) -> list[LogRecord]:
+        """A flow run's log records (and its subflows' are separate runs), oldest first."""
+        sql = (
+            "SELECT id, flow_run_id, task_run_id, task_name, ts, level, logger, message FROM logs"
+            " WHERE flow_run_id = ? AND id > ? AND level >= ?"
+        )
+        values: list[Any] = [flow_run_id, after_id, min_level]
+        if task_name is not None:
+            sql += " AND task_name = ?"
+            values.append(task_name)
+        sql += " ORDER BY id LIMIT ?"
+        values.append(limit)
+        return [LogRecord(*row) for row in self.conn.execute(sql, values)]
+
+    # -- cache ------------------------------------------------------------------------
+
+    def get_cache_entry(self, key: str, now: float | None = None) -> CacheEntry | None:
+        """The unexpired entry for `key`, if any."""
+        now = time.time() if now is None else now
+        row = self.conn.execute(
+            "SELECT key, task_key, task_run_id, result_serializer, result_data, result_ref,"
+            " created, expires FROM cache_entries WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None or (row[7] is not None and row[7] <= now):
+            return None
+        return CacheEntry(row[0], row[1], row[2], StoredResult(row[3], row[4], row[5]), *row[6:])
+
+    def delete_cache_entry(self, key: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM cache_entries WHERE key = ?", (key,))
+
+    def list_cache_entries(self, limit: int = 1000) -> list[CacheEntry]:
+        rows = self.conn.execute(
+            "SELECT key, task_key, task_run_id, result_serializer, NULL, result_ref,"
+            " created, expires FROM cache_entries ORDER BY created DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [CacheEntry(r[0], r[1], r[2], StoredResult(r[3], r[4], r[5]), *r[6:]) for r in rows]
+
+    def clear_cache(self, task_key: str | None = None) -> int:
+        with self.transaction() as conn:
+            if task_key is None:
+                cursor = conn.execute("DELETE FROM cache_entries")
+            else:
+                cursor = conn.execute("DELETE FROM cache_entries WHERE task_key = ?", (task_key,))
+            return cursor.rowcount
+
+    # -- retention --------------------------------------------------------------------
+
+    def delete_runs_before(self, cutoff: float) -> int:
+        """Delete finished top-level runs created before `cutoff`, with their tasks and logs."""
+        terminal = tuple(s.value for s in TERMINAL)
+        marks = ",".join("?" * len(terminal))
+        with self.transaction() as conn:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)",
+            )
+            conn.execute("DELETE FROM doomed")
+            conn.execute(
+                "INSERT INTO doomed SELECT id FROM flow_runs WHERE created < ?"
+                f" AND state IN ({marks})",
+                (cutoff, *terminal),
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO doomed SELECT DISTINCT flow_run_id FROM task_runs"
+                " WHERE standalone = 1 AND created < ?",
+                (cutoff,),
+            )
+            deleted = conn.execute("SELECT COUNT(*) FROM doomed").fetchone()[0]
+            for sql in (
+                "DELETE FROM logs WHERE flow_run_id IN (SELECT id FROM doomed)",
+                "DELETE FROM state_history WHERE run_id IN (SELECT id FROM doomed)",
+                "DELETE FROM task_runs WHERE flow_run_id IN (SELECT id FROM doomed)",
+                "DELETE FROM flow_runs WHERE id IN (SELECT id FROM doomed)",
+            ):
+                conn.execute(sql)
+            conn.execute(
+                "DELETE FROM cache_entries WHERE expires IS NOT NULL AND expires < ?",
+                (time.time(),),
+            )
+        return int(deleted)
+
+    def referenced_blobs(self) -> set[str]:
+        refs: set[str] = set()
+        for table in ("flow_runs", "task_runs", "cache_entries"):
+            refs.update(
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT result_ref FROM {table} WHERE result_ref IS NOT NULL"
+                )
+            )
+        return refs
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _task_run_values(run: TaskRun) -> tuple[Any, ...]:
+    return (
+        run.flow_run_id,
+        run.position,
+        run.id,
+        run.standalone,
+        run.task_key,
+        run.name,
+        run.dynamic_key,
+        run.state,
+        run.state_message,
+        run.attempts,
+        run.inputs_hash,
+        run.cache_key,
+        run.result_ref,
+        run.result_serializer,
+        run.error_type,
+        run.error_message,
+        run.traceback,
+        run.created,
+        run.started,
+        run.ended,
+        run.tags,
+        run.result_data,
+    )
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def _make_home(home: Path) -> None:
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create {home}: {exc.strerror or exc}") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise StoreError(f"{home} is not writable")
+
+
+def _restrict(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.chmod(0o600)

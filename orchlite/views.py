@@ -1,0 +1,143 @@
+"""Plain-data views of runs for the CLI and the TUI: dicts ready for JSON or a table.
+
+This is the documented `--json` shape; times are ISO 8601 in UTC, durations in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import UsageError
+from .states import StateType
+from .store import FlowRun, LogRecord, Store, TaskRun
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def duration(run: FlowRun | TaskRun, now: float | None = None) -> float | None:
+    if run.started is None:
+        return None
+    end = run.ended if run.ended is not None else (now or time.time())
+    return round(end - run.started, 6)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def run_summary(run: FlowRun, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "flow": run.flow_name,
+        "state": run.state,
+        "message": run.state_message,
+        "trigger": run.trigger,
+        "parameters": json.loads(run.parameters or "{}"),
+        "created": iso(run.created),
+        "started": iso(run.started),
+        "ended": iso(run.ended),
+        "duration": duration(run),
+        "parent": run.parent_run_id,
+        "retry_of": run.retry_of,
+        "task_counts": counts or {},
+    }
+
+
+def run_list(
+    store: Store, *, flow: str | None = None, state: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    runs = store.list_flow_runs(flow=flow, state=state, limit=limit)
+    counts = store.task_state_counts([r.id for r in runs])
+    return [run_summary(r, counts[r.id]) for r in runs]
+
+
+def task_summary(task: TaskRun) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "name": task.name,
+        "task_key": task.task_key,
+        "position": task.position,
+        "state": task.state,
+        "message": task.state_message,
+        "attempts": task.attempts,
+        "cached": task.state == StateType.CACHED.value,
+        "started": iso(task.started),
+        "ended": iso(task.ended),
+        "duration": duration(task),
+        "error": (f"{task.error_type}: {task.error_message}" if task.error_type else None),
+    }
+
+
+def run_detail(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.get_flow_run(run_id)
+    tasks = store.task_runs(run_id)
+    counts: dict[str, int] = {}
+    for task in tasks:
+        counts[task.state] = counts.get(task.state, 0) + 1
+    detail = run_summary(run, counts)
+    detail["target"] = run.target
+    detail["attempts"] = run.attempts
+    detail["tasks"] = [task_summary(t) for t in tasks]
+    detail["children"] = [
+        {"id": c.id, "flow": c.flow_name, "state": c.state, "position": c.parent_position}
+        for c in store.child_flow_runs(run_id)
+    ]
+    errors = [t for t in tasks if t.traceback and t.state != StateType.COMPLETED.value]
+    detail["error"] = errors[-1].traceback if errors else None
+    return detail
+
+
+def cache_list(store: Store) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": entry.key,
+            "task": entry.task_key,
+            "task_run": entry.task_run_id,
+            "serializer": entry.result.serializer,
+            "in_blob": entry.result.blob is not None,
+            "created": iso(entry.created),
+            "expires": iso(entry.expires),
+        }
+        for entry in store.list_cache_entries()
+    ]
+
+
+_LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
+
+
+def format_log(record: LogRecord) -> str:
+    stamp = datetime.fromtimestamp(record.ts).strftime("%H:%M:%S.%f")[:-3]
+    level = _LEVEL_NAMES.get(record.level, str(record.level))
+    who = f"Task run {record.task_name!r}" if record.task_name else "Flow run"
+    return f"{stamp} | {level:<7} | {who} - {record.message}"
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    """`30d`, `12h`, `90m`, `45s`, `2w` → seconds; UsageError otherwise."""
+    match = _AGE.match(text.lower())
+    if not match:
+        raise UsageError(f"bad age {text!r}: expected a number and a unit, like 30d, 12h or 90m")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
