@@ -169,8 +169,13 @@ class Inputs(CachePolicy):
     ) -> str | None:
         if not inputs:
             return None
+        if not self.exclude:
+            # The engine has already hashed these very arguments for the task run.
+            known = getattr(getattr(task_ctx, "task_run", None), "inputs_hash", None)
+            if known is not None:
+                return _inputs_key(known)
         selected = {name: value for name, value in inputs.items() if name not in self.exclude}
-        return hash_parts({"inputs": hash_arguments(selected)})
+        return _inputs_key(hash_arguments(selected))
 
     def __sub__(self, other: str) -> CachePolicy:
         if not isinstance(other, str):
@@ -213,7 +218,7 @@ class RunId(CachePolicy):
         run_id = task_ctx.task_run.flow_run_id
         if run_id is None:
             run_id = task_ctx.task_run.id
-        return hash_parts({"run_id": str(run_id)})
+        return _run_id_key(str(run_id))
 
 
 @dataclass
@@ -256,6 +261,16 @@ class CacheKeyFnPolicy(CachePolicy):
                 "it must return a str, or None to not cache the call"
             )
         return hash_parts({"cache_key_fn": key})
+
+
+def _inputs_key(arguments_hash: str) -> str:
+    return hash_parts({"inputs": arguments_hash})
+
+
+@functools.lru_cache(maxsize=256)
+def _run_id_key(run_id: str) -> str:
+    """Memoized: every task call of a run asks for the same key."""
+    return hash_parts({"run_id": run_id})
 
 
 # -- task source --------------------------------------------------------------------------------

@@ -327,3 +327,7 @@ def _fail(message: str, code: int, exc: BaseException | None) -> None:
         traceback.print_exception(exc)
     print(f"error: {message}", file=sys.stderr)
     sys.exit(int(code))
+
+
+if __name__ == "__main__":
+    main()

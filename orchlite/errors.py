@@ -80,6 +80,10 @@ class TaskTimeoutError(TimeoutError):
     """A task or flow ran past its `timeout_seconds`."""
 
 
+class FlowTimeoutError(TaskTimeoutError):
+    """A flow ran past its own `timeout_seconds` (as opposed to one of its tasks)."""
+
+
 class CancelledRun(BaseException):
     """Raised at a task boundary once the current run has been cancelled.
 

@@ -117,6 +117,9 @@ def setup_logging(console: bool = True, level: int = logging.INFO) -> None:
         for handler in list(root.handlers):
             if getattr(handler, "_orch_console", False):
                 root.removeHandler(handler)
+        # Engine narration ("Finished in state ...") only ever goes to the console: skip
+        # building those records entirely when nobody prints them.
+        logging.getLogger("orchlite.engine").setLevel(level if console else logging.WARNING)
         if console:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(ConsoleFormatter())

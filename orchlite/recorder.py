@@ -21,6 +21,7 @@ from .store import Store, TaskRun
 START_DELAY = 0.2
 TICK = 0.1
 HEARTBEAT_EVERY = 5.0
+CHECKPOINT_EVERY = 1.0
 
 StateRow = tuple[str, str | None, float]
 
@@ -32,6 +33,7 @@ class Recorder:
         self._active_flows: dict[str, Store] = {}
         self._thread: threading.Thread | None = None
         self._last_heartbeat = 0.0
+        self._last_checkpoint = 0.0
 
     # -- task runs ----------------------------------------------------------------------
 
@@ -106,15 +108,22 @@ class Recorder:
 
     def _beat(self) -> None:
         now = time.time()
-        if now - self._last_heartbeat < HEARTBEAT_EVERY:
+        beat = now - self._last_heartbeat >= HEARTBEAT_EVERY
+        checkpoint = now - self._last_checkpoint >= CHECKPOINT_EVERY
+        if not (beat or checkpoint):
             return
-        self._last_heartbeat = now
         with self._lock:
             by_store: dict[Store, list[str]] = {}
             for run_id, store in self._active_flows.items():
                 by_store.setdefault(store, []).append(run_id)
-        for store, run_ids in by_store.items():
-            store.heartbeat(run_ids, now)
+        if beat:
+            self._last_heartbeat = now
+            for store, run_ids in by_store.items():
+                store.heartbeat(run_ids, now)
+        if checkpoint:
+            self._last_checkpoint = now
+            for store in by_store:
+                store.checkpoint()
 
 
 recorder = Recorder()

@@ -58,6 +58,48 @@ def _identity(fn: Callable[..., Any]) -> str:
     return f"{fn.__qualname__}@{filename}"
 
 
+_SIMPLE_KINDS = (
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    inspect.Parameter.KEYWORD_ONLY,
+)
+
+
+def _fast_binder(
+    signature: inspect.Signature,
+) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any] | None] | None:
+    """A binder ~5x cheaper than `Signature.bind` for signatures made of named parameters.
+
+    It returns None whenever the call is not plainly valid, and the caller falls back to
+    `Signature.bind`, which raises the usual TypeError.
+    """
+    params = list(signature.parameters.values())
+    if not all(p.kind in _SIMPLE_KINDS for p in params):
+        return None
+    names = tuple(p.name for p in params)
+    name_set = frozenset(names)
+    positional = sum(1 for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        if len(args) > positional:
+            return None
+        arguments = dict(zip(names, args, strict=False))
+        if kwargs:
+            for key in kwargs:
+                if key not in name_set or key in arguments:
+                    return None
+            arguments.update(kwargs)
+        if len(arguments) < len(names):
+            for name in names:
+                if name not in arguments:
+                    if name not in defaults:
+                        return None
+                    arguments[name] = defaults[name]
+        return arguments
+
+    return bind
+
+
 class Task(Generic[P, R]):
     """A function whose calls are recorded, retried, timed out and cached."""
 
@@ -115,6 +157,7 @@ class Task(Generic[P, R]):
         self.on_failure_hooks = _callable_list(on_failure)
         self.task_key = _identity(fn)
         self.signature = inspect.signature(fn)
+        self._fast_bind = _fast_binder(self.signature)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__qualname__ = getattr(fn, "__qualname__", self.name)
@@ -125,6 +168,21 @@ class Task(Generic[P, R]):
         from .engine import run_task
 
         return run_task(self, args, kwargs)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The call's arguments with defaults applied.
+
+        A plain dict (call as `fn(**arguments)`) for the common signature without `*args`,
+        `**kwargs` or positional-only parameters; an `inspect.BoundArguments` otherwise.
+        Raises TypeError, as the call itself would, for arguments that do not fit.
+        """
+        if self._fast_bind is not None:
+            arguments = self._fast_bind(args, kwargs)
+            if arguments is not None:
+                return arguments
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return bound
 
     def with_options(self, **changes: Any) -> Task[P, R]:
         """A copy of this task with some options changed (same names as `@task`)."""

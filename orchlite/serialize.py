@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 import pickletools
 from typing import Any
 
@@ -32,6 +33,7 @@ SERIALIZERS = ("cloudpickle", "json")
 DEFAULT_SERIALIZER = "cloudpickle"
 
 _PICKLE_PROTOCOL = 5
+_BUILTIN_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
 _MAX_PREVIEW_OPS = 2000
 
 
@@ -41,6 +43,9 @@ def dumps(value: Any, serializer: str) -> bytes:
     try:
         if serializer == "json":
             return json.dumps(value, ensure_ascii=False).encode("utf-8")
+        if type(value) in _BUILTIN_SCALARS:
+            # What cloudpickle would write for these, minus its Pickler set-up (~8 µs).
+            return pickle.dumps(value, protocol=_PICKLE_PROTOCOL)
         import cloudpickle  # imported here: ~35 ms, not needed by listings
 
         return cloudpickle.dumps(value, protocol=_PICKLE_PROTOCOL)

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from .errors import RunNotFoundError, SchemaTooNewError, StoreError
 from .states import TERMINAL, StateType, can_transition
 
 BUSY_TIMEOUT_MS = 60_000
+WAL_AUTOCHECKPOINT_PAGES = 8_000
 DB_NAME = "orch.db"
 
 MIGRATIONS: list[str] = [
@@ -289,6 +290,10 @@ class Store:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Writers would otherwise checkpoint (copy the WAL into the database and fsync)
+            # inline every 1,000 pages; the recorder thread checkpoints in the background,
+            # and this bound only catches a WAL that nobody else checkpoints.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from None
         with self._lock:
@@ -310,27 +315,9 @@ class Store:
             self._connections.clear()
         self._local = threading.local()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """A `BEGIN IMMEDIATE` write transaction; nested calls become savepoints."""
-        conn = self.conn
-        if conn.in_transaction:
-            conn.execute("SAVEPOINT nested")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK TO nested")
-                conn.execute("RELEASE nested")
-                raise
-            conn.execute("RELEASE nested")
-            return
-        self._begin(conn)
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return _Transaction(self, self.conn)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
@@ -375,6 +362,10 @@ class Store:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {number + 1}")
         _restrict(self.path)
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database without blocking readers or writers."""
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: cheap change detection for pollers."""
@@ -834,6 +825,42 @@ class Store:
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+class _Transaction:
+    """The context manager behind `Store.transaction()` (a class: it is on the hot path)."""
+
+    __slots__ = ("conn", "nested", "store")
+
+    def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
+        self.store = store
+        self.conn = conn
+        self.nested = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        if self.conn.in_transaction:
+            self.nested = True
+            self.conn.execute("SAVEPOINT nested")
+        else:
+            self.store._begin(self.conn)
+        return self.conn
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        conn = self.conn
+        if self.nested:
+            if kind is not None:
+                conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+        elif kind is not None:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as err:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"cannot write {self.store.path}: {err}") from None
 
 
 def _task_run_values(run: TaskRun) -> tuple[Any, ...]:
