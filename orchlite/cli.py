@@ -105,6 +105,12 @@ def run(
 
     if subprocess:
         run_id, code = run_in_subprocess(target, given, refresh_cache=no_cache)
+    elif sys.stderr.isatty() and not as_json:
+        from .live import LiveRunView
+
+        view = LiveRunView()
+        with view:
+            run_id, code = run_target(target, given, refresh_cache=no_cache, console=None)
     else:
         run_id, code = run_target(target, given, refresh_cache=no_cache)
     if run_id is not None:

@@ -33,10 +33,12 @@ def run_target(
     *,
     run_id: str | None = None,
     refresh_cache: bool = False,
+    console: bool | None = True,
 ) -> tuple[str, int]:
     """Load `target`, bind `given` parameters and run it here; returns (run id, exit code).
 
     Bad input (an unloadable target, a bad parameter) raises before any run is recorded.
+    With `console=None` logging is left as the caller set it up (the live view).
     """
     from .config import find_home, project_root
     from .discovery import load_target
@@ -49,7 +51,8 @@ def run_target(
     if not getattr(flow, "__orch_flow__", False):
         raise UsageError(f"{target} is not a flow (decorate it with @flow)")
     parameters = bind_parameters(flow.fn, given, flow_name=flow.name)
-    setup_logging(console=True)
+    if console is not None:
+        setup_logging(console=console)
     run_id = run_id or new_run_id()
     try:
         run_flow(flow, (), parameters, run_id=run_id, target=target, refresh_cache=refresh_cache)
