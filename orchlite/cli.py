@@ -101,18 +101,61 @@ def run(
     if params_file is not None:
         given.update(load_params_file(params_file))
     given.update(parse_assignments(param or []))
+    from .executor import RunRequest
+
+    request = RunRequest(target=target, params=given, refresh_cache=no_cache)
+    run_id, code = _execute(request, subprocess, as_json)
+    if run_id is not None:
+        _report(run_id, as_json)
+    raise typer.Exit(code)
+
+
+def _execute(request: Any, in_subprocess: bool, as_json: bool) -> tuple[str | None, int]:
     from .executor import run_in_subprocess, run_target
 
-    if subprocess:
-        run_id, code = run_in_subprocess(target, given, refresh_cache=no_cache)
-    elif sys.stderr.isatty() and not as_json:
+    if in_subprocess:
+        return run_in_subprocess(request)
+    if sys.stderr.isatty() and not as_json:
         from .live import LiveRunView
 
-        view = LiveRunView()
-        with view:
-            run_id, code = run_target(target, given, refresh_cache=no_cache, console=None)
-    else:
-        run_id, code = run_target(target, given, refresh_cache=no_cache)
+        with LiveRunView():
+            return run_target(request, console=None)
+    return run_target(request)
+
+
+@app.command()
+def retry(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run id, id prefix, or 'last'.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Override a parameter as key=value (repeatable)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retry even a run that completed.")
+    ] = False,
+    subprocess: Annotated[
+        bool,
+        typer.Option("--subprocess", help="Run the flow in a supervised child process."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Resume a run: tasks that completed in it are not executed again."""
+    from .executor import RunRequest
+    from .params import parse_assignments
+
+    store = _store()
+    old = store.get_flow_run(store.resolve_run_id(run_ref))
+    if old.state == "COMPLETED" and not force:
+        raise UsageError(f"run {old.id[:8]} completed; pass --force to run it again")
+    if old.parent_run_id is not None:
+        raise UsageError(
+            f"run {old.id[:8]} is a subflow; retry its parent run {old.parent_run_id[:8]}"
+        )
+    if not old.target:
+        raise UsageError(f"run {old.id[:8]} has no recorded target to run again")
+    params = {**json.loads(old.parameters or "{}"), **parse_assignments(param or [])}
+    request = RunRequest(target=old.target, params=params, resume_from=old.id, trigger="retry")
+    run_id, code = _execute(request, subprocess, as_json)
     if run_id is not None:
         _report(run_id, as_json)
     raise typer.Exit(code)

@@ -26,10 +26,12 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import results
 from .cache_policies import DEFAULT, CachePolicy, RunId
+from .config import project_root
 from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
 from .errors import (
     CancelledRun,
@@ -109,6 +111,8 @@ def run_flow(
         refresh_cache = refresh_cache or parent.refresh_cache
     run_name = _render_name(flow.flow_run_name, parameters) or flow.name
     run_id = run_id or new_run_id()
+    if target is None and parent is None:
+        target = _target_of(flow, store.home)
     store.create_flow_run(
         run_id=run_id,
         flow_name=flow.name,
@@ -238,6 +242,19 @@ def _finish_flow(
     return state
 
 
+def _target_of(flow: Flow[..., Any], home: Path) -> str | None:
+    """`file.py:function` for a flow run outside `orch run`, so `orch retry` can find it."""
+    fn = flow.fn
+    source = getattr(getattr(fn, "__code__", None), "co_filename", None)
+    if not source or fn.__qualname__ != fn.__name__ or not os.path.exists(source):
+        return None
+    path = Path(source).resolve()
+    root = project_root(home).resolve()
+    if path.is_relative_to(root):
+        path = path.relative_to(root)
+    return f"{path.as_posix()}:{fn.__name__}"
+
+
 def _bind_flow_parameters(
     flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
@@ -255,7 +272,7 @@ def _bind_flow_parameters(
 def _succeeded_tasks(store: Any, run_id: str) -> dict[int, TaskRun]:
     return {
         run.position: run
-        for run in store.task_runs(run_id)
+        for run in store.task_runs(run_id, with_results=True)
         if run.state in SUCCESS and run.result_serializer is not None
     }
 

@@ -17,8 +17,10 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .engine import new_run_id
 from .errors import CancelledRun, ExitCode, OrchError, UsageError
 from .states import TERMINAL, StateType
 
@@ -27,55 +29,62 @@ KILL_GRACE_SECONDS = 5.0
 DEADLINE_GRACE_SECONDS = 1.0
 
 
-def run_target(
-    target: str,
-    given: dict[str, Any],
-    *,
-    run_id: str | None = None,
-    refresh_cache: bool = False,
-    console: bool | None = True,
-) -> tuple[str, int]:
-    """Load `target`, bind `given` parameters and run it here; returns (run id, exit code).
+@dataclass
+class RunRequest:
+    """What to run: the same fields whether it runs here or in a child process."""
+
+    target: str
+    params: dict[str, Any] = field(default_factory=dict)
+    run_id: str = field(default_factory=new_run_id)
+    refresh_cache: bool = False
+    resume_from: str | None = None
+    trigger: str = "manual"
+
+
+def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str, int]:
+    """Load the target, bind its parameters and run it here; returns (run id, exit code).
 
     Bad input (an unloadable target, a bad parameter) raises before any run is recorded.
     With `console=None` logging is left as the caller set it up (the live view).
     """
     from .config import find_home, project_root
     from .discovery import load_target
-    from .engine import new_run_id, run_flow
+    from .engine import run_flow
     from .logging import setup_logging
     from .params import bind_parameters
 
     home = find_home()
-    flow: Any = load_target(target, project_root(home))
+    flow: Any = load_target(request.target, project_root(home))
     if not getattr(flow, "__orch_flow__", False):
-        raise UsageError(f"{target} is not a flow (decorate it with @flow)")
-    parameters = bind_parameters(flow.fn, given, flow_name=flow.name)
+        raise UsageError(f"{request.target} is not a flow (decorate it with @flow)")
+    parameters = bind_parameters(flow.fn, request.params, flow_name=flow.name)
     if console is not None:
         setup_logging(console=console)
-    run_id = run_id or new_run_id()
     try:
-        run_flow(flow, (), parameters, run_id=run_id, target=target, refresh_cache=refresh_cache)
+        run_flow(
+            flow,
+            (),
+            parameters,
+            run_id=request.run_id,
+            target=request.target,
+            trigger=request.trigger,
+            refresh_cache=request.refresh_cache,
+            resume_from=request.resume_from,
+        )
     except KeyboardInterrupt:
-        return run_id, ExitCode.INTERRUPTED
+        return request.run_id, ExitCode.INTERRUPTED
     except (Exception, CancelledRun):
-        return run_id, ExitCode.RUN_FAILED
-    return run_id, ExitCode.OK
+        return request.run_id, ExitCode.RUN_FAILED
+    return request.run_id, ExitCode.OK
 
 
-def run_in_subprocess(
-    target: str, given: dict[str, Any], *, refresh_cache: bool = False
-) -> tuple[str | None, int]:
-    """Run `target` in a supervised child; returns (run id or None, exit code)."""
+def run_in_subprocess(request: RunRequest) -> tuple[str | None, int]:
+    """Run the request in a supervised child; returns (run id or None, exit code)."""
     from .config import find_home
-    from .engine import new_run_id
 
     home = find_home()
-    run_id = new_run_id()
-    spec = json.dumps(
-        {"target": target, "params": given, "run_id": run_id, "refresh_cache": refresh_cache},
-        default=str,
-    )
+    run_id = request.run_id
+    spec = json.dumps(asdict(request), default=str)
     env = {**os.environ, "ORCH_HOME": str(home)}
     child = subprocess.Popen(
         [sys.executable, "-m", "orchlite.executor", spec], env=env, start_new_session=True
@@ -186,12 +195,7 @@ def _child_main(spec_text: str) -> int:
 
     signal.signal(signal.SIGTERM, cancel)
     try:
-        _, code = run_target(
-            spec["target"],
-            spec["params"],
-            run_id=spec["run_id"],
-            refresh_cache=spec["refresh_cache"],
-        )
+        _, code = run_target(RunRequest(**spec))
     except OrchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

@@ -623,10 +623,11 @@ class Store:
             if logs:
                 self._insert_logs(conn, logs)
 
-    def task_runs(self, flow_run_id: str) -> list[TaskRun]:
-        """A flow run's task runs in call order (results not loaded)."""
+    def task_runs(self, flow_run_id: str, *, with_results: bool = False) -> list[TaskRun]:
+        """A flow run's task runs in call order; inline result bytes only if asked for."""
+        data = "result_data" if with_results else "NULL"
         rows = self.conn.execute(
-            f"SELECT {_TASK_RUN_COLUMNS}, NULL FROM task_runs WHERE flow_run_id = ?"
+            f"SELECT {_TASK_RUN_COLUMNS}, {data} FROM task_runs WHERE flow_run_id = ?"
             " ORDER BY position",
             (flow_run_id,),
         ).fetchall()
