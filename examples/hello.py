@@ -1,7 +1,7 @@
 """The smallest orchlite flow: two tasks, a parameter, a log line.
 
-    orch run examples/hello.py:hello -p name=Ada
-    python examples/hello.py
+Run it with `orch run examples/hello.py:hello -p name=Ada`, or as a plain script with
+`python examples/hello.py`; either way the run is recorded in the nearest `.orch/`.
 """
 
 from orchlite import flow, get_run_logger, task

@@ -21,6 +21,11 @@ _EXPORTS = {
     "CachePolicy": "cache_policies",
     "get_run_logger": "logging",
     "get_run_context": "context",
+    "wait": "futures",
+    "as_completed": "futures",
+    "unmapped": "annotations",
+    "allow_failure": "annotations",
+    "ThreadPoolTaskRunner": "task_runners",
 }
 
 __all__ = [
@@ -29,19 +34,27 @@ __all__ = [
     "State",
     "StateType",
     "Task",
+    "ThreadPoolTaskRunner",
     "__version__",
+    "allow_failure",
+    "as_completed",
     "flow",
     "get_run_context",
     "get_run_logger",
     "task",
+    "unmapped",
+    "wait",
 ]
 
 if TYPE_CHECKING:
+    from .annotations import allow_failure, unmapped
     from .cache_policies import CachePolicy
     from .context import get_run_context
+    from .futures import as_completed, wait
     from .logging import get_run_logger
     from .registry import Flow, Task, flow, task
     from .states import State, StateType
+    from .task_runners import ThreadPoolTaskRunner
 
 
 def __getattr__(name: str) -> Any:

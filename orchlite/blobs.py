@@ -37,7 +37,8 @@ class BlobStore:
             # Refresh the mtime so a concurrent `prune` treats this blob as fresh.
             os.utime(final)
             return digest
-        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        final.parent.mkdir(mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -58,8 +59,18 @@ class BlobStore:
         except FileNotFoundError:
             raise BlobError(f"blob {digest[:12]} is missing ({path})") from None
         if hashlib.sha256(data).hexdigest() != digest:
-            raise BlobError(f"blob {digest[:12]} is corrupt: its content does not match ({path})")
+            moved = self.quarantine(digest)
+            raise BlobError(
+                f"blob {digest[:12]} is corrupt: its content does not match; moved to {moved}"
+            )
         return data
+
+    def quarantine(self, digest: str) -> Path:
+        """Move a bad blob aside (to `quarantine/`), so the next `put` writes it whole again."""
+        target = self.root.parent / "quarantine" / digest
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(self.path(digest), target)
+        return target
 
     def digests(self) -> Iterator[str]:
         """Every stored digest (temporary files are skipped)."""

@@ -18,7 +18,9 @@ from .config import find_home
 from .store import Store, TaskRun
 
 if TYPE_CHECKING:
+    from .futures import TaskRunFuture
     from .registry import Flow, Task
+    from .task_runners import TaskRunner
 
 
 @dataclass
@@ -39,6 +41,10 @@ class FlowRunContext:
     run_cache: dict[str, TaskRun] = field(default_factory=dict)
     """Results cached under keys scoped to this run (policies with RUN_ID)."""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    task_runner: TaskRunner | None = None
+    """The flow's runner template; a copy is started on the first `.submit()`."""
+    futures: list[TaskRunFuture[Any]] = field(default_factory=list)
+    _runner: TaskRunner | None = None
     _positions: itertools.count[int] = field(default_factory=itertools.count)
     _dynamic: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -50,6 +56,22 @@ class FlowRunContext:
             n = self._dynamic.get(task_key, 0)
             self._dynamic[task_key] = n + 1
         return position, str(n)
+
+    def runner(self) -> TaskRunner:
+        with self._lock:
+            if self._runner is None:
+                from .task_runners import ThreadPoolTaskRunner
+
+                template = self.task_runner or ThreadPoolTaskRunner()
+                self._runner = template.duplicate()
+            return self._runner
+
+    def shutdown_runner(self, wait: bool = True) -> None:
+        """Wait for submitted task runs (unless abandoning them) and stop the runner."""
+        with self._lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.shutdown(wait=wait)
 
     def restart_positions(self) -> None:
         """Start counting call positions again, for a new attempt of the flow body."""
@@ -66,6 +88,8 @@ class TaskRunContext:
     task_run: TaskRun
     parameters: dict[str, Any]
     log_prints: bool = False
+    abandoned: bool = False
+    """Set when the task timed out: its still-running body may not start more tasks."""
 
 
 flow_run_var: ContextVar[FlowRunContext | None] = ContextVar("orch_flow_run", default=None)

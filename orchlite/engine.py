@@ -29,7 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import results
+from . import futures, results
 from .cache_policies import DEFAULT, CachePolicy, RunId
 from .config import project_root
 from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
@@ -40,6 +40,7 @@ from .errors import (
     TaskTimeoutError,
     UnhashableInputError,
 )
+from .futures import TaskRunFuture, mapped_calls
 from .hashing import hash_arguments
 from .logging import capture_prints, ensure_logging, restore_prints
 from .recorder import recorder
@@ -172,16 +173,21 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
     attempt = 1
     while True:
         ctx.restart_positions()
+        ctx.futures.clear()
         prints = capture_prints(ctx.log_prints)
         try:
             value = _call_with_timeout(
                 flow.fn, ctx.parameters, flow.timeout_seconds, "Flow run", FlowTimeoutError
             )
+            value = _settle_futures(ctx, value)
         except CancelledRun as exc:
+            ctx.cancelled.set()
+            ctx.shutdown_runner(wait=False)
             state = State(StateType.CANCELLED, str(exc) or "cancelled", exception=exc)
             return _finish_flow(flow, ctx, state, flow.on_cancellation_hooks)
         except KeyboardInterrupt as exc:
             ctx.cancelled.set()
+            ctx.shutdown_runner(wait=False)
             state = State(StateType.CANCELLED, "interrupted (Ctrl-C)", exception=exc)
             _finish_flow(flow, ctx, state, flow.on_cancellation_hooks)
             raise
@@ -189,6 +195,7 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
             timed_out = isinstance(exc, FlowTimeoutError)
             if timed_out:
                 ctx.cancelled.set()
+            ctx.shutdown_runner(wait=not timed_out)
             if attempt <= flow.retries and not timed_out:
                 delay = delay_before_retry(delays, attempt)
                 message = f"attempt {attempt} failed ({_describe(exc)}); retrying in {delay:g} s"
@@ -202,15 +209,43 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
             kind = StateType.TIMED_OUT if timed_out else StateType.FAILED
             state = State(kind, _describe(exc), exception=exc)
             return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
+        except BaseException as exc:  # SystemExit and the like: the run cannot go on
+            ctx.cancelled.set()
+            ctx.shutdown_runner(wait=False)
+            state = State(StateType.CRASHED, _describe(exc), exception=exc)
+            _finish_flow(flow, ctx, state, flow.on_crashed_hooks)
+            raise
         finally:
             restore_prints(prints)
         try:
             stored = _persist(value, flow.result_serializer, flow.persist_result, ctx)
         except OrchError as exc:
-            state = State(StateType.FAILED, str(exc), exception=exc)
-            return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
+            if flow.persist_result is None:
+                # Flows often return live objects; only an explicit persist_result=True
+                # makes an unserializable return value a failure.
+                log.warning("Result not persisted: %s", exc, extra=_label(ctx))
+                stored = None
+            else:
+                state = State(StateType.FAILED, str(exc), exception=exc)
+                return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
         state = State(StateType.COMPLETED, None, value=value)
         return _finish_flow(flow, ctx, state, flow.on_completion_hooks, result=stored)
+
+
+def _settle_futures(ctx: FlowRunContext, value: Any) -> Any:
+    """Wait for every submitted task run; fail if one the flow returned or awaited failed.
+
+    Returned futures are replaced by their results, as Prefect does.
+    """
+    ctx.shutdown_runner(wait=True)
+    returned: list[TaskRunFuture[Any]] = []
+    futures.collect(value, returned)
+    failed = [f for f in (*ctx.futures, *returned) if (f.awaited or f in returned)]
+    failed = [f for f in dict.fromkeys(failed) if not f.state.is_completed()]
+    if failed:
+        names = ", ".join(f.name for f in failed[:5]) + (" …" if len(failed) > 5 else "")
+        raise futures.TaskRunsFailed(f"{len(failed)} task run(s) failed: {names}")
+    return futures.resolve(value, []) if returned else value
 
 
 def _finish_flow(
@@ -293,14 +328,83 @@ def run_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     flow_ctx = flow_run_var.get()
     if flow_ctx is None:
         return _run_standalone_task(task, args, kwargs, return_state)
-    if flow_ctx.cancelled.is_set():
-        raise CancelledRun(f"flow run {flow_ctx.run_id} was cancelled")
-    bound = task.bind(args, kwargs)
+    _refuse_if_stopped(flow_ctx)
     position, dynamic_key = flow_ctx.next_position(task.task_key)
-    state = _run_task_in_flow(task, bound, flow_ctx, flow_ctx.run_id, position, dynamic_key)
+    if _holds_futures(args, kwargs):
+        state = _run_with_upstream(task, args, kwargs, flow_ctx, position, dynamic_key)
+    else:
+        bound = task.bind(args, kwargs)
+        state = _run_task_in_flow(task, bound, flow_ctx, flow_ctx.run_id, position, dynamic_key)
     if return_state:
         return state
     return state.result()
+
+
+def _refuse_if_stopped(flow_ctx: FlowRunContext) -> None:
+    """No new task runs once the flow run is cancelled or timed out, nor from the body of
+    a task abandoned after its timeout."""
+    if flow_ctx.cancelled.is_set():
+        raise CancelledRun(f"flow run {flow_ctx.run_id} was cancelled")
+    parent = task_run_var.get()
+    if parent is not None and parent.abandoned:
+        raise CancelledRun(f"task run {parent.task_run.name!r} was abandoned after its timeout")
+
+
+def submit_task(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> TaskRunFuture[Any]:
+    """Hand one task run to the flow's task runner; the call position is taken now."""
+    flow_ctx = flow_run_var.get()
+    if flow_ctx is None:
+        state = run_task(task, args, {**kwargs, "return_state": True})
+        return futures.finished(state, task.name, "", 0)
+    _refuse_if_stopped(flow_ctx)
+    task.bind(args, kwargs)  # a call that does not fit fails here, in the caller
+    position, dynamic_key = flow_ctx.next_position(task.task_key)
+    context = contextvars.copy_context()
+    inner = flow_ctx.runner().submit(
+        lambda: context.run(_run_with_upstream, task, args, kwargs, flow_ctx, position, dynamic_key)
+    )
+    name = f"{task.name}-{dynamic_key}"
+    future: TaskRunFuture[Any] = TaskRunFuture(inner, name, flow_ctx.run_id, position)
+    flow_ctx.futures.append(future)
+    return future
+
+
+def map_task(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> futures.PrefectFutureList:
+    """Submit one task run per element of the iterable arguments, zipped like Prefect."""
+    calls = mapped_calls(task.name, args, kwargs)
+    return futures.PrefectFutureList(submit_task(task, a, k) for a, k in calls)
+
+
+def _run_with_upstream(
+    task: Task[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    ctx: FlowRunContext,
+    position: int,
+    dynamic_key: str,
+) -> State:
+    """Wait for the futures among the arguments, then run the task with their results."""
+    if ctx.cancelled.is_set():
+        run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
+        error = CancelledRun(f"flow run {ctx.run_id} was cancelled before this task started")
+        state = State(StateType.CANCELLED, str(error), exception=error)
+        return _fail_task(task, run, ctx, state, error, hooks=False)
+    upstream: list[int] = []
+    try:
+        args, kwargs = futures.resolve((args, kwargs), upstream)
+    except futures.UpstreamFailed as exc:
+        run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
+        run.upstream = _json(sorted(upstream))
+        state = State(StateType.FAILED, str(exc), exception=exc)
+        return _fail_task(task, run, ctx, state, exc)
+    bound = task.bind(args, kwargs)
+    return _run_task_in_flow(
+        task, bound, ctx, ctx.run_id, position, dynamic_key, upstream=sorted(upstream)
+    )
 
 
 def _run_standalone_task(
@@ -324,25 +428,24 @@ def _run_standalone_task(
     return state.result()
 
 
-def _run_task_in_flow(
+def _new_task_run(
     task: Task[..., Any],
-    bound: Any,
-    ctx: FlowRunContext,
+    arguments: dict[str, Any] | None,
     flow_run_id: str,
     position: int,
     dynamic_key: str,
-    *,
     standalone: bool = False,
-) -> State:
-    now = time.time()
-    name = _render_name(task.task_run_name, _arguments(bound)) or f"{task.name}-{dynamic_key}"
+) -> TaskRun:
+    name = None
+    if arguments is not None:
+        name = _render_name(task.task_run_name, arguments)
     run = TaskRun(
         flow_run_id=flow_run_id,
         position=position,
         id=new_run_id(),
         standalone=int(standalone),
         task_key=task.task_key,
-        name=name,
+        name=name or f"{task.name}-{dynamic_key}",
         dynamic_key=dynamic_key,
         state=StateType.PENDING.value,
         state_message=None,
@@ -354,13 +457,30 @@ def _run_task_in_flow(
         error_type=None,
         error_message=None,
         traceback=None,
-        created=now,
+        created=time.time(),
         started=None,
         ended=None,
     )
     if task.tags:
         run.tags = _json(sorted(task.tags))
+    return run
+
+
+def _run_task_in_flow(
+    task: Task[..., Any],
+    bound: Any,
+    ctx: FlowRunContext,
+    flow_run_id: str,
+    position: int,
+    dynamic_key: str,
+    *,
+    standalone: bool = False,
+    upstream: list[int] | None = None,
+) -> State:
     arguments = _arguments(bound)
+    run = _new_task_run(task, arguments, flow_run_id, position, dynamic_key, standalone)
+    if upstream:
+        run.upstream = _json(upstream)
     task_ctx = TaskRunContext(task=task, task_run=run, parameters=arguments)
     try:
         run.inputs_hash = hash_arguments(arguments)
@@ -540,6 +660,8 @@ def _execute(
             raise
         except Exception as exc:
             kind = StateType.TIMED_OUT if isinstance(exc, TaskTimeoutError) else StateType.FAILED
+            if kind is StateType.TIMED_OUT:
+                task_ctx.abandoned = True
             state = State(kind, _describe(exc), exception=exc, timestamp=time.time())
             if attempt <= task.retries and _should_retry(task, run, state, ctx):
                 delay = delay_before_retry(delays, attempt, task.retry_jitter_factor)
@@ -712,6 +834,11 @@ def _render_name(template: str | Callable[[], str] | None, values: dict[str, Any
         return None
 
 
+def _holds_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Cheap pre-check so plain calls skip the argument walk."""
+    return any(isinstance(value, futures.FUTURE_LIKE) for value in (*args, *kwargs.values()))
+
+
 def _arguments(bound: Any) -> dict[str, Any]:
     """The name → value mapping of a `Task.bind()` result."""
     return bound.arguments if isinstance(bound, inspect.BoundArguments) else bound
@@ -722,8 +849,20 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 def _error_fields(exc: BaseException) -> tuple[str, str, str]:
-    return type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)).rstrip()
+    """(type, message, traceback), the traceback without orchlite's own frames."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(_PACKAGE_DIR)
+    ]
+    text = "Traceback (most recent call last):\n" if frames else ""
+    text += "".join(traceback.format_list(frames))
+    text += "".join(traceback.format_exception_only(exc))
+    return type(exc).__name__, str(exc), text.rstrip()
 
 
 def _label(ctx: FlowRunContext, run: TaskRun | None = None) -> dict[str, Any]:

@@ -74,6 +74,8 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
     except KeyboardInterrupt:
         return request.run_id, ExitCode.INTERRUPTED
     except (Exception, CancelledRun):
+        if not _recorded(home, request.run_id):
+            raise  # failed before the run was created: bad input, not a failed run
         return request.run_id, ExitCode.RUN_FAILED
     return request.run_id, ExitCode.OK
 
@@ -129,7 +131,7 @@ def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
         if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
             _kill_group(child, signal.SIGKILL)
             child.wait()
-            timeout = run.deadline - (run.started or run.deadline)
+            timeout = round(run.deadline - (run.started or run.deadline), 1)
             store.end_abandoned_run(
                 run_id,
                 StateType.TIMED_OUT,

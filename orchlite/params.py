@@ -336,8 +336,12 @@ def bind_parameters(
     hints = _type_hints(fn, named)
     out: dict[str, Any] = {}
     for pname, param in named.items():
-        if pname in given:
+        if pname in given and given[pname] is not param.default:
+            # (A default passed back in, as when a bound call is bound again, is kept as is:
+            # `day: date = None` must not fail on its own default.)
             out[pname] = coerce_value(hints.get(pname, Any), given[pname], name=pname)
+        elif pname in given:
+            out[pname] = given[pname]
         else:
             out[pname] = param.default
     out.update((k, v) for k, v in given.items() if k not in named)

@@ -17,7 +17,9 @@ from .retries import RetryDelay
 
 if TYPE_CHECKING:
     from .cache_policies import CachePolicy
+    from .futures import PrefectFutureList, TaskRunFuture
     from .states import State
+    from .task_runners import TaskRunner
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,6 +47,14 @@ def _check_retries(retries: int | None, timeout: float | None) -> None:
         raise ValueError(f"retries must be 0 or more, not {retries}")
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout_seconds must be positive, not {timeout}")
+
+
+def _refuse_async(fn: Callable[..., Any], kind: str) -> None:
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"@{kind} cannot decorate the async function {fn.__qualname__!r}: async flows "
+            "and tasks are not supported yet; make it a plain def"
+        )
 
 
 def _identity(fn: Callable[..., Any]) -> str:
@@ -131,6 +141,7 @@ class Task(Generic[P, R]):
     ) -> None:
         if not callable(fn):
             raise TypeError("@task must decorate a function")
+        _refuse_async(fn, "task")
         _check_retries(retries, timeout_seconds)
         _check_serializer(result_serializer)
         if retry_jitter_factor is not None and retry_jitter_factor < 0:
@@ -168,6 +179,19 @@ class Task(Generic[P, R]):
         from .engine import run_task
 
         return run_task(self, args, kwargs)
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
+        """Run this task through the flow's task runner; returns a future at once."""
+        from .engine import submit_task
+
+        return submit_task(self, args, kwargs)
+
+    def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList:
+        """Submit one run per element of the iterable arguments (zipped, equal lengths);
+        wrap an iterable in `unmapped(...)` to pass it whole to every run."""
+        from .engine import map_task
+
+        return map_task(self, args, kwargs)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The call's arguments with defaults applied.
@@ -247,6 +271,7 @@ class Flow(Generic[P, R]):
         persist_result: bool | None = None,
         result_serializer: str | None = None,
         log_prints: bool | None = None,
+        task_runner: TaskRunner | None = None,
         on_completion: Iterable[Callable[..., Any]] | None = None,
         on_failure: Iterable[Callable[..., Any]] | None = None,
         on_cancellation: Iterable[Callable[..., Any]] | None = None,
@@ -254,6 +279,7 @@ class Flow(Generic[P, R]):
     ) -> None:
         if not callable(fn):
             raise TypeError("@flow must decorate a function")
+        _refuse_async(fn, "flow")
         _check_retries(retries, timeout_seconds)
         _check_serializer(result_serializer)
         self.fn = fn
@@ -268,6 +294,7 @@ class Flow(Generic[P, R]):
         self.persist_result = persist_result
         self.result_serializer = result_serializer
         self.log_prints = log_prints
+        self.task_runner = task_runner
         self.on_completion_hooks = _callable_list(on_completion)
         self.on_failure_hooks = _callable_list(on_failure)
         self.on_cancellation_hooks = _callable_list(on_cancellation)
@@ -305,6 +332,7 @@ class Flow(Generic[P, R]):
             "persist_result": self.persist_result,
             "result_serializer": self.result_serializer,
             "log_prints": self.log_prints,
+            "task_runner": self.task_runner,
             "on_completion": list(self.on_completion_hooks),
             "on_failure": list(self.on_failure_hooks),
             "on_cancellation": list(self.on_cancellation_hooks),
@@ -371,6 +399,7 @@ def flow(
     persist_result: bool | None = None,
     result_serializer: str | None = None,
     log_prints: bool | None = None,
+    task_runner: TaskRunner | None = None,
     on_completion: Iterable[Callable[..., Any]] | None = None,
     on_failure: Iterable[Callable[..., Any]] | None = None,
     on_cancellation: Iterable[Callable[..., Any]] | None = None,

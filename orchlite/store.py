@@ -132,6 +132,10 @@ MIGRATIONS: list[str] = [
         expires REAL
     );
     """,
+    # 2: the task runs a task run waited for (positions in its flow run, as JSON).
+    """
+    ALTER TABLE task_runs ADD COLUMN upstream TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -143,11 +147,11 @@ _FLOW_RUN_COLUMNS = (
 _TASK_RUN_COLUMNS = (
     "flow_run_id, position, id, standalone, task_key, name, dynamic_key, state, state_message,"
     " attempts, inputs_hash, cache_key, result_ref, result_serializer, error_type,"
-    " error_message, traceback, created, started, ended, tags"
+    " error_message, traceback, created, started, ended, tags, upstream"
 )
 _UPSERT_TASK_RUN = (
     f"INSERT INTO task_runs ({_TASK_RUN_COLUMNS}, result_data)"
-    f" VALUES ({','.join('?' * 22)})"
+    f" VALUES ({','.join('?' * 23)})"
     " ON CONFLICT (flow_run_id, position) DO UPDATE SET"
     + ",".join(
         f" {c.strip()} = excluded.{c.strip()}"
@@ -204,6 +208,7 @@ class TaskRun:
     started: float | None
     ended: float | None
     tags: str = "[]"
+    upstream: str = "[]"
     result_data: bytes | None = None
 
     @property
@@ -887,6 +892,7 @@ def _task_run_values(run: TaskRun) -> tuple[Any, ...]:
         run.started,
         run.ended,
         run.tags,
+        run.upstream,
         run.result_data,
     )
 

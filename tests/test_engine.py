@@ -530,3 +530,87 @@ def test_flow_parameters_are_validated_and_coerced() -> None:
     assert pipeline("21") == 42
     run = last_run()
     assert run.parameters == '{"n":21,"when":"now"}'
+
+
+def test_async_functions_are_refused_at_decoration() -> None:
+    async def fetch() -> None:
+        return None
+
+    with pytest.raises(TypeError, match="async flows and tasks are not supported"):
+        task(fetch)
+
+
+def test_system_exit_crashes_the_run_and_calls_on_crashed() -> None:
+    crashed: list[str] = []
+
+    @flow(on_crashed=[lambda f, run, state: crashed.append(state.name)])
+    def pipeline() -> None:
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit):
+        pipeline()
+    assert last_run().state == "CRASHED"
+    assert crashed == ["Crashed"]
+
+
+def test_a_timed_out_task_body_cannot_start_more_tasks() -> None:
+    release = threading.Event()
+    outcome: list[str] = []
+
+    @task
+    def inner() -> None:
+        outcome.append("inner ran")
+
+    @task(timeout_seconds=0.2)
+    def outer() -> None:
+        release.wait(10)
+        try:
+            inner()
+        except BaseException as exc:
+            outcome.append(type(exc).__name__)
+
+    @flow
+    def pipeline() -> None:
+        outer(return_state=True)
+
+    pipeline()
+    release.set()
+    deadline = time.monotonic() + 5
+    while not outcome and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert outcome == ["CancelledRun"]
+
+
+def test_a_corrupt_blob_is_quarantined_and_rewritten(home: Path) -> None:
+    @task(cache_policy=NO_CACHE)
+    def big() -> bytes:
+        return b"y" * 20_000
+
+    @flow
+    def pipeline() -> None:
+        big()
+
+    pipeline()
+    (task_run,) = store().task_runs(last_run().id)
+    digest = task_run.result_ref
+    assert digest is not None
+    blob = home / "blobs" / digest[:2] / digest
+    blob.write_bytes(b"tampered")
+    with pytest.raises(Exception, match="corrupt"):
+        open_store()[1].get(digest)
+    assert (home / "quarantine" / digest).exists()
+    pipeline()
+    assert open_store()[1].get(digest) == __import__("pickle").dumps(b"y" * 20_000, protocol=5)
+
+
+def test_a_none_default_of_a_typed_parameter_survives_binding_twice() -> None:
+    import datetime as dt
+
+    @flow
+    def pipeline(day: dt.date = None) -> str:  # type: ignore[assignment]
+        return str(day)
+
+    from orchlite.params import bind_parameters
+
+    bound = bind_parameters(pipeline.fn, {}, flow_name="pipeline")
+    assert pipeline(**bound) == "None"
