@@ -607,7 +607,7 @@ def test_a_none_default_of_a_typed_parameter_survives_binding_twice() -> None:
     import datetime as dt
 
     @flow
-    def pipeline(day: dt.date = None) -> str:  # type: ignore[assignment]
+    def pipeline(day: dt.date = None) -> str:  # type: ignore[assignment]  # noqa: RUF013
         return str(day)
 
     from orchlite.params import bind_parameters
