@@ -161,6 +161,22 @@ def retry(
     raise typer.Exit(code)
 
 
+@app.command()
+def cancel(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run id, id prefix, or 'last'.")],
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to wait for the run to stop.")
+    ] = 10.0,
+) -> None:
+    """Cancel a run in progress: tasks not yet started never start."""
+    from .cancellation import cancel_run
+
+    store = _store()
+    run_id = store.resolve_run_id(run_ref)
+    state = cancel_run(store, run_id, wait_seconds=wait)
+    print(f"Run {run_id[:8]} {state}", file=sys.stderr)
+
+
 def _report(run_id: str, as_json: bool) -> None:
     from . import views
 

@@ -41,6 +41,7 @@ class FlowRunContext:
     run_cache: dict[str, TaskRun] = field(default_factory=dict)
     """Results cached under keys scoped to this run (policies with RUN_ID)."""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    parent: FlowRunContext | None = None
     task_runner: TaskRunner | None = None
     """The flow's runner template; a copy is started on the first `.submit()`."""
     futures: list[TaskRunFuture[Any]] = field(default_factory=list)
@@ -56,6 +57,15 @@ class FlowRunContext:
             n = self._dynamic.get(task_key, 0)
             self._dynamic[task_key] = n + 1
         return position, str(n)
+
+    def stopped(self) -> bool:
+        """Cancelled or timed out, this run or a run it is a subflow of."""
+        ctx: FlowRunContext | None = self
+        while ctx is not None:
+            if ctx.cancelled.is_set():
+                return True
+            ctx = ctx.parent
+        return False
 
     def runner(self) -> TaskRunner:
         with self._lock:

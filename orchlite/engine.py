@@ -98,8 +98,8 @@ def run_flow(
     return_state = bool(kwargs.pop("return_state", False))
     ensure_logging()
     parent = flow_run_var.get()
-    if parent is not None and parent.cancelled.is_set():
-        raise CancelledRun(f"flow run {parent.run_id} was cancelled")
+    if parent is not None and parent.stopped():
+        raise CancelledRun("the parent flow run was cancelled")
     parameters = _bind_flow_parameters(flow, args, kwargs)
     store, blobs = (parent.store, parent.blobs) if parent else open_store()
 
@@ -134,6 +134,7 @@ def run_flow(
         blobs=blobs,
         refresh_cache=refresh_cache,
         log_prints=bool(flow.log_prints),
+        parent=parent,
     )
     if resume_from is not None:
         ctx.resumed_from = resume_from
@@ -144,7 +145,7 @@ def run_flow(
             ctx.resumed_from = old_child
             ctx.resumed = _succeeded_tasks(store, old_child)
     token = flow_run_var.set(ctx)
-    recorder.track_flow(store, run_id)
+    recorder.track_flow(store, run_id, ctx.cancelled)
     try:
         state = _run_flow_attempts(flow, ctx, params_json)
     finally:
@@ -343,8 +344,8 @@ def run_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 def _refuse_if_stopped(flow_ctx: FlowRunContext) -> None:
     """No new task runs once the flow run is cancelled or timed out, nor from the body of
     a task abandoned after its timeout."""
-    if flow_ctx.cancelled.is_set():
-        raise CancelledRun(f"flow run {flow_ctx.run_id} was cancelled")
+    if flow_ctx.stopped():
+        raise CancelledRun("the flow run was cancelled")
     parent = task_run_var.get()
     if parent is not None and parent.abandoned:
         raise CancelledRun(f"task run {parent.task_run.name!r} was abandoned after its timeout")
@@ -388,7 +389,7 @@ def _run_with_upstream(
     dynamic_key: str,
 ) -> State:
     """Wait for the futures among the arguments, then run the task with their results."""
-    if ctx.cancelled.is_set():
+    if ctx.stopped():
         run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
         error = CancelledRun(f"flow run {ctx.run_id} was cancelled before this task started")
         state = State(StateType.CANCELLED, str(error), exception=error)

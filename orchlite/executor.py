@@ -26,6 +26,7 @@ from .states import TERMINAL, StateType
 
 POLL_SECONDS = 0.1
 KILL_GRACE_SECONDS = 5.0
+CANCEL_GRACE_SECONDS = 1.5
 DEADLINE_GRACE_SECONDS = 1.0
 
 
@@ -101,6 +102,10 @@ def run_in_subprocess(request: RunRequest) -> tuple[str | None, int]:
         # The child failed before creating the run (bad target or parameters) and has
         # already said why on stderr.
         return None, code or ExitCode.RUN_FAILED
+    if _state(home, run_id) == StateType.CANCELLING.value:
+        _end_if_unfinished(
+            home, run_id, StateType.CANCELLED, "cancelled; the child process was killed"
+        )
     _end_if_unfinished(home, run_id, StateType.CRASHED, _describe_exit(code))
     state = _state(home, run_id)
     if state == StateType.COMPLETED.value:
@@ -128,6 +133,9 @@ def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
             run = store.get_flow_run(run_id)
         except OrchError:
             continue
+        if run.state == StateType.CANCELLING.value:
+            _stop(child)
+            return child.returncode
         if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
             _kill_group(child, signal.SIGKILL)
             child.wait()
@@ -138,6 +146,17 @@ def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
                 f"flow run exceeded its timeout of {timeout:g} s; the child process was killed",
             )
             return int(ExitCode.RUN_FAILED)
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the child records CANCELLED), then SIGKILL after a grace period."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _kill_group(child, sig)
+        try:
+            child.wait(timeout=CANCEL_GRACE_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _interrupt(child: subprocess.Popen[bytes]) -> None:
@@ -193,7 +212,7 @@ def _child_main(spec_text: str) -> int:
     spec = json.loads(spec_text)
 
     def cancel(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise CancelledRun("cancelled (SIGTERM)")
 
     signal.signal(signal.SIGTERM, cancel)
     try:
@@ -203,6 +222,8 @@ def _child_main(spec_text: str) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
+    except CancelledRun:
+        return int(ExitCode.RUN_FAILED)
     return int(code)
 
 

@@ -22,6 +22,7 @@ START_DELAY = 0.2
 TICK = 0.1
 HEARTBEAT_EVERY = 5.0
 CHECKPOINT_EVERY = 1.0
+CANCEL_POLL_EVERY = 0.5
 
 StateRow = tuple[str, str | None, float]
 
@@ -30,10 +31,11 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int], tuple[Store, TaskRun, list[StateRow]]] = {}
-        self._active_flows: dict[str, Store] = {}
+        self._active_flows: dict[str, tuple[Store, threading.Event]] = {}
         self._thread: threading.Thread | None = None
         self._last_heartbeat = 0.0
         self._last_checkpoint = 0.0
+        self._last_cancel_poll = 0.0
 
     # -- task runs ----------------------------------------------------------------------
 
@@ -59,9 +61,10 @@ class Recorder:
 
     # -- flow runs ----------------------------------------------------------------------
 
-    def track_flow(self, store: Store, run_id: str) -> None:
+    def track_flow(self, store: Store, run_id: str, cancelled: threading.Event) -> None:
+        """Heartbeat this flow run, and set `cancelled` when someone asks to cancel it."""
         with self._lock:
-            self._active_flows[run_id] = store
+            self._active_flows[run_id] = (store, cancelled)
         self._ensure_thread()
 
     def untrack_flow(self, run_id: str) -> None:
@@ -110,12 +113,19 @@ class Recorder:
         now = time.time()
         beat = now - self._last_heartbeat >= HEARTBEAT_EVERY
         checkpoint = now - self._last_checkpoint >= CHECKPOINT_EVERY
-        if not (beat or checkpoint):
+        poll = now - self._last_cancel_poll >= CANCEL_POLL_EVERY
+        if not (beat or checkpoint or poll):
             return
         with self._lock:
-            by_store: dict[Store, list[str]] = {}
-            for run_id, store in self._active_flows.items():
-                by_store.setdefault(store, []).append(run_id)
+            flows = dict(self._active_flows)
+        by_store: dict[Store, list[str]] = {}
+        for run_id, (store, _) in flows.items():
+            by_store.setdefault(store, []).append(run_id)
+        if poll:
+            self._last_cancel_poll = now
+            for store, run_ids in by_store.items():
+                for run_id in store.cancelling(run_ids):
+                    flows[run_id][1].set()
         if beat:
             self._last_heartbeat = now
             for store, run_ids in by_store.items():

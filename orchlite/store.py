@@ -497,6 +497,21 @@ class Store:
                 self._insert_history(conn, run_id, position, state.value, message, now)
         return True
 
+    def request_cancel(self, run_id: str, message: str = "cancellation requested") -> bool:
+        """Mark a run CANCELLING; its process notices and stops. False if it already ended."""
+        return self.set_flow_run_state(run_id, StateType.CANCELLING, message)
+
+    def cancelling(self, run_ids: Sequence[str]) -> set[str]:
+        """Which of these runs someone asked to cancel."""
+        if not run_ids:
+            return set()
+        marks = ",".join("?" * len(run_ids))
+        rows = self.conn.execute(
+            f"SELECT id FROM flow_runs WHERE id IN ({marks}) AND state = 'CANCELLING'",
+            tuple(run_ids),
+        ).fetchall()
+        return {row[0] for row in rows}
+
     def heartbeat(self, run_ids: Iterable[str], now: float | None = None) -> None:
         ids = list(run_ids)
         if not ids:
