@@ -66,6 +66,16 @@ class CachePolicy:
         """The cache key of one task call, or None to not cache it."""
         raise NotImplementedError
 
+    def key_part(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | bytes | None:
+        """What this policy contributes inside a compound key (hashed once, by the compound).
+
+        Defaults to the policy's own key; the built-in policies return their raw material
+        so a compound of them costs one hash instead of one per member.
+        """
+        return self.compute_key(task_ctx, inputs, flow_parameters)
+
     def __add__(self, other: CachePolicy) -> CachePolicy:
         if not isinstance(other, CachePolicy):
             return NotImplemented
@@ -105,9 +115,9 @@ class CompoundCachePolicy(CachePolicy):
         flow_parameters: dict[str, Any],
         **kwargs: Any,
     ) -> str | None:
-        keys: dict[str, str] = {}
+        keys: dict[str, str | bytes] = {}
         for policy in self.policies:
-            key = policy.compute_key(task_ctx, inputs, flow_parameters, **kwargs)
+            key = policy.key_part(task_ctx, inputs, flow_parameters)
             if key is None:
                 continue
             label = type(policy).__name__
@@ -167,15 +177,21 @@ class Inputs(CachePolicy):
         flow_parameters: dict[str, Any],
         **kwargs: Any,
     ) -> str | None:
+        part = self.key_part(task_ctx, inputs, flow_parameters)
+        return None if part is None else hash_parts({"inputs": part})
+
+    def key_part(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
         if not inputs:
             return None
         if not self.exclude:
             # The engine has already hashed these very arguments for the task run.
             known = getattr(getattr(task_ctx, "task_run", None), "inputs_hash", None)
             if known is not None:
-                return _inputs_key(known)
+                return str(known)
         selected = {name: value for name, value in inputs.items() if name not in self.exclude}
-        return _inputs_key(hash_arguments(selected))
+        return hash_arguments(selected)
 
     def __sub__(self, other: str) -> CachePolicy:
         if not isinstance(other, str):
@@ -213,12 +229,18 @@ class RunId(CachePolicy):
         flow_parameters: dict[str, Any],
         **kwargs: Any,
     ) -> str | None:
+        part = self.key_part(task_ctx, inputs, flow_parameters)
+        return None if part is None else _run_id_key(part)
+
+    def key_part(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any]
+    ) -> str | None:
         if task_ctx is None:
             return None
         run_id = task_ctx.task_run.flow_run_id
         if run_id is None:
             run_id = task_ctx.task_run.id
-        return _run_id_key(str(run_id))
+        return str(run_id)
 
 
 @dataclass
@@ -261,10 +283,6 @@ class CacheKeyFnPolicy(CachePolicy):
                 "it must return a str, or None to not cache the call"
             )
         return hash_parts({"cache_key_fn": key})
-
-
-def _inputs_key(arguments_hash: str) -> str:
-    return hash_parts({"inputs": arguments_hash})
 
 
 @functools.lru_cache(maxsize=256)

@@ -687,10 +687,9 @@ class Store:
         ts: float,
     ) -> None:
         conn.execute(
-            "INSERT INTO state_history (run_id, seq, position, state, message, ts) VALUES"
-            " (?, (SELECT IFNULL(MAX(seq), 0) + 1 FROM state_history WHERE run_id = ?),"
-            " ?, ?, ?, ?)",
-            (run_id, run_id, position, state, message, ts),
+            "INSERT INTO state_history (run_id, seq, position, state, message, ts)"
+            " VALUES (?,?,?,?,?,?)",
+            (run_id, _next_seq(), position, state, message, ts),
         )
 
     @staticmethod
@@ -700,24 +699,11 @@ class Store:
         position: int | None,
         states: Sequence[tuple[str, str | None, float]],
     ) -> None:
-        """Append several state changes in one statement (the hot path of every task).
-
-        Each row's seq is the run's current maximum plus its offset; whether SQLite reads
-        the maximum before or after the earlier rows land, the values stay unique and in
-        order, which is all seq promises (gaps are allowed).
-        """
-        rows = ",".join(
-            f"(?, (SELECT IFNULL(MAX(seq), 0) FROM state_history WHERE run_id = ?) + {i + 1},"
-            " ?, ?, ?, ?)"
-            for i in range(len(states))
-        )
+        """Append several state changes in one statement (the hot path of every task)."""
         values: list[Any] = []
         for state, message, ts in states:
-            values += (run_id, run_id, position, state, message, ts)
-        conn.execute(
-            f"INSERT INTO state_history (run_id, seq, position, state, message, ts) VALUES {rows}",
-            values,
-        )
+            values += (run_id, _next_seq(), position, state, message, ts)
+        conn.execute(_HISTORY_INSERTS[len(states)], values)
 
     def history(self, run_id: str, position: int | None = None) -> list[HistoryEntry]:
         """State changes of a flow run and its task runs (or of one task run), oldest first."""
@@ -882,6 +868,31 @@ class _Transaction:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise StoreError(f"cannot write {self.store.path}: {err}") from None
+
+
+_HISTORY_INSERTS = {
+    n: "INSERT INTO state_history (run_id, seq, position, state, message, ts) VALUES "
+    + ",".join(["(?,?,?,?,?,?)"] * n)
+    for n in range(1, 5)
+}
+
+_seq_lock = threading.Lock()
+_last_seq = 0
+_PID_SLOT = os.getpid() % 1000
+
+
+def _next_seq() -> int:
+    """History order: microseconds since the epoch, times 1000, plus this process's slot.
+
+    Strictly increasing within a process (even if the clock steps back) and, thanks to the
+    pid slot, distinct between processes writing the same run in the same microsecond,
+    without reading the table first.
+    """
+    global _last_seq
+    with _seq_lock:
+        now = time.time_ns() // 1000 * 1000 + _PID_SLOT
+        _last_seq = now if now > _last_seq else _last_seq + 1000
+        return _last_seq
 
 
 def _task_run_values(run: TaskRun) -> tuple[Any, ...]:
