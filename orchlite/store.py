@@ -541,8 +541,11 @@ class Store:
         """A full run id from an id, a unique id prefix, or `last`."""
         ref = ref.strip()
         if ref == "last":
+            # `+` keeps SQLite off the parent index: walking the created index from the
+            # newest end finds the answer at once; sorting every top-level run does not.
             row = self.conn.execute(
-                "SELECT id FROM flow_runs WHERE parent_run_id IS NULL ORDER BY created DESC LIMIT 1"
+                "SELECT id FROM flow_runs WHERE +parent_run_id IS NULL"
+                " ORDER BY created DESC LIMIT 1"
             ).fetchone()
             if row is None:
                 raise RunNotFoundError("no runs recorded yet")
