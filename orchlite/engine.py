@@ -21,10 +21,10 @@ import inspect
 import logging
 import os
 import socket
-import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ from .recorder import recorder
 from .retries import delay_before_retry, delays_for
 from .states import SUCCESS, State, StateType
 from .store import StoredResult, TaskRun
+from .task_runners import TaskRunner, call_with_timeout
 
 if TYPE_CHECKING:
     from .registry import Flow, Task
@@ -55,6 +56,9 @@ log = logging.getLogger("orchlite.engine")
 HOST = socket.gethostname()
 
 _listeners: list[Callable[[str, Any], None]] = []
+
+body_runner_var: ContextVar[TaskRunner | None] = ContextVar("orch_body_runner", default=None)
+"""Set inside a submitted task run: the runner its function body executes on."""
 
 
 def add_listener(fn: Callable[[str, Any], None]) -> None:
@@ -177,7 +181,7 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
         ctx.futures.clear()
         prints = capture_prints(ctx.log_prints)
         try:
-            value = _call_with_timeout(
+            value = call_with_timeout(
                 flow.fn, ctx.parameters, flow.timeout_seconds, "Flow run", FlowTimeoutError
             )
             value = _settle_futures(ctx, value)
@@ -363,8 +367,11 @@ def submit_task(
     task.bind(args, kwargs)  # a call that does not fit fails here, in the caller
     position, dynamic_key = flow_ctx.next_position(task.task_key)
     context = contextvars.copy_context()
-    inner = flow_ctx.runner().submit(
-        lambda: context.run(_run_with_upstream, task, args, kwargs, flow_ctx, position, dynamic_key)
+    runner = flow_ctx.runner()
+    inner = runner.submit(
+        lambda: context.run(
+            _run_submitted, runner, task, args, kwargs, flow_ctx, position, dynamic_key
+        )
     )
     name = f"{task.name}-{dynamic_key}"
     future: TaskRunFuture[Any] = TaskRunFuture(inner, name, flow_ctx.run_id, position)
@@ -378,6 +385,12 @@ def map_task(
     """Submit one task run per element of the iterable arguments, zipped like Prefect."""
     calls = mapped_calls(task.name, args, kwargs)
     return futures.PrefectFutureList(submit_task(task, a, k) for a, k in calls)
+
+
+def _run_submitted(runner: TaskRunner, *args: Any) -> State:
+    """A submitted task run: like a direct call, but its body goes through the runner."""
+    body_runner_var.set(runner)
+    return _run_with_upstream(*args)
 
 
 def _run_with_upstream(
@@ -654,7 +667,11 @@ def _execute(
         task_token = task_run_var.set(task_ctx)
         prints = capture_prints(log_prints)
         try:
-            value = _call_with_timeout(task.fn, bound, task.timeout_seconds, what)
+            runner = body_runner_var.get()
+            if runner is None:
+                value = call_with_timeout(task.fn, bound, task.timeout_seconds, what)
+            else:
+                value = runner.run_body(task.fn, bound, task.timeout_seconds, what)
         except (CancelledRun, KeyboardInterrupt) as exc:
             state = State(StateType.CANCELLED, "flow run cancelled", exception=exc)
             _fail_task(task, run, ctx, state, exc, hooks=False)
@@ -780,39 +797,6 @@ def _persist(
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _call_with_timeout(
-    fn: Callable[..., Any],
-    bound: Any,
-    timeout: float | None,
-    what: str,
-    error: type[TaskTimeoutError] = TaskTimeoutError,
-) -> Any:
-    """Call `fn` with `bound` arguments; past `timeout` seconds stop waiting and raise."""
-    if isinstance(bound, inspect.BoundArguments):
-        args, kwargs = bound.args, bound.kwargs
-    else:
-        args, kwargs = (), bound
-    if not timeout:
-        return fn(*args, **kwargs)
-    outcome: dict[str, Any] = {}
-
-    def body() -> None:
-        try:
-            outcome["value"] = fn(*args, **kwargs)
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    context = contextvars.copy_context()
-    worker = threading.Thread(target=context.run, args=(body,), name="orch-timed", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise error(f"{what} exceeded its timeout of {timeout:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 def _run_hooks(

@@ -8,9 +8,47 @@ runner decides how many task runs go at once and where their function bodies exe
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextvars
+import inspect
+import threading
 from collections.abc import Callable
+from typing import Any
 
+from .errors import TaskTimeoutError
 from .states import State
+
+
+def call_with_timeout(
+    fn: Callable[..., Any],
+    bound: Any,
+    timeout: float | None,
+    what: str,
+    error: type[TaskTimeoutError] = TaskTimeoutError,
+) -> Any:
+    """Call `fn` with `bound` arguments; past `timeout` seconds stop waiting and raise."""
+    if isinstance(bound, inspect.BoundArguments):
+        args, kwargs = bound.args, bound.kwargs
+    else:
+        args, kwargs = (), bound
+    if not timeout:
+        return fn(*args, **kwargs)
+    outcome: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(body,), name="orch-timed", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise error(f"{what} exceeded its timeout of {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 class TaskRunner:
@@ -22,6 +60,13 @@ class TaskRunner:
     def submit(self, orchestrate: Callable[[], State]) -> cf.Future[State]:
         """Schedule one task run's orchestration; returns a future of its final state."""
         raise NotImplementedError
+
+    def run_body(self, fn: Callable[..., Any], bound: Any, timeout: float | None, what: str) -> Any:
+        """Execute a submitted task's function body; orchestration stays with the caller.
+
+        The default runs it right here, in the orchestrating thread.
+        """
+        return call_with_timeout(fn, bound, timeout, what)
 
     def shutdown(self, wait: bool = True) -> None:
         """Wait for every submitted task run (unless `wait` is False: then drop the queued

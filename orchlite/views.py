@@ -96,7 +96,13 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
     detail = run_summary(run, counts)
     detail["target"] = run.target
     detail["attempts"] = run.attempts
-    detail["tasks"] = [task_summary(t) for t in tasks]
+    history: dict[int | None, list[dict[str, Any]]] = {}
+    for entry in store.history(run_id):
+        history.setdefault(entry.position, []).append(
+            {"state": entry.state, "message": entry.message, "at": iso(entry.ts)}
+        )
+    detail["history"] = history.get(None, [])
+    detail["tasks"] = [{**task_summary(t), "history": history.get(t.position, [])} for t in tasks]
     detail["children"] = [
         {"id": c.id, "flow": c.flow_name, "state": c.state, "position": c.parent_position}
         for c in store.child_flow_runs(run_id)
