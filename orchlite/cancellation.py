@@ -8,13 +8,13 @@ ended CANCELLED at once, so a dead run can always be cancelled.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
 from .errors import UsageError
+from .reaper import death_of
 from .states import TERMINAL, StateType
-from .store import FlowRun, Store
+from .store import Store
 
 
 def cancel_run(store: Store, run_id: str, *, wait_seconds: float = 10.0) -> str:
@@ -24,7 +24,7 @@ def cancel_run(store: Store, run_id: str, *, wait_seconds: float = 10.0) -> str:
         raise UsageError(f"run {run_id[:8]} already ended {run.state}")
     if not store.request_cancel(run_id):
         return store.get_flow_run(run_id).state
-    if not _process_alive(run):
+    if run.pid is not None and death_of(run, socket.gethostname(), time.time()):
         store.end_abandoned_run(run_id, StateType.CANCELLED, "cancelled; its process was gone")
         return StateType.CANCELLED.value
     deadline = time.monotonic() + wait_seconds
@@ -34,19 +34,3 @@ def cancel_run(store: Store, run_id: str, *, wait_seconds: float = 10.0) -> str:
             return state
         time.sleep(0.1)
     return store.get_flow_run(run_id).state
-
-
-def _process_alive(run: FlowRun) -> bool:
-    """Whether the run's process may still be running (unknowable on another host: yes)."""
-    if run.pid is None:
-        # Not started yet: a supervisor or daemon may still be about to start it.
-        return run.state not in (StateType.SCHEDULED.value,)
-    if run.host and run.host != socket.gethostname():
-        return True
-    try:
-        os.kill(run.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -57,14 +57,19 @@ def _root(
         os.environ["ORCH_HOME"] = str(home.expanduser().absolute())
 
 
-def _store(create: bool = False) -> Any:
+def _store(create: bool = False, reap: bool = True) -> Any:
+    """The project's store; runs left unfinished by a dead process are ended first."""
     from .config import find_home
+    from .reaper import reap_dead_runs
     from .store import Store
 
     home = find_home()
     if not create and not (home / "orch.db").exists():
         raise UsageError(f"no runs recorded yet (no store at {home})")
-    return Store(home)
+    store = Store(home)
+    if reap:
+        reap_dead_runs(store)
+    return store
 
 
 # -- run ----------------------------------------------------------------------------------
