@@ -44,8 +44,8 @@ def _running_run(store: Store, run_id: str, pid: int, host: str) -> None:
     store.save_task_run(task, [("PENDING", None, now), ("RUNNING", None, now)])
 
 
-def test_a_run_whose_process_died_is_crashed_with_its_tasks(orch_home: Path) -> None:
-    store = Store(orch_home)
+def test_a_run_whose_process_died_is_crashed_with_its_tasks(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".orch")
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     _running_run(store, "aa" * 16, child.pid, socket.gethostname())
     _running_run(store, "bb" * 16, os.getpid(), socket.gethostname())
@@ -61,9 +61,9 @@ def test_a_run_whose_process_died_is_crashed_with_its_tasks(orch_home: Path) -> 
 
 
 def test_another_hosts_run_is_crashed_only_after_its_heartbeat_goes_stale(
-    orch_home: Path,
+    tmp_path: Path,
 ) -> None:
-    store = Store(orch_home)
+    store = Store(tmp_path / ".orch")
     _running_run(store, "cc" * 16, 12345, "some-other-host")
     assert reap_dead_runs(store) == []
     later = time.time() + STALE_HEARTBEAT_SECONDS + 1
