@@ -1,0 +1,170 @@
+"""`orch retry`, `orch cancel` and dead-process reaping, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FLOWS = """
+import os
+import time
+from pathlib import Path
+
+from orchlite import flow, task
+
+
+@task
+def step(i: int) -> int:
+    with open("executed.txt", "a") as fh:
+        fh.write(f"{i}\\n")
+    if i == 3 and not Path("fixed").exists():
+        raise RuntimeError("step 3 broke")
+    return i
+
+
+@flow
+def pipeline(n: int = 5) -> int:
+    return sum(step(i) for i in range(n))
+
+
+@task
+def nap(i: int) -> int:
+    Path("pid").write_text(str(os.getpid()))
+    with open("started.txt", "a") as fh:
+        fh.write(f"{i}\\n")
+    time.sleep(0.4)
+    return i
+
+
+@flow(on_cancellation=[lambda f, run, state: Path("hook.txt").write_text(state.name)])
+def slow(n: int = 50) -> None:
+    for i in range(n):
+        nap(i)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / ".orch").mkdir()
+    (tmp_path / "flows.py").write_text(FLOWS)
+    monkeypatch.delenv("ORCH_HOME", raising=False)
+    return tmp_path
+
+
+def orch(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchlite.cli", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+
+
+def start(project: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchlite.cli", *args],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "ORCH_HOME"}
+
+
+def show(project: Path, ref: str = "last") -> dict:
+    result = orch(project, "show", ref, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def wait_for(path: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.05)
+
+
+def test_retry_resumes_only_the_tasks_that_did_not_complete(project: Path) -> None:
+    failed = orch(project, "run", "flows.py:pipeline")
+    assert failed.returncode == 1
+    first = show(project)
+    assert first["state"] == "FAILED"
+    (project / "fixed").touch()
+    (project / "executed.txt").write_text("")
+    resumed = orch(project, "retry", first["id"][:10])
+    assert resumed.returncode == 0, resumed.stderr
+    assert (project / "executed.txt").read_text().split() == ["3", "4"]
+    detail = show(project)
+    assert detail["retry_of"] == first["id"]
+    assert detail["trigger"] == "retry"
+    assert [t["state"] for t in detail["tasks"]] == ["CACHED"] * 3 + ["COMPLETED"] * 2
+    assert detail["tasks"][0]["message"] == f"resumed from {first['id']}"
+
+
+def test_retry_refuses_a_completed_run_unless_forced(project: Path) -> None:
+    (project / "fixed").touch()
+    assert orch(project, "run", "flows.py:pipeline", "-p", "n=2").returncode == 0
+    refused = orch(project, "retry", "last")
+    assert refused.returncode == 2
+    assert (
+        refused.stderr.strip().splitlines() == [refused.stderr.strip().splitlines()[0]]
+        and "--force" in refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+    forced = orch(project, "retry", "last", "--force", "-p", "n=3")
+    assert forced.returncode == 0, forced.stderr
+    assert show(project)["parameters"] == {"n": 3}
+
+
+@pytest.mark.parametrize("ref", ["ffffffff", "zz-not-hex"])
+def test_retry_and_cancel_of_unknown_runs_are_bad_input(project: Path, ref: str) -> None:
+    (project / "fixed").touch()
+    orch(project, "run", "flows.py:pipeline", "-p", "n=1")
+    for command in ("retry", "cancel"):
+        result = orch(project, command, ref)
+        assert result.returncode == 2
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("mode", [[], ["--subprocess"]], ids=["in-process", "subprocess"])
+def test_cancel_stops_a_running_flow(project: Path, mode: list[str]) -> None:
+    running = start(project, "run", "flows.py:slow", *mode)
+    wait_for(project / "started.txt")
+    asked = time.monotonic()
+    cancel = orch(project, "cancel", "last")
+    assert cancel.returncode == 0, cancel.stderr
+    running.wait(timeout=20)
+    assert time.monotonic() - asked < 4
+    assert running.returncode == 1
+    detail = show(project)
+    assert detail["state"] == "CANCELLED"
+    started = (project / "started.txt").read_text().split()
+    assert len(started) < 10
+    assert len(detail["tasks"]) <= len(started) + 1
+    assert (project / "hook.txt").read_text() == "Cancelled"
+    assert orch(project, "cancel", "last").returncode == 2
+
+
+def test_a_sigkilled_in_process_run_is_reaped_as_crashed(project: Path) -> None:
+    running = start(project, "run", "flows.py:slow")
+    wait_for(project / "pid")
+    os.kill(running.pid, signal.SIGKILL)
+    running.wait(timeout=10)
+    detail = show(project)
+    assert detail["state"] == "CRASHED"
+    assert "is gone" in detail["message"]
+    assert all(t["state"] != "RUNNING" for t in detail["tasks"])
