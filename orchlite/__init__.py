@@ -26,6 +26,8 @@ _EXPORTS = {
     "unmapped": "annotations",
     "allow_failure": "annotations",
     "ThreadPoolTaskRunner": "task_runners",
+    "concurrency": "limits",
+    "rate_limit": "limits",
 }
 
 __all__ = [
@@ -38,9 +40,11 @@ __all__ = [
     "__version__",
     "allow_failure",
     "as_completed",
+    "concurrency",
     "flow",
     "get_run_context",
     "get_run_logger",
+    "rate_limit",
     "task",
     "unmapped",
     "wait",
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
     from .cache_policies import CachePolicy
     from .context import get_run_context
     from .futures import as_completed, wait
+    from .limits import concurrency, rate_limit
     from .logging import get_run_logger
     from .registry import Flow, Task, flow, task
     from .states import State, StateType

@@ -29,6 +29,10 @@ app = typer.Typer(
 )
 cache_app = typer.Typer(help="Inspect or clear the task result cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+limit_app = typer.Typer(
+    help="Concurrency and rate limits on task tags and named slots.", no_args_is_help=True
+)
+app.add_typer(limit_app, name="limit")
 
 _debug = False
 
@@ -70,6 +74,15 @@ def _store(create: bool = False, reap: bool = True) -> Any:
     if reap:
         reap_dead_runs(store)
     return store
+
+
+def _existing_store() -> Any | None:
+    """The project's store, or None when nothing was ever recorded in this project."""
+    from .config import find_home
+
+    if not (find_home() / "orch.db").exists():
+        return None
+    return _store()
 
 
 # -- run ----------------------------------------------------------------------------------
@@ -216,8 +229,8 @@ def runs(
         except ValueError:
             names = ", ".join(s.value for s in StateType)
             raise UsageError(f"unknown state {state!r} (one of: {names})") from None
-    store = _store()
-    rows = views.run_list(store, flow=flow, state=state, limit=limit)
+    store = _existing_store()
+    rows = views.run_list(store, flow=flow, state=state, limit=limit) if store else []
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -266,16 +279,48 @@ def logs(
     store = _store()
     run_id = store.resolve_run_id(run_ref)
     last_id = 0
+    dead_since: float | None = None
     while True:
-        records = store.logs(run_id, after_id=last_id, min_level=min_level, task_name=task)
-        for record in records:
-            print(views.format_log(record), flush=True)
-            last_id = record.id
-        if not follow:
+        # The state is read before the lines: a run's last lines are committed before it
+        # ends, so once it is seen ended, the read below gets every line that is left.
+        run = store.get_flow_run(run_id)
+        ended = StateType(run.state) in TERMINAL
+        while True:
+            records = store.logs(
+                run_id, after_id=last_id, min_level=min_level, task_name=task, limit=_LOG_PAGE
+            )
+            for record in records:
+                print(views.format_log(record), flush=True)
+                last_id = record.id
+            if len(records) < _LOG_PAGE:
+                break
+        if not follow or ended:
             return
-        if StateType(store.get_flow_run(run_id).state) in TERMINAL and not records:
-            return
+        dead_since = _check_alive(store, run, dead_since)
         time.sleep(0.25)
+
+
+_LOG_PAGE = 5000
+_DEAD_GRACE_SECONDS = 1.0
+
+
+def _check_alive(store: Any, run: Any, dead_since: float | None) -> float | None:
+    """End `run` CRASHED once its process has been gone for a moment; when it was seen gone.
+
+    The grace leaves a supervising `orch run --subprocess` time to record the exact reason.
+    """
+    import socket
+
+    from .reaper import death_of, reap_dead_runs
+
+    now = time.time()
+    if death_of(run, socket.gethostname(), now) is None:
+        return None
+    if dead_since is None:
+        return now
+    if now - dead_since >= _DEAD_GRACE_SECONDS:
+        reap_dead_runs(store, now)
+    return dead_since
 
 
 @app.command()
@@ -289,16 +334,17 @@ def flows(
     from .config import find_home, project_root
     from .discovery import find_flows_with_errors
 
-    root = directory or project_root(find_home())
+    project = project_root(find_home())
+    root = directory or project
     if not root.is_dir():
         raise UsageError(f"no such directory: {root}")
     found, errors = find_flows_with_errors(root)
     for path, message in errors:
-        print(f"skipped {path}: {message}", file=sys.stderr)
+        print(f"skipped {_target_path(root / path, project)}: {message}", file=sys.stderr)
     rows = [
         {
             "name": info.name,
-            "target": info.target,
+            "target": f"{_target_path(root / info.file, project)}:{info.function}",
             "parameters": [
                 {"name": p.name, "annotation": p.annotation, "default": p.default}
                 for p in info.parameters
@@ -314,6 +360,17 @@ def flows(
     print_flows(rows)
 
 
+def _target_path(path: Path, project: Path) -> str:
+    """`path` as `orch run` resolves it: from the project root, else the CWD, else absolute."""
+    path = path.absolute()
+    for base in (project, Path.cwd()):
+        try:
+            return path.relative_to(base.absolute()).as_posix()
+        except ValueError:
+            continue
+    return path.as_posix()
+
+
 # -- cache and retention ------------------------------------------------------------------
 
 
@@ -322,7 +379,8 @@ def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
     """List cache entries, newest first."""
     from . import views
 
-    rows = views.cache_list(_store())
+    store = _existing_store()
+    rows = views.cache_list(store) if store else []
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -338,7 +396,8 @@ def cache_clear(
     ] = None,
 ) -> None:
     """Delete cache entries (all, or one task's)."""
-    removed = _store().clear_cache(task)
+    store = _existing_store()
+    removed = store.clear_cache(task) if store else 0
     print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}", file=sys.stderr)
 
 
@@ -353,10 +412,81 @@ def gc(
     from .views import parse_age
 
     seconds = parse_age(older_than)
-    store = _store()
+    store = _existing_store()
+    if store is None:
+        print("nothing to delete: no runs recorded yet", file=sys.stderr)
+        return
     deleted = store.delete_runs_before(time.time() - seconds)
     pruned = BlobStore(store.home / "blobs").prune(store.referenced_blobs())
     print(f"deleted {deleted} run(s) and {pruned} unreferenced blob(s)", file=sys.stderr)
+
+
+# -- concurrency limits -------------------------------------------------------------------
+
+
+# `orch limit set db -1` reaches the N check instead of "no such option: -1".
+@limit_app.command("set", context_settings={"ignore_unknown_options": True})
+def limit_set(
+    tag: Annotated[str, typer.Argument(help="A task tag, or a name for concurrency().")],
+    n: Annotated[int, typer.Argument(metavar="N", help="How many slots (1 or more).")],
+    per_second: Annotated[
+        bool,
+        typer.Option("--per-second", help="A rate limit: at most N acquisitions per second."),
+    ] = False,
+) -> None:
+    """Limit the task runs tagged TAG (and concurrency(TAG) blocks) to N at once."""
+    name = tag.strip()
+    if not name:
+        raise UsageError("a limit needs a non-empty tag")
+    if n < 1:
+        raise UsageError(f"N must be 1 or more, not {n}")
+    _store(create=True, reap=False).set_concurrency_limit(name, n, per_second=per_second)
+    unit = "acquisitions per second" if per_second else "at once"
+    print(f"limit {name!r}: {n} {unit}", file=sys.stderr)
+
+
+@limit_app.command("ls")
+def limit_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List limits with their slots in use and who holds them."""
+    from .limits import HOST, limit_rows
+
+    store = _existing_store()
+    rows = limit_rows(store) if store else []
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print("no limits", file=sys.stderr)
+        return
+    from .render import table
+
+    def who(h: dict[str, Any]) -> str:
+        where = f"pid {h['pid']}" + ("" if h["host"] == HOST else f"@{h['host']}")
+        gone = "" if h["alive"] else ", gone"
+        return f"{h['holder']} ({where}{gone})" if h["holder"] else f"{where}{gone}"
+
+    table(
+        ("TAG", "LIMIT", "IN USE", "HOLDERS"),
+        [
+            (
+                row["name"],
+                f"{row['limit']}/s" if row["per_second"] else str(row["limit"]),
+                str(row["in_use"]),
+                ", ".join(who(h) for h in row["holders"]) or "-",
+            )
+            for row in rows
+        ],
+        sys.stdout,
+    )
+
+
+@limit_app.command("rm")
+def limit_rm(tag: Annotated[str, typer.Argument(help="The limit to remove.")]) -> None:
+    """Remove a limit; tasks waiting for it start at once."""
+    store = _existing_store()
+    if store is None or not store.delete_concurrency_limit(tag):
+        raise UsageError(f"no limit {tag!r} (see `orch limit ls`)")
+    print(f"removed limit {tag!r}", file=sys.stderr)
 
 
 # -- entry point --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import futures, results
+from . import futures, limits, remote, results  # noqa: F401 (remote: worker bridge)
 from .cache_policies import DEFAULT, CachePolicy, RunId
 from .config import project_root
 from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
@@ -139,6 +139,7 @@ def run_flow(
         refresh_cache=refresh_cache,
         log_prints=bool(flow.log_prints),
         parent=parent,
+        task_runner=flow.task_runner,
     )
     if resume_from is not None:
         ctx.resumed_from = resume_from
@@ -650,6 +651,7 @@ def _execute(
     attempt = 0
     while True:
         attempt += 1
+        slots = _take_slots(task, run, ctx) if task.tags else None
         now = time.time()
         run.attempts = attempt
         run.state = StateType.RUNNING.value
@@ -684,13 +686,25 @@ def _execute(
             if attempt <= task.retries and _should_retry(task, run, state, ctx):
                 delay = delay_before_retry(delays, attempt, task.retry_jitter_factor)
                 _record_retry(run, ctx, exc, attempt, delay)
+                limits.release(slots)
                 time.sleep(delay)
                 continue
             return _fail_task(task, run, ctx, state, exc)
         finally:
+            limits.release(slots)
             restore_prints(prints)
             task_run_var.reset(task_token)
         return _complete_task(task, run, ctx, value, scoped, key)
+
+
+def _take_slots(task: Task[..., Any], run: TaskRun, ctx: FlowRunContext) -> limits.Lease | None:
+    """Wait for a slot of each limit named by the task's tags (recorded PENDING meanwhile)."""
+    try:
+        return limits.acquire_for_task(ctx.store, run, sorted(task.tags), ctx.stopped)
+    except (CancelledRun, KeyboardInterrupt) as exc:
+        state = State(StateType.CANCELLED, "flow run cancelled", exception=exc)
+        _fail_task(task, run, ctx, state, exc, hooks=False)
+        raise
 
 
 def _should_retry(task: Task[..., Any], run: TaskRun, state: State, ctx: FlowRunContext) -> bool:

@@ -74,7 +74,9 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
         )
     except KeyboardInterrupt:
         return request.run_id, ExitCode.INTERRUPTED
-    except (Exception, CancelledRun):
+    except (Exception, CancelledRun, SystemExit):
+        # SystemExit too: a flow calling sys.exit() ended its run (CRASHED), and `orch`
+        # exits with the run's outcome, not with the code the flow passed.
         if not _recorded(home, request.run_id):
             raise  # failed before the run was created: bad input, not a failed run
         return request.run_id, ExitCode.RUN_FAILED
@@ -128,7 +130,10 @@ def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
         if store is None:
             if not (home / "orch.db").exists():
                 continue
-            store = Store(home)
+            try:
+                store = Store(home)
+            except OrchError:
+                continue  # unusable (e.g. a newer schema): the child says why and exits
         try:
             run = store.get_flow_run(run_id)
         except OrchError:

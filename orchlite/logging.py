@@ -34,6 +34,7 @@ class _LogBuffer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._rows: dict[Store, list[LogRow]] = {}
 
     def add(self, store: Store, row: LogRow) -> None:
@@ -45,11 +46,16 @@ class _LogBuffer:
             return self._rows.pop(store, [])
 
     def flush(self) -> None:
-        """Write every buffered row now."""
-        with self._lock:
-            pending, self._rows = self._rows, {}
-        for store, rows in pending.items():
-            store.write_logs(rows)
+        """Write every buffered row now.
+
+        Flushes queue behind each other: when this returns, rows that another thread's
+        flush had already taken are committed too (a flow run ends only after its logs).
+        """
+        with self._flushing:
+            with self._lock:
+                pending, self._rows = self._rows, {}
+            for store, rows in pending.items():
+                store.write_logs(rows)
 
 
 log_buffer = _LogBuffer()

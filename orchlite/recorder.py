@@ -27,10 +27,23 @@ CANCEL_POLL_EVERY = 0.5
 StateRow = tuple[str, str | None, float]
 
 
+class _Held:
+    """A task run's first states, not yet written. Its lock orders the one write of them."""
+
+    __slots__ = ("lock", "run", "states", "store", "written")
+
+    def __init__(self, store: Store, run: TaskRun, states: list[StateRow]) -> None:
+        self.lock = threading.Lock()
+        self.store = store
+        self.run = run
+        self.states = states
+        self.written = False
+
+
 class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, int], tuple[Store, TaskRun, list[StateRow]]] = {}
+        self._pending: dict[tuple[str, int], _Held] = {}
         self._active_flows: dict[str, tuple[Store, threading.Event]] = {}
         self._thread: threading.Thread | None = None
         self._last_heartbeat = 0.0
@@ -42,7 +55,7 @@ class Recorder:
     def begin(self, store: Store, run: TaskRun, states: list[StateRow]) -> None:
         """Hold a task run's first states until it ends or runs past START_DELAY."""
         with self._lock:
-            self._pending[(run.flow_run_id, run.position)] = (store, run, states)
+            self._pending[(run.flow_run_id, run.position)] = _Held(store, run, states)
         self._ensure_thread()
 
     def write(
@@ -53,11 +66,20 @@ class Recorder:
         *,
         cache: tuple[str, float | None] | None = None,
     ) -> None:
-        """Commit the task run's row with its new states (and any held start) now."""
+        """Commit the task run's row with its new states (and any held start) now.
+
+        No process-wide lock is held during the commit, so task runs in other threads
+        record in parallel; only a background write of this run's own start is waited for.
+        """
         with self._lock:
             held = self._pending.pop((run.flow_run_id, run.position), None)
-            all_states = [*held[2], *states] if held else list(states)
-            store.save_task_run(run, all_states, cache=cache, logs=log_buffer.take(store))
+        if held is None:
+            store.save_task_run(run, states, cache=cache, logs=log_buffer.take(store))
+            return
+        with held.lock:
+            earlier = [] if held.written else held.states
+            held.written = True
+            store.save_task_run(run, [*earlier, *states], cache=cache, logs=log_buffer.take(store))
 
     # -- flow runs ----------------------------------------------------------------------
 
@@ -101,13 +123,15 @@ class Recorder:
         now = time.time()
         with self._lock:
             due = [
-                key
-                for key, (_, run, _) in self._pending.items()
-                if now - (run.started or run.created) > older_than
+                held
+                for held in self._pending.values()
+                if now - (held.run.started or held.run.created) > older_than
             ]
-            for key in due:
-                store, run, states = self._pending.pop(key)
-                store.save_task_run(run, states, logs=log_buffer.take(store))
+        for held in due:
+            with held.lock:
+                if not held.written:
+                    held.store.save_task_run(held.run, held.states)
+                    held.written = True
 
     def _beat(self) -> None:
         now = time.time()

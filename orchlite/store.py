@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,33 @@ MIGRATIONS: list[str] = [
     # 2: the task runs a task run waited for (positions in its flow run, as JSON).
     """
     ALTER TABLE task_runs ADD COLUMN upstream TEXT NOT NULL DEFAULT '[]';
+    """,
+    # 3: concurrency and rate limits (`orch limit`) and the slots taken against them.
+    """
+    CREATE TABLE concurrency_limits (
+        name TEXT PRIMARY KEY,
+        max_slots INTEGER NOT NULL CHECK (max_slots >= 1),
+        per_second INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+
+    -- One row per limit a lease takes. A concurrency slot (held = 1) counts until it is
+    -- released, its lease expires unrenewed, or its holder process is gone. A rate-limit
+    -- acquisition (held = 0) counts for one second after it was taken, whatever happens.
+    CREATE TABLE concurrency_slots (
+        lease TEXT NOT NULL,
+        name TEXT NOT NULL REFERENCES concurrency_limits(name) ON DELETE CASCADE,
+        occupy INTEGER NOT NULL,
+        held INTEGER NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        task_run_id TEXT,
+        holder TEXT,
+        acquired REAL NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (lease, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX concurrency_slots_name ON concurrency_slots(name, expires);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -256,6 +283,41 @@ class CacheEntry:
     result: StoredResult
     created: float
     expires: float | None
+
+
+@dataclass(slots=True)
+class ConcurrencyLimit:
+    name: str
+    limit: int
+    per_second: bool
+    """True: at most `limit` acquisitions in any one second; False: `limit` slots held at once."""
+    created: float
+
+
+@dataclass(slots=True)
+class Slot:
+    """Slots of one limit taken under one lease, and who took them."""
+
+    lease: str
+    name: str
+    occupy: int
+    held: bool
+    pid: int
+    host: str
+    task_run_id: str | None
+    holder: str | None
+    acquired: float
+    expires: float
+
+
+@dataclass(slots=True)
+class SlotUsage:
+    """How much of a limit is taken, as seen by one acquisition attempt."""
+
+    name: str
+    in_use: int
+    limit: int
+    per_second: bool
 
 
 LogRow = tuple[str | None, str | None, str | None, float, int, str, str]
@@ -787,6 +849,152 @@ class Store:
                 cursor = conn.execute("DELETE FROM cache_entries WHERE task_key = ?", (task_key,))
             return cursor.rowcount
 
+    # -- concurrency limits -------------------------------------------------------------
+
+    def set_concurrency_limit(
+        self, name: str, limit: int, *, per_second: bool = False, now: float | None = None
+    ) -> None:
+        """Create or change the limit `name`; slots already taken stay taken."""
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO concurrency_limits (name, max_slots, per_second, created)"
+                " VALUES (?,?,?,?) ON CONFLICT (name) DO UPDATE SET"
+                " max_slots = excluded.max_slots, per_second = excluded.per_second",
+                (name, limit, int(per_second), now),
+            )
+
+    def delete_concurrency_limit(self, name: str) -> bool:
+        """Remove a limit and the slots taken against it; False if there was none."""
+        with self.transaction() as conn:
+            cursor = conn.execute("DELETE FROM concurrency_limits WHERE name = ?", (name,))
+            return cursor.rowcount > 0
+
+    def concurrency_limits(self, names: Sequence[str] | None = None) -> list[ConcurrencyLimit]:
+        """All limits, or those among `names`, by name."""
+        sql = "SELECT name, max_slots, per_second, created FROM concurrency_limits"
+        values: tuple[str, ...] = ()
+        if names is not None:
+            if not names:
+                return []
+            sql += f" WHERE name IN ({','.join('?' * len(names))})"
+            values = tuple(names)
+        rows = self.conn.execute(sql + " ORDER BY name", values).fetchall()
+        return [ConcurrencyLimit(r[0], r[1], bool(r[2]), r[3]) for r in rows]
+
+    def concurrency_slots(self, now: float | None = None) -> list[Slot]:
+        """Slots whose lease has not expired, oldest first (their holders may be gone)."""
+        now = time.time() if now is None else now
+        rows = self.conn.execute(
+            f"SELECT {_SLOT_COLUMNS} FROM concurrency_slots WHERE expires > ? ORDER BY acquired",
+            (now,),
+        ).fetchall()
+        return [_slot(row) for row in rows]
+
+    def try_acquire_slots(
+        self,
+        lease: str,
+        names: Sequence[str],
+        occupy: int,
+        *,
+        pid: int,
+        host: str,
+        task_run_id: str | None,
+        holder: str | None,
+        lease_seconds: float,
+        gone: Callable[[Slot], bool],
+        now: float | None = None,
+    ) -> tuple[bool, list[SlotUsage]]:
+        """Take `occupy` slots of every existing limit among `names`, or none, in one commit.
+
+        Expired slots of these limits are deleted first; when the slots do not fit, held
+        slots whose holder `gone()` says is dead are deleted and the fit is checked again.
+        A concurrency slot expires `lease_seconds` from now unless renewed; a rate-limit
+        acquisition one second from now. Returns whether the slots were taken and each
+        limit's usage (after taking them, or as it blocked). Names without a limit are
+        ignored.
+        """
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            limits = self.concurrency_limits(sorted(set(names)))
+            if not limits:
+                return True, []
+            marks = ",".join("?" * len(limits))
+            keys = tuple(limit.name for limit in limits)
+            conn.execute(
+                f"DELETE FROM concurrency_slots WHERE name IN ({marks}) AND expires <= ?",
+                (*keys, now),
+            )
+            usage = self._slot_usage(conn, limits)
+            if any(u.in_use + occupy > u.limit for u in usage):
+                rows = conn.execute(
+                    f"SELECT {_SLOT_COLUMNS} FROM concurrency_slots"
+                    f" WHERE name IN ({marks}) AND held = 1",
+                    keys,
+                ).fetchall()
+                dead = {slot.lease for slot in map(_slot, rows) if gone(slot)}
+                if dead:
+                    conn.executemany(
+                        "DELETE FROM concurrency_slots WHERE lease = ? AND held = 1",
+                        [(d,) for d in dead],
+                    )
+                    usage = self._slot_usage(conn, limits)
+            if any(u.in_use + occupy > u.limit for u in usage):
+                return False, usage
+            conn.executemany(
+                f"INSERT INTO concurrency_slots ({_SLOT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        lease,
+                        limit.name,
+                        occupy,
+                        int(not limit.per_second),
+                        pid,
+                        host,
+                        task_run_id,
+                        holder,
+                        now,
+                        now + (1.0 if limit.per_second else lease_seconds),
+                    )
+                    for limit in limits
+                ],
+            )
+            for u in usage:
+                u.in_use += occupy
+            return True, usage
+
+    @staticmethod
+    def _slot_usage(conn: sqlite3.Connection, limits: list[ConcurrencyLimit]) -> list[SlotUsage]:
+        marks = ",".join("?" * len(limits))
+        taken = dict(
+            conn.execute(
+                "SELECT name, SUM(occupy) FROM concurrency_slots"
+                f" WHERE name IN ({marks}) GROUP BY name",
+                tuple(limit.name for limit in limits),
+            ).fetchall()
+        )
+        return [
+            SlotUsage(limit.name, int(taken.get(limit.name) or 0), limit.limit, limit.per_second)
+            for limit in limits
+        ]
+
+    def renew_slots(self, leases: Sequence[str], expires: float) -> int:
+        """Push back the expiry of these leases' held slots; how many slot rows were renewed."""
+        if not leases:
+            return 0
+        marks = ",".join("?" * len(leases))
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE concurrency_slots SET expires = ? WHERE lease IN ({marks}) AND held = 1",
+                (expires, *leases),
+            )
+            return cursor.rowcount
+
+    def release_slots(self, lease: str) -> None:
+        """Give back a lease's held slots (rate-limit acquisitions keep counting)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM concurrency_slots WHERE lease = ? AND held = 1", (lease,))
+
     # -- retention --------------------------------------------------------------------
 
     def delete_runs_before(self, cutoff: float) -> int:
@@ -871,6 +1079,13 @@ class _Transaction:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise StoreError(f"cannot write {self.store.path}: {err}") from None
+
+
+_SLOT_COLUMNS = "lease, name, occupy, held, pid, host, task_run_id, holder, acquired, expires"
+
+
+def _slot(row: Sequence[Any]) -> Slot:
+    return Slot(row[0], row[1], row[2], bool(row[3]), *row[4:])
 
 
 _HISTORY_INSERTS = {

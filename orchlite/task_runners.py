@@ -1,20 +1,48 @@
 """Task runners: where submitted task runs execute.
 
-Orchestration (states, retries, caching, logs) always happens in the flow's own process; a
-runner decides how many task runs go at once and where their function bodies execute.
-`ThreadPoolTaskRunner` runs them in threads of the flow's process (the default).
+Orchestration (states, retries, timeouts, caching, logs, every store write) always happens in
+the flow's own process, in the runner's orchestration threads: `submit(orchestrate)` returns a
+future of the task run's final state. A runner decides how many task runs go at once and where
+their function bodies execute (`run_body`):
+
+- `ThreadPoolTaskRunner` runs bodies in the orchestrating thread (the default).
+- `ProcessPoolTaskRunner` sends each body to a pool of worker processes ("spawn" start method).
+- `DaskTaskRunner` sends each body to a Dask cluster (`pip install 'orchlite[dask]'`).
+
+A body sent to another process travels as cloudpickle bytes: functions of the flow's own file
+(often loaded by path under a name a worker cannot import) are pickled by value. In the worker
+it runs with a stand-in run context, so `get_run_logger()` and `print()` (with `log_prints`)
+work; their records travel back with the result and are written to the store by the
+orchestrating thread, under the same task run, as if the body had run there. Workers never
+open `.orch/`. An exception raised by the body is raised again in the orchestrating thread,
+with the worker's traceback as a note.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import contextvars
 import inspect
+import io
+import itertools
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import sys
+import sysconfig
 import threading
+import traceback
+import types
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .errors import TaskTimeoutError
+import cloudpickle
+
+from .errors import CancelledRun, SerializationError, TaskTimeoutError, UsageError
 from .states import State
 
 
@@ -112,4 +140,897 @@ def default_runner() -> TaskRunner:
     return ThreadPoolTaskRunner()
 
 
-__all__ = ["TaskRunner", "ThreadPoolTaskRunner"]
+# -- bodies in other processes: the wire format -------------------------------------------
+
+
+class WorkerBridge:
+    """How a body that runs in another process joins the task run that sent it.
+
+    `scope()` is called in the orchestrating thread and returns a picklable object whose
+    `activate(fn, args, kwargs)` context manager, entered in the worker around the body,
+    yields a list that collects the body's log records; `replay(records)` writes those
+    records for the current task run, back in the orchestrating thread.
+
+    This default ships no run context and keeps no logs. `orchlite.remote`, which sits above
+    the run context and logging in the module layers, installs the real one when the engine
+    is imported, so this module never imports them.
+    """
+
+    def scope(self) -> Any:
+        return None
+
+    def replay(self, records: list[tuple[str, int, float, str]]) -> None:
+        return None
+
+
+_bridge = WorkerBridge()
+
+
+def set_worker_bridge(bridge: WorkerBridge) -> None:
+    global _bridge
+    _bridge = bridge
+
+
+class RemoteTraceback(Exception):
+    """The traceback text of an exception raised in a worker process (set as its cause)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class RemoteError(Exception):
+    """Stands in for a worker's exception that could not be sent back as itself; the stand-in
+    class has the original's name, so the task run records the same error type."""
+
+
+class WorkerCrashedError(Exception):
+    """The worker process running a task body died (a signal, `os._exit`, out of memory)."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_started_pipe: Any = None  # in a process-pool worker: where it says that a body started
+
+
+def run_request(request: bytes, notify: int | None = None) -> bytes:
+    """Worker side: run one task body described by `request`; returns the reply bytes.
+
+    Runs in a fresh `contextvars` context, so nothing leaks between bodies that share a
+    worker thread (a Dask cluster with `processes=False` shares the flow's process). With
+    `notify`, a process-pool worker first tells the flow process that the body started.
+    """
+    if notify is not None and _started_pipe is not None:
+        with contextlib.suppress(OSError):
+            _started_pipe.send_bytes(notify.to_bytes(8, "little"))
+    return contextvars.Context().run(_serve, request)
+
+
+def _serve(request: bytes) -> bytes:
+    scope, fn_bytes, args_bytes = pickle.loads(request)
+    records: list[tuple[str, int, float, str]] = []
+    try:
+        fn = _load_function(fn_bytes)
+    except Exception as exc:
+        error = SerializationError(
+            f"cannot load the task's function in the worker process: {_describe(exc)}"
+        )
+        return _reply_error(error, records)
+    try:
+        args, kwargs = cloudpickle.loads(args_bytes)
+    except Exception as exc:
+        error = SerializationError(
+            f"cannot load the task's arguments in the worker process: {_describe(exc)}"
+        )
+        return _reply_error(error, records)
+    try:
+        activate = scope.activate if scope is not None else _no_records
+        with activate(fn, args, kwargs) as logs:
+            records = logs
+            value = fn(*args, **kwargs)
+    except BaseException as exc:
+        return _reply_error(exc, records)
+    try:
+        return cloudpickle.dumps(("value", value, records), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        error = SerializationError(
+            f"cannot send the return value of type {type(value).__name__!r} back from the "
+            f"worker process: {_describe(exc)}"
+        )
+        return _reply_error(error, records)
+
+
+@contextlib.contextmanager
+def _no_records(fn: Any, args: Any, kwargs: Any) -> Any:
+    yield []
+
+
+_loaded: dict[bytes, Callable[..., Any]] = {}
+_loaded_lock = threading.Lock()
+
+
+def _load_function(fn_bytes: bytes) -> Callable[..., Any]:
+    """Unpickle a task function once per worker (bodies of one task share its globals)."""
+    fn = _loaded.get(fn_bytes)
+    if fn is None:
+        fn = cloudpickle.loads(fn_bytes)
+        with _loaded_lock:
+            if len(_loaded) >= 64:
+                _loaded.clear()
+            _loaded[fn_bytes] = fn
+    return fn
+
+
+def _reply_error(exc: BaseException, records: list[Any]) -> bytes:
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(_PACKAGE_DIR)
+    ]
+    text = "".join(traceback.format_list(frames)).rstrip()
+    kind = type(exc)
+    try:  # the parent must be able to load it: check the round trip here
+        cloudpickle.loads(cloudpickle.dumps(exc))
+        sent: BaseException | None = exc
+    except Exception:
+        sent = None
+    reply = ("error", sent, records, text, kind.__name__, kind.__module__, str(exc))
+    try:
+        return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        reply = ("error", None, records, text, kind.__name__, kind.__module__, str(exc))
+        return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _worker_init(started: Any) -> None:
+    """Process-pool worker start-up: Ctrl-C is the flow process's to handle, not ours."""
+    global _started_pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _started_pipe = started
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_stand_ins: dict[tuple[str, str], type[RemoteError]] = {}
+
+
+def _stand_in(name: str, module: str, message: str) -> RemoteError:
+    cls = _stand_ins.get((module, name))
+    if cls is None:
+        cls = type(name, (RemoteError,), {"__module__": module, "__qualname__": name})
+        _stand_ins[(module, name)] = cls
+    return cls(message)
+
+
+# -- pickling for the trip to a worker ----------------------------------------------------
+
+_DYNAMIC_CLASS_REDUCE = getattr(cloudpickle.cloudpickle, "_dynamic_class_reduce", None)
+_PICKLER_HAS_BY_VALUE = _DYNAMIC_CLASS_REDUCE is not None and hasattr(
+    cloudpickle.Pickler, "_dynamic_function_reduce"
+)
+
+
+class _Pickler(cloudpickle.Pickler):
+    """cloudpickle, with the functions and classes of some modules pickled by value.
+
+    `cloudpickle.register_pickle_by_value` would do the same for every pickle in the
+    process, results in the store included; this keeps it to what is sent to workers.
+    """
+
+    def __init__(self, file: Any, by_value: frozenset[str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._by_value = by_value
+
+    def reducer_override(self, obj: Any) -> Any:
+        if self._by_value:
+            if type(obj) is types.FunctionType and obj.__module__ in self._by_value:
+                return self._dynamic_function_reduce(obj)  # type: ignore[attr-defined]
+            if isinstance(obj, type) and obj.__module__ in self._by_value:
+                return _DYNAMIC_CLASS_REDUCE(obj)  # type: ignore[misc]
+        return super().reducer_override(obj)
+
+
+def _dumps(obj: Any, by_value: frozenset[str]) -> bytes:
+    if not by_value:
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    buffer = io.BytesIO()
+    _Pickler(buffer, by_value).dump(obj)
+    return buffer.getvalue()
+
+
+def _installed_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    dirs.add(_PACKAGE_DIR)
+    return tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
+
+
+_INSTALLED = _installed_dirs()
+
+
+def _by_value_modules(fn: Callable[..., Any]) -> frozenset[str]:
+    """The module of `fn` when it is the user's own code (a flow file, a project module):
+    a worker may not be able to import it by name, so its functions and classes travel by
+    value. Installed packages and the standard library travel by reference."""
+    name = getattr(fn, "__module__", None)
+    module = sys.modules.get(name) if name else None
+    if module is None or name == "__main__":
+        return frozenset()  # cloudpickle already pickles these by value
+    file = getattr(module, "__file__", None)
+    if not file or os.path.realpath(file).startswith(_INSTALLED):
+        return frozenset()
+    if not _PICKLER_HAS_BY_VALUE:
+        cloudpickle.register_pickle_by_value(module)
+        return frozenset()
+    return frozenset({name})
+
+
+def _call_arguments(bound: Any) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
+    """(args, kwargs, name → value) of a `Task.bind()` result."""
+    if isinstance(bound, inspect.BoundArguments):
+        return bound.args, bound.kwargs, bound.arguments
+    return (), bound, bound
+
+
+def _function_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+class _RemoteBodies(TaskRunner):
+    """What the process-pool and Dask runners share: requests out, replies back."""
+
+    def __init__(self) -> None:
+        self._functions: dict[int, tuple[Callable[..., Any], bytes, frozenset[str]]] = {}
+        self._functions_lock = threading.Lock()
+        self._stopping = False
+
+    def _request(self, fn: Callable[..., Any], bound: Any) -> bytes:
+        """The bytes a worker needs to run `fn(bound)`; names what cannot be pickled."""
+        cached = self._functions.get(id(fn))
+        if cached is None or cached[0] is not fn:
+            by_value = _by_value_modules(fn)
+            try:
+                fn_bytes = _dumps(fn, by_value)
+            except Exception as exc:
+                raise SerializationError(
+                    f"cannot send function {_function_name(fn)!r} to a worker process: "
+                    f"{_describe(exc)}"
+                ) from None
+            cached = (fn, fn_bytes, by_value)
+            with self._functions_lock:
+                self._functions[id(fn)] = cached
+        _, fn_bytes, by_value = cached
+        args, kwargs, named = _call_arguments(bound)
+        try:
+            args_bytes = _dumps((args, kwargs), by_value)
+        except Exception as exc:
+            for name, value in named.items():
+                try:
+                    _dumps(value, by_value)
+                except Exception as inner:
+                    raise SerializationError(
+                        f"cannot send argument {name!r} of type {type(value).__name__!r} "
+                        f"to a worker process: {_describe(inner)}"
+                    ) from None
+            raise SerializationError(
+                f"cannot send the arguments to a worker process: {_describe(exc)}"
+            ) from None
+        scope = _bridge.scope()
+        return pickle.dumps((scope, fn_bytes, args_bytes), pickle.HIGHEST_PROTOCOL)
+
+    def _finish(self, reply: bytes) -> Any:
+        """Replay the body's logs here, then return its value or raise its exception."""
+        try:
+            message = cloudpickle.loads(reply)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot load the reply of the worker process: {_describe(exc)}"
+            ) from None
+        kind, payload, records = message[0], message[1], message[2]
+        if records:
+            _bridge.replay(records)
+        if kind == "value":
+            return payload
+        text, name, module, error_message = message[3:]
+        exc = payload if payload is not None else _stand_in(name, module, error_message)
+        if text and exc.__traceback__ is None:  # (with tblib installed, it came along)
+            note = "Traceback in the worker process (most recent call last):\n" + text
+            exc.__cause__ = RemoteTraceback(note)
+            if hasattr(exc, "add_note"):
+                exc.add_note(note)
+        raise exc
+
+    def _stopped_error(self) -> CancelledRun:
+        return CancelledRun("the task runner was shut down while this task ran")
+
+
+# -- process pool -------------------------------------------------------------------------
+
+
+def _default_workers() -> int:
+    count = os.cpu_count() or 1
+    return min(count, 61) if sys.platform == "win32" else count
+
+
+class _ProcessPool:
+    """One ProcessPoolExecutor plus what the runner knows about the bodies in it.
+
+    After a timeout the pool is retired: new bodies go to a fresh pool, and once the retired
+    pool's other bodies are done its processes, still running the abandoned body, are
+    killed. A body that keeps running never blocks the flow (nor the interpreter's exit).
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(self, size: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._reader, writer = context.Pipe(duplex=False)
+        self.executor = cf.ProcessPoolExecutor(
+            max_workers=size,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(writer,),
+        )
+        self._writer = writer
+        self._lock = threading.Lock()
+        self._live: set[cf.Future[bytes]] = set()
+        self._abandoned: set[cf.Future[bytes]] = set()
+        self._waiting: dict[int, threading.Event] = {}
+        self._retired = False
+        self._closed = False
+        self._listener: threading.Thread | None = None
+
+    def submit(
+        self, request: bytes, timed: bool
+    ) -> tuple[cf.Future[bytes], int | None, threading.Event | None]:
+        """Send one body; for a timed one also an event set when a worker starts it."""
+        started = notify = None
+        with self._lock:
+            if self._closed:
+                raise BrokenProcessPool("the process pool was shut down")
+            if timed:
+                notify = next(self._ids)
+                started = self._waiting[notify] = threading.Event()
+                if self._listener is None:
+                    self._listener = threading.Thread(
+                        target=self._listen, name="orch-process-starts", daemon=True
+                    )
+                    self._listener.start()
+            future = self.executor.submit(run_request, request, notify)
+            self._live.add(future)
+        future.add_done_callback(self._done)
+        return future, notify, started
+
+    def _listen(self) -> None:
+        """Set the event of each timed body when its worker says that it started."""
+        try:
+            while not self._closed:
+                if not self._reader.poll(0.2):
+                    continue
+                notify = int.from_bytes(self._reader.recv_bytes(), "little")
+                with self._lock:
+                    event = self._waiting.pop(notify, None)
+                if event is not None:
+                    event.set()
+        except (OSError, EOFError):
+            pass
+        finally:
+            if self._closed:
+                self._close_pipe()
+
+    def forget(self, notify: int | None) -> None:
+        if notify is not None:
+            with self._lock:
+                self._waiting.pop(notify, None)
+
+    def _done(self, future: cf.Future[bytes]) -> None:
+        with self._lock:
+            self._live.discard(future)
+            self._abandoned.discard(future)
+            close = self._retired and not self._live and not self._closed
+        if close:
+            self.close()
+
+    def abandon(self, future: cf.Future[bytes]) -> None:
+        """Stop waiting for `future`; retire the pool so its process can be reclaimed."""
+        with self._lock:
+            if future in self._live:
+                self._live.discard(future)
+                self._abandoned.add(future)
+            self._retired = True
+            close = not self._live and not self._closed
+        if close:
+            self.close()
+
+    def retire(self) -> None:
+        with self._lock:
+            self._retired = True
+            close = not self._live and not self._closed
+        if close:
+            self.close()
+
+    @property
+    def retired(self) -> bool:
+        return self._retired
+
+    def close(self, wait: bool = False) -> None:
+        """Kill the workers if any still runs a body, else shut the pool down cleanly."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            busy = bool(self._live or self._abandoned)
+        if busy:
+            self.kill()
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        else:
+            self.executor.shutdown(wait=wait, cancel_futures=True)
+        if self._listener is None:
+            self._close_pipe()
+
+    def kill(self) -> None:
+        processes = dict(getattr(self.executor, "_processes", None) or {})
+        for process in processes.values():
+            with contextlib.suppress(Exception):
+                process.kill()
+
+    def _close_pipe(self) -> None:
+        for end in (self._reader, self._writer):
+            with contextlib.suppress(Exception):
+                end.close()
+
+
+class ProcessPoolTaskRunner(_RemoteBodies):
+    """Run task bodies in up to `max_workers` worker processes (default: the CPU count).
+
+    Orchestration stays in the flow's process, in as many threads as there are workers.
+    Workers are started with the "spawn" method (never a plain fork of a threaded
+    process); like any spawned process they import the flow process's `__main__` module,
+    so a flow file run with `python file.py` needs its `if __name__ == "__main__":` guard.
+    Arguments and return values must be picklable (cloudpickle). A body that outlives its
+    `timeout_seconds` is abandoned and its worker process killed once no other body in the
+    same pool needs it. Task bodies in workers cannot call other tasks or flows.
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        super().__init__()
+        self.max_workers = max_workers
+        self._size = max_workers or _default_workers()
+        self._lock = threading.Lock()
+        self._orchestration: cf.ThreadPoolExecutor | None = None
+        self._pool: _ProcessPool | None = None
+        self._pools: list[_ProcessPool] = []
+
+    def duplicate(self) -> ProcessPoolTaskRunner:
+        return type(self)(max_workers=self.max_workers)
+
+    def submit(self, orchestrate: Callable[[], State]) -> cf.Future[State]:
+        with self._lock:
+            if self._orchestration is None:
+                self._stopping = False
+                self._orchestration = cf.ThreadPoolExecutor(
+                    max_workers=self._size, thread_name_prefix="orch-task"
+                )
+            return self._orchestration.submit(orchestrate)
+
+    def _current_pool(self) -> _ProcessPool:
+        with self._lock:
+            if self._stopping:
+                raise self._stopped_error()
+            if self._pool is None or self._pool.retired:
+                self._pool = _ProcessPool(self._size)
+                self._pools = [p for p in self._pools if not p._closed]
+                self._pools.append(self._pool)
+            return self._pool
+
+    def run_body(self, fn: Callable[..., Any], bound: Any, timeout: float | None, what: str) -> Any:
+        request = self._request(fn, bound)  # fails here, naming what cannot be pickled
+        pool = self._current_pool()
+        try:
+            future, notify, started = pool.submit(request, timed=bool(timeout))
+        except BrokenProcessPool as exc:
+            pool.retire()
+            raise self._broken(exc, what) from None
+        try:
+            if started is not None:
+                # The clock starts when a worker starts the body, not while one spawns.
+                while not started.wait(0.05) and not future.done():
+                    pass
+            reply = future.result(timeout=timeout or None)
+        except cf.TimeoutError:
+            pool.abandon(future)
+            raise TaskTimeoutError(f"{what} exceeded its timeout of {timeout:g} s") from None
+        except BrokenProcessPool as exc:
+            pool.retire()
+            raise self._broken(exc, what) from None
+        except cf.CancelledError:
+            raise self._stopped_error() from None
+        finally:
+            pool.forget(notify)
+        return self._finish(reply)
+
+    def _broken(self, exc: BaseException, what: str) -> BaseException:
+        if self._stopping:
+            return self._stopped_error()
+        return WorkerCrashedError(
+            f"the worker process running {what[0].lower()}{what[1:]} died: {exc}"
+        )
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            orchestration, self._orchestration = self._orchestration, None
+            if not wait:
+                self._stopping = True
+        if orchestration is not None:
+            if not wait:
+                # Running bodies are abandoned: kill their workers so their orchestrating
+                # threads stop waiting (their task runs end CANCELLED).
+                for pool in list(self._pools):
+                    pool.kill()
+            orchestration.shutdown(wait=wait, cancel_futures=not wait)
+        with self._lock:
+            pools, self._pools, self._pool = self._pools, [], None
+        for pool in pools:
+            pool.close(wait=wait)
+
+    def __repr__(self) -> str:
+        return f"ProcessPoolTaskRunner(max_workers={self.max_workers})"
+
+
+# -- Dask ---------------------------------------------------------------------------------
+
+
+class _DaskBodies:
+    """Task bodies in flight on a Dask client, sent and collected in batches.
+
+    Orchestrating threads hand in requests and wait on plain concurrent futures. One
+    dispatcher thread sends whatever has queued up meanwhile as one `client.map` (a single
+    scheduler message, not one per task); one collector thread receives finished bodies
+    through `distributed.as_completed`, on the client's event loop, instead of a blocking
+    round trip per task from each thread.
+    """
+
+    def __init__(self, client: Any, as_completed: type[Any]) -> None:
+        self.client = client
+        self._queue: queue.SimpleQueue[tuple[str, bytes, cf.Future[bytes]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._local: dict[str, cf.Future[bytes]] = {}
+        self._remote: dict[str, Any] = {}
+        self._completed = as_completed(loop=client.loop, with_results=True, raise_errors=False)
+        self._added = threading.Event()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._dispatch, name="orch-dask-send", daemon=True),
+            threading.Thread(target=self._collect, name="orch-dask-receive", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, key: str, request: bytes) -> cf.Future[bytes]:
+        local: cf.Future[bytes] = cf.Future()
+        with self._lock:
+            if self._closed:
+                local.cancel()
+                return local
+            self._local[key] = local
+        self._queue.put((key, request, local))
+        return local
+
+    def cancel(self, key: str) -> None:
+        """Give up on one body (after its timeout); Dask stops it if it has not started."""
+        with self._lock:
+            local = self._local.pop(key, None)
+            remote = self._remote.pop(key, None)
+        if local is not None:
+            local.cancel()
+        if remote is not None:
+            with contextlib.suppress(Exception):
+                remote.cancel()
+
+    def _dispatch(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch = []
+            while item is not None:
+                batch.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            batch = [entry for entry in batch if not entry[2].done()]
+            if batch:
+                self._send(batch)
+            if item is None:
+                return
+
+    def _send(self, batch: list[tuple[str, bytes, cf.Future[bytes]]]) -> None:
+        keys = [key for key, _, _ in batch]
+        try:
+            remote = self.client.map(
+                run_request, [request for _, request, _ in batch], key=keys, pure=False
+            )
+        except Exception as exc:
+            for key, _, local in batch:
+                with self._lock:
+                    self._local.pop(key, None)
+                if local.set_running_or_notify_cancel():
+                    local.set_exception(exc)
+            return
+        with self._lock:
+            for key, future in zip(keys, remote, strict=True):
+                if key in self._local:
+                    self._remote[key] = future
+        self._completed.update(remote)
+        self._added.set()
+
+    def _collect(self) -> None:
+        while True:
+            self._added.wait(0.5)
+            self._added.clear()
+            for future, outcome in self._completed:
+                self._deliver(future, outcome)
+            if self._closed and not self._local:
+                return
+
+    def _deliver(self, future: Any, outcome: Any) -> None:
+        key = future.key
+        with self._lock:
+            local = self._local.pop(key, None)
+            self._remote.pop(key, None)
+        if local is None or not local.set_running_or_notify_cancel():
+            return
+        if future.status == "finished":
+            local.set_result(outcome)
+        elif future.status == "error" and isinstance(outcome, tuple) and len(outcome) > 1:
+            local.set_exception(outcome[1])
+        elif isinstance(outcome, BaseException) and future.status == "error":
+            local.set_exception(outcome)
+        else:
+            local.set_exception(cf.CancelledError(f"Dask future {key} was cancelled"))
+
+    def close(self, cancel: bool) -> None:
+        """Stop the threads; with `cancel`, first give up on every body still in flight."""
+        with self._lock:
+            self._closed = True
+            local = list(self._local.values()) if cancel else []
+            remote = list(self._remote.values()) if cancel else []
+            if cancel:
+                self._local.clear()
+                self._remote.clear()
+        for future in local:
+            future.cancel()
+        if remote:
+            with contextlib.suppress(Exception):
+                self.client.cancel(remote)
+        self._queue.put(None)
+        self._added.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+
+DASK_MISSING = "DaskTaskRunner needs the dask extra: pip install 'orchlite[dask]'"
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+class DaskTaskRunner(_RemoteBodies):
+    """Run task bodies on a Dask cluster (`pip install 'orchlite[dask]'`).
+
+    With no `address`, each flow run starts a temporary cluster, `cluster_class(**
+    cluster_kwargs)` (default `distributed.LocalCluster`), and closes it at the end; with an
+    `address` it connects a `distributed.Client` to that scheduler (5 s connect timeout,
+    change it with `client_kwargs={"timeout": ...}`). `adapt_kwargs` makes a started cluster
+    adaptive; `cluster` uses a cluster object you manage (not closed by the runner).
+
+    Orchestration stays in the flow's process; workers must have orchlite installed. Dask is
+    imported when the runner starts, on the flow's first `.submit()`; a runner that cannot
+    start raises UsageError there, and the flow run fails with that one line.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cluster_class: type[Any] | str | Callable[..., Any] | None = None,
+        cluster_kwargs: dict[str, Any] | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        *,
+        adapt_kwargs: dict[str, Any] | None = None,
+        cluster: Any = None,
+    ) -> None:
+        if address is not None and (cluster_class is not None or cluster is not None):
+            raise ValueError("pass either an address or a cluster (class), not both")
+        super().__init__()
+        self.address = address
+        self.cluster_class = cluster_class
+        self.cluster_kwargs = dict(cluster_kwargs or {})
+        self.client_kwargs = dict(client_kwargs or {})
+        self.adapt_kwargs = dict(adapt_kwargs or {})
+        self.cluster = cluster
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._own_cluster: Any = None
+        self._orchestration: cf.ThreadPoolExecutor | None = None
+        self._error: UsageError | None = None
+        self._bodies: _DaskBodies | None = None
+        self._abandoned = False
+
+    def duplicate(self) -> DaskTaskRunner:
+        return type(self)(
+            address=self.address,
+            cluster_class=self.cluster_class,
+            cluster_kwargs=self.cluster_kwargs,
+            client_kwargs=self.client_kwargs,
+            adapt_kwargs=self.adapt_kwargs,
+            cluster=self.cluster,
+        )
+
+    @property
+    def client(self) -> Any:
+        """The `distributed.Client` of a started runner (None before the first submit)."""
+        return self._client
+
+    def submit(self, orchestrate: Callable[[], State]) -> cf.Future[State]:
+        with self._lock:
+            if self._orchestration is None:
+                self._start()
+            assert self._orchestration is not None
+            return self._orchestration.submit(orchestrate)
+
+    def _start(self) -> None:
+        if self._error is not None:
+            raise self._error
+        try:
+            self._client, self._own_cluster, as_completed = self._connect()
+        except UsageError as exc:
+            self._error = exc
+            raise
+        self._bodies = _DaskBodies(self._client, as_completed)
+        self._stopping = False
+        try:
+            threads = sum(self._client.nthreads().values())
+        except Exception:
+            threads = 0
+        self._orchestration = cf.ThreadPoolExecutor(
+            max_workers=max(32, 2 * threads), thread_name_prefix="orch-task"
+        )
+
+    def _connect(self) -> tuple[Any, Any, Any]:
+        try:
+            import distributed
+        except ImportError:
+            raise UsageError(DASK_MISSING) from None
+        client_kwargs = dict(self.client_kwargs)
+        if self.address is not None:
+            client_kwargs.setdefault("timeout", CONNECT_TIMEOUT_SECONDS)
+            try:
+                client = distributed.Client(self.address, **client_kwargs)
+            except Exception as exc:
+                raise UsageError(
+                    f"cannot connect to the Dask scheduler at {self.address}: {_one_line(exc)}"
+                ) from None
+            return client, None, distributed.as_completed
+        cluster, own = self.cluster, None
+        if cluster is None:
+            cluster_class = _resolve_class(self.cluster_class) or distributed.LocalCluster
+            name = getattr(cluster_class, "__name__", repr(cluster_class))
+            try:
+                cluster = own = cluster_class(**self.cluster_kwargs)
+                if self.adapt_kwargs:
+                    cluster.adapt(**self.adapt_kwargs)
+            except UsageError:
+                raise
+            except Exception as exc:
+                if own is not None:
+                    with contextlib.suppress(Exception):
+                        own.close()
+                raise UsageError(
+                    f"cannot start the Dask cluster ({name}): {_one_line(exc)}"
+                ) from None
+        try:
+            return distributed.Client(cluster, **client_kwargs), own, distributed.as_completed
+        except Exception as exc:
+            if own is not None:
+                with contextlib.suppress(Exception):
+                    own.close()
+            raise UsageError(f"cannot connect to the Dask cluster: {_one_line(exc)}") from None
+
+    def run_body(self, fn: Callable[..., Any], bound: Any, timeout: float | None, what: str) -> Any:
+        request = self._request(fn, bound)
+        bodies = self._bodies
+        if bodies is None or self._stopping:
+            raise self._stopped_error()
+        key = f"{getattr(fn, '__name__', 'task')}-{os.urandom(8).hex()}"
+        local = bodies.submit(key, request)
+        try:
+            reply = local.result(timeout=timeout or None)
+        except cf.TimeoutError:
+            bodies.cancel(key)
+            self._abandoned = True
+            raise TaskTimeoutError(f"{what} exceeded its timeout of {timeout:g} s") from None
+        except cf.CancelledError:
+            raise self._stopped_error() from None
+        except Exception as exc:
+            if self._stopping:
+                raise self._stopped_error() from None
+            if type(exc).__name__ == "KilledWorker":
+                raise WorkerCrashedError(
+                    f"the Dask worker running {what[0].lower()}{what[1:]} died: {_one_line(exc)}"
+                ) from None
+            raise
+        return self._finish(reply)
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            orchestration, self._orchestration = self._orchestration, None
+            bodies, self._bodies = self._bodies, None
+            client, self._client = self._client, None
+            cluster, self._own_cluster = self._own_cluster, None
+            if not wait:
+                self._stopping = True
+        if not wait and bodies is not None:
+            bodies.close(cancel=True)  # their orchestrating threads stop waiting now
+        if orchestration is not None:
+            orchestration.shutdown(wait=wait, cancel_futures=not wait)
+        self._stopping = True
+        if bodies is not None:
+            bodies.close(cancel=True)
+        _close_dask(client, cluster, abandoned=self._abandoned or not wait)
+
+    def __repr__(self) -> str:
+        where = f"address={self.address!r}" if self.address else "local cluster"
+        return f"DaskTaskRunner({where})"
+
+
+def _close_dask(client: Any, cluster: Any, abandoned: bool) -> None:
+    """Close the client, and the cluster the runner started.
+
+    A body abandoned after its timeout may still run in a worker thread; closing an
+    in-process worker would wait for it, so such workers are closed without waiting for
+    their threads, and worker processes are killed without the usual grace period.
+    """
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+    if cluster is None:
+        return
+    if abandoned:
+        for worker in list(getattr(cluster, "workers", {}).values()):
+            with contextlib.suppress(Exception):
+                if hasattr(worker, "executor"):  # a Worker in this process
+                    cluster.sync(worker.close, executor_wait=False)
+                elif hasattr(worker, "kill"):  # a Nanny: its worker process goes at once
+                    cluster.sync(worker.kill, timeout=0.5)
+    with contextlib.suppress(Exception):
+        cluster.close()
+
+
+def _resolve_class(value: Any) -> Any:
+    """A class, or a "package.module.Class" / "package.module:Class" string naming one."""
+    if value is None or not isinstance(value, str):
+        return value
+    import importlib
+
+    module_name, _, attribute = value.replace(":", ".").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UsageError(f"cannot import the Dask cluster class {value!r}: {exc}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+__all__ = [
+    "DaskTaskRunner",
+    "ProcessPoolTaskRunner",
+    "RemoteError",
+    "TaskRunner",
+    "ThreadPoolTaskRunner",
+    "WorkerCrashedError",
+]

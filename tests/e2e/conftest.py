@@ -1,0 +1,13 @@
+"""End-to-end fixtures: each test gets a fresh temporary project (see `orchtest.Project`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from orchtest import Project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)

@@ -1,0 +1,64 @@
+"""The headless core never loads Textual: checked in fresh interpreters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env["ORCH_HOME"] = str(home)
+    return env
+
+
+def test_importing_the_core_does_not_import_textual(tmp_path: Path) -> None:
+    code = (
+        "import orchlite, orchlite.engine, orchlite.cli, orchlite.executor, sys; "
+        "assert 'textual' not in sys.modules, 'textual was imported'"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=_env(tmp_path / ".orch"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_orch_run_in_process_does_not_import_textual(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from pathlib import Path
+
+            from orchlite import flow, task
+
+
+            @task
+            def look() -> bool:
+                return "textual" in sys.modules
+
+
+            @flow
+            def check():
+                Path("textual.txt").write_text(repr(look() or "textual" in sys.modules))
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchlite.cli", "run", "flows.py:check"],
+        cwd=tmp_path,
+        env=_env(tmp_path / ".orch"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "textual.txt").read_text() == "False"
