@@ -74,11 +74,13 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
         )
     except KeyboardInterrupt:
         return request.run_id, ExitCode.INTERRUPTED
-    except (Exception, CancelledRun, SystemExit):
+    except (Exception, CancelledRun, SystemExit) as exc:
         # SystemExit too: a flow calling sys.exit() ended its run (CRASHED), and `orch`
         # exits with the run's outcome, not with the code the flow passed.
         if not _recorded(home, request.run_id):
             raise  # failed before the run was created: bad input, not a failed run
+        if isinstance(exc, OrchError) and exc.exit_code == ExitCode.USAGE:
+            raise  # recorded FAILED, but caused by bad input (e.g. a runner that cannot start)
         return request.run_id, ExitCode.RUN_FAILED
     return request.run_id, ExitCode.OK
 

@@ -43,6 +43,26 @@ def nap(i: int) -> int:
     return i
 
 
+@task
+def stage(i: int) -> int:
+    if i == 3 and not Path("fixed").exists():
+        Path("pid").write_text(str(os.getpid()))
+        time.sleep(60)
+    with open("executed.txt", "a") as fh:
+        fh.write(f"{i}\\n")
+    return i
+
+
+@flow
+def child(offset: int) -> int:
+    return stage(offset) + stage(offset + 1)
+
+
+@flow
+def parent() -> int:
+    return child(0) + child(2) + child(4)
+
+
 @flow(on_cancellation=[lambda f, run, state: Path("hook.txt").write_text(state.name)])
 def slow(n: int = 50) -> None:
     for i in range(n):
@@ -166,3 +186,24 @@ def test_a_sigkilled_in_process_run_is_reaped_as_crashed(project: Path) -> None:
     assert detail["state"] == "CRASHED"
     assert "is gone" in detail["message"]
     assert all(t["state"] != "RUNNING" for t in detail["tasks"])
+
+
+def test_retry_after_sigkill_of_a_subprocess_resumes_subflows_too(project: Path) -> None:
+    running = start(project, "run", "flows.py:parent", "--subprocess")
+    wait_for(project / "pid")
+    os.kill(int((project / "pid").read_text()), signal.SIGKILL)
+    running.wait(timeout=20)
+    assert running.returncode == 1
+    crashed = show(project)
+    assert crashed["state"] == "CRASHED"
+    assert "SIGKILL" in crashed["message"]
+    assert (project / "executed.txt").read_text().split() == ["0", "1", "2"]
+    (project / "fixed").touch()
+    resumed = orch(project, "retry", "last")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (project / "executed.txt").read_text().split() == ["0", "1", "2", "3", "4", "5"]
+    detail = show(project)
+    assert detail["state"] == "COMPLETED"
+    children = [show(project, c["id"]) for c in detail["children"]]
+    states = [[t["state"] for t in c["tasks"]] for c in children]
+    assert states == [["CACHED", "CACHED"], ["CACHED", "COMPLETED"], ["COMPLETED", "COMPLETED"]]

@@ -565,12 +565,13 @@ def test_wrong_dask_address_ends_the_run_failed_with_one_error_line(tmp_path: Pa
     assert time.monotonic() - started < 30
     message = "cannot connect to the Dask scheduler at tcp://127.0.0.1:1"
     errors = [line for line in done.stderr.splitlines() if message in line]
-    # The flow body sees the UsageError and the run ends FAILED: `orch run` maps a run that
-    # was recorded and failed to exit code 1, whatever the cause.
-    assert done.returncode == ExitCode.RUN_FAILED, done.stderr
+    # The run is recorded FAILED (not left RUNNING), and `orch run` reports the bad input as
+    # its one error line with exit code 2.
+    assert done.returncode == ExitCode.USAGE, done.stderr
     assert errors, done.stderr
     assert "Traceback" not in done.stderr
-    assert errors[-1].startswith("Run ") and errors[-1].endswith(" after 5 s")
+    assert errors[-1].startswith("error: ") and errors[-1].endswith(" after 5 s")
+    assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [errors[-1]]
     runs = json.loads(orch(tmp_path, "runs", "--json").stdout)
     assert [(r["flow"], r["state"]) for r in runs] == [("dask-nowhere", "FAILED")]
     assert runs[0]["message"].startswith(f"UsageError: {message}")
