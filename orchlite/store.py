@@ -457,8 +457,27 @@ class Store:
         tags: str = "[]",
         now: float | None = None,
     ) -> None:
+        """Record a new flow run.
+
+        A run already recorded under `run_id` while waiting to start (SCHEDULED, LATE or
+        PENDING: claimed by a scheduler, or queued by a supervisor) is adopted instead: its
+        flow, name, target and parameters are filled in and it moves to `state`. A run id
+        that already started is refused.
+        """
         now = time.time() if now is None else now
         with self.transaction() as conn:
+            row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None:
+                if row[0] not in _WAITING:
+                    raise StoreError(f"flow run {run_id} has already started ({row[0]})")
+                conn.execute(
+                    "UPDATE flow_runs SET flow_name = ?, name = ?, target = COALESCE(?, target),"
+                    " parameters = ?, state = ?, state_message = ? WHERE id = ?",
+                    (flow_name, name, target, parameters, state.value, message, run_id),
+                )
+                if row[0] != state.value:
+                    self._insert_history(conn, run_id, None, state.value, message, now)
+                return
             conn.execute(
                 "INSERT INTO flow_runs (id, flow_name, name, target, parameters, state,"
                 " state_message, trigger, parent_run_id, parent_position, retry_of, created,"
@@ -1087,6 +1106,8 @@ _SLOT_COLUMNS = "lease, name, occupy, held, pid, host, task_run_id, holder, acqu
 def _slot(row: Sequence[Any]) -> Slot:
     return Slot(row[0], row[1], row[2], bool(row[3]), *row[4:])
 
+
+_WAITING = frozenset({StateType.SCHEDULED.value, StateType.LATE.value, StateType.PENDING.value})
 
 _HISTORY_INSERTS = {
     n: "INSERT INTO state_history (run_id, seq, position, state, message, ts) VALUES "
