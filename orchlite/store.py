@@ -19,6 +19,7 @@ Nothing outside this module writes SQL.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -787,7 +788,7 @@ class Store:
         values: list[Any] = []
         for state, message, ts in states:
             values += (run_id, _next_seq(), position, state, message, ts)
-        conn.execute(_HISTORY_INSERTS[len(states)], values)
+        conn.execute(_history_insert(len(states)), values)
 
     def history(self, run_id: str, position: int | None = None) -> list[HistoryEntry]:
         """State changes of a flow run and its task runs (or of one task run), oldest first."""
@@ -1109,11 +1110,15 @@ def _slot(row: Sequence[Any]) -> Slot:
 
 _WAITING = frozenset({StateType.SCHEDULED.value, StateType.LATE.value, StateType.PENDING.value})
 
-_HISTORY_INSERTS = {
-    n: "INSERT INTO state_history (run_id, seq, position, state, message, ts) VALUES "
-    + ",".join(["(?,?,?,?,?,?)"] * n)
-    for n in range(1, 5)
-}
+
+@functools.lru_cache(maxsize=32)
+def _history_insert(rows: int) -> str:
+    """One INSERT statement for `rows` history rows."""
+    return (
+        "INSERT INTO state_history (run_id, seq, position, state, message, ts) VALUES "
+        + ",".join(["(?,?,?,?,?,?)"] * rows)
+    )
+
 
 _seq_lock = threading.Lock()
 _last_seq = 0

@@ -614,3 +614,36 @@ def test_a_none_default_of_a_typed_parameter_survives_binding_twice() -> None:
 
     bound = bind_parameters(pipeline.fn, {}, flow_name="pipeline")
     assert pipeline(**bound) == "None"
+
+
+def test_a_task_run_saved_with_many_state_changes_keeps_them_all() -> None:
+    from orchlite.store import TaskRun
+
+    s = store()
+    s.create_flow_run(run_id="ab" * 16, flow_name="f", name="f", parameters="{}")
+    run = TaskRun(
+        "ab" * 16,
+        0,
+        "x" * 32,
+        0,
+        "k@f.py",
+        "k-0",
+        "0",
+        "COMPLETED",
+        None,
+        4,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        1.0,
+        1.0,
+        2.0,
+    )
+    changes = [("PENDING", None, 1.0), ("RUNNING", None, 1.0)]
+    changes += [("RETRYING", f"attempt {i}", 1.5) for i in range(3)] + [("RUNNING", None, 1.6)]
+    s.save_task_run(run, [*changes, ("COMPLETED", None, 2.0)])
+    assert [e.state for e in s.history("ab" * 16, 0)] == [c[0] for c in changes] + ["COMPLETED"]
