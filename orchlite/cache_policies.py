@@ -107,6 +107,14 @@ class CompoundCachePolicy(CachePolicy):
         if inputs:
             excluded = sorted({name for policy in inputs for name in policy.exclude})
             self.policies.append(Inputs(exclude=excluded))
+        self._labels: list[str] = []
+        for policy in self.policies:
+            label = name = type(policy).__name__
+            count = 1
+            while label in self._labels:
+                count += 1
+                label = f"{name}#{count}"
+            self._labels.append(label)
 
     def compute_key(
         self,
@@ -116,16 +124,10 @@ class CompoundCachePolicy(CachePolicy):
         **kwargs: Any,
     ) -> str | None:
         keys: dict[str, str | bytes] = {}
-        for policy in self.policies:
+        for label, policy in zip(self._labels, self.policies, strict=True):
             key = policy.key_part(task_ctx, inputs, flow_parameters)
-            if key is None:
-                continue
-            label = type(policy).__name__
-            count = 1
-            while label in keys:
-                count += 1
-                label = f"{type(policy).__name__}#{count}"
-            keys[label] = key
+            if key is not None:
+                keys[label] = key
         if not keys:
             return None
         return hash_parts(keys)

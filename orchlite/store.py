@@ -164,6 +164,21 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX concurrency_slots_name ON concurrency_slots(name, expires);
     """,
+    # 4: schedules: the newest slot handled per schedule key, and the slot each
+    # scheduled run was claimed for (`orch daemon`).
+    """
+    CREATE TABLE schedule_marks (
+        key TEXT PRIMARY KEY,
+        last_fired REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE schedule_slots (
+        run_id TEXT PRIMARY KEY REFERENCES flow_runs(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        slot REAL NOT NULL
+    );
+    CREATE INDEX schedule_slots_key ON schedule_slots(key, slot);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -388,6 +403,14 @@ class Store:
         return _Transaction(self, self.conn)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the busy handler waits up to the busy timeout
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise StoreError(f"cannot write {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from None
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         delay = 0.001
         while True:
@@ -786,8 +809,8 @@ class Store:
     ) -> None:
         """Append several state changes in one statement (the hot path of every task)."""
         values: list[Any] = []
-        for state, message, ts in states:
-            values += (run_id, _next_seq(), position, state, message, ts)
+        for seq, (state, message, ts) in zip(_next_seqs(len(states)), states, strict=True):
+            values += (run_id, seq, position, state, message, ts)
         conn.execute(_history_insert(len(states)), values)
 
     def history(self, run_id: str, position: int | None = None) -> list[HistoryEntry]:
@@ -1064,6 +1087,102 @@ class Store:
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
 
+    # -- schedules ----------------------------------------------------------------------
+
+    def schedule_mark(self, key: str, now: float) -> float:
+        """The newest slot handled for schedule `key`; a new key is marked `now` first."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO schedule_marks (key, last_fired, updated) VALUES (?,?,?)",
+                (key, now, now),
+            )
+            row = conn.execute(
+                "SELECT last_fired FROM schedule_marks WHERE key = ?", (key,)
+            ).fetchone()
+        return float(row[0])
+
+    def claim_slot(
+        self,
+        *,
+        run_id: str,
+        key: str,
+        slot: float,
+        flow_name: str,
+        name: str,
+        target: str,
+        parameters: str,
+        skip_reason: str | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Claim one slot of a schedule: record its run SCHEDULED (or SKIPPED with the
+        reason) and move the schedule's mark to the slot, in one transaction.
+
+        False when a run with `run_id` already exists: the slot was claimed before (by
+        another daemon, or before a restart), and nothing is written.
+        """
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM flow_runs WHERE id = ?", (run_id,)).fetchone():
+                self._mark(conn, key, slot, now)
+                return False
+            self.create_flow_run(
+                run_id=run_id,
+                flow_name=flow_name,
+                name=name,
+                parameters=parameters,
+                state=StateType.SCHEDULED,
+                target=target,
+                trigger="schedule",
+                now=now,
+            )
+            conn.execute(
+                "INSERT INTO schedule_slots (run_id, key, slot) VALUES (?,?,?)",
+                (run_id, key, slot),
+            )
+            if skip_reason is not None:
+                self.set_flow_run_state(run_id, StateType.SKIPPED, skip_reason, now=now)
+            self._mark(conn, key, slot, now)
+        return True
+
+    @staticmethod
+    def _mark(conn: sqlite3.Connection, key: str, slot: float, now: float) -> None:
+        conn.execute(
+            "INSERT INTO schedule_marks (key, last_fired, updated) VALUES (?,?,?)"
+            " ON CONFLICT (key) DO UPDATE SET"
+            " last_fired = MAX(last_fired, excluded.last_fired), updated = excluded.updated",
+            (key, slot, now),
+        )
+
+    def waiting_slots(self) -> list[ScheduledSlot]:
+        """Claimed slots whose run has not started yet (SCHEDULED or LATE), oldest first."""
+        rows = self.conn.execute(
+            "SELECT s.run_id, s.key, s.slot, r.target, r.parameters, r.state FROM schedule_slots s"
+            " JOIN flow_runs r ON r.id = s.run_id WHERE r.state IN ('SCHEDULED', 'LATE')"
+            " ORDER BY s.slot, s.run_id"
+        ).fetchall()
+        return [ScheduledSlot(*row) for row in rows]
+
+    def last_slot_runs(self) -> dict[str, ScheduledSlot]:
+        """Per schedule key, the run of its newest claimed slot."""
+        rows = self.conn.execute(
+            "SELECT s.run_id, s.key, s.slot, r.target, r.parameters, r.state FROM schedule_slots s"
+            " JOIN flow_runs r ON r.id = s.run_id"
+            " WHERE s.slot = (SELECT MAX(slot) FROM schedule_slots WHERE key = s.key)"
+        ).fetchall()
+        return {row[1]: ScheduledSlot(*row) for row in rows}
+
+
+@dataclass(slots=True)
+class ScheduledSlot:
+    """A slot a schedule fired for, and its run."""
+
+    run_id: str
+    key: str
+    slot: float
+    target: str | None
+    parameters: str
+    state: str
+
 
 class _Transaction:
     """The context manager behind `Store.transaction()` (a class: it is on the hot path)."""
@@ -1123,6 +1242,16 @@ def _history_insert(rows: int) -> str:
 _seq_lock = threading.Lock()
 _last_seq = 0
 _PID_SLOT = os.getpid() % 1000
+
+
+def _next_seqs(count: int) -> range:
+    """`count` consecutive history positions (see `_next_seq`), taken under one lock."""
+    global _last_seq
+    with _seq_lock:
+        now = time.time_ns() // 1000 * 1000 + _PID_SLOT
+        first = now if now > _last_seq else _last_seq + 1000
+        _last_seq = first + 1000 * (count - 1)
+        return range(first, _last_seq + 1, 1000)
 
 
 def _next_seq() -> int:
