@@ -563,12 +563,18 @@ def _cache_key(
 
 
 def _run_scoped(policy: CachePolicy | None) -> bool:
-    """Whether keys of `policy` include the run id, so entries need not outlive the run."""
+    """Whether keys of `policy` include the run id, so entries need not outlive the run.
+
+    Remembered on the policy object: it is asked on every task call.
+    """
     if policy is None:
         return False
-    if isinstance(policy, RunId):
-        return True
-    return any(isinstance(p, RunId) for p in getattr(policy, "policies", ()))
+    scoped: bool | None = policy.__dict__.get("_orch_run_scoped")
+    if scoped is None:
+        members = getattr(policy, "policies", (policy,))
+        scoped = any(isinstance(p, RunId) for p in members)
+        policy.__dict__["_orch_run_scoped"] = scoped
+    return scoped
 
 
 def _cache_hit(key: str, scoped: bool, ctx: FlowRunContext) -> TaskRun | None:
@@ -647,7 +653,6 @@ def _execute(
 ) -> State:
     delays = delays_for(task.retry_delay_seconds, task.retries) if task.retries else [0.0]
     log_prints = task.log_prints if task.log_prints is not None else ctx.log_prints
-    what = f"Task run {run.name!r}"
     attempt = 0
     while True:
         attempt += 1
@@ -670,10 +675,16 @@ def _execute(
         prints = capture_prints(log_prints)
         try:
             runner = body_runner_var.get()
-            if runner is None:
-                value = call_with_timeout(task.fn, bound, task.timeout_seconds, what)
-            else:
+            if runner is not None:
+                what = f"Task run {run.name!r}"
                 value = runner.run_body(task.fn, bound, task.timeout_seconds, what)
+            elif task.timeout_seconds:
+                what = f"Task run {run.name!r}"
+                value = call_with_timeout(task.fn, bound, task.timeout_seconds, what)
+            elif type(bound) is dict:
+                value = task.fn(**bound)
+            else:
+                value = task.fn(*bound.args, **bound.kwargs)
         except (CancelledRun, KeyboardInterrupt) as exc:
             state = State(StateType.CANCELLED, "flow run cancelled", exception=exc)
             _fail_task(task, run, ctx, state, exc, hooks=False)
@@ -691,7 +702,8 @@ def _execute(
                 continue
             return _fail_task(task, run, ctx, state, exc)
         finally:
-            limits.release(slots)
+            if slots is not None:
+                limits.release(slots)
             restore_prints(prints)
             task_run_var.reset(task_token)
         return _complete_task(task, run, ctx, value, scoped, key)
@@ -835,7 +847,13 @@ def _render_name(template: str | Callable[[], str] | None, values: dict[str, Any
 
 def _holds_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Cheap pre-check so plain calls skip the argument walk."""
-    return any(isinstance(value, futures.FUTURE_LIKE) for value in (*args, *kwargs.values()))
+    for value in args:
+        if isinstance(value, futures.FUTURE_LIKE):
+            return True
+    for value in kwargs.values():  # noqa: SIM110
+        if isinstance(value, futures.FUTURE_LIKE):
+            return True
+    return False
 
 
 def _arguments(bound: Any) -> dict[str, Any]:

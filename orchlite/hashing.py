@@ -171,15 +171,15 @@ def canonical_bytes(value: Any, *, name: str = "value") -> bytes:
 
 def hash_parts(parts: Mapping[str, str | bytes]) -> str:
     """The cache-key format: `"v1:sha256:<hex>"` over the sorted parts and HASH_VERSION."""
-    digest = hashlib.sha256(_KEY_HEADER)
+    chunks = [_KEY_HEADER]
     for key in sorted(parts):
         value = parts[key]
         if isinstance(value, str):
             kind, raw = b"s", value.encode("utf-8", "surrogatepass")
         else:
             kind, raw = b"b", bytes(value)
-        digest.update(_net(key.encode("utf-8", "surrogatepass")) + kind + _net(raw))
-    return f"v{HASH_VERSION}:sha256:{digest.hexdigest()}"
+        chunks.append(_net(key.encode("utf-8", "surrogatepass")) + kind + _net(raw))
+    return f"v{HASH_VERSION}:sha256:{hashlib.sha256(b''.join(chunks)).hexdigest()}"
 
 
 # -- internals ----------------------------------------------------------------------------------

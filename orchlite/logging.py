@@ -192,11 +192,14 @@ def capture_prints(enabled: bool) -> Any:
     if enabled and not _patched:
         builtins.print = _logging_print
         _patched = True
+    if _print_capture.get() is enabled:
+        return None  # already so: nothing to set, nothing to restore
     return _print_capture.set(enabled)
 
 
 def restore_prints(token: Any) -> None:
-    _print_capture.reset(token)
+    if token is not None:
+        _print_capture.reset(token)
 
 
 def _logging_print(
