@@ -703,11 +703,15 @@ class Store:
         return [FlowRun(*row) for row in rows]
 
     def unfinished_flow_runs(self) -> list[FlowRun]:
-        """Runs not in a terminal state (for crash recovery)."""
-        marks = ",".join("?" * len(TERMINAL))
+        """Runs not in a terminal state (for crash recovery).
+
+        Asked by the positive list of states, so the state index answers it without reading
+        every finished run.
+        """
+        unfinished = tuple(s.value for s in StateType if s not in TERMINAL)
+        marks = ",".join("?" * len(unfinished))
         rows = self.conn.execute(
-            f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE state NOT IN ({marks})",
-            tuple(s.value for s in TERMINAL),
+            f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE state IN ({marks})", unfinished
         ).fetchall()
         return [FlowRun(*row) for row in rows]
 
