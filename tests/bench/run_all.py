@@ -27,6 +27,7 @@ SCRIPTS = (
     "bench_cli_startup.py",
     "bench_cache_hit.py",
     "bench_listing.py",
+    "bench_resume.py",
     "compare_prefect.py",
 )
 COLUMNS = ("benchmark", "figure", "baseline", "target", "verdict")
