@@ -28,6 +28,7 @@ SCRIPTS = (
     "bench_cache_hit.py",
     "bench_listing.py",
     "bench_resume.py",
+    "bench_runners.py",
     "compare_prefect.py",
 )
 COLUMNS = ("benchmark", "figure", "baseline", "target", "verdict")
