@@ -28,6 +28,8 @@ _EXPORTS = {
     "ThreadPoolTaskRunner": "task_runners",
     "concurrency": "limits",
     "rate_limit": "limits",
+    "cron": "schedules",
+    "interval": "schedules",
 }
 
 __all__ = [
@@ -41,9 +43,11 @@ __all__ = [
     "allow_failure",
     "as_completed",
     "concurrency",
+    "cron",
     "flow",
     "get_run_context",
     "get_run_logger",
+    "interval",
     "rate_limit",
     "task",
     "unmapped",
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
     from .limits import concurrency, rate_limit
     from .logging import get_run_logger
     from .registry import Flow, Task, flow, task
+    from .schedules import cron, interval
     from .states import State, StateType
     from .task_runners import ThreadPoolTaskRunner
 

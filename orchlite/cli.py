@@ -33,6 +33,11 @@ limit_app = typer.Typer(
     help="Concurrency and rate limits on task tags and named slots.", no_args_is_help=True
 )
 app.add_typer(limit_app, name="limit")
+daemon_app = typer.Typer(
+    help="Fire the project's schedules (see `orch schedules`); `orch daemon status`.",
+    invoke_without_command=True,
+)
+app.add_typer(daemon_app, name="daemon")
 
 _debug = False
 
@@ -487,6 +492,88 @@ def limit_rm(tag: Annotated[str, typer.Argument(help="The limit to remove.")]) -
     if store is None or not store.delete_concurrency_limit(tag):
         raise UsageError(f"no limit {tag!r} (see `orch limit ls`)")
     print(f"removed limit {tag!r}", file=sys.stderr)
+
+
+# -- schedules and the daemon --------------------------------------------------------------
+
+
+@app.command()
+def schedules(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the schedules in orch.toml and @flow(schedules=...), read without running code."""
+    import datetime as dt
+
+    from .config import find_home, project_root
+    from .daemon import listing
+
+    home = find_home()
+    found = listing(home, project_root(home), dt.datetime.now(dt.timezone.utc))
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    from .render import table
+
+    rows = [
+        [
+            row["source"],
+            row["target"],
+            row["schedule"] + ("" if row["enabled"] else " (disabled)"),
+            ", ".join(t[:19].replace("T", " ") for t in row["next"]),
+            row["last_run"]["state"] if row["last_run"] else "-",
+        ]
+        for row in found["schedules"]
+    ]
+    if rows:
+        table(["SOURCE", "TARGET", "SCHEDULE", "NEXT (ITS ZONE)", "LAST RUN"], rows, sys.stdout)
+    else:
+        print("no schedules (declare them in orch.toml or @flow(schedules=...))", file=sys.stderr)
+    for error in found["errors"]:
+        print(f"error: {error['where']}: {error['message']}", file=sys.stderr)
+
+
+@daemon_app.callback()
+def daemon(
+    ctx: typer.Context,
+    max_runs: Annotated[
+        int | None, typer.Option("--max-runs", help="Runs at once; more wait for a slot.")
+    ] = None,
+    grace: Annotated[
+        float, typer.Option("--grace", help="Seconds to let runs finish on SIGTERM/SIGINT.")
+    ] = 30.0,
+    tick: Annotated[float, typer.Option("--tick", help="Seconds between checks.")] = 1.0,
+) -> None:
+    """Fire the project's schedules until SIGTERM or Ctrl-C; one daemon per project."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .config import find_home, project_root
+    from .daemon import run_daemon
+
+    if tick <= 0 or grace < 0:
+        raise UsageError("--tick must be > 0 and --grace >= 0")
+    home = find_home()
+    run_daemon(home, project_root(home), max_runs=max_runs, grace=grace, tick=tick)
+
+
+@daemon_app.command("status")
+def daemon_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Whether the project's daemon runs: pid, uptime, runs in flight."""
+    from .config import find_home
+    from .daemon import status
+
+    info = status(find_home())
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    if not info["running"]:
+        print("daemon: not running")
+    else:
+        print(f"daemon: running (pid {info['pid']}, up {info['uptime_seconds'] or 0:.0f} s)")
+    print(f"runs in flight: {len(info['runs_in_flight'])}")
+    for run in info["runs_in_flight"]:
+        print(f"  {run['id'][:12]}  {run['state']:<10}  {run['target']}")
 
 
 # -- entry point --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 
 from .states import StateType
 from .store import FlowRun, Store
@@ -48,4 +49,14 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that exited but was never waited for (its parent died, and PID 1 in a
+    container may never reap it): gone, although `kill(pid, 0)` still succeeds. Linux only."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]

@@ -18,6 +18,7 @@ from .retries import RetryDelay
 if TYPE_CHECKING:
     from .cache_policies import CachePolicy
     from .futures import PrefectFutureList, TaskRunFuture
+    from .schedules import Schedule
     from .states import State
     from .task_runners import TaskRunner
 
@@ -276,6 +277,7 @@ class Flow(Generic[P, R]):
         on_failure: Iterable[Callable[..., Any]] | None = None,
         on_cancellation: Iterable[Callable[..., Any]] | None = None,
         on_crashed: Iterable[Callable[..., Any]] | None = None,
+        schedules: Iterable[Schedule] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@flow must decorate a function")
@@ -299,6 +301,7 @@ class Flow(Generic[P, R]):
         self.on_failure_hooks = _callable_list(on_failure)
         self.on_cancellation_hooks = _callable_list(on_cancellation)
         self.on_crashed_hooks = _callable_list(on_crashed)
+        self.schedules = _schedule_list(schedules)
         self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -337,6 +340,7 @@ class Flow(Generic[P, R]):
             "on_failure": list(self.on_failure_hooks),
             "on_cancellation": list(self.on_cancellation_hooks),
             "on_crashed": list(self.on_crashed_hooks),
+            "schedules": list(self.schedules),
         }
 
     def __repr__(self) -> str:
@@ -404,6 +408,7 @@ def flow(
     on_failure: Iterable[Callable[..., Any]] | None = None,
     on_cancellation: Iterable[Callable[..., Any]] | None = None,
     on_crashed: Iterable[Callable[..., Any]] | None = None,
+    schedules: Iterable[Schedule] | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -412,3 +417,18 @@ def flow(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
     if __fn is not None:
         return Flow(__fn, **options)
     return lambda fn: Flow(fn, **options)
+
+
+def _schedule_list(schedules: Iterable[Schedule] | None) -> list[Schedule]:
+    """`schedules=` as a list, each a `cron(...)` or `interval(...)` (read by `orch daemon`)."""
+    from .schedules import Cron, Interval
+
+    if schedules is None:
+        return []
+    if isinstance(schedules, (Cron, Interval)):
+        schedules = [schedules]
+    items = list(schedules)
+    for item in items:
+        if not isinstance(item, (Cron, Interval)):
+            raise TypeError(f"schedules must hold cron(...) or interval(...), not {item!r}")
+    return items

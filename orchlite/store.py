@@ -1095,6 +1095,11 @@ class Store:
 
     def schedule_mark(self, key: str, now: float) -> float:
         """The newest slot handled for schedule `key`; a new key is marked `now` first."""
+        row = self.conn.execute(
+            "SELECT last_fired FROM schedule_marks WHERE key = ?", (key,)
+        ).fetchone()
+        if row is not None:
+            return float(row[0])
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO schedule_marks (key, last_fired, updated) VALUES (?,?,?)",

@@ -1,0 +1,336 @@
+"""A project's schedules, read from `orch.toml` and from `@flow(schedules=[...])` in source.
+
+Nothing here imports user code: flow files are read with `ast`, so the daemon and
+`orch schedules` never run a flow file to find out when it fires. In a decorator only
+literal arguments are understood (`cron("0 3 * * *", timezone="Europe/Berlin")`,
+`interval(minutes=15)`); anything else is reported as an error for that flow.
+
+`orch.toml` at the project root holds `[[schedule]]` entries:
+
+    [[schedule]]
+    target = "etl.py:nightly"          # file.py:flow (required)
+    cron = "0 3 * * *"                 # or: interval = 900 / "15m" / "1h30m"
+    timezone = "Europe/Berlin"
+    parameters = { day = "{scheduled_time:%Y-%m-%d}" }
+    catchup = "latest"                 # none | latest | all
+    max_catchup = 10
+    grace_seconds = 60
+    overlap = "skip"                   # skip | allow
+    enabled = true
+    name = "nightly"
+
+A broken entry or file is a `ScheduleProblem` naming it; every other schedule still loads.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .discovery import _FLOW_MODULES, _flow_name, _python_files, _top_level_functions
+from .errors import UsageError
+from .schedules import Schedule, cron, interval, run_parameters, schedule_key
+
+PROJECT_FILE = "orch.toml"
+OVERLAP_POLICIES = ("skip", "allow")
+_LATER_OVERLAP = ("queue", "cancel_previous")
+_TOML_KEYS = frozenset(
+    {
+        "target",
+        "cron",
+        "interval",
+        "timezone",
+        "day_or",
+        "anchor",
+        "parameters",
+        "catchup",
+        "max_catchup",
+        "grace_seconds",
+        "overlap",
+        "enabled",
+        "name",
+    }
+)
+_POLICY_KEYS = ("catchup", "max_catchup", "grace_seconds", "parameters", "enabled", "name")
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """One schedule of one flow, with where it was declared."""
+
+    source: str
+    """"code" (a `@flow(schedules=...)` decorator) or "orch.toml"."""
+    where: str
+    """"flows.py:12" or "orch.toml schedule #2"."""
+    target: str
+    """The flow to run, as `orch run` takes it: "flows.py:function"."""
+    flow_name: str
+    schedule: Schedule
+    overlap: str = "skip"
+
+    @property
+    def key(self) -> str:
+        return schedule_key(self.target, self.schedule)
+
+
+@dataclass(frozen=True)
+class ScheduleProblem:
+    """A schedule, entry or file that could not be read; the others still work."""
+
+    source: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
+    """Every schedule of the project at `root`, and every problem found reading them."""
+    root = Path(root)
+    entries: list[ScheduleEntry] = []
+    problems: list[ScheduleProblem] = []
+    flows: dict[str, str] = {}  # target -> flow name
+    for path in sorted(_python_files(root)):
+        rel = path.relative_to(root)
+        try:
+            found, bad = _scan_file(path, rel)
+        except SyntaxError as exc:
+            problems.append(
+                ScheduleProblem("code", rel.as_posix(), f"line {exc.lineno}: {exc.msg}")
+            )
+            continue
+        except (OSError, ValueError) as exc:
+            problems.append(ScheduleProblem("code", rel.as_posix(), str(exc)))
+            continue
+        for target, name in found:
+            flows[target] = name
+        for item in bad:
+            (entries if isinstance(item, ScheduleEntry) else problems).append(item)
+    toml_entries, toml_problems = _load_toml(root, flows)
+    entries += toml_entries
+    problems += toml_problems
+    seen: dict[str, ScheduleEntry] = {}
+    unique = []
+    for entry in entries:
+        first = seen.setdefault(entry.key, entry)
+        if first is entry:
+            unique.append(entry)
+        else:
+            problems.append(
+                ScheduleProblem(entry.source, entry.where, f"duplicate of {first.where}")
+            )
+    return unique, problems
+
+
+def fingerprint(root: Path) -> tuple[tuple[str, int], ...]:
+    """Changes when orch.toml or any flow file is added, removed or modified."""
+    root = Path(root)
+    paths = [*_python_files(root), root / PROJECT_FILE]
+    stamps = []
+    for path in paths:
+        try:
+            stamps.append((str(path), os.stat(path).st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(sorted(stamps))
+
+
+# -- flow files ----------------------------------------------------------------------------
+
+
+def _scan_file(
+    path: Path, rel: Path
+) -> tuple[list[tuple[str, str]], list[ScheduleEntry | ScheduleProblem]]:
+    """(every flow as (target, name), its schedules and problems)."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    flow_names, factories = {"flow"}, {"cron": "cron", "interval": "interval"}
+    for node in tree.body:
+        module = node.module if isinstance(node, ast.ImportFrom) else None
+        if module and module.split(".")[0] in _FLOW_MODULES:
+            for alias in node.names:
+                if alias.name == "flow":
+                    flow_names.add(alias.asname or alias.name)
+                if alias.name in ("cron", "interval"):
+                    factories[alias.asname or alias.name] = alias.name
+    flows: list[tuple[str, str]] = []
+    out: list[ScheduleEntry | ScheduleProblem] = []
+    for fn in _top_level_functions(tree.body):
+        for deco in fn.decorator_list:
+            call = deco if isinstance(deco, ast.Call) else None
+            func = call.func if call else deco
+            if not (
+                (isinstance(func, ast.Name) and func.id in flow_names)
+                or (isinstance(func, ast.Attribute) and func.attr == "flow")
+            ):
+                continue
+            target = f"{rel.as_posix()}:{fn.name}"
+            name = _flow_name(call, fn.name)
+            flows.append((target, name))
+            for kw in call.keywords if call else ():
+                if kw.arg == "schedules":
+                    out += _decorator_schedules(kw.value, factories, target, name, rel)
+            break
+    return flows, out
+
+
+def _decorator_schedules(
+    node: ast.expr, factories: dict[str, str], target: str, flow_name: str, rel: Path
+) -> list[ScheduleEntry | ScheduleProblem]:
+    where = f"{rel.as_posix()}:{node.lineno}"
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        return [_problem(where, target, "schedules= must be a literal list of cron()/interval()")]
+    out: list[ScheduleEntry | ScheduleProblem] = []
+    for item in node.elts:
+        here = f"{rel.as_posix()}:{item.lineno}"
+        try:
+            schedule = _literal_call(item, factories)
+            run_parameters(schedule, dt.datetime.now(dt.timezone.utc))  # check templates
+        except UsageError as exc:
+            out.append(_problem(here, target, str(exc)))
+            continue
+        out.append(ScheduleEntry("code", here, target, flow_name, schedule))
+    return out
+
+
+def _literal_call(node: ast.expr, factories: dict[str, str]) -> Schedule:
+    func = node.func if isinstance(node, ast.Call) else None
+    name = (
+        func.id
+        if isinstance(func, ast.Name)
+        else func.attr
+        if isinstance(func, ast.Attribute)
+        else None
+    )
+    kind = factories.get(name or "") if isinstance(func, ast.Name) else name
+    if not isinstance(node, ast.Call) or kind not in ("cron", "interval"):
+        raise UsageError(f"cannot read {ast.unparse(node)!r}: expected cron(...) or interval(...)")
+    try:
+        args = [ast.literal_eval(a) for a in node.args]
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise UsageError(
+            f"cannot read {ast.unparse(node)!r} without running the file: "
+            "use literal arguments only (or declare the schedule in orch.toml)"
+        ) from None
+    if len(kwargs) != len(node.keywords):
+        raise UsageError(f"cannot read {ast.unparse(node)!r}: **kwargs are not supported")
+    factory = cron if kind == "cron" else interval
+    try:
+        return factory(*args, **kwargs)  # type: ignore[operator]
+    except TypeError as exc:
+        raise UsageError(f"{ast.unparse(node)}: {exc}") from None
+
+
+def _problem(where: str, target: str, message: str) -> ScheduleProblem:
+    return ScheduleProblem("code", where, f"{target}: {message}")
+
+
+# -- orch.toml -----------------------------------------------------------------------------
+
+
+def _load_toml(
+    root: Path, flows: dict[str, str]
+) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
+    path = root / PROJECT_FILE
+    if not path.is_file():
+        return [], []
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return [], [ScheduleProblem(PROJECT_FILE, PROJECT_FILE, f"cannot read: {exc}")]
+    raw = data.get("schedule", [])
+    if not isinstance(raw, list):
+        return [], [ScheduleProblem(PROJECT_FILE, PROJECT_FILE, "[[schedule]] must be a table")]
+    entries, problems = [], []
+    for number, item in enumerate(raw, start=1):
+        label = item.get("name") if isinstance(item, dict) else None
+        where = f"{PROJECT_FILE} schedule #{number}" + (f" ({label!r})" if label else "")
+        try:
+            entries.append(_toml_entry(item, where, root, flows))
+        except UsageError as exc:
+            problems.append(ScheduleProblem(PROJECT_FILE, where, str(exc)))
+    return entries, problems
+
+
+def _toml_entry(item: Any, where: str, root: Path, flows: dict[str, str]) -> ScheduleEntry:
+    if not isinstance(item, dict):
+        raise UsageError("expected a table")
+    unknown = sorted(set(item) - _TOML_KEYS)
+    if unknown:
+        raise UsageError(f"unknown key(s): {', '.join(unknown)}")
+    target = item.get("target")
+    if not isinstance(target, str) or not target.strip():
+        raise UsageError('missing target (target = "file.py:flow")')
+    target = _check_target(target.strip(), root, flows)
+    overlap = item.get("overlap", "skip")
+    if overlap in _LATER_OVERLAP:
+        raise UsageError(f"overlap {overlap!r} is not supported yet: use 'skip' or 'allow'")
+    if overlap not in OVERLAP_POLICIES:
+        raise UsageError(f"invalid overlap {overlap!r}: expected 'skip' or 'allow'")
+    policy = {k: item[k] for k in _POLICY_KEYS if k in item}
+    if "parameters" in policy and not isinstance(policy["parameters"], dict):
+        raise UsageError("parameters must be a table")
+    timezone = item.get("timezone", "UTC")
+    if ("cron" in item) == ("interval" in item):
+        raise UsageError("give exactly one of cron or interval")
+    try:
+        if "cron" in item:
+            schedule: Schedule = cron(item["cron"], timezone, item.get("day_or", True), **policy)
+        else:
+            anchor = item.get("anchor")
+            if anchor is not None and not isinstance(anchor, dt.datetime):
+                raise UsageError(f"invalid anchor {anchor!r}: expected a TOML date-time")
+            schedule = interval(
+                parse_span(item["interval"]), anchor_date=anchor, timezone=timezone, **policy
+            )
+    except TypeError as exc:
+        raise UsageError(str(exc)) from None
+    run_parameters(schedule, dt.datetime.now(dt.timezone.utc))  # a bad template fails here
+    name = flows.get(target, target.rpartition(":")[2])
+    return ScheduleEntry(PROJECT_FILE, where, target, name, schedule, overlap)
+
+
+def _check_target(target: str, root: Path, flows: dict[str, str]) -> str:
+    where, sep, function = target.rpartition(":")
+    if not sep or not where or not function:
+        raise UsageError(f"bad target {target!r}: expected file.py:flow")
+    if not where.endswith(".py"):
+        return target  # package.module:flow, resolved when the run starts
+    path = Path(where)
+    if path.is_absolute():
+        try:
+            path = path.resolve().relative_to(root.resolve())
+        except ValueError:
+            raise UsageError(f"target {target!r} is outside the project {root}") from None
+    normal = f"{path.as_posix()}:{function}"
+    if not (root / path).is_file():
+        raise UsageError(f"target {target!r}: no such file {path.as_posix()}")
+    if normal not in flows and any(t.startswith(f"{path.as_posix()}:") for t in flows):
+        raise UsageError(f"target {target!r}: no flow {function!r} in {path.as_posix()}")
+    return normal
+
+
+def parse_span(value: Any) -> float | dt.timedelta:
+    """Seconds (a number) or a span such as "15m", "1h30m", "90s", "2d" in seconds."""
+    if isinstance(value, bool):
+        raise UsageError(f"invalid interval {value!r}")
+    if isinstance(value, (int, float, dt.timedelta)):
+        return value
+    if isinstance(value, str):
+        text = value.replace(" ", "").lower()
+        if text and _SPAN.sub("", text) == "":
+            return float(sum(float(n) * _UNIT_SECONDS[u] for n, u in _SPAN.findall(text)))
+    raise UsageError(f"invalid interval {value!r}: expected seconds or a span like '15m'")

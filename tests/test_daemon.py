@@ -1,0 +1,431 @@
+"""Schedules in a project and `orch daemon`: the tick with a fake clock, then real processes.
+
+The tick tests pass `now` and a fake `launch`, so they run without sleeping or child
+processes. The process tests start `python -m orchlite.cli daemon` in a temporary project
+and watch the store; each waits for what it needs instead of sleeping a fixed time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchlite.daemon import Daemon
+from orchlite.errors import UsageError
+from orchlite.project import load_schedules, parse_span
+from orchlite.store import Store
+
+ORCH = [sys.executable, "-m", "orchlite.cli"]
+T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)
+
+
+def _write(root: Path, name: str, text: str) -> None:
+    (root / name).write_text(textwrap.dedent(text).lstrip())
+
+
+class FakeRun:
+    def __init__(self) -> None:
+        self.alive = True
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+class FakeLaunch:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.runs: dict[str, FakeRun] = {}
+
+    def __call__(self, run_id: str, target: str, params: dict[str, Any]) -> FakeRun:
+        self.calls.append((run_id, target, params))
+        self.runs[run_id] = FakeRun()
+        return self.runs[run_id]
+
+
+def _daemon(root: Path, **kwargs: Any) -> tuple[Daemon, FakeLaunch]:
+    launch = FakeLaunch()
+    store = Store(root / ".orch")
+    return Daemon(store, root, launch=launch, log=lambda _: None, **kwargs), launch
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    _write(
+        tmp_path,
+        "flows.py",
+        """
+        from orchlite import flow, interval
+
+        @flow(schedules=[interval(seconds=10, catchup="all")])
+        def every_ten():
+            pass
+
+        @flow
+        def report(day: str = ""):
+            return day
+        """,
+    )
+    _write(
+        tmp_path,
+        "orch.toml",
+        """
+        [[schedule]]
+        target = "flows.py:report"
+        interval = "10s"
+        catchup = "all"
+        overlap = "allow"
+        grace_seconds = 5
+        parameters = { day = "{scheduled_time:%Y-%m-%d %H:%M:%S}" }
+        """,
+    )
+    return tmp_path
+
+
+# -- reading schedules ---------------------------------------------------------------------
+
+
+def test_schedules_are_read_from_decorators_and_orch_toml_without_running_code(
+    tmp_path: Path,
+) -> None:
+    _write(
+        tmp_path,
+        "flows.py",
+        """
+        import sys
+        sys.exit("importing this file is not allowed")
+        from orchlite import flow, cron, interval as every
+        N = 3
+
+        @flow(schedules=[cron("0 3 * * *", timezone="Europe/Berlin"), every(minutes=15)])
+        def nightly():
+            pass
+
+        @flow(schedules=[every(minutes=N)])
+        def dynamic():
+            pass
+        """,
+    )
+    _write(tmp_path, "broken.py", "def broken(:\n")
+    _write(
+        tmp_path,
+        "orch.toml",
+        """
+        [[schedule]]
+        target = "flows.py:nightly"
+        interval = "1h30m"
+        name = "ok"
+
+        [[schedule]]
+        target = "flows.py:nightly"
+        cron = "61 * * * *"
+        name = "bad-cron"
+
+        [[schedule]]
+        interval = 60
+
+        [[schedule]]
+        target = "flows.py:nightly"
+        cron = "0 * * * *"
+        timezone = "Mars/Olympus"
+
+        [[schedule]]
+        target = "flows.py:nightly"
+        interval = 60
+        overlap = "queue"
+
+        [[schedule]]
+        target = "flows.py:missing"
+        interval = 60
+        """,
+    )
+    entries, problems = load_schedules(tmp_path)
+    described = sorted((e.source, e.target, str(e.schedule.__class__.__name__)) for e in entries)
+    assert described == [
+        ("code", "flows.py:nightly", "Cron"),
+        ("code", "flows.py:nightly", "Interval"),
+        ("orch.toml", "flows.py:nightly", "Interval"),
+    ]
+    messages = "\n".join(str(p) for p in problems)
+    assert "broken.py: line 1" in messages
+    assert "flows.py:dynamic" in messages and "literal" in messages
+    assert "schedule #2 ('bad-cron')" in messages and "minute" in messages
+    assert "schedule #3: missing target" in messages
+    assert "schedule #4: unknown time zone 'Mars/Olympus'" in messages
+    assert "schedule #5: overlap 'queue' is not supported yet" in messages
+    assert "schedule #6: target 'flows.py:missing': no flow 'missing'" in messages
+    assert len(problems) == 7
+
+
+def test_spans_and_the_flow_option() -> None:
+    assert parse_span("15m") == 900
+    assert parse_span("1h30m") == 5400
+    assert parse_span(2.5) == 2.5
+    with pytest.raises(UsageError):
+        parse_span("soon")
+    from orchlite import cron, flow, interval
+
+    @flow(schedules=[cron("0 3 * * *", timezone="Europe/Berlin"), interval(minutes=15)])
+    def scheduled() -> None:
+        pass
+
+    assert [type(s).__name__ for s in scheduled.schedules] == ["Cron", "Interval"]
+    assert scheduled.with_options(name="x").schedules == scheduled.schedules
+    with pytest.raises(TypeError):
+        flow(schedules=["0 3 * * *"])(lambda: None)
+
+
+# -- the tick, with a fake clock -----------------------------------------------------------
+
+
+def test_due_slots_are_claimed_once(project: Path) -> None:
+    daemon, launch = _daemon(project)
+    assert daemon.tick(T0).fired == []  # new schedules: marked now, nothing due yet
+    later = T0 + dt.timedelta(seconds=25)
+    report = daemon.tick(later)
+    # Two slots (12:00:10, 12:00:20) of two schedules; every_ten's second is skipped
+    # (overlap=skip: its first run has not ended).
+    assert (len(report.fired), len(report.skipped)) == (3, 1)
+    assert sorted(report.started) == sorted(report.fired)
+    assert len(launch.calls) == 3
+    params = sorted(p["day"] for _, t, p in launch.calls if t == "flows.py:report")
+    assert params == ["2026-03-01 12:00:10", "2026-03-01 12:00:20"]
+
+    again = daemon.tick(later)
+    assert again.fired == again.started == again.skipped == []
+    assert len(launch.calls) == 3
+
+
+def test_two_daemons_on_one_store_claim_each_slot_once(project: Path) -> None:
+    first, _launch_1 = _daemon(project)
+    second, _launch_2 = _daemon(project)
+    first.tick(T0, start=False)
+    second.tick(T0, start=False)
+    later = T0 + dt.timedelta(seconds=25)
+    reports = [first.tick(later, start=False), second.tick(later, start=False)]
+    claimed = [r for report in reports for r in report.fired + report.skipped]
+    assert len(claimed) == len(set(claimed)) == 4
+    # A daemon whose mark is behind (it lost the race) still claims nothing twice.
+    third, _ = _daemon(project)
+    third.entries, third.problems = load_schedules(project)
+    assert third.claim_due(later).fired == []
+
+
+def test_overlap_skip_max_runs_and_late(project: Path) -> None:
+    daemon, launch = _daemon(project, max_runs=1)
+    daemon.tick(T0)
+    report = daemon.tick(T0 + dt.timedelta(seconds=25))
+    # every_ten: 12:00:10 fires, 12:00:20 is skipped (overlap=skip: the first has not ended).
+    assert len(report.fired) == 3 and len(report.skipped) == 1
+    skipped = daemon.store.get_flow_run(report.skipped[0])
+    assert skipped.state == "SKIPPED" and "overlap=skip" in (skipped.state_message or "")
+    # max_runs=1: one run started, the others wait SCHEDULED for a later tick.
+    assert len(report.started) == 1
+    waiting = [s.run_id for s in daemon.store.waiting_slots() if s.run_id not in launch.runs]
+    assert len(waiting) == 2
+    launch.runs[report.started[0]].alive = False
+    nxt = daemon.tick(T0 + dt.timedelta(seconds=26))
+    assert nxt.finished == report.started and len(nxt.started) == 1
+    # report's grace is 5 s: its 12:00:10 slot, started at 12:00:35 or :36, is LATE first.
+    (late,) = [r for r, t, p in launch.calls if p.get("day") == "2026-03-01 12:00:10"]
+    assert [h.state for h in daemon.store.history(late)][:2] == ["SCHEDULED", "LATE"]
+
+
+# -- the daemon as a process ---------------------------------------------------------------
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env["ORCH_HOME"] = str(root / ".orch")
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def _start_daemon(root: Path, *args: str) -> subprocess.Popen[str]:
+    with open(root / "daemon.log", "a") as log:  # the child keeps its own copy of the fd
+        return subprocess.Popen(
+            [*ORCH, "daemon", "--tick", "0.2", *args],
+            cwd=root,
+            env=_env(root),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+
+
+def _orch(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ORCH, *args], cwd=root, env=_env(root), capture_output=True, text=True, timeout=30
+    )
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 8.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _runs(root: Path) -> list[Any]:
+    if not (root / ".orch" / "orch.db").exists():
+        return []
+    store = Store(root / ".orch")
+    try:
+        return store.list_flow_runs(limit=1000)
+    finally:
+        store.close()
+
+
+def _stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=timeout)
+
+
+def test_the_daemon_fires_schedules_in_child_processes(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "flows.py",
+        """
+        from orchlite import flow, interval
+
+        @flow(schedules=[interval(seconds=1)])
+        def beat():
+            return "beat"
+
+        @flow
+        def stamped(day: str):
+            return day
+        """,
+    )
+    _write(tmp_path, "broken.py", "from orchlite import flow\n@flow(\ndef nope(:\n")
+    _write(
+        tmp_path,
+        "orch.toml",
+        """
+        [[schedule]]
+        target = "flows.py:stamped"
+        interval = 1
+        parameters = { day = "{scheduled_time:%Y-%m-%d}" }
+        """,
+    )
+    daemon = _start_daemon(tmp_path)
+    try:
+
+        def completed() -> list[Any]:
+            done = [r for r in _runs(tmp_path) if r.state == "COMPLETED"]
+            targets = {r.target for r in done}
+            return done if len(done) >= 3 and len(targets) == 2 else []
+
+        done = _wait_for("scheduled runs to complete", completed)
+        assert all(r.trigger == "schedule" for r in done)
+        stamped = next(r for r in done if r.target == "flows.py:stamped")
+        assert json.loads(stamped.parameters)["day"].startswith("20")
+
+        second = _orch(tmp_path, "daemon", "--tick", "0.2")
+        assert second.returncode == 2, second.stderr
+        assert f"pid {daemon.pid}" in second.stderr
+
+        status = json.loads(_orch(tmp_path, "daemon", "status", "--json").stdout)
+        assert status["running"] is True and status["pid"] == daemon.pid
+
+        listing = _orch(tmp_path, "schedules", "--json")
+        assert listing.returncode == 0, listing.stderr
+        found = json.loads(listing.stdout)
+        assert {s["target"] for s in found["schedules"]} == {"flows.py:beat", "flows.py:stamped"}
+        assert [e["where"] for e in found["errors"]] == ["broken.py"]
+        assert all(len(s["next"]) == 3 for s in found["schedules"])
+        table = _orch(tmp_path, "schedules")
+        assert "flows.py:beat" in table.stdout and "broken.py" in table.stderr
+    finally:
+        started = time.monotonic()
+        assert _stop(daemon) == 0
+        assert time.monotonic() - started < 10
+    log = (tmp_path / "daemon.log").read_text()
+    fires = [line.split(" run ")[0] for line in log.splitlines() if "daemon: fire " in line]
+    assert len(fires) == len(set(fires)) >= 3, log
+    ids = [r.id for r in _runs(tmp_path)]
+    assert len(ids) == len(set(ids))
+    assert "not running" in _orch(tmp_path, "daemon", "status").stdout
+
+
+def test_a_killed_daemon_is_restarted_its_orphan_reaped_and_sigterm_cancels(
+    tmp_path: Path,
+) -> None:
+    _write(
+        tmp_path,
+        "flows.py",
+        """
+        import time
+        from pathlib import Path
+        from orchlite import flow, interval
+
+        @flow(schedules=[interval(seconds=1)])
+        def slow():
+            while Path("block").exists():
+                time.sleep(0.05)
+        """,
+    )
+    (tmp_path / "block").touch()
+    daemon = _start_daemon(tmp_path)
+    try:
+        running = _wait_for(
+            "a running run",
+            lambda: [r for r in _runs(tmp_path) if r.state == "RUNNING" and r.pid],
+        )[0]
+        # The daemon and its run die together (an OOM kill, a lost container).
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+        os.killpg(running.pid, signal.SIGKILL)
+        (tmp_path / "block").unlink()
+
+        daemon = _start_daemon(tmp_path, "--grace", "0.5")
+        reaped = _wait_for(
+            "the orphan to be reaped",
+            lambda: [r for r in _runs(tmp_path) if r.id == running.id and r.state == "CRASHED"],
+        )
+        assert reaped
+        _wait_for(
+            "the next slot to complete",
+            lambda: [r for r in _runs(tmp_path) if r.state == "COMPLETED"],
+        )
+
+        # SIGTERM with a run in flight: the daemon waits out its grace, then cancels it.
+        (tmp_path / "block").touch()
+        before = {r.id for r in _runs(tmp_path)}
+        busy = _wait_for(
+            "another running run",
+            lambda: [r for r in _runs(tmp_path) if r.state == "RUNNING" and r.id not in before],
+        )[0]
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0
+        final = {r.id: r.state for r in _runs(tmp_path)}
+        assert final[busy.id] == "CANCELLED"
+        assert not [s for s in final.values() if s in ("RUNNING", "PENDING", "CANCELLING")]
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        (tmp_path / "block").unlink(missing_ok=True)
+
+
+def test_sigterm_stops_an_idle_daemon_at_once(tmp_path: Path) -> None:
+    _write(tmp_path, "orch.toml", '[[schedule]]\ntarget = "x.py:f"\ncron = "0 3 * * *"\n')
+    daemon = _start_daemon(tmp_path, "--grace", "1")
+    _wait_for("the pid file", lambda: (tmp_path / ".orch" / "daemon.pid").exists())
+    started = time.monotonic()
+    assert _stop(daemon) == 0
+    assert time.monotonic() - started < 3
+    assert "x.py" in (tmp_path / "daemon.log").read_text()  # the bad entry was reported
