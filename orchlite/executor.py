@@ -20,8 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .engine import new_run_id
 from .errors import CancelledRun, ExitCode, OrchError, UsageError
+from .runtime import new_run_id
 from .states import TERMINAL, StateType
 
 POLL_SECONDS = 0.1

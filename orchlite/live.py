@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from . import engine
+from . import runtime
 from .logging import ConsoleFormatter, setup_logging
 from .store import TaskRun
 
@@ -62,7 +62,7 @@ class LiveRunView:
         setup_logging(console=False)
         logging.getLogger("orchlite").addHandler(self.handler)
         logging.getLogger("orchlite.engine").setLevel(logging.INFO)
-        engine.add_listener(self._on_event)
+        runtime.add_listener(self._on_event)
         self.live.start()
         return self
 
@@ -72,7 +72,7 @@ class LiveRunView:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        engine.remove_listener(self._on_event)
+        runtime.remove_listener(self._on_event)
         self.live.stop()
         logging.getLogger("orchlite").removeHandler(self.handler)
 

@@ -177,20 +177,20 @@ class Task(Generic[P, R]):
         self.__wrapped__ = fn
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        from .engine import run_task
+        from .task_engine import run_task
 
         return run_task(self, args, kwargs)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
         """Run this task through the flow's task runner; returns a future at once."""
-        from .engine import submit_task
+        from .task_engine import submit_task
 
         return submit_task(self, args, kwargs)
 
     def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList:
         """Submit one run per element of the iterable arguments (zipped, equal lengths);
         wrap an iterable in `unmapped(...)` to pass it whole to every run."""
-        from .engine import map_task
+        from .task_engine import map_task
 
         return map_task(self, args, kwargs)
 

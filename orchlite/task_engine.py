@@ -1,0 +1,560 @@
+"""Run one task call: states, retries, timeouts, caching, resume, limits, hooks and logs.
+
+A task call inside a flow run takes the next call position; the (flow run, position) pair
+identifies the task run. Before executing, a task call is answered without running when:
+
+1. an earlier attempt of the same flow run completed it (flow-level retries),
+2. the run this one retries completed it with the same task and inputs (`orch retry`),
+3. its cache key has an unexpired entry (cache policies).
+
+A timeout runs the body in a helper thread and stops waiting at the deadline: the caller
+gets TaskTimeoutError on time, and the abandoned thread is left to finish on its own (Python
+cannot stop a thread); its later task calls are refused. Run in a child process
+(`orch run --subprocess`) when the blocked work must really be killed. `.submit()` and
+`.map()` hand task runs to the flow's task runner, which decides where bodies execute.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import time
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import futures, limits, remote, results  # noqa: F401 (remote: worker bridge)
+from .cache_policies import DEFAULT, CachePolicy, RunId
+from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
+from .errors import CancelledRun, OrchError, TaskTimeoutError, UnhashableInputError
+from .futures import TaskRunFuture, mapped_calls
+from .hashing import hash_arguments
+from .logging import capture_prints, ensure_logging, restore_prints
+from .recorder import recorder
+from .retries import delay_before_retry, delays_for
+from .runtime import (
+    describe,
+    error_fields,
+    listening,
+    log,
+    new_run_id,
+    notify_listeners,
+    persist_result,
+    render_name,
+    run_hooks,
+    run_label,
+    task_logger,
+    to_json,
+)
+from .states import State, StateType
+from .store import TaskRun
+from .task_runners import TaskRunner, call_with_timeout
+
+if TYPE_CHECKING:
+    from .registry import Task
+
+body_runner_var: ContextVar[TaskRunner | None] = ContextVar("orch_body_runner", default=None)
+"""Set inside a submitted task run: the runner its function body executes on."""
+
+
+def run_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run one call of `task`: inside the current flow run, or standalone."""
+    return_state = bool(kwargs.pop("return_state", False))
+    flow_ctx = flow_run_var.get()
+    if flow_ctx is None:
+        return _run_standalone_task(task, args, kwargs, return_state)
+    _refuse_if_stopped(flow_ctx)
+    position, dynamic_key = flow_ctx.next_position(task.task_key)
+    if _holds_futures(args, kwargs):
+        state = _run_with_upstream(task, args, kwargs, flow_ctx, position, dynamic_key)
+    else:
+        bound = task.bind(args, kwargs)
+        state = _run_task_in_flow(task, bound, flow_ctx, flow_ctx.run_id, position, dynamic_key)
+    if return_state:
+        return state
+    return state.result()
+
+
+def _refuse_if_stopped(flow_ctx: FlowRunContext) -> None:
+    """No new task runs once the flow run is cancelled or timed out, nor from the body of
+    a task abandoned after its timeout."""
+    if flow_ctx.stopped():
+        raise CancelledRun("the flow run was cancelled")
+    parent = task_run_var.get()
+    if parent is not None and parent.abandoned:
+        raise CancelledRun(f"task run {parent.task_run.name!r} was abandoned after its timeout")
+
+
+def submit_task(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> TaskRunFuture[Any]:
+    """Hand one task run to the flow's task runner; the call position is taken now."""
+    flow_ctx = flow_run_var.get()
+    if flow_ctx is None:
+        state = run_task(task, args, {**kwargs, "return_state": True})
+        return futures.finished(state, task.name, "", 0)
+    _refuse_if_stopped(flow_ctx)
+    task.bind(args, kwargs)  # a call that does not fit fails here, in the caller
+    position, dynamic_key = flow_ctx.next_position(task.task_key)
+    context = contextvars.copy_context()
+    runner = flow_ctx.runner()
+    inner = runner.submit(
+        lambda: context.run(
+            _run_submitted, runner, task, args, kwargs, flow_ctx, position, dynamic_key
+        )
+    )
+    name = f"{task.name}-{dynamic_key}"
+    future: TaskRunFuture[Any] = TaskRunFuture(inner, name, flow_ctx.run_id, position)
+    flow_ctx.futures.append(future)
+    return future
+
+
+def map_task(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> futures.PrefectFutureList:
+    """Submit one task run per element of the iterable arguments, zipped like Prefect."""
+    calls = mapped_calls(task.name, args, kwargs)
+    return futures.PrefectFutureList(submit_task(task, a, k) for a, k in calls)
+
+
+def _run_submitted(runner: TaskRunner, *args: Any) -> State:
+    """A submitted task run: like a direct call, but its body goes through the runner."""
+    body_runner_var.set(runner)
+    return _run_with_upstream(*args)
+
+
+def _run_with_upstream(
+    task: Task[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    ctx: FlowRunContext,
+    position: int,
+    dynamic_key: str,
+) -> State:
+    """Wait for the futures among the arguments, then run the task with their results."""
+    if ctx.stopped():
+        run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
+        error = CancelledRun(f"flow run {ctx.run_id} was cancelled before this task started")
+        state = State(StateType.CANCELLED, str(error), exception=error)
+        return _fail_task(task, run, ctx, state, error, hooks=False)
+    upstream: list[int] = []
+    try:
+        args, kwargs = futures.resolve((args, kwargs), upstream)
+    except futures.UpstreamFailed as exc:
+        run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
+        run.upstream = to_json(sorted(upstream))
+        state = State(StateType.FAILED, str(exc), exception=exc)
+        return _fail_task(task, run, ctx, state, exc)
+    bound = task.bind(args, kwargs)
+    return _run_task_in_flow(
+        task, bound, ctx, ctx.run_id, position, dynamic_key, upstream=sorted(upstream)
+    )
+
+
+def _run_standalone_task(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool
+) -> Any:
+    ensure_logging()
+    store, blobs = open_store()
+    bound = task.bind(args, kwargs)
+    ctx = FlowRunContext(
+        flow=None,  # type: ignore[arg-type]
+        run_id=new_run_id(),
+        run_name=task.name,
+        parameters={},
+        store=store,
+        blobs=blobs,
+    )
+    state = _run_task_in_flow(task, bound, ctx, ctx.run_id, 0, "0", standalone=True)
+    recorder.flush()
+    if return_state:
+        return state
+    return state.result()
+
+
+def _new_task_run(
+    task: Task[..., Any],
+    arguments: dict[str, Any] | None,
+    flow_run_id: str,
+    position: int,
+    dynamic_key: str,
+    standalone: bool = False,
+) -> TaskRun:
+    name = None
+    if arguments is not None:
+        name = render_name(task.task_run_name, arguments)
+    run = TaskRun(
+        flow_run_id=flow_run_id,
+        position=position,
+        id=new_run_id(),
+        standalone=int(standalone),
+        task_key=task.task_key,
+        name=name or f"{task.name}-{dynamic_key}",
+        dynamic_key=dynamic_key,
+        state=StateType.PENDING.value,
+        state_message=None,
+        attempts=0,
+        inputs_hash=None,
+        cache_key=None,
+        result_ref=None,
+        result_serializer=None,
+        error_type=None,
+        error_message=None,
+        traceback=None,
+        created=time.time(),
+        started=None,
+        ended=None,
+    )
+    if task.tags:
+        run.tags = to_json(sorted(task.tags))
+    return run
+
+
+def _run_task_in_flow(
+    task: Task[..., Any],
+    bound: Any,
+    ctx: FlowRunContext,
+    flow_run_id: str,
+    position: int,
+    dynamic_key: str,
+    *,
+    standalone: bool = False,
+    upstream: list[int] | None = None,
+) -> State:
+    arguments = _arguments(bound)
+    run = _new_task_run(task, arguments, flow_run_id, position, dynamic_key, standalone)
+    if upstream:
+        run.upstream = to_json(upstream)
+    task_ctx = TaskRunContext(task=task, task_run=run, parameters=arguments)
+    try:
+        run.inputs_hash = hash_arguments(arguments)
+    except UnhashableInputError:
+        run.inputs_hash = None
+
+    reused = _reuse(task, run, ctx)
+    if reused is not None:
+        return reused
+    try:
+        policy, key = _cache_key(task, task_ctx, arguments, ctx)
+    except UnhashableInputError as exc:
+        return _fail_task(task, run, ctx, State(StateType.FAILED, str(exc), exception=exc), exc)
+    run.cache_key = key
+    scoped = _run_scoped(policy)
+    refresh = ctx.refresh_cache or bool(task.refresh_cache)
+    if key is not None and not refresh:
+        hit = _cache_hit(key, scoped, ctx)
+        if hit is not None:
+            answered = _answer_from(run, ctx, hit, "cache hit")
+            if answered is not None:
+                return answered
+    return _execute(task, run, task_ctx, bound, ctx, scoped, key)
+
+
+def _reuse(task: Task[..., Any], run: TaskRun, ctx: FlowRunContext) -> State | None:
+    """Answer from an earlier attempt of this flow run, or from the run being resumed."""
+    prior = ctx.prior.get(run.position)
+    if prior is not None and _same_call(prior, run):
+        try:
+            value = results.load(prior.result, ctx.blobs)  # type: ignore[arg-type]
+        except Exception:
+            return None
+        return State(StateType.COMPLETED, prior.state_message, value=value)
+    old = ctx.resumed.get(run.position)
+    if old is not None and _same_call(old, run):
+        return _answer_from(run, ctx, old, f"resumed from {ctx.resumed_from}")
+    return None
+
+
+def _same_call(old: TaskRun, new: TaskRun) -> bool:
+    return (
+        old.task_key == new.task_key
+        and old.inputs_hash is not None
+        and (old.inputs_hash == new.inputs_hash)
+    )
+
+
+def _cache_key(
+    task: Task[..., Any], task_ctx: TaskRunContext, bound: dict[str, Any], ctx: FlowRunContext
+) -> tuple[CachePolicy | None, str | None]:
+    if task.cache_key_fn is not None:
+        from .cache_policies import CacheKeyFnPolicy
+
+        policy: CachePolicy = CacheKeyFnPolicy(task.cache_key_fn)
+    else:
+        policy = task.cache_policy if task.cache_policy is not None else DEFAULT
+    try:
+        key = policy.compute_key(task_ctx, bound, ctx.parameters)
+    except UnhashableInputError:
+        if task.cache_policy is None and task.cache_key_fn is None:
+            return None, None  # the implicit default quietly skips caching, as in Prefect
+        raise
+    return policy, key
+
+
+def _run_scoped(policy: CachePolicy | None) -> bool:
+    """Whether keys of `policy` include the run id, so entries need not outlive the run.
+
+    Remembered on the policy object: it is asked on every task call.
+    """
+    if policy is None:
+        return False
+    scoped: bool | None = policy.__dict__.get("_orch_run_scoped")
+    if scoped is None:
+        members = getattr(policy, "policies", (policy,))
+        scoped = any(isinstance(p, RunId) for p in members)
+        policy.__dict__["_orch_run_scoped"] = scoped
+    return scoped
+
+
+def _cache_hit(key: str, scoped: bool, ctx: FlowRunContext) -> TaskRun | None:
+    if scoped:
+        return ctx.run_cache.get(key)
+    entry = ctx.store.get_cache_entry(key)
+    if entry is None:
+        return None
+    stub = TaskRun(
+        flow_run_id="",
+        position=0,
+        id=entry.task_run_id or "",
+        standalone=0,
+        task_key=entry.task_key,
+        name=entry.task_key.split("@")[0],
+        dynamic_key="0",
+        state=StateType.COMPLETED.value,
+        state_message=None,
+        attempts=0,
+        inputs_hash=None,
+        cache_key=key,
+        result_ref=entry.result.blob,
+        result_serializer=entry.result.serializer,
+        error_type=None,
+        error_message=None,
+        traceback=None,
+        created=entry.created,
+        started=None,
+        ended=None,
+        result_data=entry.result.data,
+    )
+    return stub
+
+
+def _answer_from(run: TaskRun, ctx: FlowRunContext, source: TaskRun, message: str) -> State | None:
+    """Record `run` as CACHED with the result `source` holds; None if it cannot be read."""
+    stored = source.result
+    if stored is None:
+        return None
+    try:
+        value = results.load(stored, ctx.blobs)
+    except Exception as exc:
+        log.warning(
+            "Stored result for %r is unreadable (%s); running the task instead",
+            run.name,
+            exc,
+            extra=run_label(ctx, run),
+        )
+        return None
+    now = time.time()
+    run.state = StateType.CACHED.value
+    run.state_message = message
+    run.started = run.ended = now
+    run.result_ref, run.result_data, run.result_serializer = (
+        stored.blob,
+        stored.data,
+        stored.serializer,
+    )
+    recorder.write(
+        ctx.store, run, [(StateType.PENDING.value, None, run.created), (run.state, message, now)]
+    )
+    notify_listeners("task", run)
+    if log.isEnabledFor(logging.INFO):
+        log.info("Finished in state Cached (%s)", message, extra=run_label(ctx, run))
+    return State(StateType.CACHED, message, value=value)
+
+
+def _execute(
+    task: Task[..., Any],
+    run: TaskRun,
+    task_ctx: TaskRunContext,
+    bound: Any,
+    ctx: FlowRunContext,
+    scoped: bool,
+    key: str | None,
+) -> State:
+    delays = delays_for(task.retry_delay_seconds, task.retries) if task.retries else [0.0]
+    log_prints = task.log_prints if task.log_prints is not None else ctx.log_prints
+    attempt = 0
+    while True:
+        attempt += 1
+        slots = _take_slots(task, run, ctx) if task.tags else None
+        now = time.time()
+        run.attempts = attempt
+        run.state = StateType.RUNNING.value
+        if attempt == 1:
+            run.started = now
+            recorder.begin(
+                ctx.store,
+                run,
+                [(StateType.PENDING.value, None, run.created), (run.state, None, now)],
+            )
+        else:
+            recorder.write(ctx.store, run, [(run.state, f"attempt {attempt}", now)])
+        if listening():
+            notify_listeners("task", run)
+        task_token = task_run_var.set(task_ctx)
+        prints = capture_prints(log_prints)
+        try:
+            runner = body_runner_var.get()
+            if runner is not None:
+                what = f"Task run {run.name!r}"
+                value = runner.run_body(task.fn, bound, task.timeout_seconds, what)
+            elif task.timeout_seconds:
+                what = f"Task run {run.name!r}"
+                value = call_with_timeout(task.fn, bound, task.timeout_seconds, what)
+            elif type(bound) is dict:
+                value = task.fn(**bound)
+            else:
+                value = task.fn(*bound.args, **bound.kwargs)
+        except (CancelledRun, KeyboardInterrupt) as exc:
+            state = State(StateType.CANCELLED, "flow run cancelled", exception=exc)
+            _fail_task(task, run, ctx, state, exc, hooks=False)
+            raise
+        except Exception as exc:
+            kind = StateType.TIMED_OUT if isinstance(exc, TaskTimeoutError) else StateType.FAILED
+            if kind is StateType.TIMED_OUT:
+                task_ctx.abandoned = True
+            state = State(kind, describe(exc), exception=exc, timestamp=time.time())
+            if attempt <= task.retries and _should_retry(task, run, state, ctx):
+                delay = delay_before_retry(delays, attempt, task.retry_jitter_factor)
+                _record_retry(run, ctx, exc, attempt, delay)
+                limits.release(slots)
+                time.sleep(delay)
+                continue
+            return _fail_task(task, run, ctx, state, exc)
+        finally:
+            if slots is not None:
+                limits.release(slots)
+            restore_prints(prints)
+            task_run_var.reset(task_token)
+        return _complete_task(task, run, ctx, value, scoped, key)
+
+
+def _take_slots(task: Task[..., Any], run: TaskRun, ctx: FlowRunContext) -> limits.Lease | None:
+    """Wait for a slot of each limit named by the task's tags (recorded PENDING meanwhile)."""
+    try:
+        return limits.acquire_for_task(ctx.store, run, sorted(task.tags), ctx.stopped)
+    except (CancelledRun, KeyboardInterrupt) as exc:
+        state = State(StateType.CANCELLED, "flow run cancelled", exception=exc)
+        _fail_task(task, run, ctx, state, exc, hooks=False)
+        raise
+
+
+def _should_retry(task: Task[..., Any], run: TaskRun, state: State, ctx: FlowRunContext) -> bool:
+    if task.retry_condition_fn is None:
+        return True
+    try:
+        return bool(task.retry_condition_fn(task, run, state))
+    except Exception as exc:
+        log.error(
+            "retry_condition_fn raised %s; not retrying", describe(exc), extra=run_label(ctx, run)
+        )
+        return False
+
+
+def _record_retry(
+    run: TaskRun, ctx: FlowRunContext, exc: BaseException, attempt: int, delay: float
+) -> None:
+    message = f"attempt {attempt} failed ({describe(exc)}); retrying in {delay:.3g} s"
+    run.state = StateType.RETRYING.value
+    run.state_message = message
+    run.error_type, run.error_message, run.traceback = error_fields(exc)
+    task_logger(ctx, run).warning("%s\n%s", message, run.traceback)
+    recorder.write(ctx.store, run, [(run.state, message, time.time())])
+    if listening():
+        notify_listeners("task", run)
+
+
+def _complete_task(
+    task: Task[..., Any],
+    run: TaskRun,
+    ctx: FlowRunContext,
+    value: Any,
+    scoped: bool,
+    key: str | None,
+) -> State:
+    try:
+        stored = persist_result(value, task.result_serializer, task.persist_result, ctx)
+    except OrchError as exc:
+        return _fail_task(task, run, ctx, State(StateType.FAILED, str(exc), exception=exc), exc)
+    now = time.time()
+    run.state = StateType.COMPLETED.value
+    run.state_message = None
+    run.ended = now
+    run.error_type = run.error_message = run.traceback = None
+    cache = None
+    if stored is not None:
+        run.result_ref, run.result_data, run.result_serializer = (
+            stored.blob,
+            stored.data,
+            stored.serializer,
+        )
+        if key is not None:
+            if scoped:
+                ctx.run_cache[key] = run
+            else:
+                cache = (key, _expiry(task.cache_expiration, now))
+    recorder.write(ctx.store, run, [(run.state, None, now)], cache=cache)
+    state = State(StateType.COMPLETED, None, value=value, timestamp=now)
+    if listening():
+        notify_listeners("task", run)
+    if log.isEnabledFor(logging.INFO):
+        log.info("Finished in state Completed()", extra=run_label(ctx, run))
+    if task.on_completion_hooks:
+        run_hooks(task.on_completion_hooks, task, run, state, ctx)
+    return state
+
+
+def _fail_task(
+    task: Task[..., Any],
+    run: TaskRun,
+    ctx: FlowRunContext,
+    state: State,
+    exc: BaseException,
+    *,
+    hooks: bool = True,
+) -> State:
+    now = time.time()
+    run.state = state.type.value
+    run.state_message = state.message
+    run.ended = now
+    run.error_type, run.error_message, run.traceback = error_fields(exc)
+    if state.type is not StateType.CANCELLED:
+        task_logger(ctx, run).error(
+            "Finished in state %s: %s\n%s", state.name, state.message, run.traceback
+        )
+    recorder.write(ctx.store, run, [(run.state, state.message, now)])
+    if listening():
+        notify_listeners("task", run)
+    if hooks and task.on_failure_hooks:
+        run_hooks(task.on_failure_hooks, task, run, state, ctx)
+    return state
+
+
+def _expiry(expiration: timedelta | None, now: float) -> float | None:
+    return now + expiration.total_seconds() if expiration is not None else None
+
+
+def _holds_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Cheap pre-check so plain calls skip the argument walk."""
+    for value in args:
+        if isinstance(value, futures.FUTURE_LIKE):
+            return True
+    for value in kwargs.values():  # noqa: SIM110
+        if isinstance(value, futures.FUTURE_LIKE):
+            return True
+    return False
+
+
+def _arguments(bound: Any) -> dict[str, Any]:
+    """The name → value mapping of a `Task.bind()` result."""
+    return bound.arguments if isinstance(bound, inspect.BoundArguments) else bound
