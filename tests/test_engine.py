@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from recorded import last_run, store
 
 from orchlite import flow, get_run_logger, task
 from orchlite.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
@@ -21,20 +22,9 @@ from orchlite.tasks import exponential_backoff, task_input_hash
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / ".orch"
-    monkeypatch.setenv("ORCH_HOME", str(path))
+def home(orch_home: Path) -> Path:
     setup_logging(console=False)
-    return path
-
-
-def store():
-    return open_store()[0]
-
-
-def last_run():
-    s = store()
-    return s.get_flow_run(s.resolve_run_id("last"))
+    return orch_home
 
 
 def states_of(run_id: str, position: int | None = None) -> list[str]:

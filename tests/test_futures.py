@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from recorded import last_run, store
 
 from orchlite import allow_failure, as_completed, flow, task, unmapped, wait
-from orchlite.context import open_store
 from orchlite.engine import run_flow
 from orchlite.futures import PrefectFuture, TaskRunsFailed
 from orchlite.logging import setup_logging
@@ -18,20 +18,9 @@ from orchlite.task_runners import ThreadPoolTaskRunner
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / ".orch"
-    monkeypatch.setenv("ORCH_HOME", str(path))
+def home(orch_home: Path) -> Path:
     setup_logging(console=False)
-    return path
-
-
-def store():
-    return open_store()[0]
-
-
-def last_run():
-    s = store()
-    return s.get_flow_run(s.resolve_run_id("last"))
+    return orch_home
 
 
 def test_submit_returns_a_future_and_runs_in_parallel() -> None:
