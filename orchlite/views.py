@@ -84,6 +84,7 @@ def task_summary(task: TaskRun) -> dict[str, Any]:
         "ended": iso(task.ended),
         "duration": duration(task),
         "error": (f"{task.error_type}: {task.error_message}" if task.error_type else None),
+        "upstream": json.loads(task.upstream or "[]"),
     }
 
 

@@ -240,3 +240,71 @@ def test_resume_of_a_mapped_flow_runs_only_the_failed_elements(tmp_path: Path) -
     resumed = store().task_runs(last_run().id)
     assert [r.state for r in resumed] == ["CACHED", "COMPLETED"] * 3
     assert resumed[0].state_message == f"resumed from {failed_run.id}"
+
+
+def test_show_json_lists_each_task_runs_upstream_positions() -> None:
+    from orchlite.views import run_detail
+
+    @task
+    def number(x: int) -> int:
+        return x
+
+    @task
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @flow
+    def pipeline() -> int:
+        return add(number.submit(1), number.submit(2))
+
+    assert pipeline() == 3
+    tasks = run_detail(store(), last_run().id)["tasks"]
+    assert [(t["name"], t["upstream"]) for t in tasks] == [
+        ("number-0", []),
+        ("number-1", []),
+        ("add-0", [0, 1]),
+    ]
+
+
+def test_resume_after_a_timeout_and_after_a_cancellation() -> None:
+    executed: list[str] = []
+
+    @task
+    def quick(name: str) -> str:
+        executed.append(name)
+        return name
+
+    @task
+    def ask_to_cancel() -> None:
+        executed.append("ask")
+        store().request_cancel(last_run().id)
+        time.sleep(0.8)  # the run's process notices within half a second
+
+    @flow(timeout_seconds=1.0)
+    def slow(wait: float) -> str:
+        quick("a")
+        time.sleep(wait)
+        return quick("b")
+
+    @flow
+    def cancelled(ask: bool) -> str:
+        quick("c")
+        if ask:
+            ask_to_cancel()
+        return quick("d")
+
+    with pytest.raises(TimeoutError):
+        slow(1.5)
+    timed_out = last_run()
+    assert timed_out.state == "TIMED_OUT"
+    assert run_flow(slow, (0.0,), {}, resume_from=timed_out.id) == "b"
+    assert [t.state for t in store().task_runs(last_run().id)] == ["CACHED", "COMPLETED"]
+
+    executed.clear()
+    with pytest.raises(BaseException, match="cancelled"):
+        cancelled(True)
+    stopped = last_run()
+    assert stopped.state == "CANCELLED"
+    assert executed == ["c", "ask"]
+    assert run_flow(cancelled, (False,), {}, resume_from=stopped.id) == "d"
+    assert [t.state for t in store().task_runs(last_run().id)] == ["CACHED", "COMPLETED"]
