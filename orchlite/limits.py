@@ -38,6 +38,7 @@ from typing import Any
 
 from .context import flow_run_var, open_store, task_run_var
 from .errors import CancelledRun, OrchError
+from .processes import pid_alive
 from .states import StateType
 from .store import Slot, SlotUsage, Store, TaskRun
 
@@ -177,27 +178,6 @@ if hasattr(os, "register_at_fork"):
 def holder_gone(slot: Slot) -> bool:
     """Whether the process holding `slot` is known to be dead (only knowable on this host)."""
     return slot.host == HOST and not pid_alive(slot.pid)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` exists here and is not a zombie (killed, not yet reaped)."""
-    if pid == os.getpid():
-        return True
-    if pid <= 0 or os.name == "nt":
-        return pid > 0  # no cheap check on Windows: the lease expiry decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except OSError:
-        return True
-    state = stat[stat.rfind(b")") + 2 :][:1]
-    return state not in (b"Z", b"X")
 
 
 # -- acquiring ----------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from pathlib import Path
 
+from .processes import pid_alive
 from .states import StateType
 from .store import FlowRun, Store
 
@@ -34,29 +34,9 @@ def reap_dead_runs(store: Store, now: float | None = None) -> list[str]:
 def death_of(run: FlowRun, host: str, now: float) -> str | None:
     if run.pid is None:
         return None  # not started by any process yet (queued by a supervisor or daemon)
-    if run.host == host and run.pid != os.getpid() and not _alive(run.pid):
+    if run.host == host and run.pid != os.getpid() and not pid_alive(run.pid):
         return f"its process (pid {run.pid}) is gone"
     if run.heartbeat is not None and now - run.heartbeat > STALE_HEARTBEAT_SECONDS:
         # On another host, or a pid since reused by an unrelated process here.
         return f"no heartbeat from {run.host} (pid {run.pid}) for {int(now - run.heartbeat)} s"
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """A process that exited but was never waited for (its parent died, and PID 1 in a
-    container may never reap it): gone, although `kill(pid, 0)` still succeeds. Linux only."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
