@@ -30,6 +30,8 @@ _EXPORTS = {
     "rate_limit": "limits",
     "cron": "schedules",
     "interval": "schedules",
+    "on_files": "triggers",
+    "on_flow": "triggers",
 }
 
 __all__ = [
@@ -48,6 +50,8 @@ __all__ = [
     "get_run_context",
     "get_run_logger",
     "interval",
+    "on_files",
+    "on_flow",
     "rate_limit",
     "task",
     "unmapped",
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
     from .schedules import cron, interval
     from .states import State, StateType
     from .task_runners import ThreadPoolTaskRunner
+    from .triggers import on_files, on_flow
 
 
 def __getattr__(name: str) -> Any:

@@ -38,6 +38,8 @@ daemon_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(daemon_app, name="daemon")
+alert_app = typer.Typer(help="Failure alerts ([[alert]] in orch.toml).", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
 
 _debug = False
 
@@ -524,6 +526,16 @@ def schedules(
         ]
         for row in found["schedules"]
     ]
+    rows += [
+        [
+            row["source"],
+            row["target"],
+            row["trigger"],
+            "-",
+            row["last_run"]["state"] if row["last_run"] else "-",
+        ]
+        for row in found.get("triggers", [])
+    ]
     if rows:
         table(["SOURCE", "TARGET", "SCHEDULE", "NEXT (ITS ZONE)", "LAST RUN"], rows, sys.stdout)
     else:
@@ -574,6 +586,21 @@ def daemon_status(
     print(f"runs in flight: {len(info['runs_in_flight'])}")
     for run in info["runs_in_flight"]:
         print(f"  {run['id'][:12]}  {run['state']:<10}  {run['target']}")
+
+
+@alert_app.command("test")
+def alert_test() -> None:
+    """Send a test alert through every [[alert]] entry in orch.toml; exit 1 if one fails."""
+    from .config import find_home, project_root
+    from .notify import send_test
+
+    home = find_home()
+    sent, failed = send_test(project_root(home), lambda line: print(line, file=sys.stderr))
+    if sent + failed == 0:
+        print("no alerts configured (add [[alert]] entries to orch.toml)", file=sys.stderr)
+    print(f"alerts: {sent} sent, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
 
 
 # -- entry point --------------------------------------------------------------------------

@@ -13,6 +13,10 @@ start time to `.orch/daemon.pid`. The loop calls `Daemon.tick(now)` every `tick`
 4. start waiting runs, oldest slot first, up to `max_runs` at once (the rest stay SCHEDULED
    for a later tick). A run starting past its slot's grace period is marked LATE first.
 
+Triggers (`orchlite.triggers`): after step 3 the tick claims the runs of file triggers whose
+changes have settled and of flow triggers whose upstream flow ended; they wait as SCHEDULED
+runs (triggers "file" and "flow") and step 4 starts them. A watcher thread feeds file changes.
+
 Each run goes through `executor.run_in_subprocess` in a thread: a child process in its own
 session, supervised for crashes, deadlines and cancellation. The child inherits the daemon's
 stdout and stderr. SIGTERM and SIGINT only set a flag: the loop stops starting runs, waits
@@ -34,11 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import notify
 from .errors import UsageError
-from .project import ScheduleEntry, ScheduleProblem, fingerprint, load_schedules
+from .project import ScheduleEntry, ScheduleProblem, fingerprint, load_schedules, load_triggers
 from .schedules import is_late, run_parameters, slot_id
 from .states import TERMINAL, StateType
 from .store import Store
+from .triggers import TriggerRunner
 
 LOCK_FILE = "daemon.lock"
 PID_FILE = "daemon.pid"
@@ -86,6 +92,9 @@ class Daemon:
         self.problems: list[ScheduleProblem] = []
         self.in_flight: dict[str, Handle] = {}
         self._fingerprint: object = None
+        self.triggers = TriggerRunner(store, self.root, self.log)
+        self.trigger_problems: list[ScheduleProblem] = []
+        self.alerts = notify.AlertConfig()
 
     # -- one round --------------------------------------------------------------------
 
@@ -94,6 +103,7 @@ class Daemon:
         report.finished = self.collect_finished()
         self.reload()
         self.claim_due(now, report)
+        report.fired += self.triggers.tick(now.timestamp())
         if start:
             self.start_waiting(now, report)
         return report
@@ -105,6 +115,10 @@ class Daemon:
             return False
         self._fingerprint = stamp
         self.entries, self.problems = load_schedules(self.root)
+        trigger_entries, self.trigger_problems = load_triggers(self.root)
+        self.triggers.update(trigger_entries)
+        self.problems = self.problems + self.trigger_problems
+        self.alerts = notify.load_alerts(self.root, self.log)
         self.log(f"loaded {len(self.entries)} schedule(s)")
         for problem in self.problems:
             self.log(f"error: {problem}")
@@ -180,6 +194,7 @@ class Daemon:
                     f"started {(now - slot).total_seconds():.0f} s after its slot",
                     now=now.timestamp(),
                 )
+                notify.alert_run(self.store, waiting.run_id, self.alerts, self.log)
             target = waiting.target or ""
             self.in_flight[waiting.run_id] = self.launch(
                 waiting.run_id, target, json.loads(waiting.parameters)
@@ -201,6 +216,7 @@ class Daemon:
                 run = self.store.get_flow_run(run_id)
             detail = f": {run.state_message}" if run.state_message else ""
             self.log(f"finish {run.target} run {run_id[:12]} {run.state}{detail}")
+            notify.alert_finished(self.store, run_id, self.alerts, self.log)
         return done
 
     # -- the loop -----------------------------------------------------------------------
@@ -220,6 +236,8 @@ class Daemon:
                 _sleep_until(time.monotonic() + tick, stop)
             self.log(f"stopping: waiting up to {grace:g} s for {len(self.in_flight)} run(s)")
             self.shutdown(grace)
+            self.triggers.stop()
+            notify.drain(min(grace, 10.0))  # alerts still being sent
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -330,7 +348,7 @@ def status(home: Path) -> dict[str, Any]:
         in_flight = [
             {"id": r.id, "target": r.target, "state": r.state}
             for r in store.unfinished_flow_runs()
-            if r.trigger == "schedule"
+            if r.trigger in ("schedule", "file", "flow")
         ]
     started = info.get("started") if info else None
     return {
@@ -376,5 +394,21 @@ def listing(home: Path, root: Path, now: dt.datetime) -> dict[str, Any]:
                 "key": entry.key,
             }
         )
+    trigger_entries, trigger_problems = load_triggers(root)
+    problems = [*problems, *trigger_problems]
+    triggers = []
+    for t in trigger_entries:
+        ran = last.get(t.key)
+        triggers.append(
+            {
+                "source": t.source,
+                "where": t.where,
+                "target": t.target,
+                "kind": t.trigger.kind,
+                "trigger": t.trigger.describe(),
+                "last_run": None if ran is None else {"id": ran.run_id, "state": ran.state},
+                "key": t.key,
+            }
+        )
     errors = [{"source": p.source, "where": p.where, "message": p.message} for p in problems]
-    return {"schedules": rows, "errors": errors}
+    return {"schedules": rows, "triggers": triggers, "errors": errors}

@@ -334,3 +334,117 @@ def parse_span(value: Any) -> float | dt.timedelta:
         if text and _SPAN.sub("", text) == "":
             return float(sum(float(n) * _UNIT_SECONDS[u] for n, u in _SPAN.findall(text)))
     raise UsageError(f"invalid interval {value!r}: expected seconds or a span like '15m'")
+
+
+# -- triggers (see orchlite/triggers.py) ---------------------------------------------------
+
+
+def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
+    """Every `TriggerEntry` of the project: `@flow(triggers=[...])` in flow files (literal
+    `on_files(...)` / `on_flow(...)` calls) and `[[trigger]]` entries in orch.toml.
+
+    A broken trigger or entry is a `ScheduleProblem` naming it; the others still load.
+    Syntax errors in flow files are reported by `load_schedules`, not again here.
+    """
+    from .triggers import TriggerEntry, accepted_parameters, from_call, from_toml
+
+    root = Path(root)
+    entries: list[TriggerEntry] = []
+    problems: list[ScheduleProblem] = []
+    flows: dict[str, str] = {}
+    wants: dict[str, tuple[bool, bool]] = {}
+    for path in sorted(_python_files(root)):
+        rel = path.relative_to(root).as_posix()
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (SyntaxError, OSError, ValueError):
+            continue
+        flow_names, factories = {"flow"}, {"on_files": "on_files", "on_flow": "on_flow"}
+        for node in tree.body:
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            if module and module.split(".")[0] in _FLOW_MODULES:
+                for alias in node.names:
+                    if alias.name == "flow":
+                        flow_names.add(alias.asname or alias.name)
+                    if alias.name in ("on_files", "on_flow"):
+                        factories[alias.asname or alias.name] = alias.name
+        for fn in _top_level_functions(tree.body):
+            for deco in fn.decorator_list:
+                call = deco if isinstance(deco, ast.Call) else None
+                func = call.func if call else deco
+                if not (
+                    (isinstance(func, ast.Name) and func.id in flow_names)
+                    or (isinstance(func, ast.Attribute) and func.attr == "flow")
+                ):
+                    continue
+                target = f"{rel}:{fn.name}"
+                name = _flow_name(call, fn.name)
+                flows[target] = name
+                wants[target] = accepted_parameters(fn)
+                for kw in call.keywords if call else ():
+                    if kw.arg != "triggers":
+                        continue
+                    items = kw.value.elts if isinstance(kw.value, (ast.List, ast.Tuple)) else None
+                    if items is None:
+                        problems.append(
+                            _problem(
+                                f"{rel}:{kw.value.lineno}",
+                                target,
+                                "triggers= must be a literal list of on_files()/on_flow()",
+                            )
+                        )
+                        continue
+                    for item in items:
+                        here = f"{rel}:{item.lineno}"
+                        try:
+                            trigger = from_call(item, factories)
+                        except UsageError as exc:
+                            problems.append(_problem(here, target, str(exc)))
+                            continue
+                        entries.append(
+                            TriggerEntry("code", here, target, name, trigger, *wants[target])
+                        )
+                break
+    path = root / PROJECT_FILE
+    if path.is_file():
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8")).get("trigger", [])
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            raw = []  # reported by load_schedules
+        if not isinstance(raw, list):
+            problems.append(
+                ScheduleProblem(PROJECT_FILE, PROJECT_FILE, "[[trigger]] must be a table")
+            )
+            raw = []
+        for number, item in enumerate(raw, start=1):
+            label = item.get("name") if isinstance(item, dict) else None
+            where = f"{PROJECT_FILE} trigger #{number}" + (f" ({label!r})" if label else "")
+            try:
+                trigger = from_toml(item)
+                target = item.get("target")
+                if not isinstance(target, str) or not target.strip():
+                    raise UsageError('missing target (target = "file.py:flow")')
+                target = _check_target(target.strip(), root, flows)
+            except UsageError as exc:
+                problems.append(ScheduleProblem(PROJECT_FILE, where, str(exc)))
+                continue
+            name = flows.get(target, target.rpartition(":")[2])
+            paths_, upstream = wants.get(target, (False, False))
+            entries.append(
+                TriggerEntry(PROJECT_FILE, where, target, name, trigger, paths_, upstream)
+            )
+    seen: dict[str, TriggerEntry] = {}
+    unique = []
+    for entry in entries:
+        first = seen.setdefault(entry.key, entry)
+        if first is entry:
+            unique.append(entry)
+        else:
+            problems.append(
+                ScheduleProblem(entry.source, entry.where, f"duplicate of {first.where}")
+            )
+    return unique, problems

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .schedules import Schedule
     from .states import State
     from .task_runners import TaskRunner
+    from .triggers import Trigger
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -278,6 +279,7 @@ class Flow(Generic[P, R]):
         on_cancellation: Iterable[Callable[..., Any]] | None = None,
         on_crashed: Iterable[Callable[..., Any]] | None = None,
         schedules: Iterable[Schedule] | None = None,
+        triggers: Iterable[Trigger] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@flow must decorate a function")
@@ -302,6 +304,7 @@ class Flow(Generic[P, R]):
         self.on_cancellation_hooks = _callable_list(on_cancellation)
         self.on_crashed_hooks = _callable_list(on_crashed)
         self.schedules = _schedule_list(schedules)
+        self.triggers = _trigger_list(triggers)
         self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -341,6 +344,7 @@ class Flow(Generic[P, R]):
             "on_cancellation": list(self.on_cancellation_hooks),
             "on_crashed": list(self.on_crashed_hooks),
             "schedules": list(self.schedules),
+            "triggers": list(self.triggers),
         }
 
     def __repr__(self) -> str:
@@ -409,6 +413,7 @@ def flow(
     on_cancellation: Iterable[Callable[..., Any]] | None = None,
     on_crashed: Iterable[Callable[..., Any]] | None = None,
     schedules: Iterable[Schedule] | None = None,
+    triggers: Iterable[Trigger] | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -432,3 +437,10 @@ def _schedule_list(schedules: Iterable[Schedule] | None) -> list[Schedule]:
         if not isinstance(item, (Cron, Interval)):
             raise TypeError(f"schedules must hold cron(...) or interval(...), not {item!r}")
     return items
+
+
+def _trigger_list(triggers: Iterable[Trigger] | None) -> list[Trigger]:
+    """`triggers=` as a list of `on_files(...)` / `on_flow(...)` (read by `orch daemon`)."""
+    from .triggers import trigger_list
+
+    return trigger_list(triggers)

@@ -1180,6 +1180,67 @@ class Store:
         ).fetchall()
         return {row[1]: ScheduledSlot(*row) for row in rows}
 
+    # -- triggers ---------------------------------------------------------------------
+
+    def claim_trigger_run(
+        self,
+        *,
+        run_id: str,
+        key: str,
+        flow_name: str,
+        name: str,
+        target: str,
+        parameters: str,
+        trigger: str,
+        message: str | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Record a trigger's run SCHEDULED (with `message`, e.g. what fired it) and a
+        `schedule_slots` row under the trigger's key at `now`, so the daemon starts it like
+        a scheduled run. False, writing nothing, when `run_id` already exists.
+        """
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM flow_runs WHERE id = ?", (run_id,)).fetchone():
+                return False
+            self.create_flow_run(
+                run_id=run_id,
+                flow_name=flow_name,
+                name=name,
+                parameters=parameters,
+                state=StateType.SCHEDULED,
+                message=message,
+                target=target,
+                trigger=trigger,
+                now=now,
+            )
+            conn.execute(
+                "INSERT INTO schedule_slots (run_id, key, slot) VALUES (?,?,?)",
+                (run_id, key, now),
+            )
+        return True
+
+    def ended_flow_runs(
+        self, flow_names: Sequence[str], states: Sequence[str], since: float
+    ) -> list[FlowRun]:
+        """Runs of these flows that ended at or after `since` in one of `states`, by end."""
+        if not flow_names or not states:
+            return []
+        names = ",".join("?" * len(flow_names))
+        marks = ",".join("?" * len(states))
+        rows = self.conn.execute(
+            f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE flow_name IN ({names})"
+            f" AND state IN ({marks}) AND ended >= ? ORDER BY ended, id",
+            (*flow_names, *states, since),
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
+    def move_trigger_mark(self, key: str, mark: float, now: float | None = None) -> None:
+        """Move a trigger's mark forward to `mark` (never back)."""
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            self._mark(conn, key, mark, now)
+
 
 @dataclass(slots=True)
 class ScheduledSlot:

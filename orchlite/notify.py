@@ -1,0 +1,436 @@
+"""Failure alerts: POST a run's outcome to a webhook and/or run a shell command.
+
+`orch.toml` at the project root holds `[[alert]]` entries:
+
+    [[alert]]
+    name = "ops"                          # optional, shown in the daemon log
+    on = ["FAILED", "CRASHED"]            # default: FAILED, CRASHED, TIMED_OUT
+    flows = ["etl"]                       # flow names or targets; default: every flow
+    webhook_env = "SLACK_WEBHOOK_URL"     # the NAME of the variable holding the URL
+    command = "notify-send \"$ORCH_FLOW $ORCH_STATE\""
+    timeout_seconds = 5                   # per webhook attempt
+    retries = 3                           # webhook attempts in all
+
+The URL itself only ever comes from the environment: it is never written to the store, to
+`orch.toml` or to the log. The webhook gets JSON with a Slack-compatible `text` plus `flow`,
+`run_id`, `state`, `message`, `show`, `started`, `ended`, `target` and `name`; the command
+gets the same details in `ORCH_RUN_ID`, `ORCH_FLOW`, `ORCH_STATE`, `ORCH_MESSAGE`,
+`ORCH_SHOW`, `ORCH_TARGET`, `ORCH_STARTED` and `ORCH_ENDED`.
+
+Sending happens in background threads, each bounded in time, so a slow or dead webhook never
+stalls the daemon's tick. A failing alert is one line in the log and never raises. A broken
+entry is reported naming it; every other entry still works.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .project import PROJECT_FILE
+from .states import StateType
+from .store import FlowRun, Store
+
+DEFAULT_STATES = frozenset({"FAILED", "CRASHED", "TIMED_OUT"})
+ALERTABLE_STATES = frozenset(
+    {"FAILED", "CRASHED", "TIMED_OUT", "CANCELLED", "COMPLETED", "CACHED", "LATE", "SKIPPED"}
+)
+COMMAND_TIMEOUT = 60.0
+MAX_PENDING = 64
+_KEYS = frozenset({"name", "on", "flows", "webhook_env", "command", "timeout_seconds", "retries"})
+_URL_KEYS = frozenset({"webhook", "webhook_url", "url"})
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MESSAGE_IN_TEXT = 500
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One `[[alert]]` entry of orch.toml."""
+
+    where: str
+    """"orch.toml alert #1 ('ops')"."""
+    on: frozenset[str] = DEFAULT_STATES
+    flows: frozenset[str] | None = None
+    """Flow names or targets ("etl", "flows.py:etl"); None means every flow."""
+    webhook_env: str | None = None
+    command: str | None = None
+    timeout: float = 5.0
+    retries: int = 3
+    backoff: float = 0.5
+    """Seconds before the second webhook attempt; doubled before each later one."""
+
+    def matches(self, run: FlowRun) -> bool:
+        if run.state not in self.on:
+            return False
+        if self.flows is None:
+            return True
+        target = run.target or ""
+        names = {run.flow_name, target, target.rpartition(":")[2]}
+        return bool(self.flows & names)
+
+
+@dataclass
+class AlertConfig:
+    """The alert rules of a project and the problems found reading them."""
+
+    rules: list[AlertRule] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def load_alerts(root: Path, log: Log | None = None) -> AlertConfig:
+    """Read the `[[alert]]` entries of `root/orch.toml`; never raises.
+
+    With `log`, one line says how many rules loaded and one line names each broken entry.
+    """
+    config = _read_alerts(Path(root))
+    if log is not None and (config.rules or config.problems):
+        log(f"loaded {len(config.rules)} alert rule(s)")
+        for problem in config.problems:
+            log(f"error: {problem}")
+    return config
+
+
+def _read_alerts(root: Path) -> AlertConfig:
+    path = root / PROJECT_FILE
+    if not path.is_file():
+        return AlertConfig()
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return AlertConfig(problems=[f"{PROJECT_FILE}: cannot read alerts: {exc}"])
+    raw = data.get("alert", [])
+    if not isinstance(raw, list):
+        return AlertConfig(problems=[f"{PROJECT_FILE}: [[alert]] must be an array of tables"])
+    config = AlertConfig()
+    for number, item in enumerate(raw, start=1):
+        label = item.get("name") if isinstance(item, dict) else None
+        where = f"{PROJECT_FILE} alert #{number}" + (f" ({label!r})" if label else "")
+        try:
+            config.rules.append(parse_rule(item, where))
+        except ValueError as exc:
+            config.problems.append(f"{where}: {exc}")
+    return config
+
+
+def parse_rule(item: Any, where: str) -> AlertRule:
+    """One `[[alert]]` table as an AlertRule; ValueError saying what is wrong."""
+    if not isinstance(item, dict):
+        raise ValueError("expected a table")
+    urls = sorted(set(item) & _URL_KEYS)
+    if urls:
+        raise ValueError(
+            f"{urls[0]} is not supported: put the URL in an environment variable and "
+            'name that variable with webhook_env = "SLACK_WEBHOOK_URL"'
+        )
+    unknown = sorted(set(item) - _KEYS)
+    if unknown:
+        raise ValueError(f"unknown key(s): {', '.join(unknown)}")
+    on = item.get("on", sorted(DEFAULT_STATES))
+    if not isinstance(on, list) or not on or not all(isinstance(s, str) for s in on):
+        raise ValueError('on must be a non-empty list of states, e.g. on = ["FAILED"]')
+    states = frozenset(s.upper() for s in on)
+    bad = sorted(states - ALERTABLE_STATES)
+    if bad:
+        raise ValueError(
+            f"unknown state(s) in on: {', '.join(bad)} "
+            f"(expected some of {', '.join(sorted(ALERTABLE_STATES))})"
+        )
+    flows = item.get("flows")
+    if flows is not None and (
+        not isinstance(flows, list) or not all(isinstance(f, str) and f for f in flows)
+    ):
+        raise ValueError('flows must be a list of flow names, e.g. flows = ["etl"]')
+    webhook_env = item.get("webhook_env")
+    if webhook_env is not None and (
+        not isinstance(webhook_env, str) or not _ENV_NAME.fullmatch(webhook_env)
+    ):
+        # Never echo the value: it may be the URL put in the wrong place.
+        raise ValueError(
+            "webhook_env must be the NAME of an environment variable holding the URL "
+            '(e.g. webhook_env = "SLACK_WEBHOOK_URL"), not the URL itself'
+        )
+    command = item.get("command")
+    if command is not None and (not isinstance(command, str) or not command.strip()):
+        raise ValueError("command must be a non-empty string")
+    if webhook_env is None and command is None:
+        raise ValueError("give webhook_env, command or both")
+    timeout = item.get("timeout_seconds", 5.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError("timeout_seconds must be a positive number")
+    retries = item.get("retries", 3)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 1 <= retries <= 10:
+        raise ValueError("retries must be a whole number from 1 to 10")
+    return AlertRule(
+        where=where,
+        on=states,
+        flows=frozenset(flows) if flows is not None else None,
+        webhook_env=webhook_env,
+        command=command,
+        timeout=float(timeout),
+        retries=retries,
+    )
+
+
+# -- what is sent ------------------------------------------------------------------------------
+
+
+def _iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def payload(run: FlowRun) -> dict[str, Any]:
+    """The webhook's JSON body for a run: Slack's `text` plus structured fields."""
+    show = f"orch show {run.id}"
+    message = run.state_message or ""
+    short = message if len(message) <= _MESSAGE_IN_TEXT else message[:_MESSAGE_IN_TEXT] + "…"
+    text = f"orch: flow {run.flow_name!r} run {run.id[:12]} {run.state}"
+    text += f": {short}" if short else ""
+    text += f"\n`{show}`"
+    return {
+        "text": text,
+        "flow": run.flow_name,
+        "run_id": run.id,
+        "state": run.state,
+        "message": message,
+        "show": show,
+        "started": _iso(run.started),
+        "ended": _iso(run.ended),
+        "target": run.target,
+        "name": run.name,
+    }
+
+
+def environment(body: dict[str, Any]) -> dict[str, str]:
+    """The variables a command alert gets (on top of the daemon's environment)."""
+    return {
+        "ORCH_RUN_ID": body["run_id"],
+        "ORCH_FLOW": body["flow"],
+        "ORCH_STATE": body["state"],
+        "ORCH_MESSAGE": body["message"] or "",
+        "ORCH_SHOW": body["show"],
+        "ORCH_TARGET": body["target"] or "",
+        "ORCH_STARTED": body["started"] or "",
+        "ORCH_ENDED": body["ended"] or "",
+    }
+
+
+# -- sending -----------------------------------------------------------------------------------
+
+_pending: set[threading.Thread] = set()
+_pending_lock = threading.Lock()
+
+
+def alert_run(store: Store, run_id: str, config: AlertConfig, log: Log | None = None) -> int:
+    """Start the alerts whose rules match the run's current state; never raises.
+
+    Reads the run in the caller's thread (the store is not shared across threads) and sends
+    from background threads. Returns how many alerts were started.
+    """
+    log = log or _stderr
+    if not config.rules:
+        return 0
+    try:
+        run = store.get_flow_run(run_id)
+        rules = [r for r in config.rules if r.matches(run)]
+        if not rules:
+            return 0
+        body = payload(run)
+        started = 0
+        for rule in rules:
+            with _pending_lock:
+                alive = {t for t in _pending if t.is_alive()}
+                _pending.intersection_update(alive)
+                if len(_pending) >= MAX_PENDING:
+                    log(f"alert {rule.where}: run {run_id[:12]} dropped: too many alerts pending")
+                    continue
+                thread = threading.Thread(
+                    target=send,
+                    args=(rule, body, log),
+                    name=f"alert-{run_id[:12]}",
+                    daemon=True,
+                )
+                _pending.add(thread)
+            thread.start()
+            started += 1
+        return started
+    except Exception as exc:  # an alert never stops the daemon
+        log(f"alert: run {run_id[:12]}: {type(exc).__name__}: {exc}")
+        return 0
+
+
+alert_finished = alert_run
+"""The name the daemon calls when it notices a finished run."""
+
+
+def drain(timeout: float) -> bool:
+    """Wait up to `timeout` seconds for the alerts still being sent; True if none is left."""
+    deadline = time.monotonic() + timeout
+    with _pending_lock:
+        threads = list(_pending)
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
+
+
+def send(rule: AlertRule, body: dict[str, Any], log: Log | None = None) -> bool:
+    """Send one alert through every channel of `rule`, in this thread; True if all worked.
+
+    Never raises: each failure is one line in `log`.
+    """
+    log = log or _stderr
+    ok = True
+    what = f"alert {rule.where}: {body['state']} run {body['run_id'][:12]}"
+    try:
+        if rule.webhook_env is not None:
+            ok = _send_webhook(rule, body, log, what) and ok
+        if rule.command is not None:
+            ok = _run_command(rule, body, log, what) and ok
+    except Exception as exc:  # pragma: no cover - a bug here must still not escape
+        log(f"{what}: {type(exc).__name__}: {exc}")
+        return False
+    return ok
+
+
+def _send_webhook(rule: AlertRule, body: dict[str, Any], log: Log, what: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    name = rule.webhook_env or ""
+    url = os.environ.get(name, "").strip()
+    channel = f"{what}: webhook ${name}"
+    if not url:
+        log(f"{channel}: the environment variable {name} is not set")
+        return False
+    if not url.lower().startswith(("http://", "https://")):
+        log(f"{channel}: the URL in {name} must start with http:// or https://")
+        return False
+    data = json.dumps(body).encode()
+    error = ""
+    for attempt in range(1, rule.retries + 1):
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "orchlite-alert"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=rule.timeout) as response:
+                response.read(65536)
+            log(f"{channel}: sent")
+            return True
+        except urllib.error.HTTPError as exc:
+            error = f"HTTP {exc.code}"
+        except urllib.error.URLError as exc:
+            error = _hide(str(exc.reason), url)
+        except Exception as exc:  # timeouts, resets, bad URLs
+            error = _hide(f"{type(exc).__name__}: {exc}", url)
+        if attempt < rule.retries:
+            time.sleep(rule.backoff * 2 ** (attempt - 1))
+    log(f"{channel}: failed after {rule.retries} attempt(s): {error}")
+    return False
+
+
+def _run_command(rule: AlertRule, body: dict[str, Any], log: Log, what: str) -> bool:
+    channel = f"{what}: command"
+    env = {**os.environ, **environment(body)}
+    try:
+        done = subprocess.run(
+            rule.command or "",
+            shell=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=COMMAND_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        log(f"{channel}: killed after {COMMAND_TIMEOUT:g} s")
+        return False
+    except OSError as exc:
+        log(f"{channel}: cannot start: {exc}")
+        return False
+    if done.returncode != 0:
+        tail = (done.stderr or "").strip().splitlines()
+        detail = f": {tail[-1][:200]}" if tail else ""
+        log(f"{channel}: exited with status {done.returncode}{detail}")
+        return False
+    log(f"{channel}: done")
+    return True
+
+
+def _hide(text: str, url: str) -> str:
+    """`text` on one line, without the URL (which may hold a token)."""
+    return text.replace(url, "<webhook URL>").replace("\n", " ")
+
+
+def _stderr(message: str) -> None:
+    stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    print(f"{stamp} orch alert: {message}", file=sys.stderr, flush=True)
+
+
+# -- `orch alert test` -------------------------------------------------------------------------
+
+
+def send_test(root: Path, log: Log | None = None) -> tuple[int, int]:
+    """Send a test alert through every configured rule, waiting for each; (sent, failed).
+
+    Config problems are logged and count as failures.
+    """
+    log = log or _stderr
+    config = _read_alerts(Path(root))
+    for problem in config.problems:
+        log(f"error: {problem}")
+    now = time.time()
+    run = FlowRun(
+        id="test-" + "0" * 27,
+        flow_name="orch-alert-test",
+        name="orch-alert-test",
+        target=None,
+        parameters="{}",
+        state=StateType.FAILED.value,
+        state_message="a test alert from `orch alert test`",
+        trigger="test",
+        parent_run_id=None,
+        parent_position=None,
+        retry_of=None,
+        created=now,
+        started=now,
+        ended=now,
+        attempts=1,
+        pid=None,
+        host=None,
+        heartbeat=None,
+        deadline=None,
+        result_ref=None,
+        result_serializer=None,
+    )
+    body = payload(run)
+    sent = failed = 0
+    for rule in config.rules:
+        if send(rule, body, log):
+            sent += 1
+        else:
+            failed += 1
+    return sent, failed + len(config.problems)
