@@ -415,7 +415,7 @@ def gc(
     ] = "30d",
 ) -> None:
     """Delete finished runs older than an age, their logs, and unreferenced blobs."""
-    from .blobs import BlobStore
+    from .daemon import collect_garbage
     from .views import parse_age
 
     seconds = parse_age(older_than)
@@ -423,8 +423,7 @@ def gc(
     if store is None:
         print("nothing to delete: no runs recorded yet", file=sys.stderr)
         return
-    deleted = store.delete_runs_before(time.time() - seconds)
-    pruned = BlobStore(store.home / "blobs").prune(store.referenced_blobs())
+    deleted, pruned = collect_garbage(store, time.time() - seconds)
     print(f"deleted {deleted} run(s) and {pruned} unreferenced blob(s)", file=sys.stderr)
 
 
@@ -554,17 +553,72 @@ def daemon(
         float, typer.Option("--grace", help="Seconds to let runs finish on SIGTERM/SIGINT.")
     ] = 30.0,
     tick: Annotated[float, typer.Option("--tick", help="Seconds between checks.")] = 1.0,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="Also append the daemon's lines here.")
+    ] = None,
+    print_systemd_unit: Annotated[
+        bool,
+        typer.Option("--print-systemd-unit", help="Print a systemd unit for this daemon; exit."),
+    ] = False,
 ) -> None:
-    """Fire the project's schedules until SIGTERM or Ctrl-C; one daemon per project."""
+    """Fire the project's schedules until SIGTERM or Ctrl-C (SIGHUP reloads); one per project."""
     if ctx.invoked_subcommand is not None:
         return
     from .config import find_home, project_root
-    from .daemon import run_daemon
+    from .daemon import orch_executable, run_daemon, systemd_unit
 
     if tick <= 0 or grace < 0:
         raise UsageError("--tick must be > 0 and --grace >= 0")
     home = find_home()
-    run_daemon(home, project_root(home), max_runs=max_runs, grace=grace, tick=tick)
+    root = project_root(home)
+    if log_file is not None:
+        log_file = log_file.expanduser().absolute()
+    if print_systemd_unit:
+        unit = systemd_unit(
+            root,
+            orch_executable(),
+            max_runs=max_runs,
+            grace=grace,
+            tick=tick,
+            log_file=log_file,
+            home=None if home == root / ".orch" else home,
+        )
+        print(unit, end="")
+        return
+    run_daemon(home, root, max_runs=max_runs, grace=grace, tick=tick, log_file=log_file)
+
+
+@app.command()
+def backfill(
+    target: Annotated[str, typer.Argument(help="A scheduled flow: file.py:flow or its name.")],
+    start: Annotated[str, typer.Option("--start", help="First day or time (ISO, its zone).")],
+    end: Annotated[str, typer.Option("--end", help="Last day (included) or time (ISO).")],
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="Which schedule, if the flow has several.")
+    ] = None,
+    max_runs: Annotated[int, typer.Option("--max-runs", min=1, help="Runs at once.")] = 1,
+    yes: Annotated[bool, typer.Option("--yes", help="Allow more than 1,000 slots.")] = False,
+) -> None:
+    """Run a scheduled flow once per slot of its schedule in a range; slots already run are
+    skipped."""
+    from .config import find_home, project_root
+    from .daemon import backfill as run_backfill
+
+    home = find_home()
+    ok = run_backfill(
+        home,
+        project_root(home),
+        target,
+        start,
+        end,
+        schedule_name=schedule,
+        max_runs=max_runs,
+        yes=yes,
+        out=print,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    if not ok:
+        raise typer.Exit(int(ExitCode.RUN_FAILED))
 
 
 @daemon_app.command("status")
@@ -601,6 +655,15 @@ def alert_test() -> None:
     print(f"alerts: {sent} sent, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def tui() -> None:
+    """Live terminal view of runs, task runs and logs; cancel and retry from it."""
+    from .config import find_home
+    from .tui.app import make_app  # Textual loads here only, never for other commands
+
+    make_app(find_home()).run()
 
 
 # -- entry point --------------------------------------------------------------------------

@@ -18,9 +18,20 @@ changes have settled and of flow triggers whose upstream flow ended; they wait a
 runs (triggers "file" and "flow") and step 4 starts them. A watcher thread feeds file changes.
 
 Each run goes through `executor.run_in_subprocess` in a thread: a child process in its own
-session, supervised for crashes, deadlines and cancellation. The child inherits the daemon's
-stdout and stderr. SIGTERM and SIGINT only set a flag: the loop stops starting runs, waits
-up to `grace` seconds for the children, asks the rest to cancel, and returns.
+session, supervised for crashes, deadlines and cancellation. The child's stdout and stderr
+are captured: each line becomes a log record of its run (`orch logs RUN`), stdout at INFO
+(logger "orchlite.stdout"), stderr at WARNING ("orchlite.stderr"). SIGTERM and SIGINT only
+set a flag: the loop stops starting runs, waits up to `grace` seconds for the children, asks
+the rest to cancel, and returns. SIGHUP only sets a flag too: the next tick reloads the
+schedules, triggers and alerts.
+
+Overlap policies per schedule: "skip" records a slot SKIPPED while the flow has an unfinished
+run; "allow" starts it anyway; "queue" leaves it SCHEDULED until the flow's previous run
+ended (a SCHEDULED row, so the queue survives a restart); "cancel_previous" asks the
+flow's unfinished runs to cancel, then starts the new one.
+
+Retention: once a day the daemon deletes finished runs older than `[daemon] retention_days`
+of orch.toml (default 30; 0 turns it off) and prunes unreferenced blobs, as `orch gc` does.
 """
 
 from __future__ import annotations
@@ -49,6 +60,9 @@ from .triggers import TriggerRunner
 LOCK_FILE = "daemon.lock"
 PID_FILE = "daemon.pid"
 UTC = dt.timezone.utc
+DEFAULT_RETENTION_DAYS = 30.0
+GC_EVERY_SECONDS = 86400.0
+WAITING = (StateType.SCHEDULED.value, StateType.LATE.value)
 
 
 class Handle(Protocol):
@@ -95,6 +109,9 @@ class Daemon:
         self.triggers = TriggerRunner(store, self.root, self.log)
         self.trigger_problems: list[ScheduleProblem] = []
         self.alerts = notify.AlertConfig()
+        self.retention_days: float = DEFAULT_RETENTION_DAYS
+        self._last_gc: float | None = None
+        self._targets: dict[str, str] = {}
 
     # -- one round --------------------------------------------------------------------
 
@@ -119,6 +136,10 @@ class Daemon:
         self.triggers.update(trigger_entries)
         self.problems = self.problems + self.trigger_problems
         self.alerts = notify.load_alerts(self.root, self.log)
+        try:
+            self.retention_days = load_retention_days(self.root)
+        except UsageError as exc:
+            self.problems.append(ScheduleProblem("orch.toml", "orch.toml [daemon]", str(exc)))
         self.log(f"loaded {len(self.entries)} schedule(s)")
         for problem in self.problems:
             self.log(f"error: {problem}")
@@ -160,10 +181,32 @@ class Daemon:
                 if reason is None:
                     report.fired.append(run_id)
                     self.log(f"fire {entry.target} slot {when} run {run_id[:12]}")
+                    if entry.overlap == "cancel_previous":
+                        self._cancel_previous(entry.target, run_id)
                 else:
                     report.skipped.append(run_id)
                     self.log(f"skip {entry.target} slot {when} run {run_id[:12]}: {reason}")
         return report
+
+    def _cancel_previous(self, target: str, newer: str) -> None:
+        """overlap=cancel_previous: end the flow's other unfinished runs before `newer`."""
+        for run in self.store.unfinished_flow_runs():
+            if run.target != target or run.parent_run_id is not None or run.id == newer:
+                continue
+            message = f"overlap=cancel_previous: superseded by run {newer[:12]}"
+            if run.state in WAITING and run.id not in self.in_flight:
+                self.store.set_flow_run_state(run.id, StateType.CANCELLED, message)
+            else:
+                self.store.request_cancel(run.id, message)
+            self.log(f"cancel {target} run {run.id[:12]}: {message}")
+
+    def _busy_targets(self) -> set[str]:
+        """Targets with a run that started (or is being started): what overlap=queue waits on."""
+        busy = {self._targets[r] for r in self.in_flight if r in self._targets}
+        for run in self.store.unfinished_flow_runs():
+            if run.parent_run_id is None and run.state not in WAITING and run.target:
+                busy.add(run.target)
+        return busy
 
     def _overlap(self, entry: ScheduleEntry) -> str | None:
         if entry.overlap != "skip":
@@ -173,18 +216,35 @@ class Daemon:
                 return f"overlap=skip: run {run.id[:12]} of this flow is still {run.state}"
         return None
 
-    def start_waiting(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
+    def start_waiting(
+        self,
+        now: dt.datetime,
+        report: TickReport | None = None,
+        *,
+        only: set[str] | None = None,
+        mark_late: bool = True,
+    ) -> TickReport:
+        """Start waiting runs (all, or those in `only`), oldest slot first, up to max_runs."""
         report = report or TickReport()
         graces = {e.key: e.schedule for e in self.entries}
+        queued = {e.key for e in self.entries if e.overlap == "queue"}
+        busy: set[str] | None = None
         for waiting in self.store.waiting_slots():
             if waiting.run_id in self.in_flight:
                 continue
+            if only is not None and waiting.run_id not in only:
+                continue
             if self.max_runs is not None and len(self.in_flight) >= self.max_runs:
                 break
+            if waiting.key in queued:
+                busy = self._busy_targets() if busy is None else busy
+                if waiting.target in busy:
+                    continue  # overlap=queue: waits SCHEDULED until the previous run ends
             schedule = graces.get(waiting.key)
             slot = dt.datetime.fromtimestamp(waiting.slot, UTC)
             if (
-                schedule is not None
+                mark_late
+                and schedule is not None
                 and waiting.state == StateType.SCHEDULED.value
                 and is_late(schedule, slot, now)
             ):
@@ -199,6 +259,9 @@ class Daemon:
             self.in_flight[waiting.run_id] = self.launch(
                 waiting.run_id, target, json.loads(waiting.parameters)
             )
+            self._targets[waiting.run_id] = target
+            if busy is not None:
+                busy.add(target)
             report.started.append(waiting.run_id)
         return report
 
@@ -206,11 +269,12 @@ class Daemon:
         done = [run_id for run_id, h in self.in_flight.items() if not h.is_alive()]
         for run_id in done:
             del self.in_flight[run_id]
+            self._targets.pop(run_id, None)
             run = self.store.get_flow_run(run_id)
             if run.state in (StateType.SCHEDULED.value, StateType.LATE.value):
                 # The child exited before adopting its run (an unloadable target or bad
                 # parameters; it said why on stderr): end the run so it is not retried.
-                message = "the run's process exited before the flow started (see the daemon log)"
+                message = "the run's process exited before the flow started (see its logs)"
                 self.store.set_flow_run_state(run_id, StateType.PENDING, None)
                 self.store.set_flow_run_state(run_id, StateType.CRASHED, message)
                 run = self.store.get_flow_run(run_id)
@@ -226,13 +290,20 @@ class Daemon:
         from .reaper import reap_dead_runs
 
         stop = _StopFlag()
+        hangup = _StopFlag()
         previous = {sig: signal.signal(sig, stop.set) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, hangup.set)
         try:
             for run_id in reap_dead_runs(self.store):
                 self.log(f"reaped run {run_id[:12]}: CRASHED (its process is gone)")
             self.reload(force=True)
             while not stop.requested:
+                if hangup.requested:
+                    hangup.requested = False
+                    self.log("SIGHUP: reloading schedules, triggers and alerts")
+                    self.reload(force=True)
                 self.tick(dt.datetime.now(UTC))
+                self.maybe_collect_garbage(time.time())
                 _sleep_until(time.monotonic() + tick, stop)
             self.log(f"stopping: waiting up to {grace:g} s for {len(self.in_flight)} run(s)")
             self.shutdown(grace)
@@ -241,6 +312,25 @@ class Daemon:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def maybe_collect_garbage(self, now: float) -> tuple[int, int] | None:
+        """Once a day (and at start): `orch gc` with the project's retention; None if not due."""
+        if self.retention_days <= 0:
+            return None
+        if self._last_gc is not None and now - self._last_gc < GC_EVERY_SECONDS:
+            return None
+        self._last_gc = now
+        try:
+            deleted, pruned = collect_garbage(self.store, now - self.retention_days * 86400)
+        except Exception as exc:  # never let housekeeping stop the scheduler
+            self.log(f"error: retention cleanup failed: {exc}")
+            return None
+        if deleted or pruned:
+            self.log(
+                f"retention: deleted {deleted} run(s) older than {self.retention_days:g} day(s)"
+                f" and {pruned} unreferenced blob(s)"
+            )
+        return deleted, pruned
 
     def shutdown(self, grace: float) -> None:
         deadline = time.monotonic() + grace
@@ -282,7 +372,11 @@ def _launch_in_thread(run_id: str, target: str, params: dict[str, Any]) -> Handl
 
     request = RunRequest(target, params, run_id=run_id, trigger="schedule")
     thread = threading.Thread(
-        target=run_in_subprocess, args=(request,), name=f"run-{run_id[:12]}", daemon=True
+        target=run_in_subprocess,
+        args=(request,),
+        kwargs={"capture_output": True},
+        name=f"run-{run_id[:12]}",
+        daemon=True,
     )
     thread.start()
     return thread
@@ -293,15 +387,140 @@ def _log(message: str) -> None:
     print(f"{stamp} orch daemon: {message}", file=sys.stderr, flush=True)
 
 
+def file_logger(path: Path) -> Callable[[str], None]:
+    """`--log-file`: each daemon line to stderr and appended to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = threading.Lock()
+
+    def log(message: str) -> None:
+        _log(message)
+        stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        with lock, open(path, "a", encoding="utf-8") as out:
+            out.write(f"{stamp} orch daemon: {message}\n")
+
+    return log
+
+
+# -- retention ------------------------------------------------------------------------------
+
+
+def collect_garbage(store: Store, cutoff: float) -> tuple[int, int]:
+    """What `orch gc` does: delete finished runs created before `cutoff` (with their tasks
+    and logs), then unreferenced blobs; returns (runs deleted, blobs pruned)."""
+    from .blobs import BlobStore
+
+    deleted = store.delete_runs_before(cutoff)
+    pruned = BlobStore(store.home / "blobs").prune(store.referenced_blobs())
+    return deleted, pruned
+
+
+def load_retention_days(root: Path) -> float:
+    """`[daemon] retention_days` of orch.toml (default 30; 0 turns the cleanup off)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    path = Path(root) / "orch.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        return DEFAULT_RETENTION_DAYS
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return DEFAULT_RETENTION_DAYS  # reported with the schedules
+    section = data.get("daemon", {})
+    if not isinstance(section, dict):
+        raise UsageError("[daemon] must be a table")
+    value = section.get("retention_days", DEFAULT_RETENTION_DAYS)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise UsageError(f"retention_days must be a number >= 0, not {value!r}")
+    return float(value)
+
+
+# -- systemd ---------------------------------------------------------------------------------
+
+
+def systemd_unit(
+    root: Path,
+    orch: list[str],
+    *,
+    max_runs: int | None,
+    grace: float,
+    tick: float,
+    log_file: Path | None = None,
+    home: Path | None = None,
+) -> str:
+    """A systemd service unit that runs this project's daemon (`--print-systemd-unit`)."""
+    import shlex
+
+    args = list(orch)
+    if home is not None:
+        args += ["--home", str(home)]
+    args.append("daemon")
+    if max_runs is not None:
+        args += ["--max-runs", str(max_runs)]
+    args += ["--grace", f"{grace:g}", "--tick", f"{tick:g}"]
+    if log_file is not None:
+        args += ["--log-file", str(log_file)]
+    command = " ".join(shlex.quote(a) for a in args)
+    root = Path(root).resolve()
+    return "\n".join(
+        [
+            "[Unit]",
+            f"Description=orch daemon for {root}",
+            "After=network-online.target",
+            "Wants=network-online.target",
+            "",
+            "[Service]",
+            "Type=simple",
+            f"WorkingDirectory={root}",
+            f"ExecStart={command}",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+            "Restart=on-failure",
+            "RestartSec=5",
+            "KillSignal=SIGTERM",
+            "KillMode=mixed",
+            f"TimeoutStopSec={int(grace + 15 + 0.999)}",
+            "Environment=PYTHONUNBUFFERED=1",
+            "",
+            "[Install]",
+            "WantedBy=default.target",
+            "",
+        ]
+    )
+
+
+def orch_executable() -> list[str]:
+    """The command of the `orch` being run, with a full path, for ExecStart."""
+    import shutil
+
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "orch" and argv0.exists():
+        return [str(argv0.absolute())]
+    found = shutil.which("orch")
+    if found:
+        return [str(Path(found).absolute())]
+    return [str(Path(sys.executable).absolute()), "-m", "orchlite.cli"]
+
+
 # -- one daemon per project -----------------------------------------------------------------
 
 
-def run_daemon(home: Path, root: Path, *, max_runs: int | None, grace: float, tick: float) -> None:
+def run_daemon(
+    home: Path,
+    root: Path,
+    *,
+    max_runs: int | None,
+    grace: float,
+    tick: float,
+    log_file: Path | None = None,
+) -> None:
     """Hold the project's daemon lock and serve; UsageError if another daemon holds it."""
     from filelock import FileLock, Timeout
 
     store = Store(home)
-    daemon = Daemon(store, root, max_runs=max_runs)
+    log = file_logger(log_file) if log_file is not None else None
+    daemon = Daemon(store, root, max_runs=max_runs, log=log)
     lock = FileLock(str(home / LOCK_FILE), timeout=0)
     try:
         lock.acquire()
@@ -412,3 +631,135 @@ def listing(home: Path, root: Path, now: dt.datetime) -> dict[str, Any]:
         )
     errors = [{"source": p.source, "where": p.where, "message": p.message} for p in problems]
     return {"schedules": rows, "triggers": triggers, "errors": errors}
+
+
+# -- backfill --------------------------------------------------------------------------------
+
+BACKFILL_LIMIT = 1000
+
+
+def parse_when(text: str, timezone: str, *, end: bool = False) -> dt.datetime:
+    """An ISO date or date-time; naive ones are in `timezone`. A date as `end` means the
+    end of that day (its slots are included)."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            moment = dt.datetime.combine(day, dt.time(0), tzinfo=zone)
+            if end:
+                moment = dt.datetime.combine(
+                    day + dt.timedelta(days=1), dt.time(0), tzinfo=zone
+                ) - dt.timedelta(microseconds=1)
+            return moment
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"invalid date {text!r}: expected an ISO date (2026-03-01) or date-time"
+            " (2026-03-01T03:00)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def _pick_schedule(root: Path, target: str, name: str | None) -> ScheduleEntry:
+    entries, _problems = load_schedules(root)
+    wanted = target.strip()
+    mine = [e for e in entries if e.target == wanted or e.flow_name == wanted]
+    if not mine:
+        raise UsageError(f"{target!r} has no schedule (see `orch schedules`)")
+    if name is not None:
+        mine = [e for e in mine if e.schedule.name == name]
+        if not mine:
+            raise UsageError(f"{target!r} has no schedule named {name!r}")
+    if len(mine) > 1:
+        names = ", ".join(repr(e.schedule.name) for e in mine)
+        raise UsageError(
+            f"{target!r} has {len(mine)} schedules ({names}): pick one with --schedule"
+        )
+    return mine[0]
+
+
+def backfill(
+    home: Path,
+    root: Path,
+    target: str,
+    start: str,
+    end: str,
+    *,
+    schedule_name: str | None = None,
+    max_runs: int | None = 1,
+    yes: bool = False,
+    out: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
+    launch: Launch | None = None,
+    wait: bool = True,
+) -> bool:
+    """`orch backfill`: claim a run per slot of the target's schedule in `[start, end]` (the
+    slot ids the daemon uses, so a slot already run is skipped) and run them in child
+    processes, `max_runs` at once; with a daemon running, leave them to it. True if every
+    claimed run completed."""
+    from .schedules import slots_between
+
+    entry = _pick_schedule(root, target, schedule_name)
+    schedule = entry.schedule
+    first = parse_when(start, schedule.timezone)
+    last = parse_when(end, schedule.timezone, end=True)
+    if last < first:
+        raise UsageError("--end is before --start")
+    try:
+        slots = slots_between(schedule, first, last, limit=None if yes else BACKFILL_LIMIT)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (or pass --yes to run them all)") from None
+    store = Store(home)
+    now = time.time()
+    claimed: list[str] = []
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(schedule.timezone)
+    for slot in slots:
+        run_id = slot_id(entry.key, slot)
+        when = slot.astimezone(zone).isoformat(timespec="seconds")
+        try:
+            params = json.dumps(run_parameters(schedule, slot), default=str)
+        except Exception as exc:
+            out(f"{when}  {run_id[:12]}  error: its parameters cannot be rendered: {exc}")
+            continue
+        fresh = store.claim_slot(
+            run_id=run_id,
+            key=entry.key,
+            slot=slot.timestamp(),
+            flow_name=entry.flow_name,
+            name=f"{entry.flow_name}-{slot:%Y%m%dT%H%M%S}",
+            target=entry.target,
+            parameters=params,
+            now=now,
+        )
+        if fresh:
+            claimed.append(run_id)
+            out(f"{when}  {run_id[:12]}  claimed")
+        else:
+            state = store.get_flow_run(run_id).state
+            out(f"{when}  {run_id[:12]}  skipped (already claimed: {state})")
+    out(f"{len(claimed)} of {len(slots)} slot(s) to run")
+    if not claimed or not wait:
+        return True
+    running = status(home)
+    if running["running"]:
+        out(f"a daemon is running (pid {running['pid']}): it starts these runs")
+        return True
+    daemon = Daemon(store, root, max_runs=max_runs, launch=launch, log=log or (lambda _: None))
+    daemon.entries = [entry]
+    todo = set(claimed)
+    while True:
+        daemon.collect_finished()
+        daemon.start_waiting(dt.datetime.now(UTC), only=todo, mark_late=False)
+        if not daemon.in_flight:
+            break
+        time.sleep(0.05)
+    ok = True
+    for run_id in claimed:
+        run = store.get_flow_run(run_id)
+        ok = ok and run.state == StateType.COMPLETED.value
+        out(f"{run_id[:12]}  {run.state}" + (f": {run.state_message}" if run.state_message else ""))
+    return ok

@@ -85,19 +85,38 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
     return request.run_id, ExitCode.OK
 
 
-def run_in_subprocess(request: RunRequest) -> tuple[str | None, int]:
-    """Run the request in a supervised child; returns (run id or None, exit code)."""
+def run_in_subprocess(
+    request: RunRequest, *, capture_output: bool = False
+) -> tuple[str | None, int]:
+    """Run the request in a supervised child; returns (run id or None, exit code).
+
+    The child inherits this process's stdout and stderr, unless `capture_output` (the
+    daemon): then each line it writes becomes a log record of the run (`orch logs RUN`),
+    stdout at INFO (logger "orchlite.stdout"), stderr at WARNING ("orchlite.stderr"), and
+    the child does not echo its run loggers to the console (they are stored already).
+    """
     from .config import find_home
 
     home = find_home()
     run_id = request.run_id
     spec = json.dumps(asdict(request), default=str)
     env = {**os.environ, "ORCH_HOME": str(home)}
+    pipe: int | None = None
+    if capture_output:
+        env.update({CAPTURE_ENV: "1", "PYTHONUNBUFFERED": "1"})
+        pipe = subprocess.PIPE
     child = subprocess.Popen(
-        [sys.executable, "-m", "orchlite.executor", spec], env=env, start_new_session=True
+        [sys.executable, "-m", "orchlite.executor", spec],
+        env=env,
+        start_new_session=True,
+        stdout=pipe,
+        stderr=pipe,
     )
+    readers = _start_readers(child, home, run_id) if capture_output else []
     try:
         code = _supervise(child, home, run_id)
+        for reader in readers:
+            reader.join(timeout=READER_JOIN_SECONDS)  # a grandchild may hold the pipe open
     except KeyboardInterrupt:
         _interrupt(child)
         _end_if_unfinished(home, run_id, StateType.CANCELLED, "interrupted (Ctrl-C)")
@@ -117,6 +136,46 @@ def run_in_subprocess(request: RunRequest) -> tuple[str | None, int]:
     if code == ExitCode.INTERRUPTED:
         return run_id, ExitCode.INTERRUPTED
     return run_id, ExitCode.RUN_FAILED
+
+
+CAPTURE_ENV = "ORCH_CAPTURE_OUTPUT"
+READER_JOIN_SECONDS = 2.0
+
+
+def _start_readers(child: subprocess.Popen[bytes], home: Any, run_id: str) -> list[Any]:
+    import logging
+    import threading
+
+    streams = [(child.stdout, logging.INFO, "orchlite.stdout")]
+    streams.append((child.stderr, logging.WARNING, "orchlite.stderr"))
+    readers = []
+    for stream, level, logger in streams:
+        reader = threading.Thread(
+            target=_copy_lines,
+            args=(stream, home, run_id, level, logger),
+            name=f"output-{run_id[:12]}",
+            daemon=True,
+        )
+        reader.start()
+        readers.append(reader)
+    return readers
+
+
+def _copy_lines(stream: Any, home: Any, run_id: str, level: int, logger: str) -> None:
+    """Write each line of a child's output as a log record of its run, until EOF."""
+    from .store import Store
+
+    store: Store | None = None
+    with contextlib.closing(stream):
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            try:
+                store = store or Store(home)
+                store.write_logs([(run_id, None, None, time.time(), level, logger, line)])
+            except OrchError:
+                continue  # the store is unusable: keep draining so the child never blocks
+    if store is not None:
+        store.close()
 
 
 def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
@@ -223,7 +282,8 @@ def _child_main(spec_text: str) -> int:
 
     signal.signal(signal.SIGTERM, cancel)
     try:
-        _, code = run_target(RunRequest(**spec))
+        console = not os.environ.get(CAPTURE_ENV)  # captured output is stored already
+        _, code = run_target(RunRequest(**spec), console=console)
     except OrchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

@@ -15,7 +15,7 @@ literal arguments are understood (`cron("0 3 * * *", timezone="Europe/Berlin")`,
     catchup = "latest"                 # none | latest | all
     max_catchup = 10
     grace_seconds = 60
-    overlap = "skip"                   # skip | allow
+    overlap = "skip"                   # skip | allow | queue | cancel_previous
     enabled = true
     name = "nightly"
 
@@ -38,8 +38,7 @@ from .errors import UsageError
 from .schedules import Schedule, cron, interval, run_parameters, schedule_key
 
 PROJECT_FILE = "orch.toml"
-OVERLAP_POLICIES = ("skip", "allow")
-_LATER_OVERLAP = ("queue", "cancel_previous")
+OVERLAP_POLICIES = ("skip", "allow", "queue", "cancel_previous")
 _TOML_KEYS = frozenset(
     {
         "target",
@@ -276,10 +275,9 @@ def _toml_entry(item: Any, where: str, root: Path, flows: dict[str, str]) -> Sch
         raise UsageError('missing target (target = "file.py:flow")')
     target = _check_target(target.strip(), root, flows)
     overlap = item.get("overlap", "skip")
-    if overlap in _LATER_OVERLAP:
-        raise UsageError(f"overlap {overlap!r} is not supported yet: use 'skip' or 'allow'")
     if overlap not in OVERLAP_POLICIES:
-        raise UsageError(f"invalid overlap {overlap!r}: expected 'skip' or 'allow'")
+        expected = ", ".join(repr(o) for o in OVERLAP_POLICIES)
+        raise UsageError(f"invalid overlap {overlap!r}: expected one of {expected}")
     policy = {k: item[k] for k in _POLICY_KEYS if k in item}
     if "parameters" in policy and not isinstance(policy["parameters"], dict):
         raise UsageError("parameters must be a table")

@@ -142,7 +142,7 @@ def test_schedules_are_read_from_decorators_and_orch_toml_without_running_code(
         [[schedule]]
         target = "flows.py:nightly"
         interval = 60
-        overlap = "queue"
+        overlap = "sometimes"
 
         [[schedule]]
         target = "flows.py:missing"
@@ -162,7 +162,7 @@ def test_schedules_are_read_from_decorators_and_orch_toml_without_running_code(
     assert "schedule #2 ('bad-cron')" in messages and "minute" in messages
     assert "schedule #3: missing target" in messages
     assert "schedule #4: unknown time zone 'Mars/Olympus'" in messages
-    assert "schedule #5: overlap 'queue' is not supported yet" in messages
+    assert "schedule #5: invalid overlap 'sometimes'" in messages
     assert "schedule #6: target 'flows.py:missing': no flow 'missing'" in messages
     assert len(problems) == 7
 

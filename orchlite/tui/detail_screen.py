@@ -1,0 +1,174 @@
+"""One run: parameters, state history, task runs, a timeline, the error and related runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from rich.console import Group
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Header, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ..store import FlowRun
+from .format import badge, clock_time, coloured, run_duration
+from .polling import PollingScreen
+from .reader import Poller, RunDetail, load_detail
+from .timeline import Timeline
+
+TASK_COLUMNS = ("#", "Task", "State", "Tries", "Duration", "Cached", "Error / message")
+
+
+class RunDetailScreen(PollingScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("l", "logs", "Logs"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "retry", "Retry"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.detail: RunDetail | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="detail"):
+            yield Static(id="summary")
+            yield Static("Tasks", classes="section")
+            yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+            yield Static("Timeline", classes="section")
+            yield Static(id="timeline")
+            yield Static("Related runs", classes="section", id="related-title")
+            yield OptionList(id="related")
+            yield Static("State history", classes="section")
+            yield Static(id="history")
+            yield Static("Error", classes="section", id="error-title")
+            yield Static(id="error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#tasks", DataTable)
+        for label in TASK_COLUMNS:
+            table.add_column(label, key=label.lower())
+        self.title = f"run {self.run_id[:8]}"
+        self.set_interval(1.0, self._tick)
+        super().on_mount()
+
+    def make_poller(self) -> Poller[Any]:
+        return Poller(self.app.home, lambda store: load_detail(store, self.run_id))  # type: ignore[attr-defined]
+
+    def show(self, detail: RunDetail) -> None:
+        self.detail = detail
+        now = self.app.clock()  # type: ignore[attr-defined]
+        run = detail.run
+        self.sub_title = f"{run.flow_name} / {run.name}"
+        self.query_one("#summary", Static).update(self._summary(run, now))
+        table = self.query_one("#tasks", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for task in detail.tasks:
+            table.add_row(
+                str(task.position),
+                task.name,
+                badge(task.state),
+                str(task.attempts),
+                run_duration(task.started, task.ended, now),
+                "yes" if task.state == "CACHED" else "",
+                _short(
+                    f"{task.error_type}: {task.error_message}"
+                    if task.error_type
+                    else task.state_message
+                ),
+                key=f"{task.position}",
+            )
+        if detail.tasks:
+            table.move_cursor(row=min(cursor, len(detail.tasks) - 1), animate=False)
+        self.query_one("#timeline", Static).update(Timeline(detail.tasks, now))
+        self._show_related(detail)
+        history = Text()
+        for entry in detail.history:
+            if entry.position is None:
+                history.append(f"{clock_time(entry.ts, now)}  ")
+                history.append_text(coloured(entry.state, f"{entry.state:<10}"))
+                history.append(f"  {entry.message or ''}\n")
+        self.query_one("#history", Static).update(history)
+        error = detail.error or (run.state_message if run.state in _BAD else None)
+        self.query_one("#error-title").display = bool(error)
+        self.query_one("#error", Static).display = bool(error)
+        self.query_one("#error", Static).update(Text(error or "", style="red"))
+
+    def _summary(self, run: FlowRun, now: float) -> Group:
+        head = Text.assemble(badge(run.state), " ", (run.flow_name, "bold"), f"  {run.name}")
+        lines = [
+            head,
+            Text(f"id {run.id}   trigger {run.trigger}   target {run.target or '-'}"),
+            Text(
+                f"started {clock_time(run.started, now)}   "
+                f"duration {run_duration(run.started, run.ended, now)}   "
+                f"attempts {run.attempts}"
+            ),
+        ]
+        if run.state_message:
+            lines.append(Text(run.state_message, style="italic"))
+        params = json.loads(run.parameters or "{}")
+        lines.append(
+            Text("parameters ", style="dim").append(
+                ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none", style=""
+            )
+        )
+        return Group(*lines)
+
+    def _show_related(self, detail: RunDetail) -> None:
+        options = []
+        for label, run in (("parent", detail.parent), ("retry of", detail.retry_of)):
+            if run is not None:
+                options.append(self._option(label, run))
+        options += [self._option("subflow", child) for child in detail.children]
+        related = self.query_one("#related", OptionList)
+        highlighted = related.highlighted
+        related.clear_options()
+        related.add_options(options)
+        if options and highlighted is not None:
+            related.highlighted = min(highlighted, len(options) - 1)
+        related.display = bool(options)
+        self.query_one("#related-title").display = bool(options)
+
+    @staticmethod
+    def _option(label: str, run: FlowRun) -> Option:
+        text = Text.assemble(f"{label:<9}", badge(run.state), f" {run.flow_name}  {run.name}")
+        return Option(text, id=run.id)
+
+    def _tick(self) -> None:
+        detail = self.detail
+        if detail and detail.run.ended is None and detail.run.started is not None:
+            self.query_one("#summary", Static).update(
+                self._summary(detail.run, self.app.clock())  # type: ignore[attr-defined]
+            )
+
+    @on(OptionList.OptionSelected, "#related")
+    def _open_related(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.app.open_run(event.option.id)  # type: ignore[attr-defined]
+
+    def action_logs(self) -> None:
+        self.app.open_logs(self.run_id)  # type: ignore[attr-defined]
+
+    def action_cancel(self) -> None:
+        self.app.confirm_cancel(self.run_id)  # type: ignore[attr-defined]
+
+    def action_retry(self) -> None:
+        self.app.confirm_retry(self.run_id)  # type: ignore[attr-defined]
+
+
+_BAD = {"FAILED", "CRASHED", "TIMED_OUT", "CANCELLED"}
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"

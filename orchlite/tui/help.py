@@ -1,0 +1,46 @@
+"""The `?` screen: every key, by screen."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+HELP = """\
+[b]orch tui[/b] — live view of this project's runs (read-only; actions ask first)
+
+[b]Runs[/b]
+  enter      open the run            l   its logs
+  /          search (id, name, flow, trigger, message)
+  f          filter by flow          s   filter by state
+  escape     back to the table (clear the filters when there)
+  c          cancel the run          r   retry the run
+[b]Run detail[/b]
+  l          logs                    c / r   cancel / retry
+  tab        move between tasks and related runs (enter opens one)
+  escape     back
+[b]Logs[/b]
+  1-5        minimum level: debug, info, warning, error, critical
+  end        follow the newest lines again
+  escape     back
+[b]Anywhere[/b]
+  ?          this help               q   quit
+  ctrl+p     command palette
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss_help", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Static(HELP, id="help-text")
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)

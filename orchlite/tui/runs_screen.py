@@ -1,0 +1,181 @@
+"""The start screen: the newest runs, live, with filters and a text search."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+
+from ..states import StateType
+from ..store import FlowRun
+from .format import badge, clock_time, run_duration, task_counts
+from .polling import PollingScreen
+from .reader import Poller, RunsPage, RunsQuery, load_runs
+
+EMPTY_STORE = "No runs yet — try `orch run examples/hello.py:hello`"
+NO_MATCH = "No runs match these filters (escape clears them)"
+COLUMNS = ("State", "Flow", "Run", "Trigger", "Started", "Duration", "Tasks")
+
+
+class RunsScreen(PollingScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open_run", "Open", show=False),
+        Binding("l", "logs", "Logs"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "retry", "Retry"),
+        Binding("slash", "focus('search')", "Search"),
+        Binding("f", "focus('flow')", "Flow"),
+        Binding("s", "focus('state')", "State"),
+        Binding("escape", "escape", "Clear", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_filter = RunsQuery()
+        self.page: RunsPage | None = None
+        self.runs: dict[str, FlowRun] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="filters"):
+            yield Input(placeholder="flow", id="flow")
+            yield Select([(s.value, s.value) for s in StateType], prompt="any state", id="state")
+            yield Input(placeholder="/ search", id="search")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static(EMPTY_STORE, id="empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        for label in COLUMNS:
+            table.add_column(label, key=label.lower())
+        self.query_one("#empty").display = False
+        table.focus()
+        self.set_interval(1.0, self.tick)
+        super().on_mount()
+
+    def make_poller(self) -> Poller[Any]:
+        return Poller(
+            self.app.home,  # type: ignore[attr-defined]
+            lambda store: load_runs(store, self.query_filter),
+            missing=lambda: RunsPage(self.query_filter, [], {}, store_exists=False),
+        )
+
+    # -- showing -------------------------------------------------------------------
+
+    def show(self, page: RunsPage) -> None:
+        if page.query != self.query_filter:
+            self.repoll()  # the filters changed while this page loaded
+        self.page = page
+        table = self.query_one("#runs", DataTable)
+        selected = self.selected_run_id
+        now = self.app.clock()  # type: ignore[attr-defined]
+        table.clear()
+        self.runs = {run.id: run for run in page.runs}
+        for run in page.runs:
+            table.add_row(*self._cells(run, page.counts.get(run.id, {}), now), key=run.id)
+        empty = self.query_one("#empty", Static)
+        empty.display = not page.runs
+        table.display = bool(page.runs)
+        if not page.runs:
+            empty.update(NO_MATCH if page.query.filtered else EMPTY_STORE)
+        if selected in self.runs:
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        self.sub_title = f"{len(page.runs)} runs" + (" (filtered)" if page.query.filtered else "")
+
+    @staticmethod
+    def _cells(run: FlowRun, counts: dict[str, int], now: float) -> tuple[Any, ...]:
+        return (
+            badge(run.state),
+            run.flow_name,
+            run.name,
+            run.trigger,
+            clock_time(run.started or run.created, now),
+            run_duration(run.started, run.ended, now),
+            task_counts(counts),
+        )
+
+    def tick(self) -> None:
+        """Count up the durations of the runs still going."""
+        table = self.query_one("#runs", DataTable)
+        now = self.app.clock()  # type: ignore[attr-defined]
+        for run in self.runs.values():
+            if run.started is not None and run.ended is None:
+                table.update_cell(run.id, "duration", run_duration(run.started, None, now))
+
+    @property
+    def selected_run_id(self) -> str | None:
+        table = self.query_one("#runs", DataTable)
+        if not self.runs or table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return key
+
+    # -- filters -------------------------------------------------------------------
+
+    def _set_filter(self, **changes: Any) -> None:
+        values = {
+            "flow": self.query_filter.flow,
+            "state": self.query_filter.state,
+            "text": self.query_filter.text,
+            **changes,
+        }
+        self.query_filter = RunsQuery(**values)
+        self.repoll()
+
+    @on(Input.Changed, "#flow")
+    def _flow_changed(self, event: Input.Changed) -> None:
+        self._set_filter(flow=event.value.strip() or None)
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self._set_filter(text=event.value.strip())
+
+    @on(Select.Changed, "#state")
+    def _state_changed(self, event: Select.Changed) -> None:
+        value = event.value
+        self._set_filter(state=value if isinstance(value, str) else None)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.query_one("#runs", DataTable).focus()
+
+    def action_focus(self, widget_id: str) -> None:
+        self.query_one(f"#{widget_id}").focus()
+
+    def action_escape(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        if not table.has_focus:
+            table.focus()
+            return
+        self.query_one("#flow", Input).value = ""
+        self.query_one("#search", Input).value = ""
+        self.query_one("#state", Select).clear()
+        self._set_filter(flow=None, state=None, text="")
+
+    # -- actions on the selected run -----------------------------------------------
+
+    @on(DataTable.RowSelected, "#runs")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.app.open_run(event.row_key.value)  # type: ignore[attr-defined]
+
+    def action_open_run(self) -> None:
+        if run_id := self.selected_run_id:
+            self.app.open_run(run_id)  # type: ignore[attr-defined]
+
+    def action_logs(self) -> None:
+        if run_id := self.selected_run_id:
+            self.app.open_logs(run_id)  # type: ignore[attr-defined]
+
+    def action_cancel(self) -> None:
+        if run_id := self.selected_run_id:
+            self.app.confirm_cancel(run_id)  # type: ignore[attr-defined]
+
+    def action_retry(self) -> None:
+        if run_id := self.selected_run_id:
+            self.app.confirm_retry(run_id)  # type: ignore[attr-defined]

@@ -1,0 +1,363 @@
+"""Operating the daemon: captured child output, the systemd unit, SIGHUP, retention,
+backfill, and the queue / cancel_previous overlap policies.
+
+The overlap and retention tests drive `Daemon.tick` with a fake clock and a fake launch;
+the others start real processes in a temporary project and wait for what they need.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchlite.daemon import Daemon, load_retention_days
+from orchlite.errors import UsageError
+from orchlite.project import load_schedules
+from orchlite.schedules import slot_id
+from orchlite.states import StateType
+from orchlite.store import Store
+
+ORCH = [sys.executable, "-m", "orchlite.cli"]
+T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)
+
+
+def _write(root: Path, name: str, text: str) -> None:
+    (root / name).write_text(textwrap.dedent(text).lstrip())
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env["ORCH_HOME"] = str(root / ".orch")
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def _orch(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ORCH, *args], cwd=root, env=_env(root), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _start_daemon(root: Path, *args: str) -> subprocess.Popen[str]:
+    with open(root / "daemon.log", "a") as log:
+        return subprocess.Popen(
+            [*ORCH, "daemon", "--tick", "0.2", "--grace", "1", *args],
+            cwd=root,
+            env=_env(root),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _runs(root: Path) -> list[Any]:
+    if not (root / ".orch" / "orch.db").exists():
+        return []
+    store = Store(root / ".orch")
+    try:
+        return store.list_flow_runs(limit=1000)
+    finally:
+        store.close()
+
+
+# -- child output, --log-file, the systemd unit, SIGHUP --------------------------------------
+
+
+def test_child_output_becomes_the_runs_logs_and_log_file(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "flows.py",
+        """
+        import sys
+        from orchlite import flow, get_run_logger, interval
+
+        @flow(schedules=[interval(seconds=1)])
+        def chatty():
+            print("hello from stdout")
+            print("trouble on stderr", file=sys.stderr)
+            get_run_logger().info("a run logger line")
+        """,
+    )
+    daemon = _start_daemon(tmp_path, "--log-file", "logs/daemon.txt")
+    try:
+        run = _wait_for(
+            "a completed run",
+            lambda: [r for r in _runs(tmp_path) if r.state == "COMPLETED"],
+        )[0]
+
+        def logged() -> str:
+            out = _orch(tmp_path, "logs", run.id).stdout
+            return out if "hello from stdout" in out and "trouble on stderr" in out else ""
+
+        text = _wait_for("the captured lines", logged)
+        assert text.count("a run logger line") == 1  # not stored twice (console + capture)
+        warnings = _orch(tmp_path, "logs", run.id, "--level", "WARNING").stdout
+        assert "trouble on stderr" in warnings and "hello from stdout" not in warnings
+    finally:
+        _stop(daemon)
+    log_file = (tmp_path / "logs" / "daemon.txt").read_text()
+    assert "orch daemon: fire flows.py:chatty" in log_file and "stopped" in log_file
+    assert "hello from stdout" not in (tmp_path / "daemon.log").read_text()
+
+
+def test_print_systemd_unit(tmp_path: Path) -> None:
+    result = _orch(tmp_path, "daemon", "--print-systemd-unit", "--grace", "20", "--max-runs", "3")
+    assert result.returncode == 0, result.stderr
+    unit = result.stdout
+    lines = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line)
+    assert lines["WorkingDirectory"] == str(tmp_path.resolve())
+    exec_start = lines["ExecStart"]
+    assert Path(exec_start.split()[0]).is_absolute()
+    assert "daemon --max-runs 3 --grace 20 --tick 1" in exec_start
+    assert lines["Restart"] == "on-failure"
+    assert lines["KillSignal"] == "SIGTERM"
+    assert lines["TimeoutStopSec"] == "35"
+    assert "[Install]" in unit and not (tmp_path / ".orch" / "daemon.pid").exists()
+
+
+def test_sighup_reloads_orch_toml(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "flows.py",
+        """
+        from orchlite import flow
+
+        @flow
+        def beat():
+            return 1
+        """,
+    )
+    toml = tmp_path / "orch.toml"
+    _write(tmp_path, "orch.toml", '[[schedule]]\ntarget = "flows.py:beat"\ncron = "0 3 1 1 *"\n')
+    daemon = _start_daemon(tmp_path)
+    try:
+        log = tmp_path / "daemon.log"
+        _wait_for("the first load", lambda: "loaded 1 schedule(s)" in log.read_text())
+        before = os.stat(toml)
+        with toml.open("a") as out:
+            out.write('\n[[schedule]]\ntarget = "flows.py:beat"\ninterval = 1\n')
+        # Keep the old mtime: only the signal can make the daemon read the file again.
+        os.utime(toml, ns=(before.st_atime_ns, before.st_mtime_ns))
+        time.sleep(1.5)
+        assert _runs(tmp_path) == [] and "loaded 2" not in log.read_text()
+        daemon.send_signal(signal.SIGHUP)
+        _wait_for("the reload", lambda: "loaded 2 schedule(s)" in log.read_text())
+        _wait_for(
+            "a run of the new schedule",
+            lambda: [r for r in _runs(tmp_path) if r.state == "COMPLETED"],
+        )
+        assert daemon.poll() is None
+    finally:
+        _stop(daemon)
+    assert "SIGHUP: reloading" in (tmp_path / "daemon.log").read_text()
+
+
+# -- backfill --------------------------------------------------------------------------------
+
+
+def test_backfill_runs_each_slot_once(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "flows.py",
+        """
+        from orchlite import flow
+
+        @flow
+        def daily(day: str):
+            print("day", day)
+            return day
+
+        @flow
+        def often():
+            pass
+        """,
+    )
+    _write(
+        tmp_path,
+        "orch.toml",
+        """
+        [[schedule]]
+        target = "flows.py:daily"
+        cron = "0 3 * * *"
+        timezone = "Europe/Berlin"
+        parameters = { day = "{scheduled_time:%Y-%m-%d %H:%M}" }
+
+        [[schedule]]
+        target = "flows.py:often"
+        interval = "1m"
+        """,
+    )
+    first = _orch(
+        tmp_path, "backfill", "flows.py:daily", "--start", "2026-03-01", "--end", "2026-03-02"
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("  claimed\n") == 2
+    assert first.stdout.splitlines()[0].startswith("2026-03-01T03:00:00+01:00")
+    runs = _runs(tmp_path)
+    assert sorted(json.loads(r.parameters)["day"] for r in runs) == [
+        "2026-03-01 03:00",
+        "2026-03-02 03:00",
+    ]
+    assert all(r.state == "COMPLETED" and r.trigger == "schedule" for r in runs)
+    (entry,) = [e for e in load_schedules(tmp_path)[0] if e.target == "flows.py:daily"]
+    slot = dt.datetime(2026, 3, 1, 2, 0, tzinfo=dt.timezone.utc)  # 03:00 in Berlin
+    assert slot_id(entry.key, slot) in {r.id for r in runs}
+
+    again = _orch(tmp_path, "backfill", "daily", "--start", "2026-03-01", "--end", "2026-03-03")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("skipped (already claimed: COMPLETED)") == 2
+    assert again.stdout.count("  claimed\n") == 1
+    assert len(_runs(tmp_path)) == 3
+
+    huge = _orch(
+        tmp_path, "backfill", "flows.py:often", "--start", "2026-01-01", "--end", "2026-01-02"
+    )
+    assert huge.returncode == 2 and "--yes" in huge.stderr
+    assert "Traceback" not in huge.stderr and len(_runs(tmp_path)) == 3
+    missing = _orch(
+        tmp_path, "backfill", "flows.py:nope", "--start", "2026-01-01", "--end", "2026-01-02"
+    )
+    assert missing.returncode == 2 and "has no schedule" in missing.stderr
+
+
+# -- overlap queue / cancel_previous, retention, with a fake clock ----------------------------
+
+
+class FakeRun:
+    def __init__(self) -> None:
+        self.alive = True
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+class FakeLaunch:
+    def __init__(self) -> None:
+        self.runs: dict[str, FakeRun] = {}
+
+    def __call__(self, run_id: str, target: str, params: dict[str, Any]) -> FakeRun:
+        self.runs[run_id] = FakeRun()
+        return self.runs[run_id]
+
+
+def _overlap_project(root: Path, overlap: str) -> None:
+    _write(root, "flows.py", "from orchlite import flow\n\n@flow\ndef job():\n    pass\n")
+    _write(
+        root,
+        "orch.toml",
+        f"""
+        [[schedule]]
+        target = "flows.py:job"
+        interval = "10s"
+        catchup = "all"
+        grace_seconds = 3600
+        overlap = "{overlap}"
+        """,
+    )
+
+
+def _daemon(root: Path) -> tuple[Daemon, FakeLaunch]:
+    launch = FakeLaunch()
+    return Daemon(Store(root / ".orch"), root, launch=launch, log=lambda _: None), launch
+
+
+def _running(store: Store, run_id: str) -> None:
+    store.set_flow_run_state(run_id, StateType.PENDING)
+    store.set_flow_run_state(run_id, StateType.RUNNING)
+
+
+def test_overlap_queue_waits_for_the_previous_run_even_across_restarts(tmp_path: Path) -> None:
+    _overlap_project(tmp_path, "queue")
+    daemon, _launch = _daemon(tmp_path)
+    daemon.tick(T0)
+    report = daemon.tick(T0 + dt.timedelta(seconds=25))
+    assert len(report.fired) == 2 and report.skipped == []
+    assert report.started == report.fired[:1]  # the second waits for the first
+    first, second = report.fired
+    _running(daemon.store, first)
+    assert daemon.tick(T0 + dt.timedelta(seconds=26)).started == []
+
+    # A new daemon (a restart) sees the RUNNING row and keeps the slot waiting.
+    restarted, relaunch = _daemon(tmp_path)
+    assert restarted.tick(T0 + dt.timedelta(seconds=27)).started == []
+    assert restarted.store.get_flow_run(second).state == "SCHEDULED"
+
+    daemon.store.set_flow_run_state(first, StateType.COMPLETED)
+    assert restarted.tick(T0 + dt.timedelta(seconds=28)).started == [second]
+    assert list(relaunch.runs) == [second]
+
+
+def test_overlap_cancel_previous_cancels_then_starts(tmp_path: Path) -> None:
+    _overlap_project(tmp_path, "cancel_previous")
+    daemon, _launch = _daemon(tmp_path)
+    daemon.tick(T0)
+    (first,) = daemon.tick(T0 + dt.timedelta(seconds=15)).started
+    _running(daemon.store, first)
+    report = daemon.tick(T0 + dt.timedelta(seconds=25))
+    (second,) = report.fired
+    assert report.started == [second]
+    old = daemon.store.get_flow_run(first)
+    assert old.state == "CANCELLING" and "cancel_previous" in (old.state_message or "")
+
+
+def test_retention_runs_once_a_day(tmp_path: Path) -> None:
+    _write(tmp_path, "orch.toml", "[daemon]\nretention_days = 2\n")
+    assert load_retention_days(tmp_path) == 2
+    daemon, _ = _daemon(tmp_path)
+    daemon.reload(force=True)
+    now = time.time()
+    for age_days, run_id in ((3, "a" * 32), (1, "b" * 32)):
+        daemon.store.claim_slot(
+            run_id=run_id,
+            key="k",
+            slot=now - age_days * 86400,
+            flow_name="job",
+            name=run_id,
+            target="flows.py:job",
+            parameters="{}",
+            skip_reason="test",
+            now=now - age_days * 86400,
+        )
+    assert daemon.maybe_collect_garbage(now) == (1, 0)
+    assert daemon.maybe_collect_garbage(now + 3600) is None  # not due again yet
+    assert [r.id for r in daemon.store.list_flow_runs()] == ["b" * 32]
+    assert daemon.maybe_collect_garbage(now + 86400 + 1) is not None
+
+    _write(tmp_path, "orch.toml", '[daemon]\nretention_days = "soon"\n')
+    with pytest.raises(UsageError):
+        load_retention_days(tmp_path)
+    _write(tmp_path, "orch.toml", "[daemon]\nretention_days = 0\n")
+    daemon.reload(force=True)
+    assert daemon.maybe_collect_garbage(now + 10 * 86400) is None
