@@ -17,6 +17,22 @@ from pathlib import Path
 
 from .errors import StoreError
 
+FILE_MODE = 0o600
+"""Every file in `.orch/` is owner-only: results are code (cloudpickle) to whoever loads them."""
+DIR_MODE = 0o700
+
+
+def private_opener(path: str | os.PathLike[str], flags: int) -> int:
+    """An `open(..., opener=)` that creates the file owner-only (0600), whatever the umask."""
+    return os.open(path, flags, FILE_MODE)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a small text file owner-only, also when it already existed with a wider mode."""
+    with open(path, "w", encoding="utf-8", opener=private_opener) as fh:
+        os.fchmod(fh.fileno(), FILE_MODE)
+        fh.write(text)
+
 
 class BlobError(StoreError):
     """A blob is missing or its content does not match its digest."""
@@ -37,8 +53,8 @@ class BlobStore:
             # Refresh the mtime so a concurrent `prune` treats this blob as fresh.
             os.utime(final)
             return digest
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        final.parent.mkdir(mode=0o700, exist_ok=True)
+        self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        final.parent.mkdir(mode=DIR_MODE, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -68,7 +84,7 @@ class BlobStore:
     def quarantine(self, digest: str) -> Path:
         """Move a bad blob aside (to `quarantine/`), so the next `put` writes it whole again."""
         target = self.root.parent / "quarantine" / digest
-        target.parent.mkdir(mode=0o700, exist_ok=True)
+        target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
         os.replace(self.path(digest), target)
         return target
 

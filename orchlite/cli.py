@@ -77,8 +77,8 @@ def _store(create: bool = False, reap: bool = True) -> Any:
     home = find_home()
     if not create and not (home / "orch.db").exists():
         raise UsageError(f"no runs recorded yet (no store at {home})")
-    store = Store(home)
-    if reap:
+    store = Store(home, create=create)
+    if reap and not store.read_only:
         reap_dead_runs(store)
     return store
 
@@ -425,6 +425,22 @@ def gc(
         return
     deleted, pruned = collect_garbage(store, time.time() - seconds)
     print(f"deleted {deleted} run(s) and {pruned} unreferenced blob(s)", file=sys.stderr)
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check .orch/: database integrity, blob hashes, lost results, file modes; repair."""
+    from .config import find_home
+    from .doctor import diagnose
+
+    report = diagnose(find_home())
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in report.lines():
+            print(line)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 # -- concurrency limits -------------------------------------------------------------------

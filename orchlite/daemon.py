@@ -30,6 +30,19 @@ run; "allow" starts it anyway; "queue" leaves it SCHEDULED until the flow's prev
 ended (a SCHEDULED row, so the queue survives a restart); "cancel_previous" asks the
 flow's unfinished runs to cancel, then starts the new one.
 
+Flow-level retries that survive a restart: a flow's `retries` normally run inside its child
+process (`engine._run_flow_attempts`). When the child cannot retry (its process died: the run
+ended CRASHED, killed, segfault, OOM) or the daemon stops while the child waits out a retry
+delay (the run is cancelled), the daemon records the next attempt in the store: a new run,
+trigger "retry", `retry_of` the old one, id derived from the old run's id (so it is created
+once, even by two daemons or across restarts), SCHEDULED with a `schedule_slots` row (key
+"retry:" + the old key) due at the end of the retry delay; step 4 starts it when due, resuming
+the old run's completed tasks as `orch retry` does. The daemon knows the flow's retries
+without importing user code: the child records the policy on its run as it starts
+(`retry_policy`: retries and the resolved delays), and the new run carries the attempts made
+so far (`prior_attempts`), so `retries` bounds the whole chain. At start the daemon also
+schedules the retries of runs that crashed while it was down (reaped, or not yet handled).
+
 Retention: once a day the daemon deletes finished runs older than `[daemon] retention_days`
 of orch.toml (default 30; 0 turns it off) and prunes unreferenced blobs, as `orch gc` does.
 """
@@ -50,6 +63,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import notify
+from .blobs import private_opener, write_private
 from .errors import UsageError
 from .project import ScheduleEntry, ScheduleProblem, fingerprint, load_schedules, load_triggers
 from .schedules import is_late, run_parameters, slot_id
@@ -63,6 +77,10 @@ UTC = dt.timezone.utc
 DEFAULT_RETENTION_DAYS = 30.0
 GC_EVERY_SECONDS = 86400.0
 WAITING = (StateType.SCHEDULED.value, StateType.LATE.value)
+RETRY_KEY = "retry:"
+PENDING_POLL_SECONDS = 0.1
+DAEMON_TRIGGERS = ("schedule", "file", "flow", "retry")
+RETRY_LOOKBACK_SECONDS = 7 * 86400.0
 
 
 class Handle(Protocol):
@@ -112,6 +130,10 @@ class Daemon:
         self.retention_days: float = DEFAULT_RETENTION_DAYS
         self._last_gc: float | None = None
         self._targets: dict[str, str] = {}
+        self._retry_due: dict[str, float] = {}  # stopped in a retry delay: when it was due
+        # Per schedule entry (by identity): (entry, its key, its next slot's timestamp), so
+        # a tick skips schedules with nothing due without computing their slots again.
+        self._next_slots: dict[int, tuple[ScheduleEntry, str, float]] = {}
 
     # -- one round --------------------------------------------------------------------
 
@@ -146,14 +168,25 @@ class Daemon:
         return True
 
     def claim_due(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
-        from .schedules import due_slots
+        from .schedules import due_slots, next_fire_times
 
         report = report or TickReport()
         stamp = now.timestamp()
+        cache = self._next_slots
+        if len(cache) > 2 * len(self.entries) + 16:
+            cache.clear()  # entries replaced since (reload): drop the stale ones
         for entry in self.entries:
             if not entry.schedule.enabled:
                 continue
-            key = entry.key
+            cached = cache.get(id(entry))
+            if cached is not None and cached[0] is entry:
+                if stamp < cached[2]:
+                    continue  # nothing due before its next slot
+                key = cached[1]
+            else:
+                key = entry.key
+            upcoming = next_fire_times(entry.schedule, now, 1)
+            cache[id(entry)] = (entry, key, upcoming[0].timestamp() if upcoming else float("inf"))
             last = self.store.schedule_mark(key, stamp)
             last_fired = dt.datetime.fromtimestamp(last, UTC)
             for slot in due_slots(entry.schedule, last_fired, now):
@@ -226,14 +259,20 @@ class Daemon:
     ) -> TickReport:
         """Start waiting runs (all, or those in `only`), oldest slot first, up to max_runs."""
         report = report or TickReport()
-        graces = {e.key: e.schedule for e in self.entries}
-        queued = {e.key for e in self.entries if e.overlap == "queue"}
+        waiting_runs = self.store.waiting_slots()
+        if not waiting_runs:
+            return report
+        graces = {self._key_of(e): e.schedule for e in self.entries}
+        queued = {self._key_of(e) for e in self.entries if e.overlap == "queue"}
         busy: set[str] | None = None
-        for waiting in self.store.waiting_slots():
+        for waiting in waiting_runs:
             if waiting.run_id in self.in_flight:
                 continue
             if only is not None and waiting.run_id not in only:
                 continue
+            retry = waiting.key.startswith(RETRY_KEY)
+            if retry and waiting.slot > now.timestamp():
+                continue  # a retry waits out its delay
             if self.max_runs is not None and len(self.in_flight) >= self.max_runs:
                 break
             if waiting.key in queued:
@@ -256,14 +295,22 @@ class Daemon:
                 )
                 notify.alert_run(self.store, waiting.run_id, self.alerts, self.log)
             target = waiting.target or ""
-            self.in_flight[waiting.run_id] = self.launch(
-                waiting.run_id, target, json.loads(waiting.parameters)
-            )
+            params = json.loads(waiting.parameters)
+            if retry and self.launch is _launch_in_thread:
+                resume = self.store.get_flow_run(waiting.run_id).retry_of
+                handle = _launch_in_thread(waiting.run_id, target, params, resume_from=resume)
+            else:
+                handle = self.launch(waiting.run_id, target, params)
+            self.in_flight[waiting.run_id] = handle
             self._targets[waiting.run_id] = target
             if busy is not None:
                 busy.add(target)
             report.started.append(waiting.run_id)
         return report
+
+    def _key_of(self, entry: ScheduleEntry) -> str:
+        cached = self._next_slots.get(id(entry))
+        return cached[1] if cached is not None and cached[0] is entry else entry.key
 
     def collect_finished(self) -> list[str]:
         done = [run_id for run_id, h in self.in_flight.items() if not h.is_alive()]
@@ -281,7 +328,82 @@ class Daemon:
             detail = f": {run.state_message}" if run.state_message else ""
             self.log(f"finish {run.target} run {run_id[:12]} {run.state}{detail}")
             notify.alert_finished(self.store, run_id, self.alerts, self.log)
+            due = self._retry_due.pop(run_id, None)
+            if run.state == StateType.CRASHED.value:
+                self.schedule_retry(run_id, time.time())
+            elif due is not None and run.state == StateType.CANCELLED.value:
+                self.schedule_retry(run_id, time.time(), due=due)
         return done
+
+    # -- flow-level retries in the store --------------------------------------------------
+
+    def schedule_retry(
+        self, run_id: str, now: float, *, due: float | None = None, quiet: bool = False
+    ) -> str | None:
+        """Record the next attempt of a run that could not retry in its own process (see the
+        module docstring); returns the new run's id, or None (no policy, no retries left,
+        not a daemon run, or scheduled already)."""
+        run = self.store.get_flow_run(run_id)
+        if run.parent_run_id is not None or run.trigger not in DAEMON_TRIGGERS:
+            return None
+        text = self.store.retry_policy(run_id)
+        if not text:
+            return None
+        try:
+            policy = json.loads(text)
+            retries = int(policy.get("retries", 0))
+            delays = [float(d) for d in policy.get("delays", [])] or [0.0]
+        except (ValueError, TypeError, AttributeError):
+            return None
+        used = max(run.attempts, 1)
+        if used > retries:
+            if quiet:
+                return None
+            self.log(f"no retries left for {run.target} run {run_id[:12]} ({used} attempt(s))")
+            return None
+        from .retries import delay_before_retry
+
+        delay = delay_before_retry(delays, used)
+        when = now + delay if due is None else max(now, due)
+        retry_id = retry_run_id(run_id)
+        key = self.store.slot_key(run_id) or run.flow_name
+        if not key.startswith(RETRY_KEY):
+            key = RETRY_KEY + key
+        message = f"attempt {used + 1} of {retries + 1}, after run {run_id[:12]} ended {run.state}"
+        claimed = self.store.claim_retry_run(
+            run_id=retry_id,
+            retry_of=run_id,
+            key=key,
+            due=when,
+            prior_attempts=used,
+            message=message,
+            now=now,
+        )
+        if not claimed:
+            return None
+        self.log(
+            f"retry {run.target} run {run_id[:12]} as run {retry_id[:12]} ({message})"
+            f" in {max(0.0, when - now):.3g} s"
+        )
+        return retry_id
+
+    def schedule_missed_retries(self, now: float) -> list[str]:
+        """At start: the retries of daemon runs that crashed while no daemon handled them."""
+        since = now - RETRY_LOOKBACK_SECONDS
+        candidates = self.store.unretried_runs([StateType.CRASHED.value], DAEMON_TRIGGERS, since)
+        scheduled = []
+        for run_id in candidates:
+            ended = self.store.get_flow_run(run_id).ended or now
+            policy = json.loads(self.store.retry_policy(run_id) or "{}")
+            delays = policy.get("delays") or [0.0]
+            attempts = max(self.store.get_flow_run(run_id).attempts, 1)
+            from .retries import delay_before_retry
+
+            due = ended + delay_before_retry([float(d) for d in delays], attempts)
+            new = self.schedule_retry(run_id, now, due=due, quiet=True)
+            if new is not None:
+                scheduled.append(new)
+        return scheduled
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -296,6 +418,7 @@ class Daemon:
         try:
             for run_id in reap_dead_runs(self.store):
                 self.log(f"reaped run {run_id[:12]}: CRASHED (its process is gone)")
+            self.schedule_missed_retries(time.time())
             self.reload(force=True)
             while not stop.requested:
                 if hangup.requested:
@@ -304,7 +427,7 @@ class Daemon:
                     self.reload(force=True)
                 self.tick(dt.datetime.now(UTC))
                 self.maybe_collect_garbage(time.time())
-                _sleep_until(time.monotonic() + tick, stop)
+                self._wait(tick, stop)
             self.log(f"stopping: waiting up to {grace:g} s for {len(self.in_flight)} run(s)")
             self.shutdown(grace)
             self.triggers.stop()
@@ -312,6 +435,24 @@ class Daemon:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def next_slot(self) -> float:
+        """The timestamp of the earliest upcoming slot of an enabled schedule (inf if none)."""
+        live = [c[2] for c in self._next_slots.values() if c[0].schedule.enabled]
+        return min(live, default=float("inf"))
+
+    def _wait(self, tick: float, stop: _StopFlag) -> None:
+        """Sleep until the next tick, or sooner: at the next schedule slot, or every
+        `PENDING_POLL_SECONDS` while file changes wait out their debounce window."""
+        start = time.monotonic()
+        deadline = start + min(tick, max(0.0, self.next_slot() - time.time() + 0.002))
+        while not stop.requested:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if len(self.triggers.debouncer) and time.monotonic() - start >= PENDING_POLL_SECONDS:
+                return
+            time.sleep(min(left, 0.02))
 
     def maybe_collect_garbage(self, now: float) -> tuple[int, int] | None:
         """Once a day (and at start): `orch gc` with the project's retention; None if not due."""
@@ -341,12 +482,33 @@ class Daemon:
             state = self.store.get_flow_run(run_id).state
             if StateType(state) in (StateType.SCHEDULED, StateType.LATE):
                 self.store.set_flow_run_state(run_id, StateType.CANCELLED, "the daemon stopped")
+            elif StateType(state) == StateType.RETRYING:
+                # Its next attempt moves to the store, due when the child would have run it.
+                self._retry_due[run_id] = self._retrying_until(run_id)
+                self.store.request_cancel(run_id, "the daemon stopped during a retry delay")
             elif StateType(state) not in TERMINAL:
                 self.store.request_cancel(run_id, "the daemon stopped")
         deadline = time.monotonic() + 15
         while self.in_flight and time.monotonic() < deadline:
             self.collect_finished()
             time.sleep(0.05)
+
+    def _retrying_until(self, run_id: str) -> float:
+        """When the in-process retry of a RETRYING run was due (its message says the delay)."""
+        import re
+
+        for entry in reversed(self.store.history(run_id)):
+            if entry.position is None and entry.state == StateType.RETRYING.value:
+                found = re.search(r"retrying in ([0-9.e+-]+) s", entry.message or "")
+                return entry.ts + (float(found.group(1)) if found else 0.0)
+        return time.time()
+
+
+def retry_run_id(run_id: str) -> str:
+    """The id of the run that retries `run_id`: the same for the same run, 32 hex digits."""
+    import hashlib
+
+    return hashlib.sha256(f"retry|{run_id}".encode()).hexdigest()[:32]
 
 
 class _StopFlag:
@@ -367,10 +529,12 @@ def _sleep_until(deadline: float, stop: _StopFlag) -> None:
         time.sleep(min(left, 0.05))
 
 
-def _launch_in_thread(run_id: str, target: str, params: dict[str, Any]) -> Handle:
+def _launch_in_thread(
+    run_id: str, target: str, params: dict[str, Any], *, resume_from: str | None = None
+) -> Handle:
     from .executor import RunRequest, run_in_subprocess
 
-    request = RunRequest(target, params, run_id=run_id, trigger="schedule")
+    request = RunRequest(target, params, run_id=run_id, trigger="schedule", resume_from=resume_from)
     thread = threading.Thread(
         target=run_in_subprocess,
         args=(request,),
@@ -396,7 +560,7 @@ def file_logger(path: Path) -> Callable[[str], None]:
     def log(message: str) -> None:
         _log(message)
         stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        with lock, open(path, "a", encoding="utf-8") as out:
+        with lock, open(path, "a", encoding="utf-8", opener=private_opener) as out:
             out.write(f"{stamp} orch daemon: {message}\n")
 
     return log
@@ -521,7 +685,7 @@ def run_daemon(
     store = Store(home)
     log = file_logger(log_file) if log_file is not None else None
     daemon = Daemon(store, root, max_runs=max_runs, log=log)
-    lock = FileLock(str(home / LOCK_FILE), timeout=0)
+    lock = FileLock(str(home / LOCK_FILE), timeout=0, mode=0o600)
     try:
         lock.acquire()
     except Timeout:
@@ -531,7 +695,7 @@ def run_daemon(
     pid_file = home / PID_FILE
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        pid_file.write_text(json.dumps(info))
+        write_private(pid_file, json.dumps(info))
         daemon.log(f"started (pid {os.getpid()}, project {root})")
         daemon.serve(tick=tick, grace=grace)
         daemon.log("stopped")
@@ -554,7 +718,7 @@ def status(home: Path) -> dict[str, Any]:
 
     running = False
     if home.is_dir():
-        lock = FileLock(str(home / LOCK_FILE), timeout=0)
+        lock = FileLock(str(home / LOCK_FILE), timeout=0, mode=0o600)
         try:
             lock.acquire()
             lock.release()
@@ -567,7 +731,7 @@ def status(home: Path) -> dict[str, Any]:
         in_flight = [
             {"id": r.id, "target": r.target, "state": r.state}
             for r in store.unfinished_flow_runs()
-            if r.trigger in ("schedule", "file", "flow")
+            if r.trigger in DAEMON_TRIGGERS
         ]
     started = info.get("started") if info else None
     return {

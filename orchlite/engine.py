@@ -10,6 +10,7 @@ refuses its later task calls.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -125,18 +126,26 @@ def run_flow(
 def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: str) -> State:
     store = ctx.store
     deadline = time.time() + flow.timeout_seconds if flow.timeout_seconds else None
+    # A run the daemon scheduled to retry a crashed one continues its chain's attempt count,
+    # so the flow's `retries` bounds the whole chain.
+    attempt = 1
+    if ctx.resumed_from is not None and ctx.parent is None:
+        attempt += store.prior_attempts(ctx.run_id)
     store.set_flow_run_state(
         ctx.run_id,
         StateType.RUNNING,
         pid=os.getpid(),
         host=HOST,
-        attempts=1,
+        attempts=attempt,
         deadline=deadline,
         parameters=params_json,
     )
     log.info("Beginning flow run %r for flow %r", ctx.run_name, flow.name, extra=run_label(ctx))
     delays = delays_for(flow.retry_delay_seconds, flow.retries)
-    attempt = 1
+    if flow.retries and ctx.parent is None:
+        # Read by the daemon to retry the run in the store if its process dies.
+        policy = {"retries": flow.retries, "delays": delays}
+        store.set_retry_policy(ctx.run_id, json.dumps(policy))
     while True:
         ctx.restart_positions()
         ctx.futures.clear()

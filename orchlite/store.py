@@ -179,6 +179,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX schedule_slots_key ON schedule_slots(key, slot);
     """,
+    # 5: flow-level retries under the daemon: the flow's retry policy as its run started
+    # (JSON {"retries": n, "delays": [...]}), and the attempts made by the earlier runs of
+    # a retry chain (a run the daemon scheduled after a crash continues their count).
+    """
+    ALTER TABLE flow_runs ADD COLUMN retry_policy TEXT;
+    ALTER TABLE flow_runs ADD COLUMN prior_attempts INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -354,15 +361,24 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self.read_only = False
+        """True when opened with `create=False` in a `.orch/` this process cannot write."""
         if create:
             _make_home(home)
+            _create_private(self.path)
         elif not self.path.exists():
             raise StoreError(f"no orchlite store at {home}")
+        else:
+            self.read_only = not (
+                os.access(home, os.W_OK | os.X_OK) and os.access(self.path, os.R_OK | os.W_OK)
+            )
         self._prepare()
 
     # -- connections and transactions -------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -382,6 +398,37 @@ class Store:
         with self._lock:
             self._connections.append(conn)
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Open for reading only; without a -shm file that could be created, as immutable.
+
+        A WAL database needs its -shm file even to read. In a `.orch/` nobody can write
+        there is no writer either, so reading the database file as immutable is exact once
+        the last writer closed (it merged the WAL back into the database).
+        """
+        from urllib.parse import quote
+
+        base = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        last: sqlite3.DatabaseError | None = None
+        for uri in (base, base + "&immutable=1"):
+            try:
+                conn = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, check_same_thread=False, timeout=5
+                )
+            except sqlite3.DatabaseError as exc:
+                last = exc
+                continue
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                last = exc
+                continue
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            with self._lock:
+                self._connections.append(conn)
+            return conn
+        raise StoreError(f"cannot read {self.path} (read-only): {last}")
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -437,12 +484,16 @@ class Store:
                 f"knows {SCHEMA_VERSION}): upgrade orchlite"
             )
         if version < SCHEMA_VERSION:
+            if self.read_only:
+                raise StoreError(
+                    f"{self.path} needs a schema upgrade, but {self.home} is not writable"
+                )
             self._migrate(conn)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         from filelock import FileLock
 
-        with FileLock(str(self.home / "migrate.lock")):
+        with FileLock(str(self.home / "migrate.lock"), mode=0o600):
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -1091,6 +1142,47 @@ class Store:
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
 
+    # -- doctor -------------------------------------------------------------------------
+
+    def integrity_problems(self, limit: int = 20) -> list[str]:
+        """What `PRAGMA integrity_check` reports; empty when the database is sound."""
+        try:
+            rows = self.conn.execute(f"PRAGMA integrity_check({int(limit)})").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        problems = [str(row[0]) for row in rows]
+        return [] if problems == ["ok"] else problems
+
+    def blob_references(self) -> list[tuple[str, str, str]]:
+        """(kind, row, digest) for every row that stores its result in a blob.
+
+        kind is "flow run", "task run" or "cache entry"; row names it (a run id, a run id
+        and call position, or a cache key).
+        """
+        refs: list[tuple[str, str, str]] = []
+        for run_id, ref in self.conn.execute(
+            "SELECT id, result_ref FROM flow_runs WHERE result_ref IS NOT NULL"
+        ):
+            refs.append(("flow run", run_id, ref))
+        for run_id, position, ref in self.conn.execute(
+            "SELECT flow_run_id, position, result_ref FROM task_runs WHERE result_ref IS NOT NULL"
+        ):
+            refs.append(("task run", f"{run_id}#{position}", ref))
+        for key, ref in self.conn.execute(
+            "SELECT key, result_ref FROM cache_entries WHERE result_ref IS NOT NULL"
+        ):
+            refs.append(("cache entry", key, ref))
+        return refs
+
+    def delete_cache_entries_for_blobs(self, digests: Iterable[str]) -> int:
+        """Delete the cache entries whose result is one of these blobs; returns how many."""
+        deleted = 0
+        with self.transaction() as conn:
+            for digest in digests:
+                cursor = conn.execute("DELETE FROM cache_entries WHERE result_ref = ?", (digest,))
+                deleted += cursor.rowcount
+        return deleted
+
     # -- schedules ----------------------------------------------------------------------
 
     def schedule_mark(self, key: str, now: float) -> float:
@@ -1241,6 +1333,89 @@ class Store:
         with self.transaction() as conn:
             self._mark(conn, key, mark, now)
 
+    # -- flow-level retries under the daemon ------------------------------------------
+
+    def set_retry_policy(self, run_id: str, policy: str) -> None:
+        """Record the flow's retry policy (JSON) on its run, for the daemon to read."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE flow_runs SET retry_policy = ? WHERE id = ?", (policy, run_id))
+
+    def retry_policy(self, run_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT retry_policy FROM flow_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def prior_attempts(self, run_id: str) -> int:
+        """Attempts made by the earlier runs of this run's retry chain (0 for most runs)."""
+        row = self.conn.execute(
+            "SELECT prior_attempts FROM flow_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def claim_retry_run(
+        self,
+        *,
+        run_id: str,
+        retry_of: str,
+        key: str,
+        due: float,
+        prior_attempts: int,
+        message: str | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Record the next attempt of run `retry_of` as a new SCHEDULED run (trigger
+        "retry", same flow, target and parameters) with a `schedule_slots` row under `key`
+        at `due`. False, writing nothing, when `run_id` already exists."""
+        now = time.time() if now is None else now
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM flow_runs WHERE id = ?", (run_id,)).fetchone():
+                return False
+            old = self.get_flow_run(retry_of)
+            self.create_flow_run(
+                run_id=run_id,
+                flow_name=old.flow_name,
+                name=old.name,
+                parameters=old.parameters,
+                state=StateType.SCHEDULED,
+                message=message,
+                target=old.target,
+                trigger="retry",
+                retry_of=retry_of,
+                now=now,
+            )
+            conn.execute(
+                "UPDATE flow_runs SET prior_attempts = ? WHERE id = ?", (prior_attempts, run_id)
+            )
+            conn.execute(
+                "INSERT INTO schedule_slots (run_id, key, slot) VALUES (?,?,?)",
+                (run_id, key, due),
+            )
+        return True
+
+    def slot_key(self, run_id: str) -> str | None:
+        """The schedule or trigger key a run was claimed under, if any."""
+        row = self.conn.execute(
+            "SELECT key FROM schedule_slots WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def unretried_runs(
+        self, states: Sequence[str], triggers: Sequence[str], since: float
+    ) -> list[str]:
+        """Top-level runs that ended in `states` at or after `since`, started by one of
+        `triggers`, with a retry policy and no run that retries them; oldest first."""
+        marks = ",".join("?" * len(states))
+        kinds = ",".join("?" * len(triggers))
+        rows = self.conn.execute(
+            f"SELECT id FROM flow_runs r WHERE state IN ({marks}) AND trigger IN ({kinds})"
+            " AND retry_policy IS NOT NULL AND parent_run_id IS NULL AND ended >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM flow_runs x WHERE x.retry_of = r.id)"
+            " ORDER BY ended",
+            (*states, *triggers, since),
+        ).fetchall()
+        return [row[0] for row in rows]
+
 
 @dataclass(slots=True)
 class ScheduledSlot:
@@ -1377,6 +1552,20 @@ def _make_home(home: Path) -> None:
         raise StoreError(f"cannot create {home}: {exc.strerror or exc}") from None
     if not os.access(home, os.W_OK | os.X_OK):
         raise StoreError(f"{home} is not writable")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only before SQLite opens it.
+
+    SQLite gives the -wal and -shm files the mode of the database file, so all three are
+    0600 from the start, whatever the umask.
+    """
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
 
 
 def _restrict(path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import json
 import socket
 import subprocess
 import sys
@@ -375,3 +376,358 @@ def test_an_idle_poll_costs_microseconds_on_a_big_store(orch_home: Path) -> None
     assert page is not None and page.runs[0].name == "new"
     poller.close()
     store.close()
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+SCHEDULED_TOML = textwrap.dedent(
+    """
+    [[schedule]]
+    target = "flows.py:hello"
+    interval = "1h"
+
+    [[schedule]]
+    target = "flows.py:missing"
+    interval = 60
+
+    [[trigger]]
+    target = "flows.py:child"
+    after = "hello"
+    states = ["FAILED"]
+    """
+)
+FROZEN = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+
+
+@in_event_loop
+async def test_schedules_screen_shows_next_fires_last_runs_the_daemon_and_errors(
+    project: Path, orch_home: Path
+) -> None:
+    from filelock import FileLock
+
+    from orchlite.daemon import LOCK_FILE, PID_FILE
+    from orchlite.project import load_schedules
+    from orchlite.tui.schedules_screen import SchedulesScreen
+
+    (project / "orch.toml").write_text(SCHEDULED_TOML)
+    (entry,) = load_schedules(project)[0]
+    store = Store(orch_home)
+    store.claim_slot(
+        run_id="cd" * 16,
+        key=entry.key,
+        slot=FROZEN - 3600,
+        flow_name="hello",
+        name="hello-slot",
+        target=entry.target,
+        parameters="{}",
+        now=FROZEN - 3600,
+    )
+    app = make_app(orch_home, clock=lambda: FROZEN)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, RunsScreen)
+        await pilot.press("S")
+        await loaded(pilot, SchedulesScreen)
+        screen = app.screen
+        assert isinstance(screen, SchedulesScreen)
+        table = screen.query_one("#schedules", DataTable)
+        assert table.row_count == 1
+        row = table.get_row_at(0)
+        assert row[0] == "flows.py:hello"
+        assert row[2].startswith("2027-01-15 09:00") and row[3].startswith("2027-01-15 10:00")
+        assert "SCHEDULED" in str(row[4]) and "cdcdcdcd" in str(row[4])
+        triggers = screen.query_one("#triggers", DataTable)
+        assert triggers.row_count == 1 and triggers.get_row_at(0)[0] == "flows.py:child"
+        assert "no flow 'missing'" in text_of(screen.query_one("#errors", Static))
+        assert "not running" in text_of(screen.query_one("#daemon", Static))
+
+        # A daemon starts: it holds the lock and writes its pid file.
+        lock = FileLock(str(orch_home / LOCK_FILE))
+        lock.acquire()
+        try:
+            started = time.time() - 125
+            (orch_home / PID_FILE).write_text(f'{{"pid": 4242, "started": {started}}}')
+            await wait_for(
+                pilot,
+                lambda: "pid 4242" in text_of(screen.query_one("#daemon", Static)),
+                "the daemon's status",
+            )
+            line = text_of(screen.query_one("#daemon", Static))
+            assert "running" in line and "up 2m 0" in line and "1 run in flight" in line
+        finally:
+            lock.release()
+
+        # Editing orch.toml shows up without leaving the screen.
+        (project / "orch.toml").write_text(
+            SCHEDULED_TOML + '\n[[schedule]]\ntarget = "flows.py:child"\ncron = "0 3 * * *"\n'
+        )
+        await wait_for(pilot, lambda: table.row_count == 2, "the new schedule")
+
+        table.focus()
+        targets = [str(table.get_row_at(i)[0]) for i in range(2)]
+        table.move_cursor(row=targets.index("flows.py:hello"))
+        await pilot.press("enter")  # opens the last run
+        await loaded(pilot, RunDetailScreen)
+        assert app.screen.run_id == "cd" * 16
+    store.close()
+
+
+@in_event_loop
+async def test_schedules_screen_survives_a_broken_orch_toml(project: Path) -> None:
+    from orchlite.tui.schedules_screen import SchedulesScreen
+
+    (project / "orch.toml").write_text("[[schedule]\nthis is not toml")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.action_schedules()
+        await loaded(pilot, SchedulesScreen)
+        screen = app.screen
+        assert screen.query_one("#errors").display
+        assert "orch.toml" in text_of(screen.query_one("#errors", Static))
+        assert screen.query_one("#no-schedules").display
+
+
+# -- run a flow now --------------------------------------------------------------------------
+
+
+@in_event_loop
+async def test_run_a_flow_now_with_parameters_checked_like_orch_run(project: Path) -> None:
+    from textual.widgets import Input
+
+    from orchlite.tui.confirm import ConfirmScreen
+    from orchlite.tui.run_now import FlowPickerScreen, ParamsScreen
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, RunsScreen)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, FlowPickerScreen), "the picker")
+        picker = app.screen
+        assert [f.name for f in picker.flows] == ["child", "hello"]
+        await pilot.press("enter")  # the first flow: child(n: int = 1)
+        await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen), "the form")
+        form = app.screen
+        box = form.query_one("#param-n", Input)
+        assert box.value == "1"  # prefilled with the default
+        box.value = "many"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: form.checks == 1, "the check")
+        error = text_of(form.query_one("#params-error", Static))
+        assert "'n'" in error and "int" in error  # the same message as `orch run -p n=many`
+        box.value = "7"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        assert "flows.py:child" in app.screen.question and "n='7'" in app.screen.question
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.outcomes, "the run's outcome")
+        outcome = app.outcomes[-1]
+        assert outcome.ok, outcome.message
+        assert outcome.message.endswith("(flows.py:child) COMPLETED")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        await wait_for(pilot, lambda: outcome.run_id in screen.runs, "the new run")
+        run = screen.runs[outcome.run_id]
+        assert run.trigger == "manual" and json.loads(run.parameters or "{}") == {"n": 7}
+
+
+@in_event_loop
+async def test_run_now_leaves_defaults_out_and_escape_closes(project: Path) -> None:
+    from orchlite.tui.confirm import ConfirmScreen
+    from orchlite.tui.run_now import FlowPickerScreen, ParamsScreen
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, RunsScreen)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, FlowPickerScreen), "the picker")
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen), "the form")
+        assert app.screen.values() == {}
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        assert "(defaults)" in app.screen.question
+        await pilot.press("n")
+        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, FlowPickerScreen), "the picker")
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+    assert not app.outcomes
+
+
+# -- command palette, themes, errors, strong confirmations ------------------------------------
+
+
+@in_event_loop
+async def test_every_action_is_in_the_command_palette(project: Path) -> None:
+    from textual.command import CommandList
+
+    from orchlite.tui.commands import COMMANDS
+    from orchlite.tui.schedules_screen import SchedulesScreen
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, RunsScreen)
+        for _name, _help, action in COMMANDS:
+            assert callable(getattr(app, f"action_{action}"))
+        system = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Theme" in system  # Textual's theme picker: light and dark themes
+        await pilot.press("ctrl+p")
+        await pilot.press(*"schedules")
+        await wait_for(
+            pilot,
+            lambda: (
+                app.screen.query(CommandList) and app.screen.query_one(CommandList).option_count
+            ),
+            "the palette's hits",
+        )
+        await pilot.press("enter")
+        await loaded(pilot, SchedulesScreen)
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert app.current_theme.dark is False
+
+
+@in_event_loop
+async def test_a_failing_worker_shows_an_error_modal(
+    orch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchlite.tui import actions
+    from orchlite.tui.error_screen import ErrorScreen
+
+    store = Store(orch_home)
+    running_run(store, pid=None, started=1_000.0)
+
+    def broken(home: Path, run_id: str) -> actions.Outcome:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(actions, "cancel", broken)
+    app = make_app(orch_home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        await pilot.press("c", "y")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen), "the error modal")
+        assert app.screen.message == "RuntimeError: the disk is on fire"
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+        assert app.is_running
+    store.close()
+
+
+@in_event_loop
+async def test_retrying_a_completed_run_needs_the_word_typed(project: Path) -> None:
+    from textual.widgets import Button
+
+    from orchlite.tui.confirm import ConfirmScreen
+
+    done = run_flow()
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        app.confirm_retry(done)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        confirm = app.screen
+        await wait_for(
+            pilot, lambda: getattr(app.focused, "id", None) == "confirm-typed", "the word box"
+        )
+        assert confirm.typed == "retry" and "COMPLETED" in confirm.question
+        assert confirm.query_one("#yes", Button).disabled
+        await pilot.press("y", "enter")  # a letter, not an answer
+        assert app.screen is confirm and not app.outcomes
+        await pilot.press("ctrl+a", "ctrl+k", *"retry")
+        assert not confirm.query_one("#yes", Button).disabled
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.outcomes, "the retry outcome")
+        assert app.outcomes[-1].ok, app.outcomes[-1].message
+        assert app.outcomes[-1].message.endswith("(retry) COMPLETED")
+
+
+# -- snapshots (pytest-textual-snapshot; `pytest --snapshot-update` redraws them) ---------------
+
+SNAP_NOW = 1_800_000_000.0
+
+
+def fixed_store(home: Path) -> str:
+    """Three runs with fixed ids, names and times; returns the failed run's id."""
+    from orchlite.store import TaskRun
+
+    store = Store(home)
+    outcomes = (StateType.COMPLETED, StateType.FAILED, StateType.RUNNING)
+    for i, outcome in enumerate(outcomes):
+        run_id = f"{i + 1:x}" * 32
+        created = SNAP_NOW - 600 + i * 120
+        store.create_flow_run(
+            run_id=run_id,
+            flow_name="etl",
+            name=f"etl-{i + 1}",
+            parameters='{"day": "2027-01-15"}',
+            target="pipelines/etl.py:etl",
+            now=created,
+        )
+        store.set_flow_run_state(
+            run_id, StateType.RUNNING, pid=4242, host="host", attempts=1, now=created + 1
+        )
+        for position, name in enumerate(("extract", "load")):
+            failed = outcome is StateType.FAILED and name == "load"
+            state = StateType.FAILED if failed else StateType.COMPLETED
+            store.save_task_run(
+                TaskRun(
+                    flow_run_id=run_id,
+                    position=position,
+                    id=f"{position + 10:x}" * 16,
+                    standalone=0,
+                    task_key=f"{name}@pipelines/etl.py",
+                    name=f"{name}-0",
+                    dynamic_key="0",
+                    state=state.value,
+                    state_message=None,
+                    attempts=1,
+                    inputs_hash=None,
+                    cache_key=None,
+                    result_ref=None,
+                    result_serializer=None,
+                    error_type="ValueError" if failed else None,
+                    error_message="bad row 7" if failed else None,
+                    traceback="Traceback...\nValueError: bad row 7" if failed else None,
+                    created=created + 2 + position,
+                    started=created + 2 + position,
+                    ended=created + 3 + position,
+                )
+            )
+        if outcome is not StateType.RUNNING:
+            store.set_flow_run_state(run_id, outcome, now=created + 5)
+    store.close()
+    return "2" * 32
+
+
+@pytest.fixture
+def snap_compare_utc(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., bool]:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    request.addfinalizer(time.tzset)
+    return request.getfixturevalue("snap_compare")  # type: ignore[no-any-return]
+
+
+def test_snapshot_runs_screen(orch_home: Path, snap_compare_utc: Callable[..., bool]) -> None:
+    fixed_store(orch_home)
+
+    async def loaded_runs(pilot: Pilot[None]) -> None:
+        await loaded(pilot, RunsScreen)
+        await pilot.pause()  # the table sizes its columns on the next refresh
+
+    app = make_app(orch_home, clock=lambda: SNAP_NOW)
+    assert snap_compare_utc(app, terminal_size=(100, 24), run_before=loaded_runs)
+
+
+def test_snapshot_detail_screen(orch_home: Path, snap_compare_utc: Callable[..., bool]) -> None:
+    failed = fixed_store(orch_home)
+
+    async def open_failed(pilot: Pilot[None]) -> None:
+        await loaded(pilot, RunsScreen)
+        pilot.app.open_run(failed)
+        await loaded(pilot, RunDetailScreen)
+        await pilot.pause()
+
+    app = make_app(orch_home, clock=lambda: SNAP_NOW)
+    assert snap_compare_utc(app, terminal_size=(100, 40), run_before=open_failed)

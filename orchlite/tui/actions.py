@@ -1,4 +1,4 @@
-"""Cancel and retry from the TUI, through the same library functions as `orch cancel/retry`.
+"""Cancel, retry and run now from the TUI, through the library functions `orch` itself uses.
 
 Each call opens its own `Store` and closes it: they run in worker threads while the
 screens keep polling.
@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cancellation import cancel_run
-from ..config import HOME_ENV, find_home
+from ..config import HOME_ENV, find_home, project_root
+from ..discovery import FlowInfo, load_target
 from ..errors import UsageError
 from ..executor import RunRequest, run_in_subprocess
+from ..params import bind_parameters
 from ..store import Store
 
 CANCEL_WAIT_SECONDS = 10.0
@@ -36,8 +38,15 @@ def cancel(home: Path, run_id: str, wait_seconds: float = CANCEL_WAIT_SECONDS) -
     return Outcome(f"Run {run_id[:8]} {state}", ok=state in ("CANCELLED", "CANCELLING"))
 
 
-def retry_request(home: Path, run_id: str) -> RunRequest:
-    """The request `orch retry RUN --force` would make; UsageError when it cannot be retried."""
+@dataclass
+class RetryPlan:
+    request: RunRequest
+    completed: bool
+    """The run completed: `orch retry` asks for --force, the TUI for a typed confirmation."""
+
+
+def retry_plan(home: Path, run_id: str) -> RetryPlan:
+    """What `orch retry RUN --force` would run; UsageError when it cannot be retried."""
     store = Store(home, create=False)
     try:
         old = store.get_flow_run(run_id)
@@ -50,11 +59,31 @@ def retry_request(home: Path, run_id: str) -> RunRequest:
     if not old.target:
         raise UsageError(f"run {old.id[:8]} has no recorded target to run again")
     params = json.loads(old.parameters or "{}")
-    return RunRequest(target=old.target, params=params, resume_from=old.id, trigger="retry")
+    request = RunRequest(target=old.target, params=params, resume_from=old.id, trigger="retry")
+    return RetryPlan(request, completed=old.state == "COMPLETED")
+
+
+def run_now_request(home: Path, flow: FlowInfo, values: dict[str, str]) -> RunRequest:
+    """The request `orch run TARGET -p name=value ...` would make, validated the same way.
+
+    `values` are the texts typed for the parameters (those left at their default are left
+    out); the flow is imported here to check them, so call this in a worker thread.
+    """
+    loaded: object = load_target(flow.target, project_root(home))
+    fn = getattr(loaded, "fn", None)
+    if not getattr(loaded, "__orch_flow__", False) or fn is None:
+        raise UsageError(f"{flow.target} is not a flow (decorate it with @flow)")
+    bind_parameters(fn, values, flow_name=getattr(loaded, "name", flow.name))
+    return RunRequest(target=flow.target, params=dict(values))
 
 
 def retry(home: Path, request: RunRequest) -> Outcome:
     """Run the retry in a supervised child process and wait for it to end."""
+    return launch(home, request)
+
+
+def launch(home: Path, request: RunRequest) -> Outcome:
+    """Run `request` in a supervised child process and wait for it to end."""
     if find_home() != home:
         # The executor finds the store the way the CLI does; `orch --home` sets this too.
         os.environ[HOME_ENV] = str(home)
@@ -62,11 +91,16 @@ def retry(home: Path, request: RunRequest) -> Outcome:
     # the terminal the TUI draws on.
     new_id, code = run_in_subprocess(request, capture_output=True)
     if new_id is None:
-        old = (request.resume_from or "")[:8]
-        return Outcome(f"The retry of run {old} did not start (exit code {code})", ok=False)
+        what = (
+            f"The retry of run {request.resume_from[:8]}"
+            if request.resume_from
+            else f"The run of {request.target}"
+        )
+        return Outcome(f"{what} did not start (exit code {code})", ok=False)
     store = Store(home, create=False)
     try:
         state = store.get_flow_run(new_id).state
     finally:
         store.close()
-    return Outcome(f"Run {new_id[:8]} (retry) {state}", ok=code == 0, run_id=new_id)
+    how = "retry" if request.resume_from else request.target
+    return Outcome(f"Run {new_id[:8]} ({how}) {state}", ok=code == 0, run_id=new_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -10,15 +11,23 @@ from typing import ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen
+from textual.worker import Worker, WorkerState
 
-from ..config import find_home
+from ..config import find_home, project_root
+from ..discovery import FlowInfo, find_flows
 from ..errors import OrchError
+from ..executor import RunRequest
 from . import actions
+from .commands import OrchCommands
 from .confirm import ConfirmScreen
 from .detail_screen import RunDetailScreen
+from .error_screen import ErrorScreen
 from .help import HelpScreen
 from .logs_screen import LogsScreen
+from .run_now import FlowPickerScreen, ParamsScreen
 from .runs_screen import RunsScreen
+from .schedules_screen import SchedulesScreen
 
 
 class OrchApp(App[None]):
@@ -26,9 +35,12 @@ class OrchApp(App[None]):
 
     CSS_PATH = "orch.tcss"
     TITLE = "orch"
+    COMMANDS = App.COMMANDS | {OrchCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("n", "run_now", "Run now"),
+        Binding("S", "schedules", "Schedules", key_display="S"),
     ]
 
     def __init__(self, home: Path, clock: Callable[[], float] = time.time) -> None:
@@ -57,6 +69,34 @@ class OrchApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def action_schedules(self) -> None:
+        if not isinstance(self.screen, SchedulesScreen | ModalScreen):
+            self.push_screen(SchedulesScreen())
+
+    @property
+    def selected_run_id(self) -> str | None:
+        """The run under the cursor (runs screen) or shown (detail and logs screens)."""
+        screen = self.screen
+        if isinstance(screen, RunsScreen):
+            return screen.selected_run_id
+        run_id = getattr(screen, "run_id", None)
+        return run_id if isinstance(run_id, str) else None
+
+    def _with_selected(self, then: Callable[[str], None]) -> None:
+        if run_id := self.selected_run_id:
+            then(run_id)
+        else:
+            self.notify("Select a run first (on the runs screen)", severity="warning")
+
+    def action_cancel_selected(self) -> None:
+        self._with_selected(self.confirm_cancel)
+
+    def action_retry_selected(self) -> None:
+        self._with_selected(self.confirm_retry)
+
+    def action_logs_selected(self) -> None:
+        self._with_selected(self.open_logs)
+
     # -- actions (confirmed, run in worker threads) ----------------------------------
 
     def confirm_cancel(self, run_id: str) -> None:
@@ -69,20 +109,56 @@ class OrchApp(App[None]):
 
     def confirm_retry(self, run_id: str) -> None:
         try:
-            request = actions.retry_request(self.home, run_id)
+            plan = actions.retry_plan(self.home, run_id)
         except OrchError as exc:
             self._report(actions.Outcome(str(exc), ok=False))
             return
+        request = plan.request
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(f"Retrying run {run_id[:8]} as run {request.run_id[:8]}…")
                 self._retry(request)
 
+        if plan.completed:
+            question = (
+                f"Run {run_id[:8]} COMPLETED. Run it again anyway (like `orch retry --force`)? "
+                f"The new run is {request.run_id[:8]}."
+            )
+            self.push_screen(ConfirmScreen(question, typed="retry"), answered)
+            return
         question = (
             f"Retry run {run_id[:8]}? Tasks that completed in it are not executed again; "
             f"the new run is {request.run_id[:8]}."
         )
+        self.push_screen(ConfirmScreen(question), answered)
+
+    def action_run_now(self) -> None:
+        """Pick a flow, fill in its parameters, confirm, run it in a child process."""
+        if isinstance(self.screen, ModalScreen):
+            return  # not on top of a question, a form or an error
+        self._find_flows()
+
+    @work(thread=True, exclusive=True, group="find-flows", exit_on_error=False)
+    def _find_flows(self) -> None:
+        flows = find_flows(project_root(self.home))
+        self.call_from_thread(self.push_screen, FlowPickerScreen(flows), self._flow_picked)
+
+    def _flow_picked(self, flow: FlowInfo | None) -> None:
+        if flow is not None:
+            self.push_screen(ParamsScreen(flow), self._params_given)
+
+    def _params_given(self, request: RunRequest | None) -> None:
+        if request is None:
+            return
+        shown = ", ".join(f"{k}={v!r}" for k, v in request.params.items()) or "defaults"
+        question = f"Run {request.target} now ({shown})? The new run is {request.run_id[:8]}."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"Starting run {request.run_id[:8]} of {request.target}…")
+                self._launch(request)
+
         self.push_screen(ConfirmScreen(question), answered)
 
     @work(thread=True, group="actions", exit_on_error=False)
@@ -93,14 +169,33 @@ class OrchApp(App[None]):
     def _retry(self, request: actions.RunRequest) -> None:
         self._attempt(lambda: actions.retry(self.home, request))
 
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _launch(self, request: actions.RunRequest) -> None:
+        self._attempt(lambda: actions.launch(self.home, request))
+
     def _attempt(self, action: Callable[[], actions.Outcome]) -> None:
+        """Report the outcome; anything but an OrchError fails the worker (an error modal)."""
         try:
             outcome = action()
         except OrchError as exc:
             outcome = actions.Outcome(str(exc), ok=False)
-        except Exception as exc:  # a worker must not take the app down: say what happened
-            outcome = actions.Outcome(f"{type(exc).__name__}: {exc}", ok=False)
         self.call_from_thread(self._report, outcome)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.worker_changed(event)
+
+    def worker_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that failed shows what happened in a modal; the app keeps running.
+
+        Screens forward their workers' changes here (the message does not bubble).
+        """
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        message = f"{type(error).__name__}: {error}"
+        self.outcomes.append(actions.Outcome(message, ok=False))
+        details = "".join(traceback.format_exception(error)) if error else ""
+        self.push_screen(ErrorScreen(f"Something failed in {event.worker.name}", message, details))
 
     def _report(self, outcome: actions.Outcome) -> None:
         self.outcomes.append(outcome)

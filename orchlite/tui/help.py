@@ -23,13 +23,18 @@ HELP = """\
   l          logs                    c / r   cancel / retry
   tab        move between tasks and related runs (enter opens one)
   escape     back
+[b]Schedules[/b] (S)
+  enter      open the last run of the highlighted schedule or trigger
+  escape     back
 [b]Logs[/b]
   1-5        minimum level: debug, info, warning, error, critical
   end        follow the newest lines again
   escape     back
 [b]Anywhere[/b]
+  n          run a flow now (pick it, fill in its parameters, confirm)
+  S          schedules, triggers and the daemon
   ?          this help               q   quit
-  ctrl+p     command palette
+  ctrl+p     command palette (every action; "Theme" switches light/dark)
 """
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from textual import work
 from textual.message import Message
 from textual.screen import Screen
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from .reader import LoadError, Poller, Wakeup
 
@@ -58,6 +58,9 @@ class PollingScreen(Screen[None]):
                 force = self._wakeup.wait(POLL_SECONDS)
         finally:
             poller.close()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.app.worker_changed(event)  # type: ignore[attr-defined]
 
     def on_polling_screen_loaded(self, message: Loaded) -> None:
         message.stop()

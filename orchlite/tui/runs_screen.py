@@ -22,6 +22,9 @@ COLUMNS = ("State", "Flow", "Run", "Trigger", "Started", "Duration", "Tasks")
 
 
 class RunsScreen(PollingScreen):
+    AUTO_FOCUS = "#runs"
+    """Back from a dialog, the table (never a filter box, which would swallow `n`, `S`, `q`)."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_run", "Open", show=False),
         Binding("l", "logs", "Logs"),

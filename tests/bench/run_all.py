@@ -29,6 +29,8 @@ SCRIPTS = (
     "bench_listing.py",
     "bench_resume.py",
     "bench_runners.py",
+    "bench_tui.py",
+    "bench_daemon.py",
     "compare_prefect.py",
 )
 COLUMNS = ("benchmark", "figure", "baseline", "target", "verdict")

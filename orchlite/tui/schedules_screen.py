@@ -1,0 +1,150 @@
+"""The `S` screen: every schedule and trigger, their next fire times and last runs, the daemon."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Static
+
+from .board import Board, BoardWatcher
+from .format import badge
+from .polling import PollingScreen
+
+SCHEDULE_COLUMNS = ("Target", "Schedule", "Next", "Then", "Last run", "Source")
+TRIGGER_COLUMNS = ("Target", "Trigger", "Last run", "Source")
+NO_SCHEDULES = "No schedules: add one to orch.toml or a @flow decorator (see `orch schedules`)"
+
+
+def _next(times: list[str], index: int) -> str:
+    if len(times) <= index:
+        return "—"
+    return dt.datetime.fromisoformat(times[index]).strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def _last(run: dict[str, Any] | None) -> Text | str:
+    if run is None:
+        return "never"
+    return badge(run["state"]) + Text(f" {run['id'][:8]}")
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+def daemon_line(info: dict[str, Any]) -> Text:
+    if not info.get("running"):
+        line = Text("Daemon: not running", style="bold yellow")
+        line.append("  (start it with `orch daemon`)", style="dim")
+        return line
+    flying = len(info.get("runs_in_flight") or [])
+    line = Text("Daemon: running", style="bold green")
+    line.append(
+        f"  pid {info.get('pid') or '?'} · up {_uptime(info.get('uptime_seconds'))}"
+        f" · {flying} run{'s' if flying != 1 else ''} in flight"
+    )
+    return line
+
+
+class SchedulesScreen(PollingScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,S", "app.pop_screen", "Back"),
+        Binding("enter", "open_last", "Last run", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.board: Board | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="board"):
+            yield Static(id="daemon")
+            yield Static("Schedules", classes="section")
+            yield DataTable(id="schedules", cursor_type="row", zebra_stripes=True)
+            yield Static(NO_SCHEDULES, id="no-schedules")
+            yield Static("Triggers", classes="section", id="triggers-title")
+            yield DataTable(id="triggers", cursor_type="row", zebra_stripes=True)
+            yield Static("Problems", classes="section", id="errors-title")
+            yield Static(id="errors")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for table_id, columns in (("#schedules", SCHEDULE_COLUMNS), ("#triggers", TRIGGER_COLUMNS)):
+            table = self.query_one(table_id, DataTable)
+            for label in columns:
+                table.add_column(label, key=label.lower())
+        self.title = "schedules"
+        self.query_one("#schedules").focus()
+        super().on_mount()
+
+    def make_poller(self) -> BoardWatcher:  # type: ignore[override]
+        return BoardWatcher(self.app.home, self.app.clock)  # type: ignore[attr-defined]
+
+    def show(self, board: Board) -> None:
+        self.board = board
+        self.query_one("#daemon", Static).update(daemon_line(board.daemon))
+        table = self.query_one("#schedules", DataTable)
+        table.clear()
+        for row in board.schedules:
+            name = f" ({row['name']})" if row.get("name") else ""
+            schedule = row["schedule"] + name + ("" if row["enabled"] else " [paused]")
+            table.add_row(
+                row["target"],
+                schedule,
+                _next(row["next"], 0),
+                _next(row["next"], 1),
+                _last(row["last_run"]),
+                row["where"],
+                key=row["key"],
+            )
+        table.display = bool(board.schedules)
+        self.query_one("#no-schedules").display = not board.schedules
+        triggers = self.query_one("#triggers", DataTable)
+        triggers.clear()
+        for row in board.triggers:
+            triggers.add_row(
+                row["target"], row["trigger"], _last(row["last_run"]), row["where"], key=row["key"]
+            )
+        for widget_id in ("#triggers", "#triggers-title"):
+            self.query_one(widget_id).display = bool(board.triggers)
+        errors = Text()
+        for error in board.errors:
+            if errors:
+                errors.append("\n")
+            errors.append(f"{error['where']}: ", style="bold red")
+            errors.append(str(error["message"]))
+        self.query_one("#errors", Static).update(errors)
+        for widget_id in ("#errors", "#errors-title"):
+            self.query_one(widget_id).display = bool(board.errors)
+        self.sub_title = f"{len(board.schedules)} schedules, {len(board.triggers)} triggers"
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self._open_last(event.row_key.value)
+
+    def action_open_last(self) -> None:
+        """Open the last run of the highlighted schedule or trigger."""
+        focused = self.focused
+        if isinstance(focused, DataTable) and focused.row_count:
+            key = focused.coordinate_to_cell_key(focused.cursor_coordinate).row_key.value
+            self._open_last(key)
+
+    def _open_last(self, key: str | None) -> None:
+        if self.board is None:
+            return
+        for row in [*self.board.schedules, *self.board.triggers]:
+            if row["key"] == key and row["last_run"]:
+                self.app.open_run(row["last_run"]["id"])  # type: ignore[attr-defined]

@@ -1,0 +1,247 @@
+"""Flow-level retries under `orch daemon` that survive a crash of the child or the daemon.
+
+Each test starts `python -m orchlite.cli daemon` in a temporary project, seeds a waiting run
+(as a file trigger would) and watches the store.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchlite.daemon import retry_run_id
+from orchlite.store import FlowRun, Store
+
+ORCH = [sys.executable, "-m", "orchlite.cli"]
+
+FLOWS = """
+import os
+import signal
+from pathlib import Path
+
+from orchlite import flow
+
+HERE = Path(__file__).parent
+
+
+def _attempt(name):
+    with open(HERE / f"{name}.attempts", "a") as out:
+        out.write("x")
+    return len((HERE / f"{name}.attempts").read_text())
+
+
+@flow(retries=1, retry_delay_seconds={delay})
+def dies_once():
+    if _attempt("dies_once") == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "ok"
+
+
+@flow(retries=1, retry_delay_seconds=0)
+def always_dies():
+    _attempt("always_dies")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@flow(retries=1, retry_delay_seconds={delay})
+def fails_once():
+    if _attempt("fails_once") == 1:
+        raise ValueError("first attempt fails")
+    return "ok"
+"""
+
+
+def _project(root: Path, delay: float) -> None:
+    (root / "flows.py").write_text(textwrap.dedent(FLOWS).replace("{delay}", str(delay)))
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env["ORCH_HOME"] = str(root / ".orch")
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def _start_daemon(root: Path) -> subprocess.Popen[str]:
+    with open(root / "daemon.log", "a") as log:
+        return subprocess.Popen(
+            [*ORCH, "daemon", "--tick", "0.2", "--grace", "1"],
+            cwd=root,
+            env=_env(root),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _seed(root: Path, flow: str) -> str:
+    """A waiting run of `flows.py:flow`, as a file trigger records it."""
+    store = Store(root / ".orch")
+    run_id = f"seed-{flow}"
+    store.claim_trigger_run(
+        run_id=run_id,
+        key=f"file:{flow}",
+        flow_name=flow.replace("_", "-"),
+        name=flow,
+        target=f"flows.py:{flow}",
+        parameters="{}",
+        trigger="file",
+    )
+    store.close()
+    return run_id
+
+
+def _run(root: Path, run_id: str) -> FlowRun | None:
+    store = Store(root / ".orch")
+    try:
+        return next((r for r in store.list_flow_runs(limit=100) if r.id == run_id), None)
+    finally:
+        store.close()
+
+
+def _runs(root: Path) -> list[FlowRun]:
+    store = Store(root / ".orch")
+    try:
+        return store.list_flow_runs(limit=100)
+    finally:
+        store.close()
+
+
+def _attempts(root: Path, flow: str) -> int:
+    path = root / f"{flow}.attempts"
+    return len(path.read_text()) if path.exists() else 0
+
+
+def _state(root: Path, run_id: str) -> str | None:
+    run = _run(root, run_id)
+    return None if run is None else run.state
+
+
+def test_a_crashed_child_is_retried_by_a_new_run(tmp_path: Path) -> None:
+    _project(tmp_path, delay=0.5)
+    first = _seed(tmp_path, "dies_once")
+    retry = retry_run_id(first)
+    daemon = _start_daemon(tmp_path)
+    try:
+        _wait_for("the retry to complete", lambda: _state(tmp_path, retry) == "COMPLETED")
+    finally:
+        _stop(daemon)
+    crashed, again = _run(tmp_path, first), _run(tmp_path, retry)
+    assert crashed is not None and again is not None
+    assert crashed.state == "CRASHED" and "SIGKILL" in (crashed.state_message or "")
+    assert again.retry_of == first and again.trigger == "retry" and again.attempts == 2
+    assert again.created >= (crashed.ended or 0)
+    assert len(_runs(tmp_path)) == 2 and _attempts(tmp_path, "dies_once") == 2
+    assert f"retry flows.py:dies_once run {first[:12]}" in (tmp_path / "daemon.log").read_text()
+
+
+def test_retries_bound_the_whole_chain(tmp_path: Path) -> None:
+    _project(tmp_path, delay=0)
+    first = _seed(tmp_path, "always_dies")
+    retry = retry_run_id(first)
+    daemon = _start_daemon(tmp_path)
+    try:
+        _wait_for("the retry to crash", lambda: _state(tmp_path, retry) == "CRASHED")
+        log = tmp_path / "daemon.log"
+        _wait_for("no retries left", lambda: "no retries left" in log.read_text())
+        time.sleep(1.0)
+    finally:
+        _stop(daemon)
+    assert sorted(r.state for r in _runs(tmp_path)) == ["CRASHED", "CRASHED"]
+    assert _attempts(tmp_path, "always_dies") == 2
+
+
+def test_a_retry_waiting_in_the_store_survives_a_daemon_kill(tmp_path: Path) -> None:
+    _project(tmp_path, delay=4)
+    first = _seed(tmp_path, "dies_once")
+    retry = retry_run_id(first)
+    daemon = _start_daemon(tmp_path)
+    try:
+        _wait_for("the retry run", lambda: _state(tmp_path, retry) == "SCHEDULED")
+    finally:
+        daemon.kill()  # SIGKILL during the retry delay: no cleanup at all
+        daemon.wait()
+    assert _attempts(tmp_path, "dies_once") == 1
+    daemon = _start_daemon(tmp_path)
+    try:
+        _wait_for("the retry to complete", lambda: _state(tmp_path, retry) == "COMPLETED")
+        time.sleep(1.0)
+    finally:
+        _stop(daemon)
+    assert _attempts(tmp_path, "dies_once") == 2
+    assert sorted(r.state for r in _runs(tmp_path)) == ["COMPLETED", "CRASHED"]
+
+
+def test_a_daemon_stopped_during_a_retry_delay_moves_the_retry_to_the_store(
+    tmp_path: Path,
+) -> None:
+    _project(tmp_path, delay=3)
+    first = _seed(tmp_path, "fails_once")
+    retry = retry_run_id(first)
+    daemon = _start_daemon(tmp_path)
+    try:
+        _wait_for("the in-process retry delay", lambda: _state(tmp_path, first) == "RETRYING")
+    finally:
+        _stop(daemon)
+    assert _state(tmp_path, first) == "CANCELLED"
+    assert _state(tmp_path, retry) == "SCHEDULED"
+    daemon = _start_daemon(tmp_path)
+    try:
+        _wait_for("the retry to complete", lambda: _state(tmp_path, retry) == "COMPLETED")
+    finally:
+        _stop(daemon)
+    again = _run(tmp_path, retry)
+    assert again is not None and again.attempts == 2 and again.retry_of == first
+    assert _attempts(tmp_path, "fails_once") == 2 and len(_runs(tmp_path)) == 2
+
+
+def test_at_start_the_daemon_retries_runs_that_crashed_while_it_was_down(tmp_path: Path) -> None:
+    from orchlite.daemon import Daemon
+    from orchlite.states import StateType
+
+    _project(tmp_path, delay=60)
+    first = _seed(tmp_path, "dies_once")
+    store = Store(tmp_path / ".orch")
+    store.create_flow_run(
+        run_id=first, flow_name="dies-once", name="dies_once", parameters="{}", now=1000.0
+    )
+    store.set_flow_run_state(first, StateType.RUNNING, attempts=1, now=1000.0)
+    store.set_retry_policy(first, '{"retries": 1, "delays": [60.0]}')
+    store.end_abandoned_run(first, StateType.CRASHED, "its process (pid 1) is gone")
+    ended = store.get_flow_run(first).ended or 0.0
+    daemon = Daemon(store, tmp_path, launch=lambda *a: None, log=lambda _: None)  # type: ignore[arg-type,return-value]
+    assert daemon.schedule_missed_retries(ended + 1) == [retry_run_id(first)]
+    assert daemon.schedule_missed_retries(ended + 2) == []  # once only
+    (waiting,) = store.waiting_slots()
+    assert waiting.run_id == retry_run_id(first) and waiting.key == "retry:file:dies_once"
+    assert abs(waiting.slot - (ended + 60)) < 1e-6
+    assert store.prior_attempts(waiting.run_id) == 1
+    store.close()

@@ -1,0 +1,251 @@
+"""Trust boundaries of `.orch/` and `orch doctor`, through the CLI as a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+FLOW = """
+from orchlite import flow, task
+from orchlite.cache_policies import INPUTS
+
+@task(cache_policy=INPUTS)
+def big(x: int) -> bytes:
+    return bytes([x % 256]) * 100_000
+
+@flow
+def main(x: int = 1):
+    return len(big(x))
+"""
+
+
+def orch(
+    project: Path, *args: str, prefix: tuple[str, ...] = (), timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "orchlite.cli", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "flow.py").write_text(FLOW)
+    return tmp_path
+
+
+def modes(home: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(home.parent)): stat.S_IMODE(p.stat().st_mode)
+        for p in [home, *home.rglob("*")]
+    }
+
+
+def assert_owner_only(home: Path) -> dict[str, int]:
+    found = modes(home)
+    too_open = {name: oct(mode) for name, mode in found.items() if mode & 0o077}
+    assert not too_open
+    return found
+
+
+def blob_paths(home: Path) -> list[Path]:
+    return [p for p in (home / "blobs").glob("*/*") if not p.name.startswith(".tmp-")]
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int = 4) -> str:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_every_file_is_owner_only_after_run_cache_daemon_and_quarantine(
+    project: Path, orch_home: Path
+) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    assert orch(project, "run", "flow.py:main").returncode == 0  # answered from the cache
+    found = assert_owner_only(orch_home)
+    assert found[".orch"] == 0o700
+    assert found[".orch/orch.db"] == 0o600
+    assert found[".orch/migrate.lock"] == 0o600
+    assert blob_paths(orch_home)
+    assert all(found[str(p.relative_to(project))] == 0o600 for p in blob_paths(orch_home))
+
+    # The -wal and -shm files exist while a connection is open: they follow the database.
+    conn = sqlite3.connect(orch_home / "orch.db")
+    conn.execute("SELECT COUNT(*) FROM flow_runs").fetchone()
+    assert (orch_home / "orch.db-shm").exists()
+    assert_owner_only(orch_home)
+    conn.close()
+
+    log = str(orch_home / "daemon.log")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "orchlite.cli", "daemon", "--tick", "0.2", "--log-file", log],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not (orch_home / "daemon.pid").exists() or not (orch_home / "daemon.log").exists():
+            assert daemon.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        found = assert_owner_only(orch_home)
+        for name in ("daemon.lock", "daemon.pid", "daemon.log"):
+            assert found[f".orch/{name}"] == 0o600
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+
+    blob = blob_paths(orch_home)[0]
+    blob.write_bytes(b"tampered")
+    assert orch(project, "doctor").returncode == 0
+    found = assert_owner_only(orch_home)
+    assert found[".orch/quarantine"] == 0o700
+    assert found[f".orch/quarantine/{blob.name}"] == 0o600
+
+
+def test_doctor_healthy_store(project: Path, orch_home: Path) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    result = orch(project, "doctor", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["healthy"] and report["database_ok"] and report["findings"] == []
+    assert report["blobs_checked"] >= 1
+    text = orch(project, "doctor")
+    assert text.returncode == 0 and "healthy" in text.stdout
+
+
+def test_doctor_quarantines_a_tampered_blob_and_drops_its_cache_entries(
+    project: Path, orch_home: Path
+) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    [blob] = blob_paths(orch_home)
+    blob.write_bytes(b"not what was stored")
+
+    result = orch(project, "doctor", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    kinds = {f["kind"] for f in report["findings"]}
+    assert {"blob", "reference", "cache"} <= kinds
+    assert not blob.exists()
+    assert (orch_home / "quarantine" / blob.name).read_bytes() == b"not what was stored"
+    messages = " ".join(f["message"] for f in report["findings"])
+    assert "task run" in messages and "quarantined" in messages
+    with sqlite3.connect(orch_home / "orch.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM cache_entries").fetchone()[0] == 0
+
+    # The next run recomputes instead of answering from the lost blob.
+    rerun = orch(project, "run", "flow.py:main", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    show = json.loads(orch(project, "show", "last", "--json").stdout)
+    assert [t["state"] for t in show["tasks"]] == ["COMPLETED"]
+    assert blob.exists()  # written whole again
+
+    # The same content has the same digest: the old run's result is whole again too.
+    again = json.loads(orch(project, "doctor", "--json").stdout)
+    assert again["healthy"], again
+
+
+def test_doctor_reports_missing_blob_stale_temp_files_and_open_modes(
+    project: Path, orch_home: Path
+) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    [blob] = blob_paths(orch_home)
+    stale = blob.parent / ".tmp-stale"
+    stale.write_bytes(b"half")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    fresh = blob.parent / ".tmp-fresh"
+    fresh.write_bytes(b"being written")
+    blob.unlink()
+    (orch_home / "orch.db").chmod(0o644)
+    orch_home.chmod(0o755)
+
+    result = orch(project, "doctor")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert any("stale temporary file" in line and "deleted" in line for line in lines)
+    assert any("is missing" in line for line in lines)
+    assert any("0644" in line and "0600" in line for line in lines)
+    assert any("0755" in line and "0700" in line for line in lines)
+    assert "problem(s) found" in lines[-1]
+    assert not stale.exists() and fresh.exists()
+    assert_owner_only(orch_home)
+
+
+def test_garbage_database_fails_every_command_with_one_line(project: Path, orch_home: Path) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    (orch_home / "orch.db").write_bytes(os.urandom(8192))
+    for name in ("orch.db-wal", "orch.db-shm"):
+        (orch_home / name).unlink(missing_ok=True)
+    for args in (
+        ["runs"],
+        ["show", "last"],
+        ["run", "flow.py:main"],
+        ["cache", "ls"],
+        ["gc"],
+        ["doctor"],
+    ):
+        result = orch(project, *args)
+        line = one_line_error(result) if args != ["doctor"] else None
+        if line is not None:
+            assert str(orch_home / "orch.db") in line, args
+        else:
+            assert result.returncode == 4 and "Traceback" not in result.stderr
+            assert str(orch_home / "orch.db") in result.stdout
+            assert "corrupt" in result.stdout
+
+
+def _unprivileged() -> tuple[str, ...] | None:
+    """A command prefix under which file permissions apply (root ignores them)."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    prefix = (setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--")
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    return prefix if probe.returncode == 0 else None
+
+
+def test_read_only_store_refuses_writes_and_still_reads(project: Path, orch_home: Path) -> None:
+    prefix = _unprivileged()
+    if prefix is None:
+        pytest.skip("running as root without a way to drop CAP_DAC_OVERRIDE")
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    (orch_home / "orch.db").chmod(0o400)
+    orch_home.chmod(0o500)
+    try:
+        line = one_line_error(orch(project, "run", "flow.py:main", prefix=prefix))
+        assert str(orch_home) in line
+        runs = orch(project, "runs", "--json", prefix=prefix)
+        assert runs.returncode == 0, runs.stderr
+        assert len(json.loads(runs.stdout)) == 1
+        show = orch(project, "show", "last", prefix=prefix)
+        assert show.returncode == 0, show.stderr
+        assert "COMPLETED" in show.stdout
+        cleared = orch(project, "cache", "clear", prefix=prefix)
+        one_line_error(cleared)
+    finally:
+        orch_home.chmod(0o700)
+        (orch_home / "orch.db").chmod(0o600)
+    runs = json.loads(orch(project, "runs", "--json").stdout)
+    assert len(runs) == 1
