@@ -727,12 +727,12 @@ def status(home: Path) -> dict[str, Any]:
     info = read_pid_file(home) if running else None
     in_flight: list[dict[str, Any]] = []
     if (home / "orch.db").exists():
-        store = Store(home)
-        in_flight = [
-            {"id": r.id, "target": r.target, "state": r.state}
-            for r in store.unfinished_flow_runs()
-            if r.trigger in DAEMON_TRIGGERS
-        ]
+        with Store(home) as store:
+            in_flight = [
+                {"id": r.id, "target": r.target, "state": r.state}
+                for r in store.unfinished_flow_runs()
+                if r.trigger in DAEMON_TRIGGERS
+            ]
     started = info.get("started") if info else None
     return {
         "running": running,
@@ -749,7 +749,10 @@ def listing(home: Path, root: Path, now: dt.datetime) -> dict[str, Any]:
     from .schedules import describe, next_fire_times
 
     entries, problems = load_schedules(root)
-    last = Store(home).last_slot_runs() if (home / "orch.db").exists() else {}
+    last: dict[str, Any] = {}
+    if (home / "orch.db").exists():
+        with Store(home) as store:
+            last = store.last_slot_runs()
     rows = []
     for entry in entries:
         zone = ZoneInfo(entry.schedule.timezone)

@@ -261,7 +261,8 @@ def _state(home: Any, run_id: str) -> str | None:
     if not (home / "orch.db").exists():
         return None
     try:
-        return Store(home).get_flow_run(run_id).state
+        with Store(home) as store:
+            return store.get_flow_run(run_id).state
     except OrchError:
         return None
 
@@ -271,7 +272,8 @@ def _end_if_unfinished(home: Any, run_id: str, state: StateType, message: str) -
 
     current = _state(home, run_id)
     if current is not None and StateType(current) not in TERMINAL:
-        Store(home).end_abandoned_run(run_id, state, message)
+        with Store(home) as store:
+            store.end_abandoned_run(run_id, state, message)
 
 
 def _child_main(spec_text: str) -> int:

@@ -445,6 +445,12 @@ class Store:
             self._connections.clear()
         self._local = threading.local()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def transaction(self) -> _Transaction:
         """A `BEGIN IMMEDIATE` write transaction; nested calls become savepoints."""
         return _Transaction(self, self.conn)
