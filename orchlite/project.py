@@ -35,6 +35,7 @@ from typing import Any
 
 from .discovery import _FLOW_MODULES, _flow_name, _python_files, _top_level_functions
 from .errors import UsageError
+from .literal_calls import build_literal_call
 from .schedules import Schedule, cron, interval, run_parameters, schedule_key
 
 PROJECT_FILE = "orch.toml"
@@ -201,32 +202,10 @@ def _decorator_schedules(
 
 
 def _literal_call(node: ast.expr, factories: dict[str, str]) -> Schedule:
-    func = node.func if isinstance(node, ast.Call) else None
-    name = (
-        func.id
-        if isinstance(func, ast.Name)
-        else func.attr
-        if isinstance(func, ast.Attribute)
-        else None
+    schedule: Schedule = build_literal_call(
+        node, factories, {"cron": cron, "interval": interval}, "schedule"
     )
-    kind = factories.get(name or "") if isinstance(func, ast.Name) else name
-    if not isinstance(node, ast.Call) or kind not in ("cron", "interval"):
-        raise UsageError(f"cannot read {ast.unparse(node)!r}: expected cron(...) or interval(...)")
-    try:
-        args = [ast.literal_eval(a) for a in node.args]
-        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise UsageError(
-            f"cannot read {ast.unparse(node)!r} without running the file: "
-            "use literal arguments only (or declare the schedule in orch.toml)"
-        ) from None
-    if len(kwargs) != len(node.keywords):
-        raise UsageError(f"cannot read {ast.unparse(node)!r}: **kwargs are not supported")
-    factory = cron if kind == "cron" else interval
-    try:
-        return factory(*args, **kwargs)  # type: ignore[operator]
-    except TypeError as exc:
-        raise UsageError(f"{ast.unparse(node)}: {exc}") from None
+    return schedule
 
 
 def _problem(where: str, target: str, message: str) -> ScheduleProblem:

@@ -57,6 +57,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+from .literal_calls import build_literal_call
 
 if TYPE_CHECKING:
     from .store import Store
@@ -208,32 +209,10 @@ def accepted_parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[boo
 
 def from_call(node: ast.expr, factories: dict[str, str]) -> Trigger:
     """A literal `on_files(...)` / `on_flow(...)` call read from source; UsageError if not."""
-    func = node.func if isinstance(node, ast.Call) else None
-    if isinstance(func, ast.Name):
-        kind = factories.get(func.id)
-    elif isinstance(func, ast.Attribute):
-        kind = func.attr
-    else:
-        kind = None
-    if not isinstance(node, ast.Call) or kind not in ("on_files", "on_flow"):
-        raise UsageError(
-            f"cannot read {ast.unparse(node)!r}: expected on_files(...) or on_flow(...)"
-        )
-    try:
-        args = [ast.literal_eval(a) for a in node.args]
-        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise UsageError(
-            f"cannot read {ast.unparse(node)!r} without running the file: "
-            "use literal arguments only (or declare the trigger in orch.toml)"
-        ) from None
-    if len(kwargs) != len(node.keywords):
-        raise UsageError(f"cannot read {ast.unparse(node)!r}: **kwargs are not supported")
-    factory: Callable[..., Trigger] = on_files if kind == "on_files" else on_flow
-    try:
-        return factory(*args, **kwargs)
-    except TypeError as exc:
-        raise UsageError(f"{ast.unparse(node)}: {exc}") from None
+    trigger: Trigger = build_literal_call(
+        node, factories, {"on_files": on_files, "on_flow": on_flow}, "trigger"
+    )
+    return trigger
 
 
 TOML_KEYS = frozenset({"target", "watch", "debounce", "after", "states", "name"})
