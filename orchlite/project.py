@@ -31,7 +31,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .discovery import _FLOW_MODULES, _flow_name, _python_files, _top_level_functions
 from .errors import UsageError
@@ -118,17 +118,7 @@ def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProble
     toml_entries, toml_problems = _load_toml(root, flows)
     entries += toml_entries
     problems += toml_problems
-    seen: dict[str, ScheduleEntry] = {}
-    unique = []
-    for entry in entries:
-        first = seen.setdefault(entry.key, entry)
-        if first is entry:
-            unique.append(entry)
-        else:
-            problems.append(
-                ScheduleProblem(entry.source, entry.where, f"duplicate of {first.where}")
-            )
-    return unique, problems
+    return _without_duplicates(entries, problems), problems
 
 
 def fingerprint(root: Path) -> tuple[tuple[str, int], ...]:
@@ -206,6 +196,34 @@ def _literal_call(node: ast.expr, factories: dict[str, str]) -> Schedule:
         node, factories, {"cron": cron, "interval": interval}, "schedule"
     )
     return schedule
+
+
+class _Declared(Protocol):
+    """What schedule and trigger entries share for duplicate checks."""
+
+    @property
+    def key(self) -> str: ...
+
+    source: str
+    where: str
+
+
+_Entry = TypeVar("_Entry", bound=_Declared)
+
+
+def _without_duplicates(entries: list[_Entry], problems: list[ScheduleProblem]) -> list[_Entry]:
+    """The entries with a key seen before dropped, each reported as a duplicate."""
+    seen: dict[str, _Entry] = {}
+    unique = []
+    for entry in entries:
+        first = seen.setdefault(entry.key, entry)
+        if first is entry:
+            unique.append(entry)
+        else:
+            problems.append(
+                ScheduleProblem(entry.source, entry.where, f"duplicate of {first.where}")
+            )
+    return unique
 
 
 def _problem(where: str, target: str, message: str) -> ScheduleProblem:
@@ -414,14 +432,4 @@ def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
             entries.append(
                 TriggerEntry(PROJECT_FILE, where, target, name, trigger, paths_, upstream)
             )
-    seen: dict[str, TriggerEntry] = {}
-    unique = []
-    for entry in entries:
-        first = seen.setdefault(entry.key, entry)
-        if first is entry:
-            unique.append(entry)
-        else:
-            problems.append(
-                ScheduleProblem(entry.source, entry.where, f"duplicate of {first.where}")
-            )
-    return unique, problems
+    return _without_duplicates(entries, problems), problems
