@@ -29,6 +29,7 @@ import datetime as dt
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -137,37 +138,54 @@ def fingerprint(root: Path) -> tuple[tuple[str, int], ...]:
 # -- flow files ----------------------------------------------------------------------------
 
 
+def _factory_aliases(tree: ast.Module, names: tuple[str, ...]) -> dict[str, str]:
+    """Local name -> declaration helper (`cron`, `on_files`...), import aliases included."""
+    factories = {name: name for name in names}
+    for node in tree.body:
+        module = node.module if isinstance(node, ast.ImportFrom) else None
+        if module and module.split(".")[0] in _FLOW_MODULES:
+            for alias in node.names:
+                if alias.name in names:
+                    factories[alias.asname or alias.name] = alias.name
+    return factories
+
+
+def _flow_decorators(
+    tree: ast.Module,
+) -> Iterator[tuple[ast.FunctionDef | ast.AsyncFunctionDef, ast.Call | None]]:
+    """Each top-level function decorated with `@flow` (or an alias of it), with the
+    decorator's call (None for a bare `@flow`)."""
+    flow_names = {"flow"}
+    for node in tree.body:
+        module = node.module if isinstance(node, ast.ImportFrom) else None
+        if module and module.split(".")[0] in _FLOW_MODULES:
+            flow_names.update(a.asname or a.name for a in node.names if a.name == "flow")
+    for fn in _top_level_functions(tree.body):
+        for deco in fn.decorator_list:
+            call = deco if isinstance(deco, ast.Call) else None
+            func = call.func if call else deco
+            if (isinstance(func, ast.Name) and func.id in flow_names) or (
+                isinstance(func, ast.Attribute) and func.attr == "flow"
+            ):
+                yield fn, call
+                break  # one @flow per function
+
+
 def _scan_file(
     path: Path, rel: Path
 ) -> tuple[list[tuple[str, str]], list[ScheduleEntry | ScheduleProblem]]:
     """(every flow as (target, name), its schedules and problems)."""
     tree = ast.parse(path.read_bytes(), filename=str(path))
-    flow_names, factories = {"flow"}, {"cron": "cron", "interval": "interval"}
-    for node in tree.body:
-        module = node.module if isinstance(node, ast.ImportFrom) else None
-        if module and module.split(".")[0] in _FLOW_MODULES:
-            for alias in node.names:
-                if alias.name == "flow":
-                    flow_names.add(alias.asname or alias.name)
-                if alias.name in ("cron", "interval"):
-                    factories[alias.asname or alias.name] = alias.name
+    factories = _factory_aliases(tree, ("cron", "interval"))
     flows: list[tuple[str, str]] = []
     out: list[ScheduleEntry | ScheduleProblem] = []
-    for fn in _top_level_functions(tree.body):
-        for deco in fn.decorator_list:
-            call = deco if isinstance(deco, ast.Call) else None
-            func = call.func if call else deco
-            if not (
-                (isinstance(func, ast.Name) and func.id in flow_names)
-                or (isinstance(func, ast.Attribute) and func.attr == "flow")
-            ):
-                continue
-            target = f"{rel.as_posix()}:{fn.name}"
-            name = _flow_name(call, fn.name)
-            flows.append((target, name))
-            for kw in call.keywords if call else ():
-                if kw.arg == "schedules":
-                    out += _decorator_schedules(kw.value, factories, target, name, rel)
+    for fn, call in _flow_decorators(tree):
+        target = f"{rel.as_posix()}:{fn.name}"
+        name = _flow_name(call, fn.name)
+        flows.append((target, name))
+        for kw in call.keywords if call else ():
+            if kw.arg == "schedules":
+                out += _decorator_schedules(kw.value, factories, target, name, rel)
             break
     return flows, out
 
@@ -354,52 +372,35 @@ def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
             tree = ast.parse(path.read_bytes(), filename=str(path))
         except (SyntaxError, OSError, ValueError):
             continue
-        flow_names, factories = {"flow"}, {"on_files": "on_files", "on_flow": "on_flow"}
-        for node in tree.body:
-            module = node.module if isinstance(node, ast.ImportFrom) else None
-            if module and module.split(".")[0] in _FLOW_MODULES:
-                for alias in node.names:
-                    if alias.name == "flow":
-                        flow_names.add(alias.asname or alias.name)
-                    if alias.name in ("on_files", "on_flow"):
-                        factories[alias.asname or alias.name] = alias.name
-        for fn in _top_level_functions(tree.body):
-            for deco in fn.decorator_list:
-                call = deco if isinstance(deco, ast.Call) else None
-                func = call.func if call else deco
-                if not (
-                    (isinstance(func, ast.Name) and func.id in flow_names)
-                    or (isinstance(func, ast.Attribute) and func.attr == "flow")
-                ):
+        factories = _factory_aliases(tree, ("on_files", "on_flow"))
+        for fn, call in _flow_decorators(tree):
+            target = f"{rel}:{fn.name}"
+            name = _flow_name(call, fn.name)
+            flows[target] = name
+            wants[target] = accepted_parameters(fn)
+            for kw in call.keywords if call else ():
+                if kw.arg != "triggers":
                     continue
-                target = f"{rel}:{fn.name}"
-                name = _flow_name(call, fn.name)
-                flows[target] = name
-                wants[target] = accepted_parameters(fn)
-                for kw in call.keywords if call else ():
-                    if kw.arg != "triggers":
-                        continue
-                    items = kw.value.elts if isinstance(kw.value, (ast.List, ast.Tuple)) else None
-                    if items is None:
-                        problems.append(
-                            _problem(
-                                f"{rel}:{kw.value.lineno}",
-                                target,
-                                "triggers= must be a literal list of on_files()/on_flow()",
-                            )
+                items = kw.value.elts if isinstance(kw.value, (ast.List, ast.Tuple)) else None
+                if items is None:
+                    problems.append(
+                        _problem(
+                            f"{rel}:{kw.value.lineno}",
+                            target,
+                            "triggers= must be a literal list of on_files()/on_flow()",
                         )
+                    )
+                    continue
+                for item in items:
+                    here = f"{rel}:{item.lineno}"
+                    try:
+                        trigger = from_call(item, factories)
+                    except UsageError as exc:
+                        problems.append(_problem(here, target, str(exc)))
                         continue
-                    for item in items:
-                        here = f"{rel}:{item.lineno}"
-                        try:
-                            trigger = from_call(item, factories)
-                        except UsageError as exc:
-                            problems.append(_problem(here, target, str(exc)))
-                            continue
-                        entries.append(
-                            TriggerEntry("code", here, target, name, trigger, *wants[target])
-                        )
-                break
+                    entries.append(
+                        TriggerEntry("code", here, target, name, trigger, *wants[target])
+                    )
     path = root / PROJECT_FILE
     if path.is_file():
         if sys.version_info >= (3, 11):
