@@ -13,25 +13,29 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import env as _env
+from daemon_helpers import runs as _runs
+from daemon_helpers import wait_for
+from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
 from orchlite.errors import UsageError
 from orchlite.project import load_schedules, parse_span
 from orchlite.store import Store
 
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 8.0) -> Any:
+    return wait_for(what, check, timeout)
+
+
 ORCH = [sys.executable, "-m", "orchlite.cli"]
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)
-
-
-def _write(root: Path, name: str, text: str) -> None:
-    (root / name).write_text(textwrap.dedent(text).lstrip())
 
 
 class FakeRun:
@@ -244,13 +248,6 @@ def test_overlap_skip_max_runs_and_late(project: Path) -> None:
 # -- the daemon as a process ---------------------------------------------------------------
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env["ORCH_HOME"] = str(root / ".orch")
-    env["NO_COLOR"] = "1"
-    return env
-
-
 def _start_daemon(root: Path, *args: str) -> subprocess.Popen[str]:
     with open(root / "daemon.log", "a") as log:  # the child keeps its own copy of the fd
         return subprocess.Popen(
@@ -267,26 +264,6 @@ def _orch(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*ORCH, *args], cwd=root, env=_env(root), capture_output=True, text=True, timeout=30
     )
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 8.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _runs(root: Path) -> list[Any]:
-    if not (root / ".orch" / "orch.db").exists():
-        return []
-    store = Store(root / ".orch")
-    try:
-        return store.list_flow_runs(limit=1000)
-    finally:
-        store.close()
 
 
 def _stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> int:

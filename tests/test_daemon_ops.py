@@ -13,13 +13,16 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import env as _env
+from daemon_helpers import runs as _runs
+from daemon_helpers import wait_for
+from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon, load_retention_days
 from orchlite.errors import UsageError
@@ -28,19 +31,13 @@ from orchlite.schedules import slot_id
 from orchlite.states import StateType
 from orchlite.store import Store
 
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    return wait_for(what, check, timeout)
+
+
 ORCH = [sys.executable, "-m", "orchlite.cli"]
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)
-
-
-def _write(root: Path, name: str, text: str) -> None:
-    (root / name).write_text(textwrap.dedent(text).lstrip())
-
-
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env["ORCH_HOME"] = str(root / ".orch")
-    env["NO_COLOR"] = "1"
-    return env
 
 
 def _orch(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -70,26 +67,6 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _runs(root: Path) -> list[Any]:
-    if not (root / ".orch" / "orch.db").exists():
-        return []
-    store = Store(root / ".orch")
-    try:
-        return store.list_flow_runs(limit=1000)
-    finally:
-        store.close()
 
 
 # -- child output, --log-file, the systemd unit, SIGHUP --------------------------------------

@@ -6,7 +6,6 @@ Each test starts `python -m orchlite.cli daemon` in a temporary project, seeds a
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,8 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from daemon_helpers import env as _env
+from daemon_helpers import runs as _runs
+from daemon_helpers import wait_for
+
 from orchlite.daemon import retry_run_id
 from orchlite.store import FlowRun, Store
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    return wait_for(what, check, timeout)
+
 
 ORCH = [sys.executable, "-m", "orchlite.cli"]
 
@@ -62,13 +70,6 @@ def _project(root: Path, delay: float) -> None:
     (root / "flows.py").write_text(textwrap.dedent(FLOWS).replace("{delay}", str(delay)))
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env["ORCH_HOME"] = str(root / ".orch")
-    env["NO_COLOR"] = "1"
-    return env
-
-
 def _start_daemon(root: Path) -> subprocess.Popen[str]:
     with open(root / "daemon.log", "a") as log:
         return subprocess.Popen(
@@ -92,16 +93,6 @@ def _stop(proc: subprocess.Popen[str]) -> None:
                 proc.wait()
 
 
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _seed(root: Path, flow: str) -> str:
     """A waiting run of `flows.py:flow`, as a file trigger records it."""
     store = Store(root / ".orch")
@@ -123,14 +114,6 @@ def _run(root: Path, run_id: str) -> FlowRun | None:
     store = Store(root / ".orch")
     try:
         return next((r for r in store.list_flow_runs(limit=100) if r.id == run_id), None)
-    finally:
-        store.close()
-
-
-def _runs(root: Path) -> list[FlowRun]:
-    store = Store(root / ".orch")
-    try:
-        return store.list_flow_runs(limit=100)
     finally:
         store.close()
 

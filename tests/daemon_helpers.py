@@ -1,0 +1,43 @@
+"""Helpers for tests that run `orch daemon` as a child process in a temporary project."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchlite.store import FlowRun, Store
+
+
+def write(root: Path, name: str, text: str) -> None:
+    (root / name).write_text(textwrap.dedent(text).lstrip())
+
+
+def env(root: Path) -> dict[str, str]:
+    """This environment without orchlite settings, with the project's own `.orch/`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    clean["ORCH_HOME"] = str(root / ".orch")
+    clean["NO_COLOR"] = "1"
+    return clean
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def runs(root: Path) -> list[FlowRun]:
+    """The project's flow runs, newest first (none before the store exists)."""
+    if not (root / ".orch" / "orch.db").exists():
+        return []
+    with Store(root / ".orch") as store:
+        return store.list_flow_runs(limit=1000)
