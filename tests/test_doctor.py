@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import stat
@@ -30,16 +30,39 @@ def main(x: int = 1):
 
 
 def orch(
-    project: Path, *args: str, prefix: tuple[str, ...] = (), timeout: float = 30
+    project: Path, *args: str, unprivileged: bool = False, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "orchlite.cli", *args],
+        [sys.executable, "-m", "orchlite.cli", *args],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=timeout,
-        preexec_fn=lambda: os.umask(0o022),
+        preexec_fn=_without_file_privileges if unprivileged else _plain_umask,
     )
+
+
+def _plain_umask() -> None:
+    os.umask(0o022)
+
+
+PR_CAPBSET_DROP = 24
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
+
+
+def _without_file_privileges() -> None:
+    """In the child before exec: drop the capabilities that let root ignore file modes.
+
+    Taking them out of the bounding set means the program exec'd next never regains them, so
+    file permissions apply to it as to any user (a no-op when not running as root).
+    """
+    _plain_umask()
+    if os.geteuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
 @pytest.fixture
@@ -214,35 +237,20 @@ def test_garbage_database_fails_every_command_with_one_line(project: Path, orch_
             assert "corrupt" in result.stdout
 
 
-def _unprivileged() -> tuple[str, ...] | None:
-    """A command prefix under which file permissions apply (root ignores them)."""
-    if os.geteuid() != 0:
-        return ()
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return None
-    prefix = (setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--")
-    probe = subprocess.run([*prefix, "true"], capture_output=True)
-    return prefix if probe.returncode == 0 else None
-
-
 def test_read_only_store_refuses_writes_and_still_reads(project: Path, orch_home: Path) -> None:
-    prefix = _unprivileged()
-    if prefix is None:
-        pytest.skip("running as root without a way to drop CAP_DAC_OVERRIDE")
     assert orch(project, "run", "flow.py:main").returncode == 0
     (orch_home / "orch.db").chmod(0o400)
     orch_home.chmod(0o500)
     try:
-        line = one_line_error(orch(project, "run", "flow.py:main", prefix=prefix))
+        line = one_line_error(orch(project, "run", "flow.py:main", unprivileged=True))
         assert str(orch_home) in line
-        runs = orch(project, "runs", "--json", prefix=prefix)
+        runs = orch(project, "runs", "--json", unprivileged=True)
         assert runs.returncode == 0, runs.stderr
         assert len(json.loads(runs.stdout)) == 1
-        show = orch(project, "show", "last", prefix=prefix)
+        show = orch(project, "show", "last", unprivileged=True)
         assert show.returncode == 0, show.stderr
         assert "COMPLETED" in show.stdout
-        cleared = orch(project, "cache", "clear", prefix=prefix)
+        cleared = orch(project, "cache", "clear", unprivileged=True)
         one_line_error(cleared)
     finally:
         orch_home.chmod(0o700)
