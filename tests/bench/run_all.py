@@ -27,6 +27,7 @@ SCRIPTS = (
     "bench_cli_startup.py",
     "bench_cache_hit.py",
     "bench_listing.py",
+    "bench_discovery.py",
     "bench_resume.py",
     "bench_runners.py",
     "bench_tui.py",
