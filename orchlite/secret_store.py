@@ -70,7 +70,7 @@ def read_secrets(path: Path | None = None) -> dict[str, str]:
         raise SecretError(f"cannot read the secrets file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as fh:
         mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
-        if mode & 0o077:
+        if mode & 0o077 and os.name == "posix":
             raise SecretError(
                 f"the secrets file {path} is readable by other users (mode {mode:04o}); "
                 f"run: chmod 600 {path}"

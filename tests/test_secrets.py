@@ -257,6 +257,11 @@ def length(token: str) -> int:
     return len(token)
 
 
+@task
+def report(token: str) -> str:
+    return "line of a report; " * 1000  # over 4 KiB: stored as a blob file
+
+
 @flow(
     secrets=["API_TOKEN", "DB_PASSWORD"],
     log_prints=True,
@@ -269,6 +274,7 @@ def leaky(given: str = "none", other: str = "none"):
     print("flow print", token, password)
     get_run_logger().warning("as data %r", {"password": password})
     length(token)
+    report(token)
     call_api.submit(token).wait()
     try:
         raise KeyError(password)
@@ -314,6 +320,7 @@ def test_secret_values_are_redacted_everywhere_and_never_stored(
     listed = project.orch("runs", "--json").stdout
     for text in (shown, logs, listed):
         assert_nowhere(text, API_TOKEN, DB_PASSWORD)
+    assert project.blob_files()
     assert_nowhere_in_store(project, API_TOKEN, DB_PASSWORD)
 
 
@@ -503,6 +510,8 @@ def test_daemon_runs_redact_captured_output_and_alerts(project: Project, hook: H
     )
     try:
         wait_for(lambda: hook.requests and out.exists() and out.read_text(), timeout=30)
+        assert (project.home / "orch.db-wal").exists()  # the daemon holds the database open
+        assert_nowhere_in_store(project, API_TOKEN, hook.url)
     finally:
         daemon.send_signal(signal.SIGTERM)
         _, err = daemon.communicate(timeout=30)
