@@ -18,6 +18,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,6 +164,37 @@ def test_set_ls_rm_keep_values_in_an_owner_only_file_and_never_print_them(
     assert stat.S_IMODE(secrets_file().stat().st_mode) == 0o600
     again = project.orch("secret", "rm", "SLACK_TOKEN", expect=None)
     assert_usage_error(again, 2, "no secret 'SLACK_TOKEN'")
+
+
+def test_concurrent_writers_lose_no_secret(project: Project) -> None:
+    project.root.mkdir()
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "orchlite.cli", "secret", "set", f"TOKEN_{i}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=project.root,
+            env=project.env,
+            text=True,
+        )
+        for i in range(8)
+    ]
+    time.sleep(1.0)  # let every writer reach its read of stdin, then release them together
+    for i, writer in enumerate(writers):
+        assert writer.stdin is not None
+        writer.stdin.write(f"value-number-{i}\n")
+    for writer in writers:
+        writer.stdin.close()  # type: ignore[union-attr]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()  # type: ignore[union-attr]
+        writer.stdout.close()  # type: ignore[union-attr]
+        writer.stderr.close()  # type: ignore[union-attr]
+    assert json.loads(secrets_file().read_text()) == {
+        f"TOKEN_{i}": f"value-number-{i}" for i in range(8)
+    }
+    leftovers = [p.name for p in config_dir().iterdir() if p.name.startswith(".secrets-")]
+    assert leftovers == []
 
 
 def test_the_hidden_prompt_does_not_echo_the_value(project: Project) -> None:
