@@ -32,6 +32,7 @@ _EXPORTS = {
     "interval": "schedules",
     "on_files": "triggers",
     "on_flow": "triggers",
+    "secret": "secrets",
 }
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "on_files",
     "on_flow",
     "rate_limit",
+    "secret",
     "task",
     "unmapped",
     "wait",
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
     from .logging import get_run_logger
     from .registry import Flow, Task, flow, task
     from .schedules import cron, interval
+    from .secrets import secret
     from .states import State, StateType
     from .task_runners import ThreadPoolTaskRunner
     from .triggers import on_files, on_flow

@@ -6,10 +6,12 @@ OrchError becomes one line on stderr and its exit code; a traceback only with `-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +42,11 @@ daemon_app = typer.Typer(
 app.add_typer(daemon_app, name="daemon")
 alert_app = typer.Typer(help="Failure alerts ([[alert]] in orch.toml).", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
+secret_app = typer.Typer(
+    help="Secrets for orchlite.secret(NAME), kept in the user's secrets file.",
+    no_args_is_help=True,
+)
+app.add_typer(secret_app, name="secret")
 
 _debug = False
 
@@ -671,6 +678,91 @@ def alert_test() -> None:
     print(f"alerts: {sent} sent, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _secret_input() -> Iterator[None]:
+    """A refused name, value or secrets file is bad input here (exit 2), not a failed run."""
+    from .secret_store import SecretError
+
+    try:
+        yield
+    except SecretError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+@secret_app.command("set")
+def secret_set(
+    name: Annotated[str, typer.Argument(help="The secret's name, e.g. SLACK_TOKEN.")],
+    value_from_env: Annotated[
+        str | None,
+        typer.Option(
+            "--value-from-env", metavar="VAR", help="Take the value from this environment variable."
+        ),
+    ] = None,
+) -> None:
+    """Save a secret: the value is read from a hidden prompt or stdin, never from arguments."""
+    from .secret_store import check_name, write_secret
+    from .secrets import check_length
+
+    with _secret_input():
+        check_name(name)
+        if value_from_env is not None:
+            value = os.environ.get(check_name(value_from_env), "")
+            if not value:
+                raise UsageError(f"the environment variable {value_from_env} is not set")
+        elif sys.stdin.isatty():
+            import getpass
+
+            value = getpass.getpass(f"Value for {name}: ", stream=sys.stderr)
+        else:
+            value = sys.stdin.read().removesuffix("\n").removesuffix("\r")
+        if not value:
+            raise UsageError(f"no value given for secret {name!r}")
+        check_length(name, value)
+        path = write_secret(name, value)
+    print(f"secret {name!r} saved in {path}", file=sys.stderr)
+    if os.environ.get(name):
+        print(f"note: the environment variable {name} is set and takes precedence", file=sys.stderr)
+
+
+@secret_app.command("ls")
+def secret_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the secrets in the secrets file and where each is read from; never their values."""
+    from .secret_store import read_secrets, secrets_path
+
+    path = secrets_path()
+    with _secret_input():
+        names = sorted(read_secrets(path))
+    rows = [
+        {"name": name, "source": "environment" if os.environ.get(name) else "secrets file"}
+        for name in names
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(f"no secrets in {path}", file=sys.stderr)
+        return
+    from .render import table
+
+    table(("NAME", "SOURCE"), [(r["name"], r["source"]) for r in rows], sys.stdout)
+    print(f"secrets file: {path}", file=sys.stderr)
+
+
+@secret_app.command("rm")
+def secret_rm(name: Annotated[str, typer.Argument(help="The secret to remove.")]) -> None:
+    """Remove a secret from the secrets file."""
+    from .secret_store import remove_secret, secrets_path
+
+    with _secret_input():
+        removed = remove_secret(name)
+    if not removed:
+        raise UsageError(f"no secret {name!r} in {secrets_path()} (see `orch secret ls`)")
+    print(f"removed secret {name!r}", file=sys.stderr)
 
 
 @app.command()

@@ -45,10 +45,17 @@ class FlowRunContext:
     task_runner: TaskRunner | None = None
     """The flow's runner template; a copy is started on the first `.submit()`."""
     futures: list[TaskRunFuture[Any]] = field(default_factory=list)
+    declared_secrets: frozenset[str] | None = None
+    """The secrets the flow may read (`@flow(secrets=...)`); None outside a flow (a task
+    called on its own), where any secret may be read."""
     _runner: TaskRunner | None = None
     _positions: itertools.count[int] = field(default_factory=itertools.count)
     _dynamic: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def flow_name(self) -> str:
+        return self.flow.name if self.flow is not None else self.run_name
 
     def next_position(self, task_key: str) -> tuple[int, str]:
         """The next call position in this run, and the task's dynamic key (nth call of it)."""

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import futures
+from . import futures, secrets
 from .config import project_root
 from .context import FlowRunContext, flow_run_var, open_store
 from .errors import CancelledRun, FlowTimeoutError, OrchError
@@ -66,6 +66,7 @@ def run_flow(
     if parent is not None and parent.stopped():
         raise CancelledRun("the parent flow run was cancelled")
     parameters = _bind_flow_parameters(flow, args, kwargs)
+    secrets.register_declared(flow.secrets)  # before anything is recorded
     store, blobs = (parent.store, parent.blobs) if parent else open_store()
 
     from .params import jsonable_parameters
@@ -101,6 +102,7 @@ def run_flow(
         log_prints=bool(flow.log_prints),
         parent=parent,
         task_runner=flow.task_runner,
+        declared_secrets=frozenset(flow.secrets),
     )
     if resume_from is not None:
         ctx.resumed_from = resume_from

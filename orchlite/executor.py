@@ -277,6 +277,9 @@ def _end_if_unfinished(home: Any, run_id: str, state: StateType, message: str) -
 
 
 def _child_main(spec_text: str) -> int:
+    from .redaction import redact_std_streams
+
+    redact_std_streams()  # what the flow writes may be stored (the daemon captures it)
     spec = json.loads(spec_text)
 
     def cancel(signum: int, frame: Any) -> None:

@@ -4,7 +4,8 @@ Records from `get_run_logger()` (loggers `orchlite.flow_runs` and `orchlite.task
 prints captured with `log_prints=True` are buffered in memory and written to the store with
 the next state change of the run, or by the background recorder within a fraction of a
 second, so logging costs no commit of its own. Everything under the `orchlite` logger is
-also echoed to the console (stderr) unless the application configured logging itself.
+also echoed to the console (stderr) unless the application configured logging itself. Both
+the stored and the echoed text have secret values replaced by `***` (see `redaction`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from .context import flow_run_var, task_run_var
 from .errors import OrchError
+from .redaction import redact
 from .store import LogRow, Store
 
 FLOW_LOGGER = "orchlite.flow_runs"
@@ -78,6 +80,7 @@ class StoreHandler(logging.Handler):
             message = record.getMessage()
             if record.exc_info:
                 message += "\n" + logging.Formatter().formatException(record.exc_info)
+            message = redact(message)
             log_buffer.add(
                 store,
                 (
@@ -102,7 +105,7 @@ class ConsoleFormatter(logging.Formatter):
         text = record.getMessage()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return prefix + (f"{who} - {text}" if who else text)
+        return prefix + redact(f"{who} - {text}" if who else text)
 
 
 _setup_lock = threading.Lock()

@@ -11,8 +11,10 @@
     timeout_seconds = 5                   # per webhook attempt
     retries = 3                           # webhook attempts in all
 
-The URL itself only ever comes from the environment: it is never written to the store, to
-`orch.toml` or to the log. The webhook gets JSON with a Slack-compatible `text` plus `flow`,
+The URL itself comes from the environment, or else from the user's secrets file under the
+same name (`orch secret set SLACK_WEBHOOK_URL`): it is never written to the store, to
+`orch.toml` or to the log. Secret values known to this process are replaced by `***` in
+what is sent. The webhook gets JSON with a Slack-compatible `text` plus `flow`,
 `run_id`, `state`, `message`, `show`, `started`, `ended`, `target` and `name`; the command
 gets the same details in `ORCH_RUN_ID`, `ORCH_FLOW`, `ORCH_STATE`, `ORCH_MESSAGE`,
 `ORCH_SHOW`, `ORCH_TARGET`, `ORCH_STARTED` and `ORCH_ENDED`.
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .project import PROJECT_FILE
+from .redaction import redact_data
 from .states import StateType
 from .store import FlowRun, Store
 
@@ -207,7 +210,7 @@ def payload(run: FlowRun) -> dict[str, Any]:
     text = f"orch: flow {run.flow_name!r} run {run.id[:12]} {run.state}"
     text += f": {short}" if short else ""
     text += f"\n`{show}`"
-    return {
+    body = {
         "text": text,
         "flow": run.flow_name,
         "run_id": run.id,
@@ -219,6 +222,7 @@ def payload(run: FlowRun) -> dict[str, Any]:
         "target": run.target,
         "name": run.name,
     }
+    return redact_data(body)  # type: ignore[no-any-return]
 
 
 def environment(body: dict[str, Any]) -> dict[str, str]:
@@ -316,9 +320,16 @@ def _send_webhook(rule: AlertRule, body: dict[str, Any], log: Log, what: str) ->
     import urllib.error
     import urllib.request
 
+    from .secret_store import SecretError
+    from .secrets import lookup
+
     name = rule.webhook_env or ""
-    url = os.environ.get(name, "").strip()
     channel = f"{what}: webhook ${name}"
+    try:
+        url = (lookup(name)[0] or "").strip()
+    except SecretError as exc:
+        log(f"{channel}: {exc}")
+        return False
     if not url:
         log(f"{channel}: the environment variable {name} is not set")
         return False

@@ -34,6 +34,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from orchlite.errors import ParameterError
+from orchlite.redaction import redact_data
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -369,11 +370,13 @@ def _type_hints(fn: Callable[..., Any], named: Mapping[str, inspect.Parameter]) 
 
 
 def jsonable_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-serializable copy of `params` for recording; never raises."""
+    """A JSON-serializable copy of `params` for recording, secret values as `***`; never
+    raises."""
     try:
-        return {str(k): _jsonable(v, 0) for k, v in params.items()}
+        data = {str(k): _jsonable(v, 0) for k, v in params.items()}
     except Exception:
         return {"__error__": "parameters could not be recorded"}
+    return redact_data(data)  # type: ignore[no-any-return]
 
 
 def _jsonable(value: Any, depth: int) -> Any:

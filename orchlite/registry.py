@@ -280,6 +280,7 @@ class Flow(Generic[P, R]):
         on_crashed: Iterable[Callable[..., Any]] | None = None,
         schedules: Iterable[Schedule] | None = None,
         triggers: Iterable[Trigger] | None = None,
+        secrets: Iterable[str] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@flow must decorate a function")
@@ -305,6 +306,7 @@ class Flow(Generic[P, R]):
         self.on_crashed_hooks = _callable_list(on_crashed)
         self.schedules = _schedule_list(schedules)
         self.triggers = _trigger_list(triggers)
+        self.secrets = _secret_names(secrets)
         self.signature = inspect.signature(fn)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -345,6 +347,7 @@ class Flow(Generic[P, R]):
             "on_crashed": list(self.on_crashed_hooks),
             "schedules": list(self.schedules),
             "triggers": list(self.triggers),
+            "secrets": list(self.secrets),
         }
 
     def __repr__(self) -> str:
@@ -414,6 +417,7 @@ def flow(
     on_crashed: Iterable[Callable[..., Any]] | None = None,
     schedules: Iterable[Schedule] | None = None,
     triggers: Iterable[Trigger] | None = None,
+    secrets: Iterable[str] | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -444,3 +448,14 @@ def _trigger_list(triggers: Iterable[Trigger] | None) -> list[Trigger]:
     from .triggers import trigger_list
 
     return trigger_list(triggers)
+
+
+def _secret_names(secrets: Iterable[str] | None) -> tuple[str, ...]:
+    """`secrets=` as a tuple of names the flow may read with `orchlite.secret()`."""
+    from .secret_store import check_name
+
+    if secrets is None:
+        return ()
+    if isinstance(secrets, str):
+        secrets = [secrets]
+    return tuple(dict.fromkeys(check_name(name) for name in secrets))

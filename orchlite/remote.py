@@ -43,6 +43,7 @@ from .logging import (
     get_run_logger,
     restore_prints,
 )
+from .redaction import redact
 from .store import TaskRun
 
 Record = tuple[str, int, float, str]
@@ -69,7 +70,7 @@ class _CaptureFilter(logging.Filter):
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
-        sink.records.append((record.name, record.levelno, record.created, message))
+        sink.records.append((record.name, record.levelno, record.created, redact(message)))
         return False
 
 
@@ -94,13 +95,23 @@ class _WorkerFlowRun:
     `get_run_context()`; the engine asks `stopped()` before any task or flow call, and
     that call is refused here."""
 
-    def __init__(self, run_id: str, run_name: str, store: _Sink, log_prints: bool) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        run_name: str,
+        store: _Sink,
+        log_prints: bool,
+        flow_name: str = "",
+        declared_secrets: frozenset[str] | None = None,
+    ) -> None:
         self.run_id = run_id
         self.run_name = run_name
         self.store = store
         self.log_prints = log_prints
         self.parameters: dict[str, Any] = {}
         self.flow = None
+        self.flow_name = flow_name
+        self.declared_secrets = declared_secrets
 
     def stopped(self) -> bool:
         raise UsageError(
@@ -119,6 +130,9 @@ class WorkerScope:
     log_prints: bool
     level: int
     pid: int
+    flow_name: str = ""
+    declared_secrets: frozenset[str] | None = None
+    """The secrets the flow may read with `orchlite.secret()` (checked in the worker too)."""
 
     @contextlib.contextmanager
     def activate(
@@ -130,7 +144,12 @@ class WorkerScope:
         if os.getpid() != self.pid:  # a worker process: log what the flow process logs
             logging.getLogger(TASK_LOGGER).setLevel(self.level)
         flow_ctx = _WorkerFlowRun(
-            self.task_run.flow_run_id, self.flow_run_name, sink, self.log_prints
+            self.task_run.flow_run_id,
+            self.flow_run_name,
+            sink,
+            self.log_prints,
+            self.flow_name,
+            self.declared_secrets,
         )
         task_ctx = TaskRunContext(
             task=self.task,
@@ -177,6 +196,8 @@ class _Bridge(task_runners.WorkerBridge):
             log_prints=_print_capture.get(),
             level=logging.getLogger(TASK_LOGGER).getEffectiveLevel(),
             pid=os.getpid(),
+            flow_name=flow_ctx.flow_name if flow_ctx is not None else "",
+            declared_secrets=flow_ctx.declared_secrets if flow_ctx is not None else None,
         )
 
     def replay(self, records: list[Record]) -> None:

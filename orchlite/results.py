@@ -12,14 +12,17 @@ from typing import Any
 
 from . import serialize
 from .blobs import BlobStore
+from .redaction import check_result
 from .store import StoredResult
 
 INLINE_LIMIT = 4096
 
 
 def persist(value: Any, serializer: str, blobs: BlobStore) -> StoredResult:
-    """Serialize `value`; SerializationError if it cannot be."""
+    """Serialize `value`; SerializationError if it cannot be, SecretInResultError (one)
+    if it holds a secret's value."""
     data = serialize.dumps(value, serializer)
+    check_result(data)
     if len(data) <= INLINE_LIMIT:
         return StoredResult(serializer, data=data)
     return StoredResult(serializer, blob=blobs.put(data))

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import results
 from .context import FlowRunContext
+from .redaction import redact
 from .states import State
 from .store import StoredResult, TaskRun
 
@@ -77,14 +78,16 @@ def render_name(template: str | Callable[[], str] | None, values: dict[str, Any]
     if template is None:
         return None
     try:
-        return str(template()) if callable(template) else template.format(**values)
+        name = str(template()) if callable(template) else template.format(**values)
+        return redact(name)
     except Exception as exc:
         log.warning("Could not render run name %r: %s", template, describe(exc))
         return None
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc)
+    """ "Type: message", secret values redacted: what state messages say about an error."""
+    text = redact(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -92,7 +95,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def error_fields(exc: BaseException) -> tuple[str, str, str]:
-    """(type, message, traceback), the traceback without orchlite's own frames."""
+    """(type, message, traceback), the traceback without orchlite's own frames, secret
+    values redacted (in messages, notes and the source lines the traceback quotes)."""
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
@@ -101,7 +105,7 @@ def error_fields(exc: BaseException) -> tuple[str, str, str]:
     text = "Traceback (most recent call last):\n" if frames else ""
     text += "".join(traceback.format_list(frames))
     text += "".join(traceback.format_exception_only(exc))
-    return type(exc).__name__, str(exc), text.rstrip()
+    return type(exc).__name__, redact(str(exc)), redact(text.rstrip())
 
 
 def run_label(ctx: FlowRunContext, run: TaskRun | None = None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ SCRIPTS = (
     "bench_runners.py",
     "bench_tui.py",
     "bench_daemon.py",
+    "bench_redaction.py",
     "compare_prefect.py",
 )
 COLUMNS = ("benchmark", "figure", "baseline", "target", "verdict")
