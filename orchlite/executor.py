@@ -205,35 +205,47 @@ def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
     from .store import Store
 
     store: Store | None = None
-    while True:
-        try:
-            return child.wait(timeout=POLL_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-        if store is None:
-            if not (home / "orch.db").exists():
-                continue
+    try:
+        while True:
             try:
-                store = Store(home)
-            except OrchError:
-                continue  # unusable (e.g. a newer schema): the child says why and exits
-        try:
-            run = store.get_flow_run(run_id)
-        except OrchError:
-            continue
-        if run.state == StateType.CANCELLING.value:
-            _stop(child)
-            return child.returncode
-        if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
-            _kill_group(child, signal.SIGKILL)
-            child.wait()
-            timeout = round(run.deadline - (run.started or run.deadline), 1)
-            store.end_abandoned_run(
-                run_id,
-                StateType.TIMED_OUT,
-                f"flow run exceeded its timeout of {timeout:g} s; the child process was killed",
-            )
-            return int(ExitCode.RUN_FAILED)
+                return child.wait(timeout=POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            if store is None:
+                if not (home / "orch.db").exists():
+                    continue
+                try:
+                    store = Store(home)
+                except OrchError:
+                    continue  # unusable (e.g. a newer schema): the child says why and exits
+            code = _check(child, store, run_id)
+            if code is not None:
+                return code
+    finally:
+        if store is not None:
+            store.close()  # at once: a daemon supervises thousands of runs
+
+
+def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | None:
+    """Stop the child if its run is being cancelled or is past its deadline; its exit code."""
+    try:
+        run = store.get_flow_run(run_id)
+    except OrchError:
+        return None
+    if run.state == StateType.CANCELLING.value:
+        _stop(child)
+        return child.returncode
+    if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
+        _kill_group(child, signal.SIGKILL)
+        child.wait()
+        timeout = round(run.deadline - (run.started or run.deadline), 1)
+        store.end_abandoned_run(
+            run_id,
+            StateType.TIMED_OUT,
+            f"flow run exceeded its timeout of {timeout:g} s; the child process was killed",
+        )
+        return int(ExitCode.RUN_FAILED)
+    return None
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
