@@ -98,9 +98,10 @@ def read_declarations(
             f" ({_describe(good)}) until it is fixed"
         )
     toml = current[PROJECT_FILE]
+    files = [current[name] for name in sorted(current)]
     return Declarations(
-        schedules=[e for decl in current.values() for e in decl.schedules],
-        triggers=[e for decl in current.values() for e in decl.triggers],
+        schedules=[e for decl in files for e in decl.schedules],
+        triggers=[e for decl in files for e in decl.triggers],
         alerts=toml.alerts or notify.AlertConfig(),
         retention_days=toml.retention_days,
         problems=[*problems, *alert_problems],

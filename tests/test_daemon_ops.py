@@ -24,7 +24,7 @@ from daemon_helpers import wait_for
 from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
-from orchlite.declarations import load_retention_days
+from orchlite.declarations import load_retention_days, read_declarations
 from orchlite.errors import UsageError
 from orchlite.project import load_schedules
 from orchlite.schedules import slot_id
@@ -213,6 +213,50 @@ def test_edited_flow_files_and_orch_toml_are_reloaded_and_broken_ones_kept(
         _stop(daemon)
     fires = [line.split(" run ")[0] for line in log.read_text().splitlines() if " fire " in line]
     assert len(fires) == len(set(fires))  # no slot fired twice
+
+
+def test_a_broken_file_keeps_its_last_good_declarations(tmp_path: Path) -> None:
+    flows = "from orchlite import flow, interval\n\n@flow(schedules=[{}])\ndef a():\n    pass\n"
+    _write(tmp_path, "flows.py", flows.format("interval(seconds=10)"))
+    _write(tmp_path, "other.py", flows.format("interval(seconds=20)"))
+    toml = '[[schedule]]\ntarget = "flows.py:a"\ncron = "{}"\n\n[daemon]\nretention_days = {}\n'
+    alert = '\n[[alert]]\ncommand = "true"\n'
+    _write(tmp_path, "orch.toml", toml.format("0 3 * * *", 7) + alert)
+    lines: list[str] = []
+    first = read_declarations(tmp_path, None, lines.append)
+    assert len(first.schedules) == 3 and len(first.alerts.rules) == 1 and not lines
+
+    # Broken edits: the syntax error and the bad cron keep each file's previous version.
+    _write(tmp_path, "flows.py", "def broken(:\n")
+    _write(tmp_path, "orch.toml", toml.format("0 3 * *", 1))
+    second = read_declarations(tmp_path, first, lines.append)
+    assert [s.key for s in second.schedules] == [s.key for s in first.schedules]
+    assert second.retention_days == 7 and len(second.alerts.rules) == 1
+    assert sorted(second.kept) == ["flows.py", "orch.toml"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("error: flows.py: line 1") and "(1 schedule(s))" in lines[0]
+    assert "0 3 * *" in lines[1] and "(1 schedule(s), 1 alert rule(s))" in lines[1]
+
+    # Still broken: still kept, from the last good version.
+    third = read_declarations(tmp_path, second, lines.append)
+    assert [s.key for s in third.schedules] == [s.key for s in first.schedules]
+
+    # Fixed, deleted: the new version counts; a deleted file takes its schedules with it.
+    _write(tmp_path, "flows.py", flows.format("interval(seconds=30)"))
+    (tmp_path / "other.py").unlink()
+    _write(tmp_path, "orch.toml", "")
+    fourth = read_declarations(tmp_path, third, lines.append)
+    assert [(e.target, e.schedule.interval) for e in fourth.schedules] == [
+        ("flows.py:a", dt.timedelta(seconds=30))
+    ]
+    assert fourth.kept == [] and fourth.retention_days == 30 and fourth.alerts.rules == []
+
+    # A file never read without errors (a daemon starting) loads what it can.
+    good = '[[schedule]]\ntarget = "flows.py:a"\ncron = "0 4 * * *"\n'
+    _write(tmp_path, "orch.toml", good + good.replace("0 4 * * *", "bad"))
+    fresh = read_declarations(tmp_path, None, lines.append)
+    assert fresh.kept == [] and len(fresh.schedules) == 2  # flows.py's and the good entry
+    assert any("bad" in str(p) for p in fresh.problems)
 
 
 # -- backfill --------------------------------------------------------------------------------
