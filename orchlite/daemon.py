@@ -169,7 +169,8 @@ class Daemon:
 
     def on_changes(self, changes: Changes) -> None:
         """From the project watcher's thread: what changed on disk."""
-        if any(is_declaration_file(self.root, path) for _kind, path in changes):
+        root = self.root.resolve()  # the watcher reports resolved paths
+        if any(is_declaration_file(root, path) for _kind, path in changes):
             self.changed.set()
         changed = [path for kind, path in changes if kind != "deleted"]
         self.triggers.on_changes(changed, self.triggers.clock())
