@@ -4,7 +4,9 @@ One daemon per project: it holds `.orch/daemon.lock` (non-blocking) and writes i
 start time to `.orch/daemon.pid`. The loop calls `Daemon.tick(now)` every `tick` seconds:
 
 1. forget finished runs (one "finished" line each);
-2. reload the schedules when orch.toml or a flow file changed (mtimes);
+2. read the declarations again (`declarations.read_declarations`) when orch.toml or a flow
+   file changed (the project watcher, `orchlite.watcher`, saw it) or on SIGHUP; a file with
+   errors keeps its last good version;
 3. claim every due slot (`schedules.due_slots`) by inserting its run, id
    `schedules.slot_id(key, slot)`, SCHEDULED with trigger "schedule", in one transaction
    with the schedule's mark. A slot whose run already exists was claimed already (another
@@ -15,7 +17,8 @@ start time to `.orch/daemon.pid`. The loop calls `Daemon.tick(now)` every `tick`
 
 Triggers (`orchlite.triggers`): after step 3 the tick claims the runs of file triggers whose
 changes have settled and of flow triggers whose upstream flow ended; they wait as SCHEDULED
-runs (triggers "file" and "flow") and step 4 starts them. A watcher thread feeds file changes.
+runs (triggers "file" and "flow") and step 4 starts them. The project watcher's thread
+feeds file changes to both the reload (step 2) and the file triggers, and wakes the loop.
 
 Each run goes through `executor.run_in_subprocess` in a thread: a child process in its own
 session, supervised for crashes, deadlines and cancellation. The child's stdout and stderr
@@ -23,7 +26,7 @@ are captured: each line becomes a log record of its run (`orch logs RUN`), stdou
 (logger "orchlite.stdout"), stderr at WARNING ("orchlite.stderr"). SIGTERM and SIGINT only
 set a flag: the loop stops starting runs, waits up to `grace` seconds for the children, asks
 the rest to cancel, and returns. SIGHUP only sets a flag too: the next tick reloads the
-schedules, triggers and alerts.
+schedules, triggers and alerts. A child never outlives the daemon (see `orchlite.executor`).
 
 Overlap policies per schedule: "skip" records a slot SKIPPED while the flow has an unfinished
 run; "allow" starts it anyway; "queue" leaves it SCHEDULED until the flow's previous run
@@ -64,17 +67,18 @@ from typing import Any, Protocol
 
 from . import notify
 from .blobs import private_opener, write_private
+from .declarations import Declarations, read_declarations
 from .errors import UsageError
-from .project import ScheduleEntry, ScheduleProblem, fingerprint, load_schedules, load_triggers
+from .project import ScheduleEntry, ScheduleProblem, load_schedules, load_triggers
 from .schedules import is_late, run_parameters, slot_id
 from .states import TERMINAL, StateType
 from .store import Store
 from .triggers import TriggerRunner
+from .watcher import Changes, ProjectWatcher, is_declaration_file
 
 LOCK_FILE = "daemon.lock"
 PID_FILE = "daemon.pid"
 UTC = dt.timezone.utc
-DEFAULT_RETENTION_DAYS = 30.0
 GC_EVERY_SECONDS = 86400.0
 WAITING = (StateType.SCHEDULED.value, StateType.LATE.value)
 RETRY_KEY = "retry:"
@@ -120,14 +124,16 @@ class Daemon:
         self.max_runs = max_runs
         self.launch: Launch = launch or _launch_in_thread
         self.log = log or _log
+        self.declared = Declarations()
         self.entries: list[ScheduleEntry] = []
         self.problems: list[ScheduleProblem] = []
-        self.in_flight: dict[str, Handle] = {}
-        self._fingerprint: object = None
-        self.triggers = TriggerRunner(store, self.root, self.log)
-        self.trigger_problems: list[ScheduleProblem] = []
         self.alerts = notify.AlertConfig()
-        self.retention_days: float = DEFAULT_RETENTION_DAYS
+        self.retention_days = self.declared.retention_days
+        self.in_flight: dict[str, Handle] = {}
+        self.triggers = TriggerRunner(store, self.root, self.log)
+        self.changed = threading.Event()
+        """Set when the declarations may have changed: the next tick reads them again."""
+        self.changed.set()
         self._last_gc: float | None = None
         self._targets: dict[str, str] = {}
         self._retry_due: dict[str, float] = {}  # stopped in a retry delay: when it was due
@@ -148,24 +154,26 @@ class Daemon:
         return report
 
     def reload(self, force: bool = False) -> bool:
-        """Read the schedules again if orch.toml or a flow file changed."""
-        stamp = fingerprint(self.root)
-        if not force and stamp == self._fingerprint:
+        """Read the declarations again if a file changed (or `force`); see the docstring."""
+        if not force and not self.changed.is_set():
             return False
-        self._fingerprint = stamp
-        self.entries, self.problems = load_schedules(self.root)
-        trigger_entries, self.trigger_problems = load_triggers(self.root)
-        self.triggers.update(trigger_entries)
-        self.problems = self.problems + self.trigger_problems
-        self.alerts = notify.load_alerts(self.root, self.log)
-        try:
-            self.retention_days = load_retention_days(self.root)
-        except UsageError as exc:
-            self.problems.append(ScheduleProblem("orch.toml", "orch.toml [daemon]", str(exc)))
+        self.changed.clear()  # before reading: a change made meanwhile reads them once more
+        declared = self.declared = read_declarations(self.root, self.declared, self.log)
+        self.entries, self.problems = declared.schedules, declared.problems
+        self.alerts, self.retention_days = declared.alerts, declared.retention_days
+        self.triggers.update(declared.triggers)
         self.log(f"loaded {len(self.entries)} schedule(s)")
-        for problem in self.problems:
-            self.log(f"error: {problem}")
+        if self.alerts.rules or self.alerts.problems:
+            self.log(f"loaded {len(self.alerts.rules)} alert rule(s)")
         return True
+
+    def on_changes(self, changes: Changes) -> None:
+        """From the project watcher's thread: what changed on disk."""
+        root = self.root.resolve()  # the watcher reports resolved paths
+        if any(is_declaration_file(root, path) for _kind, path in changes):
+            self.changed.set()
+        changed = [path for kind, path in changes if kind != "deleted"]
+        self.triggers.on_changes(changed, self.triggers.clock())
 
     def claim_due(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
         from .schedules import due_slots, next_fire_times
@@ -407,18 +415,25 @@ class Daemon:
 
     # -- the loop -----------------------------------------------------------------------
 
-    def serve(self, *, tick: float = 1.0, grace: float = 30.0) -> None:
-        """Tick until SIGTERM or SIGINT, then stop the runs in flight (see the docstring)."""
+    def serve(
+        self, *, tick: float = 1.0, grace: float = 30.0, ready: Callable[[], None] | None = None
+    ) -> None:
+        """Tick until SIGTERM or SIGINT, then stop the runs in flight (see the docstring).
+        `ready` is called once the signal handlers are in place."""
         from .reaper import reap_dead_runs
 
         stop = _StopFlag()
         hangup = _StopFlag()
         previous = {sig: signal.signal(sig, stop.set) for sig in (signal.SIGTERM, signal.SIGINT)}
         previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, hangup.set)
+        watcher = ProjectWatcher(self.root, self.on_changes, self.log)
         try:
+            if ready is not None:
+                ready()
             for run_id in reap_dead_runs(self.store):
                 self.log(f"reaped run {run_id[:12]}: CRASHED (its process is gone)")
             self.schedule_missed_retries(time.time())
+            watcher.start()  # in place before the first read: no change is missed
             self.reload(force=True)
             while not stop.requested:
                 if hangup.requested:
@@ -430,7 +445,7 @@ class Daemon:
                 self._wait(tick, stop)
             self.log(f"stopping: waiting up to {grace:g} s for {len(self.in_flight)} run(s)")
             self.shutdown(grace)
-            self.triggers.stop()
+            watcher.stop()
             notify.drain(min(grace, 10.0))  # alerts still being sent
         finally:
             for sig, handler in previous.items():
@@ -443,12 +458,13 @@ class Daemon:
 
     def _wait(self, tick: float, stop: _StopFlag) -> None:
         """Sleep until the next tick, or sooner: at the next schedule slot, or every
-        `PENDING_POLL_SECONDS` while file changes wait out their debounce window."""
+        `PENDING_POLL_SECONDS` while file changes wait out their debounce window, or at once
+        when a flow file or orch.toml changed."""
         start = time.monotonic()
         deadline = start + min(tick, max(0.0, self.next_slot() - time.time() + 0.002))
         while not stop.requested:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or self.changed.is_set():
                 return
             if len(self.triggers.debouncer) and time.monotonic() - start >= PENDING_POLL_SECONDS:
                 return
@@ -579,28 +595,6 @@ def collect_garbage(store: Store, cutoff: float) -> tuple[int, int]:
     return deleted, pruned
 
 
-def load_retention_days(root: Path) -> float:
-    """`[daemon] retention_days` of orch.toml (default 30; 0 turns the cleanup off)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    path = Path(root) / "orch.toml"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError:
-        return DEFAULT_RETENTION_DAYS
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return DEFAULT_RETENTION_DAYS  # reported with the schedules
-    section = data.get("daemon", {})
-    if not isinstance(section, dict):
-        raise UsageError("[daemon] must be a table")
-    value = section.get("retention_days", DEFAULT_RETENTION_DAYS)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise UsageError(f"retention_days must be a number >= 0, not {value!r}")
-    return float(value)
-
-
 # -- systemd ---------------------------------------------------------------------------------
 
 
@@ -693,11 +687,14 @@ def run_daemon(
         pid = info.get("pid", "unknown") if info else "unknown"
         raise UsageError(f"a daemon is already running for this project (pid {pid})") from None
     pid_file = home / PID_FILE
-    try:
+
+    def started() -> None:  # SIGTERM is handled from here on
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         write_private(pid_file, json.dumps(info))
         daemon.log(f"started (pid {os.getpid()}, project {root})")
-        daemon.serve(tick=tick, grace=grace)
+
+    try:
+        daemon.serve(tick=tick, grace=grace, ready=started)
         daemon.log("stopped")
     finally:
         pid_file.unlink(missing_ok=True)

@@ -6,6 +6,16 @@ child dies without recording an outcome (a signal, a segfault, an OOM kill, `os.
 parent records CRASHED with the signal or exit code; when it outlives its flow's deadline the
 parent kills its process group and records TIMED_OUT; Ctrl-C in the parent interrupts the
 child, which records CANCELLED. No run is left RUNNING by a child that is gone.
+
+The other way round, a child never outlives its parent: the parent holds the write end of a
+pipe whose read end the child watches (`PARENT_FD_ENV`). When the parent dies, even by
+SIGKILL, the kernel closes the write end and the child sees end-of-file: nothing supervises
+the run any more (no deadline, nobody reading its output), so the child ends its run
+CRASHED ("the process supervising it (pid N) is gone") and kills its own process group, user
+code's subprocesses included. A run the child had not started yet (still SCHEDULED or LATE)
+is left waiting, for the restarted daemon to start. A pipe rather than Linux's
+`PR_SET_PDEATHSIG`: it works on every POSIX system, and it signals the death of the process,
+not of the thread that started the child.
 """
 
 from __future__ import annotations
@@ -100,18 +110,26 @@ def run_in_subprocess(
     home = find_home()
     run_id = request.run_id
     spec = json.dumps(asdict(request), default=str)
-    env = {**os.environ, "ORCH_HOME": str(home)}
+    watched, alive = os.pipe()  # the child watches `watched`; EOF means this process died
+    env = {**os.environ, "ORCH_HOME": str(home), PARENT_FD_ENV: f"{watched}:{os.getpid()}"}
     pipe: int | None = None
     if capture_output:
         env.update({CAPTURE_ENV: "1", "PYTHONUNBUFFERED": "1"})
         pipe = subprocess.PIPE
-    child = subprocess.Popen(
-        [sys.executable, "-m", "orchlite.executor", spec],
-        env=env,
-        start_new_session=True,
-        stdout=pipe,
-        stderr=pipe,
-    )
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "orchlite.executor", spec],
+            env=env,
+            start_new_session=True,
+            stdout=pipe,
+            stderr=pipe,
+            pass_fds=(watched,),
+        )
+    except BaseException:
+        os.close(alive)
+        raise
+    finally:
+        os.close(watched)
     readers = _start_readers(child, home, run_id) if capture_output else []
     try:
         code = _supervise(child, home, run_id)
@@ -121,6 +139,8 @@ def run_in_subprocess(
         _interrupt(child)
         _end_if_unfinished(home, run_id, StateType.CANCELLED, "interrupted (Ctrl-C)")
         return (run_id if _recorded(home, run_id) else None), ExitCode.INTERRUPTED
+    finally:
+        os.close(alive)
     if not _recorded(home, run_id):
         # The child failed before creating the run (bad target or parameters) and has
         # already said why on stderr.
@@ -139,6 +159,8 @@ def run_in_subprocess(
 
 
 CAPTURE_ENV = "ORCH_CAPTURE_OUTPUT"
+PARENT_FD_ENV = "ORCH_PARENT_FD"
+"""`"FD:PID"`: the pipe end a child watches for its parent's death, and the parent's pid."""
 READER_JOIN_SECONDS = 2.0
 
 
@@ -183,35 +205,47 @@ def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
     from .store import Store
 
     store: Store | None = None
-    while True:
-        try:
-            return child.wait(timeout=POLL_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-        if store is None:
-            if not (home / "orch.db").exists():
-                continue
+    try:
+        while True:
             try:
-                store = Store(home)
-            except OrchError:
-                continue  # unusable (e.g. a newer schema): the child says why and exits
-        try:
-            run = store.get_flow_run(run_id)
-        except OrchError:
-            continue
-        if run.state == StateType.CANCELLING.value:
-            _stop(child)
-            return child.returncode
-        if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
-            _kill_group(child, signal.SIGKILL)
-            child.wait()
-            timeout = round(run.deadline - (run.started or run.deadline), 1)
-            store.end_abandoned_run(
-                run_id,
-                StateType.TIMED_OUT,
-                f"flow run exceeded its timeout of {timeout:g} s; the child process was killed",
-            )
-            return int(ExitCode.RUN_FAILED)
+                return child.wait(timeout=POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            if store is None:
+                if not (home / "orch.db").exists():
+                    continue
+                try:
+                    store = Store(home)
+                except OrchError:
+                    continue  # unusable (e.g. a newer schema): the child says why and exits
+            code = _check(child, store, run_id)
+            if code is not None:
+                return code
+    finally:
+        if store is not None:
+            store.close()  # at once: a daemon supervises thousands of runs
+
+
+def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | None:
+    """Stop the child if its run is being cancelled or is past its deadline; its exit code."""
+    try:
+        run = store.get_flow_run(run_id)
+    except OrchError:
+        return None
+    if run.state == StateType.CANCELLING.value:
+        _stop(child)
+        return child.returncode
+    if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
+        _kill_group(child, signal.SIGKILL)
+        child.wait()
+        timeout = round(run.deadline - (run.started or run.deadline), 1)
+        store.end_abandoned_run(
+            run_id,
+            StateType.TIMED_OUT,
+            f"flow run exceeded its timeout of {timeout:g} s; the child process was killed",
+        )
+        return int(ExitCode.RUN_FAILED)
+    return None
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
@@ -276,11 +310,74 @@ def _end_if_unfinished(home: Any, run_id: str, state: StateType, message: str) -
             store.end_abandoned_run(run_id, state, message)
 
 
+def _watch_parent(run_id: str) -> None:
+    """In the child: a thread that ends the run and the process group if the parent dies."""
+    import threading
+
+    fd_text, _, pid_text = os.environ.pop(PARENT_FD_ENV, "").partition(":")
+    if not fd_text.isdigit():
+        return  # not started by `run_in_subprocess`: nobody to outlive
+    fd = int(fd_text)
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):
+                pass  # nothing is ever written: only EOF (or an error) ends the wait
+        except OSError:
+            pass
+        _orphaned(run_id, pid_text or "?")
+
+    threading.Thread(target=watch, name="orch-parent-watch", daemon=True).start()
+
+
+def _orphaned(run_id: str, parent_pid: str) -> None:
+    """The parent died: end the run CRASHED (if it started here) and kill the process group.
+
+    The check and the update happen in one write transaction, and a run not started yet is
+    killed with that transaction still open, so the flow cannot start its run in between:
+    the kernel releases SQLite's lock with the process and nothing was written.
+    """
+    from .config import find_home
+    from .store import Store
+
+    message = f"the process supervising it (pid {parent_pid}) is gone"
+    try:
+        store = Store(find_home())
+        with store.transaction():
+            state = _state_in(store, run_id)
+            if state is None or state in _NOT_STARTED:
+                _kill_own_group()
+            store.end_abandoned_run(run_id, StateType.CRASHED, message)
+    except Exception:  # the store is unusable: the reaper records the crash later
+        pass
+    _kill_own_group()
+
+
+_NOT_STARTED = frozenset({StateType.SCHEDULED.value, StateType.LATE.value})
+
+
+def _state_in(store: Any, run_id: str) -> str | None:
+    try:
+        state: str = store.get_flow_run(run_id).state
+    except OrchError:
+        return None
+    return state
+
+
+def _kill_own_group() -> None:
+    """SIGKILL this process's group (itself and what user code started), or just itself."""
+    with contextlib.suppress(OSError):
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _child_main(spec_text: str) -> int:
     from .redaction import redact_std_streams
 
     redact_std_streams()  # what the flow writes may be stored (the daemon captures it)
     spec = json.loads(spec_text)
+    _watch_parent(spec["run_id"])
 
     def cancel(signum: int, frame: Any) -> None:
         raise CancelledRun("cancelled (SIGTERM)")

@@ -14,8 +14,9 @@ or in `orch.toml` (read by `project.load_triggers`, without importing user code)
     after = "extract"                  # flow trigger: the upstream flow's name
     states = ["FAILED", "CRASHED"]     # default ["COMPLETED"]
 
-File triggers. The daemon watches the project root with watchfiles (inotify; imported when
-the first file trigger is loaded) in a background thread. A change matches a trigger when its
+File triggers. The daemon watches the project root with watchfiles (inotify, in a background
+thread: `orchlite.watcher`) and hands each batch of changed paths to `TriggerRunner.on_changes`.
+A change matches a trigger when its
 path relative to the project root matches one of its globs (`*` and `?` within a path
 segment, `**` across segments). Changes under `.orch/`, `.git/` and `__pycache__/`, temp
 files and editor swap files (`IGNORED_NAMES`) and deletions never match. Matching changes are
@@ -326,10 +327,12 @@ class Debouncer:
 
 
 class TriggerRunner:
-    """What the daemon does for triggers: watch files, find ended upstream runs, claim runs.
+    """What the daemon does for triggers: match changed files, find ended upstream runs,
+    claim runs.
 
-    `update(entries)` after each reload; `tick(now)` once per daemon tick returns the ids of
-    the runs it claimed; `stop()` ends the watcher thread.
+    `update(entries)` after each reload; `on_changes(paths, at)` with the paths the project
+    watcher saw change; `tick(now)` once per daemon tick returns the ids of the runs it
+    claimed.
     """
 
     def __init__(self, store: Store, root: Path, log: Callable[[str], None]) -> None:
@@ -341,9 +344,6 @@ class TriggerRunner:
         self.last_run: dict[str, str] = {}  # file trigger key -> the run it started last
         self._files: list[TriggerEntry] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.watching = threading.Event()  # set once the watcher is up (for tests)
         self.clock: Callable[[], float] = time.monotonic
 
     def update(self, entries: Sequence[TriggerEntry]) -> None:
@@ -351,43 +351,8 @@ class TriggerRunner:
             self.entries = list(entries)
             self._files = [e for e in entries if isinstance(e.trigger, FileTrigger)]
         self.debouncer.forget(e.key for e in self._files)
-        if self._files and self._thread is None:
-            self._thread = threading.Thread(
-                target=self._watch, name="orch-file-triggers", daemon=True
-            )
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     # -- files ----------------------------------------------------------------------------
-
-    def _watch(self) -> None:
-        try:
-            import watchfiles
-        except ImportError:  # pragma: no cover
-            self.log("error: file triggers need the watchfiles package")
-            return
-        root = self.root.resolve()
-        self.log(f"watching {root} for file triggers")
-        self.watching.set()
-        try:
-            for changes in watchfiles.watch(
-                root,
-                watch_filter=lambda change, path: change != watchfiles.Change.deleted,
-                debounce=50,
-                step=20,
-                stop_event=self._stop,
-                rust_timeout=500,
-                yield_on_timeout=False,
-                force_polling=False,
-                raise_interrupt=False,
-            ):
-                self.on_changes((path for _change, path in changes), self.clock())
-        except Exception as exc:  # the watcher must not take the daemon down
-            self.log(f"error: the file watcher stopped: {exc}")
 
     def on_changes(self, paths: Iterable[str], at: float) -> None:
         """Record changed absolute paths against the file triggers they match."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
 from orchlite.errors import UsageError
+from orchlite.processes import pid_alive
 from orchlite.project import load_schedules, parse_span
 from orchlite.store import Store
 
@@ -338,21 +338,24 @@ def test_the_daemon_fires_schedules_in_child_processes(tmp_path: Path) -> None:
     assert "not running" in _orch(tmp_path, "daemon", "status").stdout
 
 
-def test_a_killed_daemon_is_restarted_its_orphan_reaped_and_sigterm_cancels(
-    tmp_path: Path,
-) -> None:
+def test_a_killed_daemons_run_dies_with_it_and_sigterm_cancels(tmp_path: Path) -> None:
     _write(
         tmp_path,
         "flows.py",
         """
+        import subprocess
+        import sys
         import time
         from pathlib import Path
         from orchlite import flow, interval
 
         @flow(schedules=[interval(seconds=1)])
         def slow():
+            helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+            Path(f"helper-{helper.pid}").touch()
             while Path("block").exists():
                 time.sleep(0.05)
+            helper.kill()
         """,
     )
     (tmp_path / "block").touch()
@@ -362,18 +365,25 @@ def test_a_killed_daemon_is_restarted_its_orphan_reaped_and_sigterm_cancels(
             "a running run",
             lambda: [r for r in _runs(tmp_path) if r.state == "RUNNING" and r.pid],
         )[0]
-        # The daemon and its run die together (an OOM kill, a lost container).
+        helper = int(
+            _wait_for("the flow's helper", lambda: list(tmp_path.glob("helper-*")))[0].name.split(
+                "-"
+            )[1]
+        )
+        # An OOM kill, `kill -9`, a lost container: the run dies with its daemon, and the
+        # process its code started too, instead of running on unsupervised.
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=10)
-        os.killpg(running.pid, signal.SIGKILL)
+        crashed = _wait_for(
+            "the run to end with its daemon",
+            lambda: [r for r in _runs(tmp_path) if r.id == running.id and r.state == "CRASHED"],
+        )[0]
+        assert f"pid {daemon.pid}" in (crashed.state_message or ""), crashed.state_message
+        _wait_for("the run's process to be gone", lambda: not pid_alive(running.pid))
+        _wait_for("the helper to be gone", lambda: not pid_alive(helper))
         (tmp_path / "block").unlink()
 
         daemon = _start_daemon(tmp_path, "--grace", "0.5")
-        reaped = _wait_for(
-            "the orphan to be reaped",
-            lambda: [r for r in _runs(tmp_path) if r.id == running.id and r.state == "CRASHED"],
-        )
-        assert reaped
         _wait_for(
             "the next slot to complete",
             lambda: [r for r in _runs(tmp_path) if r.state == "COMPLETED"],
@@ -396,6 +406,9 @@ def test_a_killed_daemon_is_restarted_its_orphan_reaped_and_sigterm_cancels(
             daemon.kill()
             daemon.wait()
         (tmp_path / "block").unlink(missing_ok=True)
+    log = (tmp_path / "daemon.log").read_text()
+    fires = [line.split(" run ")[0] for line in log.splitlines() if "daemon: fire " in line]
+    assert len(fires) == len(set(fires)), log  # no slot fired twice across the kill
 
 
 def test_sigterm_stops_an_idle_daemon_at_once(tmp_path: Path) -> None:

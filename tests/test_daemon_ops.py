@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,8 @@ from daemon_helpers import runs as _runs
 from daemon_helpers import wait_for
 from daemon_helpers import write as _write
 
-from orchlite.daemon import Daemon, load_retention_days
+from orchlite.daemon import Daemon
+from orchlite.declarations import load_retention_days, read_declarations
 from orchlite.errors import UsageError
 from orchlite.project import load_schedules
 from orchlite.schedules import slot_id
@@ -124,41 +124,139 @@ def test_print_systemd_unit(tmp_path: Path) -> None:
     assert "[Install]" in unit and not (tmp_path / ".orch" / "daemon.pid").exists()
 
 
-def test_sighup_reloads_orch_toml(tmp_path: Path) -> None:
-    _write(
-        tmp_path,
-        "flows.py",
-        """
-        from orchlite import flow
-
-        @flow
-        def beat():
-            return 1
-        """,
-    )
-    toml = tmp_path / "orch.toml"
-    _write(tmp_path, "orch.toml", '[[schedule]]\ntarget = "flows.py:beat"\ncron = "0 3 1 1 *"\n')
-    daemon = _start_daemon(tmp_path)
+def test_sighup_reloads_what_the_watcher_cannot_see(tmp_path: Path) -> None:
+    # orch.toml kept elsewhere (say, /etc) and linked into the project: editing it changes
+    # nothing inside the watched folder, so only SIGHUP makes the daemon read it again.
+    project, config = tmp_path / "project", tmp_path / "config"
+    project.mkdir()
+    config.mkdir()
+    _write(project, "flows.py", "from orchlite import flow\n\n@flow\ndef beat():\n    return 1\n")
+    _write(config, "orch.toml", '[[schedule]]\ntarget = "flows.py:beat"\ncron = "0 3 1 1 *"\n')
+    (project / "orch.toml").symlink_to(config / "orch.toml")
+    daemon = _start_daemon(project)
     try:
-        log = tmp_path / "daemon.log"
+        log = project / "daemon.log"
         _wait_for("the first load", lambda: "loaded 1 schedule(s)" in log.read_text())
-        before = os.stat(toml)
-        with toml.open("a") as out:
+        assert "watching" in log.read_text()  # in place before the first load
+        with (config / "orch.toml").open("a") as out:
             out.write('\n[[schedule]]\ntarget = "flows.py:beat"\ninterval = 1\n')
-        # Keep the old mtime: only the signal can make the daemon read the file again.
-        os.utime(toml, ns=(before.st_atime_ns, before.st_mtime_ns))
         time.sleep(1.5)
-        assert _runs(tmp_path) == [] and "loaded 2" not in log.read_text()
+        assert _runs(project) == [] and "loaded 2" not in log.read_text()
         daemon.send_signal(signal.SIGHUP)
         _wait_for("the reload", lambda: "loaded 2 schedule(s)" in log.read_text())
         _wait_for(
             "a run of the new schedule",
-            lambda: [r for r in _runs(tmp_path) if r.state == "COMPLETED"],
+            lambda: [r for r in _runs(project) if r.state == "COMPLETED"],
         )
         assert daemon.poll() is None
     finally:
         _stop(daemon)
-    assert "SIGHUP: reloading" in (tmp_path / "daemon.log").read_text()
+    assert "SIGHUP: reloading" in (project / "daemon.log").read_text()
+
+
+def _fired_targets(log: Path) -> list[str]:
+    """The target of each `fire` line of the daemon's log, in order."""
+    return [
+        line.split("daemon: fire ")[1].split()[0]
+        for line in log.read_text().splitlines()
+        if "daemon: fire " in line
+    ]
+
+
+def test_edited_flow_files_and_orch_toml_are_reloaded_and_broken_ones_kept(
+    tmp_path: Path,
+) -> None:
+    """Edits seen by the watcher take effect at once; a broken edit keeps the last good one."""
+    flows = """
+        from orchlite import flow, interval
+
+        @flow(schedules=[{schedules}])
+        def ping():
+            return 1
+
+        @flow
+        def pong():
+            return 2
+        """
+    _write(tmp_path, "flows.py", flows.format(schedules="interval(seconds=1)"))
+    _write(tmp_path, "orch.toml", "")
+    daemon = _start_daemon(tmp_path)
+    log = tmp_path / "daemon.log"
+    try:
+        _wait_for("ping to fire", lambda: "flows.py:ping" in _fired_targets(log), timeout=15)
+
+        # The schedule moves from ping (in code) to pong (in orch.toml): ping stops, pong fires.
+        _write(tmp_path, "flows.py", flows.format(schedules=""))
+        _write(tmp_path, "orch.toml", '[[schedule]]\ntarget = "flows.py:pong"\ninterval = 1\n')
+        _wait_for("pong to fire", lambda: "flows.py:pong" in _fired_targets(log), timeout=15)
+        pings = _fired_targets(log).count("flows.py:ping")
+        _wait_for("two more pong fires", lambda: _fired_targets(log).count("flows.py:pong") >= 3)
+        assert _fired_targets(log).count("flows.py:ping") == pings
+
+        # A broken edit: one error line, and pong keeps firing on the last good orch.toml.
+        _write(tmp_path, "orch.toml", '[[schedule]]\ntarget = "flows.py:pong"\ncron = "61 * *"\n')
+        kept = _wait_for(
+            "the error line",
+            lambda: [line for line in log.read_text().splitlines() if "keeping" in line],
+        )
+        assert len(kept) == 1, kept
+        assert "orch.toml schedule #1" in kept[0] and "61 * *" in kept[0], kept[0]
+        assert "keeping what was last read from orch.toml (1 schedule(s))" in kept[0], kept[0]
+        pongs = _fired_targets(log).count("flows.py:pong")
+        _wait_for("pong to fire on", lambda: _fired_targets(log).count("flows.py:pong") > pongs)
+
+        # A syntax error in the flow file keeps its last good version too (no schedules).
+        _write(tmp_path, "flows.py", "def broken(:\n")
+        _wait_for("the flow file's error", lambda: "flows.py: line 1" in log.read_text())
+        assert daemon.poll() is None
+    finally:
+        _stop(daemon)
+    fires = [line.split(" run ")[0] for line in log.read_text().splitlines() if " fire " in line]
+    assert len(fires) == len(set(fires))  # no slot fired twice
+
+
+def test_a_broken_file_keeps_its_last_good_declarations(tmp_path: Path) -> None:
+    flows = "from orchlite import flow, interval\n\n@flow(schedules=[{}])\ndef a():\n    pass\n"
+    _write(tmp_path, "flows.py", flows.format("interval(seconds=10)"))
+    _write(tmp_path, "other.py", flows.format("interval(seconds=20)"))
+    toml = '[[schedule]]\ntarget = "flows.py:a"\ncron = "{}"\n\n[daemon]\nretention_days = {}\n'
+    alert = '\n[[alert]]\ncommand = "true"\n'
+    _write(tmp_path, "orch.toml", toml.format("0 3 * * *", 7) + alert)
+    lines: list[str] = []
+    first = read_declarations(tmp_path, None, lines.append)
+    assert len(first.schedules) == 3 and len(first.alerts.rules) == 1 and not lines
+
+    # Broken edits: the syntax error and the bad cron keep each file's previous version.
+    _write(tmp_path, "flows.py", "def broken(:\n")
+    _write(tmp_path, "orch.toml", toml.format("0 3 * *", 1))
+    second = read_declarations(tmp_path, first, lines.append)
+    assert [s.key for s in second.schedules] == [s.key for s in first.schedules]
+    assert second.retention_days == 7 and len(second.alerts.rules) == 1
+    assert sorted(second.kept) == ["flows.py", "orch.toml"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("error: flows.py: line 1") and "(1 schedule(s))" in lines[0]
+    assert "0 3 * *" in lines[1] and "(1 schedule(s), 1 alert rule(s))" in lines[1]
+
+    # Still broken: still kept, from the last good version.
+    third = read_declarations(tmp_path, second, lines.append)
+    assert [s.key for s in third.schedules] == [s.key for s in first.schedules]
+
+    # Fixed, deleted: the new version counts; a deleted file takes its schedules with it.
+    _write(tmp_path, "flows.py", flows.format("interval(seconds=30)"))
+    (tmp_path / "other.py").unlink()
+    _write(tmp_path, "orch.toml", "")
+    fourth = read_declarations(tmp_path, third, lines.append)
+    assert [(e.target, e.schedule.interval) for e in fourth.schedules] == [
+        ("flows.py:a", dt.timedelta(seconds=30))
+    ]
+    assert fourth.kept == [] and fourth.retention_days == 30 and fourth.alerts.rules == []
+
+    # A file never read without errors (a daemon starting) loads what it can.
+    good = '[[schedule]]\ntarget = "flows.py:a"\ncron = "0 4 * * *"\n'
+    _write(tmp_path, "orch.toml", good + good.replace("0 4 * * *", "bad"))
+    fresh = read_declarations(tmp_path, None, lines.append)
+    assert fresh.kept == [] and len(fresh.schedules) == 2  # flows.py's and the good entry
+    assert any("bad" in str(p) for p in fresh.problems)
 
 
 # -- backfill --------------------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""What a project declares for its daemon: schedules, triggers, alerts and retention.
+
+`read_declarations(root, previous, log)` reads them all (flow files with `ast`, and
+`orch.toml`) and returns a `Declarations`. Each declaration belongs to one file: a flow file
+(`flows.py`) or `orch.toml` (its schedules, triggers, alerts and `[daemon]` table). A file
+that reads without a problem becomes that file's last good version. A file with problems
+(a syntax error, an invalid cron string, an unreadable TOML table...) is, when it had a good
+version before, replaced by that version whole: the daemon keeps firing what it fired before
+the bad edit, and logs one line naming the first problem. A file never read without a
+problem (at the daemon's start, say) contributes the entries that did load; each problem is
+logged. Deleting a file drops its declarations.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import notify
+from .errors import UsageError
+from .project import PROJECT_FILE, ScheduleEntry, ScheduleProblem, load_schedules, load_triggers
+from .triggers import TriggerEntry
+
+DEFAULT_RETENTION_DAYS = 30.0
+
+
+@dataclass(frozen=True)
+class FileDeclarations:
+    """What one file declares; for orch.toml also the alerts and retention."""
+
+    schedules: tuple[ScheduleEntry, ...] = ()
+    triggers: tuple[TriggerEntry, ...] = ()
+    alerts: notify.AlertConfig | None = None
+    retention_days: float = DEFAULT_RETENTION_DAYS
+
+
+@dataclass
+class Declarations:
+    """Everything the daemon acts on, and each file's last version read without problems."""
+
+    schedules: list[ScheduleEntry] = field(default_factory=list)
+    triggers: list[TriggerEntry] = field(default_factory=list)
+    alerts: notify.AlertConfig = field(default_factory=notify.AlertConfig)
+    retention_days: float = DEFAULT_RETENTION_DAYS
+    problems: list[ScheduleProblem] = field(default_factory=list)
+    """The problems of this read (also those of files replaced by their last good version)."""
+    kept: list[str] = field(default_factory=list)
+    """Files replaced by their last good version."""
+    last_good: dict[str, FileDeclarations] = field(default_factory=dict)
+
+
+def read_declarations(
+    root: Path, previous: Declarations | None = None, log: Callable[[str], None] | None = None
+) -> Declarations:
+    """Read the project's declarations; a broken file keeps `previous`'s good version."""
+    root = Path(root)
+    log = log or (lambda _message: None)
+    schedules, problems = load_schedules(root)
+    triggers, trigger_problems = load_triggers(root)
+    problems = problems + trigger_problems
+    alerts = notify.load_alerts(root)
+    try:
+        retention = load_retention_days(root)
+    except UsageError as exc:
+        retention = previous.retention_days if previous else DEFAULT_RETENTION_DAYS
+        problems.append(ScheduleProblem(PROJECT_FILE, f"{PROJECT_FILE} [daemon]", str(exc)))
+    alert_problems = [_alert_problem(text) for text in alerts.problems]
+
+    current: dict[str, FileDeclarations] = {}
+    for name in {_file_of(e.source, e.where) for e in [*schedules, *triggers]} | {PROJECT_FILE}:
+        current[name] = FileDeclarations(
+            tuple(e for e in schedules if _file_of(e.source, e.where) == name),
+            tuple(e for e in triggers if _file_of(e.source, e.where) == name),
+        )
+    current[PROJECT_FILE] = FileDeclarations(
+        current[PROJECT_FILE].schedules, current[PROJECT_FILE].triggers, alerts, retention
+    )
+    broken: dict[str, list[ScheduleProblem]] = {}
+    for problem in [*problems, *alert_problems]:
+        broken.setdefault(_file_of(problem.source, problem.where), []).append(problem)
+
+    old = previous.last_good if previous else {}
+    last_good = {name: decl for name, decl in current.items() if name not in broken}
+    kept = []
+    for name, found in sorted(broken.items()):
+        good = old.get(name)
+        if good is None:
+            for problem in found:
+                log(f"error: {problem}")
+            continue
+        current[name] = last_good[name] = good
+        kept.append(name)
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        log(
+            f"error: {found[0]}{more}; keeping what was last read from {name}"
+            f" ({_describe(good)}) until it is fixed"
+        )
+    toml = current[PROJECT_FILE]
+    files = [current[name] for name in sorted(current)]
+    return Declarations(
+        schedules=[e for decl in files for e in decl.schedules],
+        triggers=[e for decl in files for e in decl.triggers],
+        alerts=toml.alerts or notify.AlertConfig(),
+        retention_days=toml.retention_days,
+        problems=[*problems, *alert_problems],
+        kept=kept,
+        last_good=last_good,
+    )
+
+
+def _file_of(source: str, where: str) -> str:
+    """The file a declaration or problem comes from: "flows.py:12" -> "flows.py"."""
+    if source != "code":
+        return PROJECT_FILE
+    path, sep, line = where.rpartition(":")
+    return path if sep and line.isdigit() else where
+
+
+def _alert_problem(text: str) -> ScheduleProblem:
+    where, _, message = text.partition(": ")
+    return ScheduleProblem(PROJECT_FILE, where, message)
+
+
+def _describe(decl: FileDeclarations) -> str:
+    counts = [
+        (len(decl.schedules), "schedule(s)"),
+        (len(decl.triggers), "trigger(s)"),
+        (len(decl.alerts.rules) if decl.alerts else 0, "alert rule(s)"),
+    ]
+    return ", ".join(f"{n} {what}" for n, what in counts if n) or "no declarations"
+
+
+def load_retention_days(root: Path) -> float:
+    """`[daemon] retention_days` of orch.toml (default 30; 0 turns the cleanup off)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    path = Path(root) / PROJECT_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        return DEFAULT_RETENTION_DAYS
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return DEFAULT_RETENTION_DAYS  # reported with the schedules
+    section = data.get("daemon", {})
+    if not isinstance(section, dict):
+        raise UsageError("[daemon] must be a table")
+    value = section.get("retention_days", DEFAULT_RETENTION_DAYS)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise UsageError(f"retention_days must be a number >= 0, not {value!r}")
+    return float(value)
