@@ -6,6 +6,7 @@ OrchError becomes one line on stderr and its exit code; a traceback only with `-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import ExitCode, OrchError, UsageError
+from .errors import DiskFullError, ExitCode, OrchError, UsageError
 
 app = typer.Typer(
     name="orch",
@@ -79,7 +80,8 @@ def _store(create: bool = False, reap: bool = True) -> Any:
         raise UsageError(f"no runs recorded yet (no store at {home})")
     store = Store(home, create=create)
     if reap and not store.read_only:
-        reap_dead_runs(store)
+        with contextlib.suppress(DiskFullError):  # reading works on a full disk
+            reap_dead_runs(store)
     return store
 
 
