@@ -202,7 +202,7 @@ def test_sixteen_processes_share_one_store_without_locked_errors(
 
     with open(root / "daemon.err", "w") as daemon_err:
         daemon = subprocess.Popen(
-            [sys.executable, *orch, "daemon", "--tick", "0.2", "--grace", "30"],
+            [sys.executable, *orch, "daemon", "--tick", "0.2", "--grace", "120"],
             cwd=root,
             env=_env(root),
             stdout=subprocess.DEVNULL,
@@ -233,7 +233,7 @@ def test_sixteen_processes_share_one_store_without_locked_errors(
             read_commands = [future.result() for future in readers]
     finally:
         daemon.send_signal(signal.SIGTERM)
-        daemon_code = daemon.wait(timeout=60)
+        daemon_code = daemon.wait(timeout=180)
 
     for done in [*run_commands, *list_commands, *read_commands]:
         _assert_clean(done)
