@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import StoreError
+from .errors import NO_SPACE_ERRNOS, DiskFullError, StoreError
 
 FILE_MODE = 0o600
 """Every file in `.orch/` is owner-only: results are code (cloudpickle) to whoever loads them."""
@@ -53,7 +53,18 @@ class BlobStore:
             # Refresh the mtime so a concurrent `prune` treats this blob as fresh.
             os.utime(final)
             return digest
-        self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            self._write(final, data)
+        except OSError as exc:
+            if exc.errno in NO_SPACE_ERRNOS:
+                raise DiskFullError(final.parent) from None
+            raise
+        return digest
+
+    @staticmethod
+    def _write(final: Path, data: bytes) -> None:
+        """Temporary file, fsync, rename: never a partial blob under its final name."""
         final.parent.mkdir(mode=DIR_MODE, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
         try:
@@ -65,7 +76,6 @@ class BlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return digest
 
     def get(self, digest: str) -> bytes:
         """The blob's bytes; BlobError if it is missing or no longer matches its digest."""

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import ExitCode, OrchError, UsageError
+from .errors import DiskFullError, ExitCode, OrchError, UsageError
 
 app = typer.Typer(
     name="orch",
@@ -86,7 +86,8 @@ def _store(create: bool = False, reap: bool = True) -> Any:
         raise UsageError(f"no runs recorded yet (no store at {home})")
     store = Store(home, create=create)
     if reap and not store.read_only:
-        reap_dead_runs(store)
+        with contextlib.suppress(DiskFullError):  # reading works on a full disk
+            reap_dead_runs(store)
     return store
 
 
@@ -535,6 +536,7 @@ def schedules(
     found = listing(home, project_root(home), dt.datetime.now(dt.timezone.utc))
     if as_json:
         print(json.dumps(found, indent=2))
+        _schedule_errors(found["errors"])
         return
     from .render import table
 
@@ -560,10 +562,17 @@ def schedules(
     ]
     if rows:
         table(["SOURCE", "TARGET", "SCHEDULE", "NEXT (ITS ZONE)", "LAST RUN"], rows, sys.stdout)
-    else:
+    elif not found["errors"]:
         print("no schedules (declare them in orch.toml or @flow(schedules=...))", file=sys.stderr)
-    for error in found["errors"]:
-        print(f"error: {error['where']}: {error['message']}", file=sys.stderr)
+    _schedule_errors(found["errors"])
+
+
+def _schedule_errors(errors: list[dict[str, str]]) -> None:
+    """One line per broken declaration, then exit 3: the listing doubles as a check."""
+    for error in errors:
+        print(f"error: {_one_line(error['where'] + ': ' + error['message'])}", file=sys.stderr)
+    if errors:
+        raise typer.Exit(int(ExitCode.LOAD))
 
 
 @daemon_app.callback()
@@ -810,8 +819,13 @@ def _fail(message: str, code: int, exc: BaseException | None) -> None:
         import traceback
 
         traceback.print_exception(exc)
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {_one_line(message)}", file=sys.stderr)
     sys.exit(int(code))
+
+
+def _one_line(message: str) -> str:
+    """`message` with control characters escaped (`\\n`, `\\x00`): typed input cannot break it."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
 
 
 if __name__ == "__main__":

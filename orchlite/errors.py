@@ -6,7 +6,8 @@
     │   └── RunNotFoundError   no run, or more than one, matches an id prefix
     ├── LoadError              a project or flow file could not be loaded (exit 3)
     ├── StoreError             .orch/ cannot be used (exit 4)
-    │   └── SchemaTooNewError  .orch/ was written by a newer orchlite
+    │   ├── SchemaTooNewError  .orch/ was written by a newer orchlite
+    │   └── DiskFullError      no space left on the device holding .orch/
     └── UnhashableInputError   a cache key cannot be computed for an argument
 
 Errors raised by user code inside a run are not wrapped: they become the run's FAILED state.
@@ -14,6 +15,7 @@ Errors raised by user code inside a run are not wrapped: they become the run's F
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -62,6 +64,21 @@ class StoreError(OrchError):
 
 class SchemaTooNewError(StoreError):
     pass
+
+
+class DiskFullError(StoreError):
+    """No space left where `.orch/` lives (or a file-size limit was hit).
+
+    The write that failed was rolled back (or its temporary file deleted), so what was
+    recorded before stays whole; the next run after space is freed works.
+    """
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"no space left on device: cannot write {path} (free some space)")
+
+
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""OSError numbers meaning a write found no room: disk full, quota, RLIMIT_FSIZE."""
 
 
 class UnhashableInputError(OrchError):

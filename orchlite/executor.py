@@ -89,8 +89,10 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
         # exits with the run's outcome, not with the code the flow passed.
         if not _recorded(home, request.run_id):
             raise  # failed before the run was created: bad input, not a failed run
-        if isinstance(exc, OrchError) and exc.exit_code == ExitCode.USAGE:
-            raise  # recorded FAILED, but caused by bad input (e.g. a runner that cannot start)
+        if isinstance(exc, OrchError) and exc.exit_code in (ExitCode.USAGE, ExitCode.STORE):
+            # Recorded FAILED, but caused by bad input (e.g. a runner that cannot start) or
+            # by a store that cannot be written (a full disk): that error is the answer.
+            raise
         return request.run_id, ExitCode.RUN_FAILED
     return request.run_id, ExitCode.OK
 
@@ -145,6 +147,10 @@ def run_in_subprocess(
         # The child failed before creating the run (bad target or parameters) and has
         # already said why on stderr.
         return None, code or ExitCode.RUN_FAILED
+    if code == ExitCode.STORE:
+        # The child could not write the store (a full disk) and said so; a write here would
+        # fail the same way. The next command reaps the run once the store is writable.
+        return None, ExitCode.STORE
     if _state(home, run_id) == StateType.CANCELLING.value:
         _end_if_unfinished(
             home, run_id, StateType.CANCELLED, "cancelled; the child process was killed"

@@ -71,6 +71,8 @@ def load_params_file(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ParameterError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ParameterError(f"{path}: invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ParameterError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -184,6 +186,8 @@ def _parse_container_text(text: str, *, split: bool) -> Any:
         parsed = json.loads(text)
     except json.JSONDecodeError:
         parsed = text
+    except RecursionError:  # nested deeper than Python recurses: no parameter wants that
+        raise _Mismatch from None
     if not split or isinstance(parsed, list):
         if parsed is text:
             raise _Mismatch
@@ -277,7 +281,7 @@ def _coerce_model(tp: Any, value: Any) -> Any:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise _Mismatch from None
     try:
         return tp.model_validate(value)

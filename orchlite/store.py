@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RunNotFoundError, SchemaTooNewError, StoreError
+from .errors import DiskFullError, RunNotFoundError, SchemaTooNewError, StoreError
 from .states import TERMINAL, StateType, can_transition
 
 BUSY_TIMEOUT_MS = 60_000
@@ -352,6 +352,11 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _is_full(exc: sqlite3.DatabaseError) -> bool:
+    """SQLITE_FULL: "database or disk is full"."""
+    return "disk is full" in str(exc)
+
+
 class Store:
     """One project's database. Safe to share between threads: each gets its own connection."""
 
@@ -629,6 +634,10 @@ class Store:
                 values += [result.blob, result.data, result.serializer]
             conn.execute(f"UPDATE flow_runs SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
             self._insert_history(conn, run_id, None, state.value, message, now)
+            if state is StateType.FAILED:
+                # The engine waited for every task run; one still unfinished is one whose
+                # last write failed (a full disk), so it ends with its flow run.
+                self._end_unfinished_task_runs(conn, run_id, state, message, now)
             if logs:
                 self._insert_logs(conn, logs)
         return True
@@ -641,23 +650,33 @@ class Store:
         False when the run had already reached a terminal state (nothing is changed).
         """
         now = time.time() if now is None else now
-        terminal = tuple(s.value for s in TERMINAL)
-        marks = ",".join("?" * len(terminal))
         with self.transaction() as conn:
             if not self.set_flow_run_state(run_id, state, message, now=now):
                 return False
-            unfinished = conn.execute(
-                f"SELECT position FROM task_runs WHERE flow_run_id = ? AND state NOT IN ({marks})",
-                (run_id, *terminal),
-            ).fetchall()
-            for (position,) in unfinished:
-                conn.execute(
-                    "UPDATE task_runs SET state = ?, state_message = ?, ended = ?"
-                    " WHERE flow_run_id = ? AND position = ?",
-                    (state.value, message, now, run_id, position),
-                )
-                self._insert_history(conn, run_id, position, state.value, message, now)
+            self._end_unfinished_task_runs(conn, run_id, state, message, now)
         return True
+
+    def _end_unfinished_task_runs(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        state: StateType,
+        message: str | None,
+        now: float,
+    ) -> None:
+        terminal = tuple(s.value for s in TERMINAL)
+        marks = ",".join("?" * len(terminal))
+        unfinished = conn.execute(
+            f"SELECT position FROM task_runs WHERE flow_run_id = ? AND state NOT IN ({marks})",
+            (run_id, *terminal),
+        ).fetchall()
+        for (position,) in unfinished:
+            conn.execute(
+                "UPDATE task_runs SET state = ?, state_message = ?, ended = ?"
+                " WHERE flow_run_id = ? AND position = ?",
+                (state.value, message, now, run_id, position),
+            )
+            self._insert_history(conn, run_id, position, state.value, message, now)
 
     def request_cancel(self, run_id: str, message: str = "cancellation requested") -> bool:
         """Mark a run CANCELLING; its process notices and stops. False if it already ended."""
@@ -1462,12 +1481,16 @@ class _Transaction:
         elif kind is not None:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
+                raise DiskFullError(self.store.path) from None
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as err:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                if _is_full(err):
+                    raise DiskFullError(self.store.path) from None
                 raise StoreError(f"cannot write {self.store.path}: {err}") from None
 
 

@@ -319,7 +319,7 @@ def test_the_daemon_fires_schedules_in_child_processes(tmp_path: Path) -> None:
         assert status["running"] is True and status["pid"] == daemon.pid
 
         listing = _orch(tmp_path, "schedules", "--json")
-        assert listing.returncode == 0, listing.stderr
+        assert listing.returncode == 3, listing.stderr  # broken.py: listed, and exit 3
         found = json.loads(listing.stdout)
         assert {s["target"] for s in found["schedules"]} == {"flows.py:beat", "flows.py:stamped"}
         assert [e["where"] for e in found["errors"]] == ["broken.py"]
