@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,14 @@ from orchlite.tui.app import OrchApp, make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.help import HelpScreen
 from orchlite.tui.logs_screen import LogsScreen
-from orchlite.tui.reader import FLOW_ONLY, Poller, RunsQuery, load_runs, run_key
+from orchlite.tui.reader import (
+    FLOW_ONLY,
+    MAX_SHOWN,
+    Poller,
+    RunsQuery,
+    load_runs,
+    run_key,
+)
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.trends import sparkline
 
@@ -383,12 +391,12 @@ def test_an_idle_poll_costs_microseconds_on_a_big_store(orch_home: Path) -> None
 # -- older runs, trends -----------------------------------------------------------------------
 
 
-def many_runs(store: Store, count: int, *, created: Callable[[int], float], flows: int = 3) -> None:
+def many_runs(store: Store, count: int, *, created: Callable[[int], float], first: int = 0) -> None:
     with store.transaction():
-        for i in range(count):
+        for i in range(first, first + count):
             store.create_flow_run(
                 run_id=f"{i:032x}",
-                flow_name=f"flow{i % flows}",
+                flow_name=f"flow{i % 3}",
                 name=f"run-{i}",
                 parameters="{}",
                 state=StateType.COMPLETED if i % 5 else StateType.FAILED,
@@ -412,6 +420,19 @@ def test_keyset_pages_neither_skip_nor_repeat_runs_created_at_the_same_time(
     assert len(seen) == len(set(seen)) == 450
     keys = [(r.created, r.id) for r in page.runs]
     assert keys == sorted(keys, reverse=True)
+
+    assert page.top is None
+
+    many_runs(store, 1_300, created=lambda i: 2e9 + i, first=450)  # newer ones
+    query, shown = RunsQuery(), 0
+    page = load_runs(reader, query)
+    while page.more:  # what the screen does on `m`: page down, keep the window bounded
+        query = replace(query, anchor=run_key(page.runs[-1]), top=page.top)
+        page = load_runs(reader, query)
+        assert len(page.runs) <= MAX_SHOWN
+        shown += 1
+    assert shown == 8 and page.runs[-1].id == f"{0:032x}" and page.top is not None
+    assert load_runs(reader, replace(query, top=page.top)).runs == page.runs  # stable
 
     flow1 = load_runs(reader, RunsQuery(flow="flow1", state="FAILED", text="RUN-1"))
     names = [r.name for r in flow1.runs]
@@ -444,6 +465,9 @@ async def test_older_runs_load_a_page_at_a_time_and_new_runs_still_appear(
         await wait_for(pilot, lambda: len(screen.runs) == 451, "the new run")
         assert next(iter(screen.runs)) == "f" * 32
         assert runs_table(app).row_count == 451
+        await pilot.press("escape")  # back to the newest page
+        await wait_for(pilot, lambda: len(screen.runs) == 200, "the newest page")
+        assert screen.query_filter == RunsQuery()
     store.close()
 
 

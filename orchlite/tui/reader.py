@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 PAGE_SIZE = 200
 """Runs loaded at a time: the newest ones matching the filters, then a page more per ask."""
+MAX_SHOWN = 1_000
+"""Runs shown at most: loading older ones past this drops the newest from the top."""
 COUNTS_CHUNK = 500
 """Runs whose task counts are asked for in one query (SQLite bounds a query's parameters)."""
 TREND_FLOWS = 8
@@ -37,6 +39,9 @@ class RunsQuery:
     anchor: RunKey | None = None
     """None: the newest `PAGE_SIZE` runs. A run's key: every run down to that one (the pages
     shown so far, read again) and the next page below it (keyset paging: cheap at any depth)."""
+    top: RunKey | None = None
+    """With an anchor: only runs older than this key, so that at most `MAX_SHOWN` runs are
+    read again on each change however deep the pages go (newer runs are then not shown)."""
 
     @property
     def filtered(self) -> bool:
@@ -51,6 +56,8 @@ class RunsPage:
     store_exists: bool = True
     more: bool = False
     """Older runs match the filters too (`RunsQuery.anchor` loads them)."""
+    top: RunKey | None = None
+    """The `RunsQuery.top` that keeps the runs shown to `MAX_SHOWN` (None: from the newest)."""
     trends: list[list[FlowRun]] = field(default_factory=list)
     """The newest runs of each flow that ran recently (`Store.latest_runs_per_flow`)."""
 
@@ -110,15 +117,19 @@ def load_runs(store: Store, query: RunsQuery) -> RunsPage:
         more = len(runs) > PAGE_SIZE
         runs = runs[:PAGE_SIZE]
     else:
-        runs = store.flow_runs_page(**filters, down_to=query.anchor)
+        runs = store.flow_runs_page(**filters, before=query.top, down_to=query.anchor)
         older = store.flow_runs_page(**filters, before=query.anchor, limit=PAGE_SIZE + 1)
         more = len(older) > PAGE_SIZE
         runs += older[:PAGE_SIZE]
+    top = query.top
+    if len(runs) > MAX_SHOWN:
+        top = run_key(runs[-MAX_SHOWN - 1])
+        runs = runs[-MAX_SHOWN:]
     counts: dict[str, dict[str, int]] = {}
     for start in range(0, len(runs), COUNTS_CHUNK):
         counts |= store.task_state_counts([r.id for r in runs[start : start + COUNTS_CHUNK]])
     trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
-    return RunsPage(query, runs, counts, more=more, trends=trends)
+    return RunsPage(query, runs, counts, more=more, top=top, trends=trends)
 
 
 def _maybe_run(store: Store, run_id: str | None) -> FlowRun | None:

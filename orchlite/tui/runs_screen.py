@@ -81,6 +81,8 @@ class RunsScreen(PollingScreen):
     def show(self, page: RunsPage) -> None:
         if page.query != self.query_filter:
             self.repoll()  # the filters changed while this page loaded
+        elif page.top != page.query.top:
+            self.query_filter = replace(page.query, top=page.top)  # deep: newest runs left out
         self.page = page
         table = self.query_one("#runs", DataTable)
         now = self.app.clock()  # type: ignore[attr-defined]
@@ -98,6 +100,8 @@ class RunsScreen(PollingScreen):
             empty.update(NO_MATCH if page.query.filtered else EMPTY_STORE)
         self.query_one("#trends", Static).update(Trends(page.trends, now))
         shown = f"{len(page.runs):,} runs" + (" (filtered)" if page.query.filtered else "")
+        if page.top is not None:
+            shown += ", older ones (escape: the newest)"
         self.sub_title = shown + (", m loads older ones" if page.more else "")
 
     def _rebuild(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
@@ -200,6 +204,10 @@ class RunsScreen(PollingScreen):
         table = self.query_one("#runs", DataTable)
         if not table.has_focus:
             table.focus()
+            return
+        if self.query_filter.anchor is not None:
+            self._set_filter()  # back to the newest runs, filters kept
+            table.move_cursor(row=0, animate=False)
             return
         self.query_one("#flow", Input).value = ""
         self.query_one("#search", Input).value = ""
