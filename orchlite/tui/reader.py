@@ -2,8 +2,10 @@
 
 A `Poller` asks SQLite's `data_version` (one pragma, microseconds) on every tick and only
 runs its loader when another connection committed since the last load, so an idle TUI
-costs next to nothing however many runs the store holds. Loaders only call `Store` query
-methods and return plain snapshots; nothing here imports Textual or writes to the store.
+costs next to nothing however many runs the store holds. The store is opened read-only
+(`Store(read_only=True)`), so a view takes no write lock and never holds up a writer.
+Loaders only call `Store` query methods and return plain snapshots; nothing here imports
+Textual or writes to the store.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ MAX_SHOWN = 1_000
 """Runs shown at most: loading older ones past this drops the newest from the top."""
 COUNTS_CHUNK = 500
 """Runs whose task counts are asked for in one query (SQLite bounds a query's parameters)."""
-TREND_FLOWS = 8
-"""Flows in the trends strip: those that ran most recently."""
+TREND_FLOWS = 4
+"""Flows in the trends strip (a line each): those that ran most recently."""
 TREND_RUNS = 20
 """Runs per flow in the trends strip: the newest ones."""
 
