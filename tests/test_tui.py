@@ -1072,7 +1072,12 @@ def test_snapshot_runs_screen(orch_home: Path, snap_compare_utc: Callable[..., b
 
     async def loaded_runs(pilot: Pilot[None]) -> None:
         await loaded(pilot, RunsScreen)
-        await pilot.pause()  # the table sizes its columns on the next refresh
+        table = runs_table(pilot.app)
+        # The table sizes its columns when idle, after the rows are in; lines it drew before
+        # that stay cached until a cell changes, as the duration tick's do.
+        await wait_for(pilot, lambda: table.columns["run"].content_width >= 5, "column widths")
+        pilot.app.screen.tick()
+        await pilot.pause()
 
     app = make_app(orch_home, clock=lambda: SNAP_NOW)
     assert snap_compare_utc(app, terminal_size=(100, 24), run_before=loaded_runs)
