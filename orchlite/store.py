@@ -343,6 +343,9 @@ class SlotUsage:
     per_second: bool
 
 
+RunKey = tuple[float, str]
+"""(created, id) of a flow run: the order runs are paged in, newest first; unique."""
+
 LogRow = tuple[str | None, str | None, str | None, float, int, str, str]
 """(flow_run_id, task_run_id, task_name, ts, level, logger, message) as written."""
 
@@ -360,23 +363,29 @@ def _is_full(exc: sqlite3.DatabaseError) -> bool:
 class Store:
     """One project's database. Safe to share between threads: each gets its own connection."""
 
-    def __init__(self, home: Path, *, create: bool = True) -> None:
+    def __init__(self, home: Path, *, create: bool = True, read_only: bool = False) -> None:
+        """`read_only=True` opens an existing store for reading only (a view such as the TUI):
+        its connections cannot write, take no write locks and never checkpoint, so they
+        never hold up a writer."""
         self.home = home
         self.path = home / DB_NAME
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self.read_only = False
-        """True when opened with `create=False` in a `.orch/` this process cannot write."""
-        if create:
+        self.read_only = read_only
+        """True when asked for, or when opened with `create=False` in a `.orch/` this
+        process cannot write."""
+        self._writable_home = True
+        if create and not read_only:
             _make_home(home)
             _create_private(self.path)
         elif not self.path.exists():
             raise StoreError(f"no orchlite store at {home}")
         else:
-            self.read_only = not (
-                os.access(home, os.W_OK | os.X_OK) and os.access(self.path, os.R_OK | os.W_OK)
+            self._writable_home = os.access(home, os.W_OK | os.X_OK) and os.access(
+                self.path, os.R_OK | os.W_OK
             )
+            self.read_only = read_only or not self._writable_home
         self._prepare()
 
     # -- connections and transactions -------------------------------------------------
@@ -409,13 +418,15 @@ class Store:
 
         A WAL database needs its -shm file even to read. In a `.orch/` nobody can write
         there is no writer either, so reading the database file as immutable is exact once
-        the last writer closed (it merged the WAL back into the database).
+        the last writer closed (it merged the WAL back into the database). A writable
+        `.orch/` may have writers, so there it is never read as immutable.
         """
         from urllib.parse import quote
 
         base = f"file:{quote(str(self.path.absolute()))}?mode=ro"
+        uris = (base,) if self._writable_home else (base, base + "&immutable=1")
         last: sqlite3.DatabaseError | None = None
-        for uri in (base, base + "&immutable=1"):
+        for uri in uris:
             try:
                 conn = sqlite3.connect(
                     uri, uri=True, isolation_level=None, check_same_thread=False, timeout=5
@@ -461,6 +472,8 @@ class Store:
         return _Transaction(self, self.conn)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
+        if self.read_only:
+            raise StoreError(f"cannot write {self.path}: it is open read-only")
         try:
             conn.execute("BEGIN IMMEDIATE")  # the busy handler waits up to the busy timeout
             return
@@ -496,6 +509,11 @@ class Store:
             )
         if version < SCHEMA_VERSION:
             if self.read_only:
+                if self._writable_home:
+                    raise StoreError(
+                        f"{self.path} needs a schema upgrade, which a read-only view does not"
+                        " make: run `orch runs` once to upgrade it"
+                    )
                 raise StoreError(
                     f"{self.path} needs a schema upgrade, but {self.home} is not writable"
                 )
@@ -770,6 +788,73 @@ class Store:
         ).fetchall()
         return [FlowRun(*row) for row in rows]
 
+    def flow_runs_page(
+        self,
+        *,
+        flow: str | None = None,
+        state: str | None = None,
+        text: str = "",
+        before: RunKey | None = None,
+        down_to: RunKey | None = None,
+        limit: int = -1,
+    ) -> list[FlowRun]:
+        """Flow runs newest first by (created, id), for keyset paging (-1: no limit).
+
+        `before` keeps the runs older than that key (the next page), `down_to` those at that
+        key or newer (the pages already shown, read again). Each bound is a range on the
+        created index, so a page costs the same however deep it is. `text` matches part of
+        the id, name, flow, trigger, state or message, ignoring ASCII case.
+        """
+        where, values = [], []
+        if flow is not None:
+            where.append("flow_name = ?")
+            values.append(flow)
+        if state is not None:
+            where.append("state = ?")
+            values.append(state)
+        if text:
+            columns = ("id", "name", "flow_name", "trigger", "state", "state_message")
+            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
+            values += [_like_pattern(text)] * len(columns)
+        if before is not None:
+            where.append("created <= ? AND (created < ? OR id < ?)")
+            values += [before[0], before[0], before[1]]
+        if down_to is not None:
+            where.append("created >= ? AND (created > ? OR id >= ?)")
+            values += [down_to[0], down_to[0], down_to[1]]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.conn.execute(
+            f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs {clause}"
+            " ORDER BY created DESC, id DESC LIMIT ?",
+            (*values, limit),
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
+    def latest_runs_per_flow(self, *, flows: int = 8, runs: int = 20) -> list[list[FlowRun]]:
+        """The newest `runs` runs of each of the `flows` flows that ran most recently, the
+        flow that ran last first. Index seeks only: the flow names are walked one by one
+        on the (flow, created) index rather than grouping every run."""
+        names = self.conn.execute(
+            "WITH RECURSIVE names(flow) AS ("
+            " SELECT MIN(flow_name) FROM flow_runs"
+            " UNION ALL SELECT (SELECT MIN(flow_name) FROM flow_runs WHERE flow_name > flow)"
+            " FROM names WHERE flow IS NOT NULL)"
+            " SELECT flow, (SELECT MAX(created) FROM flow_runs WHERE flow_name = flow) AS last"
+            " FROM names WHERE flow IS NOT NULL ORDER BY last DESC LIMIT ?",
+            (flows,),
+        ).fetchall()
+        return [
+            [
+                FlowRun(*row)
+                for row in self.conn.execute(
+                    f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE flow_name = ?"
+                    " ORDER BY created DESC LIMIT ?",
+                    (name, runs),
+                )
+            ]
+            for name, _last in names
+        ]
+
     def child_flow_runs(self, run_id: str) -> list[FlowRun]:
         rows = self.conn.execute(
             f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE parent_run_id = ?"
@@ -924,8 +1009,15 @@ class Store:
         min_level: int = 0,
         task_name: str | None = None,
         limit: int = 10_000,
+        task_run_id: str | None = None,
+        flow_only: bool = False,
+        text: str = "",
     ) -> list[LogRecord]:
-        """A flow run's log records (and its subflows' are separate runs), oldest first."""
+        """A flow run's log records (and its subflows' are separate runs), oldest first.
+
+        `task_run_id` keeps one task run's records, `flow_only` those of the flow run itself,
+        `text` those whose message contains it (ignoring ASCII case).
+        """
         sql = (
             "SELECT id, flow_run_id, task_run_id, task_name, ts, level, logger, message FROM logs"
             " WHERE flow_run_id = ? AND id > ? AND level >= ?"
@@ -934,6 +1026,14 @@ class Store:
         if task_name is not None:
             sql += " AND task_name = ?"
             values.append(task_name)
+        if task_run_id is not None:
+            sql += " AND task_run_id = ?"
+            values.append(task_run_id)
+        if flow_only:
+            sql += " AND task_run_id IS NULL"
+        if text:
+            sql += " AND message LIKE ? ESCAPE '\\'"
+            values.append(_like_pattern(text))
         sql += " ORDER BY id LIMIT ?"
         values.append(limit)
         return [LogRecord(*row) for row in self.conn.execute(sql, values)]
@@ -1568,6 +1668,11 @@ def _task_run_values(run: TaskRun) -> tuple[Any, ...]:
         run.upstream,
         run.result_data,
     )
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') matching `text` anywhere, taken literally."""
+    return "%" + "".join("\\" + c if c in "\\%_" else c for c in text) + "%"
 
 
 def _statements(script: str) -> list[str]:

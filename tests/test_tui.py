@@ -10,12 +10,14 @@ import asyncio
 import functools
 import io
 import json
+import pickle
 import socket
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,13 +27,21 @@ from textual.widgets import DataTable, OptionList, Select, Static
 
 from orchlite.executor import RunRequest, run_target
 from orchlite.states import StateType
-from orchlite.store import Store
+from orchlite.store import Store, StoreError
 from orchlite.tui.app import OrchApp, make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.help import HelpScreen
 from orchlite.tui.logs_screen import LogsScreen
-from orchlite.tui.reader import Poller, RunsQuery, load_runs
+from orchlite.tui.reader import (
+    FLOW_ONLY,
+    MAX_SHOWN,
+    Poller,
+    RunsQuery,
+    load_runs,
+    run_key,
+)
 from orchlite.tui.runs_screen import RunsScreen
+from orchlite.tui.trends import sparkline
 
 FLOWS = textwrap.dedent(
     """
@@ -378,6 +388,344 @@ def test_an_idle_poll_costs_microseconds_on_a_big_store(orch_home: Path) -> None
     store.close()
 
 
+# -- older runs, trends -----------------------------------------------------------------------
+
+
+def many_runs(store: Store, count: int, *, created: Callable[[int], float], first: int = 0) -> None:
+    with store.transaction():
+        for i in range(first, first + count):
+            store.create_flow_run(
+                run_id=f"{i:032x}",
+                flow_name=f"flow{i % 3}",
+                name=f"run-{i}",
+                parameters="{}",
+                state=StateType.COMPLETED if i % 5 else StateType.FAILED,
+                now=created(i),
+            )
+
+
+def test_keyset_pages_neither_skip_nor_repeat_runs_created_at_the_same_time(
+    orch_home: Path,
+) -> None:
+    store = Store(orch_home)
+    many_runs(store, 450, created=lambda i: 1e9 + i // 50)  # 50 runs share each timestamp
+    reader = Store(orch_home, read_only=True)
+    page = load_runs(reader, RunsQuery())
+    assert len(page.runs) == 200 and page.more
+    seen = [r.id for r in page.runs]
+    while page.more:
+        page = load_runs(reader, RunsQuery(anchor=run_key(page.runs[-1])))
+        assert [r.id for r in page.runs[: len(seen)]] == seen  # the shown pages, read again
+        seen = [r.id for r in page.runs]
+    assert len(seen) == len(set(seen)) == 450
+    keys = [(r.created, r.id) for r in page.runs]
+    assert keys == sorted(keys, reverse=True)
+
+    assert page.top is None
+
+    many_runs(store, 1_300, created=lambda i: 2e9 + i, first=450)  # newer ones
+    query, shown = RunsQuery(), 0
+    page = load_runs(reader, query)
+    while page.more:  # what the screen does on `m`: page down, keep the window bounded
+        query = replace(query, anchor=run_key(page.runs[-1]), top=page.top)
+        page = load_runs(reader, query)
+        assert len(page.runs) <= MAX_SHOWN
+        shown += 1
+    assert shown == 8 and page.runs[-1].id == f"{0:032x}" and page.top is not None
+    assert load_runs(reader, replace(query, top=page.top)).runs == page.runs  # stable
+
+    flow1 = load_runs(reader, RunsQuery(flow="flow1", state="FAILED", text="RUN-1"))
+    names = [r.name for r in flow1.runs]
+    assert names and all(n.startswith("run-1") for n in names)
+    assert all(r.flow_name == "flow1" and r.state == "FAILED" for r in flow1.runs)
+    assert load_runs(reader, RunsQuery(text="%")).runs == []  # LIKE wildcards are literal
+    reader.close()
+    store.close()
+
+
+@in_event_loop
+async def test_older_runs_load_a_page_at_a_time_and_new_runs_still_appear(
+    orch_home: Path,
+) -> None:
+    store = Store(orch_home)
+    many_runs(store, 450, created=lambda i: 1e9 + i)
+    app = make_app(orch_home, clock=lambda: 1e9 + 500)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, RunsScreen)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        assert len(screen.runs) == 200 and "m loads older" in screen.sub_title
+        await pilot.press("m")
+        await wait_for(pilot, lambda: len(screen.runs) == 400, "the second page")
+        assert runs_table(app).cursor_row == 0  # the cursor stays where it was
+        await pilot.press("ctrl+end")  # reaching the last row loads the rest
+        await wait_for(pilot, lambda: len(screen.runs) == 450, "the last page")
+        assert list(screen.runs)[-1] == f"{0:032x}" and "m loads" not in screen.sub_title
+        store.create_flow_run(run_id="f" * 32, flow_name="new", name="newest", parameters="{}")
+        await wait_for(pilot, lambda: len(screen.runs) == 451, "the new run")
+        assert next(iter(screen.runs)) == "f" * 32
+        assert runs_table(app).row_count == 451
+        await pilot.press("escape")  # back to the newest page
+        await wait_for(pilot, lambda: len(screen.runs) == 200, "the newest page")
+        assert screen.query_filter == RunsQuery()
+    store.close()
+
+
+@in_event_loop
+async def test_trends_show_each_flows_last_outcomes_and_durations(orch_home: Path) -> None:
+    store = Store(orch_home)
+    for i, (flow, outcome) in enumerate(
+        [("etl", StateType.COMPLETED)] * 3
+        + [("etl", StateType.FAILED), ("report", StateType.COMPLETED)]
+    ):
+        run_id = f"{i + 1:032x}"
+        store.create_flow_run(
+            run_id=run_id, flow_name=flow, name=f"r{i}", parameters="{}", now=1000.0 + 10 * i
+        )
+        store.set_flow_run_state(run_id, StateType.RUNNING, now=1000.0 + 10 * i)
+        store.set_flow_run_state(run_id, outcome, now=1000.0 + 10 * i + i + 1)
+    app = make_app(orch_home, clock=lambda: 2000.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        lines = text_of(app.screen.query_one("#trends", Static)).splitlines()
+        assert lines[0].split() == ["report", "■", "█", "1/1", "ok", "last", "5.0s"]
+        assert lines[1].split() == ["etl", "■■■■", "▂▄▆█", "3/4", "ok", "last", "4.0s"]
+        await pilot.press("t")
+        assert not app.screen.query_one("#trends").display
+    store.close()
+
+
+def test_sparkline_scales_to_the_longest_and_leaves_unstarted_runs_blank() -> None:
+    assert sparkline([1.0, 2.0, None, 8.0]) == "▁▂ █"
+    assert sparkline([0.0, 0.0]) == "▁▁"
+
+
+# -- results, logs filters, read-only ---------------------------------------------------------
+
+
+def stored_task(store: Store, run_id: str, *, data: bytes | None = None, ref: str | None = None):
+    """A COMPLETED flow run with one task run whose result is `data` inline or blob `ref`."""
+    from orchlite.store import TaskRun
+
+    store.create_flow_run(run_id=run_id, flow_name="f", name="r", parameters="{}")
+    store.save_task_run(
+        TaskRun(
+            flow_run_id=run_id,
+            position=0,
+            id="9" * 32,
+            standalone=0,
+            task_key="t@f.py",
+            name="make-0",
+            dynamic_key="0",
+            state="COMPLETED",
+            state_message=None,
+            attempts=1,
+            inputs_hash=None,
+            cache_key=None,
+            result_ref=ref,
+            result_serializer="cloudpickle",
+            error_type=None,
+            error_message=None,
+            traceback=None,
+            created=1.0,
+            started=1.0,
+            ended=2.0,
+            result_data=data,
+        )
+    )
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        raise KeyError("x")
+
+
+class TouchOnLoad:
+    """Unpickling this creates a file: proof that something was unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Path.touch, (self.path,))
+
+
+def test_a_result_preview_never_unpickles_a_blob_that_does_not_match_its_digest(
+    orch_home: Path, tmp_path: Path
+) -> None:
+    import pickle
+
+    from orchlite.blobs import BlobStore
+    from orchlite.tui.preview import load_preview
+
+    store = Store(orch_home)
+    blobs = BlobStore(orch_home / "blobs")
+    digest = blobs.put(pickle.dumps("fine"))
+    stored_task(store, "a" * 32, ref=digest)
+    assert load_preview(orch_home, "a" * 32, 0).task == "'fine'"
+
+    marker = tmp_path / "unpickled"
+    blobs.path(digest).write_bytes(pickle.dumps(TouchOnLoad(marker)))
+    shown = load_preview(orch_home, "a" * 32, 0)
+    assert shown.task is not None and shown.task.startswith("cannot preview: blob ")
+    assert "is corrupt" in shown.task
+    assert not marker.exists()
+    assert blobs.path(digest).exists()  # a view moves nothing
+    assert shown.run == "not finished yet"
+
+    from orchlite.store import StoredResult
+    from orchlite.tui.preview import preview
+
+    broken = StoredResult("cloudpickle", data=pickle.dumps(BadRepr()))
+    assert preview(broken, blobs) == "cannot preview: repr() of a BadRepr failed: KeyError('x')"
+    long = preview(StoredResult("cloudpickle", data=pickle.dumps("y" * 5_000)), blobs)
+    assert len(long) == 300 and long.endswith("…")
+
+    big = blobs.put(pickle.dumps(b"x" * 100_000))
+    stored_task(store, "b" * 32, ref=big)
+    assert "more than the 65,536" in str(load_preview(orch_home, "b" * 32, 0).task)
+    store.close()
+
+
+@in_event_loop
+async def test_the_detail_screen_previews_results_and_says_why_it_cannot(
+    project: Path, orch_home: Path
+) -> None:
+    run_id = failed_hello(project)
+    store = Store(orch_home)
+    # A pickle of a class whose module is gone: loading it fails.
+    stored_task(store, "c" * 32, data=b"\x80\x04cno_such_module_xyz\nThing\n)\x81.")
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await loaded(pilot, RunsScreen)
+        app.open_run(run_id)
+        await loaded(pilot, RunDetailScreen)
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        result = detail.query_one("#result", Static)
+        await wait_for(pilot, lambda: "'Hello, world!'" in text_of(result), "greet's result")
+        assert "flow run  none stored" in text_of(result)  # it failed
+        detail.query_one("#tasks", DataTable).move_cursor(row=1)
+        await wait_for(pilot, lambda: "check-0" in text_of(result), "check's preview")
+        assert "check-0           none stored" in text_of(result)
+
+        app.open_run("c" * 32)
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, RunDetailScreen)
+                and app.screen.preview is not None
+                and "no_such_module_xyz" in str(app.screen.preview.task)
+            ),
+            "the failed preview",
+        )
+        line = text_of(app.screen.query_one("#result", Static))
+        assert "make-0            cannot preview: cannot deserialize a cloudpickle result" in line
+        assert "ModuleNotFoundError" in line
+        assert app.is_running and not app.outcomes
+    store.close()
+
+
+@in_event_loop
+async def test_logs_filter_by_task_flow_only_and_text_and_jump_from_a_task(
+    project: Path,
+) -> None:
+    run_id = failed_hello(project)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, RunsScreen)
+        app.open_run(run_id)
+        await loaded(pilot, RunDetailScreen)
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        tasks = detail.query_one("#tasks", DataTable)
+        tasks.focus()
+        tasks.move_cursor(row=0)  # greet
+        await pilot.press("enter")
+        await loaded(pilot, LogsScreen)
+        logs = app.screen
+        assert isinstance(logs, LogsScreen)
+        greet = detail.detail.tasks[0]
+        await wait_for(pilot, lambda: logs.records, "greet's lines")
+        assert {r.task_run_id for r in logs.records} == {greet.id}
+        assert "about to greet world" in [r.message for r in logs.records]
+        assert "task greet-0" in logs.sub_title
+        select = logs.query_one("#log-task", Select)
+        await wait_for(pilot, lambda: select.value == greet.id, "the task filter shown")
+
+        select.value = FLOW_ONLY
+        await wait_for(
+            pilot,
+            lambda: logs.records and all(r.task_run_id is None for r in logs.records),
+            "the flow run's own lines",
+        )
+        assert "hello flow starting" in [r.message for r in logs.records]
+
+        select.clear()
+        await pilot.press("slash", *"GREET W")
+        await wait_for(
+            pilot,
+            lambda: [r.message for r in logs.records] == ["about to greet world"],
+            "the text search",
+        )
+        await pilot.press("enter", "escape")  # back to the lines, then back to the detail
+        assert app.screen is detail
+
+
+@in_event_loop
+async def test_views_read_through_a_read_only_store_and_never_block_a_writer(
+    project: Path, orch_home: Path
+) -> None:
+    run_id = failed_hello(project)
+    writer = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+
+        import orchlite.store as store_module
+        from orchlite.states import StateType
+
+        store_module.BUSY_TIMEOUT_MS = 0  # a lock held by anyone else fails this at once
+        store = store_module.Store(Path(sys.argv[1]))
+        for i in range(300):
+            store.create_flow_run(
+                run_id=f"{i:032x}", flow_name="w", name=f"w-{i}", parameters="{}",
+                state=StateType.COMPLETED,
+            )
+        print("wrote 300")
+        """
+    )
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        runs_screen = app.screen
+        app.open_run(run_id)
+        await loaded(pilot, RunDetailScreen)
+        app.open_logs(run_id)
+        await loaded(pilot, LogsScreen)
+        assert isinstance(runs_screen, RunsScreen)
+        poller = Poller(orch_home, lambda s: load_runs(s, RunsQuery()))
+        assert poller.tick() is not None and poller.store is not None
+        assert poller.store.read_only
+        with pytest.raises(StoreError, match="open read-only"):
+            poller.store.request_cancel(run_id)
+
+        loads = runs_screen.loads
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", writer, str(orch_home)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "wrote 300"
+        await wait_for(pilot, lambda: len(runs_screen.runs) == 200, "the written runs")
+        assert runs_screen.loads > loads
+        poller.close()
+    assert Store(orch_home).get_flow_run(run_id).state == "FAILED"  # nothing else changed
+
+
 # -- schedules -------------------------------------------------------------------------------
 
 SCHEDULED_TOML = textwrap.dedent(
@@ -644,6 +992,7 @@ async def test_retrying_a_completed_run_needs_the_word_typed(project: Path) -> N
 # -- snapshots (pytest-textual-snapshot; `pytest --snapshot-update` redraws them) ---------------
 
 SNAP_NOW = 1_800_000_000.0
+SNAP_RESULTS = {"extract": [{"id": 1, "amount": 12.5}, {"id": 2, "amount": 7.25}], "load": 2}
 
 
 def fixed_store(home: Path) -> str:
@@ -684,7 +1033,8 @@ def fixed_store(home: Path) -> str:
                     inputs_hash=None,
                     cache_key=None,
                     result_ref=None,
-                    result_serializer=None,
+                    result_serializer=None if failed else "cloudpickle",
+                    result_data=None if failed else pickle.dumps(SNAP_RESULTS[name]),
                     error_type="ValueError" if failed else None,
                     error_message="bad row 7" if failed else None,
                     traceback="Traceback...\nValueError: bad row 7" if failed else None,
@@ -695,6 +1045,14 @@ def fixed_store(home: Path) -> str:
             )
         if outcome is not StateType.RUNNING:
             store.set_flow_run_state(run_id, outcome, now=created + 5)
+        tasks = store.task_runs(run_id)
+        store.write_logs(
+            [
+                (run_id, None, None, created + 1.5, 20, "orchlite.flow_runs", "etl starting"),
+                (run_id, tasks[0].id, "extract-0", created + 2.5, 20, "etl", "read 1,200 rows"),
+                (run_id, tasks[1].id, "load-0", created + 3.2, 30, "etl", "row 7 has no id"),
+            ]
+        )
     store.close()
     return "2" * 32
 
@@ -714,7 +1072,12 @@ def test_snapshot_runs_screen(orch_home: Path, snap_compare_utc: Callable[..., b
 
     async def loaded_runs(pilot: Pilot[None]) -> None:
         await loaded(pilot, RunsScreen)
-        await pilot.pause()  # the table sizes its columns on the next refresh
+        table = runs_table(pilot.app)
+        # The table sizes its columns when idle, after the rows are in; lines it drew before
+        # that stay cached until a cell changes, as the duration tick's do.
+        await wait_for(pilot, lambda: table.columns["run"].content_width >= 5, "column widths")
+        pilot.app.screen.tick()
+        await pilot.pause()
 
     app = make_app(orch_home, clock=lambda: SNAP_NOW)
     assert snap_compare_utc(app, terminal_size=(100, 24), run_before=loaded_runs)
@@ -727,7 +1090,27 @@ def test_snapshot_detail_screen(orch_home: Path, snap_compare_utc: Callable[...,
         await loaded(pilot, RunsScreen)
         pilot.app.open_run(failed)
         await loaded(pilot, RunDetailScreen)
+        await wait_for(pilot, lambda: pilot.app.screen.preview, "the result preview")
         await pilot.pause()
 
     app = make_app(orch_home, clock=lambda: SNAP_NOW)
     assert snap_compare_utc(app, terminal_size=(100, 40), run_before=open_failed)
+
+
+def test_snapshot_logs_of_a_task(orch_home: Path, snap_compare_utc: Callable[..., bool]) -> None:
+    failed = fixed_store(orch_home)
+
+    async def open_logs(pilot: Pilot[None]) -> None:
+        await loaded(pilot, RunsScreen)
+        pilot.app.open_run(failed)
+        await loaded(pilot, RunDetailScreen)
+        tasks = pilot.app.screen.query_one("#tasks", DataTable)
+        tasks.focus()
+        tasks.move_cursor(row=1)
+        await pilot.press("enter")  # the failed task's lines
+        await loaded(pilot, LogsScreen)
+        await wait_for(pilot, lambda: pilot.app.screen.records, "the task's lines")
+        await pilot.pause()
+
+    app = make_app(orch_home, clock=lambda: SNAP_NOW)
+    assert snap_compare_utc(app, terminal_size=(100, 24), run_before=open_logs)

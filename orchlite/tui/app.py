@@ -25,6 +25,7 @@ from .detail_screen import RunDetailScreen
 from .error_screen import ErrorScreen
 from .help import HelpScreen
 from .logs_screen import LogsScreen
+from .reader import LogFilter
 from .run_now import FlowPickerScreen, ParamsScreen
 from .runs_screen import RunsScreen
 from .schedules_screen import SchedulesScreen
@@ -62,8 +63,9 @@ class OrchApp(App[None]):
         else:
             self.push_screen(RunDetailScreen(run_id))
 
-    def open_logs(self, run_id: str) -> None:
-        self.push_screen(LogsScreen(run_id))
+    def open_logs(self, run_id: str, task_run_id: str | None = None) -> None:
+        """The run's logs; with `task_run_id`, only that task run's lines."""
+        self.push_screen(LogsScreen(run_id, LogFilter(task=task_run_id)))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -50,7 +50,7 @@ class BoardWatcher:
 
     def _stamp(self, now: float) -> tuple[Any, ...]:
         if self.store is None and (self.home / DB_NAME).exists():
-            self.store = Store(self.home, create=False)
+            self.store = Store(self.home, read_only=True)
         version = self.store.data_version() if self.store is not None else None
         try:
             pid_file: int | None = os.stat(self.home / PID_FILE).st_mtime_ns

@@ -1,4 +1,5 @@
-"""One run: parameters, state history, task runs, a timeline, the error and related runs."""
+"""One run: parameters, state history, task runs, results, a timeline, the error and related
+runs."""
 
 from __future__ import annotations
 
@@ -7,16 +8,17 @@ from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..store import FlowRun
+from ..store import FlowRun, TaskRun
 from .format import badge, clock_time, coloured, run_duration
 from .polling import PollingScreen
+from .preview import ResultPreview, load_preview
 from .reader import Poller, RunDetail, load_detail
 from .timeline import Timeline
 
@@ -35,6 +37,8 @@ class RunDetailScreen(PollingScreen):
         super().__init__()
         self.run_id = run_id
         self.detail: RunDetail | None = None
+        self.preview: ResultPreview | None = None
+        self._previewed: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -42,6 +46,8 @@ class RunDetailScreen(PollingScreen):
             yield Static(id="summary")
             yield Static("Tasks", classes="section")
             yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+            yield Static("Result", classes="section")
+            yield Static(id="result")
             yield Static("Timeline", classes="section")
             yield Static(id="timeline")
             yield Static("Related runs", classes="section", id="related-title")
@@ -90,6 +96,7 @@ class RunDetailScreen(PollingScreen):
         if detail.tasks:
             table.move_cursor(row=min(cursor, len(detail.tasks) - 1), animate=False)
         self.query_one("#timeline", Static).update(Timeline(detail.tasks, now))
+        self._preview_if_changed()
         self._show_related(detail)
         history = Text()
         for entry in detail.history:
@@ -150,6 +157,52 @@ class RunDetailScreen(PollingScreen):
             self.query_one("#summary", Static).update(
                 self._summary(detail.run, self.app.clock())  # type: ignore[attr-defined]
             )
+
+    # -- results -------------------------------------------------------------------
+
+    @property
+    def highlighted_task(self) -> TaskRun | None:
+        table = self.query_one("#tasks", DataTable)
+        if self.detail is None or not self.detail.tasks or table.row_count == 0:
+            return None
+        return self.detail.tasks[min(table.cursor_row, len(self.detail.tasks) - 1)]
+
+    @on(DataTable.RowHighlighted, "#tasks")
+    def _task_highlighted(self) -> None:
+        self._preview_if_changed()
+
+    def _preview_if_changed(self) -> None:
+        """Load the previews again when the highlighted task or a result may have changed."""
+        if self.detail is None:
+            return
+        task = self.highlighted_task
+        run = self.detail.run
+        seen = (run.state, run.result_ref) + (
+            (task.position, task.state, task.result_ref) if task else ()
+        )
+        if seen != self._previewed:
+            self._previewed = seen
+            self._load_preview(task.position if task else None)
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _load_preview(self, position: int | None) -> None:
+        found = load_preview(self.app.home, self.run_id, position)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._show_preview, found, position)
+
+    def _show_preview(self, found: ResultPreview, position: int | None) -> None:
+        self.preview = found
+        text = Text()
+        text.append("flow run  ", style="dim").append(found.run)
+        task = self.highlighted_task
+        if found.task is not None and task is not None and task.position == position:
+            text.append(f"\n{task.name[:16]:<16}  ", style="dim").append(found.task)
+        self.query_one("#result", Static).update(text)
+
+    @on(DataTable.RowSelected, "#tasks")
+    def _task_selected(self) -> None:
+        """Enter on a task run: its log lines."""
+        if task := self.highlighted_task:
+            self.app.open_logs(self.run_id, task.id)  # type: ignore[attr-defined]
 
     @on(OptionList.OptionSelected, "#related")
     def _open_related(self, event: OptionList.OptionSelected) -> None:

@@ -18,9 +18,13 @@ HELP = """\
   /          search (id, name, flow, trigger, message)
   f          filter by flow          s   filter by state
   escape     back to the table (clear the filters when there)
+  m          load older runs (so does reaching the last row, ctrl+end)
+  t          show or hide the trends (each flow's last runs and durations)
   c          cancel the run          r   retry the run
 [b]Run detail[/b]
   l          logs                    c / r   cancel / retry
+  up / down  pick a task run: its result shows under Result
+  enter      on a task run: its log lines only
   tab        move between tasks and related runs (enter opens one)
   escape     back
 [b]Schedules[/b] (S)
@@ -28,6 +32,8 @@ HELP = """\
   escape     back
 [b]Logs[/b]
   1-5        minimum level: debug, info, warning, error, critical
+  t          filter by task run (or the flow run's own lines)
+  /          only lines containing a text
   end        follow the newest lines again
   escape     back
 [b]Anywhere[/b]

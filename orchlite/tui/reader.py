@@ -2,8 +2,10 @@
 
 A `Poller` asks SQLite's `data_version` (one pragma, microseconds) on every tick and only
 runs its loader when another connection committed since the last load, so an idle TUI
-costs next to nothing however many runs the store holds. Loaders only call `Store` query
-methods and return plain snapshots; nothing here imports Textual or writes to the store.
+costs next to nothing however many runs the store holds. The store is opened read-only
+(`Store(read_only=True)`), so a view takes no write lock and never holds up a writer.
+Loaders only call `Store` query methods and return plain snapshots; nothing here imports
+Textual or writes to the store.
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from ..errors import OrchError, RunNotFoundError
-from ..store import DB_NAME, FlowRun, HistoryEntry, LogRecord, Store, TaskRun
+from ..store import DB_NAME, FlowRun, HistoryEntry, LogRecord, RunKey, Store, TaskRun
 
 T = TypeVar("T")
 
 PAGE_SIZE = 200
-"""Runs shown at most: the newest ones matching the filters."""
-SEARCH_WINDOW = 2_000
-"""Runs a text search looks through (newest first)."""
+"""Runs loaded at a time: the newest ones matching the filters, then a page more per ask."""
+MAX_SHOWN = 1_000
+"""Runs shown at most: loading older ones past this drops the newest from the top."""
+COUNTS_CHUNK = 500
+"""Runs whose task counts are asked for in one query (SQLite bounds a query's parameters)."""
+TREND_FLOWS = 4
+"""Flows in the trends strip (a line each): those that ran most recently."""
+TREND_RUNS = 20
+"""Runs per flow in the trends strip: the newest ones."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,12 @@ class RunsQuery:
     flow: str | None = None
     state: str | None = None
     text: str = ""
-    limit: int = PAGE_SIZE
+    anchor: RunKey | None = None
+    """None: the newest `PAGE_SIZE` runs. A run's key: every run down to that one (the pages
+    shown so far, read again) and the next page below it (keyset paging: cheap at any depth)."""
+    top: RunKey | None = None
+    """With an anchor: only runs older than this key, so that at most `MAX_SHOWN` runs are
+    read again on each change however deep the pages go (newer runs are then not shown)."""
 
     @property
     def filtered(self) -> bool:
@@ -43,6 +56,16 @@ class RunsPage:
     runs: list[FlowRun]
     counts: dict[str, dict[str, int]]
     store_exists: bool = True
+    more: bool = False
+    """Older runs match the filters too (`RunsQuery.anchor` loads them)."""
+    top: RunKey | None = None
+    """The `RunsQuery.top` that keeps the runs shown to `MAX_SHOWN` (None: from the newest)."""
+    trends: list[list[FlowRun]] = field(default_factory=list)
+    """The newest runs of each flow that ran recently (`Store.latest_runs_per_flow`)."""
+
+
+def run_key(run: FlowRun) -> RunKey:
+    return (run.created, run.id)
 
 
 @dataclass
@@ -61,11 +84,26 @@ class RunDetail:
         return failed[-1].traceback if failed else None
 
 
+FLOW_ONLY = "flow"
+"""`LogFilter.task` for the flow run's own records (no task run's)."""
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    min_level: int = 0
+    task: str | None = None
+    """A task run's id, `FLOW_ONLY`, or None for every record."""
+    text: str = ""
+    """Only records whose message contains this (ignoring ASCII case)."""
+
+
 @dataclass
 class LogBatch:
     records: list[LogRecord]
     reset: bool = False
-    """True: the records replace what is shown (the level filter changed)."""
+    """True: the records replace what is shown (a filter changed)."""
+    tasks: list[tuple[str, str]] | None = None
+    """The run's task runs as (id, name), when they changed since the last batch."""
 
 
 @dataclass
@@ -73,21 +111,27 @@ class LoadError:
     message: str
 
 
-def _matches(run: FlowRun, text: str) -> bool:
-    text = text.lower()
-    return any(
-        text in (value or "").lower()
-        for value in (run.id, run.name, run.flow_name, run.trigger, run.state, run.state_message)
-    )
-
-
 def load_runs(store: Store, query: RunsQuery) -> RunsPage:
-    """The newest runs matching `query`; a text search looks through the newest few thousand."""
-    limit = SEARCH_WINDOW if query.text else query.limit
-    runs = store.list_flow_runs(flow=query.flow, state=query.state, limit=limit)
-    if query.text:
-        runs = [r for r in runs if _matches(r, query.text)][: query.limit]
-    return RunsPage(query, runs, store.task_state_counts([r.id for r in runs]))
+    """The runs `query` asks for, newest first, their task counts and the flows' trends."""
+    filters = {"flow": query.flow, "state": query.state, "text": query.text}
+    if query.anchor is None:
+        runs = store.flow_runs_page(**filters, limit=PAGE_SIZE + 1)
+        more = len(runs) > PAGE_SIZE
+        runs = runs[:PAGE_SIZE]
+    else:
+        runs = store.flow_runs_page(**filters, before=query.top, down_to=query.anchor)
+        older = store.flow_runs_page(**filters, before=query.anchor, limit=PAGE_SIZE + 1)
+        more = len(older) > PAGE_SIZE
+        runs += older[:PAGE_SIZE]
+    top = query.top
+    if len(runs) > MAX_SHOWN:
+        top = run_key(runs[-MAX_SHOWN - 1])
+        runs = runs[-MAX_SHOWN:]
+    counts: dict[str, dict[str, int]] = {}
+    for start in range(0, len(runs), COUNTS_CHUNK):
+        counts |= store.task_state_counts([r.id for r in runs[start : start + COUNTS_CHUNK]])
+    trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
+    return RunsPage(query, runs, counts, more=more, top=top, trends=trends)
 
 
 def _maybe_run(store: Store, run_id: str | None) -> FlowRun | None:
@@ -114,31 +158,42 @@ def load_detail(store: Store, run_id: str) -> RunDetail:
 class LogFollower:
     """Reads a run's log records incrementally: only those after the last one read."""
 
-    def __init__(self, run_id: str, min_level: int = 0) -> None:
+    def __init__(self, run_id: str, log_filter: LogFilter | None = None) -> None:
         self.run_id = run_id
-        self.min_level = min_level
+        self.filter = log_filter or LogFilter()
         self.after_id = 0
         self._lock = threading.Lock()
         self._reset = True  # the first read replaces the "loading" state
+        self._tasks: list[tuple[str, str]] | None = None
 
-    def set_level(self, min_level: int) -> None:
-        """Show records at `min_level` and above from the start (called from the UI thread)."""
+    def set_filter(self, log_filter: LogFilter) -> None:
+        """Show the records `log_filter` keeps, from the start (called from the UI thread)."""
         with self._lock:
-            self.min_level = min_level
+            self.filter = log_filter
             self._reset = True
 
     def __call__(self, store: Store) -> LogBatch | None:
         with self._lock:
             reset, self._reset = self._reset, False
-            level = self.min_level
+            shown = self.filter
         if reset:
             self.after_id = 0
-        records = store.logs(self.run_id, after_id=self.after_id, min_level=level)
+        records = store.logs(
+            self.run_id,
+            after_id=self.after_id,
+            min_level=shown.min_level,
+            task_run_id=shown.task if shown.task != FLOW_ONLY else None,
+            flow_only=shown.task == FLOW_ONLY,
+            text=shown.text,
+        )
         if records:
             self.after_id = records[-1].id
-        if not records and not reset:
+        tasks = [(t.id, t.name) for t in store.task_runs(self.run_id)]
+        changed = tasks != self._tasks
+        self._tasks = tasks
+        if not records and not reset and not changed:
             return None
-        return LogBatch(records, reset=reset)
+        return LogBatch(records, reset=reset, tasks=tasks if changed else None)
 
 
 class Poller(Generic[T]):
@@ -160,6 +215,7 @@ class Poller(Generic[T]):
         self.store: Store | None = None
         self.version: int | None = None
         self._reported_missing = False
+        self._open_failures = 0
 
     def tick(self, force: bool = False) -> T | LoadError | None:
         """One poll: a new snapshot, an error to show, or None when nothing changed."""
@@ -170,7 +226,9 @@ class Poller(Generic[T]):
                         return None
                     self._reported_missing = True
                     return self.missing()
-                self.store = Store(self.home, create=False)
+                self.store = self._open()
+                if self.store is None:
+                    return None
             version = self.store.data_version()
             if version == self.version and not force:
                 return None
@@ -179,6 +237,19 @@ class Poller(Generic[T]):
         except OrchError as exc:
             self.version = None  # try again next tick
             return LoadError(str(exc))
+
+    def _open(self) -> Store | None:
+        """The store, read-only; None the first time it cannot be opened yet (a writer that
+        just created the file may still be writing its schema), an error the next time."""
+        try:
+            store = Store(self.home, read_only=True)
+        except OrchError:
+            self._open_failures += 1
+            if self._open_failures > 1:
+                raise
+            return None
+        self._open_failures = 0
+        return store
 
     def close(self) -> None:
         if self.store is not None:

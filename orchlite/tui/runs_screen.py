@@ -1,7 +1,9 @@
-"""The start screen: the newest runs, live, with filters and a text search."""
+"""The start screen: the newest runs, live, with filters, a text search, per-flow trends and
+older runs a page at a time."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from textual import on
@@ -14,7 +16,8 @@ from ..states import StateType
 from ..store import FlowRun
 from .format import badge, clock_time, run_duration, task_counts
 from .polling import PollingScreen
-from .reader import Poller, RunsPage, RunsQuery, load_runs
+from .reader import Poller, RunsPage, RunsQuery, load_runs, run_key
+from .trends import Trends
 
 EMPTY_STORE = "No runs yet — try `orch run examples/hello.py:hello`"
 NO_MATCH = "No runs match these filters (escape clears them)"
@@ -33,6 +36,8 @@ class RunsScreen(PollingScreen):
         Binding("slash", "focus('search')", "Search"),
         Binding("f", "focus('flow')", "Flow"),
         Binding("s", "focus('state')", "State"),
+        Binding("m", "more", "More"),
+        Binding("t", "toggle_trends", "Trends"),
         Binding("escape", "escape", "Clear", show=False),
     ]
 
@@ -41,6 +46,8 @@ class RunsScreen(PollingScreen):
         self.query_filter = RunsQuery()
         self.page: RunsPage | None = None
         self.runs: dict[str, FlowRun] = {}
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        """The cells shown, by run id."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -48,6 +55,7 @@ class RunsScreen(PollingScreen):
             yield Input(placeholder="flow", id="flow")
             yield Select([(s.value, s.value) for s in StateType], prompt="any state", id="state")
             yield Input(placeholder="/ search", id="search")
+        yield Static(id="trends")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(EMPTY_STORE, id="empty")
         yield Footer()
@@ -73,22 +81,42 @@ class RunsScreen(PollingScreen):
     def show(self, page: RunsPage) -> None:
         if page.query != self.query_filter:
             self.repoll()  # the filters changed while this page loaded
+        elif page.top != page.query.top:
+            self.query_filter = replace(page.query, top=page.top)  # deep: newest runs left out
         self.page = page
         table = self.query_one("#runs", DataTable)
-        selected = self.selected_run_id
         now = self.app.clock()  # type: ignore[attr-defined]
-        table.clear()
+        rows = {run.id: self._cells(run, page.counts.get(run.id, {}), now) for run in page.runs}
+        if list(rows) == list(self.rows):
+            self._update_rows(table, rows)  # the same runs: only the cells that changed
+        else:
+            self._rebuild(table, rows)
+        self.rows = rows
         self.runs = {run.id: run for run in page.runs}
-        for run in page.runs:
-            table.add_row(*self._cells(run, page.counts.get(run.id, {}), now), key=run.id)
         empty = self.query_one("#empty", Static)
         empty.display = not page.runs
         table.display = bool(page.runs)
         if not page.runs:
             empty.update(NO_MATCH if page.query.filtered else EMPTY_STORE)
-        if selected in self.runs:
+        self.query_one("#trends", Static).update(Trends(page.trends, now))
+        shown = f"{len(page.runs):,} runs" + (" (filtered)" if page.query.filtered else "")
+        if page.top is not None:
+            shown += ", older ones (escape: the newest)"
+        self.sub_title = shown + (", m loads older ones" if page.more else "")
+
+    def _rebuild(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
+        selected = self.selected_run_id
+        table.clear()
+        for run_id, cells in rows.items():
+            table.add_row(*cells, key=run_id)
+        if selected in rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
-        self.sub_title = f"{len(page.runs)} runs" + (" (filtered)" if page.query.filtered else "")
+
+    def _update_rows(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
+        for run_id, cells in rows.items():
+            for column, old, new in zip(COLUMNS, self.rows[run_id], cells, strict=True):
+                if old != new:
+                    table.update_cell(run_id, column.lower(), new)
 
     @staticmethod
     def _cells(run: FlowRun, counts: dict[str, int], now: float) -> tuple[Any, ...]:
@@ -108,7 +136,10 @@ class RunsScreen(PollingScreen):
         now = self.app.clock()  # type: ignore[attr-defined]
         for run in self.runs.values():
             if run.started is not None and run.ended is None:
-                table.update_cell(run.id, "duration", run_duration(run.started, None, now))
+                shown = run_duration(run.started, None, now)
+                table.update_cell(run.id, "duration", shown)
+                cells = self.rows[run.id]
+                self.rows[run.id] = (*cells[:5], shown, *cells[6:])
 
     @property
     def selected_run_id(self) -> str | None:
@@ -117,6 +148,25 @@ class RunsScreen(PollingScreen):
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         return key
+
+    # -- older runs, trends --------------------------------------------------------
+
+    def action_more(self) -> None:
+        """Load the next page of older runs (keyset paging below the oldest one shown)."""
+        page = self.page
+        if page is None or not page.more or not page.runs:
+            return
+        self.query_filter = replace(self.query_filter, anchor=run_key(page.runs[-1]))
+        self.repoll()
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row == event.data_table.row_count - 1:
+            self.action_more()  # reaching the end loads more
+
+    def action_toggle_trends(self) -> None:
+        trends = self.query_one("#trends")
+        trends.display = not trends.display
 
     # -- filters -------------------------------------------------------------------
 
@@ -154,6 +204,10 @@ class RunsScreen(PollingScreen):
         table = self.query_one("#runs", DataTable)
         if not table.has_focus:
             table.focus()
+            return
+        if self.query_filter.anchor is not None:
+            self._set_filter()  # back to the newest runs, filters kept
+            table.move_cursor(row=0, animate=False)
             return
         self.query_one("#flow", Input).value = ""
         self.query_one("#search", Input).value = ""

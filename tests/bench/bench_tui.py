@@ -11,6 +11,11 @@ Reuses the store that `bench_listing.py` builds once through the Store API and c
 - idle tick: CPU time (`time.process_time`) of one poll when nothing changed, for the runs
   screen's `Poller` and the schedules screen's `BoardWatcher`; the baseline is the runs
   poller on a project without a store. Target: ≤ 5 ms.
+- paging: one load of the runs screen (its runs, their task counts and the trends strip)
+  after paging down 90,000 runs deep (the `MAX_SHOWN` runs kept, and a page below them),
+  beside the first page's load; median of the rounds. Keyset paging keeps both alike.
+- text search: the first page of a search that matches nothing, so it reads every run
+  (information only; it runs in the poller's thread, and again only when the store changed).
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from pathlib import Path
 from _common import Row, emit, median, parser, secs, us, verdict
 from bench_listing import FLOW_RUNS, build, cache_file, cached_db_ok
 
-from orchlite.store import DB_NAME
+from orchlite.store import DB_NAME, Store
 from orchlite.tui.app import make_app
 from orchlite.tui.board import BoardWatcher
-from orchlite.tui.reader import Poller, RunsQuery, load_runs
+from orchlite.tui.reader import MAX_SHOWN, Poller, RunsQuery, load_runs, run_key
 from orchlite.tui.runs_screen import RunsScreen
 
 ROUNDS = 5
@@ -69,6 +74,24 @@ def idle_tick(make: Callable[[], Poller[object] | BoardWatcher]) -> float:
     return took
 
 
+def load_time(home: Path, query: RunsQuery, rounds: int) -> float:
+    """Median wall seconds of one runs-screen load for `query`."""
+    with Store(home, read_only=True) as store:
+        took = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            load_runs(store, query)
+            took.append(time.perf_counter() - start)
+    return median(took)
+
+
+def deep_query(home: Path, depth: int) -> RunsQuery:
+    """The query the runs screen holds after paging down to `depth` runs."""
+    with Store(home, read_only=True) as store:
+        runs = store.flow_runs_page(limit=depth + 1)
+    return RunsQuery(anchor=run_key(runs[depth]), top=run_key(runs[depth - MAX_SHOWN]))
+
+
 def project(folder: Path, db: Path | None) -> Path:
     folder.mkdir(parents=True)
     (folder / "flows.py").write_text(FLOWS)
@@ -95,6 +118,12 @@ def main() -> None:
         for _ in range(args.rounds):  # interleaved, so drift hits both alike
             shown["empty"].append(asyncio.run(first_screen(empty)))
             shown["big"].append(asyncio.run(first_screen(big)))
+        depth = min(90_000, args.flow_runs - 1)
+        paging = {
+            "first": load_time(big, RunsQuery(), args.rounds),
+            "deep": load_time(big, deep_query(big, depth), args.rounds),
+            "search": load_time(big, RunsQuery(text="no such run"), args.rounds),
+        }
         ticks = {
             "runs, empty project": idle_tick(
                 lambda: Poller(empty, lambda s: load_runs(s, RunsQuery()))
@@ -126,6 +155,20 @@ def main() -> None:
                 verdict=verdict(ticks[screen], TICK_TARGET),
             )
             for screen in ("runs", "schedules")
+        ),
+        Row(
+            benchmark=f"`orch tui` runs screen load {depth:,} runs deep (`m`) with {scale}",
+            figure=f"{secs(paging['deep'])} (median of {args.rounds})",
+            baseline=f"the first page {secs(paging['first'])}",
+            target="—",
+            verdict="info",
+        ),
+        Row(
+            benchmark=f"`orch tui` text search matching none of {scale}",
+            figure=f"{secs(paging['search'])} (median of {args.rounds})",
+            baseline=f"the first page {secs(paging['first'])}",
+            target="—",
+            verdict="info",
         ),
     ]
     emit(rows, args.json)
