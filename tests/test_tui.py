@@ -902,6 +902,53 @@ async def test_run_now_leaves_defaults_out_and_escape_closes(project: Path) -> N
     assert not app.outcomes
 
 
+SLOW_FLOW = textwrap.dedent(
+    """
+    import time
+    from pathlib import Path
+
+    from orchlite import flow
+
+
+    @flow
+    def until_go() -> str:
+        while not (Path(__file__).parent / "go").exists():
+            time.sleep(0.05)
+        return "went"
+    """
+)
+
+
+@in_event_loop
+async def test_quitting_asks_first_while_a_run_started_here_is_running(project: Path) -> None:
+    from orchlite.tui.confirm import ConfirmScreen
+    from orchlite.tui.run_now import FlowPickerScreen, ParamsScreen
+
+    (project / "slow.py").write_text(SLOW_FLOW)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, RunsScreen)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, FlowPickerScreen), "the picker")
+        picker = app.screen
+        await pilot.press(*["down"] * [f.name for f in picker.flows].index("until_go"), "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen), "the form")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.press("y")
+        started = next(iter(app.supervising))
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the quit question")
+        assert started[:8] in app.screen.question and "CRASHED" in app.screen.question
+        await pilot.press("n")
+        assert app.is_running and isinstance(app.screen, RunsScreen)
+        (project / "go").touch()
+        await wait_for(pilot, lambda: app.outcomes and not app.supervising, "the run's end")
+        assert app.outcomes[-1].ok and app.outcomes[-1].run_id == started
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to quit without asking")
+
+
 # -- command palette, themes, errors, strong confirmations ------------------------------------
 
 

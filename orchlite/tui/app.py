@@ -50,6 +50,8 @@ class OrchApp(App[None]):
         self.clock = clock
         self.outcomes: list[actions.Outcome] = []
         """Every action's result, newest last (also shown as a notification)."""
+        self.supervising: set[str] = set()
+        """Runs started here (run now, retry) whose child process this app still supervises."""
 
     def on_mount(self) -> None:
         self.sub_title = str(self.home)
@@ -120,6 +122,7 @@ class OrchApp(App[None]):
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(f"Retrying run {run_id[:8]} as run {request.run_id[:8]}…")
+                self.supervising.add(request.run_id)
                 self._retry(request)
 
         if plan.completed:
@@ -159,6 +162,7 @@ class OrchApp(App[None]):
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(f"Starting run {request.run_id[:8]} of {request.target}…")
+                self.supervising.add(request.run_id)
                 self._launch(request)
 
         self.push_screen(ConfirmScreen(question), answered)
@@ -169,11 +173,41 @@ class OrchApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _retry(self, request: actions.RunRequest) -> None:
-        self._attempt(lambda: actions.retry(self.home, request))
+        try:
+            self._attempt(lambda: actions.retry(self.home, request))
+        finally:
+            self.call_from_thread(self._supervised_done, request.run_id)
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _launch(self, request: actions.RunRequest) -> None:
-        self._attempt(lambda: actions.launch(self.home, request))
+        try:
+            self._attempt(lambda: actions.launch(self.home, request))
+        finally:
+            self.call_from_thread(self._supervised_done, request.run_id)
+
+    def _supervised_done(self, run_id: str) -> None:
+        self.supervising.discard(run_id)
+
+    async def action_quit(self) -> None:
+        """Quit; first ask if runs started here are still going, since their child dies too.
+
+        A run's child process ends with the process supervising it (its run is recorded
+        CRASHED), so quitting would stop work the user started from this app.
+        """
+        if not self.supervising:
+            self.exit()
+            return
+        ids = ", ".join(run_id[:8] for run_id in sorted(self.supervising))
+        question = (
+            f"Still running, started here: {ids}. Quitting stops them (they end CRASHED). Quit?"
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        if not isinstance(self.screen, ConfirmScreen):
+            self.push_screen(ConfirmScreen(question), answered)
 
     def _attempt(self, action: Callable[[], actions.Outcome]) -> None:
         """Report the outcome; anything but an OrchError fails the worker (an error modal)."""
