@@ -372,6 +372,9 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        """Held around each write transaction: this process's threads queue here, woken at
+        once, instead of in SQLite's busy handler, which sleeps up to 100 ms per retry."""
         self.read_only = read_only
         """True when asked for, or when opened with `create=False` in a `.orch/` this
         process cannot write."""
@@ -1569,7 +1572,12 @@ class _Transaction:
             self.nested = True
             self.conn.execute("SAVEPOINT nested")
         else:
-            self.store._begin(self.conn)
+            self.store._write_lock.acquire()
+            try:
+                self.store._begin(self.conn)
+            except BaseException:
+                self.store._write_lock.release()
+                raise
         return self.conn
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
@@ -1578,20 +1586,24 @@ class _Transaction:
             if kind is not None:
                 conn.execute("ROLLBACK TO nested")
             conn.execute("RELEASE nested")
-        elif kind is not None:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
-                raise DiskFullError(self.store.path) from None
-        else:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.DatabaseError as err:
+            return
+        try:
+            if kind is not None:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                if _is_full(err):
+                if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
                     raise DiskFullError(self.store.path) from None
-                raise StoreError(f"cannot write {self.store.path}: {err}") from None
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.DatabaseError as err:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    if _is_full(err):
+                        raise DiskFullError(self.store.path) from None
+                    raise StoreError(f"cannot write {self.store.path}: {err}") from None
+        finally:
+            self.store._write_lock.release()
 
 
 _SLOT_COLUMNS = "lease, name, occupy, held, pid, host, task_run_id, holder, acquired, expires"

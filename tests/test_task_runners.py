@@ -21,6 +21,7 @@ import pytest
 from orchlite import flow, get_run_context, get_run_logger, task
 from orchlite.context import open_store
 from orchlite.errors import ExitCode
+from orchlite.futures import wait
 from orchlite.logging import setup_logging
 from orchlite.task_runners import (
     DaskTaskRunner,
@@ -534,6 +535,87 @@ def test_dask_with_worker_processes() -> None:
     assert [p for _, p in results] == [Point(2, 1), Point(4, 3)]
     assert all(pid != os.getpid() for pid, _ in results)
     assert ("where-0", "in a worker process") in log_lines()
+
+
+class GraphCounter:
+    """A scheduler plugin: how many graphs a client sent, and how many tasks in all."""
+
+    name = "orch-graph-counter"
+
+    def __init__(self) -> None:
+        self.graphs = 0
+        self.tasks = 0
+
+    def update_graph(self, scheduler: object, *, keys: object, tasks: list, **kwargs) -> None:
+        self.graphs += 1
+        self.tasks += len(tasks)
+
+
+@pytest.fixture
+def counted_cluster():
+    """An in-process LocalCluster whose scheduler counts the graphs it receives."""
+    import distributed
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    cluster = distributed.LocalCluster(**DASK_INPROC)
+    counter = type("Counter", (GraphCounter, SchedulerPlugin), {})()
+    cluster.scheduler.add_plugin(counter)
+    try:
+        yield cluster, counter
+    finally:
+        cluster.close()
+
+
+attempts: dict[int, int] = {}
+
+
+def test_dask_sends_a_map_in_batches_and_retries_only_the_failed_element(
+    counted_cluster,
+) -> None:
+    cluster, counter = counted_cluster
+    attempts.clear()
+
+    @task(retries=1, retry_delay_seconds=0)
+    def square(x: int) -> int:
+        attempts[x] = attempts.get(x, 0) + 1  # an in-process cluster: same interpreter
+        if x == 7 and attempts[x] == 1:
+            raise RuntimeError("first attempt of 7 fails")
+        return x * x
+
+    @flow(task_runner=DaskTaskRunner(cluster=cluster))
+    def pipeline(n: int) -> list[int]:
+        return square.map(range(n)).result()
+
+    assert pipeline(200) == [x * x for x in range(200)]
+    runs = task_runs()
+    assert {r.state for r in runs.values()} == {"COMPLETED"}
+    assert runs["square-7"].attempts == 2
+    assert sum(r.attempts for r in runs.values()) == 201
+    # One body per attempt reached the cluster (the retry resent only element 7), in far
+    # fewer graphs than bodies (sent one at a time, it would be 201 graphs).
+    assert counter.tasks == 201
+    assert counter.graphs <= 50, counter.graphs
+
+
+def test_dask_delivers_each_body_when_it_finishes_not_with_its_batch(counted_cluster) -> None:
+    cluster, _ = counted_cluster
+
+    @task
+    def nap(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    @flow(task_runner=DaskTaskRunner(cluster=cluster))
+    def pipeline() -> tuple[bool, list[float]]:
+        futures = nap.map([3.0] + [0.0] * 20)
+        wait(futures[1:], timeout=30)
+        slow_done_meanwhile = futures[0].done()
+        return slow_done_meanwhile, futures.result()
+
+    slow_done_meanwhile, results = pipeline()
+    assert not slow_done_meanwhile
+    assert results == [3.0] + [0.0] * 20
+    assert {r.state for r in task_runs().values()} == {"COMPLETED"}
 
 
 def test_dask_runner_without_dask_fails_the_run_with_one_line(
