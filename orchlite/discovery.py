@@ -29,7 +29,7 @@ from types import ModuleType
 
 from orchlite.errors import LoadError, UsageError
 
-_SKIP_DIRS = frozenset(
+SKIP_DIRS = frozenset(
     {"__pycache__", "node_modules", "tests", "test", "venv", "site-packages", "build", "dist"}
 )
 _FLOW_MODULES = ("orchlite", "prefect")
@@ -89,7 +89,7 @@ def _python_files(root: Path) -> list[Path]:
         if "pyvenv.cfg" in filenames and Path(dirpath) != root:
             dirnames.clear()
             continue
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS]
         found.extend(Path(dirpath, f) for f in filenames if f.endswith(".py"))
     return found
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
-from .discovery import _SKIP_DIRS
+from .discovery import SKIP_DIRS
 from .project import PROJECT_FILE
 from .triggers import IGNORED_DIRS
 
@@ -112,7 +112,7 @@ def is_declaration_file(root: Path, path: str) -> bool:
         return False
     if rel.as_posix() == PROJECT_FILE:
         return True
-    if any(part.startswith(".") or part in _SKIP_DIRS for part in rel.parts[:-1]):
+    if any(part.startswith(".") or part in SKIP_DIRS for part in rel.parts[:-1]):
         return False
     if rel.suffix == ".py":
         return True
