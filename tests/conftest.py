@@ -7,9 +7,11 @@ developer's project or home, or leak into another test.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from webhook import Hook
 
 
 @pytest.fixture
@@ -27,3 +29,22 @@ def _isolated_orch_home(monkeypatch: pytest.MonkeyPatch, orch_home: Path) -> Non
 def _isolated_config_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The user's config directory (where `orch secret set` writes) is the test's own."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP requests go straight to 127.0.0.1, never through a proxy named in the environment."""
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+
+
+@pytest.fixture
+def hook(no_proxy: None) -> Iterator[Hook]:
+    """A webhook receiver on 127.0.0.1 that records each POST."""
+    server = Hook()
+    try:
+        yield server
+    finally:
+        server.close()

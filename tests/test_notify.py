@@ -6,22 +6,20 @@ never lands in the store or the logs.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from webhook import TOKEN, Hook
 
 from orchlite import flow
 from orchlite.notify import (
@@ -38,65 +36,9 @@ from orchlite.notify import (
 from orchlite.store import FlowRun, Store
 
 ORCH = [sys.executable, "-m", "orchlite.cli"]
-TOKEN = "T0KEN-s3cret-4f9a"
 
 
-class Hook:
-    """A webhook receiver on 127.0.0.1: records each POST, answers with `status`."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.status = 200
-        self.delay = 0.0
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                raw = self.rfile.read(length)
-                hook.requests.append(
-                    {
-                        "path": self.path,
-                        "type": self.headers.get("Content-Type"),
-                        "body": json.loads(raw),
-                    }
-                )
-                if hook.delay:
-                    time.sleep(hook.delay)
-                self.send_response(hook.status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{TOKEN}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Requests go straight to 127.0.0.1, never through a proxy named in the environment."""
-    for name in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.setenv("no_proxy", "*")
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    server = Hook()
-    try:
-        yield server
-    finally:
-        server.close()
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 def _closed_port() -> int:

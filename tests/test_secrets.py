@@ -19,7 +19,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "e2e"))  # the end-to-end helpers
 
 from orchtest import Project, assert_usage_error, describe, wait_for
-from test_notify import Hook
+from webhook import Hook
 
 from orchlite import redaction
 
@@ -37,27 +36,12 @@ DB_PASSWORD = "pa\"ss\\word-'é-9931"
 """Read from the secrets file; quotes, a backslash and a non-ASCII letter test the escapes."""
 
 
+pytestmark = pytest.mark.usefixtures("no_proxy")
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path / "project")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Webhook requests go straight to 127.0.0.1, never through a proxy in the environment."""
-    for name in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.setenv("no_proxy", "*")
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    server = Hook()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def orch(
