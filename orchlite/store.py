@@ -775,13 +775,7 @@ class Store:
         include_subflows: bool = True,
     ) -> list[FlowRun]:
         """Flow runs, newest first."""
-        where, values = [], []
-        if flow is not None:
-            where.append("flow_name = ?")
-            values.append(flow)
-        if state is not None:
-            where.append("state = ?")
-            values.append(state)
+        where, values = _flow_and_state(flow, state)
         if not include_subflows:
             where.append("parent_run_id IS NULL")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
@@ -808,13 +802,7 @@ class Store:
         created index, so a page costs the same however deep it is. `text` matches part of
         the id, name, flow, trigger, state or message, ignoring ASCII case.
         """
-        where, values = [], []
-        if flow is not None:
-            where.append("flow_name = ?")
-            values.append(flow)
-        if state is not None:
-            where.append("state = ?")
-            values.append(state)
+        where, values = _flow_and_state(flow, state)
         if text:
             columns = ("id", "name", "flow_name", "trigger", "state", "state_message")
             where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
@@ -1555,6 +1543,19 @@ class ScheduledSlot:
     target: str | None
     parameters: str
     state: str
+
+
+def _flow_and_state(flow: str | None, state: str | None) -> tuple[list[str], list[Any]]:
+    """WHERE terms and their values for the listings' flow and state filters."""
+    where: list[str] = []
+    values: list[Any] = []
+    if flow is not None:
+        where.append("flow_name = ?")
+        values.append(flow)
+    if state is not None:
+        where.append("state = ?")
+        values.append(state)
+    return where, values
 
 
 class _Transaction:
