@@ -235,7 +235,7 @@ MIGRATIONS: list[str] = [
             t.inputs_hash, t.cache_key, t.result_ref, t.result_data, t.result_serializer,
             t.error_type, t.error_message, t.traceback, t.created, t.started, t.ended,
             t.tags, t.upstream
-        FROM task_runs t JOIN run_numbers n ON n.run_id = t.flow_run_id;
+        FROM task_runs t JOIN run_numbers n ON n.run_id = t.flow_run_id ORDER BY 1;
     DROP TABLE task_runs;
     ALTER TABLE task_runs_by_num RENAME TO task_runs;
 
@@ -250,7 +250,7 @@ MIGRATIONS: list[str] = [
     INSERT INTO state_history_by_num
         SELECT (n.num << 32) | ROW_NUMBER() OVER (PARTITION BY h.run_id ORDER BY h.seq),
             h.run_id, h.position, h.state, h.message, h.ts
-        FROM state_history h JOIN run_numbers n ON n.run_id = h.run_id;
+        FROM state_history h JOIN run_numbers n ON n.run_id = h.run_id ORDER BY 1;
     DROP TABLE state_history;
     ALTER TABLE state_history_by_num RENAME TO state_history;
     """,
