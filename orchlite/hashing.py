@@ -174,12 +174,23 @@ def hash_parts(parts: Mapping[str, str | bytes]) -> str:
     chunks = [_KEY_HEADER]
     for key in sorted(parts):
         value = parts[key]
+        label = _labels.get(key)
+        if label is None:
+            label = _net(key.encode("utf-8", "surrogatepass"))
+            if len(_labels) < 256:
+                _labels[key] = label
         if isinstance(value, str):
-            kind, raw = b"s", value.encode("utf-8", "surrogatepass")
+            raw = value.encode("utf-8", "surrogatepass")
+            chunks.append(b"%ss%d:%s" % (label, len(raw), raw))
         else:
-            kind, raw = b"b", bytes(value)
-        chunks.append(_net(key.encode("utf-8", "surrogatepass")) + kind + _net(raw))
-    return f"v{HASH_VERSION}:sha256:{hashlib.sha256(b''.join(chunks)).hexdigest()}"
+            raw = bytes(value)
+            chunks.append(b"%sb%d:%s" % (label, len(raw), raw))
+    return _KEY_PREFIX + hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
+_labels: dict[str, bytes] = {}
+"""The netstrings of part names seen (policies use a handful): hash_parts runs per call."""
+_KEY_PREFIX = f"v{HASH_VERSION}:sha256:"
 
 
 # -- internals ----------------------------------------------------------------------------------

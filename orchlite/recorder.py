@@ -11,6 +11,7 @@ CRASHED and a resume executes the task again.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ class Recorder:
         self._last_heartbeat = 0.0
         self._last_checkpoint = 0.0
         self._last_cancel_poll = 0.0
+        os.register_at_fork(after_in_child=self._forget_thread)
 
     # -- task runs ----------------------------------------------------------------------
 
@@ -101,13 +103,18 @@ class Recorder:
     # -- background ---------------------------------------------------------------------
 
     def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
+        """Start the background thread, once per process (asked on every task run)."""
+        if self._thread is None:
             with self._lock:
-                if self._thread is None or not self._thread.is_alive():
+                if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._loop, name="orch-recorder", daemon=True
                     )
                     self._thread.start()
+
+    def _forget_thread(self) -> None:
+        """In a forked child: the parent's thread does not exist here."""
+        self._thread = None
 
     def _loop(self) -> None:
         while True:

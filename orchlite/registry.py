@@ -7,10 +7,12 @@ available as `.fn`.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from .retries import RetryDelay
@@ -112,6 +114,15 @@ def _fast_binder(
     return bind
 
 
+@functools.cache
+def _task_engine() -> ModuleType:
+    """The task engine, imported on the first task call (it sits above this module): an
+    import statement in `Task.__call__` would cost each call a trip through importlib."""
+    from . import task_engine
+
+    return task_engine
+
+
 class Task(Generic[P, R]):
     """A function whose calls are recorded, retried, timed out and cached."""
 
@@ -178,22 +189,16 @@ class Task(Generic[P, R]):
         self.__wrapped__ = fn
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        from .task_engine import run_task
-
-        return run_task(self, args, kwargs)
+        return _task_engine().run_task(self, args, kwargs)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
         """Run this task through the flow's task runner; returns a future at once."""
-        from .task_engine import submit_task
-
-        return submit_task(self, args, kwargs)
+        return _task_engine().submit_task(self, args, kwargs)
 
     def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList:
         """Submit one run per element of the iterable arguments (zipped, equal lengths);
         wrap an iterable in `unmapped(...)` to pass it whole to every run."""
-        from .task_engine import map_task
-
-        return map_task(self, args, kwargs)
+        return _task_engine().map_task(self, args, kwargs)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The call's arguments with defaults applied.

@@ -186,6 +186,74 @@ MIGRATIONS: list[str] = [
     ALTER TABLE flow_runs ADD COLUMN retry_policy TEXT;
     ALTER TABLE flow_runs ADD COLUMN prior_attempts INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: task runs and state history keyed by integers, so that recording a task appends
+    # to one page of each table. Every run id (a flow run, or a standalone task run) gets
+    # a number that is never reused, a task run's `num` is (run number << 32) | call
+    # position, and a history row's `num` is (run number << 32) | its index in the run.
+    # The WITHOUT ROWID tables they replace kept whole rows in their interior pages, and
+    # most appends rebalanced several pages.
+    """
+    CREATE TABLE run_numbers (
+        num INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO run_numbers (run_id) SELECT id FROM flow_runs ORDER BY created, id;
+    INSERT OR IGNORE INTO run_numbers (run_id)
+        SELECT flow_run_id FROM task_runs GROUP BY flow_run_id ORDER BY MIN(created);
+    INSERT OR IGNORE INTO run_numbers (run_id)
+        SELECT run_id FROM state_history GROUP BY run_id ORDER BY MIN(seq);
+
+    CREATE TABLE task_runs_by_num (
+        num INTEGER PRIMARY KEY,
+        flow_run_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        standalone INTEGER NOT NULL DEFAULT 0,
+        task_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        dynamic_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_message TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        inputs_hash TEXT,
+        cache_key TEXT,
+        result_ref TEXT,
+        result_data BLOB,
+        result_serializer TEXT,
+        error_type TEXT,
+        error_message TEXT,
+        traceback TEXT,
+        created REAL NOT NULL,
+        started REAL,
+        ended REAL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        upstream TEXT NOT NULL DEFAULT '[]'
+    );
+    INSERT INTO task_runs_by_num
+        SELECT (n.num << 32) | t.position, t.flow_run_id, t.position, t.id, t.standalone,
+            t.task_key, t.name, t.dynamic_key, t.state, t.state_message, t.attempts,
+            t.inputs_hash, t.cache_key, t.result_ref, t.result_data, t.result_serializer,
+            t.error_type, t.error_message, t.traceback, t.created, t.started, t.ended,
+            t.tags, t.upstream
+        FROM task_runs t JOIN run_numbers n ON n.run_id = t.flow_run_id ORDER BY 1;
+    DROP TABLE task_runs;
+    ALTER TABLE task_runs_by_num RENAME TO task_runs;
+
+    CREATE TABLE state_history_by_num (
+        num INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        position INTEGER,
+        state TEXT NOT NULL,
+        message TEXT,
+        ts REAL NOT NULL
+    );
+    INSERT INTO state_history_by_num
+        SELECT (n.num << 32) | ROW_NUMBER() OVER (PARTITION BY h.run_id ORDER BY h.seq),
+            h.run_id, h.position, h.state, h.message, h.ts
+        FROM state_history h JOIN run_numbers n ON n.run_id = h.run_id ORDER BY 1;
+    DROP TABLE state_history;
+    ALTER TABLE state_history_by_num RENAME TO state_history;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -199,15 +267,29 @@ _TASK_RUN_COLUMNS = (
     " attempts, inputs_hash, cache_key, result_ref, result_serializer, error_type,"
     " error_message, traceback, created, started, ended, tags, upstream"
 )
-_UPSERT_TASK_RUN = (
-    f"INSERT INTO task_runs ({_TASK_RUN_COLUMNS}, result_data)"
-    f" VALUES ({','.join('?' * 23)})"
-    " ON CONFLICT (flow_run_id, position) DO UPDATE SET"
-    + ",".join(
-        f" {c.strip()} = excluded.{c.strip()}"
-        for c in (_TASK_RUN_COLUMNS + ", result_data").split(",")[2:]
+
+
+def _upsert_task_run(nulls: tuple[str, ...] = ()) -> str:
+    """The task-run upsert, with NULL literals for the `nulls` columns."""
+    columns = [c.strip() for c in f"{_TASK_RUN_COLUMNS}, result_data".split(",")]
+    values = ",".join("NULL" if c in nulls else "?" for c in ["num", *columns])
+    return (
+        f"INSERT INTO task_runs (num, {', '.join(columns)}) VALUES ({values})"
+        " ON CONFLICT (num) DO UPDATE SET" + ",".join(f" {c} = excluded.{c}" for c in columns[2:])
     )
+
+
+_UPSERT_TASK_RUN = _upsert_task_run()
+_UPSERT_PLAIN_TASK_RUN = _upsert_task_run(
+    ("state_message", "result_ref", "error_type", "error_message", "traceback")
 )
+"""The upsert of a row with no message, error or blob: most writes (see `_task_run_row`)."""
+_IN_RUN = (
+    "num >= (SELECT num << 32 FROM run_numbers WHERE run_id = ?)"
+    " AND num < (SELECT (num + 1) << 32 FROM run_numbers WHERE run_id = ?)"
+)
+"""Rows of task_runs or state_history that belong to one run (its id given twice)."""
+RUN_NUMBERS_KEPT = 10_000
 
 
 @dataclass(slots=True)
@@ -372,6 +454,10 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._numbers: dict[str, int] = {}
+        """Run numbers (migration 6) this process has seen committed, by run id."""
+        self._history_ends: dict[int, int] = {}
+        """Per run number, the newest history row this process committed for that run."""
         self._write_lock = threading.Lock()
         """Held around each write transaction: this process's threads queue here, woken at
         once, instead of in SQLite's busy handler, which sleeps up to 100 ms per retry."""
@@ -688,14 +774,13 @@ class Store:
         terminal = tuple(s.value for s in TERMINAL)
         marks = ",".join("?" * len(terminal))
         unfinished = conn.execute(
-            f"SELECT position FROM task_runs WHERE flow_run_id = ? AND state NOT IN ({marks})",
-            (run_id, *terminal),
+            f"SELECT num, position FROM task_runs WHERE {_IN_RUN} AND state NOT IN ({marks})",
+            (run_id, run_id, *terminal),
         ).fetchall()
-        for (position,) in unfinished:
+        for num, position in unfinished:
             conn.execute(
-                "UPDATE task_runs SET state = ?, state_message = ?, ended = ?"
-                " WHERE flow_run_id = ? AND position = ?",
-                (state.value, message, now, run_id, position),
+                "UPDATE task_runs SET state = ?, state_message = ?, ended = ? WHERE num = ?",
+                (state.value, message, now, num),
             )
             self._insert_history(conn, run_id, position, state.value, message, now)
 
@@ -885,9 +970,11 @@ class Store:
         commit, so a cache entry never exists without its result.
         """
         with self.transaction() as conn:
-            conn.execute(_UPSERT_TASK_RUN, _task_run_values(run))
+            number = self._run_number(conn, run.flow_run_id)
+            conn.execute(*_task_run_row(number << 32 | run.position, run))
+            end = None
             if states:
-                self._insert_history_rows(conn, run.flow_run_id, run.position, states)
+                end = self._append_history(conn, number, run.flow_run_id, run.position, states)
             if cache is not None and run.result_serializer is not None:
                 conn.execute(
                     "INSERT OR REPLACE INTO cache_entries (key, task_key, task_run_id,"
@@ -906,21 +993,22 @@ class Store:
                 )
             if logs:
                 self._insert_logs(conn, logs)
+        if not conn.in_transaction:  # committed, not a part of a larger transaction
+            self._remember(run.flow_run_id, number, end)
 
     def task_runs(self, flow_run_id: str, *, with_results: bool = False) -> list[TaskRun]:
         """A flow run's task runs in call order; inline result bytes only if asked for."""
         data = "result_data" if with_results else "NULL"
         rows = self.conn.execute(
-            f"SELECT {_TASK_RUN_COLUMNS}, {data} FROM task_runs WHERE flow_run_id = ?"
-            " ORDER BY position",
-            (flow_run_id,),
+            f"SELECT {_TASK_RUN_COLUMNS}, {data} FROM task_runs WHERE {_IN_RUN} ORDER BY num",
+            (flow_run_id, flow_run_id),
         ).fetchall()
         return [TaskRun(*row) for row in rows]
 
     def task_run_result(self, flow_run_id: str, position: int) -> StoredResult | None:
         row = self.conn.execute(
             "SELECT result_serializer, result_data, result_ref FROM task_runs"
-            " WHERE flow_run_id = ? AND position = ?",
+            " WHERE num = (SELECT num << 32 FROM run_numbers WHERE run_id = ?) | ?",
             (flow_run_id, position),
         ).fetchone()
         return StoredResult(*row) if row and row[0] else None
@@ -932,8 +1020,9 @@ class Store:
             return counts
         marks = ",".join("?" * len(flow_run_ids))
         for run_id, state, n in self.conn.execute(
-            f"SELECT flow_run_id, state, COUNT(*) FROM task_runs WHERE flow_run_id IN ({marks})"
-            " GROUP BY flow_run_id, state",
+            "SELECT r.run_id, t.state, COUNT(*) FROM run_numbers r JOIN task_runs t"
+            " ON t.num >= r.num << 32 AND t.num < (r.num + 1) << 32"
+            f" WHERE r.run_id IN ({marks}) GROUP BY r.run_id, t.state",
             tuple(flow_run_ids),
         ):
             counts[run_id][state] = n
@@ -941,8 +1030,29 @@ class Store:
 
     # -- history and logs -------------------------------------------------------------
 
-    @staticmethod
+    def _run_number(self, conn: sqlite3.Connection, run_id: str) -> int:
+        """The number of `run_id` (see migration 6), given to it on its first use."""
+        number = self._numbers.get(run_id)
+        if number is not None:
+            return number
+        row = conn.execute("SELECT num FROM run_numbers WHERE run_id = ?", (run_id,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        cursor = conn.execute("INSERT INTO run_numbers (run_id) VALUES (?)", (run_id,))
+        return int(cursor.lastrowid or 0)
+
+    def _remember(self, run_id: str, number: int, history_end: int | None) -> None:
+        """Keep a committed run number and history end (a number given in a transaction
+        that rolled back could be given again to another run: only committed ones count)."""
+        if len(self._numbers) >= RUN_NUMBERS_KEPT:
+            self._numbers.clear()
+            self._history_ends.clear()
+        self._numbers[run_id] = number
+        if history_end is not None:
+            self._history_ends[number] = history_end
+
     def _insert_history(
+        self,
         conn: sqlite3.Connection,
         run_id: str,
         position: int | None,
@@ -950,33 +1060,42 @@ class Store:
         message: str | None,
         ts: float,
     ) -> None:
-        conn.execute(
-            "INSERT INTO state_history (run_id, seq, position, state, message, ts)"
-            " VALUES (?,?,?,?,?,?)",
-            (run_id, _next_seq(), position, state, message, ts),
-        )
+        number = self._run_number(conn, run_id)
+        self._append_history(conn, number, run_id, position, [(state, message, ts)])
 
-    @staticmethod
-    def _insert_history_rows(
+    def _append_history(
+        self,
         conn: sqlite3.Connection,
+        number: int,
         run_id: str,
         position: int | None,
         states: Sequence[tuple[str, str | None, float]],
-    ) -> None:
-        """Append several state changes in one statement (the hot path of every task)."""
-        values: list[Any] = []
-        for seq, (state, message, ts) in zip(_next_seqs(len(states)), states, strict=True):
-            values += (run_id, seq, position, state, message, ts)
-        conn.execute(_history_insert(len(states)), values)
+    ) -> int:
+        """Append state changes of run `number` after its newest one; returns the last num.
+
+        A run's history rows are numbered without gaps, each writer appending right after
+        the newest one. So the end this process last committed for the run is tried first,
+        with no lookup: if any other connection appended since, the first row collides
+        with one of theirs, and the end is then read from the table.
+        """
+        last = self._history_ends.pop(number, None)
+        if last is not None:
+            try:
+                return _insert_history_after(conn, last, run_id, position, states)
+            except sqlite3.IntegrityError:
+                pass
+        first = number << 32
+        row = conn.execute(_LAST_HISTORY_ROW, (first, first + (1 << 32))).fetchone()
+        return _insert_history_after(conn, row[0] if row else first, run_id, position, states)
 
     def history(self, run_id: str, position: int | None = None) -> list[HistoryEntry]:
         """State changes of a flow run and its task runs (or of one task run), oldest first."""
-        sql = "SELECT run_id, position, state, message, ts FROM state_history WHERE run_id = ?"
-        values: list[Any] = [run_id]
+        sql = f"SELECT run_id, position, state, message, ts FROM state_history WHERE {_IN_RUN}"
+        values: list[Any] = [run_id, run_id]
         if position is not None:
             sql += " AND position = ?"
             values.append(position)
-        rows = self.conn.execute(sql + " ORDER BY seq", values).fetchall()
+        rows = self.conn.execute(sql + " ORDER BY num", values).fetchall()
         return [HistoryEntry(*row) for row in rows]
 
     def write_logs(self, rows: Sequence[LogRow]) -> None:
@@ -1231,10 +1350,15 @@ class Store:
                 (cutoff,),
             )
             deleted = conn.execute("SELECT COUNT(*) FROM doomed").fetchone()[0]
+            ranges = conn.execute(
+                "SELECT num << 32, (num + 1) << 32 FROM run_numbers"
+                " WHERE run_id IN (SELECT id FROM doomed)"
+            ).fetchall()
+            for table in ("state_history", "task_runs"):
+                conn.executemany(f"DELETE FROM {table} WHERE num >= ? AND num < ?", ranges)
             for sql in (
                 "DELETE FROM logs WHERE flow_run_id IN (SELECT id FROM doomed)",
-                "DELETE FROM state_history WHERE run_id IN (SELECT id FROM doomed)",
-                "DELETE FROM task_runs WHERE flow_run_id IN (SELECT id FROM doomed)",
+                "DELETE FROM run_numbers WHERE run_id IN (SELECT id FROM doomed)",
                 "DELETE FROM flow_runs WHERE id IN (SELECT id FROM doomed)",
             ):
                 conn.execute(sql)
@@ -1617,46 +1741,81 @@ def _slot(row: Sequence[Any]) -> Slot:
 _WAITING = frozenset({StateType.SCHEDULED.value, StateType.LATE.value, StateType.PENDING.value})
 
 
-@functools.lru_cache(maxsize=32)
-def _history_insert(rows: int) -> str:
-    """One INSERT statement for `rows` history rows."""
-    return (
-        "INSERT INTO state_history (run_id, seq, position, state, message, ts) VALUES "
-        + ",".join(["(?,?,?,?,?,?)"] * rows)
-    )
+@functools.lru_cache(maxsize=64)
+def _history_insert(no_position: bool, messages: tuple[bool, ...]) -> str:
+    """One INSERT statement for history rows with or without (NULL) a message each."""
+    position = "NULL" if no_position else "?"
+    rows = ",".join(f"(?,?,{position},?,{'?' if m else 'NULL'},?)" for m in messages)
+    return f"INSERT INTO state_history (num, run_id, position, state, message, ts) VALUES {rows}"
 
 
-_seq_lock = threading.Lock()
-_last_seq = 0
-_PID_SLOT = os.getpid() % 1000
+_LAST_HISTORY_ROW = (
+    "SELECT num FROM state_history WHERE num >= ? AND num < ? ORDER BY num DESC LIMIT 1"
+)
 
 
-def _next_seqs(count: int) -> range:
-    """`count` consecutive history positions (see `_next_seq`), taken under one lock."""
-    global _last_seq
-    with _seq_lock:
-        now = time.time_ns() // 1000 * 1000 + _PID_SLOT
-        first = now if now > _last_seq else _last_seq + 1000
-        _last_seq = first + 1000 * (count - 1)
-        return range(first, _last_seq + 1, 1000)
+def _insert_history_after(
+    conn: sqlite3.Connection,
+    last: int,
+    run_id: str,
+    position: int | None,
+    states: Sequence[tuple[str, str | None, float]],
+) -> int:
+    """Insert `states` as the history rows numbered from `last + 1`; returns the last num.
 
-
-def _next_seq() -> int:
-    """History order: microseconds since the epoch, times 1000, plus this process's slot.
-
-    Strictly increasing within a process (even if the clock steps back) and, thanks to the
-    pid slot, distinct between processes writing the same run in the same microsecond,
-    without reading the table first.
+    A missing position or message is written as a NULL literal, not bound (see
+    `_task_run_row`).
     """
-    global _last_seq
-    with _seq_lock:
-        now = time.time_ns() // 1000 * 1000 + _PID_SLOT
-        _last_seq = now if now > _last_seq else _last_seq + 1000
-        return _last_seq
+    head = (run_id,) if position is None else (run_id, position)
+    values: list[Any] = []
+    messages: list[bool] = []
+    for num, (state, message, ts) in enumerate(states, last + 1):
+        if message is None:
+            values += (num, *head, state, ts)
+        else:
+            values += (num, *head, state, message, ts)
+        messages.append(message is not None)
+    conn.execute(_history_insert(position is None, tuple(messages)), values)
+    return last + len(states)
 
 
-def _task_run_values(run: TaskRun) -> tuple[Any, ...]:
-    return (
+def _task_run_row(num: int, run: TaskRun) -> tuple[str, tuple[Any, ...]]:
+    """The upsert of a task run's row and its parameters.
+
+    The sqlite3 module looks for an adapter for every None (and bytes) value it binds,
+    which costs more than binding the rest of the row; a row with no message, error or
+    blob (most writes) gets a statement with NULL literals in their place instead.
+    """
+    if (
+        run.state_message is None
+        and run.result_ref is None
+        and run.error_type is None
+        and run.error_message is None
+        and run.traceback is None
+    ):
+        return _UPSERT_PLAIN_TASK_RUN, (
+            num,
+            run.flow_run_id,
+            run.position,
+            run.id,
+            run.standalone,
+            run.task_key,
+            run.name,
+            run.dynamic_key,
+            run.state,
+            run.attempts,
+            run.inputs_hash,
+            run.cache_key,
+            run.result_serializer,
+            run.created,
+            run.started,
+            run.ended,
+            run.tags,
+            run.upstream,
+            run.result_data,
+        )
+    return _UPSERT_TASK_RUN, (
+        num,
         run.flow_run_id,
         run.position,
         run.id,

@@ -54,6 +54,13 @@ from .task_runners import TaskRunner, call_with_timeout
 if TYPE_CHECKING:
     from .registry import Task
 
+# State names as stored (`StateType.X.value` is a property lookup: these are read per call).
+_PENDING = StateType.PENDING.value
+_RUNNING = StateType.RUNNING.value
+_COMPLETED = StateType.COMPLETED.value
+_CACHED = StateType.CACHED.value
+_RETRYING = StateType.RETRYING.value
+
 body_runner_var: ContextVar[TaskRunner | None] = ContextVar("orch_body_runner", default=None)
 """Set inside a submitted task run: the runner its function body executes on."""
 
@@ -192,7 +199,7 @@ def _new_task_run(
         task_key=task.task_key,
         name=name or f"{task.name}-{dynamic_key}",
         dynamic_key=dynamic_key,
-        state=StateType.PENDING.value,
+        state=_PENDING,
         state_message=None,
         attempts=0,
         inputs_hash=None,
@@ -321,7 +328,7 @@ def _cache_hit(key: str, scoped: bool, ctx: FlowRunContext) -> TaskRun | None:
         task_key=entry.task_key,
         name=entry.task_key.split("@")[0],
         dynamic_key="0",
-        state=StateType.COMPLETED.value,
+        state=_COMPLETED,
         state_message=None,
         attempts=0,
         inputs_hash=None,
@@ -355,7 +362,7 @@ def _answer_from(run: TaskRun, ctx: FlowRunContext, source: TaskRun, message: st
         )
         return None
     now = time.time()
-    run.state = StateType.CACHED.value
+    run.state = _CACHED
     run.state_message = message
     run.started = run.ended = now
     run.result_ref, run.result_data, run.result_serializer = (
@@ -363,9 +370,7 @@ def _answer_from(run: TaskRun, ctx: FlowRunContext, source: TaskRun, message: st
         stored.data,
         stored.serializer,
     )
-    recorder.write(
-        ctx.store, run, [(StateType.PENDING.value, None, run.created), (run.state, message, now)]
-    )
+    recorder.write(ctx.store, run, [(_PENDING, None, run.created), (run.state, message, now)])
     notify_listeners("task", run)
     if log.isEnabledFor(logging.INFO):
         log.info("Finished in state Cached (%s)", message, extra=run_label(ctx, run))
@@ -389,13 +394,13 @@ def _execute(
         slots = _take_slots(task, run, ctx) if task.tags else None
         now = time.time()
         run.attempts = attempt
-        run.state = StateType.RUNNING.value
+        run.state = _RUNNING
         if attempt == 1:
             run.started = now
             recorder.begin(
                 ctx.store,
                 run,
-                [(StateType.PENDING.value, None, run.created), (run.state, None, now)],
+                [(_PENDING, None, run.created), (run.state, None, now)],
             )
         else:
             recorder.write(ctx.store, run, [(run.state, f"attempt {attempt}", now)])
@@ -465,7 +470,7 @@ def _record_retry(
     run: TaskRun, ctx: FlowRunContext, exc: BaseException, attempt: int, delay: float
 ) -> None:
     message = f"attempt {attempt} failed ({describe(exc)}); retrying in {delay:.3g} s"
-    run.state = StateType.RETRYING.value
+    run.state = _RETRYING
     run.state_message = message
     run.error_type, run.error_message, run.traceback = error_fields(exc)
     task_logger(ctx, run).warning("%s\n%s", message, run.traceback)
@@ -487,7 +492,7 @@ def _complete_task(
     except OrchError as exc:
         return _fail_task(task, run, ctx, State(StateType.FAILED, str(exc), exception=exc), exc)
     now = time.time()
-    run.state = StateType.COMPLETED.value
+    run.state = _COMPLETED
     run.state_message = None
     run.ended = now
     run.error_type = run.error_message = run.traceback = None
