@@ -12,11 +12,14 @@ run reports how many it saw, and the test fails if there was any.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import signal
 import subprocess
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -35,13 +38,16 @@ from chaos_harness import (
     top_level_runs,
     wait_quiet,
 )
-from orchtest import Project
+from orchtest import Project, wait_for
+
+from orchlite.states import TERMINAL
 
 pytestmark = pytest.mark.chaos
 
 KILLS = int(os.environ.get("ORCH_CHAOS_KILLS", "100"))
 DAEMON_KILLS = max(5, KILLS // 10)
 KILLS_PER_PROJECT = 200  # a fresh project now and then keeps each check's cost flat
+FINAL = {state.value for state in TERMINAL}
 SEED = int(os.environ.get("ORCH_CHAOS_SEED", str(int(time.time()))))
 
 
@@ -54,6 +60,7 @@ class FlowLoop:
         self.tally = tally
         self.prev: str | None = None  # the run to resume next; None: start a fresh run
         self.horizon = 1.0
+        self.verified: set[str] = set()  # blobs found whole by an earlier check
 
     def calibrate(self) -> None:
         """One run to completion: how long a whole run takes sets the kill window."""
@@ -90,7 +97,7 @@ class FlowLoop:
         executed = read_ints(project.root / "exec.log")
         problems = check_acknowledged(project, run_id, acked)
         problems += check_executions(project, run_id, resumed, executed, finished=finished)
-        problems += check_store(project)
+        problems += check_store(project, runs=new, verified=self.verified)
         self.tally.add(where, problems)
         if killed:
             self.tally.kills += 1
@@ -126,14 +133,30 @@ def test_sigkill_loop_of_orch_run_and_orch_retry(tmp_path: Path) -> None:
 
 
 def test_sigkill_loop_of_the_daemon(tmp_path: Path) -> None:
-    """`orch daemon` with a schedule firing every second, killed at random instants: alone
-    (its runs go on as orphans) or with its runs (a lost container), then restarted."""
+    """`orch daemon` with a schedule firing every second, killed at random instants after it
+    started: alone (its runs go on as orphans) or with its runs (a lost container), then
+    restarted. Finally a daemon left running completes a run and stops on SIGTERM."""
     rng = random.Random(SEED + 1)
     tally = Tally()
     project = new_project(tmp_path / "daemon")
+    verified: set[str] = set()
+    ended: set[str] = set()  # runs checked after they had ended: nothing changes them again
+
+    def check(where: str) -> None:
+        wait_quiet(project)
+        runs = top_level_runs(project)
+        problems = check_store(project, runs=set(runs) - ended, verified=verified)
+        ended.update(run_id for run_id, state in runs.items() if state in FINAL)
+        executed = Counter(read_lines(project.root / "daemon-exec.log"))
+        twice = [run_id[:8] for run_id, n in executed.items() if n > 1]
+        if twice:
+            problems.append(f"scheduled run(s) {twice} executed twice")
+        tally.add(where, problems)
+
     while tally.kills < DAEMON_KILLS:
         daemon = start_orch(project, "daemon", "--tick", "0.2")
-        time.sleep(rng.uniform(0.3, 2.5))
+        wait_for(partial(daemon_up, project, daemon.pid), timeout=60, what="the daemon to start")
+        time.sleep(rng.uniform(0.0, 2.5))
         with_runs = rng.random() < 0.5
         if with_runs:
             kill_tree(daemon)
@@ -141,16 +164,30 @@ def test_sigkill_loop_of_the_daemon(tmp_path: Path) -> None:
             daemon.kill()
         daemon.wait()
         tally.kills += 1
-        where = f"daemon kill {tally.kills} ({'with' if with_runs else 'without'} its runs)"
-        wait_quiet(project)
-        problems = check_store(project)
-        executed = Counter(read_lines(project.root / "daemon-exec.log"))
-        twice = [run_id[:8] for run_id, n in executed.items() if n > 1]
-        if twice:
-            problems.append(f"scheduled run(s) {twice} executed twice")
-        tally.add(where, problems)
+        check(f"daemon kill {tally.kills} ({'with' if with_runs else 'without'} its runs)")
+
+    before = set(top_level_runs(project))
+    daemon = start_orch(project, "daemon", "--tick", "0.2")
+    try:
+        wait_for(
+            lambda: [
+                s for r, s in top_level_runs(project).items() if r not in before and s in FINAL
+            ],
+            timeout=120,
+            what="a run to end after the last restart",
+        )
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    check("after SIGTERM")
     say(tally.line(f"daemon loop, seed {SEED}"))
-    # At least some slots fired and completed across the kills.
-    completed = [s for s in top_level_runs(project).values() if s == "COMPLETED"]
-    assert completed, "no scheduled run completed across the restarts"
+    assert "COMPLETED" in top_level_runs(project).values()
     assert not tally.violations, "\n".join(tally.violations[:50])
+
+
+def daemon_up(project: Project, pid: int) -> bool:
+    """Whether the daemon `pid` has started (it writes its pid file first)."""
+    try:
+        return json.loads((project.home / "daemon.pid").read_text())["pid"] == pid
+    except (OSError, ValueError, KeyError):
+        return False
