@@ -165,6 +165,8 @@ def test_sigkill_loop_of_the_daemon(tmp_path: Path) -> None:
         daemon.wait()
         tally.kills += 1
         check(f"daemon kill {tally.kills} ({'with' if with_runs else 'without'} its runs)")
+        if tally.kills % 50 == 0:
+            say(tally.line(f"daemon loop, seed {SEED}"))
 
     before = set(top_level_runs(project))
     daemon = start_orch(project, "daemon", "--tick", "0.2")
