@@ -156,7 +156,7 @@ def test_sigkill_loop_of_the_daemon(tmp_path: Path) -> None:
     while tally.kills < DAEMON_KILLS:
         daemon = start_orch(project, "daemon", "--tick", "0.2")
         wait_for(partial(daemon_up, project, daemon.pid), timeout=60, what="the daemon to start")
-        time.sleep(rng.uniform(0.0, 2.5))
+        time.sleep(rng.uniform(0.0, 1.5))
         with_runs = rng.random() < 0.5
         if with_runs:
             kill_tree(daemon)
