@@ -6,8 +6,8 @@ The flow (`FLOW_SOURCE`, written into a temporary project) runs `step(i)` for i 
 execution); the flow, once `step(i)` has returned (so the store has recorded it), appends `i`
 to `ack.log` and fsyncs it. A line in `ack.log` is therefore a completion the process
 acknowledged, and must survive any kill. Every third result is larger than the inline limit,
-so it goes through the blob store; one task sleeps long enough for its RUNNING row to be
-written.
+so it goes through the blob store; one task (20) runs until the store shows it RUNNING, as
+a long task would.
 
 `check_store` verifies what must hold after any kill, whichever process died:
 
@@ -48,7 +48,6 @@ UNFINISHED_FLOW = {"RUNNING", "PENDING", "CANCELLING"}
 UNFINISHED_TASK = {"RUNNING", "PENDING"}
 TASKS = 40
 SLOW_TASK = 20
-SLOW_SECONDS = 0.25
 
 
 def payload(i: int) -> object:
@@ -72,7 +71,7 @@ def append_line(name: str, line: str, sync: bool = False) -> None:
 FLOW_SOURCE = (
     "import os\nimport time\n\n"
     "from orchlite import flow, get_run_context, interval, on_flow, task\n\n"
-    f"TASKS = {TASKS}\nSLOW_TASK = {SLOW_TASK}\nSLOW_SECONDS = {SLOW_SECONDS}\n\n\n"
+    f"TASKS = {TASKS}\nSLOW_TASK = {SLOW_TASK}\n\n\n"
     + inspect.getsource(payload)
     + "\n\n"
     + inspect.getsource(append_line)
@@ -84,8 +83,24 @@ FLOW_SOURCE = (
         def step(i: int):
             append_line("exec.log", f"{i}\\n")
             if i == SLOW_TASK:
-                time.sleep(SLOW_SECONDS)
+                wait_until_recorded_running()
             return payload(i)
+
+
+        def wait_until_recorded_running():
+            # A long task: it runs until the store shows it RUNNING (at most 10 s).
+            from pathlib import Path
+
+            from orchlite.store import Store
+
+            task_run = get_run_context().task_run
+            deadline = time.monotonic() + 10
+            with Store(Path(os.environ["ORCH_HOME"]), create=False) as store:
+                while time.monotonic() < deadline:
+                    rows = store.task_runs(task_run.flow_run_id)
+                    if any(r.position == task_run.position and r.state == "RUNNING" for r in rows):
+                        return
+                    time.sleep(0.02)
 
 
         @flow
@@ -363,7 +378,9 @@ class Tally:
     started: float = field(default_factory=time.monotonic)
 
     def add(self, where: str, problems: list[str]) -> None:
-        self.violations += [f"{where}: {p}" for p in problems]
+        for problem in problems:
+            self.violations.append(f"{where}: {problem}")
+            say(f"VIOLATION {where}: {problem}")
 
     def line(self, what: str) -> str:
         return (

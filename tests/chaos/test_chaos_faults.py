@@ -45,8 +45,8 @@ KILLED = -signal.SIGKILL
 
 # Where the flow scenario crashes (`point:nth`), and how many of its tasks are committed
 # completed at that instant (tasks 0, 3, 6, ... have blob results). The first RUNNING row
-# written is normally task 20's, the one slow task, but a machine slow enough to stall a quick
-# task for 0.2 s gets that one's written first: its count is not fixed.
+# written is normally task 20's, the one long task, but a machine busy enough to stall a quick
+# task for 0.2 s gets that one's written first: that count is not fixed.
 FLOW_CRASHES: dict[str, tuple[int, int | None]] = {
     "run_created": (1, 0),
     "run_started": (1, 0),
@@ -157,6 +157,35 @@ def _check_the_interrupted_blob(project: Project, point: str) -> None:
         assert len(temps) == 1 and temps[0].parent.name == digest[:2]
     else:
         assert blobs.path(digest).exists() and not temps
+
+
+def test_a_crash_in_a_supervised_child_is_recorded_by_its_parent(tmp_path: Path) -> None:
+    """`orch run --subprocess`: the child dies at a commit point; the parent, not a later
+    reaper, records the run CRASHED, and `orch retry` skips the committed tasks."""
+    project = new_project(tmp_path)
+    crashed = run_orch(
+        project, "run", "--subprocess", "flows.py:many", fault="task_result_recorded:5"
+    )
+    assert crashed.returncode == 1, describe(crashed)
+    (run_id,) = top_level_runs(project)
+    assert_invariants_without_reaping(project)
+    store = open_store(project)
+    assert store is not None
+    with store:
+        run = store.get_flow_run(run_id)
+    assert run.state == "CRASHED" and "SIGKILL" in (run.state_message or ""), run
+    done = resumed_tasks(project, run_id)
+    assert sorted(done) == list(range(5))
+    (project.root / "exec.log").unlink()
+    resumed = run_orch(project, "retry", run_id, "--subprocess")
+    assert resumed.returncode == 0, describe(resumed)
+    assert sorted(read_ints(project.root / "exec.log")) == list(range(5, TASKS))
+    assert_invariants(project)
+
+
+def assert_invariants_without_reaping(project: Project) -> None:
+    problems = check_store(project, reap=False)
+    assert not problems, "\n".join(problems)
 
 
 # -- the daemon's commit points -------------------------------------------------------------

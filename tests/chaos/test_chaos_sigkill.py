@@ -46,6 +46,7 @@ pytestmark = pytest.mark.chaos
 
 KILLS = int(os.environ.get("ORCH_CHAOS_KILLS", "100"))
 DAEMON_KILLS = max(5, KILLS // 10)
+CLI_REAP_EVERY = 10
 KILLS_PER_PROJECT = 200  # a fresh project now and then keeps each check's cost flat
 FINAL = {state.value for state in TERMINAL}
 SEED = int(os.environ.get("ORCH_CHAOS_SEED", str(int(time.time()))))
@@ -97,7 +98,13 @@ class FlowLoop:
         executed = read_ints(project.root / "exec.log")
         problems = check_acknowledged(project, run_id, acked)
         problems += check_executions(project, run_id, resumed, executed, finished=finished)
-        problems += check_store(project, runs=new, verified=self.verified)
+        # Now and then the reaping checked is an `orch` command's own (they all reap first).
+        by_command = self.tally.kills % CLI_REAP_EVERY == 0
+        if by_command:
+            listing = project.orch("runs", "--json", expect=None)
+            if listing.returncode != 0:
+                problems.append(f"`orch runs` exited {listing.returncode}: {listing.stderr}")
+        problems += check_store(project, runs=new, verified=self.verified, reap=not by_command)
         self.tally.add(where, problems)
         if killed:
             self.tally.kills += 1
