@@ -40,6 +40,7 @@ from orchtest import ORCH, Project
 
 from orchlite import results
 from orchlite.blobs import BlobStore
+from orchlite.processes import pid_alive
 from orchlite.reaper import reap_dead_runs
 from orchlite.store import Store, TaskRun
 
@@ -337,35 +338,40 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL `proc` and, first, the process groups of its children (the daemon's runs)."""
-    for child in children_of(proc.pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child, signal.SIGKILL)
-    proc.send_signal(signal.SIGKILL)
+def kill_daemon(daemon: subprocess.Popen[bytes], *, with_runs: bool) -> None:
+    """SIGKILL the daemon, and with `with_runs` the process groups of its runs first.
+
+    The daemon is stopped (SIGSTOP) while its children are listed, so it cannot start one
+    in between; SIGKILL follows at once.
+    """
+    os.kill(daemon.pid, signal.SIGSTOP)
+    if with_runs:
+        for child in children_of(daemon.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child, signal.SIGKILL)
+    daemon.kill()
+    daemon.wait()
 
 
-def wait_quiet(project: Project, timeout: float = 30.0) -> None:
-    """Wait until no unfinished run's process is alive (orphans of a killed daemon)."""
-    from orchtest import pid_alive
+def wait_quiet(project: Project, timeout: float = 60.0) -> None:
+    """Wait until no process works in the project any more: the runs a killed daemon left
+    behind, including one still starting that has not yet adopted its run."""
+    root = project.root.resolve()
+
+    def working() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                with contextlib.suppress(OSError):
+                    if Path(os.readlink(entry / "cwd")) == root and pid_alive(int(entry.name)):
+                        found.append(int(entry.name))
+        return found
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        store = open_store(project)
-        if store is None:
-            return
-        try:
-            alive = [
-                r.pid
-                for r in store.unfinished_flow_runs()
-                if r.pid is not None and pid_alive(r.pid)
-            ]
-        finally:
-            store.close()
-        if not alive:
-            return
+    while working():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"processes {working()} still work in {root} after {timeout} s")
         time.sleep(0.05)
-    raise AssertionError(f"runs still alive after {timeout} s")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import time
 from collections import Counter
@@ -28,7 +29,7 @@ from chaos_harness import (
     check_acknowledged,
     check_executions,
     check_store,
-    kill_tree,
+    kill_daemon,
     new_project,
     read_ints,
     read_lines,
@@ -60,14 +61,21 @@ class FlowLoop:
         self.rng = rng
         self.tally = tally
         self.prev: str | None = None  # the run to resume next; None: start a fresh run
-        self.horizon = 1.0
+        self.durations: list[float] = []  # of the last commands that ran to their end
         self.verified: set[str] = set()  # blobs found whole by an earlier check
+        self.streak = 0  # commands killed since one last ran to its end
+
+    @property
+    def horizon(self) -> float:
+        """The kill window: a little longer than a command that ran to its end lately took,
+        so most commands are killed, anywhere from interpreter start to the last commit; it
+        widens while none gets to the end (the machine got slower)."""
+        window = max(0.3, 1.1 * statistics.median(self.durations[-5:]))
+        return window * 1.25 ** (self.streak // 10)
 
     def calibrate(self) -> None:
-        """One run to completion: how long a whole run takes sets the kill window."""
-        started = time.monotonic()
+        """One run to completion, to measure the first kill window."""
         self.round(delay=None)
-        self.horizon = max(0.3, (time.monotonic() - started) * 1.1)
 
     def round(self, delay: float | None) -> None:
         """One child: started, killed after `delay` seconds (None: never), then checked."""
@@ -77,6 +85,7 @@ class FlowLoop:
         before = top_level_runs(project)
         resumed = resumed_tasks(project, self.prev)
         args = ["retry", self.prev] if self.prev else ["run", "flows.py:many"]
+        started = time.monotonic()
         child = start_orch(project, *args)
         killed = False
         try:
@@ -108,8 +117,11 @@ class FlowLoop:
         self.tally.add(where, problems)
         if killed:
             self.tally.kills += 1
+            self.streak += 1
         else:
             self.tally.finished += 1
+            self.durations.append(time.monotonic() - started)
+            self.streak = 0
         if run_id is not None:
             state = top_level_runs(project)[run_id]
             if finished and state != "COMPLETED":
@@ -165,11 +177,7 @@ def test_sigkill_loop_of_the_daemon(tmp_path: Path) -> None:
         wait_for(partial(daemon_up, project, daemon.pid), timeout=60, what="the daemon to start")
         time.sleep(rng.uniform(0.0, 1.5))
         with_runs = rng.random() < 0.5
-        if with_runs:
-            kill_tree(daemon)
-        else:
-            daemon.kill()
-        daemon.wait()
+        kill_daemon(daemon, with_runs=with_runs)
         tally.kills += 1
         check(f"daemon kill {tally.kills} ({'with' if with_runs else 'without'} its runs)")
         if tally.kills % 50 == 0:
