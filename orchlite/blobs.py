@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import NO_SPACE_ERRNOS, DiskFullError, StoreError
+from .faults import fault_point
 
 FILE_MODE = 0o600
 """Every file in `.orch/` is owner-only: results are code (cloudpickle) to whoever loads them."""
@@ -72,7 +73,9 @@ class BlobStore:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            fault_point("blob_temp_written")
             os.replace(tmp, final)
+            fault_point("blob_written")
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -90,6 +90,8 @@ def run_flow(
         parent_run_id=parent.run_id if parent else None,
         parent_position=parent_position,
         retry_of=resume_from,
+        pid=os.getpid(),
+        host=HOST,
     )
     ctx = FlowRunContext(
         flow=flow,

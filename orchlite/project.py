@@ -186,7 +186,6 @@ def _scan_file(
         for kw in call.keywords if call else ():
             if kw.arg == "schedules":
                 out += _decorator_schedules(kw.value, factories, target, name, rel)
-            break
     return flows, out
 
 

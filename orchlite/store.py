@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DiskFullError, RunNotFoundError, SchemaTooNewError, StoreError
+from .faults import fault_point
 from .states import TERMINAL, StateType, can_transition
 
 BUSY_TIMEOUT_MS = 60_000
@@ -556,9 +557,12 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def transaction(self) -> _Transaction:
-        """A `BEGIN IMMEDIATE` write transaction; nested calls become savepoints."""
-        return _Transaction(self, self.conn)
+    def transaction(self, fault: str = "") -> _Transaction:
+        """A `BEGIN IMMEDIATE` write transaction; nested calls become savepoints.
+
+        `fault` names the crash point (`orchlite.faults`) just after its commit.
+        """
+        return _Transaction(self, self.conn, fault)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         if self.read_only:
@@ -648,6 +652,8 @@ class Store:
         parent_position: int | None = None,
         retry_of: str | None = None,
         tags: str = "[]",
+        pid: int | None = None,
+        host: str | None = None,
         now: float | None = None,
     ) -> None:
         """Record a new flow run.
@@ -655,18 +661,32 @@ class Store:
         A run already recorded under `run_id` while waiting to start (SCHEDULED, LATE or
         PENDING: claimed by a scheduler, or queued by a supervisor) is adopted instead: its
         flow, name, target and parameters are filled in and it moves to `state`. A run id
-        that already started is refused.
+        that already started is refused. `pid` and `host` name the process that will run
+        it, so a run whose process dies before it starts is reaped too.
         """
         now = time.time() if now is None else now
-        with self.transaction() as conn:
+        heartbeat = None if pid is None else now
+        with self.transaction("run_created") as conn:
             row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
             if row is not None:
                 if row[0] not in _WAITING:
                     raise StoreError(f"flow run {run_id} has already started ({row[0]})")
                 conn.execute(
                     "UPDATE flow_runs SET flow_name = ?, name = ?, target = COALESCE(?, target),"
-                    " parameters = ?, state = ?, state_message = ? WHERE id = ?",
-                    (flow_name, name, target, parameters, state.value, message, run_id),
+                    " parameters = ?, state = ?, state_message = ?, pid = COALESCE(?, pid),"
+                    " host = COALESCE(?, host), heartbeat = COALESCE(?, heartbeat) WHERE id = ?",
+                    (
+                        flow_name,
+                        name,
+                        target,
+                        parameters,
+                        state.value,
+                        message,
+                        pid,
+                        host,
+                        heartbeat,
+                        run_id,
+                    ),
                 )
                 if row[0] != state.value:
                     self._insert_history(conn, run_id, None, state.value, message, now)
@@ -674,7 +694,7 @@ class Store:
             conn.execute(
                 "INSERT INTO flow_runs (id, flow_name, name, target, parameters, state,"
                 " state_message, trigger, parent_run_id, parent_position, retry_of, created,"
-                " tags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " tags, pid, host, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     flow_name,
@@ -689,6 +709,9 @@ class Store:
                     retry_of,
                     now,
                     tags,
+                    pid,
+                    host,
+                    heartbeat,
                 ),
             )
             self._insert_history(conn, run_id, None, state.value, message, now)
@@ -710,7 +733,7 @@ class Store:
     ) -> bool:
         """Move a flow run to `state`; False (and nothing written) if the move is not allowed."""
         now = time.time() if now is None else now
-        with self.transaction() as conn:
+        with self.transaction(_FLOW_STATE_FAULTS.get(state, "")) as conn:
             row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no flow run {run_id}")
@@ -969,7 +992,7 @@ class Store:
         `cache` = (key, expires) also stores the run's result as a cache entry in the same
         commit, so a cache entry never exists without its result.
         """
-        with self.transaction() as conn:
+        with self.transaction(_TASK_SAVED_FAULTS.get(run.state, "")) as conn:
             number = self._run_number(conn, run.flow_run_id)
             conn.execute(*_task_run_row(number << 32 | run.position, run))
             end = None
@@ -1462,7 +1485,7 @@ class Store:
         another daemon, or before a restart), and nothing is written.
         """
         now = time.time() if now is None else now
-        with self.transaction() as conn:
+        with self.transaction("slot_claimed") as conn:
             if conn.execute("SELECT 1 FROM flow_runs WHERE id = ?", (run_id,)).fetchone():
                 self._mark(conn, key, slot, now)
                 return False
@@ -1532,7 +1555,7 @@ class Store:
         a scheduled run. False, writing nothing, when `run_id` already exists.
         """
         now = time.time() if now is None else now
-        with self.transaction() as conn:
+        with self.transaction("trigger_run_claimed") as conn:
             if conn.execute("SELECT 1 FROM flow_runs WHERE id = ?", (run_id,)).fetchone():
                 return False
             self.create_flow_run(
@@ -1608,7 +1631,7 @@ class Store:
         "retry", same flow, target and parameters) with a `schedule_slots` row under `key`
         at `due`. False, writing nothing, when `run_id` already exists."""
         now = time.time() if now is None else now
-        with self.transaction() as conn:
+        with self.transaction("retry_run_claimed") as conn:
             if conn.execute("SELECT 1 FROM flow_runs WHERE id = ?", (run_id,)).fetchone():
                 return False
             old = self.get_flow_run(retry_of)
@@ -1685,12 +1708,13 @@ def _flow_and_state(flow: str | None, state: str | None) -> tuple[list[str], lis
 class _Transaction:
     """The context manager behind `Store.transaction()` (a class: it is on the hot path)."""
 
-    __slots__ = ("conn", "nested", "store")
+    __slots__ = ("conn", "fault", "nested", "store")
 
-    def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
+    def __init__(self, store: Store, conn: sqlite3.Connection, fault: str = "") -> None:
         self.store = store
         self.conn = conn
         self.nested = False
+        self.fault = fault
 
     def __enter__(self) -> sqlite3.Connection:
         if self.conn.in_transaction:
@@ -1729,6 +1753,8 @@ class _Transaction:
                     raise StoreError(f"cannot write {self.store.path}: {err}") from None
         finally:
             self.store._write_lock.release()
+        if self.fault and kind is None:
+            fault_point(self.fault)
 
 
 _SLOT_COLUMNS = "lease, name, occupy, held, pid, host, task_run_id, holder, acquired, expires"
@@ -1739,6 +1765,14 @@ def _slot(row: Sequence[Any]) -> Slot:
 
 
 _WAITING = frozenset({StateType.SCHEDULED.value, StateType.LATE.value, StateType.PENDING.value})
+
+# The crash points (`orchlite.faults`) after the commits of flow and task run states.
+_FLOW_STATE_FAULTS = {StateType.RUNNING: "run_started"} | {s: "run_finished" for s in TERMINAL}
+_TASK_SAVED_FAULTS = {
+    StateType.RUNNING.value: "task_started",
+    StateType.COMPLETED.value: "task_result_recorded",
+    StateType.CACHED.value: "task_result_recorded",
+}
 
 
 @functools.lru_cache(maxsize=64)
