@@ -459,9 +459,6 @@ class Store:
         """Run numbers (migration 6) this process has seen committed, by run id."""
         self._history_ends: dict[int, int] = {}
         """Per run number, the newest history row this process committed for that run."""
-        self._write_lock = threading.Lock()
-        """Held around each write transaction: this process's threads queue here, woken at
-        once, instead of in SQLite's busy handler, which sleeps up to 100 ms per retry."""
         self.read_only = read_only
         """True when asked for, or when opened with `create=False` in a `.orch/` this
         process cannot write."""
@@ -1721,12 +1718,7 @@ class _Transaction:
             self.nested = True
             self.conn.execute("SAVEPOINT nested")
         else:
-            self.store._write_lock.acquire()
-            try:
-                self.store._begin(self.conn)
-            except BaseException:
-                self.store._write_lock.release()
-                raise
+            self.store._begin(self.conn)
         return self.conn
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
@@ -1736,24 +1728,21 @@ class _Transaction:
                 conn.execute("ROLLBACK TO nested")
             conn.execute("RELEASE nested")
             return
+        if kind is not None:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
+                raise DiskFullError(self.store.path) from None
+            return
         try:
-            if kind is not None:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
-                    raise DiskFullError(self.store.path) from None
-            else:
-                try:
-                    conn.execute("COMMIT")
-                except sqlite3.DatabaseError as err:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    if _is_full(err):
-                        raise DiskFullError(self.store.path) from None
-                    raise StoreError(f"cannot write {self.store.path}: {err}") from None
-        finally:
-            self.store._write_lock.release()
-        if self.fault and kind is None:
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if _is_full(err):
+                raise DiskFullError(self.store.path) from None
+            raise StoreError(f"cannot write {self.store.path}: {err}") from None
+        if self.fault:
             fault_point(self.fault)
 
 
