@@ -709,8 +709,11 @@ def read_pid_file(home: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def status(home: Path) -> dict[str, Any]:
-    """Whether a daemon holds the project's lock, its pid, uptime and runs in flight."""
+def status(home: Path, *, read_only: bool = False) -> dict[str, Any]:
+    """Whether a daemon holds the project's lock, its pid, uptime and runs in flight.
+
+    `read_only` opens the store for reading only (a view that must never hold up writers).
+    """
     from filelock import FileLock, Timeout
 
     running = False
@@ -724,7 +727,7 @@ def status(home: Path) -> dict[str, Any]:
     info = read_pid_file(home) if running else None
     in_flight: list[dict[str, Any]] = []
     if (home / "orch.db").exists():
-        with Store(home) as store:
+        with Store(home, read_only=read_only) as store:
             in_flight = [
                 {"id": r.id, "target": r.target, "state": r.state}
                 for r in store.unfinished_flow_runs()
@@ -739,8 +742,11 @@ def status(home: Path) -> dict[str, Any]:
     }
 
 
-def listing(home: Path, root: Path, now: dt.datetime) -> dict[str, Any]:
-    """`orch schedules`: every schedule with its next fire times and last run, and errors."""
+def listing(home: Path, root: Path, now: dt.datetime, *, read_only: bool = False) -> dict[str, Any]:
+    """`orch schedules`: every schedule with its next fire times and last run, and errors.
+
+    `read_only` as for `status()`.
+    """
     from zoneinfo import ZoneInfo
 
     from .schedules import describe, next_fire_times
@@ -748,7 +754,7 @@ def listing(home: Path, root: Path, now: dt.datetime) -> dict[str, Any]:
     entries, problems = load_schedules(root)
     last: dict[str, Any] = {}
     if (home / "orch.db").exists():
-        with Store(home) as store:
+        with Store(home, read_only=read_only) as store:
             last = store.last_slot_runs()
     rows = []
     for entry in entries:

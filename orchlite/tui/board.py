@@ -34,8 +34,11 @@ class Board:
 
 def load_board(home: Path, now: float) -> Board:
     """Every schedule and trigger with next fire times and last runs, and the daemon's status."""
-    found = listing(home, project_root(home), dt.datetime.fromtimestamp(now, dt.timezone.utc))
-    return Board(found["schedules"], found["triggers"], found["errors"], status(home))
+    when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    found = listing(home, project_root(home), when, read_only=True)
+    return Board(
+        found["schedules"], found["triggers"], found["errors"], status(home, read_only=True)
+    )
 
 
 class BoardWatcher:
