@@ -705,9 +705,8 @@ async def test_views_read_through_a_read_only_store_and_never_block_a_writer(
         await loaded(pilot, RunDetailScreen)
         app.open_logs(run_id)
         await loaded(pilot, LogsScreen)
-        await pilot.press("S")  # the schedules screen reloads on every change the writer makes
+        await pilot.press("S")  # and the schedules screen on top, reading as it refreshes
         await loaded(pilot, SchedulesScreen)
-        schedules_screen = app.screen
         assert isinstance(runs_screen, RunsScreen)
         poller = Poller(orch_home, lambda s: load_runs(s, RunsQuery()))
         assert poller.tick() is not None and poller.store is not None
@@ -727,7 +726,6 @@ async def test_views_read_through_a_read_only_store_and_never_block_a_writer(
         assert done.stdout.strip() == "wrote 300"
         await wait_for(pilot, lambda: len(runs_screen.runs) == 200, "the written runs")
         assert runs_screen.loads > loads
-        assert isinstance(schedules_screen, SchedulesScreen) and schedules_screen.loads > 1
         poller.close()
     assert Store(orch_home).get_flow_run(run_id).state == "FAILED"  # nothing else changed
 
