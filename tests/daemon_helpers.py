@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -41,3 +44,31 @@ def runs(root: Path) -> list[FlowRun]:
         return []
     with Store(root / ".orch") as store:
         return store.list_flow_runs(limit=1000)
+
+
+ORCH = [sys.executable, "-m", "orchlite.cli"]
+
+
+def start_daemon(root: Path, *args: str) -> subprocess.Popen[str]:
+    """`orch daemon` in `root` (0.2 s tick, 1 s grace), its log appended to daemon.log."""
+    with open(root / "daemon.log", "a") as log:
+        return subprocess.Popen(
+            [*ORCH, "daemon", "--tick", "0.2", "--grace", "1", *args],
+            cwd=root,
+            env=env(root),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+
+
+def stop_daemon(proc: subprocess.Popen[str], timeout: float = 15) -> None:
+    """SIGTERM the daemon and check it drains and exits 0 (killed if it does not)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=timeout) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -11,16 +11,15 @@ import datetime as dt
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import ORCH, start_daemon, stop_daemon, wait_for
 from daemon_helpers import env as _env
 from daemon_helpers import runs as _runs
-from daemon_helpers import wait_for
 from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
@@ -36,7 +35,6 @@ def _wait_for(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any
     return wait_for(what, check, timeout)
 
 
-ORCH = [sys.executable, "-m", "orchlite.cli"]
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)
 
 
@@ -44,29 +42,6 @@ def _orch(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedPr
     return subprocess.run(
         [*ORCH, *args], cwd=root, env=_env(root), capture_output=True, text=True, timeout=timeout
     )
-
-
-def _start_daemon(root: Path, *args: str) -> subprocess.Popen[str]:
-    with open(root / "daemon.log", "a") as log:
-        return subprocess.Popen(
-            [*ORCH, "daemon", "--tick", "0.2", "--grace", "1", *args],
-            cwd=root,
-            env=_env(root),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-        )
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(timeout=10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 # -- child output, --log-file, the systemd unit, SIGHUP --------------------------------------
@@ -87,7 +62,7 @@ def test_child_output_becomes_the_runs_logs_and_log_file(tmp_path: Path) -> None
             get_run_logger().info("a run logger line")
         """,
     )
-    daemon = _start_daemon(tmp_path, "--log-file", "logs/daemon.txt")
+    daemon = start_daemon(tmp_path, "--log-file", "logs/daemon.txt")
     try:
         run = _wait_for(
             "a completed run",
@@ -103,7 +78,7 @@ def test_child_output_becomes_the_runs_logs_and_log_file(tmp_path: Path) -> None
         warnings = _orch(tmp_path, "logs", run.id, "--level", "WARNING").stdout
         assert "trouble on stderr" in warnings and "hello from stdout" not in warnings
     finally:
-        _stop(daemon)
+        stop_daemon(daemon, timeout=10)
     log_file = (tmp_path / "logs" / "daemon.txt").read_text()
     assert "orch daemon: fire flows.py:chatty" in log_file and "stopped" in log_file
     assert "hello from stdout" not in (tmp_path / "daemon.log").read_text()
@@ -133,7 +108,7 @@ def test_sighup_reloads_what_the_watcher_cannot_see(tmp_path: Path) -> None:
     _write(project, "flows.py", "from orchlite import flow\n\n@flow\ndef beat():\n    return 1\n")
     _write(config, "orch.toml", '[[schedule]]\ntarget = "flows.py:beat"\ncron = "0 3 1 1 *"\n')
     (project / "orch.toml").symlink_to(config / "orch.toml")
-    daemon = _start_daemon(project)
+    daemon = start_daemon(project)
     try:
         log = project / "daemon.log"
         _wait_for("the first load", lambda: "loaded 1 schedule(s)" in log.read_text())
@@ -150,7 +125,7 @@ def test_sighup_reloads_what_the_watcher_cannot_see(tmp_path: Path) -> None:
         )
         assert daemon.poll() is None
     finally:
-        _stop(daemon)
+        stop_daemon(daemon, timeout=10)
     assert "SIGHUP: reloading" in (project / "daemon.log").read_text()
 
 
@@ -180,7 +155,7 @@ def test_edited_flow_files_and_orch_toml_are_reloaded_and_broken_ones_kept(
         """
     _write(tmp_path, "flows.py", flows.format(schedules="interval(seconds=1)"))
     _write(tmp_path, "orch.toml", "")
-    daemon = _start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path)
     log = tmp_path / "daemon.log"
     try:
         _wait_for("ping to fire", lambda: "flows.py:ping" in _fired_targets(log), timeout=15)
@@ -210,7 +185,7 @@ def test_edited_flow_files_and_orch_toml_are_reloaded_and_broken_ones_kept(
         _wait_for("the flow file's error", lambda: "flows.py: line 1" in log.read_text())
         assert daemon.poll() is None
     finally:
-        _stop(daemon)
+        stop_daemon(daemon, timeout=10)
     fires = [line.split(" run ")[0] for line in log.read_text().splitlines() if " fire " in line]
     assert len(fires) == len(set(fires))  # no slot fired twice
 

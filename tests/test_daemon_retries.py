@@ -6,18 +6,14 @@ Each test starts `python -m orchlite.cli daemon` in a temporary project, seeds a
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon_helpers import env as _env
 from daemon_helpers import runs as _runs
-from daemon_helpers import wait_for
+from daemon_helpers import start_daemon, stop_daemon, wait_for
 
 from orchlite.daemon import retry_run_id
 from orchlite.store import FlowRun, Store
@@ -26,8 +22,6 @@ from orchlite.store import FlowRun, Store
 def _wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
     return wait_for(what, check, timeout)
 
-
-ORCH = [sys.executable, "-m", "orchlite.cli"]
 
 FLOWS = """
 import os
@@ -70,29 +64,6 @@ def _project(root: Path, delay: float) -> None:
     (root / "flows.py").write_text(textwrap.dedent(FLOWS).replace("{delay}", str(delay)))
 
 
-def _start_daemon(root: Path) -> subprocess.Popen[str]:
-    with open(root / "daemon.log", "a") as log:
-        return subprocess.Popen(
-            [*ORCH, "daemon", "--tick", "0.2", "--grace", "1"],
-            cwd=root,
-            env=_env(root),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-        )
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(timeout=15) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-
 def _seed(root: Path, flow: str) -> str:
     """A waiting run of `flows.py:flow`, as a file trigger records it."""
     store = Store(root / ".orch")
@@ -132,11 +103,11 @@ def test_a_crashed_child_is_retried_by_a_new_run(tmp_path: Path) -> None:
     _project(tmp_path, delay=0.5)
     first = _seed(tmp_path, "dies_once")
     retry = retry_run_id(first)
-    daemon = _start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path)
     try:
         _wait_for("the retry to complete", lambda: _state(tmp_path, retry) == "COMPLETED")
     finally:
-        _stop(daemon)
+        stop_daemon(daemon)
     crashed, again = _run(tmp_path, first), _run(tmp_path, retry)
     assert crashed is not None and again is not None
     assert crashed.state == "CRASHED" and "SIGKILL" in (crashed.state_message or "")
@@ -150,14 +121,14 @@ def test_retries_bound_the_whole_chain(tmp_path: Path) -> None:
     _project(tmp_path, delay=0)
     first = _seed(tmp_path, "always_dies")
     retry = retry_run_id(first)
-    daemon = _start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path)
     try:
         _wait_for("the retry to crash", lambda: _state(tmp_path, retry) == "CRASHED")
         log = tmp_path / "daemon.log"
         _wait_for("no retries left", lambda: "no retries left" in log.read_text())
         time.sleep(1.0)
     finally:
-        _stop(daemon)
+        stop_daemon(daemon)
     assert sorted(r.state for r in _runs(tmp_path)) == ["CRASHED", "CRASHED"]
     assert _attempts(tmp_path, "always_dies") == 2
 
@@ -166,19 +137,19 @@ def test_a_retry_waiting_in_the_store_survives_a_daemon_kill(tmp_path: Path) -> 
     _project(tmp_path, delay=4)
     first = _seed(tmp_path, "dies_once")
     retry = retry_run_id(first)
-    daemon = _start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path)
     try:
         _wait_for("the retry run", lambda: _state(tmp_path, retry) == "SCHEDULED")
     finally:
         daemon.kill()  # SIGKILL during the retry delay: no cleanup at all
         daemon.wait()
     assert _attempts(tmp_path, "dies_once") == 1
-    daemon = _start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path)
     try:
         _wait_for("the retry to complete", lambda: _state(tmp_path, retry) == "COMPLETED")
         time.sleep(1.0)
     finally:
-        _stop(daemon)
+        stop_daemon(daemon)
     assert _attempts(tmp_path, "dies_once") == 2
     assert sorted(r.state for r in _runs(tmp_path)) == ["COMPLETED", "CRASHED"]
 
@@ -189,18 +160,18 @@ def test_a_daemon_stopped_during_a_retry_delay_moves_the_retry_to_the_store(
     _project(tmp_path, delay=3)
     first = _seed(tmp_path, "fails_once")
     retry = retry_run_id(first)
-    daemon = _start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path)
     try:
         _wait_for("the in-process retry delay", lambda: _state(tmp_path, first) == "RETRYING")
     finally:
-        _stop(daemon)
+        stop_daemon(daemon)
     assert _state(tmp_path, first) == "CANCELLED"
     assert _state(tmp_path, retry) == "SCHEDULED"
-    daemon = _start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path)
     try:
         _wait_for("the retry to complete", lambda: _state(tmp_path, retry) == "COMPLETED")
     finally:
-        _stop(daemon)
+        stop_daemon(daemon)
     again = _run(tmp_path, retry)
     assert again is not None and again.attempts == 2 and again.retry_of == first
     assert _attempts(tmp_path, "fails_once") == 2 and len(_runs(tmp_path)) == 2
