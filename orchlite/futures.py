@@ -121,7 +121,8 @@ class TaskRunsFailed(Exception):
 
 
 def collect(value: Any, found: list[TaskRunFuture[Any]]) -> None:
-    """Append every future inside `value` (lists, tuples, sets, dict values) to `found`."""
+    """Append every future inside `value` (lists, tuples, sets, dict values, annotations
+    such as `allow_failure`) to `found`."""
     kind = type(value)
     if isinstance(value, TaskRunFuture):
         found.append(value)
@@ -137,6 +138,8 @@ def collect(value: Any, found: list[TaskRunFuture[Any]]) -> None:
     elif kind is dict:
         for item in value.values():
             collect(item, found)
+    elif isinstance(value, BaseAnnotation):
+        collect(value.value, found)
 
 
 FUTURE_LIKE = (TaskRunFuture, list, tuple, set, frozenset, dict, BaseAnnotation)

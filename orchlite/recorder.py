@@ -17,15 +17,13 @@ import time
 from collections.abc import Sequence
 
 from .logging import log_buffer
-from .store import Store, TaskRun
+from .store import StateRow, Store, TaskRun, TaskRunSave
 
 START_DELAY = 0.2
 TICK = 0.1
 HEARTBEAT_EVERY = 5.0
 CHECKPOINT_EVERY = 1.0
 CANCEL_POLL_EVERY = 0.5
-
-StateRow = tuple[str, str | None, float]
 
 
 class _Held:
@@ -134,11 +132,26 @@ class Recorder:
                 for held in self._pending.values()
                 if now - (held.run.started or held.run.created) > older_than
             ]
-        for held in due:
-            with held.lock:
+        # Held starts are written together, one commit per store; one whose task run is
+        # being written right now (its lock taken) is left to that write.
+        taken = [held for held in due if held.lock.acquire(blocking=False)]
+        failed: BaseException | None = None
+        try:
+            by_store: dict[Store, list[_Held]] = {}
+            for held in taken:
                 if not held.written:
-                    held.store.save_task_run(held.run, held.states)
-                    held.written = True
+                    by_store.setdefault(held.store, []).append(held)
+            for store, group in by_store.items():
+                saves = [TaskRunSave(held.run, held.states) for held in group]
+                errors = store.save_task_runs(saves)
+                for held, error in zip(group, errors, strict=True):
+                    held.written = error is None
+                    failed = failed or error
+        finally:
+            for held in taken:
+                held.lock.release()
+        if failed is not None:
+            raise failed
 
     def _beat(self) -> None:
         now = time.time()

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import DiskFullError, RunNotFoundError, SchemaTooNewError, StoreError
 from .faults import fault_point
@@ -432,6 +432,18 @@ RunKey = tuple[float, str]
 LogRow = tuple[str | None, str | None, str | None, float, int, str, str]
 """(flow_run_id, task_run_id, task_name, ts, level, logger, message) as written."""
 
+StateRow = tuple[str, str | None, float]
+"""(state, message, timestamp) of one state change."""
+
+
+class TaskRunSave(NamedTuple):
+    """One task run's save (`Store.save_task_run`'s arguments), for `save_task_runs`."""
+
+    run: TaskRun
+    states: Sequence[StateRow] = ()
+    cache: tuple[str, float | None] | None = None
+    logs: Sequence[LogRow] = ()
+
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
@@ -441,6 +453,13 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 def _is_full(exc: sqlite3.DatabaseError) -> bool:
     """SQLITE_FULL: "database or disk is full"."""
     return "disk is full" in str(exc)
+
+
+def _disk_full_or(exc: Exception, path: Path) -> Exception:
+    """`exc` as the error a caller gets: DiskFullError when SQLite found the disk full."""
+    if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
+        return DiskFullError(path)
+    return exc
 
 
 class Store:
@@ -977,7 +996,7 @@ class Store:
     def save_task_run(
         self,
         run: TaskRun,
-        states: Sequence[tuple[str, str | None, float]] = (),
+        states: Sequence[StateRow] = (),
         *,
         cache: tuple[str, float | None] | None = None,
         logs: Sequence[LogRow] = (),
@@ -990,31 +1009,80 @@ class Store:
         commit, so a cache entry never exists without its result.
         """
         with self.transaction(_TASK_SAVED_FAULTS.get(run.state, "")) as conn:
-            number = self._run_number(conn, run.flow_run_id)
-            conn.execute(*_task_run_row(number << 32 | run.position, run))
-            end = None
-            if states:
-                end = self._append_history(conn, number, run.flow_run_id, run.position, states)
-            if cache is not None and run.result_serializer is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO cache_entries (key, task_key, task_run_id,"
-                    " result_ref, result_data, result_serializer, created, expires)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        cache[0],
-                        run.task_key,
-                        run.id,
-                        run.result_ref,
-                        run.result_data,
-                        run.result_serializer,
-                        run.ended or time.time(),
-                        cache[1],
-                    ),
-                )
-            if logs:
-                self._insert_logs(conn, logs)
+            number, end = self._write_task_run(conn, run, states, cache, logs)
         if not conn.in_transaction:  # committed, not a part of a larger transaction
             self._remember(run.flow_run_id, number, end)
+
+    def save_task_runs(self, saves: Sequence[TaskRunSave]) -> list[BaseException | None]:
+        """Write several task runs in one commit: what `save_task_run` does for each.
+
+        Each goes in a savepoint of its own, so one that fails is left out and the others
+        are committed; returns, for each, None or the error it got (every one of them, if
+        the commit itself failed).
+        """
+        errors: list[BaseException | None] = [None] * len(saves)
+        committed: list[tuple[str, int, int | None]] = []
+        ends: dict[int, int] = {}  # history ends within this transaction
+        try:
+            with self.transaction() as conn:
+                for i, save in enumerate(saves):
+                    conn.execute("SAVEPOINT task_run")
+                    try:
+                        number, end = self._write_task_run(conn, *save, ends=ends)
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO task_run")
+                        errors[i] = _disk_full_or(exc, self.path)
+                    else:
+                        if end is not None:
+                            ends[number] = end
+                        committed.append((save.run.flow_run_id, number, end))
+                    conn.execute("RELEASE task_run")
+        except BaseException as exc:
+            return [error or exc for error in errors]
+        for run_id, number, end in committed:
+            self._remember(run_id, number, ends.get(number, end))
+        for save, error in zip(saves, errors, strict=True):
+            fault = _TASK_SAVED_FAULTS.get(save.run.state)
+            if fault and error is None:
+                fault_point(fault)
+        return errors
+
+    def _write_task_run(
+        self,
+        conn: sqlite3.Connection,
+        run: TaskRun,
+        states: Sequence[StateRow],
+        cache: tuple[str, float | None] | None,
+        logs: Sequence[LogRow],
+        ends: dict[int, int] | None = None,
+    ) -> tuple[int, int | None]:
+        """The statements of one task run's save; returns its run number and history end
+        (`ends`: those written earlier in the same transaction)."""
+        number = self._run_number(conn, run.flow_run_id)
+        conn.execute(*_task_run_row(number << 32 | run.position, run))
+        end = None
+        if states:
+            last = ends.get(number) if ends else None
+            end = self._append_history(conn, number, run.flow_run_id, run.position, states, last)
+        if cache is not None and run.result_serializer is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO cache_entries (key, task_key, task_run_id,"
+                " result_ref, result_data, result_serializer, created, expires)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    cache[0],
+                    run.task_key,
+                    run.id,
+                    run.result_ref,
+                    run.result_data,
+                    run.result_serializer,
+                    run.ended or time.time(),
+                    cache[1],
+                ),
+            )
+        if logs:
+            self._insert_logs(conn, logs)
+        return number, end
 
     def task_runs(self, flow_run_id: str, *, with_results: bool = False) -> list[TaskRun]:
         """A flow run's task runs in call order; inline result bytes only if asked for."""
@@ -1090,15 +1158,19 @@ class Store:
         run_id: str,
         position: int | None,
         states: Sequence[tuple[str, str | None, float]],
+        last: int | None = None,
     ) -> int:
         """Append state changes of run `number` after its newest one; returns the last num.
 
         A run's history rows are numbered without gaps, each writer appending right after
-        the newest one. So the end this process last committed for the run is tried first,
-        with no lookup: if any other connection appended since, the first row collides
-        with one of theirs, and the end is then read from the table.
+        the newest one. So the end this process last committed for the run (or `last`, one
+        written earlier in the same transaction) is tried first, with no lookup: if any
+        other connection appended since, the first row collides with one of theirs, and the
+        end is then read from the table.
         """
-        last = self._history_ends.pop(number, None)
+        remembered = self._history_ends.pop(number, None)
+        if last is None:
+            last = remembered
         if last is not None:
             try:
                 return _insert_history_after(conn, last, run_id, position, states)

@@ -12,10 +12,15 @@ gets TaskTimeoutError on time, and the abandoned thread is left to finish on its
 cannot stop a thread); its later task calls are refused. Run in a child process
 (`orch run --subprocess`) when the blocked work must really be killed. `.submit()` and
 `.map()` hand task runs to the flow's task runner, which decides where bodies execute.
+
+A task run is written as steps (`orchlite.steps`): a generator that yields the function body
+it needs executed and the pauses between attempts. A direct call drives it in the calling
+thread; a runner that starts bodies without waiting (Dask) drives it from its callbacks.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextvars
 import inspect
 import logging
@@ -48,6 +53,7 @@ from .runtime import (
     to_json,
 )
 from .states import State, StateType
+from .steps import Body, Pause, StepDriver, Steps, run_steps
 from .store import TaskRun
 from .task_runners import TaskRunner, call_with_timeout
 
@@ -74,10 +80,11 @@ def run_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     _refuse_if_stopped(flow_ctx)
     position, dynamic_key = flow_ctx.next_position(task.task_key)
     if _holds_futures(args, kwargs):
-        state = _run_with_upstream(task, args, kwargs, flow_ctx, position, dynamic_key)
+        steps = _run_with_upstream(task, args, kwargs, flow_ctx, position, dynamic_key)
     else:
         bound = task.bind(args, kwargs)
-        state = _run_task_in_flow(task, bound, flow_ctx, flow_ctx.run_id, position, dynamic_key)
+        steps = _run_task_in_flow(task, bound, flow_ctx, flow_ctx.run_id, position, dynamic_key)
+    state = run_steps(steps, _call_body)
     if return_state:
         return state
     return state.result()
@@ -102,15 +109,16 @@ def submit_task(
         state = run_task(task, args, {**kwargs, "return_state": True})
         return futures.finished(state, task.name, "", 0)
     _refuse_if_stopped(flow_ctx)
-    task.bind(args, kwargs)  # a call that does not fit fails here, in the caller
+    bound = task.bind(args, kwargs)  # a call that does not fit fails here, in the caller
     position, dynamic_key = flow_ctx.next_position(task.task_key)
     context = contextvars.copy_context()
     runner = flow_ctx.runner()
-    inner = runner.submit(
-        lambda: context.run(
-            _run_submitted, runner, task, args, kwargs, flow_ctx, position, dynamic_key
-        )
-    )
+    call = (task, args, kwargs, flow_ctx, position, dynamic_key, bound)
+    if runner.starts_bodies and not task.tags:
+        inner = _submit_steps(runner, context, call)
+    else:
+        # Waiting for a concurrency slot blocks; such task runs keep a thread throughout.
+        inner = runner.submit(lambda: context.run(_run_submitted, runner, *call))
     name = f"{task.name}-{dynamic_key}"
     future: TaskRunFuture[Any] = TaskRunFuture(inner, name, flow_ctx.run_id, position)
     flow_ctx.futures.append(future)
@@ -128,7 +136,56 @@ def map_task(
 def _run_submitted(runner: TaskRunner, *args: Any) -> State:
     """A submitted task run: like a direct call, but its body goes through the runner."""
     body_runner_var.set(runner)
-    return _run_with_upstream(*args)
+    return run_steps(_run_with_upstream(*args), _call_body)
+
+
+def _submit_steps(
+    runner: TaskRunner, context: contextvars.Context, call: tuple[Any, ...]
+) -> cf.Future[State]:
+    """Hand a task run to a runner that starts bodies without waiting (see `StepDriver`).
+
+    Its first step starts once the futures among its arguments are done, so no thread waits
+    for them either.
+    """
+    outcome: cf.Future[State] = cf.Future()
+
+    def start() -> None:
+        if outcome.set_running_or_notify_cancel():
+            context.run(_start_steps, runner, context, outcome, call)
+
+    upstream: list[TaskRunFuture[Any]] = []
+    futures.collect((call[1], call[2]), upstream)
+    runner.submit_steps(start, outcome, [f._inner for f in upstream])
+    return outcome
+
+
+def _start_steps(
+    runner: TaskRunner,
+    context: contextvars.Context,
+    outcome: cf.Future[State],
+    call: tuple[Any, ...],
+) -> None:
+    try:
+        steps = _run_with_upstream(*call)
+    except BaseException as exc:
+        outcome.set_exception(exc)
+        return
+    if isinstance(steps, State):
+        outcome.set_result(steps)
+    else:
+        StepDriver(steps, runner, context, outcome).start()
+
+
+def _call_body(body: Body) -> Any:
+    """Execute a task's function body in this thread (or on the runner of a submitted run)."""
+    runner = body_runner_var.get()
+    if runner is not None:
+        return runner.run_body(body.fn, body.bound, body.timeout, body.what)
+    if body.timeout:
+        return call_with_timeout(body.fn, body.bound, body.timeout, body.what)
+    if type(body.bound) is dict:
+        return body.fn(**body.bound)
+    return body.fn(*body.bound.args, **body.bound.kwargs)
 
 
 def _run_with_upstream(
@@ -138,22 +195,27 @@ def _run_with_upstream(
     ctx: FlowRunContext,
     position: int,
     dynamic_key: str,
-) -> State:
-    """Wait for the futures among the arguments, then run the task with their results."""
+    bound: Any = None,
+) -> State | Steps:
+    """Wait for the futures among the arguments, then run the task with their results.
+
+    `bound` is `task.bind(args, kwargs)` when the caller has it already.
+    """
     if ctx.stopped():
         run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
         error = CancelledRun(f"flow run {ctx.run_id} was cancelled before this task started")
         state = State(StateType.CANCELLED, str(error), exception=error)
         return _fail_task(task, run, ctx, state, error, hooks=False)
     upstream: list[int] = []
-    try:
-        args, kwargs = futures.resolve((args, kwargs), upstream)
-    except futures.UpstreamFailed as exc:
-        run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
-        run.upstream = to_json(sorted(upstream))
-        state = State(StateType.FAILED, str(exc), exception=exc)
-        return _fail_task(task, run, ctx, state, exc)
-    bound = task.bind(args, kwargs)
+    if bound is None or _holds_futures(args, kwargs):
+        try:
+            args, kwargs = futures.resolve((args, kwargs), upstream)
+        except futures.UpstreamFailed as exc:
+            run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
+            run.upstream = to_json(sorted(upstream))
+            state = State(StateType.FAILED, str(exc), exception=exc)
+            return _fail_task(task, run, ctx, state, exc)
+        bound = task.bind(args, kwargs)
     return _run_task_in_flow(
         task, bound, ctx, ctx.run_id, position, dynamic_key, upstream=sorted(upstream)
     )
@@ -173,7 +235,8 @@ def _run_standalone_task(
         store=store,
         blobs=blobs,
     )
-    state = _run_task_in_flow(task, bound, ctx, ctx.run_id, 0, "0", standalone=True)
+    steps = _run_task_in_flow(task, bound, ctx, ctx.run_id, 0, "0", standalone=True)
+    state = run_steps(steps, _call_body)
     recorder.flush()
     if return_state:
         return state
@@ -228,7 +291,8 @@ def _run_task_in_flow(
     *,
     standalone: bool = False,
     upstream: list[int] | None = None,
-) -> State:
+) -> State | Steps:
+    """The task run's state if it is answered without running, else its steps."""
     arguments = _arguments(bound)
     run = _new_task_run(task, arguments, flow_run_id, position, dynamic_key, standalone)
     if upstream:
@@ -385,7 +449,7 @@ def _execute(
     ctx: FlowRunContext,
     scoped: bool,
     key: str | None,
-) -> State:
+) -> Steps:
     delays = delays_for(task.retry_delay_seconds, task.retries) if task.retries else [0.0]
     log_prints = task.log_prints if task.log_prints is not None else ctx.log_prints
     attempt = 0
@@ -409,17 +473,7 @@ def _execute(
         task_token = task_run_var.set(task_ctx)
         prints = capture_prints(log_prints)
         try:
-            runner = body_runner_var.get()
-            if runner is not None:
-                what = f"Task run {run.name!r}"
-                value = runner.run_body(task.fn, bound, task.timeout_seconds, what)
-            elif task.timeout_seconds:
-                what = f"Task run {run.name!r}"
-                value = call_with_timeout(task.fn, bound, task.timeout_seconds, what)
-            elif type(bound) is dict:
-                value = task.fn(**bound)
-            else:
-                value = task.fn(*bound.args, **bound.kwargs)
+            value = yield Body(task.fn, bound, task.timeout_seconds, run.name)
         except (CancelledRun, KeyboardInterrupt) as exc:
             state = State(StateType.CANCELLED, "flow run cancelled", exception=exc)
             _fail_task(task, run, ctx, state, exc, hooks=False)
@@ -433,7 +487,7 @@ def _execute(
                 delay = delay_before_retry(delays, attempt, task.retry_jitter_factor)
                 _record_retry(run, ctx, exc, attempt, delay)
                 limits.release(slots)
-                time.sleep(delay)
+                yield Pause(delay)
                 continue
             return _fail_task(task, run, ctx, state, exc)
         finally:

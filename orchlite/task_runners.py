@@ -82,6 +82,11 @@ def call_with_timeout(
 class TaskRunner:
     """Base class. A flow run gets its own copy (`duplicate()`), started on first use."""
 
+    starts_bodies = False
+    """Whether the runner sends bodies off without waiting for them (`start_body`): then
+    the engine hands it task runs as steps (`submit_steps`), and no orchestrating thread
+    waits while a body runs."""
+
     def duplicate(self) -> TaskRunner:
         raise NotImplementedError
 
@@ -95,6 +100,27 @@ class TaskRunner:
         The default runs it right here, in the orchestrating thread.
         """
         return call_with_timeout(fn, bound, timeout, what)
+
+    def submit_steps(
+        self, start: Callable[[], None], outcome: cf.Future[State], after: list[cf.Future[Any]]
+    ) -> None:
+        """Schedule a task run's first step, `start`, once the futures `after` are done;
+        `outcome` is its future (cancelled if the runner stops before it starts)."""
+        raise NotImplementedError
+
+    def start_body(
+        self, fn: Callable[..., Any], bound: Any, timeout: float | None, what: str
+    ) -> cf.Future[Any]:
+        """Send a body off; returns a future of its reply, for `finish_body`."""
+        raise NotImplementedError
+
+    def finish_body(self, reply: Any) -> Any:
+        """The body's value from its reply (or raise its exception), in the task's context."""
+        return reply
+
+    def call_soon(self, step: Callable[[], None]) -> None:
+        """Run a task run's next step in an orchestrating thread."""
+        raise NotImplementedError
 
     def shutdown(self, wait: bool = True) -> None:
         """Wait for every submitted task run (unless `wait` is False: then drop the queued
@@ -419,7 +445,7 @@ class _RemoteBodies(TaskRunner):
         scope = _bridge.scope()
         return pickle.dumps((scope, fn_bytes, args_bytes), pickle.HIGHEST_PROTOCOL)
 
-    def _finish(self, reply: bytes) -> Any:
+    def finish_body(self, reply: bytes) -> Any:
         """Replay the body's logs here, then return its value or raise its exception."""
         try:
             message = cloudpickle.loads(reply)
@@ -650,7 +676,7 @@ class ProcessPoolTaskRunner(_RemoteBodies):
             raise self._stopped_error() from None
         finally:
             pool.forget(notify)
-        return self._finish(reply)
+        return self.finish_body(reply)
 
     def _broken(self, exc: BaseException, what: str) -> BaseException:
         if self._stopping:
@@ -895,6 +921,9 @@ _preparing = threading.local()
 in a body (it counts as preparing)."""
 
 
+STEP_THREADS = 4
+"""Threads of the Dask runner that run task runs' steps."""
+
 DASK_MISSING = "DaskTaskRunner needs the dask extra: pip install 'orchlite[dask]'"
 CONNECT_TIMEOUT_SECONDS = 5.0
 
@@ -911,7 +940,13 @@ class DaskTaskRunner(_RemoteBodies):
     Orchestration stays in the flow's process; workers must have orchlite installed. Dask is
     imported when the runner starts, on the flow's first `.submit()`; a runner that cannot
     start raises UsageError there, and the flow run fails with that one line.
+
+    Task runs go as steps (`orchlite.steps`): no orchestrating thread waits while a body
+    runs, so a `.map()` sends all its bodies at once. A task with tags (concurrency limits)
+    keeps its thread, since waiting for a slot blocks.
     """
+
+    starts_bodies = True
 
     def __init__(
         self,
@@ -936,9 +971,11 @@ class DaskTaskRunner(_RemoteBodies):
         self._client: Any = None
         self._own_cluster: Any = None
         self._orchestration: cf.ThreadPoolExecutor | None = None
+        self._steps: cf.ThreadPoolExecutor | None = None
         self._error: UsageError | None = None
         self._bodies: _DaskBodies | None = None
         self._abandoned = False
+        self._outstanding: set[cf.Future[State]] = set()
 
     def duplicate(self) -> DaskTaskRunner:
         return type(self)(
@@ -964,7 +1001,62 @@ class DaskTaskRunner(_RemoteBodies):
             assert bodies is not None
             return self._orchestration.submit(self._orchestrate, bodies, orchestrate)
 
-    def _orchestrate(self, bodies: _DaskBodies, orchestrate: Callable[[], State]) -> State:
+    def submit_steps(
+        self, start: Callable[[], None], outcome: cf.Future[State], after: list[cf.Future[Any]]
+    ) -> None:
+        with self._lock:
+            if self._orchestration is None:
+                self._start()
+            self._outstanding.add(outcome)
+        outcome.add_done_callback(self._forget)
+        waiting = [future for future in after if not future.done()]
+        if not waiting:
+            self._launch(start, outcome)
+            return
+        count = [len(waiting)]
+        count_lock = threading.Lock()
+
+        def one_done(_: cf.Future[Any]) -> None:
+            with count_lock:
+                count[0] -= 1
+                last = count[0] == 0
+            if last:
+                self._launch(start, outcome)
+
+        for future in waiting:
+            future.add_done_callback(one_done)
+
+    def _forget(self, outcome: cf.Future[State]) -> None:
+        with self._lock:
+            self._outstanding.discard(outcome)
+
+    def _launch(self, start: Callable[[], None], outcome: cf.Future[State]) -> None:
+        """Queue a task run's first step; cancel its outcome if the runner has stopped."""
+        with self._lock:
+            pool, bodies = self._steps, self._bodies
+        try:
+            if pool is None or bodies is None:
+                raise RuntimeError("the runner has stopped")
+            work = pool.submit(self._orchestrate, bodies, start)
+        except RuntimeError:
+            outcome.cancel()
+            return
+        work.add_done_callback(lambda done: done.cancelled() and outcome.cancel())
+
+    def call_soon(self, step: Callable[[], None]) -> None:
+        """Queue `step`; once the runner is stopping (its queue dropped), run it right here,
+        so a task run cut short still records how it ended."""
+        pool = self._steps
+        try:
+            if pool is None:
+                raise RuntimeError("the runner has stopped")
+            work = pool.submit(step)
+        except RuntimeError:
+            step()
+            return
+        work.add_done_callback(lambda done: done.cancelled() and step())
+
+    def _orchestrate(self, bodies: _DaskBodies, orchestrate: Callable[[], Any]) -> Any:
         bodies.preparing()
         _preparing.flag = True
         try:
@@ -984,8 +1076,12 @@ class DaskTaskRunner(_RemoteBodies):
             raise
         self._bodies = _DaskBodies(self._client, as_completed)
         self._stopping = False
-        # Each running task run holds an orchestrating thread while its body is away;
-        # enough of them to keep the cluster fed with batches of bodies.
+        # Task runs as steps hold a thread only while a step runs: a few threads do, more
+        # would only contend for the GIL. A task run with tags holds its thread throughout
+        # (waiting for a slot blocks), so those get many, to keep the cluster fed.
+        self._steps = cf.ThreadPoolExecutor(
+            max_workers=STEP_THREADS, thread_name_prefix="orch-step"
+        )
         self._orchestration = cf.ThreadPoolExecutor(
             max_workers=max(64, 4 * self._bodies.threads), thread_name_prefix="orch-task"
         )
@@ -1030,7 +1126,9 @@ class DaskTaskRunner(_RemoteBodies):
                     own.close()
             raise UsageError(f"cannot connect to the Dask cluster: {_one_line(exc)}") from None
 
-    def run_body(self, fn: Callable[..., Any], bound: Any, timeout: float | None, what: str) -> Any:
+    def start_body(
+        self, fn: Callable[..., Any], bound: Any, timeout: float | None, what: str
+    ) -> cf.Future[bytes]:
         request = self._request(fn, bound)
         bodies = self._bodies
         if bodies is None or self._stopping:
@@ -1039,27 +1137,58 @@ class DaskTaskRunner(_RemoteBodies):
         first = getattr(_preparing, "flag", False)
         _preparing.flag = False
         local = bodies.submit(key, request, first)
-        try:
-            reply = local.result(timeout=timeout or None)
-        except cf.TimeoutError:
-            bodies.cancel(key)
-            self._abandoned = True
-            raise TaskTimeoutError(f"{what} exceeded its timeout of {timeout:g} s") from None
-        except cf.CancelledError:
-            raise self._stopped_error() from None
-        except Exception as exc:
-            if self._stopping:
-                raise self._stopped_error() from None
-            if type(exc).__name__ == "KilledWorker":
-                raise WorkerCrashedError(
-                    f"the Dask worker running {what[0].lower()}{what[1:]} died: {_one_line(exc)}"
-                ) from None
-            raise
-        return self._finish(reply)
+        reply: cf.Future[bytes] = cf.Future()
+        timer: threading.Timer | None = None
+
+        def arrived(done: cf.Future[bytes]) -> None:
+            if timer is not None:
+                timer.cancel()
+            if done.cancelled():
+                _settle_once(reply, None, self._stopped_error())
+            else:
+                error = done.exception()
+                if error is None:
+                    _settle_once(reply, done.result(), None)
+                else:
+                    _settle_once(reply, None, self._body_error(error, what))
+
+        if timeout:
+
+            def expire() -> None:
+                error = TaskTimeoutError(f"{what} exceeded its timeout of {timeout:g} s")
+                if _settle_once(reply, None, error):
+                    self._abandoned = True
+                    bodies.cancel(key)
+
+            timer = threading.Timer(timeout, expire)
+            timer.daemon = True
+            timer.start()
+        local.add_done_callback(arrived)
+        return reply
+
+    def _body_error(self, error: BaseException, what: str) -> BaseException:
+        if self._stopping:
+            return self._stopped_error()
+        if type(error).__name__ == "KilledWorker":
+            return WorkerCrashedError(
+                f"the Dask worker running {what[0].lower()}{what[1:]} died: {_one_line(error)}"
+            )
+        return error
+
+    def run_body(self, fn: Callable[..., Any], bound: Any, timeout: float | None, what: str) -> Any:
+        return self.finish_body(self.start_body(fn, bound, timeout, what).result())
 
     def shutdown(self, wait: bool = True) -> None:
+        if wait:  # task runs waiting for bodies hold no thread: wait for them here
+            while True:
+                with self._lock:
+                    outstanding = list(self._outstanding)
+                if not outstanding:
+                    break
+                cf.wait(outstanding)
         with self._lock:
             orchestration, self._orchestration = self._orchestration, None
+            steps, self._steps = self._steps, None
             bodies, self._bodies = self._bodies, None
             client, self._client = self._client, None
             cluster, self._own_cluster = self._own_cluster, None
@@ -1067,16 +1196,33 @@ class DaskTaskRunner(_RemoteBodies):
                 self._stopping = True
         if not wait and bodies is not None:
             bodies.close(cancel=True)  # their orchestrating threads stop waiting now
-        if orchestration is not None:
-            orchestration.shutdown(wait=wait, cancel_futures=not wait)
+        for pool in (orchestration, steps):
+            if pool is not None:
+                pool.shutdown(wait=wait, cancel_futures=not wait)
         self._stopping = True
         if bodies is not None:
             bodies.close(cancel=True)
+        with self._lock:
+            unstarted, self._outstanding = list(self._outstanding), set()
+        for outcome in unstarted:  # still waiting for their upstream futures
+            outcome.cancel()
         _close_dask(client, cluster, abandoned=self._abandoned or not wait)
 
     def __repr__(self) -> str:
         where = f"address={self.address!r}" if self.address else "local cluster"
         return f"DaskTaskRunner({where})"
+
+
+def _settle_once(future: cf.Future[Any], value: Any, error: BaseException | None) -> bool:
+    """Settle `future` unless something else did first; whether this call did."""
+    try:
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+    except cf.InvalidStateError:
+        return False
+    return True
 
 
 def _close_dask(client: Any, cluster: Any, abandoned: bool) -> None:

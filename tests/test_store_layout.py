@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchlite.states import StateType
-from orchlite.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, Store, TaskRun
+from orchlite.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, Store, TaskRun, TaskRunSave
 
 FLOW_A = "aa" * 16
 FLOW_B = "bb" * 16
@@ -223,3 +223,31 @@ def test_every_field_of_a_task_run_is_written_whatever_is_missing(tmp_path: Path
             (2, None),
             (2, None),
         ]
+
+
+def test_a_batch_of_task_run_saves_commits_all_but_the_one_that_fails(tmp_path: Path) -> None:
+    home = tmp_path / ".orch"
+    with Store(home) as store, Store(home) as other:
+        store.create_flow_run(run_id=FLOW_A, flow_name="f", name="f", parameters="{}")
+        unbindable = [("RUNNING", object(), 2.5)]  # a message SQLite cannot store
+        errors = store.save_task_runs(
+            [
+                TaskRunSave(_task(FLOW_A, 0, "RUNNING"), [("RUNNING", None, 2.0)]),
+                TaskRunSave(_task(FLOW_A, 1, "RUNNING"), unbindable),
+                TaskRunSave(_task(FLOW_A, 2, "RUNNING"), [("RUNNING", None, 3.0)]),
+            ]
+        )
+        assert errors[0] is None and errors[2] is None
+        assert isinstance(errors[1], sqlite3.Error)
+        assert [t.position for t in other.task_runs(FLOW_A)] == [0, 2]
+        # Later saves append after what the batch wrote, in commit order.
+        store.save_task_run(_task(FLOW_A, 0), [("COMPLETED", None, 4.0)])
+        store.save_task_run(_task(FLOW_A, 1), [("COMPLETED", None, 5.0)])
+        history = other.history(FLOW_A)
+        states = [(h.position, h.state, h.ts) for h in history if h.position is not None]
+    assert states == [
+        (0, "RUNNING", 2.0),
+        (2, "RUNNING", 3.0),
+        (0, "COMPLETED", 4.0),
+        (1, "COMPLETED", 5.0),
+    ]

@@ -1,0 +1,135 @@
+"""A task run's steps, and the two ways to drive them.
+
+The engine writes a task run as a generator of steps: it yields each function body it needs
+executed (a `Body`) and each wait between attempts (a `Pause`), and gets back the body's
+value, or has its exception thrown in. So the same code serves two drivers:
+
+- `run_steps` drives a task run in the calling thread: a body is a plain call. Direct task
+  calls and the thread and process-pool runners use it.
+- `StepDriver` drives a task run on a runner that starts bodies without waiting for them
+  (`TaskRunner.starts_bodies`: Dask). A step runs in one of the runner's orchestrating
+  threads until it yields a body; the runner sends the body off and the thread is free
+  again; the body's completion schedules the next step. A thousand task runs waiting for
+  their bodies hold no thread, and their bodies reach the cluster together.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .states import State
+
+if TYPE_CHECKING:
+    from .task_runners import TaskRunner
+
+
+class Body(NamedTuple):
+    """A function body to execute for the task run named `name`."""
+
+    fn: Callable[..., Any]
+    bound: Any
+    timeout: float | None
+    name: str
+
+    @property
+    def what(self) -> str:
+        return f"Task run {self.name!r}"
+
+
+class Pause(NamedTuple):
+    """Wait this long before the next step (the delay before a retry)."""
+
+    seconds: float
+
+
+Steps = Generator["Body | Pause", Any, State]
+
+
+def run_steps(steps: State | Steps, call: Callable[[Body], Any]) -> State:
+    """Drive `steps` to the end in this thread, executing each body with `call` (a task run
+    answered without running, e.g. from the cache, comes as its state)."""
+    if isinstance(steps, State):
+        return steps
+    try:
+        request = steps.send(None)
+        while True:
+            if type(request) is Pause:
+                time.sleep(request.seconds)
+                request = steps.send(None)
+                continue
+            try:
+                value = call(request)
+            except BaseException as exc:
+                request = steps.throw(exc)
+            else:
+                request = steps.send(value)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+class StepDriver:
+    """Drives one task run's steps on a runner that starts bodies without waiting.
+
+    Every step runs inside `context` (the submitting call's copy), so context variables the
+    steps set, such as the current task run, hold from one step to the next whatever thread
+    runs it. `outcome` gets the final state, or the exception the steps ended with.
+    """
+
+    def __init__(
+        self,
+        steps: Steps,
+        runner: TaskRunner,
+        context: contextvars.Context,
+        outcome: cf.Future[State],
+    ) -> None:
+        self.steps = steps
+        self.runner = runner
+        self.context = context
+        self.outcome = outcome
+
+    def start(self) -> None:
+        """Run the first step here (in an orchestrating thread, inside the context)."""
+        self._advance(None, None)
+
+    def _advance(self, value: Any, error: BaseException | None) -> None:
+        try:
+            while True:
+                request = self.steps.send(value) if error is None else self.steps.throw(error)
+                value = error = None
+                if type(request) is Pause:
+                    timer = threading.Timer(request.seconds, self._wake)
+                    timer.daemon = True
+                    timer.start()
+                    return
+                try:
+                    pending = self.runner.start_body(
+                        request.fn, request.bound, request.timeout, request.what
+                    )
+                except Exception as exc:
+                    error = exc  # e.g. arguments that cannot be pickled: the steps decide
+                    continue
+                pending.add_done_callback(self._body_done)
+                return
+        except StopIteration as stop:
+            self.outcome.set_result(stop.value)
+        except BaseException as exc:
+            self.outcome.set_exception(exc)
+
+    def _wake(self) -> None:
+        self.runner.call_soon(lambda: self.context.run(self._advance, None, None))
+
+    def _body_done(self, reply: cf.Future[Any]) -> None:
+        self.runner.call_soon(lambda: self.context.run(self._resume, reply))
+
+    def _resume(self, reply: cf.Future[Any]) -> None:
+        try:
+            value = self.runner.finish_body(reply.result())
+        except BaseException as exc:
+            self._advance(None, exc)
+        else:
+            self._advance(value, None)
