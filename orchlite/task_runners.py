@@ -7,7 +7,9 @@ their function bodies execute (`run_body`):
 
 - `ThreadPoolTaskRunner` runs bodies in the orchestrating thread (the default).
 - `ProcessPoolTaskRunner` sends each body to a pool of worker processes ("spawn" start method).
-- `DaskTaskRunner` sends each body to a Dask cluster (`pip install 'orchlite[dask]'`).
+- `DaskTaskRunner` sends each body to a Dask cluster (`pip install 'orchlite[dask]'`); it
+  takes task runs as steps (`submit_steps`, see `orchlite.steps`), so no thread waits
+  while a body is on the cluster.
 
 A body sent to another process travels as cloudpickle bytes: functions of the flow's own file
 (often loaded by path under a name a worker cannot import) are pickled by value. In the worker
@@ -723,8 +725,8 @@ class _DaskBodies:
     Every `client.map` is a scheduler round trip and every `client.gather` a round trip to
     the workers, each costing about as much as running a small task: sending and fetching
     one body at a time made the runner ~1.7x slower than a plain `client.map` of the same
-    tasks. So orchestrating threads hand in requests and wait on plain concurrent futures;
-    one dispatcher thread sends what has queued up as one `client.map`, and one collector
+    tasks. So task runs hand in requests and get plain concurrent futures back; one
+    dispatcher thread sends what has queued up as one `client.map`, and one collector
     thread, told by `distributed.as_completed` which bodies finished, fetches them with one
     `client.gather` per group.
 
