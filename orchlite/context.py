@@ -74,6 +74,17 @@ class FlowRunContext:
             ctx = ctx.parent
         return False
 
+    def cancel(self) -> None:
+        """Someone asked to cancel this run: no task run starts from now on, and the runner
+        drops what it holds for started ones (Dask: bodies still on the cluster)."""
+        if self.cancelled.is_set():
+            return
+        self.cancelled.set()
+        with self._lock:
+            runner = self._runner
+        if runner is not None:
+            runner.cancel_pending()
+
     def runner(self) -> TaskRunner:
         with self._lock:
             if self._runner is None:

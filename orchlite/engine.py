@@ -115,7 +115,7 @@ def run_flow(
             ctx.resumed_from = old_child
             ctx.resumed = _succeeded_tasks(store, old_child)
     token = flow_run_var.set(ctx)
-    recorder.track_flow(store, run_id, ctx.cancelled)
+    recorder.track_flow(store, run_id, ctx.cancel)
     try:
         state = _run_flow_attempts(flow, ctx, params_json)
     finally:
@@ -160,10 +160,7 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
             )
             value = _settle_futures(ctx, value)
         except CancelledRun as exc:
-            ctx.cancelled.set()
-            ctx.shutdown_runner(wait=False)
-            state = State(StateType.CANCELLED, str(exc) or "cancelled", exception=exc)
-            return _finish_flow(flow, ctx, state, flow.on_cancellation_hooks)
+            return _end_cancelled(flow, ctx, str(exc) or "cancelled", exc)
         except KeyboardInterrupt as exc:
             ctx.cancelled.set()
             ctx.shutdown_runner(wait=False)
@@ -172,6 +169,9 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
             raise
         except Exception as exc:
             timed_out = isinstance(exc, FlowTimeoutError)
+            if not timed_out and ctx.stopped():
+                # The body failed on task runs that its cancellation cut short.
+                return _end_cancelled(flow, ctx, "the flow run was cancelled", exc)
             if timed_out:
                 ctx.cancelled.set()
             ctx.shutdown_runner(wait=not timed_out)
@@ -209,6 +209,15 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
                 return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
         state = State(StateType.COMPLETED, None, value=value)
         return _finish_flow(flow, ctx, state, flow.on_completion_hooks, result=stored)
+
+
+def _end_cancelled(
+    flow: Flow[..., Any], ctx: FlowRunContext, message: str, exc: BaseException
+) -> State:
+    ctx.cancelled.set()
+    ctx.shutdown_runner(wait=False)
+    state = State(StateType.CANCELLED, message, exception=exc)
+    return _finish_flow(flow, ctx, state, flow.on_cancellation_hooks)
 
 
 def _settle_futures(ctx: FlowRunContext, value: Any) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .logging import log_buffer
 from .store import StateRow, Store, TaskRun, TaskRunSave
@@ -43,7 +43,7 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int], _Held] = {}
-        self._active_flows: dict[str, tuple[Store, threading.Event]] = {}
+        self._active_flows: dict[str, tuple[Store, Callable[[], None]]] = {}
         self._thread: threading.Thread | None = None
         self._last_heartbeat = 0.0
         self._last_checkpoint = 0.0
@@ -83,10 +83,10 @@ class Recorder:
 
     # -- flow runs ----------------------------------------------------------------------
 
-    def track_flow(self, store: Store, run_id: str, cancelled: threading.Event) -> None:
-        """Heartbeat this flow run, and set `cancelled` when someone asks to cancel it."""
+    def track_flow(self, store: Store, run_id: str, cancel: Callable[[], None]) -> None:
+        """Heartbeat this flow run, and call `cancel` when someone asks to cancel it."""
         with self._lock:
-            self._active_flows[run_id] = (store, cancelled)
+            self._active_flows[run_id] = (store, cancel)
         self._ensure_thread()
 
     def untrack_flow(self, run_id: str) -> None:
@@ -169,7 +169,7 @@ class Recorder:
             self._last_cancel_poll = now
             for store, run_ids in by_store.items():
                 for run_id in store.cancelling(run_ids):
-                    flows[run_id][1].set()
+                    flows[run_id][1]()
         if beat:
             self._last_heartbeat = now
             for store, run_ids in by_store.items():

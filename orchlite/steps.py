@@ -77,29 +77,63 @@ class StepDriver:
 
     Every step runs inside `context` (the submitting call's copy), so context variables the
     steps set, such as the current task run, hold from one step to the next whatever thread
-    runs it. `outcome` gets the final state, or the exception the steps ended with.
+    runs it. A context can be entered by one thread at a time, and a body may finish before
+    the step that sent it has returned: then the thread finishing that step runs the next
+    one too, so steps never overlap. `outcome` gets the final state, or the exception the
+    steps ended with.
     """
 
     def __init__(
-        self,
-        steps: Steps,
-        runner: TaskRunner,
-        context: contextvars.Context,
-        outcome: cf.Future[State],
+        self, runner: TaskRunner, context: contextvars.Context, outcome: cf.Future[State]
     ) -> None:
-        self.steps = steps
         self.runner = runner
         self.context = context
         self.outcome = outcome
+        self._steps: Steps | None = None
+        self._lock = threading.Lock()
+        self._running = False
+        self._next: Callable[[], None] | None = None
 
-    def start(self) -> None:
-        """Run the first step here (in an orchestrating thread, inside the context)."""
-        self._advance(None, None)
+    def start(self, first: Callable[[], State | Steps]) -> None:
+        """Run the first step here: `first()` gives the steps, or the state of a task run
+        answered without running."""
+        self._run(lambda: self._begin(first))
+
+    def _run(self, step: Callable[[], None]) -> None:
+        with self._lock:
+            if self._running:
+                self._next = step
+                return
+            self._running = True
+        while step is not None:
+            try:
+                self.context.run(step)
+            except BaseException as exc:  # not raised by the steps: never leave them hanging
+                if not self.outcome.done():
+                    self.outcome.set_exception(exc)
+            with self._lock:
+                step, self._next = self._next, None
+                if step is None:
+                    self._running = False
+
+    def _begin(self, first: Callable[[], State | Steps]) -> None:
+        try:
+            steps = first()
+        except BaseException as exc:
+            self.outcome.set_exception(exc)
+            return
+        if isinstance(steps, State):
+            self.outcome.set_result(steps)
+        else:
+            self._steps = steps
+            self._advance(None, None)
 
     def _advance(self, value: Any, error: BaseException | None) -> None:
+        steps = self._steps
+        assert steps is not None
         try:
             while True:
-                request = self.steps.send(value) if error is None else self.steps.throw(error)
+                request = steps.send(value) if error is None else steps.throw(error)
                 value = error = None
                 if type(request) is Pause:
                     timer = threading.Timer(request.seconds, self._wake)
@@ -110,8 +144,10 @@ class StepDriver:
                     pending = self.runner.start_body(
                         request.fn, request.bound, request.timeout, request.what
                     )
-                except Exception as exc:
-                    error = exc  # e.g. arguments that cannot be pickled: the steps decide
+                except BaseException as exc:
+                    # Arguments that cannot be pickled, a runner that stopped (CancelledRun):
+                    # the steps record how the task run ends.
+                    error = exc
                     continue
                 pending.add_done_callback(self._body_done)
                 return
@@ -121,10 +157,10 @@ class StepDriver:
             self.outcome.set_exception(exc)
 
     def _wake(self) -> None:
-        self.runner.call_soon(lambda: self.context.run(self._advance, None, None))
+        self.runner.call_soon(lambda: self._run(lambda: self._advance(None, None)))
 
     def _body_done(self, reply: cf.Future[Any]) -> None:
-        self.runner.call_soon(lambda: self.context.run(self._resume, reply))
+        self.runner.call_soon(lambda: self._run(lambda: self._resume(reply)))
 
     def _resume(self, reply: cf.Future[Any]) -> None:
         try:

@@ -151,29 +151,12 @@ def _submit_steps(
 
     def start() -> None:
         if outcome.set_running_or_notify_cancel():
-            context.run(_start_steps, runner, context, outcome, call)
+            StepDriver(runner, context, outcome).start(lambda: _run_with_upstream(*call))
 
     upstream: list[TaskRunFuture[Any]] = []
     futures.collect((call[1], call[2]), upstream)
     runner.submit_steps(start, outcome, [f._inner for f in upstream])
     return outcome
-
-
-def _start_steps(
-    runner: TaskRunner,
-    context: contextvars.Context,
-    outcome: cf.Future[State],
-    call: tuple[Any, ...],
-) -> None:
-    try:
-        steps = _run_with_upstream(*call)
-    except BaseException as exc:
-        outcome.set_exception(exc)
-        return
-    if isinstance(steps, State):
-        outcome.set_result(steps)
-    else:
-        StepDriver(steps, runner, context, outcome).start()
 
 
 def _call_body(body: Body) -> Any:
@@ -488,6 +471,11 @@ def _execute(
                 _record_retry(run, ctx, exc, attempt, delay)
                 limits.release(slots)
                 yield Pause(delay)
+                if ctx.stopped():  # cancelled or timed out while waiting to retry
+                    stop = CancelledRun("the flow run was cancelled")
+                    cancelled = State(StateType.CANCELLED, "flow run cancelled", exception=stop)
+                    _fail_task(task, run, ctx, cancelled, stop, hooks=False)
+                    raise stop from None
                 continue
             return _fail_task(task, run, ctx, state, exc)
         finally:

@@ -124,6 +124,10 @@ class TaskRunner:
         """Run a task run's next step in an orchestrating thread."""
         raise NotImplementedError
 
+    def cancel_pending(self) -> None:
+        """The flow run was cancelled. Task runs not started yet never start (they check the
+        run's state first); a runner that holds work for started ones may drop it here."""
+
     def shutdown(self, wait: bool = True) -> None:
         """Wait for every submitted task run (unless `wait` is False: then drop the queued
         ones and abandon the running ones), then release the runner's resources."""
@@ -412,6 +416,7 @@ class _RemoteBodies(TaskRunner):
         self._functions: dict[int, tuple[Callable[..., Any], bytes, frozenset[str]]] = {}
         self._functions_lock = threading.Lock()
         self._stopping = False
+        self._cancelled = False
 
     def _request(self, fn: Callable[..., Any], bound: Any) -> bytes:
         """The bytes a worker needs to run `fn(bound)`; names what cannot be pickled."""
@@ -470,6 +475,8 @@ class _RemoteBodies(TaskRunner):
         raise exc
 
     def _stopped_error(self) -> CancelledRun:
+        if self._cancelled:
+            return CancelledRun("the flow run was cancelled")
         return CancelledRun("the task runner was shut down while this task ran")
 
 
@@ -898,21 +905,25 @@ class _DaskBodies:
         else:
             local.set_exception(error)
 
-    def close(self, cancel: bool) -> None:
-        """Stop the threads; with `cancel`, first give up on every body still in flight."""
+    def cancel_all(self) -> None:
+        """Give up on every body in flight; Dask drops those that have not started."""
         with self._lock:
-            self._closed = True
-            local = list(self._local.values()) if cancel else []
-            remote = list(self._remote.values()) if cancel else []
-            if cancel:
-                self._local.clear()
-                self._remote.clear()
-            self._wake.notify()
+            local, remote = list(self._local.values()), list(self._remote.values())
+            self._local.clear()
+            self._remote.clear()
         for future in local:
             future.cancel()
         if remote:
             with contextlib.suppress(Exception):
                 self.client.cancel(remote)
+
+    def close(self, cancel: bool) -> None:
+        """Stop the threads; with `cancel`, first give up on every body still in flight."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
+        if cancel:
+            self.cancel_all()
         self._added.set()
         for thread in self._threads:
             thread.join(timeout=2)
@@ -1133,7 +1144,7 @@ class DaskTaskRunner(_RemoteBodies):
     ) -> cf.Future[bytes]:
         request = self._request(fn, bound)
         bodies = self._bodies
-        if bodies is None or self._stopping:
+        if bodies is None or self._stopping or self._cancelled:
             raise self._stopped_error()
         key = f"{getattr(fn, '__name__', 'task')}-{os.urandom(8).hex()}"
         first = getattr(_preparing, "flag", False)
@@ -1169,7 +1180,7 @@ class DaskTaskRunner(_RemoteBodies):
         return reply
 
     def _body_error(self, error: BaseException, what: str) -> BaseException:
-        if self._stopping:
+        if self._stopping or self._cancelled:
             return self._stopped_error()
         if type(error).__name__ == "KilledWorker":
             return WorkerCrashedError(
@@ -1179,6 +1190,14 @@ class DaskTaskRunner(_RemoteBodies):
 
     def run_body(self, fn: Callable[..., Any], bound: Any, timeout: float | None, what: str) -> Any:
         return self.finish_body(self.start_body(fn, bound, timeout, what).result())
+
+    def cancel_pending(self) -> None:
+        """The flow run was cancelled: give up on the bodies on the cluster, so their task
+        runs end CANCELLED now, and start no more."""
+        self._cancelled = True
+        bodies = self._bodies
+        if bodies is not None:
+            bodies.cancel_all()
 
     def shutdown(self, wait: bool = True) -> None:
         if wait:  # task runs waiting for bodies hold no thread: wait for them here

@@ -19,7 +19,7 @@ from recorded import last_run, store
 
 from orchlite import allow_failure, flow, task
 from orchlite.logging import setup_logging
-from orchlite.task_runners import STEP_THREADS, DaskTaskRunner
+from orchlite.task_runners import STEP_THREADS, DaskTaskRunner, ThreadPoolTaskRunner
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +186,51 @@ def test_a_flow_timeout_cancels_task_runs_in_flight_and_starts_no_more(
     # Every task run had started (its body was on the cluster) and none is left running.
     assert len(runs) == 5
     assert {r.state for r in runs.values()} == {"CANCELLED"}
+
+
+def test_a_task_run_resumed_before_its_step_returned_goes_on(cluster, tmp_path: Path) -> None:
+    """A retry with no delay wakes its task run at once, often while the step that failed
+    is still returning in another thread: the steps must not overlap, nor stall."""
+
+    @task(retries=3, retry_delay_seconds=0)
+    def third_time_lucky(i: int) -> int:
+        marks = tmp_path / f"attempts-{i}"
+        with marks.open("a") as out:
+            out.write(".")
+        if len(marks.read_text()) < 3:
+            raise RuntimeError("not yet")
+        return i
+
+    @flow(task_runner=DaskTaskRunner(cluster=cluster))
+    def pipeline() -> list[int]:
+        return [f.result(timeout=60) for f in third_time_lucky.map(range(40))]
+
+    assert pipeline() == list(range(40))
+    assert {(r.state, r.attempts) for r in task_runs().values()} == {("COMPLETED", 3)}
+
+
+@pytest.mark.parametrize("runner", ["dask", "threads"])
+def test_a_task_waiting_to_retry_when_the_flow_times_out_ends_cancelled(
+    cluster, runner: str, tmp_path: Path
+) -> None:
+    attempts = tmp_path / "attempts"
+
+    @task(retries=1, retry_delay_seconds=2)
+    def fails_first() -> None:
+        with attempts.open("a") as out:
+            out.write(".")
+        raise RuntimeError("first attempt")
+
+    task_runner = DaskTaskRunner(cluster=cluster) if runner == "dask" else ThreadPoolTaskRunner()
+
+    @flow(timeout_seconds=1, task_runner=task_runner)
+    def pipeline() -> None:
+        fails_first.submit().wait()
+
+    assert pipeline(return_state=True).type.value == "TIMED_OUT"
+    deadline = time.monotonic() + 10
+    while task_runs()["fails_first-0"].state == "RETRYING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run = task_runs()["fails_first-0"]
+    assert (run.state, run.attempts) == ("CANCELLED", 1)
+    assert attempts.read_text() == "."  # the retry never ran
