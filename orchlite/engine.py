@@ -162,10 +162,7 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
         except CancelledRun as exc:
             return _end_cancelled(flow, ctx, str(exc) or "cancelled", exc)
         except KeyboardInterrupt as exc:
-            ctx.cancelled.set()
-            ctx.shutdown_runner(wait=False)
-            state = State(StateType.CANCELLED, "interrupted (Ctrl-C)", exception=exc)
-            _finish_flow(flow, ctx, state, flow.on_cancellation_hooks)
+            _end_cancelled(flow, ctx, "interrupted (Ctrl-C)", exc)
             raise
         except Exception as exc:
             timed_out = isinstance(exc, FlowTimeoutError)
