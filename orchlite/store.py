@@ -450,16 +450,9 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _is_full(exc: sqlite3.DatabaseError) -> bool:
+def _is_full(exc: object) -> bool:
     """SQLITE_FULL: "database or disk is full"."""
-    return "disk is full" in str(exc)
-
-
-def _disk_full_or(exc: Exception, path: Path) -> Exception:
-    """`exc` as the error a caller gets: DiskFullError when SQLite found the disk full."""
-    if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
-        return DiskFullError(path)
-    return exc
+    return isinstance(exc, sqlite3.DatabaseError) and "disk is full" in str(exc)
 
 
 class Store:
@@ -1031,7 +1024,7 @@ class Store:
                         number, end = self._write_task_run(conn, *save, ends=ends)
                     except Exception as exc:
                         conn.execute("ROLLBACK TO task_run")
-                        errors[i] = _disk_full_or(exc, self.path)
+                        errors[i] = DiskFullError(self.path) if _is_full(exc) else exc
                     else:
                         if end is not None:
                             ends[number] = end
@@ -1803,7 +1796,7 @@ class _Transaction:
         if kind is not None:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError) and _is_full(exc):
+            if _is_full(exc):
                 raise DiskFullError(self.store.path) from None
             return
         try:
