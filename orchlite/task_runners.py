@@ -28,6 +28,7 @@ import contextvars
 import inspect
 import io
 import itertools
+import linecache
 import multiprocessing
 import os
 import pickle
@@ -237,7 +238,7 @@ def run_request(request: bytes, notify: int | None = None) -> bytes:
 
 
 def _serve(request: bytes) -> bytes:
-    scope, fn_bytes, args_bytes = pickle.loads(request)
+    scope, fn_bytes, args_bytes, sources = pickle.loads(request)
     records: list[tuple[str, int, float, str]] = []
     try:
         fn = _load_function(fn_bytes)
@@ -245,21 +246,21 @@ def _serve(request: bytes) -> bytes:
         error = SerializationError(
             f"cannot load the task's function in the worker process: {_describe(exc)}"
         )
-        return _reply_error(error, records)
+        return _reply_error(error, records, sources)
     try:
         args, kwargs = cloudpickle.loads(args_bytes)
     except Exception as exc:
         error = SerializationError(
             f"cannot load the task's arguments in the worker process: {_describe(exc)}"
         )
-        return _reply_error(error, records)
+        return _reply_error(error, records, sources)
     try:
         activate = scope.activate if scope is not None else _no_records
         with activate(fn, args, kwargs) as logs:
             records = logs
             value = fn(*args, **kwargs)
     except BaseException as exc:
-        return _reply_error(exc, records)
+        return _reply_error(exc, records, sources)
     try:
         return cloudpickle.dumps(("value", value, records), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
@@ -267,7 +268,7 @@ def _serve(request: bytes) -> bytes:
             f"cannot send the return value of type {type(value).__name__!r} back from the "
             f"worker process: {_describe(exc)}"
         )
-        return _reply_error(error, records)
+        return _reply_error(error, records, sources)
 
 
 @contextlib.contextmanager
@@ -291,25 +292,52 @@ def _load_function(fn_bytes: bytes) -> Callable[..., Any]:
     return fn
 
 
-def _reply_error(exc: BaseException, records: list[Any]) -> bytes:
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if not frame.filename.startswith(_PACKAGE_DIR)
-    ]
-    text = "".join(traceback.format_list(frames)).rstrip()
+Frame = tuple[str, int, str]
+"""A frame of a worker's traceback: (file, line number, function name)."""
+
+
+def _worker_frames(exc: BaseException, sources: dict[str, str]) -> list[Frame]:
+    """The frames of `exc`'s traceback outside orchlite, each under its source file.
+
+    Code pickled by value has no trustworthy file name in the worker (a pickler may replace
+    it, cloudpickle 3.1.3 writes "<dynamic-code>"), so a frame of a module the flow process
+    sent by value takes the file that process named for it in `sources`; line numbers travel
+    with the code and are kept.
+    """
+    frames = []
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        file = frame.f_code.co_filename
+        if file.startswith(_PACKAGE_DIR):
+            continue
+        module = frame.f_globals.get("__name__")
+        frames.append((sources.get(module, file), line, frame.f_code.co_name))
+    return frames
+
+
+def _reply_error(exc: BaseException, records: list[Any], sources: dict[str, str]) -> bytes:
+    frames = _worker_frames(exc, sources)
     kind = type(exc)
     try:  # the parent must be able to load it: check the round trip here
         cloudpickle.loads(cloudpickle.dumps(exc))
         sent: BaseException | None = exc
     except Exception:
         sent = None
-    reply = ("error", sent, records, text, kind.__name__, kind.__module__, str(exc))
+    reply = ("error", sent, records, frames, kind.__name__, kind.__module__, str(exc))
     try:
         return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
-        reply = ("error", None, records, text, kind.__name__, kind.__module__, str(exc))
+        reply = ("error", None, records, frames, kind.__name__, kind.__module__, str(exc))
         return cloudpickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _format_frames(frames: list[Frame]) -> str:
+    """A worker's frames as traceback text, each source line read here, in the flow process
+    (a worker on another machine may not have the file)."""
+    summaries = [
+        traceback.FrameSummary(file, line, name, line=linecache.getline(file, line).strip())
+        for file, line, name in frames
+    ]
+    return "".join(traceback.format_list(summaries)).rstrip()
 
 
 def _worker_init(started: Any) -> None:
@@ -398,6 +426,14 @@ def _by_value_modules(fn: Callable[..., Any]) -> frozenset[str]:
     return frozenset({name})
 
 
+def _source_file(fn: Callable[..., Any]) -> dict[str, str]:
+    """{module name: source file} of `fn`'s module as this process loaded it: the worker's
+    traceback names that file for the module's frames, whatever the pickler did to the code."""
+    name = getattr(fn, "__module__", None) or "__main__"
+    file = getattr(sys.modules.get(name), "__file__", None)
+    return {name: os.path.abspath(file)} if file else {}
+
+
 def _call_arguments(bound: Any) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
     """(args, kwargs, name → value) of a `Task.bind()` result."""
     if isinstance(bound, inspect.BoundArguments):
@@ -409,11 +445,16 @@ def _function_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
+_SentFunction = tuple[Callable[..., Any], bytes, frozenset[str], dict[str, str]]
+"""A function as sent to workers: itself, its pickle, the modules pickled by value with it,
+and its module's source file."""
+
+
 class _RemoteBodies(TaskRunner):
     """What the process-pool and Dask runners share: requests out, replies back."""
 
     def __init__(self) -> None:
-        self._functions: dict[int, tuple[Callable[..., Any], bytes, frozenset[str]]] = {}
+        self._functions: dict[int, _SentFunction] = {}
         self._functions_lock = threading.Lock()
         self._stopping = False
         self._cancelled = False
@@ -430,10 +471,10 @@ class _RemoteBodies(TaskRunner):
                     f"cannot send function {_function_name(fn)!r} to a worker process: "
                     f"{_describe(exc)}"
                 ) from None
-            cached = (fn, fn_bytes, by_value)
+            cached = (fn, fn_bytes, by_value, _source_file(fn))
             with self._functions_lock:
                 self._functions[id(fn)] = cached
-        _, fn_bytes, by_value = cached
+        _, fn_bytes, by_value, sources = cached
         args, kwargs, named = _call_arguments(bound)
         try:
             args_bytes = _dumps((args, kwargs), by_value)
@@ -450,7 +491,7 @@ class _RemoteBodies(TaskRunner):
                 f"cannot send the arguments to a worker process: {_describe(exc)}"
             ) from None
         scope = _bridge.scope()
-        return pickle.dumps((scope, fn_bytes, args_bytes), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((scope, fn_bytes, args_bytes, sources), pickle.HIGHEST_PROTOCOL)
 
     def finish_body(self, reply: bytes) -> Any:
         """Replay the body's logs here, then return its value or raise its exception."""
@@ -465,7 +506,8 @@ class _RemoteBodies(TaskRunner):
             _bridge.replay(records)
         if kind == "value":
             return payload
-        text, name, module, error_message = message[3:]
+        frames, name, module, error_message = message[3:]
+        text = _format_frames(frames)
         exc = payload if payload is not None else _stand_in(name, module, error_message)
         if text and exc.__traceback__ is None:  # (with tblib installed, it came along)
             note = "Traceback in the worker process (most recent call last):\n" + text

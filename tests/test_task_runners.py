@@ -285,6 +285,34 @@ def test_exception_in_a_worker_surfaces_at_result_with_its_type_and_traceback() 
     assert "in fails" in run.traceback
 
 
+def test_worker_traceback_names_the_source_file_whatever_the_pickler_wrote() -> None:
+    """A pickler may rename a by-value function's file (cloudpickle 3.1.3 writes
+    "<dynamic-code>"): the traceback still names the user's file, line and source line."""
+
+    def fails(x: int) -> int:
+        raise Boom(f"no to {x}")  # the raising line
+
+    fails.__code__ = fails.__code__.replace(co_filename="<renamed-by-a-pickler>")
+    failing = task(fails)
+    caught: list[BaseException] = []
+
+    @flow(task_runner=ProcessPoolTaskRunner(max_workers=1))
+    def pipeline() -> None:
+        try:
+            failing.submit(1).result()
+        except Boom as exc:
+            caught.append(exc)
+
+    pipeline()
+    (exc,) = caught
+    note = "\n".join(getattr(exc, "__notes__", []))
+    raise_line = fails.__code__.co_firstlineno + 1
+    assert f'File "{os.path.abspath(__file__)}", line {raise_line}, in fails' in note
+    assert 'raise Boom(f"no to {x}")  # the raising line' in note
+    assert "<renamed-by-a-pickler>" not in note
+    assert f'test_task_runners.py", line {raise_line}' in task_runs()["fails-0"].traceback
+
+
 def test_an_exception_that_cannot_travel_back_keeps_its_name_and_message() -> None:
     @task
     def fails() -> None:
