@@ -1118,6 +1118,7 @@ def snap_compare_utc(
     return request.getfixturevalue("snap_compare")  # type: ignore[no-any-return]
 
 
+@pytest.mark.snapshot
 def test_snapshot_runs_screen(orch_home: Path, snap_compare_utc: Callable[..., bool]) -> None:
     fixed_store(orch_home)
 
@@ -1134,6 +1135,7 @@ def test_snapshot_runs_screen(orch_home: Path, snap_compare_utc: Callable[..., b
     assert snap_compare_utc(app, terminal_size=(100, 24), run_before=loaded_runs)
 
 
+@pytest.mark.snapshot
 def test_snapshot_detail_screen(orch_home: Path, snap_compare_utc: Callable[..., bool]) -> None:
     failed = fixed_store(orch_home)
 
@@ -1148,6 +1150,7 @@ def test_snapshot_detail_screen(orch_home: Path, snap_compare_utc: Callable[...,
     assert snap_compare_utc(app, terminal_size=(100, 40), run_before=open_failed)
 
 
+@pytest.mark.snapshot
 def test_snapshot_logs_of_a_task(orch_home: Path, snap_compare_utc: Callable[..., bool]) -> None:
     failed = fixed_store(orch_home)
 
