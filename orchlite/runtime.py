@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import random
 import traceback
 from collections.abc import Callable
@@ -113,6 +114,8 @@ def error_fields(exc: BaseException) -> tuple[str, str, str]:
     text = "Traceback (most recent call last):\n" if frames else ""
     text += "".join(traceback.format_list(frames))
     text += "".join(traceback.format_exception_only(exc))
+    if sys.version_info < (3, 11):  # from 3.11 on, format_exception_only prints the notes
+        text += "".join(f"{note}\n" for note in getattr(exc, "__notes__", ()))
     return type(exc).__name__, redact(str(exc)), redact(text.rstrip())
 
 

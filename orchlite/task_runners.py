@@ -347,6 +347,14 @@ def _worker_init(started: Any) -> None:
     _started_pipe = started
 
 
+def _add_note(exc: BaseException, note: str) -> None:
+    """`exc.add_note(note)`, also on Python 3.10 (which has `__notes__` but no `add_note`)."""
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:
+        exc.__notes__ = [*getattr(exc, "__notes__", ()), note]
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -512,8 +520,7 @@ class _RemoteBodies(TaskRunner):
         if text and exc.__traceback__ is None:  # (with tblib installed, it came along)
             note = "Traceback in the worker process (most recent call last):\n" + text
             exc.__cause__ = RemoteTraceback(note)
-            if hasattr(exc, "add_note"):
-                exc.add_note(note)
+            _add_note(exc, note)
         raise exc
 
     def _stopped_error(self) -> CancelledRun:
