@@ -88,7 +88,7 @@ def wrong_calls_are_errors() -> None:
     pipeline()  # type: ignore[call-overload]
     add.submit("one")  # type: ignore[arg-type]
     add.submit(1, 2, 3)  # type: ignore[call-arg]
-    greet.submit("a", True)  # type: ignore[call-arg]
+    greet.submit("a", shout=True)  # type: ignore[call-arg]
     add.with_options(name="plus").submit(y=2)  # type: ignore[call-arg]
     add.submit(1).result().upper()  # type: ignore[attr-defined]
     add.map([1]).result()[0].upper()  # type: ignore[attr-defined]
