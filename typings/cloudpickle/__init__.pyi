@@ -23,7 +23,9 @@ class Pickler(pickle.Pickler):
 
 CloudPickler = Pickler
 
-def dumps(obj: Any, protocol: int | None = None, buffer_callback: _BufferCallback = None) -> bytes: ...
+def dumps(
+    obj: Any, protocol: int | None = None, buffer_callback: _BufferCallback = None
+) -> bytes: ...
 def dump(
     obj: Any,
     file: SupportsWrite[bytes],
