@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+Hook = TypeVar("Hook", bound=Callable[..., Any])
 
 SERIALIZER_NAMES = ("cloudpickle", "json")
 
@@ -329,11 +330,11 @@ class Task(Generic[P, R]):
             "on_failure": list(self.on_failure_hooks),
         }
 
-    def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def on_completion(self, fn: Hook) -> Hook:
         self.on_completion_hooks.append(fn)
         return fn
 
-    def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def on_failure(self, fn: Hook) -> Hook:
         self.on_failure_hooks.append(fn)
         return fn
 

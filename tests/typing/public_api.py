@@ -96,3 +96,10 @@ def wrong_calls_are_errors() -> None:
     pipeline.with_options(retries="2")  # type: ignore[arg-type]
     task(retries="3")  # type: ignore[call-overload]
     flow(schedules=5)  # type: ignore[call-overload]
+
+
+def hooks_keep_their_type() -> None:
+    def notify(task: object, run: object, state: State) -> None: ...
+
+    hook = add.on_failure(notify)  # the decorator gives back the function as it was
+    hook(add, None, "FAILED")  # type: ignore[arg-type]
