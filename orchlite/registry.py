@@ -200,7 +200,12 @@ class FlowOptions(TypedDict, total=False):
 
 
 class Task(Generic[P, R]):
-    """A function whose calls are recorded, retried, timed out and cached."""
+    """A function whose calls are recorded, retried, timed out and cached.
+
+    Typed as the function it wraps: `P` its parameters, `R` its return type. A call with
+    `return_state=True` is typed with loose arguments: no parameter may stand between
+    `*args: P.args` and `**kwargs: P.kwargs` (PEP 612).
+    """
 
     __orch_task__ = True
 
