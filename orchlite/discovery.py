@@ -98,8 +98,9 @@ def _scan_file(path: Path, rel: Path) -> list[FlowInfo]:
     tree = ast.parse(path.read_bytes(), filename=str(path))
     aliases = {"flow"}
     for node in tree.body:
-        module = node.module if isinstance(node, ast.ImportFrom) else None
-        if module and module.split(".")[0] in _FLOW_MODULES:
+        if not isinstance(node, ast.ImportFrom) or node.module is None:
+            continue
+        if node.module.split(".")[0] in _FLOW_MODULES:
             aliases.update(a.asname or a.name for a in node.names if a.name == "flow")
     found: list[FlowInfo] = []
     for fn in _top_level_functions(tree.body):

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Iterable, Iterator
-from typing import Any, Generic, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from .annotations import BaseAnnotation, allow_failure, unmapped
 from .states import SUCCESS, State, StateType
@@ -17,7 +17,7 @@ R = TypeVar("R")
 class TaskRunFuture(Generic[R]):
     """The eventual outcome of one submitted task run."""
 
-    def __init__(self, inner: cf.Future[State], name: str, flow_run_id: str, position: int):
+    def __init__(self, inner: cf.Future[State], name: str, flow_run_id: str, position: int) -> None:
         self._inner = inner
         self.name = name
         self.flow_run_id = flow_run_id
@@ -51,9 +51,11 @@ class TaskRunFuture(Generic[R]):
             state = self._inner.result(timeout=timeout)
         except cf.TimeoutError:
             raise TimeoutError(f"task run {self.name!r} did not finish in {timeout} s") from None
-        return state.result(raise_on_failure=raise_on_failure)  # type: ignore[return-value]
+        # A State holds any value; this future's task returns R (with raise_on_failure=False,
+        # a failure's exception is returned in its place, as in Prefect).
+        return cast(R, state.result(raise_on_failure=raise_on_failure))
 
-    def add_done_callback(self, fn: Any) -> None:
+    def add_done_callback(self, fn: Callable[[TaskRunFuture[R]], object]) -> None:
         self._inner.add_done_callback(lambda _: fn(self))
 
     def _final_state(self) -> State:
@@ -70,13 +72,13 @@ PrefectFuture = TaskRunFuture
 """Prefect's name for the same thing, so type hints in moved flow files keep working."""
 
 
-class PrefectFutureList(list[TaskRunFuture[Any]]):
+class PrefectFutureList(list[TaskRunFuture[R]], Generic[R]):
     """The list `.map()` returns: also `wait()` for all and `result()` of all."""
 
     def wait(self, timeout: float | None = None) -> None:
         wait(self, timeout=timeout)
 
-    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[Any]:
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
         return [f.result(timeout=timeout, raise_on_failure=raise_on_failure) for f in self]
 
 
@@ -98,8 +100,8 @@ def wait(
 
 
 def as_completed(
-    futures: Iterable[TaskRunFuture[Any]], timeout: float | None = None
-) -> Iterator[TaskRunFuture[Any]]:
+    futures: Iterable[TaskRunFuture[R]], timeout: float | None = None
+) -> Iterator[TaskRunFuture[R]]:
     """Yield futures as they finish, first finished first."""
     futures = list(futures)
     for future in futures:

@@ -212,7 +212,8 @@ def _format_path(segments: list[tuple[str, object]]) -> str:
 def _is_plain(value: Any, depth: int) -> bool:
     kind = type(value)
     if kind is int:
-        return -_INT_LIMIT < value < _INT_LIMIT
+        number: int = value
+        return -_INT_LIMIT < number < _INT_LIMIT
     if kind in _SCALARS:
         return True
     if depth >= _MAX_DEPTH:

@@ -400,7 +400,7 @@ def limit_rows(store: Store, now: float | None = None) -> list[dict[str, Any]]:
         slots.setdefault(slot.name, []).append(slot)
     rows = []
     for limit in store.concurrency_limits():
-        holders = [
+        holders: list[dict[str, Any]] = [
             {
                 "pid": slot.pid,
                 "host": slot.host,

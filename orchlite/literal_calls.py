@@ -30,7 +30,7 @@ def build_literal_call(
     else:
         kind = None
     source = ast.unparse(node)
-    if not isinstance(node, ast.Call) or kind not in builders:
+    if not isinstance(node, ast.Call) or kind is None or kind not in builders:
         expected = " or ".join(f"{name}(...)" for name in builders)
         raise UsageError(f"cannot read {source!r}: expected {expected}")
     try:

@@ -42,7 +42,7 @@ class _LiveHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            style = "red" if record.levelno >= logging.ERROR else None
+            style = "red" if record.levelno >= logging.ERROR else ""
             self.console.print(Text(self.format(record), style=style), highlight=False)
         except Exception:
             self.handleError(record)

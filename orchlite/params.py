@@ -196,7 +196,7 @@ def _parse_container_text(text: str, *, split: bool) -> Any:
     return [part.strip() for part in stripped.split(",")] if stripped else []
 
 
-def _coerce_class(tp: type, value: Any) -> Any:
+def _coerce_class(tp: type[Any], value: Any) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value

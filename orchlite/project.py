@@ -115,7 +115,10 @@ def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProble
         for target, name in found:
             flows[target] = name
         for item in bad:
-            (entries if isinstance(item, ScheduleEntry) else problems).append(item)
+            if isinstance(item, ScheduleEntry):
+                entries.append(item)
+            else:
+                problems.append(item)
     toml_entries, toml_problems = _load_toml(root, flows)
     entries += toml_entries
     problems += toml_problems
@@ -142,8 +145,9 @@ def _factory_aliases(tree: ast.Module, names: tuple[str, ...]) -> dict[str, str]
     """Local name -> declaration helper (`cron`, `on_files`...), import aliases included."""
     factories = {name: name for name in names}
     for node in tree.body:
-        module = node.module if isinstance(node, ast.ImportFrom) else None
-        if module and module.split(".")[0] in _FLOW_MODULES:
+        if not isinstance(node, ast.ImportFrom) or node.module is None:
+            continue
+        if node.module.split(".")[0] in _FLOW_MODULES:
             for alias in node.names:
                 if alias.name in names:
                     factories[alias.asname or alias.name] = alias.name
@@ -157,8 +161,9 @@ def _flow_decorators(
     decorator's call (None for a bare `@flow`)."""
     flow_names = {"flow"}
     for node in tree.body:
-        module = node.module if isinstance(node, ast.ImportFrom) else None
-        if module and module.split(".")[0] in _FLOW_MODULES:
+        if not isinstance(node, ast.ImportFrom) or node.module is None:
+            continue
+        if node.module.split(".")[0] in _FLOW_MODULES:
             flow_names.update(a.asname or a.name for a in node.names if a.name == "flow")
     for fn in _top_level_functions(tree.body):
         for deco in fn.decorator_list:
@@ -221,8 +226,11 @@ class _Declared(Protocol):
     @property
     def key(self) -> str: ...
 
-    source: str
-    where: str
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def where(self) -> str: ...
 
 
 _Entry = TypeVar("_Entry", bound=_Declared)

@@ -12,12 +12,23 @@ import inspect
 import os
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    overload,
+)
 
 from .retries import RetryDelay
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .cache_policies import CachePolicy
     from .futures import PrefectFutureList, TaskRunFuture
     from .schedules import Schedule
@@ -27,6 +38,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+Hook = TypeVar("Hook", bound=Callable[..., Any])
 
 SERIALIZER_NAMES = ("cloudpickle", "json")
 
@@ -114,8 +126,24 @@ def _fast_binder(
     return bind
 
 
+class _TaskEngine(Protocol):
+    """What a Task calls in `orchlite.task_engine` (the module itself is the implementation)."""
+
+    def run_task(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any: ...
+
+    def submit_task(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> TaskRunFuture[Any]: ...
+
+    def map_task(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> PrefectFutureList[Any]: ...
+
+
 @functools.cache
-def _task_engine() -> ModuleType:
+def _task_engine() -> _TaskEngine:
     """The task engine, imported on the first task call (it sits above this module): an
     import statement in `Task.__call__` would cost each call a trip through importlib."""
     from . import task_engine
@@ -123,8 +151,61 @@ def _task_engine() -> ModuleType:
     return task_engine
 
 
+class TaskOptions(TypedDict, total=False):
+    """The options `Task.with_options(...)` takes: those of `@task(...)`."""
+
+    name: str | None
+    description: str | None
+    tags: Iterable[str] | None
+    version: str | None
+    retries: int | None
+    retry_delay_seconds: RetryDelay
+    retry_jitter_factor: float | None
+    retry_condition_fn: Callable[[Task[..., Any], Any, State], bool] | None
+    timeout_seconds: float | None
+    cache_policy: CachePolicy | None
+    cache_key_fn: Callable[[Any, dict[str, Any]], str | None] | None
+    cache_expiration: timedelta | None
+    refresh_cache: bool | None
+    persist_result: bool | None
+    result_serializer: str | None
+    log_prints: bool | None
+    task_run_name: str | Callable[[], str] | None
+    on_completion: Iterable[Callable[..., Any]] | None
+    on_failure: Iterable[Callable[..., Any]] | None
+
+
+class FlowOptions(TypedDict, total=False):
+    """The options `Flow.with_options(...)` takes: those of `@flow(...)`."""
+
+    name: str | None
+    version: str | None
+    flow_run_name: str | Callable[[], str] | None
+    description: str | None
+    retries: int | None
+    retry_delay_seconds: float | int | None
+    timeout_seconds: float | None
+    validate_parameters: bool
+    persist_result: bool | None
+    result_serializer: str | None
+    log_prints: bool | None
+    task_runner: TaskRunner | None
+    on_completion: Iterable[Callable[..., Any]] | None
+    on_failure: Iterable[Callable[..., Any]] | None
+    on_cancellation: Iterable[Callable[..., Any]] | None
+    on_crashed: Iterable[Callable[..., Any]] | None
+    schedules: Iterable[Schedule] | None
+    triggers: Iterable[Trigger] | None
+    secrets: Iterable[str] | None
+
+
 class Task(Generic[P, R]):
-    """A function whose calls are recorded, retried, timed out and cached."""
+    """A function whose calls are recorded, retried, timed out and cached.
+
+    Typed as the function it wraps: `P` its parameters, `R` its return type. A call with
+    `return_state=True` is typed with loose arguments: no parameter may stand between
+    `*args: P.args` and `**kwargs: P.kwargs` (PEP 612).
+    """
 
     __orch_task__ = True
 
@@ -188,14 +269,21 @@ class Task(Generic[P, R]):
         self.__module__ = fn.__module__
         self.__wrapped__ = fn
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    @overload
+    def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State: ...
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task now; `return_state=True` returns its final State instead of raising."""
         return _task_engine().run_task(self, args, kwargs)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
         """Run this task through the flow's task runner; returns a future at once."""
         return _task_engine().submit_task(self, args, kwargs)
 
-    def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList:
+    def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList[R]:
         """Submit one run per element of the iterable arguments (zipped, equal lengths);
         wrap an iterable in `unmapped(...)` to pass it whole to every run."""
         return _task_engine().map_task(self, args, kwargs)
@@ -215,15 +303,16 @@ class Task(Generic[P, R]):
         bound.apply_defaults()
         return bound
 
-    def with_options(self, **changes: Any) -> Task[P, R]:
+    def with_options(self, **changes: Unpack[TaskOptions]) -> Task[P, R]:
         """A copy of this task with some options changed (same names as `@task`)."""
         options = self._options()
         unknown = set(changes) - set(options)
         if unknown:
             raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
-        return Task(self.fn, **{**options, **changes})
+        merged: TaskOptions = {**options, **changes}
+        return Task(self.fn, **merged)
 
-    def _options(self) -> dict[str, Any]:
+    def _options(self) -> TaskOptions:
         return {
             "name": self.name,
             "description": self.description,
@@ -246,11 +335,11 @@ class Task(Generic[P, R]):
             "on_failure": list(self.on_failure_hooks),
         }
 
-    def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def on_completion(self, fn: Hook) -> Hook:
         self.on_completion_hooks.append(fn)
         return fn
 
-    def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def on_failure(self, fn: Hook) -> Hook:
         self.on_failure_hooks.append(fn)
         return fn
 
@@ -319,20 +408,28 @@ class Flow(Generic[P, R]):
         self.__module__ = fn.__module__
         self.__wrapped__ = fn
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    @overload
+    def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State: ...
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the flow now; `return_state=True` returns its final State instead of raising."""
         from .engine import run_flow
 
         return run_flow(self, args, kwargs)
 
-    def with_options(self, **changes: Any) -> Flow[P, R]:
+    def with_options(self, **changes: Unpack[FlowOptions]) -> Flow[P, R]:
         """A copy of this flow with some options changed (same names as `@flow`)."""
         options = self._options()
         unknown = set(changes) - set(options)
         if unknown:
             raise TypeError(f"unknown flow option(s): {', '.join(sorted(unknown))}")
-        return Flow(self.fn, **{**options, **changes})
+        merged: FlowOptions = {**options, **changes}
+        return Flow(self.fn, **merged)
 
-    def _options(self) -> dict[str, Any]:
+    def _options(self) -> FlowOptions:
         return {
             "name": self.name,
             "version": self.version,

@@ -208,7 +208,7 @@ class _Bridge(task_runners.WorkerBridge):
             if not logger.isEnabledFor(level):
                 continue
             record = logger.makeRecord(
-                name, level, "(worker)", 0, message, None, None, extra=dict(extra)
+                name, level, "(worker)", 0, message, (), None, extra=dict(extra)
             )
             record.created = created
             record.msecs = (created - int(created)) * 1000

@@ -75,7 +75,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import PurePath
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import UsageError
@@ -177,17 +177,7 @@ class Interval(_Policy):
     """Reads a naive anchor, and formats `{scheduled_time}` in parameters."""
 
     def __post_init__(self) -> None:
-        every = self.interval
-        if _is_number(every) and math.isfinite(every):
-            try:
-                every = dt.timedelta(seconds=every)
-            except OverflowError:
-                raise UsageError(f"invalid interval {every!r}: too large") from None
-        if not isinstance(every, dt.timedelta):
-            raise UsageError(f"invalid interval {self.interval!r}: expected seconds or a timedelta")
-        if every <= dt.timedelta(0):
-            raise UsageError(f"invalid interval {_format_span(every)}: it must be positive")
-        object.__setattr__(self, "interval", every)
+        object.__setattr__(self, "interval", _as_interval(self.interval))
         zone = _zone(self.timezone)
         anchor = self.anchor
         if anchor is not None:
@@ -228,6 +218,21 @@ def cron(
     )
 
 
+def _as_interval(every: object) -> dt.timedelta:
+    """A positive timedelta from a timedelta or a number of seconds (else UsageError)."""
+    span = every
+    if _is_number(span) and math.isfinite(span):
+        try:
+            span = dt.timedelta(seconds=span)
+        except OverflowError:
+            raise UsageError(f"invalid interval {every!r}: too large") from None
+    if not isinstance(span, dt.timedelta):
+        raise UsageError(f"invalid interval {every!r}: expected seconds or a timedelta")
+    if span <= dt.timedelta(0):
+        raise UsageError(f"invalid interval {_format_span(span)}: it must be positive")
+    return span
+
+
 def interval(
     every: float | dt.timedelta | None = None,
     *,
@@ -253,7 +258,7 @@ def interval(
     if every is None:
         every = dt.timedelta(seconds=seconds, minutes=minutes, hours=hours, days=days)
     return Interval(
-        every,
+        _as_interval(every),
         anchor_date,
         timezone,
         catchup=catchup,
@@ -275,7 +280,7 @@ def next_fire_times(schedule: Schedule, after: dt.datetime, count: int) -> list[
     """
     if not _is_int(count) or count < 0:
         raise ValueError(f"count must be an int >= 0, not {count!r}")
-    slots = []
+    slots: list[dt.datetime] = []
     for slot in _forward(schedule, _as_utc(after, "after")):
         if len(slots) == count:
             break
@@ -667,5 +672,5 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -58,7 +58,7 @@ def run_steps(steps: State | Steps, call: Callable[[Body], Any]) -> State:
     try:
         request = steps.send(None)
         while True:
-            if type(request) is Pause:
+            if isinstance(request, Pause):
                 time.sleep(request.seconds)
                 request = steps.send(None)
                 continue
@@ -105,15 +105,16 @@ class StepDriver:
                 self._next = step
                 return
             self._running = True
-        while step is not None:
+        current: Callable[[], None] | None = step
+        while current is not None:
             try:
-                self.context.run(step)
+                self.context.run(current)
             except BaseException as exc:  # not raised by the steps: never leave them hanging
                 if not self.outcome.done():
                     self.outcome.set_exception(exc)
             with self._lock:
-                step, self._next = self._next, None
-                if step is None:
+                current, self._next = self._next, None
+                if current is None:
                     self._running = False
 
     def _begin(self, first: Callable[[], State | Steps]) -> None:
@@ -135,7 +136,7 @@ class StepDriver:
             while True:
                 request = steps.send(value) if error is None else steps.throw(error)
                 value = error = None
-                if type(request) is Pause:
+                if isinstance(request, Pause):
                     timer = threading.Timer(request.seconds, self._wake)
                     timer.daemon = True
                     timer.start()

@@ -127,7 +127,7 @@ def submit_task(
 
 def map_task(
     task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> futures.PrefectFutureList:
+) -> futures.PrefectFutureList[Any]:
     """Submit one task run per element of the iterable arguments, zipped like Prefect."""
     calls = mapped_calls(task.name, args, kwargs)
     return futures.PrefectFutureList(submit_task(task, a, k) for a, k in calls)

@@ -423,7 +423,7 @@ def _by_value_modules(fn: Callable[..., Any]) -> frozenset[str]:
     value. Installed packages and the standard library travel by reference."""
     name = getattr(fn, "__module__", None)
     module = sys.modules.get(name) if name else None
-    if module is None or name == "__main__":
+    if name is None or module is None or name == "__main__":
         return frozenset()  # cloudpickle already pickles these by value
     file = getattr(module, "__file__", None)
     if not file or os.path.realpath(file).startswith(_INSTALLED):
@@ -505,9 +505,9 @@ class _RemoteBodies(TaskRunner):
         """Replay the body's logs here, then return its value or raise its exception."""
         try:
             message = cloudpickle.loads(reply)
-        except Exception as exc:
+        except Exception as load_error:
             raise SerializationError(
-                f"cannot load the reply of the worker process: {_describe(exc)}"
+                f"cannot load the reply of the worker process: {_describe(load_error)}"
             ) from None
         kind, payload, records = message[0], message[1], message[2]
         if records:
@@ -1116,7 +1116,7 @@ class DaskTaskRunner(_RemoteBodies):
         except RuntimeError:
             step()
             return
-        work.add_done_callback(lambda done: done.cancelled() and step())
+        work.add_done_callback(lambda done: step() if done.cancelled() else None)
 
     def _orchestrate(self, bodies: _DaskBodies, orchestrate: Callable[[], Any]) -> Any:
         bodies.preparing()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 import threading
@@ -17,6 +18,7 @@ from orchlite.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from orchlite.context import open_store
 from orchlite.errors import TaskTimeoutError, UnhashableInputError
 from orchlite.logging import MissingContextError, setup_logging
+from orchlite.registry import Flow, FlowOptions, Task, TaskOptions
 from orchlite.states import StateType
 from orchlite.tasks import exponential_backoff, task_input_hash
 
@@ -510,6 +512,16 @@ def test_return_state_and_with_options() -> None:
     assert last_run().flow_name == "renamed"
     with pytest.raises(TypeError, match="unknown flow option"):
         pipeline.with_options(colour="red")
+
+
+@pytest.mark.parametrize(("cls", "typed"), [(Task, TaskOptions), (Flow, FlowOptions)])
+def test_the_types_of_with_options_name_every_option(cls: type, typed: type) -> None:
+    """A type checker reads `.with_options(...)` from TaskOptions / FlowOptions: an option
+    missing there would be a false error for users, an extra one a missed error."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    options = {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(typed.__annotations__) == options
+    assert set(cls(lambda: None)._options()) == options
 
 
 def test_flow_parameters_are_validated_and_coerced() -> None:

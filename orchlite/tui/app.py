@@ -172,14 +172,14 @@ class OrchApp(App[None]):
         self._attempt(lambda: actions.cancel(self.home, run_id))
 
     @work(thread=True, group="actions", exit_on_error=False)
-    def _retry(self, request: actions.RunRequest) -> None:
+    def _retry(self, request: RunRequest) -> None:
         try:
             self._attempt(lambda: actions.retry(self.home, request))
         finally:
             self.call_from_thread(self._supervised_done, request.run_id)
 
     @work(thread=True, group="actions", exit_on_error=False)
-    def _launch(self, request: actions.RunRequest) -> None:
+    def _launch(self, request: RunRequest) -> None:
         try:
             self._attempt(lambda: actions.launch(self.home, request))
         finally:

@@ -119,7 +119,7 @@ class LogsScreen(PollingScreen):
     def _submitted(self) -> None:
         self.query_one("#log").focus()
 
-    def action_focus(self, widget_id: str) -> None:
+    async def action_focus(self, widget_id: str) -> None:
         self.query_one(f"#{widget_id}").focus()
 
     def action_back(self) -> None:

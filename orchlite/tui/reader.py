@@ -10,6 +10,7 @@ Textual or writes to the store.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,14 +114,16 @@ class LoadError:
 
 def load_runs(store: Store, query: RunsQuery) -> RunsPage:
     """The runs `query` asks for, newest first, their task counts and the flows' trends."""
-    filters = {"flow": query.flow, "state": query.state, "text": query.text}
+    page = functools.partial(
+        store.flow_runs_page, flow=query.flow, state=query.state, text=query.text
+    )
     if query.anchor is None:
-        runs = store.flow_runs_page(**filters, limit=PAGE_SIZE + 1)
+        runs = page(limit=PAGE_SIZE + 1)
         more = len(runs) > PAGE_SIZE
         runs = runs[:PAGE_SIZE]
     else:
-        runs = store.flow_runs_page(**filters, before=query.top, down_to=query.anchor)
-        older = store.flow_runs_page(**filters, before=query.anchor, limit=PAGE_SIZE + 1)
+        runs = page(before=query.top, down_to=query.anchor)
+        older = page(before=query.anchor, limit=PAGE_SIZE + 1)
         more = len(older) > PAGE_SIZE
         runs += older[:PAGE_SIZE]
     top = query.top

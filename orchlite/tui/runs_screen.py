@@ -197,7 +197,7 @@ class RunsScreen(PollingScreen):
     def _submitted(self) -> None:
         self.query_one("#runs", DataTable).focus()
 
-    def action_focus(self, widget_id: str) -> None:
+    async def action_focus(self, widget_id: str) -> None:
         self.query_one(f"#{widget_id}").focus()
 
     def action_escape(self) -> None:
