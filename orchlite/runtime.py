@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import random
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Any

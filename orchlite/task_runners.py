@@ -309,7 +309,7 @@ def _worker_frames(exc: BaseException, sources: dict[str, str]) -> list[Frame]:
         file = frame.f_code.co_filename
         if file.startswith(_PACKAGE_DIR):
             continue
-        module = frame.f_globals.get("__name__")
+        module = str(frame.f_globals.get("__name__", ""))
         frames.append((sources.get(module, file), line, frame.f_code.co_name))
     return frames
 
