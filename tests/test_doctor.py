@@ -106,7 +106,6 @@ def test_every_file_is_owner_only_after_run_cache_daemon_and_quarantine(
     found = assert_owner_only(orch_home)
     assert found[".orch"] == 0o700
     assert found[".orch/orch.db"] == 0o600
-    assert found[".orch/migrate.lock"] == 0o600
     assert blob_paths(orch_home)
     assert all(found[str(p.relative_to(project))] == 0o600 for p in blob_paths(orch_home))
 
