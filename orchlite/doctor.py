@@ -38,6 +38,8 @@ from .errors import DiskFullError, EmptyStoreError, ExitCode, SchemaTooNewError,
 from .store import DB_NAME, Store, no_space_left
 
 STALE_TEMP_SECONDS = 3600.0
+LOCK_WAIT_MS = 5_000
+"""How long doctor waits for another process's lock before it reports the store locked."""
 _CHUNK = 1 << 20
 
 
@@ -140,7 +142,7 @@ def diagnose(home: Path, now: float | None = None) -> Report:
     if not (home / DB_NAME).exists():
         return report
     try:
-        store = Store(home, create=False)
+        store = Store(home, create=False, busy_timeout_ms=LOCK_WAIT_MS)
     except StoreError as exc:
         report.database = _classify(exc, full)
         report.findings.append(Finding("database", str(exc), unresolved=True))

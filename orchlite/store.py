@@ -467,11 +467,20 @@ def _is_full(exc: object) -> bool:
 class Store:
     """One project's database. Safe to share between threads: each gets its own connection."""
 
-    def __init__(self, home: Path, *, create: bool = True, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> None:
         """`read_only=True` opens an existing store for reading only (a view such as the TUI):
         its connections cannot write, take no write locks and never checkpoint, so they
-        never hold up a writer."""
+        never hold up a writer. `busy_timeout_ms` is how long to wait for another process's
+        lock (`orch doctor` waits less, to report a locked store)."""
         self.home = home
+        self._busy_ms = busy_timeout_ms
         self.path = home / DB_NAME
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -510,14 +519,14 @@ class Store:
         try:
             conn = sqlite3.connect(
                 self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=self._busy_ms / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from None
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
             # Writers would otherwise checkpoint (copy the WAL into the database and fsync)
@@ -577,7 +586,7 @@ class Store:
                 conn.close()
                 last = exc
                 continue
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             with self._lock:
                 self._connections.append(conn)
             return conn
@@ -624,7 +633,7 @@ class Store:
                 raise StoreError(f"cannot write {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot write {self.path}: {exc}") from None
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + self._busy_ms / 1000
         delay = 0.001
         while True:
             try:
