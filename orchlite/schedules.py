@@ -165,6 +165,11 @@ class Cron(_Policy):
         self._check_policy()
 
 
+MIN_INTERVAL = dt.timedelta(seconds=1)
+"""Shorter intervals are refused: each slot is a flow run, and a daemon cannot start runs
+(or record skipped ones) faster than that without flooding the store."""
+
+
 @dataclass(frozen=True)
 class Interval(_Policy):
     """Fire every `interval` of elapsed time, at `anchor + k * interval`."""
@@ -187,6 +192,10 @@ class Interval(_Policy):
             raise UsageError(f"invalid interval {self.interval!r}: expected seconds or a timedelta")
         if every <= dt.timedelta(0):
             raise UsageError(f"invalid interval {_format_span(every)}: it must be positive")
+        if every < MIN_INTERVAL:
+            raise UsageError(
+                f"invalid interval {_format_span(every)}: the shortest is 1s (each slot is a run)"
+            )
         object.__setattr__(self, "interval", every)
         zone = _zone(self.timezone)
         anchor = self.anchor
