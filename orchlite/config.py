@@ -80,26 +80,23 @@ def check_home(home: Path) -> None:
 
     UntrustedStoreError (one line: the path, the owner or mode, and the fix) when refused.
     A missing `home` passes (it will be created owner-only). A store listed under
-    `[safe] directories` is used as it is: neither checked nor narrowed.
+    `[safe] directories` is used as it is: neither refused nor narrowed.
     """
-    guarded = _guarded(home)
-    if not guarded or listed_safe(home):
+    infos = [(path, path.stat()) for path in _guarded(home)]
+    if all(_private(info) for _, info in infos) or listed_safe(home):
         return
-    problem = owner_problem(home)
-    if problem:
-        raise UntrustedStoreError(problem)
-    readable = False
-    for path in guarded:
-        mode = stat.S_IMODE(path.stat().st_mode)
+    for path, info in infos:
+        if info.st_uid != os.geteuid():
+            raise UntrustedStoreError(_foreign_message(path, home, info.st_uid))
+    for path, info in infos:
+        mode = stat.S_IMODE(info.st_mode)
         if mode & 0o022:
             raise UntrustedStoreError(
                 f"{path} can be written by other users (mode {mode:04o}), and whoever writes a"
                 f" store can run code as you; if you trust them, run: chmod -R go-rwx"
                 f" {shlex.quote(str(home))}"
             )
-        readable = readable or bool(mode & 0o077)
-    if readable:
-        _narrow_with_warning(home)
+    _narrow_with_warning(home)
 
 
 def owner_problem(home: Path) -> str | None:
@@ -110,6 +107,11 @@ def owner_problem(home: Path) -> str | None:
         if uid != os.geteuid() and not listed_safe(home):
             return _foreign_message(path, home, uid)
     return None
+
+
+def _private(info: os.stat_result) -> bool:
+    """Owned by this user, with no group or other bits."""
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o077
 
 
 def _guarded(home: Path) -> list[Path]:

@@ -108,7 +108,8 @@ class Report:
 
 _DATABASE_VERDICTS = {
     "corrupt": "the database is corrupt; restore orch.db from a backup",
-    "full": "the disk is full, the database is not damaged by it; free some space",
+    "full": "no space left on the device: the database cannot be read until some space is"
+    " freed (nothing needs restoring)",
     "empty": "orch.db is empty (0 bytes): its history is gone; restore it from a backup,"
     " or delete it to start a new store",
     "newer": "the database was written by a newer orchlite; upgrade orchlite to use it",
@@ -168,11 +169,11 @@ def _classify(exc: StoreError, full: bool) -> str:
     """What an error opening the database means: each has its own fix."""
     if isinstance(exc, SchemaTooNewError):
         return "newer"
-    if isinstance(exc, DiskFullError) or full:
-        return "full"
     if isinstance(exc, EmptyStoreError):
         return "empty"
     text = str(exc).lower()
+    if isinstance(exc, DiskFullError) or (full and _io_errors_only([text])):
+        return "full"
     if "locked" in text or "busy" in text:
         return "locked"
     return "corrupt"

@@ -339,6 +339,7 @@ def test_gc_and_doctor_never_follow_a_link_out_of_the_store(
     temp.write_bytes(b"another")
     for path in (victim, temp):
         _old(path)
+        path.chmod(0o644)
     [blob] = blob_paths(orch_home)
     (orch_home / "blobs" / "ee").symlink_to(outside, target_is_directory=True)
     linked = blob.parent / ("ab" + "1" * 62)
@@ -353,6 +354,7 @@ def test_gc_and_doctor_never_follow_a_link_out_of_the_store(
     assert any(str(linked) in m and "symbolic link" in m for m in messages)
     assert victim.read_bytes() == b"someone else's file"
     assert temp.exists()
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (victim, temp)} == {0o644}
     assert not (orch_home / "quarantine").exists()
 
 
