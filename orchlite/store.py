@@ -2028,8 +2028,10 @@ def _create_database(path: Path) -> None:
 
 
 def _build_schema(tmp: Path, path: Path) -> None:
-    conn = sqlite3.connect(tmp, isolation_level=None)
+    """Apply every migration to the new database `tmp` (to become `path`), in one go."""
+    conn: sqlite3.Connection | None = None
     try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("BEGIN IMMEDIATE")
         for script in MIGRATIONS:
@@ -2042,7 +2044,8 @@ def _build_schema(tmp: Path, path: Path) -> None:
             raise DiskFullError(path) from None
         raise StoreError(f"cannot create {path}: {exc}") from None
     finally:
-        conn.close()  # merges the WAL into the file, so the link below is whole
+        if conn is not None:
+            conn.close()  # merges the WAL into the file, so the link below is whole
 
 
 def _link_into_place(tmp: Path, path: Path) -> None:
