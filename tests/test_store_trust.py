@@ -180,6 +180,24 @@ def test_the_walk_up_never_uses_a_store_in_another_users_folder(
     assert os.stat(project / ".orch").st_uid == os.geteuid()
 
 
+@needs_root
+def test_a_store_listed_as_safe_is_found_by_the_walk_up(tmp_path: Path, nobody: int) -> None:
+    team = tmp_path / "team"
+    team.mkdir()
+    (team / "flow.py").write_text(FLOW)
+    orch(team, "run", "flow.py:main")
+    give_away(team, nobody)
+    below = team / "reports"
+    below.mkdir()
+    config = tmp_path / "config" / "orchlite" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"[safe]\ndirectories = [{str(team)!r}]\n")  # the folder holding it
+    listed = orch(below, "runs", "--json")
+    assert listed.stdout.count('"id"') == 1
+    assert not (below / ".orch").exists()
+    assert stat.S_IMODE((team / ".orch").stat().st_mode) == 0o700  # used as it is
+
+
 def test_the_walk_up_finds_the_users_own_store_in_a_parent(tmp_path: Path) -> None:
     (tmp_path / "flow.py").write_text(FLOW)
     orch(tmp_path, "run", "flow.py:main")
