@@ -228,7 +228,10 @@ def safe_directories() -> list[Path]:
 
 
 def _parse_safe(path: Path, raw: bytes) -> list[Path]:
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
 
     try:
         data = tomllib.loads(raw.decode("utf-8"))
