@@ -4,23 +4,26 @@ A blob is stored at `blobs/<first 2 hex>/<sha256 hex>`. It is written to a tempo
 the same folder, flushed to disk and renamed, so a crash never leaves a partial blob under its
 final name; a row is only written after `put()` returns, so no row points at a partial blob.
 `get()` re-hashes what it reads and refuses a blob whose content no longer matches its name.
+
+Nothing here follows a symbolic link out of the store: a linked folder or file under `blobs/`
+is never read as a blob, moved to quarantine or deleted through (only the link itself is).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .config import DIR_MODE, FILE_MODE
 from .errors import NO_SPACE_ERRNOS, DiskFullError, StoreError
 from .faults import fault_point
 
-FILE_MODE = 0o600
-"""Every file in `.orch/` is owner-only: results are code (cloudpickle) to whoever loads them."""
-DIR_MODE = 0o700
+__all__ = ["DIR_MODE", "FILE_MODE", "BlobError", "BlobStore", "private_opener", "write_private"]
 
 
 def private_opener(path: str | os.PathLike[str], flags: int) -> int:
@@ -95,21 +98,37 @@ class BlobStore:
         return data
 
     def quarantine(self, digest: str) -> Path:
-        """Move a bad blob aside (to `quarantine/`), so the next `put` writes it whole again."""
-        target = self.root.parent / "quarantine" / digest
-        target.parent.mkdir(mode=DIR_MODE, exist_ok=True)
-        os.replace(self.path(digest), target)
-        return target
+        """Move a bad blob aside (to `quarantine/`), so the next `put` writes it whole again.
 
-    def digests(self) -> Iterator[str]:
-        """Every stored digest (temporary files are skipped)."""
-        if not self.root.is_dir():
+        A digest quarantined before keeps its first copy: the next one is `<digest>.1`, and
+        so on. A blob whose folder is a symbolic link is not moved (BlobError).
+        """
+        source = self.path(digest)
+        if not is_real_folder(source.parent):
+            raise BlobError(f"{source.parent} is a symbolic link: not followed out of the store")
+        folder = self.root.parent / "quarantine"
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
+        number = 0
+        while True:
+            target = folder / (digest if number == 0 else f"{digest}.{number}")
+            if _move_unless_taken(source, target):
+                return target
+            number += 1
+
+    def folders(self) -> Iterator[Path]:
+        """The `blobs/<2 hex>/` folders, never through a symbolic link."""
+        if not is_real_folder(self.root):
             return
         for folder in self.root.iterdir():
-            if folder.is_dir() and len(folder.name) == 2:
-                for file in folder.iterdir():
-                    if not file.name.startswith(".tmp-"):
-                        yield file.name
+            if len(folder.name) == 2 and is_real_folder(folder):
+                yield folder
+
+    def digests(self) -> Iterator[str]:
+        """Every stored digest (temporary files and symbolic links are skipped)."""
+        for folder in self.folders():
+            for file in folder.iterdir():
+                if not file.name.startswith(".tmp-") and not file.is_symlink():
+                    yield file.name
 
     def prune(self, keep: set[str], *, min_age_seconds: float = 3600.0) -> int:
         """Delete blobs not in `keep` and stale temporary files; returns the blobs deleted.
@@ -124,15 +143,38 @@ class BlobStore:
             if digest not in keep and _mtime(path) < cutoff:
                 path.unlink(missing_ok=True)
                 deleted += 1
-        if self.root.is_dir():
-            for tmp in self.root.glob("*/.tmp-*"):
+        for folder in self.folders():
+            for tmp in folder.glob(".tmp-*"):
                 if _mtime(tmp) < cutoff:
                     tmp.unlink(missing_ok=True)
         return deleted
 
 
+def _move_unless_taken(source: Path, target: Path) -> bool:
+    """Move `source` to `target` unless `target` exists (then False): never overwrites."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    except OSError:  # a filesystem without hard links
+        if target.exists():
+            return False
+        os.replace(source, target)
+        return True
+    source.unlink()
+    return True
+
+
+def is_real_folder(path: Path) -> bool:
+    """A folder, and not a symbolic link to one."""
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def _mtime(path: Path) -> float:
     try:
-        return path.stat().st_mtime
+        return path.lstat().st_mtime
     except FileNotFoundError:
         return float("inf")

@@ -465,11 +465,12 @@ def limit_set(
     ] = False,
 ) -> None:
     """Limit the task runs tagged TAG (and concurrency(TAG) blocks) to N at once."""
+    from .limits import check_size
+
     name = tag.strip()
     if not name:
         raise UsageError("a limit needs a non-empty tag")
-    if n < 1:
-        raise UsageError(f"N must be 1 or more, not {n}")
+    check_size(n)
     _store(create=True, reap=False).set_concurrency_limit(name, n, per_second=per_second)
     unit = "acquisitions per second" if per_second else "at once"
     print(f"limit {name!r}: {n} {unit}", file=sys.stderr)

@@ -7,6 +7,7 @@
     ├── LoadError              a project or flow file could not be loaded (exit 3)
     ├── StoreError             .orch/ cannot be used (exit 4)
     │   ├── SchemaTooNewError  .orch/ was written by a newer orchlite
+    │   ├── EmptyStoreError    orch.db is there but empty (0 bytes): its data was lost
     │   └── DiskFullError      no space left on the device holding .orch/
     └── UnhashableInputError   a cache key cannot be computed for an argument
 
@@ -64,6 +65,10 @@ class StoreError(OrchError):
 
 class SchemaTooNewError(StoreError):
     pass
+
+
+class EmptyStoreError(StoreError):
+    """`orch.db` exists but has no bytes: a new store is never empty, so data was lost."""
 
 
 class DiskFullError(StoreError):

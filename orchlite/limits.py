@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .context import flow_run_var, open_store, task_run_var
-from .errors import CancelledRun, OrchError
+from .errors import CancelledRun, OrchError, UsageError
 from .processes import pid_alive
 from .states import StateType
 from .store import Slot, SlotUsage, Store, TaskRun
@@ -49,7 +49,17 @@ POLL_SECONDS = (0.05, 0.1)
 """A waiter sleeps a random time in this range between attempts."""
 HOST = socket.gethostname()
 
+MAX_SLOTS = 1_000_000
+"""The largest N a limit takes: far above any real use, and well inside SQLite's integers."""
+
 log = logging.getLogger("orchlite.limits")
+
+
+def check_size(n: int) -> int:
+    """`n` if it is a limit's size (1 to MAX_SLOTS), else UsageError saying so."""
+    if not 1 <= n <= MAX_SLOTS:
+        raise UsageError(f"N must be between 1 and {MAX_SLOTS:,}, not {n}")
+    return n
 
 
 class ConcurrencySlotAcquisitionError(OrchError):

@@ -165,6 +165,11 @@ class Cron(_Policy):
         self._check_policy()
 
 
+MIN_INTERVAL = dt.timedelta(seconds=1)
+"""Shorter intervals are refused: each slot is a flow run, and a daemon cannot start runs
+(or record skipped ones) faster than that without flooding the store."""
+
+
 @dataclass(frozen=True)
 class Interval(_Policy):
     """Fire every `interval` of elapsed time, at `anchor + k * interval`."""
@@ -230,6 +235,10 @@ def _as_interval(every: object) -> dt.timedelta:
         raise UsageError(f"invalid interval {every!r}: expected seconds or a timedelta")
     if span <= dt.timedelta(0):
         raise UsageError(f"invalid interval {_format_span(span)}: it must be positive")
+    if span < MIN_INTERVAL:
+        raise UsageError(
+            f"invalid interval {_format_span(span)}: the shortest is 1s (each slot is a run)"
+        )
     return span
 
 

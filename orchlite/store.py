@@ -22,6 +22,7 @@ import contextlib
 import functools
 import os
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import DiskFullError, RunNotFoundError, SchemaTooNewError, StoreError
+from .config import check_home
+from .errors import (
+    NO_SPACE_ERRNOS,
+    DiskFullError,
+    EmptyStoreError,
+    RunNotFoundError,
+    SchemaTooNewError,
+    StoreError,
+)
 from .faults import fault_point
 from .states import TERMINAL, StateType, can_transition
 
@@ -458,11 +467,20 @@ def _is_full(exc: object) -> bool:
 class Store:
     """One project's database. Safe to share between threads: each gets its own connection."""
 
-    def __init__(self, home: Path, *, create: bool = True, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> None:
         """`read_only=True` opens an existing store for reading only (a view such as the TUI):
         its connections cannot write, take no write locks and never checkpoint, so they
-        never hold up a writer."""
+        never hold up a writer. `busy_timeout_ms` is how long to wait for another process's
+        lock (`orch doctor` waits less, to report a locked store)."""
         self.home = home
+        self._busy_ms = busy_timeout_ms
         self.path = home / DB_NAME
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -475,12 +493,18 @@ class Store:
         """True when asked for, or when opened with `create=False` in a `.orch/` this
         process cannot write."""
         self._writable_home = True
+        self._frozen_by_full_disk = False
+        """True when the disk is full and this store could only be opened to read (see
+        `_connect`); a write then fails with DiskFullError."""
         if create and not read_only:
             _make_home(home)
-            _create_private(self.path)
+            check_home(home)
+            if not self.path.exists():
+                _create_database(self.path)
         elif not self.path.exists():
             raise StoreError(f"no orchlite store at {home}")
         else:
+            check_home(home)
             self._writable_home = os.access(home, os.W_OK | os.X_OK) and os.access(
                 self.path, os.R_OK | os.W_OK
             )
@@ -495,11 +519,14 @@ class Store:
         try:
             conn = sqlite3.connect(
                 self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=self._busy_ms / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
             # Writers would otherwise checkpoint (copy the WAL into the database and fsync)
@@ -507,10 +534,30 @@ class Store:
             # and this bound only catches a WAL that nobody else checkpoints.
             conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open {self.path}: {exc}") from None
+            conn.close()
+            if not no_space_left(self.home):
+                raise StoreError(f"cannot open {self.path}: {exc}") from None
+            return self._connect_on_full_disk()
         with self._lock:
             self._connections.append(conn)
         return conn
+
+    def _connect_on_full_disk(self) -> sqlite3.Connection:
+        """A read-only connection when the disk is full and the WAL index cannot be made.
+
+        Even a reader of a WAL database needs the 32 KiB `-shm` file, which a full disk
+        cannot hold once the last connection removed it. Then the database file alone is
+        exact if the WAL holds nothing (the last writer merged it back), and it is read as
+        immutable; a write fails with DiskFullError. With committed pages still in the WAL,
+        nothing can be read correctly until space is freed.
+        """
+        wal = self.path.with_name(self.path.name + "-wal")
+        if _size(wal) > 0:
+            raise DiskFullError(self.path)
+        self.read_only = True
+        self._writable_home = False
+        self._frozen_by_full_disk = True
+        return self._connect_read_only()
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """Open for reading only; without a -shm file that could be created, as immutable.
@@ -539,7 +586,7 @@ class Store:
                 conn.close()
                 last = exc
                 continue
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             with self._lock:
                 self._connections.append(conn)
             return conn
@@ -574,6 +621,8 @@ class Store:
         return _Transaction(self, self.conn, fault)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
+        if self._frozen_by_full_disk:
+            raise DiskFullError(self.path)
         if self.read_only:
             raise StoreError(f"cannot write {self.path}: it is open read-only")
         try:
@@ -584,7 +633,7 @@ class Store:
                 raise StoreError(f"cannot write {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot write {self.path}: {exc}") from None
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + self._busy_ms / 1000
         delay = 0.001
         while True:
             try:
@@ -599,6 +648,12 @@ class Store:
                 raise StoreError(f"cannot write {self.path}: {exc}") from None
 
     def _prepare(self) -> None:
+        if _size(self.path) == 0 and _size(self.path.with_name(self.path.name + "-wal")) == 0:
+            # A new database is created whole (`_create_database`): an empty one lost its data.
+            raise EmptyStoreError(
+                f"{self.path} is empty (0 bytes): the store's history is gone; restore it from"
+                " a backup, or delete it to start a new store"
+            )
         conn = self.conn
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -1948,18 +2003,86 @@ def _make_home(home: Path) -> None:
         raise StoreError(f"{home} is not writable")
 
 
-def _create_private(path: Path) -> None:
-    """Create the database file owner-only before SQLite opens it.
+def _create_database(path: Path) -> None:
+    """Create `orch.db` whole: built under a temporary name, then linked into place.
 
-    SQLite gives the -wal and -shm files the mode of the database file, so all three are
-    0600 from the start, whatever the umask.
+    So an `orch.db` is never seen empty, and a zero-byte one is always a damaged store,
+    reported as such instead of silently becoming a new one. The file is created owner-only
+    (SQLite gives the -wal and -shm files the database's mode), whatever the umask. When two
+    processes create a store at once, the first link wins and the other build is dropped.
     """
     try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".orch.db-new-")
     except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFullError(path) from None
         raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        _build_schema(tmp, path)
+        _link_into_place(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def _build_schema(tmp: Path, path: Path) -> None:
+    """Apply every migration to the new database `tmp` (to become `path`), in one go."""
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        for script in MIGRATIONS:
+            for statement in _statements(script):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        if _is_full(exc) or no_space_left(path.parent):
+            raise DiskFullError(path) from None
+        raise StoreError(f"cannot create {path}: {exc}") from None
+    finally:
+        if conn is not None:
+            conn.close()  # merges the WAL into the file, so the link below is whole
+
+
+def _link_into_place(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFullError(path) from None
+        if path.exists():
+            return
+        try:  # a filesystem without hard links
+            os.rename(tmp, path)
+        except OSError as err:
+            raise StoreError(f"cannot create {path}: {err.strerror or err}") from None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+FULL_BELOW_BYTES = 64 * 1024
+"""Less free space than this where `.orch/` lives counts as a full disk: SQLite cannot even
+make the 32 KiB WAL index a reader needs."""
+
+
+def no_space_left(folder: Path) -> bool:
+    """True when the filesystem holding `folder` is (nearly) full for this user."""
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < FULL_BELOW_BYTES
 
 
 def _restrict(path: Path) -> None:

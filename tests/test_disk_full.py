@@ -16,6 +16,7 @@ or partial blob; and once space is freed the next run works.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -254,3 +255,51 @@ def test_disk_full_mid_run_fails_cleanly_and_the_next_run_works(
     _check_store(orch.home)
     doctor = orch.json("doctor")
     assert doctor["healthy"], doctor
+
+
+def _fill(root: Path) -> Path:
+    """Fill the filesystem holding `root` to the last byte; returns the ballast file."""
+    ballast = root / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for chunk in (65536, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, bytes(chunk))
+    finally:
+        os.close(fd)
+    assert shutil.disk_usage(root).free == 0
+    return ballast
+
+
+@pytest.mark.skipif(not CAN_MOUNT, reason="needs a tmpfs mount (root)")
+def test_an_already_full_disk_is_named_and_reads_still_work(small_fs: Path) -> None:
+    (small_fs / "flow.py").write_text(FLOW)
+    orch = Orch(small_fs)
+    first = orch.json("run", "flow.py:main")
+    ballast = _fill(small_fs)
+
+    # Reads need no space: the WAL index cannot be made, so the database is read alone.
+    runs = orch.json("runs")
+    assert [r["id"] for r in runs] == [first["id"]]
+    assert orch.json("show", "last")["state"] == "COMPLETED"
+    assert orch.ok("logs", "last").stdout
+
+    failed = orch("run", "flow.py:main")
+    assert failed.returncode == 4, failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert errors == [
+        f"error: no space left on device: cannot write {orch.home / 'orch.db'} (free some space)"
+    ], failed.stderr
+
+    doctor = orch("doctor")
+    assert doctor.returncode == 4, doctor.stdout
+    assert "no space left" in doctor.stdout
+    assert "corrupt" not in doctor.stdout and "restore" not in doctor.stdout
+    assert json.loads(orch("doctor", "--json").stdout)["database"] == "ok"
+
+    ballast.unlink()
+    doctor = orch("doctor")
+    assert doctor.returncode == 0 and "healthy" in doctor.stdout, doctor.stdout
+    assert orch.json("run", "flow.py:main")["state"] == "COMPLETED"
+    assert len(orch.json("runs")) == 2

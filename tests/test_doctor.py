@@ -106,7 +106,6 @@ def test_every_file_is_owner_only_after_run_cache_daemon_and_quarantine(
     found = assert_owner_only(orch_home)
     assert found[".orch"] == 0o700
     assert found[".orch/orch.db"] == 0o600
-    assert found[".orch/migrate.lock"] == 0o600
     assert blob_paths(orch_home)
     assert all(found[str(p.relative_to(project))] == 0o600 for p in blob_paths(orch_home))
 
@@ -257,3 +256,121 @@ def test_read_only_store_refuses_writes_and_still_reads(project: Path, orch_home
         (orch_home / "orch.db").chmod(0o600)
     runs = json.loads(orch(project, "runs", "--json").stdout)
     assert len(runs) == 1
+
+
+def _doctor_json(project: Path) -> tuple[int, dict[str, object]]:
+    result = orch(project, "doctor", "--json")
+    assert "Traceback" not in result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_doctor_tells_a_newer_schema_from_a_corrupt_database(
+    project: Path, orch_home: Path
+) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    with sqlite3.connect(orch_home / "orch.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    code, report = _doctor_json(project)
+    assert code == 4 and report["database"] == "newer", report
+    text = orch(project, "doctor").stdout
+    assert "newer orchlite" in text and "upgrade" in text
+    assert "corrupt" not in text and "restore" not in text
+
+
+def test_an_empty_database_is_reported_never_used_as_a_new_store(
+    project: Path, orch_home: Path
+) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    for name in ("orch.db-wal", "orch.db-shm"):
+        (orch_home / name).unlink(missing_ok=True)
+    (orch_home / "orch.db").write_bytes(b"")
+    for args in (["runs"], ["run", "flow.py:main"], ["show", "last"]):
+        line = one_line_error(orch(project, *args))
+        assert f"{orch_home / 'orch.db'} is empty (0 bytes)" in line, args
+    assert (orch_home / "orch.db").stat().st_size == 0  # left as it was found
+    code, report = _doctor_json(project)
+    assert code == 4 and report["database"] == "empty", report
+    text = orch(project, "doctor").stdout
+    assert "empty (0 bytes)" in text and "corrupt" not in text
+
+
+def test_doctor_reports_a_store_locked_by_another_process(project: Path, orch_home: Path) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            f"conn = sqlite3.connect({str(orch_home / 'orch.db')!r}, isolation_level=None)\n"
+            "conn.execute('PRAGMA locking_mode = EXCLUSIVE')\n"
+            "conn.execute('BEGIN EXCLUSIVE')\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        code, report = _doctor_json(project)
+        assert code == 4 and report["database"] == "locked", report
+        assert "restore" not in json.dumps(report)
+    finally:
+        holder.communicate("")
+    code, report = _doctor_json(project)
+    assert code == 0 and report["healthy"], report
+
+
+def _old(path: Path) -> None:
+    old = time.time() - 7200
+    os.utime(path, (old, old), follow_symlinks=False)
+
+
+def test_gc_and_doctor_never_follow_a_link_out_of_the_store(
+    project: Path, orch_home: Path, tmp_path: Path
+) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / ("ee" + "0" * 62)
+    victim.write_bytes(b"someone else's file")
+    temp = outside / ".tmp-victim"
+    temp.write_bytes(b"another")
+    for path in (victim, temp):
+        _old(path)
+        path.chmod(0o644)
+    [blob] = blob_paths(orch_home)
+    (orch_home / "blobs" / "ee").symlink_to(outside, target_is_directory=True)
+    linked = blob.parent / ("ab" + "1" * 62)
+    linked.symlink_to(victim)
+
+    gc = orch(project, "gc", "--older-than", "1d")
+    assert gc.returncode == 0, gc.stderr
+    code, report = _doctor_json(project)
+    assert code == 4, report  # the links are reported, and left for the user to remove
+    messages = [f["message"] for f in report["findings"]]  # type: ignore[union-attr]
+    assert any(str(orch_home / "blobs" / "ee") in m and "symbolic link" in m for m in messages)
+    assert any(str(linked) in m and "symbolic link" in m for m in messages)
+    assert victim.read_bytes() == b"someone else's file"
+    assert temp.exists()
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (victim, temp)} == {0o644}
+    assert not (orch_home / "quarantine").exists()
+
+
+def test_quarantining_the_same_digest_twice_keeps_both_copies(
+    project: Path, orch_home: Path
+) -> None:
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    [blob] = blob_paths(orch_home)
+    blob.write_bytes(b"first bad copy")
+    assert orch(project, "doctor").returncode == 0
+    assert orch(project, "run", "flow.py:main").returncode == 0  # written whole again
+    blob.write_bytes(b"second bad copy")
+    assert orch(project, "doctor").returncode == 0
+    quarantine = orch_home / "quarantine"
+    assert (quarantine / blob.name).read_bytes() == b"first bad copy"
+    assert (quarantine / f"{blob.name}.1").read_bytes() == b"second bad copy"
+    assert orch(project, "run", "flow.py:main").returncode == 0
+    code, report = _doctor_json(project)
+    assert code == 0 and report["healthy"], report

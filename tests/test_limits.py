@@ -142,6 +142,8 @@ def test_limit_ls_shows_holders(project: Path) -> None:
     [
         ("set", "db", "0"),
         ("set", "db", "-1"),
+        ("set", "db", "99999999999999999999"),
+        ("set", "db", "1000001"),
         ("set", "db", "abc"),
         ("set", "db", "2.5"),
         ("set", "db"),

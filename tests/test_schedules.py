@@ -190,6 +190,38 @@ def test_policy_fields_are_validated(kwargs: dict[str, object], match: str) -> N
         cron("0 3 * * *", **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("seconds", [0.001, 0.5, 0.999999])
+def test_an_interval_under_one_second_is_refused(seconds: float) -> None:
+    with pytest.raises(UsageError, match=r"invalid interval .*: the shortest is 1s"):
+        interval(seconds)
+    with pytest.raises(UsageError, match="the shortest is 1s"):
+        Interval(dt.timedelta(seconds=seconds))
+    assert interval(1).interval == dt.timedelta(seconds=1)
+
+
+def test_an_interval_under_one_second_in_orch_toml_or_code_is_one_problem(
+    tmp_path: Path,
+) -> None:
+    from orchlite.project import load_schedules
+
+    (tmp_path / "flows.py").write_text(
+        "from orchlite import flow\n"
+        "from orchlite.schedules import interval\n\n"
+        "@flow(schedules=[interval(seconds=0.001)])\n"
+        "def fast():\n    pass\n\n"
+        "@flow\n"
+        "def slow():\n    pass\n"
+    )
+    (tmp_path / "orch.toml").write_text(
+        '[[schedule]]\ntarget = "flows.py:slow"\ninterval = 0.001\n\n'
+        '[[schedule]]\ntarget = "flows.py:slow"\ninterval = 1\n'
+    )
+    entries, problems = load_schedules(tmp_path)
+    assert [(e.source, e.target) for e in entries] == [("orch.toml", "flows.py:slow")]
+    assert len(problems) == 2
+    assert all("the shortest is 1s" in str(p) for p in problems), problems
+
+
 def test_interval_takes_one_form_of_the_interval() -> None:
     with pytest.raises(UsageError, match="not both"):
         interval(60, minutes=1)
@@ -619,7 +651,7 @@ def test_a_bad_template_is_a_usage_error_naming_the_parameter(template: str) -> 
         (interval(hours=1, minutes=30), "every 1h30m"),
         (interval(days=1), "every 1d"),
         (interval(90), "every 1m30s"),
-        (interval(0.5), "every 0.5s"),
+        (interval(1.5), "every 1.5s"),
         (
             interval(days=1, anchor_date=utc(2026, 1, 1, 2)),
             "every 1d from 2026-01-01T02:00:00+00:00",
