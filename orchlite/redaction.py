@@ -4,21 +4,29 @@
 secrets its flow declares before its body starts. From then on, for the life of the process,
 every piece of text orchlite records or sends passes through `redact()`: log lines, captured
 prints, stored parameters, error messages and tracebacks, state messages, alerts. A value is
-matched as written and in the escaped forms Python's `repr()` and JSON give it (so a
-`KeyError('…')` or a JSON document does not slip it through).
+matched as written, without surrounding whitespace (a value read from a file often ends with a
+newline that the code strips), and in the forms its text takes inside other text (`forms()`):
+escaped by `repr()` (either quote escaped) and `ascii()`, by JSON (with or without
+`ensure_ascii`, upper- or lower-case hex, and JSON inside JSON), and URL-encoded. So a
+`KeyError('…')`, a JSON document or a query string does not slip it through.
 
 Values shorter than `MIN_LENGTH` characters are never registered: replacing every "a" or
 "true" would mangle the logs, so `orchlite.secret()` refuses such values instead.
 
 Results are pickled, not text: `check_result()` refuses serialized bytes that hold a known
-value verbatim, so a secret never lands in `.orch/` as a task result either.
+value in any encoding a pickle keeps text in (UTF-8 for `str`, UTF-32 for numpy string arrays
+and `array('u')`, UTF-16 and latin-1 for text the code encoded itself), so a secret never
+lands in `.orch/` as a task result either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import threading
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from .errors import SerializationError
 
@@ -30,8 +38,10 @@ _names: dict[str, str] = {}
 """Each registered form of a value → the name of its secret."""
 _forms: tuple[str, ...] = ()
 """The keys of `_names`, longest first; replaced as a whole so readers need no lock."""
+_values: set[str] = set()
+"""The registered values themselves (see `_bases`)."""
 _encoded: tuple[tuple[bytes, str], ...] = ()
-"""(UTF-8 bytes of a form, secret name), for scanning serialized results."""
+"""(bytes of a form in one encoding, secret name), for scanning serialized results."""
 
 
 class SecretInResultError(SerializationError):
@@ -41,17 +51,71 @@ class SecretInResultError(SerializationError):
 def register(name: str, value: str) -> None:
     """Redact `value` (the value of secret `name`) from now on; short values are ignored."""
     global _forms, _encoded
-    if len(value) < MIN_LENGTH:
-        return
-    forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1]}
-    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    bases = _bases(value)
+    forms = {form for base in bases for form in text_forms(base)}
     with _lock:
         if all(form in _names for form in forms):
             return
         for form in forms:
             _names.setdefault(form, name)
+        _values.update(bases)
         _forms = tuple(sorted(_names, key=len, reverse=True))
-        _encoded = tuple((form.encode("utf-8", "surrogatepass"), _names[form]) for form in _forms)
+        _encoded = tuple(
+            (data, _names[form])
+            for form in _forms
+            for data in _encodings(form, wide=form in _values)
+        )
+
+
+def _bases(value: str) -> set[str]:
+    """The value, and the value without surrounding whitespace, when long enough."""
+    return {base for base in (value, value.strip()) if len(base) >= MIN_LENGTH}
+
+
+_HEX_ESCAPE = re.compile(r"(\\u)([0-9a-fA-F]{4})|(%)([0-9a-fA-F]{2})")
+
+
+def text_forms(value: str) -> set[str]:
+    """The forms `value` takes inside other text: as written, and escaped (see the module doc)."""
+    forms = {
+        value,
+        repr(value)[1:-1],
+        repr(value + "\"'")[1:-4],  # in a repr that escapes ' (the text also holds a ")
+        ascii(value)[1:-1],
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+    }
+    for escaped in (json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+        forms.add(escaped)
+        forms.add(json.dumps(escaped)[1:-1])  # a JSON document inside a JSON string
+        forms.add(repr(escaped)[1:-1])  # a JSON document in a repr
+    for form in list(forms):
+        forms.add(_HEX_ESCAPE.sub(_upper_hex, form))
+        forms.add(_HEX_ESCAPE.sub(_lower_hex, form))
+    return forms
+
+
+def _upper_hex(match: re.Match[str]) -> str:
+    return f"%{match[4].upper()}" if match[3] else f"\\u{match[2].upper()}"
+
+
+def _lower_hex(match: re.Match[str]) -> str:
+    return f"%{match[4].lower()}" if match[3] else f"\\u{match[2].lower()}"
+
+
+_WIDE_ENCODINGS = ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+
+
+def _encodings(form: str, *, wide: bool) -> set[bytes]:
+    """The bytes `form` can be held as in a pickle: UTF-8 and latin-1 always; UTF-16 and
+    UTF-32 (numpy string arrays, `array('u')`) for the value itself (`wide`)."""
+    encoded = {form.encode("utf-8", "surrogatepass")}
+    with contextlib.suppress(UnicodeEncodeError):
+        encoded.add(form.encode("latin-1"))
+    if wide:
+        encoded.update(form.encode(codec, "surrogatepass") for codec in _WIDE_ENCODINGS)
+    return encoded
 
 
 def active() -> bool:
@@ -95,7 +159,7 @@ def redact_data(value: Any) -> Any:
 
 
 def secret_in(data: bytes) -> str | None:
-    """The name of a secret whose value appears verbatim in `data`, or None."""
+    """The name of a secret whose value appears in `data` (in any form and encoding), or None."""
     for form, name in _encoded:
         if form in data:
             return name
