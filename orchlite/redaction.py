@@ -13,6 +13,13 @@ escaped by `repr()` (either quote escaped) and `ascii()`, by JSON (with or witho
 Values shorter than `MIN_LENGTH` characters are never registered: replacing every "a" or
 "true" would mangle the logs, so `orchlite.secret()` refuses such values instead.
 
+A process that stores another's output (the daemon, which stores what each flow run's child
+process writes to its stdout and stderr) learns the values that process registers through a
+`SecretFeed`: the child forwards each value as it registers it (`forward_to`), before the
+value can be printed, and the parent reads what was forwarded before it stores each line. So
+output that never passed through the child's `sys.stdout` (`sys.__stdout__`, `os.write(1,
+…)`, a subprocess's) is redacted too.
+
 Results are pickled, not text: `check_result()` refuses serialized bytes that hold a known
 value in any encoding a pickle keeps text in (UTF-8 for `str`, UTF-32 for numpy string arrays
 and `array('u')`, UTF-16 and latin-1 for text the code encoded itself), so a secret never
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 from typing import Any
@@ -42,6 +50,8 @@ _values: set[str] = set()
 """The registered values themselves (see `_bases`)."""
 _encoded: tuple[tuple[bytes, str], ...] = ()
 """(bytes of a form in one encoding, secret name), for scanning serialized results."""
+_forward_fd: int | None = None
+"""Where `register` also writes each (name, value) it is given: a `SecretFeed`'s pipe."""
 
 
 class SecretInResultError(SerializationError):
@@ -56,6 +66,8 @@ def register(name: str, value: str) -> None:
     with _lock:
         if all(form in _names for form in forms):
             return
+        if _forward_fd is not None:
+            _forward(_forward_fd, name, value)
         for form in forms:
             _names.setdefault(form, name)
         _values.update(bases)
@@ -210,3 +222,92 @@ def redact_std_streams() -> None:
         sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
     if not isinstance(sys.stderr, RedactingStream):
         sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+
+
+# -- passing values to the process that stores this one's output ------------------------------
+
+
+def forward_to(fd: int) -> None:
+    """Write every value registered in this process, from now on and so far, to pipe `fd`.
+
+    The value is written before `register` returns, so before anything can print it.
+    """
+    global _forward_fd
+    os.set_inheritable(fd, False)  # user code's subprocesses get no copy
+    with _lock:
+        _forward_fd = fd
+        for value in _values:
+            _forward(fd, _names[value], value)
+
+
+def _forward(fd: int, name: str, value: str) -> None:
+    data = (json.dumps([name, value]) + "\n").encode("utf-8", "surrogatepass")
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        pass  # the reading process is gone: nothing of ours is stored any more
+
+
+class SecretFeed:
+    """The reading end of `forward_to`: registers here the values another process forwards.
+
+    Call `drain()` before storing each piece of that process's output: every value it
+    registered before writing that piece is then registered here. A background thread also
+    drains, so a writer never blocks on a full pipe.
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        self._lock = threading.Lock()
+        self._partial = b""
+        self._closed = False
+
+    def start(self) -> None:
+        """Close this process's copy of the writing end (the child has its own), and drain
+        in the background until the child and its forks close theirs."""
+        os.close(self.write_fd)
+        threading.Thread(
+            target=self._drain_until_closed, name="orch-secret-feed", daemon=True
+        ).start()
+
+    def drain(self) -> None:
+        """Register every value forwarded so far."""
+        with self._lock:
+            while not self._closed:
+                try:
+                    chunk = os.read(self.read_fd, 65536)
+                except BlockingIOError:
+                    return
+                if not chunk:
+                    self._closed = True  # the background thread closes the fd
+                    return
+                lines = (self._partial + chunk).split(b"\n")
+                self._partial = lines.pop()
+                for line in lines:
+                    _register_forwarded(line)
+
+    def close(self) -> None:
+        """Close both ends, for a child that never started."""
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+    def _drain_until_closed(self) -> None:
+        import select
+
+        poller = select.poll()  # not select(): the daemon may hold fds past FD_SETSIZE
+        poller.register(self.read_fd, select.POLLIN)
+        while not self._closed:
+            poller.poll()  # an end-of-file stays readable (POLLHUP)
+            self.drain()
+        os.close(self.read_fd)
+
+
+def _register_forwarded(line: bytes) -> None:
+    try:
+        name, value = json.loads(line)
+    except ValueError:
+        return  # not one of ours: a forked process's partly interleaved write
+    if isinstance(name, str) and isinstance(value, str):
+        register(name, value)

@@ -544,6 +544,42 @@ def test_daemon_runs_redact_captured_output_and_alerts(project: Project, hook: H
     assert_nowhere_in_store(project, API_TOKEN, hook.url)
 
 
+def test_daemon_runs_redact_output_that_bypasses_sys_stdout(project: Project) -> None:
+    project.write_flow(
+        "flows.py",
+        """
+        import os
+        import subprocess
+        import sys
+        from orchlite import flow, interval, secret
+
+
+        @flow(schedules=[interval(seconds=1)], secrets=["API_TOKEN"])
+        def raw_writes():
+            token = secret("API_TOKEN")
+            sys.__stdout__.write(f"dunder stdout {token}\\n")
+            sys.__stdout__.flush()
+            os.write(2, f"fd two {token}\\n".encode())
+            subprocess.run(["sh", "-c", 'echo "grandchild $API_TOKEN"'], check=True)
+        """,
+    )
+    daemon = project.popen(
+        "daemon", "--tick", "0.2", env={**project.env, "API_TOKEN": API_TOKEN}, text=True
+    )
+    try:
+        wait_for(lambda: any(r["state"] == "COMPLETED" for r in project.runs()), timeout=30)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    done = next(r for r in project.runs() if r["state"] == "COMPLETED")
+    logs = project.orch("logs", done["id"]).stdout
+    for line in ("dunder stdout ***", "fd two ***", "grandchild ***"):
+        assert line in logs, logs
+    assert_nowhere(logs + err, API_TOKEN)
+    assert_nowhere_in_store(project, API_TOKEN)
+
+
 # -- the redaction rules -----------------------------------------------------------------------
 
 
@@ -716,3 +752,32 @@ def test_escaped_encoded_and_stripped_forms_never_reach_the_store(project: Proje
         data = path.read_bytes()
         for form in encoded:
             assert form not in data, f"{form!r} written to {path}"
+
+
+def test_a_secret_feed_passes_every_value_before_the_output_that_follows_it() -> None:
+    """A child forwards values (one larger than a pipe's buffer) and prints each right after;
+    every line read back is redacted once the feed is drained."""
+    feed = redaction.SecretFeed()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from orchlite import redaction\n"
+            f"redaction.forward_to({feed.write_fd})\n"
+            "for i in range(20):\n"
+            "    value = f'feed-value-{i}-' + 'x' * (300_000 if i == 7 else 10)\n"
+            "    redaction.register(f'V{i}', value)\n"
+            "    sys.__stdout__.write(f'line {i} {value}\\n')\n",
+        ],
+        stdout=subprocess.PIPE,
+        pass_fds=(feed.write_fd,),
+    )
+    feed.start()
+    assert child.stdout is not None
+    lines = []
+    for raw in child.stdout:
+        feed.drain()
+        lines.append(redaction.redact(raw.decode().rstrip("\n")))
+    assert child.wait(timeout=60) == 0
+    assert lines == [f"line {i} ***" for i in range(20)]
