@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .project import PROJECT_FILE
+from .errors import UsageError
+from .project import PROJECT_FILE, read_project_file
 from .redaction import redact, redact_data
 from .states import StateType
 from .store import FlowRun, Store
@@ -112,17 +113,12 @@ def load_alerts(root: Path, log: Log | None = None) -> AlertConfig:
 
 
 def _read_alerts(root: Path) -> AlertConfig:
-    path = root / PROJECT_FILE
-    if not path.is_file():
-        return AlertConfig()
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return AlertConfig(problems=[f"{PROJECT_FILE}: cannot read alerts: {exc}"])
+        data = read_project_file(root)
+    except UsageError as exc:
+        return AlertConfig(problems=[f"{PROJECT_FILE}: {exc} (no alerts)"])
+    if data is None:
+        return AlertConfig()
     raw = data.get("alert", [])
     if not isinstance(raw, list):
         return AlertConfig(problems=[f"{PROJECT_FILE}: [[alert]] must be an array of tables"])

@@ -331,7 +331,7 @@ def test_orch_toml_entries_load_and_a_bad_one_is_named(tmp_path: Path) -> None:
     assert not any(TOKEN in line for line in lines)
 
     (tmp_path / "orch.toml").write_text("[[alert]\n")
-    assert load_alerts(tmp_path).problems[0].startswith("orch.toml: cannot read alerts")
+    assert load_alerts(tmp_path).problems[0].startswith("orch.toml: cannot read: ")
     (tmp_path / "orch.toml").unlink()
     assert load_alerts(tmp_path) == AlertConfig()
 
