@@ -437,12 +437,12 @@ class Daemon:
                 ready()
             self._survive(lambda: self._recover(reap_dead_runs))
             watcher.start()  # in place before the first read: no change is missed
-            self.changed.set()
+            self._survive(lambda: self.reload(force=True))
             while not stop.requested:
                 if hangup.requested:
                     hangup.requested = False
                     self.log("SIGHUP: reloading schedules, triggers and alerts")
-                    self.changed.set()
+                    self._survive(lambda: self.reload(force=True))
                 self._survive(self._tick_now)
                 self._wait(tick, stop)
             self.log(f"stopping: waiting up to {grace:g} s for {len(self.in_flight)} run(s)")

@@ -44,7 +44,7 @@ from typing import Any
 
 from .errors import UsageError
 from .project import PROJECT_FILE, read_project_file
-from .redaction import redact, redact_data
+from .redaction import redact, redact_data, register
 from .states import StateType
 from .store import FlowRun, Store
 
@@ -299,18 +299,23 @@ def drain(timeout: float) -> bool:
 def send(rule: AlertRule, body: dict[str, Any], log: Log | None = None) -> bool:
     """Send one alert through every channel of `rule`, in this thread; True if all worked.
 
-    Never raises: each failure is one line in `log`.
+    Never raises: each failure is one line in `log`, redacted (a command's error output may
+    quote a secret).
     """
-    log = log or _stderr
+    out = log or _stderr
+
+    def say(line: str) -> None:
+        out(redact(line))
+
     ok = True
     what = f"alert {rule.where}: {body['state']} run {body['run_id'][:12]}"
     try:
         if rule.webhook_env is not None:
-            ok = _send_webhook(rule, body, log, what) and ok
+            ok = _send_webhook(rule, body, say, what) and ok
         if rule.command is not None:
-            ok = _run_command(rule, body, log, what) and ok
+            ok = _run_command(rule, body, say, what) and ok
     except Exception as exc:  # pragma: no cover - a bug here must still not escape
-        log(f"{what}: {type(exc).__name__}: {exc}")
+        say(f"{what}: {type(exc).__name__}: {exc}")
         return False
     return ok
 
@@ -332,6 +337,7 @@ def _send_webhook(rule: AlertRule, body: dict[str, Any], log: Log, what: str) ->
     if not url:
         log(f"{channel}: the environment variable {name} is not set")
         return False
+    register(name, url)  # from now on `***` wherever this process would write it
     target = _Target.parse(url)
     if target is None:
         log(f"{channel}: the URL in {name} must be an http:// or https:// URL")

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from webhook import TOKEN, Hook
 
-from orchlite import flow
+from orchlite import flow, redaction
 from orchlite.notify import (
     AlertConfig,
     AlertRule,
@@ -267,6 +267,18 @@ def test_a_webhook_url_with_credentials_is_used_but_never_printed(
         f"alert alert #1: FAILED run {'a' * 12}: webhook $CRED_HOOK: "
         "the URL in CRED_HOOK must be an http:// or https:// URL"
     ]
+
+
+def test_an_alert_line_never_quotes_a_secret(hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
+    redaction.register("CMD_TOKEN", "cmd-token-5521")
+    rule = parse_rule({"command": "echo refused cmd-token-5521 >&2; exit 3"}, "alert #1")
+    lines: list[str] = []
+    assert send(rule, payload(_run()), lines.append) is False
+    assert lines[0].endswith("exited with status 3: refused ***"), lines
+    # The webhook's URL is a secret from the moment it is read: this process never prints it.
+    monkeypatch.setenv("URL_HOOK", hook.url)
+    assert send(AlertRule("alert #2", webhook_env="URL_HOOK"), payload(_run()), lines.append)
+    assert redaction.redact(f"posted to {hook.url}") == "posted to ***"
 
 
 def test_alerts_never_raise_into_the_caller(orch_home: Path) -> None:
