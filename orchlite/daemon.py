@@ -68,7 +68,7 @@ from typing import Any, Protocol
 from . import notify
 from .blobs import private_opener, write_private
 from .declarations import Declarations, read_declarations
-from .errors import UsageError
+from .errors import OrchError, UsageError
 from .project import ScheduleEntry, ScheduleProblem, load_schedules, load_triggers
 from .schedules import is_late, run_parameters, slot_id
 from .states import TERMINAL, StateType
@@ -137,6 +137,7 @@ class Daemon:
         self._last_gc: float | None = None
         self._targets: dict[str, str] = {}
         self._retry_due: dict[str, float] = {}  # stopped in a retry delay: when it was due
+        self._errors_logged: dict[str, float] = {}  # a step's error → when it was last logged
         # Per schedule entry (by identity): (entry, its key, its next slot's timestamp), so
         # a tick skips schedules with nothing due without computing their slots again.
         self._next_slots: dict[int, tuple[ScheduleEntry, str, float]] = {}
@@ -158,7 +159,11 @@ class Daemon:
         if not force and not self.changed.is_set():
             return False
         self.changed.clear()  # before reading: a change made meanwhile reads them once more
-        declared = self.declared = read_declarations(self.root, self.declared, self.log)
+        try:
+            declared = self.declared = read_declarations(self.root, self.declared, self.log)
+        except BaseException:
+            self.changed.set()  # read them again at the next tick
+            raise
         self.entries, self.problems = declared.schedules, declared.problems
         self.alerts, self.retention_days = declared.alerts, declared.retention_days
         self.triggers.update(declared.triggers)
@@ -430,18 +435,15 @@ class Daemon:
         try:
             if ready is not None:
                 ready()
-            for run_id in reap_dead_runs(self.store):
-                self.log(f"reaped run {run_id[:12]}: CRASHED (its process is gone)")
-            self.schedule_missed_retries(time.time())
+            self._survive(lambda: self._recover(reap_dead_runs))
             watcher.start()  # in place before the first read: no change is missed
-            self.reload(force=True)
+            self._survive(lambda: self.reload(force=True))
             while not stop.requested:
                 if hangup.requested:
                     hangup.requested = False
                     self.log("SIGHUP: reloading schedules, triggers and alerts")
-                    self.reload(force=True)
-                self.tick(dt.datetime.now(UTC))
-                self.maybe_collect_garbage(time.time())
+                    self._survive(lambda: self.reload(force=True))
+                self._survive(self._tick_now)
                 self._wait(tick, stop)
             self.log(f"stopping: waiting up to {grace:g} s for {len(self.in_flight)} run(s)")
             self.shutdown(grace)
@@ -450,6 +452,34 @@ class Daemon:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _recover(self, reap: Callable[[Store], list[str]]) -> None:
+        """At start: end the runs whose process died, and schedule their retries."""
+        for run_id in reap(self.store):
+            self.log(f"reaped run {run_id[:12]}: CRASHED (its process is gone)")
+        self.schedule_missed_retries(time.time())
+
+    def _tick_now(self) -> None:
+        self.tick(dt.datetime.now(UTC))
+        self.maybe_collect_garbage(time.time())
+
+    def _survive(self, step: Callable[[], object]) -> None:
+        """Run one step of the loop; an error is logged, and the next tick tries again.
+
+        Nothing in the project and no fault of the store (a full disk, a write that keeps
+        failing) ends the daemon: it logs the error, at most once a minute while it
+        recurs, and goes on serving what it can.
+        """
+        try:
+            step()
+        except Exception as exc:
+            text = str(exc) if isinstance(exc, OrchError) else f"{type(exc).__name__}: {exc}"
+            now = time.monotonic()
+            if now - self._errors_logged.get(text, -ERROR_LOG_EVERY) >= ERROR_LOG_EVERY:
+                if len(self._errors_logged) > 100:
+                    self._errors_logged.clear()
+                self._errors_logged[text] = now
+                self.log(f"error: {text}; trying again at each tick")
 
     def next_slot(self) -> float:
         """The timestamp of the earliest upcoming slot of an enabled schedule (inf if none)."""
@@ -518,6 +548,10 @@ class Daemon:
                 found = re.search(r"retrying in ([0-9.e+-]+) s", entry.message or "")
                 return entry.ts + (float(found.group(1)) if found else 0.0)
         return time.time()
+
+
+ERROR_LOG_EVERY = 60.0
+"""Seconds between two log lines of the same error of the daemon's loop."""
 
 
 def retry_run_id(run_id: str) -> str:

@@ -13,14 +13,20 @@ logged. Deleting a file drops its declarations.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import notify
 from .errors import UsageError
-from .project import PROJECT_FILE, ScheduleEntry, ScheduleProblem, load_schedules, load_triggers
+from .project import (
+    PROJECT_FILE,
+    ScheduleEntry,
+    ScheduleProblem,
+    load_schedules,
+    load_triggers,
+    read_project_file,
+)
 from .triggers import TriggerEntry
 
 DEFAULT_RETENTION_DAYS = 30.0
@@ -134,17 +140,12 @@ def _describe(decl: FileDeclarations) -> str:
 
 def load_retention_days(root: Path) -> float:
     """`[daemon] retention_days` of orch.toml (default 30; 0 turns the cleanup off)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    path = Path(root) / PROJECT_FILE
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError:
-        return DEFAULT_RETENTION_DAYS
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = read_project_file(Path(root))
+    except UsageError:
         return DEFAULT_RETENTION_DAYS  # reported with the schedules
+    if data is None:
+        return DEFAULT_RETENTION_DAYS
     section = data.get("daemon", {})
     if not isinstance(section, dict):
         raise UsageError("[daemon] must be a table")

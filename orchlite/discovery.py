@@ -74,7 +74,7 @@ def find_flows_with_errors(root: Path) -> tuple[list[FlowInfo], list[tuple[Path,
         try:
             flows.extend(_scan_file(path, rel))
         except SyntaxError as exc:
-            errors.append((rel, f"line {exc.lineno}: {exc.msg}"))
+            errors.append((rel, syntax_problem(exc)))
         except (OSError, ValueError) as exc:  # unreadable, null bytes, bad encoding
             errors.append((rel, str(exc)))
     flows.sort(key=lambda f: (f.file.as_posix(), f.line))
@@ -94,8 +94,27 @@ def _python_files(root: Path) -> list[Path]:
     return found
 
 
+def parse_file(path: Path) -> ast.Module:
+    """The syntax tree of a Python file, for reading it without running it.
+
+    SyntaxError for any file the parser refuses, also one nested so deeply (an expression
+    of thousands of operators, say) that parsing it runs out of stack or parser memory:
+    reading a project must survive any file in it, as it survives a syntax error.
+    """
+    source = path.read_bytes()
+    try:
+        return ast.parse(source, filename=str(path))
+    except (RecursionError, MemoryError):
+        raise SyntaxError("nested too deeply for Python's parser to read") from None
+
+
+def syntax_problem(exc: SyntaxError) -> str:
+    """A SyntaxError as one line: "line N: what" (or "what" when no line is known)."""
+    return f"line {exc.lineno}: {exc.msg}" if exc.lineno else str(exc.msg)
+
+
 def _scan_file(path: Path, rel: Path) -> list[FlowInfo]:
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+    tree = parse_file(path)
     aliases = {"flow"}
     for node in tree.body:
         if not isinstance(node, ast.ImportFrom) or node.module is None:
@@ -194,7 +213,8 @@ def _load_only_flow(where: str, root: Path) -> object:
     try:
         flows = _scan_file(path, Path(path.name))
     except SyntaxError as exc:
-        raise LoadError(f"{_display(path)}:{exc.lineno}: syntax error: {exc.msg}") from None
+        where = f"{_display(path)}:{exc.lineno}" if exc.lineno else _display(path)
+        raise LoadError(f"{where}: syntax error: {exc.msg}") from None
     if len(flows) != 1:
         found = ", ".join(f.function for f in flows) or "none"
         raise UsageError(f"{where} holds {len(flows)} flows ({found}); name one: {where}:<flow>")

@@ -29,6 +29,7 @@ from .retries import delay_before_retry, delays_for
 from .runtime import (
     describe,
     error_fields,
+    error_text,
     log,
     new_run_id,
     notify_listeners,
@@ -160,7 +161,7 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
             )
             value = _settle_futures(ctx, value)
         except CancelledRun as exc:
-            return _end_cancelled(flow, ctx, str(exc) or "cancelled", exc)
+            return _end_cancelled(flow, ctx, error_text(exc) or "cancelled", exc)
         except KeyboardInterrupt as exc:
             _end_cancelled(flow, ctx, "interrupted (Ctrl-C)", exc)
             raise
@@ -202,7 +203,7 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
                 log.warning("Result not persisted: %s", exc, extra=run_label(ctx))
                 stored = None
             else:
-                state = State(StateType.FAILED, str(exc), exception=exc)
+                state = State(StateType.FAILED, error_text(exc), exception=exc)
                 return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
         state = State(StateType.COMPLETED, None, value=value)
         return _finish_flow(flow, ctx, state, flow.on_completion_hooks, result=stored)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import CancelledRun, ExitCode, OrchError, UsageError
+from .redaction import SecretFeed, redact
 from .runtime import new_run_id
 from .states import TERMINAL, StateType
 
@@ -105,7 +106,9 @@ def run_in_subprocess(
     The child inherits this process's stdout and stderr, unless `capture_output` (the
     daemon): then each line it writes becomes a log record of the run (`orch logs RUN`),
     stdout at INFO (logger "orchlite.stdout"), stderr at WARNING ("orchlite.stderr"), and
-    the child does not echo its run loggers to the console (they are stored already).
+    the child does not echo its run loggers to the console (they are stored already). Each
+    line is stored redacted of the secret values the child knows, which it forwards
+    through a `SecretFeed` (so raw writes to file descriptors 1 and 2 are redacted too).
     """
     from .config import find_home
 
@@ -115,8 +118,10 @@ def run_in_subprocess(
     watched, alive = os.pipe()  # the child watches `watched`; EOF means this process died
     env = {**os.environ, "ORCH_HOME": str(home), PARENT_FD_ENV: f"{watched}:{os.getpid()}"}
     pipe: int | None = None
+    feed: SecretFeed | None = None
     if capture_output:
-        env.update({CAPTURE_ENV: "1", "PYTHONUNBUFFERED": "1"})
+        feed = SecretFeed()
+        env.update({CAPTURE_ENV: "1", "PYTHONUNBUFFERED": "1", SECRETS_FD_ENV: str(feed.write_fd)})
         pipe = subprocess.PIPE
     try:
         child = subprocess.Popen(
@@ -125,14 +130,19 @@ def run_in_subprocess(
             start_new_session=True,
             stdout=pipe,
             stderr=pipe,
-            pass_fds=(watched,),
+            pass_fds=(watched,) if feed is None else (watched, feed.write_fd),
         )
     except BaseException:
         os.close(alive)
+        if feed is not None:
+            feed.close()
         raise
     finally:
         os.close(watched)
-    readers = _start_readers(child, home, run_id) if capture_output else []
+    readers = []
+    if feed is not None:
+        feed.start()
+        readers = _start_readers(child, home, run_id, feed)
     try:
         code = _supervise(child, home, run_id)
         for reader in readers:
@@ -165,12 +175,16 @@ def run_in_subprocess(
 
 
 CAPTURE_ENV = "ORCH_CAPTURE_OUTPUT"
+SECRETS_FD_ENV = "ORCH_SECRETS_FD"
+"""The pipe end a capturing child forwards its secret values to (see `SecretFeed`)."""
 PARENT_FD_ENV = "ORCH_PARENT_FD"
 """`"FD:PID"`: the pipe end a child watches for its parent's death, and the parent's pid."""
 READER_JOIN_SECONDS = 2.0
 
 
-def _start_readers(child: subprocess.Popen[bytes], home: Any, run_id: str) -> list[Any]:
+def _start_readers(
+    child: subprocess.Popen[bytes], home: Any, run_id: str, feed: SecretFeed
+) -> list[Any]:
     import logging
     import threading
 
@@ -180,7 +194,7 @@ def _start_readers(child: subprocess.Popen[bytes], home: Any, run_id: str) -> li
     for stream, level, logger in streams:
         reader = threading.Thread(
             target=_copy_lines,
-            args=(stream, home, run_id, level, logger),
+            args=(stream, home, run_id, level, logger, feed),
             name=f"output-{run_id[:12]}",
             daemon=True,
         )
@@ -189,14 +203,17 @@ def _start_readers(child: subprocess.Popen[bytes], home: Any, run_id: str) -> li
     return readers
 
 
-def _copy_lines(stream: Any, home: Any, run_id: str, level: int, logger: str) -> None:
-    """Write each line of a child's output as a log record of its run, until EOF."""
+def _copy_lines(
+    stream: Any, home: Any, run_id: str, level: int, logger: str, feed: SecretFeed
+) -> None:
+    """Write each line of a child's output, redacted, as a log record of its run, until EOF."""
     from .store import Store
 
     store: Store | None = None
     with contextlib.closing(stream):
         for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            feed.drain()  # every value the child knew before it wrote this line
+            line = redact(raw.decode("utf-8", "replace").rstrip("\r\n"))
             try:
                 store = store or Store(home)
                 store.write_logs([(run_id, None, None, time.time(), level, logger, line)])
@@ -379,9 +396,12 @@ def _kill_own_group() -> None:
 
 
 def _child_main(spec_text: str) -> int:
-    from .redaction import redact_std_streams
+    from .redaction import forward_to, redact_std_streams
 
     redact_std_streams()  # what the flow writes may be stored (the daemon captures it)
+    feed_fd = os.environ.pop(SECRETS_FD_ENV, "")
+    if feed_fd.isdigit():
+        forward_to(int(feed_fd))  # so the parent redacts what bypasses sys.stdout
     spec = json.loads(spec_text)
     _watch_parent(spec["run_id"])
 

@@ -13,11 +13,14 @@
 
 The URL itself comes from the environment, or else from the user's secrets file under the
 same name (`orch secret set SLACK_WEBHOOK_URL`): it is never written to the store, to
-`orch.toml` or to the log. Secret values known to this process are replaced by `***` in
-what is sent. The webhook gets JSON with a Slack-compatible `text` plus `flow`,
-`run_id`, `state`, `message`, `show`, `started`, `ended`, `target` and `name`; the command
-gets the same details in `ORCH_RUN_ID`, `ORCH_FLOW`, `ORCH_STATE`, `ORCH_MESSAGE`,
-`ORCH_SHOW`, `ORCH_TARGET`, `ORCH_STARTED` and `ORCH_ENDED`.
+`orch.toml` or to the log, where a webhook is named by its variable and its host only (no
+credentials, path or query: a Slack-style URL holds its token in the path). Credentials in the
+URL (`https://user:password@host/hook`) are sent as HTTP basic authentication. Secret values
+known to this process are replaced by `***` in what is sent. The webhook gets JSON with a
+Slack-compatible `text` plus `flow`, `run_id`, `state`, `message`, `show`, `started`,
+`ended`, `target` and `name`; the command gets the same details in `ORCH_RUN_ID`,
+`ORCH_FLOW`, `ORCH_STATE`, `ORCH_MESSAGE`, `ORCH_SHOW`, `ORCH_TARGET`, `ORCH_STARTED` and
+`ORCH_ENDED`.
 
 Sending happens in background threads, each bounded in time, so a slow or dead webhook never
 stalls the daemon's tick. A failing alert is one line in the log and never raises. A broken
@@ -39,8 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .project import PROJECT_FILE
-from .redaction import redact_data
+from .errors import UsageError
+from .project import PROJECT_FILE, read_project_file
+from .redaction import redact, redact_data, register
 from .states import StateType
 from .store import FlowRun, Store
 
@@ -109,17 +113,12 @@ def load_alerts(root: Path, log: Log | None = None) -> AlertConfig:
 
 
 def _read_alerts(root: Path) -> AlertConfig:
-    path = root / PROJECT_FILE
-    if not path.is_file():
-        return AlertConfig()
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return AlertConfig(problems=[f"{PROJECT_FILE}: cannot read alerts: {exc}"])
+        data = read_project_file(root)
+    except UsageError as exc:
+        return AlertConfig(problems=[f"{PROJECT_FILE}: {exc} (no alerts)"])
+    if data is None:
+        return AlertConfig()
     raw = data.get("alert", [])
     if not isinstance(raw, list):
         return AlertConfig(problems=[f"{PROJECT_FILE}: [[alert]] must be an array of tables"])
@@ -300,18 +299,23 @@ def drain(timeout: float) -> bool:
 def send(rule: AlertRule, body: dict[str, Any], log: Log | None = None) -> bool:
     """Send one alert through every channel of `rule`, in this thread; True if all worked.
 
-    Never raises: each failure is one line in `log`.
+    Never raises: each failure is one line in `log`, redacted (a command's error output may
+    quote a secret).
     """
-    log = log or _stderr
+    out = log or _stderr
+
+    def say(line: str) -> None:
+        out(redact(line))
+
     ok = True
     what = f"alert {rule.where}: {body['state']} run {body['run_id'][:12]}"
     try:
         if rule.webhook_env is not None:
-            ok = _send_webhook(rule, body, log, what) and ok
+            ok = _send_webhook(rule, body, say, what) and ok
         if rule.command is not None:
-            ok = _run_command(rule, body, log, what) and ok
+            ok = _run_command(rule, body, say, what) and ok
     except Exception as exc:  # pragma: no cover - a bug here must still not escape
-        log(f"{what}: {type(exc).__name__}: {exc}")
+        say(f"{what}: {type(exc).__name__}: {exc}")
         return False
     return ok
 
@@ -333,18 +337,18 @@ def _send_webhook(rule: AlertRule, body: dict[str, Any], log: Log, what: str) ->
     if not url:
         log(f"{channel}: the environment variable {name} is not set")
         return False
-    if not url.lower().startswith(("http://", "https://")):
-        log(f"{channel}: the URL in {name} must start with http:// or https://")
+    register(name, url)  # from now on `***` wherever this process would write it
+    target = _Target.parse(url)
+    if target is None:
+        log(f"{channel}: the URL in {name} must be an http:// or https:// URL")
         return False
+    channel += f" to {target.host}"
     data = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "orchlite-alert"}
+    headers.update(target.auth)
     error = ""
     for attempt in range(1, rule.retries + 1):
-        request = urllib.request.Request(
-            url,
-            data=data,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "orchlite-alert"},
-        )
+        request = urllib.request.Request(target.url, data=data, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=rule.timeout) as response:
                 response.read(65536)
@@ -353,9 +357,9 @@ def _send_webhook(rule: AlertRule, body: dict[str, Any], log: Log, what: str) ->
         except urllib.error.HTTPError as exc:
             error = f"HTTP {exc.code}"
         except urllib.error.URLError as exc:
-            error = _hide(str(exc.reason), url)
+            error = target.hide(str(exc.reason))
         except Exception as exc:  # timeouts, resets, bad URLs
-            error = _hide(f"{type(exc).__name__}: {exc}", url)
+            error = target.hide(f"{type(exc).__name__}: {exc}")
         if attempt < rule.retries:
             time.sleep(rule.backoff * 2 ** (attempt - 1))
     log(f"{channel}: failed after {rule.retries} attempt(s): {error}")
@@ -391,9 +395,49 @@ def _run_command(rule: AlertRule, body: dict[str, Any], log: Log, what: str) -> 
     return True
 
 
-def _hide(text: str, url: str) -> str:
-    """`text` on one line, without the URL (which may hold a token)."""
-    return text.replace(url, "<webhook URL>").replace("\n", " ")
+@dataclass(frozen=True)
+class _Target:
+    """A webhook URL read from a secret: where to send, and what never to print of it."""
+
+    url: str
+    """The URL without its credentials."""
+    host: str
+    auth: dict[str, str]
+    """The basic-authentication header for credentials given in the URL, if any."""
+    hidden: tuple[str, ...]
+    """Every part of the URL but its scheme and host, longest first."""
+
+    @classmethod
+    def parse(cls, url: str) -> _Target | None:
+        """None unless `url` is an http(s) URL with a host."""
+        import base64
+        from urllib.parse import unquote, urlsplit
+
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            port = parts.port
+        except ValueError:  # a bad port, an unbalanced [
+            return None
+        if parts.scheme.lower() not in ("http", "https") or not host:
+            return None
+        where = f"[{host}]" if ":" in host else host
+        netloc = where if port is None else f"{where}:{port}"
+        auth: dict[str, str] = {}
+        if parts.username is not None or parts.password is not None:
+            pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            auth["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        userinfo = parts.netloc.rpartition("@")[0]
+        pieces = {url, parts.netloc, userinfo, parts.username, parts.password, parts.path}
+        pieces |= {parts.query, parts.fragment, unquote(parts.path), parts.path.lstrip("/")}
+        hidden = sorted((p for p in pieces if p and len(p) > 1), key=len, reverse=True)
+        return cls(parts._replace(netloc=netloc).geturl(), host, auth, tuple(hidden))
+
+    def hide(self, text: str) -> str:
+        """`text` on one line, with no part of the URL but its host (see `hidden`)."""
+        for piece in self.hidden:
+            text = text.replace(piece, "***")
+        return redact(text).replace("\n", " ")
 
 
 def _stderr(message: str) -> None:

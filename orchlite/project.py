@@ -34,7 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .discovery import _FLOW_MODULES, _flow_name, _python_files, _top_level_functions
+from .discovery import (
+    _FLOW_MODULES,
+    _flow_name,
+    _python_files,
+    _top_level_functions,
+    parse_file,
+    syntax_problem,
+)
 from .errors import UsageError
 from .literal_calls import build_literal_call
 from .schedules import Schedule, cron, interval, run_parameters, schedule_key
@@ -105,9 +112,7 @@ def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProble
         try:
             found, bad = _scan_file(path, rel)
         except SyntaxError as exc:
-            problems.append(
-                ScheduleProblem("code", rel.as_posix(), f"line {exc.lineno}: {exc.msg}")
-            )
+            problems.append(ScheduleProblem("code", rel.as_posix(), syntax_problem(exc)))
             continue
         except (OSError, ValueError) as exc:
             problems.append(ScheduleProblem("code", rel.as_posix(), str(exc)))
@@ -180,7 +185,7 @@ def _scan_file(
     path: Path, rel: Path
 ) -> tuple[list[tuple[str, str]], list[ScheduleEntry | ScheduleProblem]]:
     """(every flow as (target, name), its schedules and problems)."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+    tree = parse_file(path)
     factories = _factory_aliases(tree, ("cron", "interval"))
     flows: list[tuple[str, str]] = []
     out: list[ScheduleEntry | ScheduleProblem] = []
@@ -258,20 +263,40 @@ def _problem(where: str, target: str, message: str) -> ScheduleProblem:
 # -- orch.toml -----------------------------------------------------------------------------
 
 
-def _load_toml(
-    root: Path, flows: dict[str, str]
-) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
-    path = root / PROJECT_FILE
-    if not path.is_file():
-        return [], []
+def read_project_file(root: Path) -> dict[str, Any] | None:
+    """orch.toml's tables, or None when the project has none.
+
+    UsageError("cannot read: why") for a file that cannot be read as TOML: unreadable, not
+    UTF-8, a syntax error, or beyond what the parser can hold (an integer thousands of digits
+    long, inline tables or arrays nested hundreds deep). Each reader of orch.toml reports it
+    as one problem and goes on with the rest of the project.
+    """
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
+    path = Path(root) / PROJECT_FILE
+    if not path.is_file():
+        return None
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return [], [ScheduleProblem(PROJECT_FILE, PROJECT_FILE, f"cannot read: {exc}")]
+        raise UsageError(f"cannot read: {exc}") from None
+    except ValueError as exc:  # Python's limit on the digits of an integer
+        raise UsageError(f"cannot read: {str(exc).partition(';')[0]}") from None
+    except (RecursionError, MemoryError):
+        raise UsageError("cannot read: values nested too deeply") from None
+
+
+def _load_toml(
+    root: Path, flows: dict[str, str]
+) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
+    try:
+        data = read_project_file(root)
+    except UsageError as exc:
+        return [], [ScheduleProblem(PROJECT_FILE, PROJECT_FILE, str(exc))]
+    if data is None:
+        return [], []
     raw = data.get("schedule", [])
     if not isinstance(raw, list):
         return [], [ScheduleProblem(PROJECT_FILE, PROJECT_FILE, "[[schedule]] must be a table")]
@@ -376,9 +401,9 @@ def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
     for path in sorted(_python_files(root)):
         rel = path.relative_to(root).as_posix()
         try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
+            tree = parse_file(path)
         except (SyntaxError, OSError, ValueError):
-            continue
+            continue  # reported by load_schedules
         factories = _factory_aliases(tree, ("on_files", "on_flow"))
         for fn, call in _flow_decorators(tree):
             target = f"{rel}:{fn.name}"
@@ -408,16 +433,12 @@ def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
                     entries.append(
                         TriggerEntry("code", here, target, name, trigger, *wants[target])
                     )
-    path = root / PROJECT_FILE
-    if path.is_file():
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover
-            import tomli as tomllib
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8")).get("trigger", [])
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            raw = []  # reported by load_schedules
+    try:
+        data = read_project_file(root)
+    except UsageError:
+        data = None  # reported by load_schedules
+    if data is not None:
+        raw = data.get("trigger", [])
         if not isinstance(raw, list):
             problems.append(
                 ScheduleProblem(PROJECT_FILE, PROJECT_FILE, "[[trigger]] must be a table")

@@ -94,6 +94,11 @@ def render_name(template: str | Callable[[], str] | None, values: dict[str, Any]
         return None
 
 
+def error_text(exc: BaseException) -> str:
+    """The error's message, secret values redacted: a state message for orchlite's own errors."""
+    return redact(str(exc))
+
+
 def describe(exc: BaseException) -> str:
     """ "Type: message", secret values redacted: what state messages say about an error."""
     text = redact(str(exc))

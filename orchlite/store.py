@@ -12,6 +12,9 @@ Contract:
   bumped in the same transaction as the migration. A store with a higher version than this
   code knows is refused, never written.
 - Listings never unpickle: results are opaque bytes here.
+- Every state message, history message, error message, traceback and log line is written
+  through `redaction.redact()` here, where all of them are recorded, so a message built on a
+  path that forgot to redact still never stores a known secret value.
 
 Nothing outside this module writes SQL.
 """
@@ -40,6 +43,8 @@ from .errors import (
     StoreError,
 )
 from .faults import fault_point
+from .redaction import active as redaction_active
+from .redaction import redact, redact_optional
 from .states import TERMINAL, StateType, can_transition
 
 BUSY_TIMEOUT_MS = 60_000
@@ -730,6 +735,7 @@ class Store:
         """
         now = time.time() if now is None else now
         heartbeat = None if pid is None else now
+        message = redact_optional(message)
         with self.transaction("run_created") as conn:
             row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
             if row is not None:
@@ -797,6 +803,7 @@ class Store:
     ) -> bool:
         """Move a flow run to `state`; False (and nothing written) if the move is not allowed."""
         now = time.time() if now is None else now
+        message = redact_optional(message)
         with self.transaction(_FLOW_STATE_FAULTS.get(state, "")) as conn:
             row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
@@ -864,6 +871,7 @@ class Store:
             f"SELECT num, position FROM task_runs WHERE {_IN_RUN} AND state NOT IN ({marks})",
             (run_id, run_id, *terminal),
         ).fetchall()
+        message = redact_optional(message)
         for num, position in unfinished:
             conn.execute(
                 "UPDATE task_runs SET state = ?, state_message = ?, ended = ? WHERE num = ?",
@@ -1245,6 +1253,7 @@ class Store:
 
     @staticmethod
     def _insert_logs(conn: sqlite3.Connection, rows: Sequence[LogRow]) -> None:
+        rows = [(*row[:-1], redact(row[-1])) for row in rows] if redaction_active() else rows
         conn.executemany(
             "INSERT INTO logs (flow_run_id, task_run_id, task_name, ts, level, logger, message)"
             " VALUES (?,?,?,?,?,?,?)",
@@ -1916,7 +1925,7 @@ def _insert_history_after(
         if message is None:
             values += (num, *head, state, ts)
         else:
-            values += (num, *head, state, message, ts)
+            values += (num, *head, state, redact(message), ts)
         messages.append(message is not None)
     conn.execute(_history_insert(position is None, tuple(messages)), values)
     return last + len(states)
@@ -1967,15 +1976,15 @@ def _task_run_row(num: int, run: TaskRun) -> tuple[str, tuple[Any, ...]]:
         run.name,
         run.dynamic_key,
         run.state,
-        run.state_message,
+        redact_optional(run.state_message),
         run.attempts,
         run.inputs_hash,
         run.cache_key,
         run.result_ref,
         run.result_serializer,
         run.error_type,
-        run.error_message,
-        run.traceback,
+        redact_optional(run.error_message),
+        redact_optional(run.traceback),
         run.created,
         run.started,
         run.ended,

@@ -41,6 +41,7 @@ from .retries import delay_before_retry, delays_for
 from .runtime import (
     describe,
     error_fields,
+    error_text,
     listening,
     log,
     new_run_id,
@@ -196,7 +197,7 @@ def _run_with_upstream(
         except futures.UpstreamFailed as exc:
             run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
             run.upstream = to_json(sorted(upstream))
-            state = State(StateType.FAILED, str(exc), exception=exc)
+            state = State(StateType.FAILED, error_text(exc), exception=exc)
             return _fail_task(task, run, ctx, state, exc)
         bound = task.bind(args, kwargs)
     return _run_task_in_flow(
@@ -292,7 +293,9 @@ def _run_task_in_flow(
     try:
         policy, key = _cache_key(task, task_ctx, arguments, ctx)
     except UnhashableInputError as exc:
-        return _fail_task(task, run, ctx, State(StateType.FAILED, str(exc), exception=exc), exc)
+        return _fail_task(
+            task, run, ctx, State(StateType.FAILED, error_text(exc), exception=exc), exc
+        )
     run.cache_key = key
     scoped = _run_scoped(policy)
     refresh = ctx.refresh_cache or bool(task.refresh_cache)
@@ -532,7 +535,9 @@ def _complete_task(
     try:
         stored = persist_result(value, task.result_serializer, task.persist_result, ctx)
     except OrchError as exc:
-        return _fail_task(task, run, ctx, State(StateType.FAILED, str(exc), exception=exc), exc)
+        return _fail_task(
+            task, run, ctx, State(StateType.FAILED, error_text(exc), exception=exc), exc
+        )
     now = time.time()
     run.state = _COMPLETED
     run.state_message = None

@@ -6,6 +6,7 @@ never lands in the store or the logs.
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from webhook import TOKEN, Hook
 
-from orchlite import flow
+from orchlite import flow, redaction
 from orchlite.notify import (
     AlertConfig,
     AlertRule,
@@ -231,6 +232,55 @@ def test_a_down_server_a_500_and_a_timeout_are_retried_then_logged(
     assert not any(TOKEN in line or "127.0.0.1" in line for line in lines)
 
 
+def test_a_webhook_url_with_credentials_is_used_but_never_printed(
+    hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "pa55-w0rd-x"
+    monkeypatch.setenv("CRED_HOOK", hook.url.replace("//", f"//alert-user:{password}@"))
+    rule = AlertRule("alert #1", webhook_env="CRED_HOOK", retries=1)
+    lines: list[str] = []
+    assert send(rule, payload(_run()), lines.append) is True
+    credentials = base64.b64encode(f"alert-user:{password}".encode()).decode()
+    assert hook.requests[-1]["auth"] == f"Basic {credentials}"
+    assert hook.requests[-1]["path"] == f"/hooks/{TOKEN}"
+    assert lines == [
+        f"alert alert #1: FAILED run {'a' * 12}: webhook $CRED_HOOK to 127.0.0.1: sent"
+    ]
+
+    # Failures: refused, a bad port, a host that does not resolve. Each line names the
+    # variable and the host, and nothing else of the URL.
+    for url in (
+        f"http://alert-user:{password}@127.0.0.1:{_closed_port()}/hooks/{TOKEN}",
+        f"http://alert-user:{password}@127.0.0.1/hooks/{TOKEN}?key={TOKEN}",
+        f"https://alert-user:{password}@no-such-host.invalid/hooks/{TOKEN}",
+    ):
+        monkeypatch.setenv("CRED_HOOK", url)
+        lines.clear()
+        send(rule, payload(_run()), lines.append)
+        assert len(lines) == 1 and "webhook $CRED_HOOK to " in lines[0], lines
+        for piece in (password, "alert-user", TOKEN, "/hooks"):
+            assert piece not in lines[0], lines[0]
+    monkeypatch.setenv("CRED_HOOK", f"http://alert-user:{password}@127.0.0.1:port/hook")
+    lines.clear()
+    assert send(rule, payload(_run()), lines.append) is False
+    assert lines == [
+        f"alert alert #1: FAILED run {'a' * 12}: webhook $CRED_HOOK: "
+        "the URL in CRED_HOOK must be an http:// or https:// URL"
+    ]
+
+
+def test_an_alert_line_never_quotes_a_secret(hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
+    redaction.register("CMD_TOKEN", "cmd-token-5521")
+    rule = parse_rule({"command": "echo refused cmd-token-5521 >&2; exit 3"}, "alert #1")
+    lines: list[str] = []
+    assert send(rule, payload(_run()), lines.append) is False
+    assert lines[0].endswith("exited with status 3: refused ***"), lines
+    # The webhook's URL is a secret from the moment it is read: this process never prints it.
+    monkeypatch.setenv("URL_HOOK", hook.url)
+    assert send(AlertRule("alert #2", webhook_env="URL_HOOK"), payload(_run()), lines.append)
+    assert redaction.redact(f"posted to {hook.url}") == "posted to ***"
+
+
 def test_alerts_never_raise_into_the_caller(orch_home: Path) -> None:
     lines: list[str] = []
     rule = parse_rule({"command": "true"}, "alert #1")
@@ -293,7 +343,7 @@ def test_orch_toml_entries_load_and_a_bad_one_is_named(tmp_path: Path) -> None:
     assert not any(TOKEN in line for line in lines)
 
     (tmp_path / "orch.toml").write_text("[[alert]\n")
-    assert load_alerts(tmp_path).problems[0].startswith("orch.toml: cannot read alerts")
+    assert load_alerts(tmp_path).problems[0].startswith("orch.toml: cannot read: ")
     (tmp_path / "orch.toml").unlink()
     assert load_alerts(tmp_path) == AlertConfig()
 

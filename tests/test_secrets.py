@@ -544,6 +544,42 @@ def test_daemon_runs_redact_captured_output_and_alerts(project: Project, hook: H
     assert_nowhere_in_store(project, API_TOKEN, hook.url)
 
 
+def test_daemon_runs_redact_output_that_bypasses_sys_stdout(project: Project) -> None:
+    project.write_flow(
+        "flows.py",
+        """
+        import os
+        import subprocess
+        import sys
+        from orchlite import flow, interval, secret
+
+
+        @flow(schedules=[interval(seconds=1)], secrets=["API_TOKEN"])
+        def raw_writes():
+            token = secret("API_TOKEN")
+            sys.__stdout__.write(f"dunder stdout {token}\\n")
+            sys.__stdout__.flush()
+            os.write(2, f"fd two {token}\\n".encode())
+            subprocess.run(["sh", "-c", 'echo "grandchild $API_TOKEN"'], check=True)
+        """,
+    )
+    daemon = project.popen(
+        "daemon", "--tick", "0.2", env={**project.env, "API_TOKEN": API_TOKEN}, text=True
+    )
+    try:
+        wait_for(lambda: any(r["state"] == "COMPLETED" for r in project.runs()), timeout=30)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    done = next(r for r in project.runs() if r["state"] == "COMPLETED")
+    logs = project.orch("logs", done["id"]).stdout
+    for line in ("dunder stdout ***", "fd two ***", "grandchild ***"):
+        assert line in logs, logs
+    assert_nowhere(logs + err, API_TOKEN)
+    assert_nowhere_in_store(project, API_TOKEN)
+
+
 # -- the redaction rules -----------------------------------------------------------------------
 
 
@@ -579,3 +615,169 @@ def test_redacted_data_stays_valid_json_and_escaped_forms_are_caught() -> None:
     assert redaction.redact(json.dumps({"v": 'q"uo\\te-ä-31'})) == '{"v": "***"}'
     assert redaction.secret_in(b"prefix 90210417 suffix") == "NUMERIC"
     assert redaction.secret_in(b"nothing here") is None
+
+
+def test_a_serialization_error_quoting_a_secret_is_stored_redacted(project: Project) -> None:
+    project.write_flow(
+        "flows.py",
+        """
+        from orchlite import flow, secret, task
+
+
+        class Session:
+            def __init__(self, token):
+                self.token = token
+
+            def __reduce__(self):
+                raise TypeError(f"cannot pickle a session holding {self.token}")
+
+
+        @task
+        def connect() -> Session:
+            return Session(secret("API_TOKEN"))
+
+
+        @flow(secrets=["API_TOKEN"])
+        def task_result():
+            connect()
+
+
+        @flow(secrets=["API_TOKEN"], persist_result=True)
+        def flow_result():
+            return Session(secret("API_TOKEN"))
+        """,
+    )
+    printed = ""
+    for target in ("flows.py:task_result", "flows.py:flow_result"):
+        proc = orch(project, "run", target, API_TOKEN=API_TOKEN)
+        assert proc.returncode == 1, describe(proc)
+        shown = project.orch("show", "last", "--json").stdout
+        printed += proc.stdout + proc.stderr + shown
+        detail = json.loads(shown)
+        failed = detail["tasks"][0] if detail["tasks"] else detail
+        assert failed["state"] == "FAILED"
+        assert "cannot pickle a session holding ***" in failed["message"]
+        assert "cannot pickle a session holding ***" in failed["history"][-1]["message"]
+    assert_nowhere(printed, API_TOKEN)
+    assert_nowhere_in_store(project, API_TOKEN)
+
+
+ESCAPED_FLOW = """
+import array
+import json
+from urllib.parse import urlencode
+
+import numpy
+from orchlite import flow, get_run_logger, secret, task
+
+
+@task(persist_result=False)
+def log_every_form(quoted: str, umlaut: str, padded: str) -> None:
+    logger = get_run_logger()
+    logger.info("header %r", f'Bearer "{quoted}"')
+    logger.info("body %s", json.dumps({"password": umlaut}))
+    logger.info("body as text %r", json.dumps({"password": umlaut}))
+    logger.info("query %s", urlencode({"password": umlaut, "token": quoted}))
+    logger.info("stripped %s", padded.strip())
+    raise ValueError(f"rejected {padded.strip()!r} and {ascii(umlaut)}")
+
+
+@task
+def as_numpy(value: str):
+    return numpy.array(["padding", value])
+
+
+@task
+def as_wide_chars(value: str):
+    return array.array("u", value)
+
+
+@task
+def as_utf16(value: str) -> bytes:
+    return value.encode("utf-16-le")
+
+
+@task
+def as_latin1(value: str) -> bytes:
+    return value.encode("latin-1")
+
+
+@flow(secrets=["QUOTED", "UMLAUT", "PADDED"])
+def escaped():
+    quoted, umlaut, padded = secret("QUOTED"), secret("UMLAUT"), secret("PADDED")
+    log_every_form.submit(quoted, umlaut, padded).wait()
+    for make in (as_numpy, as_wide_chars, as_utf16, as_latin1):
+        make.submit(umlaut).wait()
+"""
+
+QUOTED = "p4ss'w0rd!"
+UMLAUT = "hunter2-p\u00e4ss"
+PADDED = "file-token-0042\n"
+
+
+def test_escaped_encoded_and_stripped_forms_never_reach_the_store(project: Project) -> None:
+    project.write_flow("flows.py", ESCAPED_FLOW)
+    set_secret(project, "UMLAUT", UMLAUT)
+    env = {"QUOTED": QUOTED, "PADDED": PADDED}
+    proc = orch(project, "run", "flows.py:escaped", **env)
+    assert proc.returncode == 1, describe(proc)
+    logs = project.orch("logs", "last").stdout
+    for line in (
+        "header 'Bearer \"***\"'",
+        'body {"password": "***"}',
+        'body as text \'{"password": "***"}\'',
+        "query password=***&token=***",
+        "stripped ***",
+        "ValueError: rejected '***' and '***'",
+    ):
+        assert line in logs, logs
+    tasks = project.show()["tasks"]
+    assert [t["state"] for t in tasks] == ["FAILED"] * 5
+    for refused in tasks[1:]:
+        assert refused["message"].startswith("the result holds the value of secret 'UMLAUT'")
+    stripped = PADDED.strip()
+    written = [
+        QUOTED.replace("'", "\\'"),
+        "hunter2-p\\u00e4ss",
+        "hunter2-p\\\\u00e4ss",
+        "hunter2-p%C3%A4ss",
+        "hunter2-p\\xe4ss",
+        "p4ss%27w0rd%21",
+    ]
+    assert_nowhere(proc.stdout + proc.stderr + logs, QUOTED, UMLAUT, stripped)
+    assert_nowhere_in_store(project, QUOTED, UMLAUT, stripped)
+    encoded = [UMLAUT.encode(codec) for codec in ("utf-16-le", "utf-32-le", "latin-1")]
+    encoded += [text.encode() for text in written]
+    for path in (p for p in project.home.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        for form in encoded:
+            assert form not in data, f"{form!r} written to {path}"
+
+
+def test_a_secret_feed_passes_every_value_before_the_output_that_follows_it() -> None:
+    """A child forwards values (one larger than a pipe's buffer) and prints each right after;
+    every line read back is redacted once the feed is drained."""
+    feed = redaction.SecretFeed()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from orchlite import redaction\n"
+            f"redaction.forward_to({feed.write_fd})\n"
+            "for i in range(20):\n"
+            "    value = f'feed-value-{i}-' + 'x' * (300_000 if i == 7 else 10)\n"
+            "    redaction.register(f'V{i}', value)\n"
+            "    sys.__stdout__.write(f'line {i} {value}\\n')\n",
+        ],
+        stdout=subprocess.PIPE,
+        pass_fds=(feed.write_fd,),
+    )
+    feed.start()
+    assert child.stdout is not None
+    lines = []
+    for raw in child.stdout:
+        feed.drain()
+        lines.append(redaction.redact(raw.decode().rstrip("\n")))
+    assert child.wait(timeout=60) == 0
+    assert lines == [f"line {i} ***" for i in range(20)]

@@ -29,6 +29,7 @@ class Hook:
                     {
                         "path": self.path,
                         "type": self.headers.get("Content-Type"),
+                        "auth": self.headers.get("Authorization"),
                         "body": json.loads(raw),
                     }
                 )
