@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.widgets import DataTable, Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -222,8 +223,8 @@ class RunDetailScreen(PollingScreen):
         named = f" ({run.flow_name} / {run.name})" if run else ""
         which = f"the flow run's result and task {task.name!r}'s" if task else "its result"
         question = (
-            f"Load the stored results of run {self.run_id[:8]}{named}: {which}? Loading"
-            " unpickles them, which runs any code they hold, as you."
+            f"Load the stored results of run {self.run_id[:8]}{escape(named)}: {escape(which)}?"
+            " Loading unpickles them, which runs any code they hold, as you."
         )
 
         def answered(yes: bool | None) -> None:
