@@ -1,11 +1,17 @@
 """Run a flow by target: in this process, or in a child process that the parent supervises.
 
-The child (`python -m orchlite.executor SPEC`) loads the target and runs it under the run id
-the parent chose, reporting through the store. The parent only waits and watches: when the
-child dies without recording an outcome (a signal, a segfault, an OOM kill, `os._exit`) the
-parent records CRASHED with the signal or exit code; when it outlives its flow's deadline the
-parent kills its process group and records TIMED_OUT; Ctrl-C in the parent interrupts the
-child, which records CANCELLED. No run is left RUNNING by a child that is gone.
+The child (`python -m orchlite.executor --run RUN_ID`) loads the target and runs it under the
+run id the parent chose, reporting through the store. The request itself (target, parameters,
+changed paths) never goes on the child's command line, which every local user can read in
+`/proc/PID/cmdline` and which the kernel caps (128 kB per argument): the parent writes it as
+JSON into a pipe the child inherits (`REQUEST_FD_ENV`) and reads to its end before anything
+else, so a request has no size limit below the store's own.
+
+The parent only waits and watches: when the child dies without recording an outcome (a
+signal, a segfault, an OOM kill, `os._exit`) the parent records CRASHED with the signal or
+exit code; when it outlives its flow's deadline the parent kills its process group and
+records TIMED_OUT; Ctrl-C in the parent interrupts the child, which records CANCELLED. No
+run is left RUNNING by a child that is gone.
 
 The other way round, a child never outlives its parent: the parent holds the write end of a
 pipe whose read end the child watches (`PARENT_FD_ENV`). When the parent dies, even by
@@ -114,9 +120,15 @@ def run_in_subprocess(
 
     home = find_home()
     run_id = request.run_id
-    spec = json.dumps(asdict(request), default=str)
+    spec = json.dumps(asdict(request), default=str).encode("utf-8")
     watched, alive = os.pipe()  # the child watches `watched`; EOF means this process died
-    env = {**os.environ, "ORCH_HOME": str(home), PARENT_FD_ENV: f"{watched}:{os.getpid()}"}
+    request_in, request_out = os.pipe()  # the child reads its request from `request_in`
+    env = {
+        **os.environ,
+        "ORCH_HOME": str(home),
+        PARENT_FD_ENV: f"{watched}:{os.getpid()}",
+        REQUEST_FD_ENV: str(request_in),
+    }
     pipe: int | None = None
     feed: SecretFeed | None = None
     if capture_output:
@@ -125,20 +137,25 @@ def run_in_subprocess(
         pipe = subprocess.PIPE
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "orchlite.executor", spec],
+            [sys.executable, "-m", "orchlite.executor", "--run", run_id],
             env=env,
             start_new_session=True,
             stdout=pipe,
             stderr=pipe,
-            pass_fds=(watched,) if feed is None else (watched, feed.write_fd),
+            pass_fds=(watched, request_in)
+            if feed is None
+            else (watched, request_in, feed.write_fd),
         )
     except BaseException:
         os.close(alive)
+        os.close(request_out)
         if feed is not None:
             feed.close()
         raise
     finally:
         os.close(watched)
+        os.close(request_in)
+    _send_request(request_out, spec, run_id)
     readers = []
     if feed is not None:
         feed.start()
@@ -179,7 +196,53 @@ SECRETS_FD_ENV = "ORCH_SECRETS_FD"
 """The pipe end a capturing child forwards its secret values to (see `SecretFeed`)."""
 PARENT_FD_ENV = "ORCH_PARENT_FD"
 """`"FD:PID"`: the pipe end a child watches for its parent's death, and the parent's pid."""
+REQUEST_FD_ENV = "ORCH_REQUEST_FD"
+"""The pipe end a child reads its request (JSON of a `RunRequest`) from, to end-of-file."""
 READER_JOIN_SECONDS = 2.0
+
+
+def _send_request(fd: int, spec: bytes, run_id: str) -> None:
+    """Write the request into the child's pipe from a thread, then close it.
+
+    A thread, because a request larger than the pipe's buffer (64 kB) is written only as
+    fast as the child reads it, and the parent must be supervising meanwhile. A child that
+    dies before reading it all closes the pipe: the write fails, and the supervisor records
+    what became of the child.
+    """
+    import threading
+
+    def send() -> None:
+        try:
+            view = memoryview(spec)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=send, name=f"request-{run_id[:12]}", daemon=True).start()
+
+
+def _read_request() -> dict[str, Any]:
+    """In the child: the request its parent wrote into the inherited pipe."""
+    fd_text = os.environ.pop(REQUEST_FD_ENV, "")
+    if not fd_text.isdigit():
+        raise UsageError(
+            "orchlite.executor runs a request its parent passes through a pipe; "
+            "use `orch run --subprocess` instead"
+        )
+    with os.fdopen(int(fd_text), "rb") as pipe:
+        data = pipe.read()
+    try:
+        spec = json.loads(data)
+    except ValueError:
+        spec = None
+    if not isinstance(spec, dict):
+        raise UsageError(
+            f"the run request from the parent process is incomplete ({len(data)} bytes)"
+        )
+    return spec
 
 
 def _start_readers(
@@ -395,14 +458,18 @@ def _kill_own_group() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _child_main(spec_text: str) -> int:
+def _child_main() -> int:
     from .redaction import forward_to, redact_std_streams
 
     redact_std_streams()  # what the flow writes may be stored (the daemon captures it)
     feed_fd = os.environ.pop(SECRETS_FD_ENV, "")
     if feed_fd.isdigit():
         forward_to(int(feed_fd))  # so the parent redacts what bypasses sys.stdout
-    spec = json.loads(spec_text)
+    try:
+        spec = _read_request()
+    except OrchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
     _watch_parent(spec["run_id"])
 
     def cancel(signum: int, frame: Any) -> None:
@@ -423,7 +490,7 @@ def _child_main(spec_text: str) -> int:
 
 
 if __name__ == "__main__":
-    exit_code = _child_main(sys.argv[1])
+    exit_code = _child_main()  # argv holds only `--run RUN_ID`, for `ps`
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter shutdown: a thread abandoned by a timeout must not keep us alive.

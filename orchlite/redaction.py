@@ -150,6 +150,20 @@ def redact_optional(text: str | None) -> str | None:
     return None if text is None else redact(text)
 
 
+def redact_cut(text: str) -> str:
+    """`redact()` for a text cut short at its end (a preview): a secret's value whose end was
+    cut off is masked too, from wherever it starts in the remaining tail."""
+    text = redact(text)
+    forms = _forms
+    longest = 0
+    for form in forms:
+        for size in range(min(len(form) - 1, len(text)), longest, -1):
+            if text.endswith(form[:size]):
+                longest = size
+                break
+    return text[: len(text) - longest] + MASK if longest else text
+
+
 def redact_data(value: Any) -> Any:
     """A copy of JSON-like data (dicts, lists, scalars) with secret values replaced.
 

@@ -12,6 +12,8 @@ SerializationError for bytes it cannot decode (corrupt, or a class that no longe
 a caller can treat any unreadable result as one error. An unknown serializer name is a
 UsageError.
 
+`repr_head` is the other way to a short text: from the value itself, before it is stored.
+
 `preview` is for listings and never unpickles. JSON is shown as its text (runs of whitespace
 collapsed, cut with an ellipsis). A pickle is read with `pickletools.genops`, which only parses
 opcodes, and shown as a value only when it is built from literals and lists, tuples, dicts and
@@ -84,6 +86,16 @@ def preview(data: bytes, serializer: str, limit: int = 200) -> str:
         return _Repr(limit).text(value)
     detail = f", {type_name}" if type_name else ""
     return _truncate(f"<cloudpickle, {_size(len(data))}{detail}>", limit)
+
+
+def repr_head(value: Any, limit: int) -> tuple[str, bool]:
+    """The first `limit` characters of `repr(value)`, and whether there was more.
+
+    Lists, tuples, sets and dicts (exactly those types) are walked only as far as the limit,
+    and strings and bytes cut first, so a large value costs no more than a small one; any
+    other object is its own `repr()` (which may raise).
+    """
+    return _Repr(limit).head(value)
 
 
 # -- internals ----------------------------------------------------------------------------------
@@ -256,6 +268,12 @@ class _Repr:
             self._write(value, 0)
         return _truncate("".join(self.parts), self.limit)
 
+    def head(self, value: Any) -> tuple[str, bool]:
+        with contextlib.suppress(_NotSimple):
+            self._write(value, 0)
+        text = "".join(self.parts)
+        return text[: self.limit], len(text) > self.limit
+
     def _emit(self, text: str) -> None:
         self.parts.append(text)
         self.size += len(text)
@@ -263,7 +281,7 @@ class _Repr:
             raise _NotSimple
 
     def _write(self, value: Any, depth: int) -> None:
-        if isinstance(value, (list, tuple, set, frozenset, dict)):
+        if type(value) in _BRACKETS:
             if depth >= 8:
                 self._emit("…")
                 return
@@ -284,16 +302,16 @@ class _Repr:
             if type(value) is tuple and len(value) == 1:
                 self._emit(",")
             self._emit(close)
-        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 512:
+        elif type(value) is int and value.bit_length() > 512:
             self._emit(f"<int of {value.bit_length()} bits>")
-        elif isinstance(value, (str, bytes)):
+        elif type(value) in (str, bytes):
             shown = repr(value[: self.limit + 1])
             self._emit(shown)
         else:
             self._emit(repr(value))
 
 
-_BRACKETS = {
+_BRACKETS: dict[type, tuple[str, str]] = {
     list: ("[", "]"),
     tuple: ("(", ")"),
     set: ("{", "}"),

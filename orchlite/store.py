@@ -11,7 +11,8 @@ Contract:
 - The schema is an ordered list of migrations; `PRAGMA user_version` is the number applied,
   bumped in the same transaction as the migration. A store with a higher version than this
   code knows is refused, never written.
-- Listings never unpickle: results are opaque bytes here.
+- Listings never unpickle: results are opaque bytes here, each with the short text preview
+  made when it was persisted (`result_preview`; NULL for results stored before schema 7).
 - Every state message, history message, error message, traceback and log line is written
   through `redaction.redact()` here, where all of them are recorded, so a message built on a
   path that forgot to redact still never stores a known secret value.
@@ -269,6 +270,13 @@ MIGRATIONS: list[str] = [
     DROP TABLE state_history;
     ALTER TABLE state_history_by_num RENAME TO state_history;
     """,
+    # 7: a short redacted text of each stored result, made when it was persisted, so that
+    # nothing has to unpickle a result to show it.
+    """
+    ALTER TABLE flow_runs ADD COLUMN result_preview TEXT;
+    ALTER TABLE task_runs ADD COLUMN result_preview TEXT;
+    ALTER TABLE cache_entries ADD COLUMN result_preview TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -286,7 +294,7 @@ _TASK_RUN_COLUMNS = (
 
 def _upsert_task_run(nulls: tuple[str, ...] = ()) -> str:
     """The task-run upsert, with NULL literals for the `nulls` columns."""
-    columns = [c.strip() for c in f"{_TASK_RUN_COLUMNS}, result_data".split(",")]
+    columns = [c.strip() for c in f"{_TASK_RUN_COLUMNS}, result_data, result_preview".split(",")]
     values = ",".join("NULL" if c in nulls else "?" for c in ["num", *columns])
     return (
         f"INSERT INTO task_runs (num, {', '.join(columns)}) VALUES ({values})"
@@ -357,12 +365,15 @@ class TaskRun:
     tags: str = "[]"
     upstream: str = "[]"
     result_data: bytes | None = None
+    result_preview: str | None = None
 
     @property
     def result(self) -> StoredResult | None:
         if self.result_serializer is None:
             return None
-        return StoredResult(self.result_serializer, self.result_data, self.result_ref)
+        return StoredResult(
+            self.result_serializer, self.result_data, self.result_ref, self.result_preview
+        )
 
 
 @dataclass(slots=True)
@@ -372,6 +383,8 @@ class StoredResult:
     serializer: str
     data: bytes | None = None
     blob: str | None = None
+    preview: str | None = None
+    """A short redacted text of the value, made as it was persisted (None before schema 7)."""
 
 
 @dataclass(slots=True)
@@ -831,8 +844,13 @@ class Store:
                 sets.append("parameters = ?")
                 values.append(parameters)
             if result is not None:
-                sets += ["result_ref = ?", "result_data = ?", "result_serializer = ?"]
-                values += [result.blob, result.data, result.serializer]
+                sets += [
+                    "result_ref = ?",
+                    "result_data = ?",
+                    "result_serializer = ?",
+                    "result_preview = ?",
+                ]
+                values += [result.blob, result.data, result.serializer, result.preview]
             conn.execute(f"UPDATE flow_runs SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
             self._insert_history(conn, run_id, None, state.value, message, now)
             if state is StateType.FAILED:
@@ -914,7 +932,8 @@ class Store:
 
     def flow_run_result(self, run_id: str) -> StoredResult | None:
         row = self.conn.execute(
-            "SELECT result_serializer, result_data, result_ref FROM flow_runs WHERE id = ?",
+            "SELECT result_serializer, result_data, result_ref, result_preview FROM flow_runs"
+            " WHERE id = ?",
             (run_id,),
         ).fetchone()
         return StoredResult(*row) if row and row[0] else None
@@ -1123,8 +1142,8 @@ class Store:
         if cache is not None and run.result_serializer is not None:
             conn.execute(
                 "INSERT OR REPLACE INTO cache_entries (key, task_key, task_run_id,"
-                " result_ref, result_data, result_serializer, created, expires)"
-                " VALUES (?,?,?,?,?,?,?,?)",
+                " result_ref, result_data, result_serializer, result_preview, created, expires)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     cache[0],
                     run.task_key,
@@ -1132,6 +1151,7 @@ class Store:
                     run.result_ref,
                     run.result_data,
                     run.result_serializer,
+                    run.result_preview,
                     run.ended or time.time(),
                     cache[1],
                 ),
@@ -1144,14 +1164,15 @@ class Store:
         """A flow run's task runs in call order; inline result bytes only if asked for."""
         data = "result_data" if with_results else "NULL"
         rows = self.conn.execute(
-            f"SELECT {_TASK_RUN_COLUMNS}, {data} FROM task_runs WHERE {_IN_RUN} ORDER BY num",
+            f"SELECT {_TASK_RUN_COLUMNS}, {data}, result_preview FROM task_runs"
+            f" WHERE {_IN_RUN} ORDER BY num",
             (flow_run_id, flow_run_id),
         ).fetchall()
         return [TaskRun(*row) for row in rows]
 
     def task_run_result(self, flow_run_id: str, position: int) -> StoredResult | None:
         row = self.conn.execute(
-            "SELECT result_serializer, result_data, result_ref FROM task_runs"
+            "SELECT result_serializer, result_data, result_ref, result_preview FROM task_runs"
             " WHERE num = (SELECT num << 32 FROM run_numbers WHERE run_id = ?) | ?",
             (flow_run_id, position),
         ).fetchone()
@@ -1304,12 +1325,13 @@ class Store:
         now = time.time() if now is None else now
         row = self.conn.execute(
             "SELECT key, task_key, task_run_id, result_serializer, result_data, result_ref,"
-            " created, expires FROM cache_entries WHERE key = ?",
+            " result_preview, created, expires FROM cache_entries WHERE key = ?",
             (key,),
         ).fetchone()
-        if row is None or (row[7] is not None and row[7] <= now):
+        if row is None or (row[8] is not None and row[8] <= now):
             return None
-        return CacheEntry(row[0], row[1], row[2], StoredResult(row[3], row[4], row[5]), *row[6:])
+        stored = StoredResult(row[3], row[4], row[5], row[6])
+        return CacheEntry(row[0], row[1], row[2], stored, *row[7:])
 
     def delete_cache_entry(self, key: str) -> None:
         with self.transaction() as conn:
@@ -1965,6 +1987,7 @@ def _task_run_row(num: int, run: TaskRun) -> tuple[str, tuple[Any, ...]]:
             run.tags,
             run.upstream,
             run.result_data,
+            run.result_preview,
         )
     return _UPSERT_TASK_RUN, (
         num,
@@ -1991,6 +2014,7 @@ def _task_run_row(num: int, run: TaskRun) -> tuple[str, tuple[Any, ...]]:
         run.tags,
         run.upstream,
         run.result_data,
+        run.result_preview,
     )
 
 

@@ -392,6 +392,7 @@ def _cache_hit(key: str, scoped: bool, ctx: FlowRunContext) -> TaskRun | None:
         started=None,
         ended=None,
         result_data=entry.result.data,
+        result_preview=entry.result.preview,
     )
     return stub
 
@@ -415,10 +416,11 @@ def _answer_from(run: TaskRun, ctx: FlowRunContext, source: TaskRun, message: st
     run.state = _CACHED
     run.state_message = message
     run.started = run.ended = now
-    run.result_ref, run.result_data, run.result_serializer = (
+    run.result_ref, run.result_data, run.result_serializer, run.result_preview = (
         stored.blob,
         stored.data,
         stored.serializer,
+        stored.preview,
     )
     recorder.write(ctx.store, run, [(_PENDING, None, run.created), (run.state, message, now)])
     notify_listeners("task", run)
@@ -545,10 +547,11 @@ def _complete_task(
     run.error_type = run.error_message = run.traceback = None
     cache = None
     if stored is not None:
-        run.result_ref, run.result_data, run.result_serializer = (
+        run.result_ref, run.result_data, run.result_serializer, run.result_preview = (
             stored.blob,
             stored.data,
             stored.serializer,
+            stored.preview,
         )
         if key is not None:
             if scoped:

@@ -1,6 +1,8 @@
 """Plain-data views of runs for the CLI and the TUI: dicts ready for JSON or a table.
 
-This is the documented `--json` shape; times are ISO 8601 in UTC, durations in seconds.
+This is the documented `--json` shape; times are ISO 8601 in UTC, durations in seconds. A
+`result` is the short redacted text recorded with a stored result (null when none was stored,
+or it was stored before orchlite recorded previews): nothing here unpickles.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def task_summary(task: TaskRun) -> dict[str, Any]:
         "duration": duration(task),
         "error": (f"{task.error_type}: {task.error_message}" if task.error_type else None),
         "upstream": json.loads(task.upstream or "[]"),
+        "result": task.result_preview,
     }
 
 
@@ -97,6 +100,8 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
     detail = run_summary(run, counts)
     detail["target"] = run.target
     detail["attempts"] = run.attempts
+    stored = store.flow_run_result(run_id)
+    detail["result"] = stored.preview if stored is not None else None
     history: dict[int | None, list[dict[str, Any]]] = {}
     for entry in store.history(run_id):
         history.setdefault(entry.position, []).append(

@@ -387,6 +387,44 @@ def test_a_burst_of_files_starts_one_run_that_receives_the_paths(tmp_path: Path)
         assert _stop(proc) == 0
 
 
+def test_a_file_trigger_over_5000_files_hands_them_all_to_its_runs(tmp_path: Path) -> None:
+    """Their paths (about 450 kB of JSON here) reach the child through a pipe: on a command
+    line they exceeded the kernel's 128 kB limit for one argument and the run crashed."""
+    _write(
+        tmp_path,
+        "flows.py",
+        """
+        from pathlib import Path
+        from orchlite import flow, on_files
+
+        @flow(triggers=[on_files("data/incoming/*.csv", debounce_seconds=0.5)])
+        def ingest(paths: list[Path]) -> int:
+            return len(paths)
+        """,
+    )
+    incoming = tmp_path / "data" / "incoming"
+    incoming.mkdir(parents=True)
+    names = {f"delivery-{i:05}-of-the-nightly-export.csv" for i in range(5000)}
+    proc = _start_daemon(tmp_path)
+    try:
+        _wait_for("the watcher", lambda: _log_has(tmp_path, "watching"), tmp_path)
+        time.sleep(0.5)  # let inotify register the directories
+        for name in names:
+            (incoming / name).write_text("a,b\n")
+
+        def all_delivered() -> bool:
+            runs = _runs(tmp_path, "file")
+            if not runs or any(r.state != "COMPLETED" for r in runs):
+                assert all(r.state not in ("CRASHED", "FAILED") for r in runs), runs
+                return False
+            seen = {Path(p).name for r in runs for p in json.loads(r.parameters)["paths"]}
+            return seen == names
+
+        _wait_for("completed runs over every file", all_delivered, tmp_path, timeout=60)
+    finally:
+        assert _stop(proc) == 0
+
+
 def test_flow_triggers_chain_on_completion_and_failure_once_across_restarts(
     tmp_path: Path,
 ) -> None:

@@ -550,13 +550,13 @@ class TouchOnLoad:
         return (Path.touch, (self.path,))
 
 
-def test_a_result_preview_never_unpickles_a_blob_that_does_not_match_its_digest(
+def test_a_result_preview_never_unpickles_and_reads_only_whole_small_blobs(
     orch_home: Path, tmp_path: Path
 ) -> None:
-    import pickle
-
+    """Rows stored without a preview text (before schema 7) are described from their bytes."""
     from orchlite.blobs import BlobStore
-    from orchlite.tui.preview import load_preview
+    from orchlite.store import StoredResult
+    from orchlite.tui.preview import load_preview, preview
 
     store = Store(orch_home)
     blobs = BlobStore(orch_home / "blobs")
@@ -569,32 +569,80 @@ def test_a_result_preview_never_unpickles_a_blob_that_does_not_match_its_digest(
     shown = load_preview(orch_home, "a" * 32, 0)
     assert shown.task is not None and shown.task.startswith("cannot preview: blob ")
     assert "is corrupt" in shown.task
-    assert not marker.exists()
     assert blobs.path(digest).exists()  # a view moves nothing
     assert shown.run == "not finished yet"
 
-    from orchlite.store import StoredResult
-    from orchlite.tui.preview import preview
-
+    trap = StoredResult("cloudpickle", data=pickle.dumps(TouchOnLoad(marker)))
+    assert preview(trap, blobs).startswith("<cloudpickle, ")
+    assert not marker.exists()
     broken = StoredResult("cloudpickle", data=pickle.dumps(BadRepr()))
-    assert preview(broken, blobs) == "cannot preview: repr() of a BadRepr failed: KeyError('x')"
+    assert preview(broken, blobs).endswith("test_tui.BadRepr>")  # its __repr__ never runs
     long = preview(StoredResult("cloudpickle", data=pickle.dumps("y" * 5_000)), blobs)
     assert len(long) == 300 and long.endswith("…")
+    stored_text = StoredResult("cloudpickle", data=pickle.dumps(TouchOnLoad(marker)), preview="x")
+    assert preview(stored_text, blobs) == "x"
+    assert not marker.exists()
 
     big = blobs.put(pickle.dumps(b"x" * 100_000))
     stored_task(store, "b" * 32, ref=big)
-    assert "more than the 65,536" in str(load_preview(orch_home, "b" * 32, 0).task)
+    assert load_preview(orch_home, "b" * 32, 0).task == "<cloudpickle, 100,009 bytes>"
     store.close()
 
 
+def someone_elses_dir(tmp_path: Path) -> Path:
+    """A folder another user owns: one made here and given to `nobody` when running as root,
+    else `/`, which root owns."""
+    import os
+
+    if os.geteuid() != 0:
+        return Path("/")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    return theirs
+
+
+def test_results_are_never_loaded_from_a_store_someone_else_owns(
+    orch_home: Path, tmp_path: Path
+) -> None:
+    from orchlite.results import check_owned
+    from orchlite.tui.preview import load_results
+
+    marker = tmp_path / "unpickled"
+    store = Store(orch_home)
+    stored_task(store, "e" * 32, data=pickle.dumps(TouchOnLoad(marker)))
+    store.close()
+    blobs = orch_home / "blobs"
+    assert not blobs.exists()
+    blobs.symlink_to(someone_elses_dir(tmp_path), target_is_directory=True)
+
+    shown = load_results(orch_home, "e" * 32, 0)
+    assert shown.loaded and shown.task is None
+    assert shown.run.startswith(f"not loaded: {blobs} belongs to uid ")
+    assert "results in a store someone else owns are never loaded" in shown.run
+    with pytest.raises(StoreError, match="not to you"):
+        check_owned(orch_home)
+    assert not marker.exists()
+
+    blobs.unlink()  # the store is the user's own again: loading is theirs to choose
+    check_owned(orch_home)
+    assert load_results(orch_home, "e" * 32, 0).task == "None"  # what Path.touch returns
+    assert marker.exists()
+
+
 @in_event_loop
-async def test_the_detail_screen_previews_results_and_says_why_it_cannot(
+async def test_the_detail_screen_shows_previews_and_loads_results_only_when_asked(
     project: Path, orch_home: Path
 ) -> None:
+    from orchlite.tui.confirm import ConfirmScreen
+
     run_id = failed_hello(project)
     store = Store(orch_home)
+    marker = project / "unpickled"
+    trap = pickle.dumps(TouchOnLoad(marker))
+    stored_task(store, "c" * 32, data=trap)
     # A pickle of a class whose module is gone: loading it fails.
-    stored_task(store, "c" * 32, data=b"\x80\x04cno_such_module_xyz\nThing\n)\x81.")
+    stored_task(store, "d" * 32, data=b"\x80\x04cno_such_module_xyz\nThing\n)\x81.")
     app = make_app()
     async with app.run_test(size=(100, 40)) as pilot:
         await loaded(pilot, RunsScreen)
@@ -609,18 +657,47 @@ async def test_the_detail_screen_previews_results_and_says_why_it_cannot(
         await wait_for(pilot, lambda: "check-0" in text_of(result), "check's preview")
         assert "check-0           none stored" in text_of(result)
 
-        app.open_run("c" * 32)
+        app.open_run("c" * 32)  # opening a run with a booby-trapped result
         await wait_for(
             pilot,
-            lambda: (
-                isinstance(app.screen, RunDetailScreen)
-                and app.screen.preview is not None
-                and "no_such_module_xyz" in str(app.screen.preview.task)
-            ),
-            "the failed preview",
+            lambda: isinstance(app.screen, RunDetailScreen) and app.screen.preview is not None,
+            "the trap's preview",
+        )
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        line = text_of(detail.query_one("#result", Static))
+        assert "make-0            <cloudpickle, " in line and " B, pathlib.Path.touch>" in line
+        await pilot.press("u")  # asks first, naming the run; "no" loads nothing
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        question = text_of(app.screen.query_one("#confirm-question", Static))
+        assert f"run {'c' * 8} (f / r)" in question and "'make-0'" in question
+        assert "unpickles" in question
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is detail, "the detail screen again")
+        await pilot.pause(0.2)
+        assert not marker.exists()
+        assert detail.preview is not None and not detail.preview.loaded
+
+        await pilot.press("u")  # "yes": the user chose to run what the result holds
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: detail.preview and detail.preview.loaded, "the load")
+        assert marker.exists()
+
+        app.open_run("d" * 32)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, RunDetailScreen) and app.screen.preview is not None,
+            "the preview of a result whose class is gone",
+        )
+        await pilot.press("u", "y")
+        await wait_for(
+            pilot,
+            lambda: app.screen.preview is not None and app.screen.preview.loaded,
+            "the failed load",
         )
         line = text_of(app.screen.query_one("#result", Static))
-        assert "make-0            cannot preview: cannot deserialize a cloudpickle result" in line
+        assert "make-0            cannot load: cannot deserialize a cloudpickle result" in line
         assert "ModuleNotFoundError" in line
         assert app.is_running and not app.outcomes
     store.close()

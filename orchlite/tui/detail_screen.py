@@ -12,13 +12,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.widgets import DataTable, Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ..errors import OrchError
+from ..results import check_owned
 from ..store import FlowRun, TaskRun
+from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
 from .polling import PollingScreen
-from .preview import ResultPreview, load_preview
+from .preview import ResultPreview, load_preview, load_results
 from .reader import Poller, RunDetail, load_detail
 from .timeline import Timeline
 
@@ -31,6 +35,7 @@ class RunDetailScreen(PollingScreen):
         Binding("l", "logs", "Logs"),
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
+        Binding("u", "load_results", "Load results"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -196,7 +201,42 @@ class RunDetailScreen(PollingScreen):
         task = self.highlighted_task
         if found.task is not None and task is not None and task.position == position:
             text.append(f"\n{task.name[:16]:<16}  ", style="dim").append(found.task)
+        if found.loaded:
+            text.append("\n(loaded from the store; previews again on the next change)", "dim")
         self.query_one("#result", Static).update(text)
+
+    def action_load_results(self) -> None:
+        """Unpickle the flow run's result and the highlighted task's, once the user says so.
+
+        A pickle runs code as whoever loads it, so this asks first, naming the run, and is
+        refused outright for a store someone else owns.
+        """
+        home = self.app.home  # type: ignore[attr-defined]
+        try:
+            check_owned(home)
+        except OrchError as exc:
+            self.notify(f"Results not loaded: {exc}", severity="error")
+            return
+        task = self.highlighted_task
+        position = task.position if task else None
+        run = self.detail.run if self.detail else None
+        named = f" ({run.flow_name} / {run.name})" if run else ""
+        which = f"the flow run's result and task {task.name!r}'s" if task else "its result"
+        question = (
+            f"Load the stored results of run {self.run_id[:8]}{escape(named)}: {escape(which)}?"
+            " Loading unpickles them, which runs any code they hold, as you."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._load_results(position)
+
+        self.app.push_screen(ConfirmScreen(question), answered)
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _load_results(self, position: int | None) -> None:
+        found = load_results(self.app.home, self.run_id, position)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._show_preview, found, position)
 
     @on(DataTable.RowSelected, "#tasks")
     def _task_selected(self) -> None:

@@ -23,7 +23,8 @@ HELP = """\
   c          cancel the run          r   retry the run
 [b]Run detail[/b]
   l          logs                    c / r   cancel / retry
-  up / down  pick a task run: its result shows under Result
+  up / down  pick a task run: its result's preview shows under Result
+  u          load the stored results themselves (unpickles them; asks first)
   enter      on a task run: its log lines only
   tab        move between tasks and related runs (enter opens one)
   escape     back
