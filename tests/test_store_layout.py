@@ -229,7 +229,7 @@ def test_a_batch_of_task_run_saves_commits_all_but_the_one_that_fails(tmp_path: 
     home = tmp_path / ".orch"
     with Store(home) as store, Store(home) as other:
         store.create_flow_run(run_id=FLOW_A, flow_name="f", name="f", parameters="{}")
-        unbindable = [("RUNNING", object(), 2.5)]  # a message SQLite cannot store
+        unbindable = [("RUNNING", None, object())]  # a timestamp SQLite cannot store
         errors = store.save_task_runs(
             [
                 TaskRunSave(_task(FLOW_A, 0, "RUNNING"), [("RUNNING", None, 2.0)]),
