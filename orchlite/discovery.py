@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import subprocess
 import sys
 import threading
 import traceback
@@ -102,10 +103,30 @@ def parse_file(path: Path) -> ast.Module:
     reading a project must survive any file in it, as it survives a syntax error.
     """
     source = path.read_bytes()
+    if sys.version_info < (3, 11) and len(source) > _LARGE_SOURCE and not _parses_in_a_child(path):
+        raise SyntaxError("nested too deeply for Python's parser to read")
     try:
         return ast.parse(source, filename=str(path))
     except (RecursionError, MemoryError):
         raise SyntaxError("nested too deeply for Python's parser to read") from None
+
+
+_LARGE_SOURCE = 64 * 1024
+"""Python 3.10's parser overflows the C stack (a segfault, not a RecursionError) on an
+expression of some 150,000 operators, which takes more than 64 kB of source: a larger file
+is parsed in a child process first, so such a file crashes the child, not `orch`."""
+
+
+def _parses_in_a_child(path: Path) -> bool:
+    """Whether a child interpreter parses `path` without crashing (a SyntaxError is fine:
+    the caller reports it as for any file)."""
+    check = (
+        "import ast, sys\n"
+        "try: ast.parse(open(sys.argv[1], 'rb').read())\n"
+        "except SyntaxError: pass\n"
+    )
+    child = subprocess.run([sys.executable, "-c", check, str(path)], capture_output=True)
+    return child.returncode == 0
 
 
 def syntax_problem(exc: SyntaxError) -> str:
