@@ -11,6 +11,9 @@ Checks, in order:
    older than an hour (left by a writer that died) are deleted.
 4. references: rows (flow runs, task runs, cache entries) whose result blob is missing or
    quarantined are reported; such cache entries are deleted so the next run recomputes.
+5. orphaned task runs: a task run still PENDING, RUNNING or RETRYING under a flow run that
+   ended (left by an older orchlite, or a write that was lost) is ended as its flow run
+   ended (CANCELLED, TIMED_OUT, FAILED, CRASHED; CRASHED after any other state).
 
 Nothing here unpickles anything.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from .blobs import DIR_MODE, FILE_MODE, BlobStore
 from .errors import ExitCode, StoreError
+from .states import StateType, task_state_after
 from .store import DB_NAME, Store
 
 STALE_TEMP_SECONDS = 3600.0
@@ -34,7 +38,7 @@ _CHUNK = 1 << 20
 @dataclass(slots=True)
 class Finding:
     kind: str
-    """mode | database | blob | temp | reference | cache"""
+    """mode | database | blob | temp | reference | cache | task run"""
     message: str
     """What was found and what was done, as one line."""
     repaired: bool = False
@@ -110,6 +114,7 @@ def diagnose(home: Path, now: float | None = None) -> Report:
         blobs = BlobStore(home / "blobs")
         bad = _check_blobs(blobs, report, now)
         _check_references(store, blobs, bad, bad | _quarantined(home), report)
+        _check_orphaned_task_runs(store, report)
     finally:
         store.close()
     return report
@@ -243,3 +248,24 @@ def _check_references(
             True,
         )
     )
+
+
+def _check_orphaned_task_runs(store: Store, report: Report) -> None:
+    """Task runs left unfinished under an ended flow run: reported, and ended with it."""
+    orphans = store.orphaned_task_runs()
+    if not orphans:
+        return
+    repaired = not store.read_only
+    if repaired:
+        store.end_orphaned_task_runs(run_id for run_id, *_ in orphans)
+    for run_id, _position, name, state, flow_state in orphans:
+        ending = task_state_after(StateType(flow_state))
+        done = f"ended it {ending.value}" if repaired else "read-only, left as it is"
+        report.findings.append(
+            Finding(
+                "task run",
+                f"task run {name} of flow run {run_id[:12]} was still {state} though its flow"
+                f" run ended {flow_state}; {done}",
+                repaired,
+            )
+        )

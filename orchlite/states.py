@@ -40,6 +40,21 @@ TERMINAL = frozenset(
 SUCCESS = frozenset({StateType.COMPLETED, StateType.CACHED})
 """Terminal states whose result is usable (and resumable)."""
 
+
+def task_state_after(flow_state: StateType) -> StateType:
+    """The state an unfinished task run ends in when its flow run ends in `flow_state`:
+    the same for FAILED, CRASHED, CANCELLED and TIMED_OUT, CRASHED after any other (a
+    task run with no recorded outcome under a COMPLETED flow run)."""
+    if flow_state in (
+        StateType.FAILED,
+        StateType.CRASHED,
+        StateType.CANCELLED,
+        StateType.TIMED_OUT,
+    ):
+        return flow_state
+    return StateType.CRASHED
+
+
 _ALLOWED: dict[StateType, frozenset[StateType]] = {
     StateType.SCHEDULED: frozenset(
         {StateType.PENDING, StateType.LATE, StateType.SKIPPED, StateType.CANCELLED}
