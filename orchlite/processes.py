@@ -12,6 +12,10 @@ from __future__ import annotations
 import functools
 import os
 
+SEES_PROCESSES = os.name != "nt"
+"""Whether `pid_alive` can tell a dead process from a live one here (not on Windows, where
+every positive pid counts as alive and heartbeats decide instead)."""
+
 
 def pid_alive(pid: int) -> bool:
     """Whether process `pid` exists on this host and is not a zombie.
@@ -19,7 +23,7 @@ def pid_alive(pid: int) -> bool:
     A zombie exited but was never waited for (its parent died, and PID 1 in a container may
     never reap it): `kill(pid, 0)` still succeeds, so `/proc/<pid>/stat` is read too (Linux;
     elsewhere a zombie counts as alive). On Windows there is no cheap check: any positive pid
-    counts as alive, and leases and heartbeats decide.
+    counts as alive (see `SEES_PROCESSES`).
     """
     if pid == os.getpid():
         return True

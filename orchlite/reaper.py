@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 import time
 
-from .processes import process_alive
+from .processes import SEES_PROCESSES, process_alive
 from .states import StateType
 from .store import FlowRun, Store
 
@@ -48,7 +48,7 @@ def death_of(
     """Why `run`'s process is known to be dead, seen from `host` at `now`; None if it may live."""
     if run.pid is None:
         return None  # not started by any process yet (queued by a supervisor or daemon)
-    if run.host == host:
+    if run.host == host and SEES_PROCESSES:
         if process_alive(run.pid, run.pid_start):
             return None
         return f"its process (pid {run.pid}) is gone"
