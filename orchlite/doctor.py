@@ -12,8 +12,8 @@ Checks, in order:
 4. references: rows (flow runs, task runs, cache entries) whose result blob is missing or
    quarantined are reported; such cache entries are deleted so the next run recomputes.
 5. orphaned task runs: a task run still PENDING, RUNNING or RETRYING under a flow run that
-   ended (left by an older orchlite, or a write that was lost) is ended as its flow run
-   ended (CANCELLED, TIMED_OUT, FAILED, CRASHED; CRASHED after any other state).
+   ended (left by an older orchlite, or a write that was lost) is ended as the flow run's
+   end would have ended it (`states.task_state_after`).
 
 Nothing here unpickles anything.
 """

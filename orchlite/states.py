@@ -42,16 +42,16 @@ SUCCESS = frozenset({StateType.COMPLETED, StateType.CACHED})
 
 
 def task_state_after(flow_state: StateType) -> StateType:
-    """The state an unfinished task run ends in when its flow run ends in `flow_state`:
-    the same for FAILED, CRASHED, CANCELLED and TIMED_OUT, CRASHED after any other (a
-    task run with no recorded outcome under a COMPLETED flow run)."""
-    if flow_state in (
-        StateType.FAILED,
-        StateType.CRASHED,
-        StateType.CANCELLED,
-        StateType.TIMED_OUT,
-    ):
+    """The state an unfinished task run ends in when its flow run ends in `flow_state`.
+
+    FAILED, CRASHED and CANCELLED: the same. TIMED_OUT: CANCELLED (the flow's timeout cut
+    the task run short; the task itself did not time out). Any other: CRASHED (a task run
+    with no recorded outcome under a COMPLETED flow run).
+    """
+    if flow_state in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
         return flow_state
+    if flow_state is StateType.TIMED_OUT:
+        return StateType.CANCELLED
     return StateType.CRASHED
 
 

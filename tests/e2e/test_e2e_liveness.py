@@ -193,10 +193,10 @@ def test_doctor_ends_task_runs_left_unfinished_under_an_ended_run(project: Proje
         store.close()
     out = project.orch("doctor").stdout
     assert "task run step-1 of flow run" in out
-    assert "was still RUNNING though its flow run ended TIMED_OUT; ended it TIMED_OUT" in out
+    assert "was still RUNNING though its flow run ended TIMED_OUT; ended it CANCELLED" in out
     assert "1 problem(s) found, 1 repaired" in out
     tasks = project.show()["tasks"]
-    assert [t["state"] for t in tasks] == ["COMPLETED", "TIMED_OUT", "COMPLETED"]
+    assert [t["state"] for t in tasks] == ["COMPLETED", "CANCELLED", "COMPLETED"]
     assert "ended by orch doctor" in tasks[1]["message"]
     assert "healthy" in project.orch("doctor").stdout.splitlines()[-1]
 
