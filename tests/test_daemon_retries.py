@@ -17,7 +17,7 @@ from daemon_helpers import runs as _runs
 from daemon_helpers import start_daemon, stop_daemon, wait_for
 
 from orchlite.daemon import retry_run_id
-from orchlite.errors import UsageError
+from orchlite.errors import RunNotFoundError, UsageError
 from orchlite.states import StateType
 from orchlite.store import FlowRun, Store
 
@@ -221,3 +221,7 @@ def test_one_retry_of_a_run_at_a_time(tmp_path: Path) -> None:
         )
     store.set_flow_run_state(manual, StateType.CANCELLED, "cancelled")
     assert store.claim_retry_run(run_id="cc" * 16, **retry)
+    with pytest.raises(RunNotFoundError, match="no longer exists"):  # deleted by `orch gc`
+        store.create_flow_run(
+            run_id="ee" * 16, flow_name="f", name="f", parameters="{}", retry_of="ff" * 16
+        )
