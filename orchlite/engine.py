@@ -259,6 +259,7 @@ def _finish_flow(
     else:
         log.info("Finished in state %s", state.name, extra=run_label(ctx))
     recorder.flush()
+    ctx.ending = True
     if not ctx.store.set_flow_run_state(ctx.run_id, state.type, state.message, result=result):
         return _ended_elsewhere(ctx, state)
     notify_listeners("flow", ctx.run_id)
@@ -273,6 +274,8 @@ def _stop_when_told(ctx: FlowRunContext) -> Callable[[str], None]:
     told: list[str] = []
 
     def stop(state: str) -> None:
+        if ctx.ending:
+            return  # the end this process is recording (or just recorded)
         if state != StateType.CANCELLING.value and not told:
             told.append(state)
             run = ctx.store.get_flow_run(ctx.run_id)

@@ -281,3 +281,28 @@ def test_gc_during_a_retry_keeps_what_it_resumes_from(project: Project) -> None:
     assert project.show()["state"] == "COMPLETED"
     project.orch("gc", "--older-than", "0s")
     assert [r["state"] for r in project.runs()] == []
+
+
+def test_a_run_that_ends_itself_is_not_told_it_was_ended_elsewhere(project: Project) -> None:
+    """The recorder polls while the completion hook runs: the end it sees is the run's own."""
+    project.write_flow(
+        "flows.py",
+        """
+        import time
+
+        from orchlite import flow
+
+
+        def linger(flow, run, state):
+            time.sleep(1.5)  # three polls of the run's state
+
+
+        @flow(on_completion=[linger])
+        def quick():
+            return 1
+        """,
+    )
+    done = project.orch("run", "flows.py:quick")
+    assert "another process" not in done.stderr
+    assert "Not recorded" not in done.stderr
+    assert "another process" not in project.orch("logs", "last").stdout
