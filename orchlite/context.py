@@ -41,6 +41,8 @@ class FlowRunContext:
     run_cache: dict[str, TaskRun] = field(default_factory=dict)
     """Results cached under keys scoped to this run (policies with RUN_ID)."""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    ending: bool = False
+    """Set as this process records the run's end: a terminal state seen after it is ours."""
     parent: FlowRunContext | None = None
     task_runner: TaskRunner | None = None
     """The flow's runner template; a copy is started on the first `.submit()`."""

@@ -16,6 +16,9 @@ Checks, in order:
    older than an hour (left by a writer that died) are deleted.
 4. references: rows (flow runs, task runs, cache entries) whose result blob is missing or
    quarantined are reported; such cache entries are deleted so the next run recomputes.
+5. orphaned task runs: a task run still PENDING, RUNNING or RETRYING under a flow run that
+   ended (left by an older orchlite, or a write that was lost) is ended as the flow run's
+   end would have ended it (`states.task_state_after`).
 
 The exit code is 4 while any problem is left unrepaired (a finding with `repaired` false
 and `unresolved` true); a lost result is reported but is not a problem left to fix.
@@ -35,6 +38,7 @@ from pathlib import Path
 from .blobs import BlobStore
 from .config import listed_safe, narrow_modes, owner_problem
 from .errors import DiskFullError, EmptyStoreError, ExitCode, SchemaTooNewError, StoreError
+from .states import StateType, task_state_after
 from .store import DB_NAME, Store, no_space_left
 
 STALE_TEMP_SECONDS = 3600.0
@@ -46,7 +50,7 @@ _CHUNK = 1 << 20
 @dataclass(slots=True)
 class Finding:
     kind: str
-    """owner | mode | disk | database | blob | temp | reference | cache"""
+    """owner | mode | disk | database | blob | temp | reference | cache | task run"""
     message: str
     """What was found and what was done, as one line."""
     repaired: bool = False
@@ -160,6 +164,7 @@ def diagnose(home: Path, now: float | None = None) -> Report:
         blobs = BlobStore(home / "blobs")
         bad = _check_blobs(blobs, report, now)
         _check_references(store, blobs, bad, bad | _quarantined(home), report)
+        _check_orphaned_task_runs(store, report)
     finally:
         store.close()
     return report
@@ -328,3 +333,24 @@ def _check_references(
             True,
         )
     )
+
+
+def _check_orphaned_task_runs(store: Store, report: Report) -> None:
+    """Task runs left unfinished under an ended flow run: reported, and ended with it."""
+    orphans = store.orphaned_task_runs()
+    if not orphans:
+        return
+    repaired = not store.read_only
+    if repaired:
+        store.end_orphaned_task_runs(run_id for run_id, *_ in orphans)
+    for run_id, _position, name, state, flow_state in orphans:
+        ending = task_state_after(StateType(flow_state))
+        done = f"ended it {ending.value}" if repaired else "read-only, left as it is"
+        report.findings.append(
+            Finding(
+                "task run",
+                f"task run {name} of flow run {run_id[:12]} was still {state} though its flow"
+                f" run ended {flow_state}; {done}",
+                repaired,
+            )
+        )

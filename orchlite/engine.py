@@ -6,6 +6,12 @@ retry runs the body again in the same run, answering the task calls that complet
 earlier attempt from their results; `resume_from` does the same across runs (`orch retry`).
 A flow timeout stops waiting for the body (see `task_engine` on abandoned threads) and
 refuses its later task calls.
+
+Terminal states are final. If another process ends the run first (the reaper took a host
+that stalled for minutes for dead, and marked the run CRASHED), this process notices within
+half a second of resuming (the recorder's poll), logs a warning saying so, and stops as if
+cancelled: no new task run starts, nothing more of the run or its task runs is recorded,
+no hooks run, and the call raises CancelledRun, so `orch run` exits non-zero.
 """
 
 from __future__ import annotations
@@ -23,7 +29,13 @@ from .config import project_root
 from .context import FlowRunContext, flow_run_var, open_store
 from .errors import CancelledRun, FlowTimeoutError, OrchError
 from .futures import TaskRunFuture
-from .logging import capture_prints, ensure_logging, get_run_logger, restore_prints
+from .logging import (
+    capture_prints,
+    ensure_logging,
+    flow_run_logger,
+    get_run_logger,
+    restore_prints,
+)
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
 from .runtime import (
@@ -116,7 +128,7 @@ def run_flow(
             ctx.resumed_from = old_child
             ctx.resumed = _succeeded_tasks(store, old_child)
     token = flow_run_var.set(ctx)
-    recorder.track_flow(store, run_id, ctx.cancel)
+    recorder.track_flow(store, run_id, _stop_when_told(ctx))
     try:
         state = _run_flow_attempts(flow, ctx, params_json)
     finally:
@@ -248,12 +260,50 @@ def _finish_flow(
     else:
         log.info("Finished in state %s", state.name, extra=run_label(ctx))
     recorder.flush()
-    ctx.store.set_flow_run_state(ctx.run_id, state.type, state.message, result=result)
+    ctx.ending = True
+    if not ctx.store.set_flow_run_state(ctx.run_id, state.type, state.message, result=result):
+        return _ended_elsewhere(ctx, state)
     notify_listeners("flow", ctx.run_id)
     if hooks:
         run = ctx.store.get_flow_run(ctx.run_id)
         run_hooks(hooks, flow, run, state)
     return state
+
+
+def _stop_when_told(ctx: FlowRunContext) -> Callable[[str], None]:
+    """What the recorder calls while the run's recorded state says it must stop."""
+    told: list[str] = []
+
+    def stop(state: str) -> None:
+        if ctx.ending:
+            return  # the end this process is recording (or just recorded)
+        if state != StateType.CANCELLING.value and not told:
+            told.append(state)
+            run = ctx.store.get_flow_run(ctx.run_id)
+            why = f" ({run.state_message})" if run.state_message else ""
+            flow_run_logger(ctx).warning(
+                "This run was ended %s by another process%s while this one went unseen;"
+                " stopping it here without recording anything more",
+                state,
+                why,
+            )
+        ctx.cancel()
+
+    return stop
+
+
+def _ended_elsewhere(ctx: FlowRunContext, state: State) -> State:
+    """The run had already ended when this process came to record `state`: that stands."""
+    run = ctx.store.get_flow_run(ctx.run_id)
+    message = f"flow run {ctx.run_id[:8]} had already ended {run.state}"
+    flow_run_logger(ctx).warning(
+        "Not recorded: this process ended the run %s, but it had already ended %s%s",
+        state.name,
+        run.state,
+        f" ({run.state_message})" if run.state_message else "",
+    )
+    recorder.flush()
+    return State(StateType(run.state), run.state_message, exception=CancelledRun(message))
 
 
 def _target_of(flow: Flow[..., Any], home: Path) -> str | None:

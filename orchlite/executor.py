@@ -335,25 +335,46 @@ def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | Non
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (the child records CANCELLED), then SIGKILL after a grace period."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        _kill_group(child, sig)
-        try:
-            child.wait(timeout=CANCEL_GRACE_SECONDS)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM to the child's process group (the child records CANCELLED), then SIGKILL."""
+    _end_group(child, (signal.SIGTERM,), CANCEL_GRACE_SECONDS)
 
 
 def _interrupt(child: subprocess.Popen[bytes]) -> None:
     """Ask the child to cancel (SIGINT), then SIGTERM, then SIGKILL after grace periods."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+    _end_group(child, (signal.SIGINT, signal.SIGTERM), KILL_GRACE_SECONDS)
+
+
+def _end_group(
+    child: subprocess.Popen[bytes], signals: tuple[signal.Signals, ...], grace: float
+) -> None:
+    """Send each of `signals` to the child's process group, `grace` seconds apart, until
+    every process in it is gone; then SIGKILL the group if any is left.
+
+    The whole group, always: the child exiting on time does not mean that what user code
+    started (in the child's group) did, e.g. a grandchild that ignores SIGTERM.
+    """
+    for sig in signals:
         _kill_group(child, sig)
-        try:
-            child.wait(timeout=KILL_GRACE_SECONDS)
+        if _group_ended(child, grace):
             return
-        except subprocess.TimeoutExpired:
-            continue
+    _kill_group(child, signal.SIGKILL)
+    child.wait()
+
+
+def _group_ended(child: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to `timeout` s for the child's whole process group to exit (reaping the child)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        child.poll()
+        try:
+            os.killpg(child.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # a member changed its user: alive
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS / 2)
 
 
 def _kill_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -10,11 +10,14 @@ A limit has a name and a number, set with `orch limit set NAME N`:
   `rate_limit("api")` blocks until one passes; a task tagged with a rate-limited name starts
   only when one passes. Nothing is given back: an acquisition counts for one second.
 
-Every slot is a lease: a row in the store naming its holder (pid, host, task run) with an
-expiry `LEASE_SECONDS` ahead, renewed every `RENEW_EVERY` seconds by a background thread of
-the holder's process. A slot whose process died is reclaimed by the next process that waits
-for it: at once when the holder ran on this host (its pid is gone), otherwise when its lease
-expires. Each attempt to take slots is one `BEGIN IMMEDIATE` transaction that takes every
+Every slot is a lease: a row in the store naming its holder (pid with its start time, host,
+task run) with an expiry `LEASE_SECONDS` ahead, renewed every `RENEW_EVERY` seconds by a
+background thread of the holder's process. On the holder's host the slot is held exactly as
+long as that process lives: a holder stopped with Ctrl-Z, or on a suspended machine, keeps
+it however long it goes without renewing, and a dead one (its pid gone, or reused by another
+process) loses it to the next process that waits. The expiry is only for other hosts, which
+cannot see the holder's process: there a lease not renewed for `LEASE_SECONDS` is free.
+Each attempt to take slots is one `BEGIN IMMEDIATE` transaction that takes every
 slot it needs or none (so several limits can never deadlock); a waiter polls every 50-100 ms
 and never holds the write lock while it sleeps. Waiting is not first-come first-served.
 
@@ -38,12 +41,12 @@ from typing import Any
 
 from .context import flow_run_var, open_store, task_run_var
 from .errors import CancelledRun, OrchError, UsageError
-from .processes import pid_alive
+from .processes import process_alive
 from .states import StateType
 from .store import Slot, SlotUsage, Store, TaskRun
 
 LEASE_SECONDS = 10.0
-"""A held slot whose lease is not renewed for this long is free again."""
+"""A held slot of another host whose lease is not renewed for this long is free again."""
 RENEW_EVERY = 2.5
 POLL_SECONDS = (0.05, 0.1)
 """A waiter sleeps a random time in this range between attempts."""
@@ -121,7 +124,7 @@ def _release_rows(store: Store, lease_id: str, pid: int) -> None:
         store.release_slots(lease_id)
     except Exception as exc:  # the lease expires on its own
         log.warning(
-            "Could not release concurrency slots (%s); they expire in %g s", exc, LEASE_SECONDS
+            "Could not release concurrency slots (%s); they are free once this process exits", exc
         )
 
 
@@ -187,7 +190,7 @@ if hasattr(os, "register_at_fork"):
 
 def holder_gone(slot: Slot) -> bool:
     """Whether the process holding `slot` is known to be dead (only knowable on this host)."""
-    return slot.host == HOST and not pid_alive(slot.pid)
+    return slot.host == HOST and not process_alive(slot.pid, slot.pid_start)
 
 
 # -- acquiring ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-from .context import flow_run_var, task_run_var
+from .context import FlowRunContext, flow_run_var, task_run_var
 from .errors import OrchError
 from .redaction import redact
 from .store import LogRow, Store
@@ -162,18 +162,23 @@ def get_run_logger(**extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-
             },
         )
     if flow_ctx is not None:
-        return RunLogAdapter(
-            logging.getLogger(FLOW_LOGGER),
-            {
-                "flow_run_id": flow_ctx.run_id,
-                "task_run_id": None,
-                "task_name": None,
-                "run_label": f"Flow run {flow_ctx.run_name!r}",
-                "orch_store": flow_ctx.store,
-                **extra,
-            },
-        )
+        return flow_run_logger(flow_ctx, **extra)
     raise MissingContextError("get_run_logger() was called outside a flow or task run")
+
+
+def flow_run_logger(flow_ctx: FlowRunContext, **extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """A logger bound to this flow run (its lines are the run's logs), from any thread."""
+    return RunLogAdapter(
+        logging.getLogger(FLOW_LOGGER),
+        {
+            "flow_run_id": flow_ctx.run_id,
+            "task_run_id": None,
+            "task_name": None,
+            "run_label": f"Flow run {flow_ctx.run_name!r}",
+            "orch_store": flow_ctx.store,
+            **extra,
+        },
+    )
 
 
 def _standalone_store() -> Store:

@@ -1,42 +1,57 @@
 """Finding runs whose process died, so no run stays RUNNING forever.
 
-A run records the pid and host of the process running it, and that process refreshes a
-heartbeat every few seconds. A run that is not finished is dead when its process is gone
-(same host, pid not alive) or, on another host, when its heartbeat stopped long ago. It is
-ended CRASHED, together with its unfinished task runs.
+A run records the pid, start time and host of the process running it, and that process
+refreshes a heartbeat every few seconds. A run that is not finished is dead when:
+
+- on this host, its process is gone: the pid is not alive, or belongs to a process that
+  started at another time (the pid was reused). The heartbeat is not looked at: a process
+  stopped with Ctrl-Z, or on a suspended machine, or after a clock jump, is alive and its
+  run goes on when it resumes.
+- on another host, whose processes cannot be seen from here, its heartbeat stopped
+  `stale_after` seconds ago (`STALE_HEARTBEAT_SECONDS` by default).
+
+It is ended CRASHED, together with its unfinished task runs. Terminal states are final: if
+the process of a run reaped this way was in fact alive (a host that stalled longer than
+`stale_after`), it finds its run ended when it resumes, records nothing more, and stops
+(see `Recorder` and `engine`).
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
-from .processes import pid_alive
+from .processes import SEES_PROCESSES, process_alive
 from .states import StateType
 from .store import FlowRun, Store
 
 STALE_HEARTBEAT_SECONDS = 300.0
 
 
-def reap_dead_runs(store: Store, now: float | None = None) -> list[str]:
+def reap_dead_runs(
+    store: Store, now: float | None = None, *, stale_after: float = STALE_HEARTBEAT_SECONDS
+) -> list[str]:
     """End every unfinished run whose process is gone; returns their ids."""
     now = time.time() if now is None else now
     host = socket.gethostname()
     reaped = []
     for run in store.unfinished_flow_runs():
-        reason = death_of(run, host, now)
+        reason = death_of(run, host, now, stale_after=stale_after)
         if reason and store.end_abandoned_run(run.id, StateType.CRASHED, reason):
             reaped.append(run.id)
     return reaped
 
 
-def death_of(run: FlowRun, host: str, now: float) -> str | None:
+def death_of(
+    run: FlowRun, host: str, now: float, *, stale_after: float = STALE_HEARTBEAT_SECONDS
+) -> str | None:
+    """Why `run`'s process is known to be dead, seen from `host` at `now`; None if it may live."""
     if run.pid is None:
         return None  # not started by any process yet (queued by a supervisor or daemon)
-    if run.host == host and run.pid != os.getpid() and not pid_alive(run.pid):
+    if run.host == host and SEES_PROCESSES:
+        if process_alive(run.pid, run.pid_start):
+            return None
         return f"its process (pid {run.pid}) is gone"
-    if run.heartbeat is not None and now - run.heartbeat > STALE_HEARTBEAT_SECONDS:
-        # On another host, or a pid since reused by an unrelated process here.
+    if run.heartbeat is not None and now - run.heartbeat > stale_after:
         return f"no heartbeat from {run.host} (pid {run.pid}) for {int(now - run.heartbeat)} s"
     return None

@@ -4,9 +4,10 @@ Recording a task durably needs one commit; recording its start as a separate com
 double the cost of every short task. So a task's start is held in memory and written
 together with its outcome. A background thread writes the start of any task still running
 after `START_DELAY` seconds (so `orch show` and the TUI see it RUNNING), flushes buffered log
-lines, and refreshes the heartbeat of this process's flow runs. A process killed within
-`START_DELAY` of starting a task loses only that task's RUNNING row; its run is reaped as
-CRASHED and a resume executes the task again.
+lines, refreshes the heartbeat of this process's flow runs, and tells each one when it must
+stop: someone asked to cancel it, or another process ended it (see `orchlite.reaper`).
+A process killed within `START_DELAY` of starting a task loses only that task's RUNNING
+row; its run is reaped as CRASHED and a resume executes the task again.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int], _Held] = {}
-        self._active_flows: dict[str, tuple[Store, Callable[[], None]]] = {}
+        self._active_flows: dict[str, tuple[Store, Callable[[str], None]]] = {}
         self._thread: threading.Thread | None = None
         self._last_heartbeat = 0.0
         self._last_checkpoint = 0.0
@@ -83,10 +84,11 @@ class Recorder:
 
     # -- flow runs ----------------------------------------------------------------------
 
-    def track_flow(self, store: Store, run_id: str, cancel: Callable[[], None]) -> None:
-        """Heartbeat this flow run, and call `cancel` when someone asks to cancel it."""
+    def track_flow(self, store: Store, run_id: str, stop: Callable[[str], None]) -> None:
+        """Heartbeat this flow run, and call `stop(state)` while its recorded state says it
+        must stop: CANCELLING, or a terminal state another process recorded."""
         with self._lock:
-            self._active_flows[run_id] = (store, cancel)
+            self._active_flows[run_id] = (store, stop)
         self._ensure_thread()
 
     def untrack_flow(self, run_id: str) -> None:
@@ -168,8 +170,8 @@ class Recorder:
         if poll:
             self._last_cancel_poll = now
             for store, run_ids in by_store.items():
-                for run_id in store.cancelling(run_ids):
-                    flows[run_id][1]()
+                for run_id, state in store.stopping(run_ids).items():
+                    flows[run_id][1](state)
         if beat:
             self._last_heartbeat = now
             for store, run_ids in by_store.items():

@@ -40,6 +40,21 @@ TERMINAL = frozenset(
 SUCCESS = frozenset({StateType.COMPLETED, StateType.CACHED})
 """Terminal states whose result is usable (and resumable)."""
 
+
+def task_state_after(flow_state: StateType) -> StateType:
+    """The state an unfinished task run ends in when its flow run ends in `flow_state`.
+
+    FAILED, CRASHED and CANCELLED: the same. TIMED_OUT: CANCELLED (the flow's timeout cut
+    the task run short; the task itself did not time out). Any other: CRASHED (a task run
+    with no recorded outcome under a COMPLETED flow run).
+    """
+    if flow_state in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
+        return flow_state
+    if flow_state is StateType.TIMED_OUT:
+        return StateType.CANCELLED
+    return StateType.CRASHED
+
+
 _ALLOWED: dict[StateType, frozenset[StateType]] = {
     StateType.SCHEDULED: frozenset(
         {StateType.PENDING, StateType.LATE, StateType.SKIPPED, StateType.CANCELLED}

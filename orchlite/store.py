@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
 import sqlite3
 import tempfile
 import threading
@@ -42,11 +43,13 @@ from .errors import (
     RunNotFoundError,
     SchemaTooNewError,
     StoreError,
+    UsageError,
 )
 from .faults import fault_point
+from .processes import process_start
 from .redaction import active as redaction_active
 from .redaction import redact, redact_optional
-from .states import TERMINAL, StateType, can_transition
+from .states import TERMINAL, StateType, can_transition, task_state_after
 
 BUSY_TIMEOUT_MS = 60_000
 WAL_AUTOCHECKPOINT_PAGES = 8_000
@@ -277,13 +280,20 @@ MIGRATIONS: list[str] = [
     ALTER TABLE task_runs ADD COLUMN result_preview TEXT;
     ALTER TABLE cache_entries ADD COLUMN result_preview TEXT;
     """,
+    # 8 (process starts): beside each recorded pid, when that process started
+    # (`processes.process_start`), so a pid since reused by another process is not taken
+    # for a run's process or a slot's holder.
+    """
+    ALTER TABLE flow_runs ADD COLUMN pid_start TEXT;
+    ALTER TABLE concurrency_slots ADD COLUMN pid_start TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _FLOW_RUN_COLUMNS = (
     "id, flow_name, name, target, parameters, state, state_message, trigger, parent_run_id,"
     " parent_position, retry_of, created, started, ended, attempts, pid, host, heartbeat,"
-    " deadline, result_ref, result_serializer"
+    " deadline, result_ref, result_serializer, pid_start"
 )
 _TASK_RUN_COLUMNS = (
     "flow_run_id, position, id, standalone, task_key, name, dynamic_key, state, state_message,"
@@ -338,6 +348,8 @@ class FlowRun:
     deadline: float | None
     result_ref: str | None
     result_serializer: str | None
+    pid_start: str | None = None
+    """When the process `pid` started (`processes.process_start`); None if not known."""
 
 
 @dataclass(slots=True)
@@ -441,6 +453,8 @@ class Slot:
     holder: str | None
     acquired: float
     expires: float
+    pid_start: str | None = None
+    """When the holder process started (`processes.process_start`); None if not known."""
 
 
 @dataclass(slots=True)
@@ -745,11 +759,19 @@ class Store:
         flow, name, target and parameters are filled in and it moves to `state`. A run id
         that already started is refused. `pid` and `host` name the process that will run
         it, so a run whose process dies before it starts is reaped too.
+
+        A run that retries another (`retry_of`) claims that retry: it is refused with a
+        UsageError naming the other while another unfinished run retries the same run, and
+        with RunNotFoundError when the run to retry was deleted meanwhile (`orch gc`). Once
+        recorded, it keeps the retried run from `orch gc` until it ends (`delete_runs_before`).
         """
         now = time.time() if now is None else now
         heartbeat = None if pid is None else now
         message = redact_optional(message)
+        pid_start = _start_of(pid, host)
         with self.transaction("run_created") as conn:
+            if retry_of is not None:
+                self._claim_retry(conn, run_id, retry_of)
             row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
             if row is not None:
                 if row[0] not in _WAITING:
@@ -757,7 +779,8 @@ class Store:
                 conn.execute(
                     "UPDATE flow_runs SET flow_name = ?, name = ?, target = COALESCE(?, target),"
                     " parameters = ?, state = ?, state_message = ?, pid = COALESCE(?, pid),"
-                    " host = COALESCE(?, host), heartbeat = COALESCE(?, heartbeat) WHERE id = ?",
+                    " host = COALESCE(?, host), heartbeat = COALESCE(?, heartbeat),"
+                    " pid_start = CASE WHEN ? IS NULL THEN pid_start ELSE ? END WHERE id = ?",
                     (
                         flow_name,
                         name,
@@ -768,6 +791,8 @@ class Store:
                         pid,
                         host,
                         heartbeat,
+                        pid,
+                        pid_start,
                         run_id,
                     ),
                 )
@@ -777,7 +802,8 @@ class Store:
             conn.execute(
                 "INSERT INTO flow_runs (id, flow_name, name, target, parameters, state,"
                 " state_message, trigger, parent_run_id, parent_position, retry_of, created,"
-                " tags, pid, host, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " tags, pid, host, heartbeat, pid_start)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     flow_name,
@@ -795,9 +821,21 @@ class Store:
                     pid,
                     host,
                     heartbeat,
+                    pid_start,
                 ),
             )
             self._insert_history(conn, run_id, None, state.value, message, now)
+
+    @staticmethod
+    def _claim_retry(conn: sqlite3.Connection, run_id: str, retry_of: str) -> None:
+        if not conn.execute("SELECT 1 FROM flow_runs WHERE id = ?", (retry_of,)).fetchone():
+            raise RunNotFoundError(f"run {retry_of[:8]} no longer exists (deleted by `orch gc`)")
+        other = _live_retry(conn, retry_of, run_id)
+        if other is not None:
+            raise UsageError(
+                f"run {retry_of[:8]} is already being retried by run {other[0][:8]} ({other[1]});"
+                f" wait for it to end, or stop it with `orch cancel {other[0][:8]}`"
+            )
 
     def set_flow_run_state(
         self,
@@ -832,8 +870,8 @@ class Store:
                 sets.append("ended = ?")
                 values.append(now)
             if pid is not None:
-                sets += ["pid = ?", "host = ?"]
-                values += [pid, host]
+                sets += ["pid = ?", "host = ?", "pid_start = ?"]
+                values += [pid, host, _start_of(pid, host)]
             if attempts is not None:
                 sets.append("attempts = ?")
                 values.append(attempts)
@@ -853,9 +891,9 @@ class Store:
                 values += [result.blob, result.data, result.serializer, result.preview]
             conn.execute(f"UPDATE flow_runs SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
             self._insert_history(conn, run_id, None, state.value, message, now)
-            if state is StateType.FAILED:
-                # The engine waited for every task run; one still unfinished is one whose
-                # last write failed (a full disk), so it ends with its flow run.
+            if state in TERMINAL:
+                # No task run outlives its flow run: one still unfinished was cut short (a
+                # timeout, a cancel, a crash) or its last write failed (a full disk).
                 self._end_unfinished_task_runs(conn, run_id, state, message, now)
             if logs:
                 self._insert_logs(conn, logs)
@@ -868,12 +906,7 @@ class Store:
 
         False when the run had already reached a terminal state (nothing is changed).
         """
-        now = time.time() if now is None else now
-        with self.transaction() as conn:
-            if not self.set_flow_run_state(run_id, state, message, now=now):
-                return False
-            self._end_unfinished_task_runs(conn, run_id, state, message, now)
-        return True
+        return self.set_flow_run_state(run_id, state, message, now=now)
 
     def _end_unfinished_task_runs(
         self,
@@ -882,35 +915,71 @@ class Store:
         state: StateType,
         message: str | None,
         now: float,
-    ) -> None:
+    ) -> int:
+        """End the task runs of flow run `run_id` that are not finished, as it ended in
+        `state`; returns how many."""
         terminal = tuple(s.value for s in TERMINAL)
         marks = ",".join("?" * len(terminal))
         unfinished = conn.execute(
             f"SELECT num, position FROM task_runs WHERE {_IN_RUN} AND state NOT IN ({marks})",
             (run_id, run_id, *terminal),
         ).fetchall()
-        message = redact_optional(message)
+        task_state = task_state_after(state)
+        message = redact_optional(message) or f"its flow run ended {state.value}"
         for num, position in unfinished:
             conn.execute(
                 "UPDATE task_runs SET state = ?, state_message = ?, ended = ? WHERE num = ?",
-                (state.value, message, now, num),
+                (task_state.value, message, now, num),
             )
-            self._insert_history(conn, run_id, position, state.value, message, now)
+            self._insert_history(conn, run_id, position, task_state.value, message, now)
+        return len(unfinished)
+
+    def orphaned_task_runs(self) -> list[tuple[str, int, str, str, str]]:
+        """Unfinished task runs of ended flow runs: (flow run, position, task run name,
+        task run state, flow run state) each. Reads every task run (for `orch doctor`)."""
+        terminal = tuple(s.value for s in TERMINAL)
+        marks = ",".join("?" * len(terminal))
+        rows = self.conn.execute(
+            "SELECT t.flow_run_id, t.position, t.name, t.state, f.state"
+            " FROM task_runs t JOIN flow_runs f ON f.id = t.flow_run_id"
+            f" WHERE t.state NOT IN ({marks}) AND f.state IN ({marks}) ORDER BY t.num",
+            (*terminal, *terminal),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def end_orphaned_task_runs(self, run_ids: Iterable[str], now: float | None = None) -> int:
+        """End the unfinished task runs of these ended flow runs as their flow run ended
+        (see `orphaned_task_runs`); returns how many were ended."""
+        now = time.time() if now is None else now
+        ended = 0
+        with self.transaction() as conn:
+            for run_id in dict.fromkeys(run_ids):
+                row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None or StateType(row[0]) not in TERMINAL:
+                    continue
+                message = f"its flow run ended {row[0]}; ended by orch doctor"
+                ended += self._end_unfinished_task_runs(
+                    conn, run_id, StateType(row[0]), message, now
+                )
+        return ended
 
     def request_cancel(self, run_id: str, message: str = "cancellation requested") -> bool:
         """Mark a run CANCELLING; its process notices and stops. False if it already ended."""
         return self.set_flow_run_state(run_id, StateType.CANCELLING, message)
 
-    def cancelling(self, run_ids: Sequence[str]) -> set[str]:
-        """Which of these runs someone asked to cancel."""
+    def stopping(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """Which of these runs must stop, with their state: those someone asked to cancel
+        (CANCELLING), and those another process already ended (e.g. reaped as CRASHED)."""
         if not run_ids:
-            return set()
+            return {}
+        stops = (StateType.CANCELLING.value, *(s.value for s in TERMINAL))
         marks = ",".join("?" * len(run_ids))
+        states = ",".join("?" * len(stops))
         rows = self.conn.execute(
-            f"SELECT id FROM flow_runs WHERE id IN ({marks}) AND state = 'CANCELLING'",
-            tuple(run_ids),
+            f"SELECT id, state FROM flow_runs WHERE id IN ({marks}) AND state IN ({states})",
+            (*run_ids, *stops),
         ).fetchall()
-        return {row[0] for row in rows}
+        return {row[0]: row[1] for row in rows}
 
     def heartbeat(self, run_ids: Iterable[str], now: float | None = None) -> None:
         ids = list(run_ids)
@@ -1075,18 +1144,25 @@ class Store:
         *,
         cache: tuple[str, float | None] | None = None,
         logs: Sequence[LogRow] = (),
-    ) -> None:
+    ) -> bool:
         """Write a task run's whole row and append its new state changes, in one commit.
 
         The row is upserted, so the same call records a new task run, a state change, or a
         new attempt at a (flow run, position) left by an earlier attempt of the flow run.
         `cache` = (key, expires) also stores the run's result as a cache entry in the same
         commit, so a cache entry never exists without its result.
+
+        Terminal states are final: once its flow run has ended (e.g. reaped as CRASHED
+        while its process was stopped, or TIMED_OUT while an abandoned body ran on),
+        nothing of the task run is written (its log lines are) and False is returned.
         """
         with self.transaction(_TASK_SAVED_FAULTS.get(run.state, "")) as conn:
-            number, end = self._write_task_run(conn, run, states, cache, logs)
+            written = self._write_task_run(conn, run, states, cache, logs)
+        if written is None:
+            return False
         if not conn.in_transaction:  # committed, not a part of a larger transaction
-            self._remember(run.flow_run_id, number, end)
+            self._remember(run.flow_run_id, *written)
+        return True
 
     def save_task_runs(self, saves: Sequence[TaskRunSave]) -> list[BaseException | None]:
         """Write several task runs in one commit: what `save_task_run` does for each.
@@ -1103,11 +1179,15 @@ class Store:
                 for i, save in enumerate(saves):
                     conn.execute("SAVEPOINT task_run")
                     try:
-                        number, end = self._write_task_run(conn, *save, ends=ends)
+                        written = self._write_task_run(conn, *save, ends=ends)
                     except Exception as exc:
                         conn.execute("ROLLBACK TO task_run")
                         errors[i] = DiskFullError(self.path) if _is_full(exc) else exc
                     else:
+                        if written is None:  # its flow run has ended: nothing to write
+                            conn.execute("RELEASE task_run")
+                            continue
+                        number, end = written
                         if end is not None:
                             ends[number] = end
                         committed.append((save.run.flow_run_id, number, end))
@@ -1130,9 +1210,14 @@ class Store:
         cache: tuple[str, float | None] | None,
         logs: Sequence[LogRow],
         ends: dict[int, int] | None = None,
-    ) -> tuple[int, int | None]:
+    ) -> tuple[int, int | None] | None:
         """The statements of one task run's save; returns its run number and history end
-        (`ends`: those written earlier in the same transaction)."""
+        (`ends`: those written earlier in the same transaction), or None when its flow run
+        has ended and only the log lines were written."""
+        if not run.standalone and self._flow_run_ended(conn, run.flow_run_id):
+            if logs:
+                self._insert_logs(conn, logs)
+            return None
         number = self._run_number(conn, run.flow_run_id)
         conn.execute(*_task_run_row(number << 32 | run.position, run))
         end = None
@@ -1159,6 +1244,11 @@ class Store:
         if logs:
             self._insert_logs(conn, logs)
         return number, end
+
+    @staticmethod
+    def _flow_run_ended(conn: sqlite3.Connection, run_id: str) -> bool:
+        row = conn.execute("SELECT ended FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
+        return row is not None and row[0] is not None
 
     def task_runs(self, flow_run_id: str, *, with_results: bool = False) -> list[TaskRun]:
         """A flow run's task runs in call order; inline result bytes only if asked for."""
@@ -1387,11 +1477,13 @@ class Store:
         return [ConcurrencyLimit(r[0], r[1], bool(r[2]), r[3]) for r in rows]
 
     def concurrency_slots(self, now: float | None = None) -> list[Slot]:
-        """Slots whose lease has not expired, oldest first (their holders may be gone)."""
+        """Slots that count, oldest first (their holders may be gone): those whose lease has
+        not expired, and every held slot of this host (see `try_acquire_slots`)."""
         now = time.time() if now is None else now
         rows = self.conn.execute(
-            f"SELECT {_SLOT_COLUMNS} FROM concurrency_slots WHERE expires > ? ORDER BY acquired",
-            (now,),
+            f"SELECT {_SLOT_COLUMNS} FROM concurrency_slots"
+            " WHERE expires > ? OR (held = 1 AND host = ?) ORDER BY acquired",
+            (now, socket.gethostname()),
         ).fetchall()
         return [_slot(row) for row in rows]
 
@@ -1411,8 +1503,11 @@ class Store:
     ) -> tuple[bool, list[SlotUsage]]:
         """Take `occupy` slots of every existing limit among `names`, or none, in one commit.
 
-        Expired slots of these limits are deleted first; when the slots do not fit, held
-        slots whose holder `gone()` says is dead are deleted and the fit is checked again.
+        Expired slots of these limits are deleted first, except the held slots of `host`:
+        on the holder's own host a slot is held while its process lives, however long it
+        went without renewing (stopped with Ctrl-Z, a suspended machine, a clock jump).
+        When the slots do not fit, held slots whose holder `gone()` says is dead are
+        deleted and the fit is checked again.
         A concurrency slot expires `lease_seconds` from now unless renewed; a rate-limit
         acquisition one second from now. Returns whether the slots were taken and each
         limit's usage (after taking them, or as it blocked). Names without a limit are
@@ -1426,8 +1521,9 @@ class Store:
             marks = ",".join("?" * len(limits))
             keys = tuple(limit.name for limit in limits)
             conn.execute(
-                f"DELETE FROM concurrency_slots WHERE name IN ({marks}) AND expires <= ?",
-                (*keys, now),
+                f"DELETE FROM concurrency_slots WHERE name IN ({marks}) AND expires <= ?"
+                " AND (held = 0 OR host != ?)",
+                (*keys, now, host),
             )
             usage = self._slot_usage(conn, limits)
             if any(u.in_use + occupy > u.limit for u in usage):
@@ -1446,7 +1542,7 @@ class Store:
             if any(u.in_use + occupy > u.limit for u in usage):
                 return False, usage
             conn.executemany(
-                f"INSERT INTO concurrency_slots ({_SLOT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO concurrency_slots ({_SLOT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         lease,
@@ -1459,6 +1555,7 @@ class Store:
                         holder,
                         now,
                         now + (1.0 if limit.per_second else lease_seconds),
+                        _start_of(pid, host),
                     )
                     for limit in limits
                 ],
@@ -1502,7 +1599,11 @@ class Store:
     # -- retention --------------------------------------------------------------------
 
     def delete_runs_before(self, cutoff: float) -> int:
-        """Delete finished top-level runs created before `cutoff`, with their tasks and logs."""
+        """Delete finished runs created before `cutoff`, with their tasks and logs.
+
+        A run that an unfinished run retries is kept, with its subflow runs: the retry may
+        still resume from their results.
+        """
         terminal = tuple(s.value for s in TERMINAL)
         marks = ",".join("?" * len(terminal))
         with self.transaction() as conn:
@@ -1511,9 +1612,11 @@ class Store:
             )
             conn.execute("DELETE FROM doomed")
             conn.execute(
-                "INSERT INTO doomed SELECT id FROM flow_runs WHERE created < ?"
-                f" AND state IN ({marks})",
-                (cutoff, *terminal),
+                f"WITH RECURSIVE resumable(id) AS ({_RETRIED_BY_LIVE_RUNS}"
+                " UNION SELECT f.id FROM flow_runs f JOIN resumable r ON f.parent_run_id = r.id)"
+                " INSERT INTO doomed SELECT id FROM flow_runs WHERE created < ?"
+                f" AND state IN ({marks}) AND id NOT IN (SELECT id FROM resumable)",
+                (*_UNFINISHED, cutoff, *terminal),
             )
             conn.execute(
                 "INSERT OR IGNORE INTO doomed SELECT DISTINCT flow_run_id FROM task_runs"
@@ -1782,6 +1885,8 @@ class Store:
         with self.transaction("retry_run_claimed") as conn:
             if conn.execute("SELECT 1 FROM flow_runs WHERE id = ?", (run_id,)).fetchone():
                 return False
+            if _live_retry(conn, retry_of, run_id) is not None:
+                return False  # retried already, e.g. by hand with `orch retry`
             old = self.get_flow_run(retry_of)
             self.create_flow_run(
                 run_id=run_id,
@@ -1897,7 +2002,35 @@ class _Transaction:
             fault_point(self.fault)
 
 
-_SLOT_COLUMNS = "lease, name, occupy, held, pid, host, task_run_id, holder, acquired, expires"
+_SLOT_COLUMNS = (
+    "lease, name, occupy, held, pid, host, task_run_id, holder, acquired, expires, pid_start"
+)
+
+
+_UNFINISHED = tuple(s.value for s in StateType if s not in TERMINAL)
+_RETRIED_BY_LIVE_RUNS = (
+    "SELECT retry_of FROM flow_runs WHERE state IN"
+    f" ({','.join('?' * len(_UNFINISHED))}) AND retry_of IS NOT NULL"
+)
+"""The runs that an unfinished run retries (the unfinished states given as parameters)."""
+
+
+def _live_retry(conn: sqlite3.Connection, retry_of: str, run_id: str) -> tuple[str, str] | None:
+    """(id, state) of an unfinished run other than `run_id` that retries `retry_of`."""
+    marks = ",".join("?" * len(_UNFINISHED))
+    row = conn.execute(
+        f"SELECT id, state FROM flow_runs WHERE state IN ({marks}) AND retry_of = ? AND id != ?"
+        " ORDER BY created LIMIT 1",
+        (*_UNFINISHED, retry_of, run_id),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def _start_of(pid: int | None, host: str | None) -> str | None:
+    """When process `pid` of `host` started, if it runs here; None otherwise."""
+    if pid is None or host != socket.gethostname():
+        return None
+    return process_start(pid)
 
 
 def _slot(row: Sequence[Any]) -> Slot:
@@ -1905,6 +2038,7 @@ def _slot(row: Sequence[Any]) -> Slot:
 
 
 _WAITING = frozenset({StateType.SCHEDULED.value, StateType.LATE.value, StateType.PENDING.value})
+
 
 # The crash points (`orchlite.faults`) after the commits of flow and task run states.
 _FLOW_STATE_FAULTS = {StateType.RUNNING: "run_started"} | {s: "run_finished" for s in TERMINAL}

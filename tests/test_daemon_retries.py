@@ -12,10 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from daemon_helpers import runs as _runs
 from daemon_helpers import start_daemon, stop_daemon, wait_for
 
 from orchlite.daemon import retry_run_id
+from orchlite.errors import RunNotFoundError, UsageError
+from orchlite.states import StateType
 from orchlite.store import FlowRun, Store
 
 
@@ -199,3 +202,26 @@ def test_at_start_the_daemon_retries_runs_that_crashed_while_it_was_down(tmp_pat
     assert abs(waiting.slot - (ended + 60)) < 1e-6
     assert store.prior_attempts(waiting.run_id) == 1
     store.close()
+
+
+def test_one_retry_of_a_run_at_a_time(tmp_path: Path) -> None:
+    """A run retried by hand is not retried again, by the daemon or by hand, until that ends."""
+    store = Store(tmp_path / ".orch")
+    old, manual = "aa" * 16, "bb" * 16
+    store.create_flow_run(run_id=old, flow_name="f", name="f", parameters="{}")
+    store.set_flow_run_state(old, StateType.CRASHED, "its process is gone")
+    store.create_flow_run(
+        run_id=manual, flow_name="f", name="f", parameters="{}", retry_of=old, trigger="retry"
+    )
+    retry = {"retry_of": old, "key": "retry:f", "due": 0.0, "prior_attempts": 1}
+    assert not store.claim_retry_run(run_id="cc" * 16, **retry)
+    with pytest.raises(UsageError, match=f"already being retried by run {manual[:8]} .PENDING"):
+        store.create_flow_run(
+            run_id="dd" * 16, flow_name="f", name="f", parameters="{}", retry_of=old
+        )
+    store.set_flow_run_state(manual, StateType.CANCELLED, "cancelled")
+    assert store.claim_retry_run(run_id="cc" * 16, **retry)
+    with pytest.raises(RunNotFoundError, match="no longer exists"):  # deleted by `orch gc`
+        store.create_flow_run(
+            run_id="ee" * 16, flow_name="f", name="f", parameters="{}", retry_of="ff" * 16
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -289,6 +290,65 @@ def test_the_slot_of_a_killed_process_is_reclaimed(project: Path) -> None:
     assert taker.returncode == 0, err
     assert float(out) < 3.0
     assert limit_rows(store())[0]["in_use"] == 0
+
+
+def test_a_stopped_holder_keeps_its_slot_on_its_own_host(project: Path) -> None:
+    """Ctrl-Z (SIGSTOP) for three lease lengths: the holder lives, so its slot stays held."""
+    orch(project, "limit", "set", "db", "1")
+    holder = python(
+        project,
+        """
+        import sys
+        from orchlite import concurrency, limits
+
+        limits.LEASE_SECONDS, limits.RENEW_EVERY = 0.5, 0.1
+        with concurrency("db"):
+            print("held", flush=True)
+            sys.stdin.readline()
+        """,
+        stdin=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        holder.send_signal(signal.SIGSTOP)
+        expires = store().concurrency_slots()[0].expires
+        wait_for(lambda: time.time() > expires + 1.0, "the stopped holder's lease to expire")
+        with pytest.raises(AcquireConcurrencySlotTimeoutError, match="1/1 in use"):
+            acquire(store(), ["db"], timeout_seconds=0.5)
+        assert limit_rows(store())[0]["in_use"] == 1
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        _, err = holder.communicate("\n", timeout=DEADLINE)
+    assert holder.returncode == 0, err
+    assert "are gone" not in err  # its renewals found its slot where it left it
+    acquire(store(), ["db"], timeout_seconds=0.1).release()
+
+
+def test_a_slot_whose_pid_was_reused_is_reclaimed() -> None:
+    s = store()
+    s.set_concurrency_limit("db", 1)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        taken, _ = s.try_acquire_slots(
+            "reused-lease",
+            ["db"],
+            1,
+            pid=other.pid,
+            host=socket.gethostname(),
+            task_run_id=None,
+            holder="a process that exited long ago",
+            lease_seconds=60,
+            gone=holder_gone,
+        )
+        assert taken
+        with pytest.raises(AcquireConcurrencySlotTimeoutError):
+            acquire(s, ["db"], timeout_seconds=0.2)  # its recorded process is alive
+        with s.transaction() as conn:  # as if recorded by an earlier process with that pid
+            conn.execute("UPDATE concurrency_slots SET pid_start = 'another-boot:1'")
+        acquire(s, ["db"], timeout_seconds=0.5).release()
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_an_expired_lease_from_another_host_is_reclaimed() -> None:

@@ -68,3 +68,61 @@ def test_another_hosts_run_is_crashed_only_after_its_heartbeat_goes_stale(
     assert reap_dead_runs(store) == []
     later = time.time() + STALE_HEARTBEAT_SECONDS + 1
     assert reap_dead_runs(store, now=later) == ["cc" * 16]
+
+
+def test_a_stopped_process_is_alive_however_stale_its_heartbeat(tmp_path: Path) -> None:
+    """Ctrl-Z, a suspended VM, a clock jump: on its own host a run lives while its pid does."""
+    store = Store(tmp_path / ".orch")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _running_run(store, "dd" * 16, child.pid, socket.gethostname())
+        child.send_signal(signal.SIGSTOP)
+        later = time.time() + 400
+        assert reap_dead_runs(store, now=later) == []
+        assert reap_dead_runs(store, now=later, stale_after=1.0) == []
+        assert store.get_flow_run("dd" * 16).state == "RUNNING"
+    finally:
+        child.kill()
+        child.wait()
+    assert reap_dead_runs(store) == ["dd" * 16]
+
+
+def test_a_run_whose_pid_now_names_another_process_is_crashed(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".orch")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _running_run(store, "ee" * 16, child.pid, socket.gethostname())
+        assert store.get_flow_run("ee" * 16).pid_start is not None
+        assert reap_dead_runs(store) == []
+        with store.transaction() as conn:  # recorded by an earlier process with that pid
+            conn.execute("UPDATE flow_runs SET pid_start = 'another-boot:1'")
+        assert reap_dead_runs(store) == ["ee" * 16]
+        assert f"pid {child.pid}" in (store.get_flow_run("ee" * 16).state_message or "")
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_every_ending_of_a_flow_run_ends_its_unfinished_task_runs(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".orch")
+    for n, state in enumerate(["CANCELLED", "TIMED_OUT", "FAILED", "COMPLETED"]):
+        run_id = f"{n}" * 32
+        _running_run(store, run_id, os.getpid(), socket.gethostname())
+        assert store.set_flow_run_state(run_id, StateType(state), f"ended {state}")
+        [task] = store.task_runs(run_id)
+        expected = {"TIMED_OUT": "CANCELLED", "COMPLETED": "CRASHED"}.get(state, state)
+        assert task.state == expected
+        assert task.state_message == f"ended {state}"
+        assert task.ended is not None
+
+
+def test_a_task_run_is_not_written_once_its_flow_run_ended(tmp_path: Path) -> None:
+    """Terminal states are final: a late write (a resumed or abandoned body) changes nothing."""
+    store = Store(tmp_path / ".orch")
+    _running_run(store, "ff" * 16, os.getpid(), socket.gethostname())
+    assert store.end_abandoned_run("ff" * 16, StateType.CRASHED, "its process is gone")
+    [task] = store.task_runs("ff" * 16)
+    task.state, task.ended = "COMPLETED", time.time()
+    assert not store.save_task_run(task, [("COMPLETED", None, task.ended)])
+    assert [t.state for t in store.task_runs("ff" * 16)] == ["CRASHED"]
+    assert [h.state for h in store.history("ff" * 16, 0)][-1] == "CRASHED"

@@ -36,6 +36,17 @@ def stuck_task():
 def stuck_flow():
     Path("task.pid").write_text(str(os.getpid()))
     time.sleep(3600)
+
+
+@task
+def endless():
+    Path("task.pid").write_text(str(os.getpid()))
+    time.sleep(3600)
+
+
+@flow(timeout_seconds=0.5)
+def stuck_in_a_task():
+    endless()
 """
 
 
@@ -76,6 +87,19 @@ def test_flow_timeout(project: Project, mode: str) -> None:
     assert detail["ended"] is not None
     pid = project.read_pid()
     wait_for(lambda: not pid_alive(pid), timeout=5, what=f"pid {pid} to exit")
+
+
+@pytest.mark.parametrize("mode", ["in-process", "subprocess"])
+def test_a_flow_timeout_ends_the_task_run_it_cut_short(project: Project, mode: str) -> None:
+    project.write_flow("flows.py", HANGS)
+    extra = ["--subprocess"] if mode == "subprocess" else []
+    _run_timed(project, *extra, "flows.py:stuck_in_a_task")
+    detail = project.show()
+    assert detail["state"] == "TIMED_OUT"
+    [task] = detail["tasks"]
+    assert task["state"] == "CANCELLED"  # cut short: the task itself did not time out
+    assert task["message"] == detail["message"]
+    assert task["ended"] is not None
 
 
 def test_subprocess_child_that_cannot_stop_itself_is_killed_at_its_deadline(
