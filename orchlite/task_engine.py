@@ -193,8 +193,8 @@ def _run_with_upstream(
     upstream: list[int] = []
     if bound is None or _holds_futures(args, kwargs):
         try:
-            args, kwargs = futures.resolve((args, kwargs), upstream)
-        except futures.UpstreamFailed as exc:
+            args, kwargs = futures.resolve((args, kwargs), upstream, states=True)
+        except (futures.UpstreamFailed, futures.InputResolutionError) as exc:
             run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
             run.upstream = to_json(sorted(upstream))
             state = State(StateType.FAILED, error_text(exc), exception=exc)
@@ -602,10 +602,10 @@ def _expiry(expiration: timedelta | None, now: float) -> float | None:
 def _holds_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Cheap pre-check so plain calls skip the argument walk."""
     for value in args:
-        if isinstance(value, futures.FUTURE_LIKE):
+        if futures.may_hold_futures(value):
             return True
     for value in kwargs.values():  # noqa: SIM110
-        if isinstance(value, futures.FUTURE_LIKE):
+        if futures.may_hold_futures(value):
             return True
     return False
 
