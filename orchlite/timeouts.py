@@ -142,12 +142,13 @@ def active() -> bool:
 def _unshielded(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run user code from orchestration code: interrupts reach it again."""
     state = _thread_state()
-    with state.lock:
-        if state.fired():
-            _clear_async_interrupt(state)
-            raise Interrupted
-        saved, state.shield = state.shield, 0
+    saved = state.shield
     try:
+        with state.lock:
+            state.shield = 0
+            if state.fired():
+                _clear_async_interrupt(state)
+                raise Interrupted
         return fn(*args, **kwargs)
     finally:
         # A plain store, no call: nothing can interrupt between the body and the restore.
@@ -155,22 +156,24 @@ def _unshielded(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
 
 
 def _register(state: _ThreadState, scope: _Scope) -> None:
+    """Open `scope` in this thread (called where no interrupt can land: with SIGALRM
+    blocked, or before the helper thread's caller may send one)."""
     global _open
     with _open_lock:
         _open += 1
-    scope.thread = state
     state.scopes.append(scope)
+    scope.thread = state
 
 
 def _unregister(state: _ThreadState, scope: _Scope) -> None:
-    """Close `scope` (again if an interrupt cut the first try short: it is idempotent)."""
+    """Close `scope`; idempotent, so it can be tried again if an interrupt cut it short,
+    and a no-op for a scope never opened."""
     global _open
     with state.lock:
-        if scope in state.scopes:
-            state.scopes.remove(scope)
-        if scope.done:
+        if scope.thread is None or scope.done:
             return
         scope.done = True
+        state.scopes.remove(scope)
     with _open_lock:
         _open -= 1
 
@@ -186,8 +189,8 @@ def _call_with_alarm(
     timed_out: Callable[[], BaseException],
 ) -> Any:
     state = _thread_state()
-    _open_alarm(state, scope)
     try:
+        _open_alarm(state, scope)
         value = _unshielded(fn, args, kwargs)
     except Interrupted:
         if scope.fired and not _outer_fired(state, scope):
@@ -224,13 +227,15 @@ def _close_alarm(state: _ThreadState, scope: _Scope) -> None:
         if state.scopes:
             _arm(state)
             return
+        if state.alarm_saved is None:  # the scope never opened
+            return
         signal.setitimer(signal.ITIMER_REAL, 0)
         if signal.SIGALRM in signal.sigpending():
             signal.sigwait(_ALARM)  # ours, and due: not for the handler restored below
-        assert state.alarm_saved is not None
         handler, (delay, interval), since = state.alarm_saved
         state.alarm_saved = None
-        signal.signal(signal.SIGALRM, handler)
+        # None: a handler installed from C, which cannot be put back from Python.
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if handler is None else handler)
         if delay:  # someone else's timer was running: give it back, less the time spent
             signal.setitimer(
                 signal.ITIMER_REAL, max(delay - (time.monotonic() - since), 1e-6), interval

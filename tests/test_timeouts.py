@@ -6,13 +6,14 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from recorded import last_run, store
 
-from orchlite import flow, get_run_logger, task
+from orchlite import flow, get_run_logger, task, timeouts
 from orchlite.errors import TaskTimeoutError
 from orchlite.logging import setup_logging
 from orchlite.task_runners import ThreadPoolTaskRunner
@@ -23,6 +24,18 @@ from orchlite.timeouts import GRACE
 def home(orch_home: Path) -> Path:
     setup_logging(console=False)
     return orch_home
+
+
+@pytest.fixture(autouse=True)
+def no_timed_call_left_open() -> Iterator[None]:
+    """After each test no timed call is left open, in any thread, and SIGALRM is free."""
+    yield
+    deadline = time.monotonic() + 5
+    while timeouts.active() and time.monotonic() < deadline:
+        time.sleep(0.01)  # a helper thread that was given up on, still ending
+    assert not timeouts.active()
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 @pytest.fixture
