@@ -29,3 +29,8 @@ class unmapped(BaseAnnotation[T]):
 
 class allow_failure(BaseAnnotation[T]):
     """Run the downstream task even if this upstream future failed (it receives the error)."""
+
+
+class quote(BaseAnnotation[T]):
+    """Pass this value to the task as it is: futures and states inside it are not looked for
+    (nor waited for), which also spares the walk through a large structure."""

@@ -4,8 +4,8 @@ A flow call creates a flow run (or adopts one claimed ahead by a scheduler) and 
 with a FlowRunContext set; the task calls inside it go through `task_engine`. A flow-level
 retry runs the body again in the same run, answering the task calls that completed in an
 earlier attempt from their results; `resume_from` does the same across runs (`orch retry`).
-A flow timeout stops waiting for the body (see `task_engine` on abandoned threads) and
-refuses its later task calls.
+A flow timeout interrupts the body (see `orchlite.timeouts`) and refuses later task calls
+from a body that could not be stopped.
 
 Terminal states are final. If another process ends the run first (the reaper took a host
 that stalled for minutes for dead, and marked the run CRASHED), this process notices within
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import futures, secrets
+from . import futures, secrets, timeouts
 from .config import project_root
 from .context import FlowRunContext, flow_run_var, open_store
 from .errors import CancelledRun, FlowTimeoutError, OrchError
@@ -177,6 +177,9 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
         except KeyboardInterrupt as exc:
             _end_cancelled(flow, ctx, "interrupted (Ctrl-C)", exc)
             raise
+        except timeouts.Interrupted as exc:  # a subflow, when its parent's timeout passed
+            _end_cancelled(flow, ctx, "interrupted: an enclosing run exceeded its timeout", exc)
+            raise
         except Exception as exc:
             timed_out = isinstance(exc, FlowTimeoutError)
             if not timed_out and ctx.stopped():
@@ -196,7 +199,7 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
                 ctx.prior = _succeeded_tasks(store, ctx.run_id)
                 continue
             kind = StateType.TIMED_OUT if timed_out else StateType.FAILED
-            state = State(kind, describe(exc), exception=exc)
+            state = State(kind, error_text(exc) if timed_out else describe(exc), exception=exc)
             return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
         except BaseException as exc:  # SystemExit and the like: the run cannot go on
             ctx.cancelled.set()

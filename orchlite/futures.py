@@ -5,11 +5,15 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
+import dataclasses
+import sys
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
-from .annotations import BaseAnnotation, allow_failure, unmapped
-from .states import SUCCESS, State, StateType
+from .annotations import BaseAnnotation, allow_failure, quote, unmapped
+from .states import State, StateType
 
 R = TypeVar("R")
 
@@ -122,60 +126,177 @@ class TaskRunsFailed(Exception):
     """Task runs that a flow returned or waited for failed, so the flow failed."""
 
 
+class InputResolutionError(Exception):
+    """A container holding futures could not be rebuilt with their results."""
+
+
+_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+"""Types that never hold futures: skipped without a look."""
+
+_CONTAINERS = (TaskRunFuture, State, BaseAnnotation, list, tuple, set, frozenset, dict)
+"""Types whose values are walked (besides dataclasses and pydantic models)."""
+
+Leaf = Callable[[Any, bool], Any]
+"""What a walk does with a future or a state it meets: (value, allowed to fail) -> value."""
+
+
+def may_hold_futures(value: Any) -> bool:
+    """Whether `value` is of a kind the walk looks into; from its type alone, so a call with
+    plain arguments pays for nothing else."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return False
+    return isinstance(value, _CONTAINERS) or _is_record(kind)
+
+
 def collect(value: Any, found: list[TaskRunFuture[Any]]) -> None:
-    """Append every future inside `value` (lists, tuples, sets, dict values, annotations
-    such as `allow_failure`) to `found`."""
-    kind = type(value)
-    if isinstance(value, TaskRunFuture):
-        found.append(value)
-    elif (
-        kind is list
-        or kind is tuple
-        or kind is set
-        or kind is frozenset
-        or (isinstance(value, PrefectFutureList))
-    ):
-        for item in value:
-            collect(item, found)
-    elif kind is dict:
-        for item in value.values():
-            collect(item, found)
-    elif isinstance(value, BaseAnnotation):
-        collect(value.value, found)
+    """Append every future inside `value` to `found` (the places `resolve` looks)."""
+
+    def note(item: Any, allow: bool) -> Any:
+        if isinstance(item, TaskRunFuture):
+            found.append(item)
+        return item
+
+    _walk(value, note, False, {})
 
 
-FUTURE_LIKE = (TaskRunFuture, list, tuple, set, frozenset, dict, BaseAnnotation)
-"""Argument types that may hold futures (checked before walking the arguments)."""
+def resolve(value: Any, upstream: list[int], *, states: bool = False) -> Any:
+    """`value` with every future in it replaced by its result, waiting as needed; the
+    positions waited for go to `upstream`. With `states`, a `State` is replaced by its
+    result too, as Prefect does with task arguments.
 
+    Futures are found where Prefect looks for them: in lists, tuples (named ones too), sets,
+    frozensets, dicts (keys and values), dataclasses and pydantic models, at any depth, and
+    inside `unmapped(...)` and `allow_failure(...)`, which are unwrapped. Other objects are
+    passed as they are, as is anything inside `quote(...)`. A container with nothing to
+    replace is passed itself; one with something to replace is rebuilt (a shallow copy).
 
-def resolve(value: Any, upstream: list[int], *, allow: bool = False) -> Any:
-    """`value` with every future in it (at any depth of lists, tuples, sets and dict values)
-    replaced by its result, waiting as needed; the positions waited for go to `upstream`.
-
-    A failed future raises UpstreamFailed, unless wrapped in `allow_failure(...)`: then its
-    exception is passed on as the value.
+    A failed future or state raises UpstreamFailed, unless inside `allow_failure(...)`: then
+    its exception is passed on as the value.
     """
-    kind = type(value)
-    if isinstance(value, TaskRunFuture):
-        cf.wait([value._inner])  # not `value.wait()`: a dependency is not "awaited" by the flow
-        upstream.append(value.position)
-        state = value.state
-        if state.type in SUCCESS:
+
+    def result_of(item: Any, allow: bool) -> Any:
+        if isinstance(item, TaskRunFuture):
+            cf.wait([item._inner])  # not `item.wait()`: a dependency is not "awaited" by the flow
+            upstream.append(item.position)
+            state = item.state
+            problem = f"upstream task run {item.name!r} ended {state.type.value}"
+        elif states:
+            state = item
+            problem = f"a state passed to this task run is {state.type.value}"
+        else:
+            return item
+        if state.is_completed():
             return state.result()
         if allow:
             return state.result(raise_on_failure=False)
-        raise UpstreamFailed(f"upstream task run {value.name!r} ended {state.type.value}")
-    if isinstance(value, allow_failure):
-        return resolve(value.value, upstream, allow=True)
-    if isinstance(value, BaseAnnotation):
-        return resolve(value.value, upstream, allow=allow)
-    if kind is list or kind is tuple or kind is set or kind is frozenset:
-        return kind(resolve(item, upstream, allow=allow) for item in value)
-    if isinstance(value, PrefectFutureList):
-        return [resolve(item, upstream, allow=allow) for item in value]
-    if kind is dict:
-        return {k: resolve(v, upstream, allow=allow) for k, v in value.items()}
+        raise UpstreamFailed(problem)
+
+    return _walk(value, result_of, False, {})
+
+
+def _walk(value: Any, leaf: Leaf, allow: bool, memo: dict[int, Any]) -> Any:
+    """`value` with `leaf` applied to each future and state inside it; `memo` maps the ids
+    of the objects met so far to what they became (an object met twice is walked once, and a
+    cycle meets the original)."""
+    if type(value) in _ATOMS:
+        return value
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if isinstance(value, (TaskRunFuture, State)):
+        result = leaf(value, allow)
+    elif isinstance(value, BaseAnnotation):
+        if isinstance(value, quote):
+            return value.value
+        return _walk(value.value, leaf, allow or isinstance(value, allow_failure), memo)
+    else:
+        memo[key] = value
+        try:
+            result = _rebuild(value, leaf, allow, memo)
+        except (UpstreamFailed, InputResolutionError):
+            raise
+        except Exception as exc:
+            raise InputResolutionError(
+                f"could not rebuild a {type(value).__name__} with the results of the futures "
+                f"in it ({exc}); pass it inside `quote(...)` to have it passed as it is"
+            ) from exc
+    memo[key] = result
+    return result
+
+
+def _rebuild(value: Any, leaf: Leaf, allow: bool, memo: dict[int, Any]) -> Any:
+    """A container walked: itself if nothing in it changed, else a copy with the changes."""
+    kind = type(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [item if type(item) in _ATOMS else _walk(item, leaf, allow, memo) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        if isinstance(value, PrefectFutureList):
+            return items
+        if isinstance(value, tuple) and hasattr(kind, "_fields"):  # a named tuple
+            return kind(*items)
+        return kind(items)
+    if kind is dict or kind is OrderedDict:
+        pairs = [
+            (_walk(k, leaf, allow, memo), _walk(v, leaf, allow, memo)) for k, v in value.items()
+        ]
+        if all(
+            k is old_k and v is old_v
+            for (k, v), (old_k, old_v) in zip(pairs, value.items(), strict=True)
+        ):
+            return value
+        return kind(pairs)
+    if _is_dataclass_type(kind):
+        return _rebuild_dataclass(value, leaf, allow, memo)
+    if _is_pydantic_type(kind):
+        return _rebuild_model(value, leaf, allow, memo)
     return value
+
+
+def _rebuild_dataclass(value: Any, leaf: Leaf, allow: bool, memo: dict[int, Any]) -> Any:
+    changed = {}
+    for field in dataclasses.fields(value):
+        old = getattr(value, field.name)
+        new = _walk(old, leaf, allow, memo)
+        if new is not old:
+            changed[field.name] = new
+    if not changed:
+        return value
+    # A copy with the fields set, not a new instance: fields left out of __init__, frozen
+    # classes and __post_init__ side effects all stay as they were.
+    copied = copy.copy(value)
+    for name, new in changed.items():
+        object.__setattr__(copied, name, new)
+    return copied
+
+
+def _rebuild_model(value: Any, leaf: Leaf, allow: bool, memo: dict[int, Any]) -> Any:
+    fields = dict(value.__dict__)
+    fields.update(value.__pydantic_extra__ or {})
+    changed = {}
+    for name, old in fields.items():
+        new = _walk(old, leaf, allow, memo)
+        if new is not old:
+            changed[name] = new
+    if not changed:
+        return value
+    return value.model_copy(update=changed)  # no validation, as Prefect's model_construct
+
+
+def _is_record(kind: type) -> bool:
+    return _is_dataclass_type(kind) or _is_pydantic_type(kind)
+
+
+def _is_dataclass_type(kind: type) -> bool:
+    return hasattr(kind, "__dataclass_fields__")
+
+
+def _is_pydantic_type(kind: type) -> bool:
+    """Whether `kind` is a pydantic model class; pydantic is never imported for the answer
+    (if it is not loaded, no value can be a model)."""
+    module = sys.modules.get("pydantic.main")
+    return module is not None and issubclass(kind, module.BaseModel)
 
 
 def mapped_calls(

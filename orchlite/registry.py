@@ -24,6 +24,7 @@ from typing import (
     overload,
 )
 
+from . import timeouts
 from .retries import RetryDelay
 
 if TYPE_CHECKING:
@@ -277,16 +278,16 @@ class Task(Generic[P, R]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task now; `return_state=True` returns its final State instead of raising."""
-        return _task_engine().run_task(self, args, kwargs)
+        return timeouts.orchestrate(_task_engine().run_task, self, args, kwargs)
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
         """Run this task through the flow's task runner; returns a future at once."""
-        return _task_engine().submit_task(self, args, kwargs)
+        return timeouts.orchestrate(_task_engine().submit_task, self, args, kwargs)
 
     def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList[R]:
         """Submit one run per element of the iterable arguments (zipped, equal lengths);
         wrap an iterable in `unmapped(...)` to pass it whole to every run."""
-        return _task_engine().map_task(self, args, kwargs)
+        return timeouts.orchestrate(_task_engine().map_task, self, args, kwargs)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The call's arguments with defaults applied.
@@ -418,7 +419,7 @@ class Flow(Generic[P, R]):
         """Run the flow now; `return_state=True` returns its final State instead of raising."""
         from .engine import run_flow
 
-        return run_flow(self, args, kwargs)
+        return timeouts.orchestrate(run_flow, self, args, kwargs)
 
     def with_options(self, **changes: Unpack[FlowOptions]) -> Flow[P, R]:
         """A copy of this flow with some options changed (same names as `@flow`)."""

@@ -7,10 +7,9 @@ identifies the task run. Before executing, a task call is answered without runni
 2. the run this one retries completed it with the same task and inputs (`orch retry`),
 3. its cache key has an unexpired entry (cache policies).
 
-A timeout runs the body in a helper thread and stops waiting at the deadline: the caller
-gets TaskTimeoutError on time, and the abandoned thread is left to finish on its own (Python
-cannot stop a thread); its later task calls are refused. Run in a child process
-(`orch run --subprocess`) when the blocked work must really be killed. `.submit()` and
+A timeout interrupts the body at its deadline (`orchlite.timeouts`); a body blocked in C
+code that cannot be interrupted is abandoned, and its later task calls are refused. Run in a
+child process (`orch run --subprocess`) when such work must really be killed. `.submit()` and
 `.map()` hand task runs to the flow's task runner, which decides where bodies execute.
 
 A task run is written as steps (`orchlite.steps`): a generator that yields the function body
@@ -29,7 +28,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import futures, limits, remote, results  # noqa: F401 (remote: worker bridge)
+from . import futures, limits, remote, results, timeouts  # noqa: F401 (remote: worker bridge)
 from .cache_policies import DEFAULT, CachePolicy, RunId
 from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
 from .errors import CancelledRun, OrchError, TaskTimeoutError, UnhashableInputError
@@ -56,7 +55,7 @@ from .runtime import (
 from .states import State, StateType
 from .steps import Body, Pause, StepDriver, Steps, run_steps
 from .store import TaskRun
-from .task_runners import TaskRunner, call_with_timeout
+from .task_runners import TaskRunner, call_with_timeout, timeout_message
 
 if TYPE_CHECKING:
     from .registry import Task
@@ -165,7 +164,7 @@ def _call_body(body: Body) -> Any:
     runner = body_runner_var.get()
     if runner is not None:
         return runner.run_body(body.fn, body.bound, body.timeout, body.what)
-    if body.timeout:
+    if body.timeout or timeouts.active():
         return call_with_timeout(body.fn, body.bound, body.timeout, body.what)
     if type(body.bound) is dict:
         return body.fn(**body.bound)
@@ -193,8 +192,8 @@ def _run_with_upstream(
     upstream: list[int] = []
     if bound is None or _holds_futures(args, kwargs):
         try:
-            args, kwargs = futures.resolve((args, kwargs), upstream)
-        except futures.UpstreamFailed as exc:
+            args, kwargs = futures.resolve((args, kwargs), upstream, states=True)
+        except (futures.UpstreamFailed, futures.InputResolutionError) as exc:
             run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
             run.upstream = to_json(sorted(upstream))
             state = State(StateType.FAILED, error_text(exc), exception=exc)
@@ -462,15 +461,22 @@ def _execute(
         prints = capture_prints(log_prints)
         try:
             value = yield Body(task.fn, bound, task.timeout_seconds, run.name)
-        except (CancelledRun, KeyboardInterrupt) as exc:
-            state = State(StateType.CANCELLED, "flow run cancelled", exception=exc)
+        except (CancelledRun, KeyboardInterrupt, timeouts.Interrupted) as exc:
+            message = "flow run cancelled"
+            if isinstance(exc, timeouts.Interrupted):
+                message = "interrupted: an enclosing run exceeded its timeout"
+            state = State(StateType.CANCELLED, message, exception=exc)
             _fail_task(task, run, ctx, state, exc, hooks=False)
             raise
         except Exception as exc:
-            kind = StateType.TIMED_OUT if isinstance(exc, TaskTimeoutError) else StateType.FAILED
-            if kind is StateType.TIMED_OUT:
-                task_ctx.abandoned = True
-            state = State(kind, describe(exc), exception=exc, timestamp=time.time())
+            message = describe(exc)
+            kind = StateType.FAILED
+            if isinstance(exc, TaskTimeoutError):
+                kind = StateType.TIMED_OUT
+                task_ctx.abandoned = True  # if its body could not be stopped
+                if task.timeout_seconds:
+                    message = timeout_message("Task run", task.timeout_seconds)
+            state = State(kind, message, exception=exc, timestamp=time.time())
             if attempt <= task.retries and _should_retry(task, run, state, ctx):
                 delay = delay_before_retry(delays, attempt, task.retry_jitter_factor)
                 _record_retry(run, ctx, exc, attempt, delay)
@@ -602,10 +608,10 @@ def _expiry(expiration: timedelta | None, now: float) -> float | None:
 def _holds_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Cheap pre-check so plain calls skip the argument walk."""
     for value in args:
-        if isinstance(value, futures.FUTURE_LIKE):
+        if futures.may_hold_futures(value):
             return True
     for value in kwargs.values():  # noqa: SIM110
-        if isinstance(value, futures.FUTURE_LIKE):
+        if futures.may_hold_futures(value):
             return True
     return False
 

@@ -45,6 +45,7 @@ from typing import Any
 
 import cloudpickle
 
+from . import timeouts
 from .errors import CancelledRun, SerializationError, TaskTimeoutError, UsageError
 from .states import State
 
@@ -56,30 +57,18 @@ def call_with_timeout(
     what: str,
     error: type[TaskTimeoutError] = TaskTimeoutError,
 ) -> Any:
-    """Call `fn` with `bound` arguments; past `timeout` seconds stop waiting and raise."""
+    """Call `fn` with `bound` arguments; past `timeout` seconds interrupt it and raise
+    `error` (see `orchlite.timeouts` for what an interrupt can stop)."""
     if isinstance(bound, inspect.BoundArguments):
         args, kwargs = bound.args, bound.kwargs
     else:
         args, kwargs = (), bound
-    if not timeout:
-        return fn(*args, **kwargs)
-    outcome: dict[str, Any] = {}
+    return timeouts.call(fn, args, kwargs, timeout, lambda: error(timeout_message(what, timeout)))
 
-    def body() -> None:
-        try:
-            outcome["value"] = fn(*args, **kwargs)
-        except BaseException as exc:
-            outcome["error"] = exc
 
-    context = contextvars.copy_context()
-    worker = threading.Thread(target=context.run, args=(body,), name="orch-timed", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise error(f"{what} exceeded its timeout of {timeout:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
+def timeout_message(what: str, timeout: float | None) -> str:
+    """Prefect's words for a run that ran out of time."""
+    return f"{what} exceeded timeout of {timeout:g} second(s)"
 
 
 class TaskRunner:
@@ -726,7 +715,7 @@ class ProcessPoolTaskRunner(_RemoteBodies):
             reply = future.result(timeout=timeout or None)
         except cf.TimeoutError:
             pool.abandon(future)
-            raise TaskTimeoutError(f"{what} exceeded its timeout of {timeout:g} s") from None
+            raise TaskTimeoutError(timeout_message(what, timeout)) from None
         except BrokenProcessPool as exc:
             pool.retire()
             raise self._broken(exc, what) from None
@@ -1217,7 +1206,7 @@ class DaskTaskRunner(_RemoteBodies):
         if timeout:
 
             def expire() -> None:
-                error = TaskTimeoutError(f"{what} exceeded its timeout of {timeout:g} s")
+                error = TaskTimeoutError(timeout_message(what, timeout))
                 if _settle_once(reply, None, error):
                     self._abandoned = True
                     bodies.cancel(key)

@@ -440,7 +440,7 @@ def test_a_timed_out_body_is_abandoned_and_its_worker_killed(tmp_path: Path) -> 
     assert time.monotonic() - started < 15
     runs = task_runs()
     assert runs["hangs-0"].state == "TIMED_OUT"
-    assert runs["hangs-0"].error_message == "Task run 'hangs-0' exceeded its timeout of 1 s"
+    assert runs["hangs-0"].error_message == "Task run 'hangs-0' exceeded timeout of 1 second(s)"
     assert runs["after-0"].state == "COMPLETED"
     hung = int(pid_file.read_text())
     deadline = time.monotonic() + 5
