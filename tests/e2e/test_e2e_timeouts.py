@@ -98,7 +98,7 @@ def test_a_flow_timeout_ends_the_task_run_it_cut_short(project: Project, mode: s
     assert detail["state"] == "TIMED_OUT"
     [task] = detail["tasks"]
     assert task["state"] == "CANCELLED"  # cut short: the task itself did not time out
-    assert task["message"] == detail["message"]
+    assert task["message"] == "interrupted: an enclosing run exceeded its timeout"
     assert task["ended"] is not None
 
 
