@@ -9,7 +9,8 @@
 
 The environment wins over orch.toml, as Prefect's environment variables win over its
 `prefect.toml`. A value that cannot be understood is a UsageError naming the setting and what
-it accepts; nothing falls back to a default silently.
+it accepts. An orch.toml that cannot be read at all is a warning and the default: its readers
+report it as a problem and the rest of the project goes on working.
 
 `orch.toml` itself is read here (`read_project_file`) so that the engine, which sits below the
 modules that read its schedules and alerts, can read its settings too.
@@ -71,7 +72,11 @@ def persist_by_default(root: Path) -> bool:
     try:
         data = read_project_file(root)
     except UsageError as exc:
-        raise UsageError(f"{PROJECT_FILE}: {exc}") from None
+        # Reported as a problem by the readers of schedules and alerts; runs go on.
+        logging.getLogger("orchlite").warning(
+            "%s: %s; results are not persisted by default", PROJECT_FILE, exc
+        )
+        return False
     table = (data or {}).get("results", {})
     if not isinstance(table, dict):
         raise UsageError(f"{PROJECT_FILE}: [results] must be a table")

@@ -199,3 +199,18 @@ def test_a_bad_setting_is_a_usage_error_naming_it(
         once()
     assert str(caught.value) == message
     assert executions == []
+
+
+def test_an_unreadable_project_file_leaves_the_default_with_a_warning(
+    orch_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (orch_home.parent / "orch.toml").write_text("[results\npersist_by_default = true\n")
+    executions, work = five_calls()
+    with caplog.at_level(logging.WARNING, logger="orchlite"):
+        assert run_five(work) == ["COMPLETED"] * 5
+    assert executions == [7] * 5
+    assert any(
+        r.getMessage().startswith("orch.toml: cannot read:")
+        and r.getMessage().endswith("; results are not persisted by default")
+        for r in caplog.records
+    )
