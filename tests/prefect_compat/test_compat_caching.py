@@ -84,6 +84,7 @@ def test_no_cache_policy_never_caches_even_when_persisted() -> None:
 def test_persist_result_on_the_flow_is_inherited_by_its_tasks_and_subflows() -> None:
     executions, work = five_calls()
     assert run_five(work, persist_result=True) == ["COMPLETED"] + ["CACHED"] * 4
+    assert run_five(work, result_serializer="json") == ["COMPLETED"] + ["CACHED"] * 4
 
     @flow
     def child() -> int:
