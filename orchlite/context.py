@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .blobs import BlobStore
-from .config import find_home
+from .config import find_home, project_root
+from .settings import persist_by_default
 from .store import Store, TaskRun
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class FlowRunContext:
     _positions: itertools.count[int] = field(default_factory=itertools.count)
     _dynamic: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _persists: bool | None = None
 
     @property
     def flow_name(self) -> str:
@@ -67,6 +69,23 @@ class FlowRunContext:
             n = self._dynamic.get(task_key, 0)
             self._dynamic[task_key] = n + 1
         return position, str(n)
+
+    def persists_results(self) -> bool:
+        """Whether a task that does not say persists its results (and so is cached).
+
+        Prefect's rule: the flow's `persist_result` (True when it sets a `result_serializer`),
+        else that of the flow run this one is a subflow of, else the project setting
+        (`settings.persist_by_default`). Read once per flow run.
+        """
+        if self._persists is None:
+            own = _flow_persists(self.flow) if self.flow is not None else None
+            if own is not None:
+                self._persists = own
+            elif self.parent is not None:
+                self._persists = self.parent.persists_results()
+            else:
+                self._persists = persist_by_default(project_root(self.store.home))
+        return self._persists
 
     def stopped(self) -> bool:
         """Cancelled or timed out, this run or a run it is a subflow of."""
@@ -109,6 +128,12 @@ class FlowRunContext:
         with self._lock:
             self._positions = itertools.count()
             self._dynamic = {}
+
+
+def _flow_persists(flow: Flow[..., Any]) -> bool | None:
+    if flow.persist_result is not None:
+        return bool(flow.persist_result)
+    return True if flow.result_serializer is not None else None
 
 
 @dataclass

@@ -19,14 +19,8 @@ from pathlib import Path
 
 from . import notify
 from .errors import UsageError
-from .project import (
-    PROJECT_FILE,
-    ScheduleEntry,
-    ScheduleProblem,
-    load_schedules,
-    load_triggers,
-    read_project_file,
-)
+from .project import ScheduleEntry, ScheduleProblem, load_schedules, load_triggers
+from .settings import PROJECT_FILE, read_project_file
 from .triggers import TriggerEntry
 
 DEFAULT_RETENTION_DAYS = 30.0

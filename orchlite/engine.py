@@ -259,7 +259,9 @@ def _finish_flow(
 ) -> State:
     if exc is not None:
         log.error("Finished in state %s: %s", state.name, state.message, extra=run_label(ctx))
-        get_run_logger().debug(error_fields(exc)[2])
+        get_run_logger(orch_log_only=True).error(
+            "Encountered exception during execution:\n%s", error_fields(exc)[2]
+        )
     else:
         log.info("Finished in state %s", state.name, extra=run_label(ctx))
     recorder.flush()

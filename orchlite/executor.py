@@ -70,12 +70,14 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
     from .engine import run_flow
     from .logging import setup_logging
     from .params import bind_parameters
+    from .settings import persist_by_default
 
     home = find_home()
     flow: Any = load_target(request.target, project_root(home))
     if not getattr(flow, "__orch_flow__", False):
         raise UsageError(f"{request.target} is not a flow (decorate it with @flow)")
     parameters = bind_parameters(flow.fn, request.params, flow_name=flow.name)
+    persist_by_default(project_root(home))  # a bad setting is bad input, refused up front
     if console is not None:
         setup_logging(console=console)
     try:

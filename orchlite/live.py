@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import runtime
-from .logging import ConsoleFormatter, setup_logging
+from .logging import ConsoleFormatter, for_console, setup_logging
 from .store import TaskRun
 
 STYLES = {
@@ -36,9 +36,10 @@ SHOWN_TASKS = 12
 
 class _LiveHandler(logging.Handler):
     def __init__(self, console: Console) -> None:
-        super().__init__(logging.INFO)
+        super().__init__()
         self.console = console
         self.setFormatter(ConsoleFormatter())
+        self.addFilter(for_console)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -61,7 +62,8 @@ class LiveRunView:
     def __enter__(self) -> LiveRunView:
         setup_logging(console=False)
         logging.getLogger("orchlite").addHandler(self.handler)
-        logging.getLogger("orchlite.engine").setLevel(logging.INFO)
+        run_level = logging.getLogger("orchlite").level  # ORCH_LOGGING_LEVEL
+        logging.getLogger("orchlite.engine").setLevel(max(logging.INFO, run_level))
         runtime.add_listener(self._on_event)
         self.live.start()
         return self

@@ -3,9 +3,12 @@
 Records from `get_run_logger()` (loggers `orchlite.flow_runs` and `orchlite.task_runs`) and
 prints captured with `log_prints=True` are buffered in memory and written to the store with
 the next state change of the run, or by the background recorder within a fraction of a
-second, so logging costs no commit of its own. Everything under the `orchlite` logger is
-also echoed to the console (stderr) unless the application configured logging itself. Both
-the stored and the echoed text have secret values replaced by `***` (see `redaction`).
+second, so logging costs no commit of its own. Records below the run log level
+(ORCH_LOGGING_LEVEL, default INFO, as Prefect's PREFECT_LOGGING_LEVEL) are dropped: a
+`get_run_logger().debug(...)` is neither stored nor shown unless that level is DEBUG.
+Everything under the `orchlite` logger is also echoed to the console (stderr) unless the
+application configured logging itself. Both the stored and the echoed text have secret
+values replaced by `***` (see `redaction`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from .context import FlowRunContext, flow_run_var, task_run_var
 from .errors import OrchError
 from .redaction import redact
+from .settings import logging_level
 from .store import LogRow, Store
 
 FLOW_LOGGER = "orchlite.flow_runs"
@@ -108,31 +112,47 @@ class ConsoleFormatter(logging.Formatter):
         return prefix + redact(f"{who} - {text}" if who else text)
 
 
+def for_console(record: logging.LogRecord) -> bool:
+    """The console handlers' filter: a record logged with `orch_log_only=True` (a flow's
+    traceback, which the console already sums up in one line) goes to the run log only."""
+    return not record.__dict__.get("orch_log_only", False)
+
+
 _setup_lock = threading.Lock()
 _configured = False
 
 
-def setup_logging(console: bool = True, level: int = logging.INFO) -> None:
-    """Install the store handler, and a console handler unless `console` is False."""
+def setup_logging(console: bool = True, level: int | None = None) -> None:
+    """Install the store handler, and a console handler unless `console` is False.
+
+    `level` (default: ORCH_LOGGING_LEVEL, else INFO, as Prefect's PREFECT_LOGGING_LEVEL) is
+    the level of the `orchlite` logger: run log records below it are dropped, neither stored
+    nor shown. UsageError for an ORCH_LOGGING_LEVEL that is not a level name.
+    """
     global _configured
+    if level is None:
+        level = logging_level()
     with _setup_lock:
         root = logging.getLogger("orchlite")
         if not _configured:
             store_handler = StoreHandler()
             logging.getLogger(FLOW_LOGGER).addHandler(store_handler)
             logging.getLogger(TASK_LOGGER).addHandler(store_handler)
-            root.setLevel(logging.DEBUG)
             _configured = True
+        root.setLevel(level)
         for handler in list(root.handlers):
             if getattr(handler, "_orch_console", False):
                 root.removeHandler(handler)
         # Engine narration ("Finished in state ...") only ever goes to the console: skip
         # building those records entirely when nobody prints them.
-        logging.getLogger("orchlite.engine").setLevel(level if console else logging.WARNING)
+        logging.getLogger("orchlite.engine").setLevel(
+            level if console else max(level, logging.WARNING)
+        )
         if console:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(ConsoleFormatter())
             handler.setLevel(level)
+            handler.addFilter(for_console)
             handler._orch_console = True  # type: ignore[attr-defined]
             root.addHandler(handler)
 

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .project import PROJECT_FILE, read_project_file
 from .redaction import redact, redact_data, register
+from .settings import PROJECT_FILE, read_project_file
 from .states import StateType
 from .store import FlowRun, Store
 

@@ -28,7 +28,6 @@ import ast
 import datetime as dt
 import os
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +44,8 @@ from .discovery import (
 from .errors import UsageError
 from .literal_calls import build_literal_call
 from .schedules import Schedule, cron, interval, run_parameters, schedule_key
+from .settings import PROJECT_FILE, read_project_file
 
-PROJECT_FILE = "orch.toml"
 OVERLAP_POLICIES = ("skip", "allow", "queue", "cancel_previous")
 _TOML_KEYS = frozenset(
     {
@@ -261,31 +260,6 @@ def _problem(where: str, target: str, message: str) -> ScheduleProblem:
 
 
 # -- orch.toml -----------------------------------------------------------------------------
-
-
-def read_project_file(root: Path) -> dict[str, Any] | None:
-    """orch.toml's tables, or None when the project has none.
-
-    UsageError("cannot read: why") for a file that cannot be read as TOML: unreadable, not
-    UTF-8, a syntax error, or beyond what the parser can hold (an integer thousands of digits
-    long, inline tables or arrays nested hundreds deep). Each reader of orch.toml reports it
-    as one problem and goes on with the rest of the project.
-    """
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    path = Path(root) / PROJECT_FILE
-    if not path.is_file():
-        return None
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"cannot read: {exc}") from None
-    except ValueError as exc:  # Python's limit on the digits of an integer
-        raise UsageError(f"cannot read: {str(exc).partition(';')[0]}") from None
-    except (RecursionError, MemoryError):
-        raise UsageError("cannot read: values nested too deeply") from None
 
 
 def _load_toml(

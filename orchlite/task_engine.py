@@ -5,7 +5,11 @@ identifies the task run. Before executing, a task call is answered without runni
 
 1. an earlier attempt of the same flow run completed it (flow-level retries),
 2. the run this one retries completed it with the same task and inputs (`orch retry`),
-3. its cache key has an unexpired entry (cache policies).
+3. its cache key has an unexpired entry (cache policies). As in Prefect 3, keys are
+   computed, looked up and written only when the task's results are persisted: the user
+   asked for caching (`cache_policy`, `cache_key_fn`, `persist_result=True` on the task or
+   its flow, or the project setting; see `_caches`). Results stored only so that
+   `orch retry` can resume (2.) never answer identical calls.
 
 A timeout interrupts the body at its deadline (`orchlite.timeouts`); a body blocked in C
 code that cannot be interrupted is abandoned, and its later task calls are refused. Run in a
@@ -29,7 +33,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import futures, limits, remote, results, timeouts  # noqa: F401 (remote: worker bridge)
-from .cache_policies import DEFAULT, CachePolicy, RunId
+from .cache_policies import DEFAULT, NO_CACHE, CachePolicy, RunId
 from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
 from .errors import CancelledRun, OrchError, TaskTimeoutError, UnhashableInputError
 from .futures import TaskRunFuture, mapped_calls
@@ -289,6 +293,8 @@ def _run_task_in_flow(
     reused = _reuse(task, run, ctx)
     if reused is not None:
         return reused
+    if not _caches(task, ctx):
+        return _execute(task, run, task_ctx, bound, ctx, False, None)
     try:
         policy, key = _cache_key(task, task_ctx, arguments, ctx)
     except UnhashableInputError as exc:
@@ -328,6 +334,38 @@ def _same_call(old: TaskRun, new: TaskRun) -> bool:
         and old.inputs_hash is not None
         and (old.inputs_hash == new.inputs_hash)
     )
+
+
+def _caches(task: Task[..., Any], ctx: FlowRunContext) -> bool:
+    """Whether calls of `task` look up and write cache entries.
+
+    Prefect 3's rule: a cache policy takes effect only when results are persisted. A task
+    persists them when it says so (`persist_result`), when it asks for caching (a
+    `cache_policy` other than NO_CACHE, a `cache_key_fn`) or sets a `result_serializer`;
+    otherwise its flow run decides (`FlowRunContext.persists_results`). With
+    `persist_result=False` a cache policy is ignored, with a warning.
+    """
+    if task.persist_result is False:
+        if _asks_for_caching(task):
+            _warn_ignored_policy(task)
+        return False
+    if task.persist_result or task.result_serializer is not None or _asks_for_caching(task):
+        return True
+    return ctx.persists_results()
+
+
+def _asks_for_caching(task: Task[..., Any]) -> bool:
+    if task.cache_key_fn is not None:
+        return True
+    return task.cache_policy is not None and not isinstance(task.cache_policy, type(NO_CACHE))
+
+
+def _warn_ignored_policy(task: Task[..., Any]) -> None:
+    """Warn once per task object, as Prefect warns once when the task is defined."""
+    if task.__dict__.get("_orch_warned_ignored_policy"):
+        return
+    task.__dict__["_orch_warned_ignored_policy"] = True
+    log.warning("Task %r: ignoring its cache policy because persist_result is False", task.name)
 
 
 def _cache_key(

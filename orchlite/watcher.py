@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 from .discovery import SKIP_DIRS
-from .project import PROJECT_FILE
+from .settings import PROJECT_FILE
 from .triggers import IGNORED_DIRS
 
 Changes = Sequence[tuple[str, str]]

@@ -26,6 +26,13 @@ def _isolated_orch_home(monkeypatch: pytest.MonkeyPatch, orch_home: Path) -> Non
 
 
 @pytest.fixture(autouse=True)
+def _default_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read from the environment start at their defaults in every test."""
+    for name in ("ORCH_RESULTS_PERSIST_BY_DEFAULT", "ORCH_LOGGING_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_config_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The user's config directory (where `orch secret set` writes) is the test's own."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))

@@ -224,10 +224,10 @@ def test_flow_timeout_records_timed_out_and_refuses_later_tasks() -> None:
     assert after == []
 
 
-def test_default_policy_caches_within_a_run_only() -> None:
+def test_default_policy_of_a_persisting_task_caches_within_a_run_only() -> None:
     executions: list[int] = []
 
-    @task
+    @task(persist_result=True)
     def square(x: int) -> int:
         executions.append(x)
         return x * x
