@@ -13,7 +13,7 @@ import socket
 import time
 
 from .processes import pid_alive
-from .states import StateType
+from .states import StateName
 from .store import FlowRun, Store
 
 STALE_HEARTBEAT_SECONDS = 300.0
@@ -26,7 +26,7 @@ def reap_dead_runs(store: Store, now: float | None = None) -> list[str]:
     reaped = []
     for run in store.unfinished_flow_runs():
         reason = death_of(run, host, now)
-        if reason and store.end_abandoned_run(run.id, StateType.CRASHED, reason):
+        if reason and store.end_abandoned_run(run.id, StateName.CRASHED, reason):
             reaped.append(run.id)
     return reaped
 

@@ -46,7 +46,7 @@ from .errors import (
 from .faults import fault_point
 from .redaction import active as redaction_active
 from .redaction import redact, redact_optional
-from .states import TERMINAL, StateType, can_transition
+from .states import TERMINAL, StateName, can_transition
 
 BUSY_TIMEOUT_MS = 60_000
 WAL_AUTOCHECKPOINT_PAGES = 8_000
@@ -726,7 +726,7 @@ class Store:
         flow_name: str,
         name: str,
         parameters: str,
-        state: StateType = StateType.PENDING,
+        state: StateName = StateName.PENDING,
         message: str | None = None,
         target: str | None = None,
         trigger: str = "manual",
@@ -802,7 +802,7 @@ class Store:
     def set_flow_run_state(
         self,
         run_id: str,
-        state: StateType,
+        state: StateName,
         message: str | None = None,
         *,
         result: StoredResult | None = None,
@@ -821,11 +821,11 @@ class Store:
             row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no flow run {run_id}")
-            if not can_transition(StateType(row[0]), state):
+            if not can_transition(StateName(row[0]), state):
                 return False
             sets = ["state = ?", "state_message = ?"]
             values: list[Any] = [state.value, message]
-            if state is StateType.RUNNING:
+            if state is StateName.RUNNING:
                 sets += ["started = COALESCE(started, ?)", "heartbeat = ?"]
                 values += [now, now]
             if state in TERMINAL:
@@ -853,7 +853,7 @@ class Store:
                 values += [result.blob, result.data, result.serializer, result.preview]
             conn.execute(f"UPDATE flow_runs SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
             self._insert_history(conn, run_id, None, state.value, message, now)
-            if state is StateType.FAILED:
+            if state is StateName.FAILED:
                 # The engine waited for every task run; one still unfinished is one whose
                 # last write failed (a full disk), so it ends with its flow run.
                 self._end_unfinished_task_runs(conn, run_id, state, message, now)
@@ -862,7 +862,7 @@ class Store:
         return True
 
     def end_abandoned_run(
-        self, run_id: str, state: StateType, message: str, now: float | None = None
+        self, run_id: str, state: StateName, message: str, now: float | None = None
     ) -> bool:
         """End a run whose process is gone: the flow run and its unfinished task runs.
 
@@ -879,7 +879,7 @@ class Store:
         self,
         conn: sqlite3.Connection,
         run_id: str,
-        state: StateType,
+        state: StateName,
         message: str | None,
         now: float,
     ) -> None:
@@ -899,7 +899,7 @@ class Store:
 
     def request_cancel(self, run_id: str, message: str = "cancellation requested") -> bool:
         """Mark a run CANCELLING; its process notices and stops. False if it already ended."""
-        return self.set_flow_run_state(run_id, StateType.CANCELLING, message)
+        return self.set_flow_run_state(run_id, StateName.CANCELLING, message)
 
     def cancelling(self, run_ids: Sequence[str]) -> set[str]:
         """Which of these runs someone asked to cancel."""
@@ -1059,7 +1059,7 @@ class Store:
         Asked by the positive list of states, so the state index answers it without reading
         every finished run.
         """
-        unfinished = tuple(s.value for s in StateType if s not in TERMINAL)
+        unfinished = tuple(s.value for s in StateName if s not in TERMINAL)
         marks = ",".join("?" * len(unfinished))
         rows = self.conn.execute(
             f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE state IN ({marks})", unfinished
@@ -1642,7 +1642,7 @@ class Store:
                 flow_name=flow_name,
                 name=name,
                 parameters=parameters,
-                state=StateType.SCHEDULED,
+                state=StateName.SCHEDULED,
                 target=target,
                 trigger="schedule",
                 now=now,
@@ -1652,7 +1652,7 @@ class Store:
                 (run_id, key, slot),
             )
             if skip_reason is not None:
-                self.set_flow_run_state(run_id, StateType.SKIPPED, skip_reason, now=now)
+                self.set_flow_run_state(run_id, StateName.SKIPPED, skip_reason, now=now)
             self._mark(conn, key, slot, now)
         return True
 
@@ -1711,7 +1711,7 @@ class Store:
                 flow_name=flow_name,
                 name=name,
                 parameters=parameters,
-                state=StateType.SCHEDULED,
+                state=StateName.SCHEDULED,
                 message=message,
                 target=target,
                 trigger=trigger,
@@ -1788,7 +1788,7 @@ class Store:
                 flow_name=old.flow_name,
                 name=old.name,
                 parameters=old.parameters,
-                state=StateType.SCHEDULED,
+                state=StateName.SCHEDULED,
                 message=message,
                 target=old.target,
                 trigger="retry",
@@ -1904,14 +1904,14 @@ def _slot(row: Sequence[Any]) -> Slot:
     return Slot(row[0], row[1], row[2], bool(row[3]), *row[4:])
 
 
-_WAITING = frozenset({StateType.SCHEDULED.value, StateType.LATE.value, StateType.PENDING.value})
+_WAITING = frozenset({StateName.SCHEDULED.value, StateName.LATE.value, StateName.PENDING.value})
 
 # The crash points (`orchlite.faults`) after the commits of flow and task run states.
-_FLOW_STATE_FAULTS = {StateType.RUNNING: "run_started"} | {s: "run_finished" for s in TERMINAL}
+_FLOW_STATE_FAULTS = {StateName.RUNNING: "run_started"} | {s: "run_finished" for s in TERMINAL}
 _TASK_SAVED_FAULTS = {
-    StateType.RUNNING.value: "task_started",
-    StateType.COMPLETED.value: "task_result_recorded",
-    StateType.CACHED.value: "task_result_recorded",
+    StateName.RUNNING.value: "task_started",
+    StateName.COMPLETED.value: "task_result_recorded",
+    StateName.CACHED.value: "task_result_recorded",
 }
 
 

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 from orchlite.reaper import STALE_HEARTBEAT_SECONDS, reap_dead_runs
-from orchlite.states import StateType
+from orchlite.states import StateName
 from orchlite.store import Store, TaskRun
 
 
 def _running_run(store: Store, run_id: str, pid: int, host: str) -> None:
     store.create_flow_run(run_id=run_id, flow_name="f", name="f", parameters="{}")
-    store.set_flow_run_state(run_id, StateType.RUNNING, pid=pid, host=host)
+    store.set_flow_run_state(run_id, StateName.RUNNING, pid=pid, host=host)
     now = time.time()
     task = TaskRun(
         run_id,
