@@ -67,7 +67,6 @@ class StateName(str, Enum):
     CANCELLED = "CANCELLED"
     TIMED_OUT = "TIMED_OUT"
     LATE = "LATE"
-    AWAITING_RETRY = "AWAITING_RETRY"
     SKIPPED = "SKIPPED"
 
     def __str__(self) -> str:
@@ -80,7 +79,7 @@ class StateName(str, Enum):
 
     @property
     def display_name(self) -> str:
-        """The name as Prefect spells it: `Cached`, `TimedOut`, `AwaitingRetry`."""
+        """The name as Prefect spells it: `Cached`, `TimedOut`, `Retrying`."""
         return self.value.replace("_", " ").title().replace(" ", "")
 
 
@@ -89,10 +88,9 @@ _FINER_TYPE = {
     StateName.CACHED: StateType.COMPLETED,
     StateName.TIMED_OUT: StateType.FAILED,
     StateName.LATE: StateType.SCHEDULED,
-    StateName.AWAITING_RETRY: StateType.SCHEDULED,
     StateName.SKIPPED: StateType.CANCELLED,
 }
-_NAME_BY_TITLE = {name.display_name: name for name in StateName}
+_NAME_BY_DISPLAY = {name.display_name: name for name in StateName}
 
 TERMINAL = frozenset(
     {
@@ -185,7 +183,7 @@ class State(Generic[R]):
     @property
     def stored_name(self) -> StateName:
         """The name the store records for this state (a custom name records its type)."""
-        known = _NAME_BY_TITLE.get(self.name)
+        known = _NAME_BY_DISPLAY.get(self.name)
         if known is not None and known.type is self.type:
             return known
         return StateName(self.type.value)
