@@ -236,13 +236,13 @@ def runs(
 ) -> None:
     """List flow runs, newest first."""
     from . import views
-    from .states import StateType
+    from .states import StateName
 
     if state is not None:
         try:
-            state = StateType(state.upper()).value
+            state = StateName(state.upper()).value
         except ValueError:
-            names = ", ".join(s.value for s in StateType)
+            names = ", ".join(s.value for s in StateName)
             raise UsageError(f"unknown state {state!r} (one of: {names})") from None
     store = _existing_store()
     rows = views.run_list(store, flow=flow, state=state, limit=limit) if store else []
@@ -285,7 +285,7 @@ def logs(
 ) -> None:
     """Print a run's logs."""
     from . import views
-    from .states import TERMINAL, StateType
+    from .states import TERMINAL, StateName
 
     levels = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
     min_level = levels.get(level.upper())
@@ -299,7 +299,7 @@ def logs(
         # The state is read before the lines: a run's last lines are committed before it
         # ends, so once it is seen ended, the read below gets every line that is left.
         run = store.get_flow_run(run_id)
-        ended = StateType(run.state) in TERMINAL
+        ended = StateName(run.state) in TERMINAL
         while True:
             records = store.logs(
                 run_id, after_id=last_id, min_level=min_level, task_name=task, limit=_LOG_PAGE

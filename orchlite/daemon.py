@@ -71,7 +71,7 @@ from .declarations import Declarations, read_declarations
 from .errors import OrchError, UsageError
 from .project import ScheduleEntry, ScheduleProblem, load_schedules, load_triggers
 from .schedules import is_late, run_parameters, slot_id
-from .states import TERMINAL, StateType
+from .states import TERMINAL, StateName
 from .store import Store
 from .triggers import TriggerRunner
 from .watcher import Changes, ProjectWatcher, is_declaration_file
@@ -80,7 +80,7 @@ LOCK_FILE = "daemon.lock"
 PID_FILE = "daemon.pid"
 UTC = dt.timezone.utc
 GC_EVERY_SECONDS = 86400.0
-WAITING = (StateType.SCHEDULED.value, StateType.LATE.value)
+WAITING = (StateName.SCHEDULED.value, StateName.LATE.value)
 RETRY_KEY = "retry:"
 PENDING_POLL_SECONDS = 0.1
 DAEMON_TRIGGERS = ("schedule", "file", "flow", "retry")
@@ -241,7 +241,7 @@ class Daemon:
                 continue
             message = f"overlap=cancel_previous: superseded by run {newer[:12]}"
             if run.state in WAITING and run.id not in self.in_flight:
-                self.store.set_flow_run_state(run.id, StateType.CANCELLED, message)
+                self.store.set_flow_run_state(run.id, StateName.CANCELLED, message)
             else:
                 self.store.request_cancel(run.id, message)
             self.log(f"cancel {target} run {run.id[:12]}: {message}")
@@ -297,12 +297,12 @@ class Daemon:
             if (
                 mark_late
                 and schedule is not None
-                and waiting.state == StateType.SCHEDULED.value
+                and waiting.state == StateName.SCHEDULED.value
                 and is_late(schedule, slot, now)
             ):
                 self.store.set_flow_run_state(
                     waiting.run_id,
-                    StateType.LATE,
+                    StateName.LATE,
                     f"started {(now - slot).total_seconds():.0f} s after its slot",
                     now=now.timestamp(),
                 )
@@ -331,20 +331,20 @@ class Daemon:
             del self.in_flight[run_id]
             self._targets.pop(run_id, None)
             run = self.store.get_flow_run(run_id)
-            if run.state in (StateType.SCHEDULED.value, StateType.LATE.value):
+            if run.state in (StateName.SCHEDULED.value, StateName.LATE.value):
                 # The child exited before adopting its run (an unloadable target or bad
                 # parameters; it said why on stderr): end the run so it is not retried.
                 message = "the run's process exited before the flow started (see its logs)"
-                self.store.set_flow_run_state(run_id, StateType.PENDING, None)
-                self.store.set_flow_run_state(run_id, StateType.CRASHED, message)
+                self.store.set_flow_run_state(run_id, StateName.PENDING, None)
+                self.store.set_flow_run_state(run_id, StateName.CRASHED, message)
                 run = self.store.get_flow_run(run_id)
             detail = f": {run.state_message}" if run.state_message else ""
             self.log(f"finish {run.target} run {run_id[:12]} {run.state}{detail}")
             notify.alert_finished(self.store, run_id, self.alerts, self.log)
             due = self._retry_due.pop(run_id, None)
-            if run.state == StateType.CRASHED.value:
+            if run.state == StateName.CRASHED.value:
                 self.schedule_retry(run_id, time.time())
-            elif due is not None and run.state == StateType.CANCELLED.value:
+            elif due is not None and run.state == StateName.CANCELLED.value:
                 self.schedule_retry(run_id, time.time(), due=due)
         return done
 
@@ -403,7 +403,7 @@ class Daemon:
     def schedule_missed_retries(self, now: float) -> list[str]:
         """At start: the retries of daemon runs that crashed while no daemon handled them."""
         since = now - RETRY_LOOKBACK_SECONDS
-        candidates = self.store.unretried_runs([StateType.CRASHED.value], DAEMON_TRIGGERS, since)
+        candidates = self.store.unretried_runs([StateName.CRASHED.value], DAEMON_TRIGGERS, since)
         scheduled = []
         for run_id in candidates:
             ended = self.store.get_flow_run(run_id).ended or now
@@ -526,13 +526,13 @@ class Daemon:
             time.sleep(0.05)
         for run_id in list(self.in_flight):
             state = self.store.get_flow_run(run_id).state
-            if StateType(state) in (StateType.SCHEDULED, StateType.LATE):
-                self.store.set_flow_run_state(run_id, StateType.CANCELLED, "the daemon stopped")
-            elif StateType(state) == StateType.RETRYING:
+            if StateName(state) in (StateName.SCHEDULED, StateName.LATE):
+                self.store.set_flow_run_state(run_id, StateName.CANCELLED, "the daemon stopped")
+            elif StateName(state) == StateName.RETRYING:
                 # Its next attempt moves to the store, due when the child would have run it.
                 self._retry_due[run_id] = self._retrying_until(run_id)
                 self.store.request_cancel(run_id, "the daemon stopped during a retry delay")
-            elif StateType(state) not in TERMINAL:
+            elif StateName(state) not in TERMINAL:
                 self.store.request_cancel(run_id, "the daemon stopped")
         deadline = time.monotonic() + 15
         while self.in_flight and time.monotonic() < deadline:
@@ -544,7 +544,7 @@ class Daemon:
         import re
 
         for entry in reversed(self.store.history(run_id)):
-            if entry.position is None and entry.state == StateType.RETRYING.value:
+            if entry.position is None and entry.state == StateName.RETRYING.value:
                 found = re.search(r"retrying in ([0-9.e+-]+) s", entry.message or "")
                 return entry.ts + (float(found.group(1)) if found else 0.0)
         return time.time()
@@ -964,6 +964,6 @@ def backfill(
     ok = True
     for run_id in claimed:
         run = store.get_flow_run(run_id)
-        ok = ok and run.state == StateType.COMPLETED.value
+        ok = ok and run.state == StateName.COMPLETED.value
         out(f"{run_id[:12]}  {run.state}" + (f": {run.state_message}" if run.state_message else ""))
     return ok

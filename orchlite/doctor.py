@@ -38,7 +38,7 @@ from pathlib import Path
 from .blobs import BlobStore
 from .config import listed_safe, narrow_modes, owner_problem
 from .errors import DiskFullError, EmptyStoreError, ExitCode, SchemaTooNewError, StoreError
-from .states import StateType, task_state_after
+from .states import StateName, task_state_after
 from .store import DB_NAME, Store, no_space_left
 
 STALE_TEMP_SECONDS = 3600.0
@@ -344,7 +344,7 @@ def _check_orphaned_task_runs(store: Store, report: Report) -> None:
     if repaired:
         store.end_orphaned_task_runs(run_id for run_id, *_ in orphans)
     for run_id, _position, name, state, flow_state in orphans:
-        ending = task_state_after(StateType(flow_state))
+        ending = task_state_after(StateName(flow_state))
         done = f"ended it {ending.value}" if repaired else "read-only, left as it is"
         report.findings.append(
             Finding(

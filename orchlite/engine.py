@@ -28,7 +28,6 @@ from . import futures, secrets, timeouts
 from .config import project_root
 from .context import FlowRunContext, flow_run_var, open_store
 from .errors import CancelledRun, FlowTimeoutError, OrchError
-from .futures import TaskRunFuture
 from .logging import (
     capture_prints,
     ensure_logging,
@@ -51,7 +50,7 @@ from .runtime import (
     run_label,
     to_json,
 )
-from .states import SUCCESS, State, StateType
+from .states import SUCCESS, State, StateName, StateType, returned_state
 from .store import StoredResult, TaskRun
 from .task_runners import call_with_timeout
 
@@ -130,17 +129,22 @@ def run_flow(
     token = flow_run_var.set(ctx)
     recorder.track_flow(store, run_id, _stop_when_told(ctx))
     try:
-        state = _run_flow_attempts(flow, ctx, params_json)
+        state, returned = _run_flow_attempts(flow, ctx, params_json)
     finally:
         recorder.untrack_flow(run_id)
         recorder.flush()
         flow_run_var.reset(token)
     if return_state:
         return state
+    if returned is not NOT_RETURNED and not isinstance(returned, State):
+        return returned  # as in Prefect, even when the states it holds failed the run
     return state.result()
 
 
-def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: str) -> State:
+def _run_flow_attempts(
+    flow: Flow[..., Any], ctx: FlowRunContext, params_json: str
+) -> tuple[State, Any]:
+    """The run's final state and the body's return value (futures replaced by states)."""
     store = ctx.store
     deadline = time.time() + flow.timeout_seconds if flow.timeout_seconds else None
     # A run the daemon scheduled to retry a crashed one continues its chain's attempt count,
@@ -150,7 +154,7 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
         attempt += store.prior_attempts(ctx.run_id)
     store.set_flow_run_state(
         ctx.run_id,
-        StateType.RUNNING,
+        StateName.RUNNING,
         pid=os.getpid(),
         host=HOST,
         attempts=attempt,
@@ -171,9 +175,12 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
             value = call_with_timeout(
                 flow.fn, ctx.parameters, flow.timeout_seconds, "Flow run", FlowTimeoutError
             )
-            value = _settle_futures(ctx, value)
+            ctx.shutdown_runner(wait=True)  # every submitted task run ends with the flow
+            if ctx.stopped():  # cancelled while the body waited on task runs it cut short
+                raise CancelledRun("the flow run was cancelled")
+            value = futures.resolve_futures_to_states(value)
         except CancelledRun as exc:
-            return _end_cancelled(flow, ctx, error_text(exc) or "cancelled", exc)
+            return _end_cancelled(flow, ctx, error_text(exc) or "cancelled", exc), NOT_RETURNED
         except KeyboardInterrupt as exc:
             _end_cancelled(flow, ctx, "interrupted (Ctrl-C)", exc)
             raise
@@ -184,44 +191,66 @@ def _run_flow_attempts(flow: Flow[..., Any], ctx: FlowRunContext, params_json: s
             timed_out = isinstance(exc, FlowTimeoutError)
             if not timed_out and ctx.stopped():
                 # The body failed on task runs that its cancellation cut short.
-                return _end_cancelled(flow, ctx, "the flow run was cancelled", exc)
+                state = _end_cancelled(flow, ctx, "the flow run was cancelled", exc)
+                return state, NOT_RETURNED
             if timed_out:
                 ctx.cancelled.set()
             ctx.shutdown_runner(wait=not timed_out)
             if attempt <= flow.retries and not timed_out:
                 delay = delay_before_retry(delays, attempt)
                 message = f"attempt {attempt} failed ({describe(exc)}); retrying in {delay:g} s"
-                store.set_flow_run_state(ctx.run_id, StateType.RETRYING, message)
+                store.set_flow_run_state(ctx.run_id, StateName.RETRYING, message)
                 log.warning("%s", message, extra=run_label(ctx))
                 time.sleep(delay)
                 attempt += 1
-                store.set_flow_run_state(ctx.run_id, StateType.RUNNING, attempts=attempt)
+                store.set_flow_run_state(ctx.run_id, StateName.RUNNING, attempts=attempt)
                 ctx.prior = _succeeded_tasks(store, ctx.run_id)
                 continue
-            kind = StateType.TIMED_OUT if timed_out else StateType.FAILED
+            kind = StateName.TIMED_OUT if timed_out else StateName.FAILED
             state = State(kind, error_text(exc) if timed_out else describe(exc), exception=exc)
-            return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
+            return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc), NOT_RETURNED
         except BaseException as exc:  # SystemExit and the like: the run cannot go on
             ctx.cancelled.set()
             ctx.shutdown_runner(wait=False)
-            state = State(StateType.CRASHED, describe(exc), exception=exc)
+            state = State(StateName.CRASHED, describe(exc), exception=exc)
             _finish_flow(flow, ctx, state, flow.on_crashed_hooks)
             raise
         finally:
             restore_prints(prints)
-        try:
-            stored = persist_result(value, flow.result_serializer, flow.persist_result, ctx)
-        except OrchError as exc:
-            if flow.persist_result is None:
-                # Flows often return live objects; only an explicit persist_result=True
-                # makes an unserializable return value a failure.
-                log.warning("Result not persisted: %s", exc, extra=run_label(ctx))
-                stored = None
-            else:
-                state = State(StateType.FAILED, error_text(exc), exception=exc)
-                return _finish_flow(flow, ctx, state, flow.on_failure_hooks, exc)
-        state = State(StateType.COMPLETED, None, value=value)
-        return _finish_flow(flow, ctx, state, flow.on_completion_hooks, result=stored)
+        return _finish_returned(flow, ctx, value), value
+
+
+NOT_RETURNED: Any = object()
+"""Stands for the return value of a flow body that raised."""
+
+
+def _finish_returned(flow: Flow[..., Any], ctx: FlowRunContext, value: Any) -> State:
+    """End the run in the state its return value gives, by Prefect's rules (see
+    `states.returned_state`; returned futures were replaced by their states). Task runs the
+    body neither returned nor raised from do not decide the flow's state.
+    """
+    state = returned_state(value) or State(StateName.COMPLETED, None, value=value)
+    if not state.is_completed():
+        hooks = _HOOKS_BY_TYPE.get(state.type)
+        return _finish_flow(flow, ctx, state, getattr(flow, hooks) if hooks else [])
+    try:
+        stored = persist_result(state.data, flow.result_serializer, flow.persist_result, ctx)
+    except OrchError as exc:
+        if flow.persist_result is not None:
+            failed = State(StateName.FAILED, error_text(exc), exception=exc)
+            return _finish_flow(flow, ctx, failed, flow.on_failure_hooks, exc)
+        # Flows often return live objects; only an explicit persist_result=True makes an
+        # unserializable return value a failure.
+        log.warning("Result not persisted: %s", exc, extra=run_label(ctx))
+        stored = None
+    return _finish_flow(flow, ctx, state, flow.on_completion_hooks, result=stored)
+
+
+_HOOKS_BY_TYPE = {
+    StateType.FAILED: "on_failure_hooks",
+    StateType.CRASHED: "on_crashed_hooks",
+    StateType.CANCELLED: "on_cancellation_hooks",
+}
 
 
 def _end_cancelled(
@@ -229,24 +258,8 @@ def _end_cancelled(
 ) -> State:
     ctx.cancelled.set()
     ctx.shutdown_runner(wait=False)
-    state = State(StateType.CANCELLED, message, exception=exc)
+    state = State(StateName.CANCELLED, message, exception=exc)
     return _finish_flow(flow, ctx, state, flow.on_cancellation_hooks)
-
-
-def _settle_futures(ctx: FlowRunContext, value: Any) -> Any:
-    """Wait for every submitted task run; fail if one the flow returned or awaited failed.
-
-    Returned futures are replaced by their results, as Prefect does.
-    """
-    ctx.shutdown_runner(wait=True)
-    returned: list[TaskRunFuture[Any]] = []
-    futures.collect(value, returned)
-    failed = [f for f in (*ctx.futures, *returned) if (f.awaited or f in returned)]
-    failed = [f for f in dict.fromkeys(failed) if not f.state.is_completed()]
-    if failed:
-        names = ", ".join(f.name for f in failed[:5]) + (" …" if len(failed) > 5 else "")
-        raise futures.TaskRunsFailed(f"{len(failed)} task run(s) failed: {names}")
-    return futures.resolve(value, []) if returned else value
 
 
 def _finish_flow(
@@ -257,16 +270,21 @@ def _finish_flow(
     exc: BaseException | None = None,
     result: StoredResult | None = None,
 ) -> State:
-    if exc is not None:
+    if state.is_completed():
+        log.info("Finished in state %s", state.name, extra=run_label(ctx))
+    else:
         log.error("Finished in state %s: %s", state.name, state.message, extra=run_label(ctx))
+    if exc is not None:
         get_run_logger(orch_log_only=True).error(
             "Encountered exception during execution:\n%s", error_fields(exc)[2]
         )
-    else:
-        log.info("Finished in state %s", state.name, extra=run_label(ctx))
+    state.from_run = True
     recorder.flush()
     ctx.ending = True
-    if not ctx.store.set_flow_run_state(ctx.run_id, state.type, state.message, result=result):
+    stored = ctx.store.set_flow_run_state(
+        ctx.run_id, state.stored_name, state.stored_message, result=result
+    )
+    if not stored:
         return _ended_elsewhere(ctx, state)
     notify_listeners("flow", ctx.run_id)
     if hooks:
@@ -282,7 +300,7 @@ def _stop_when_told(ctx: FlowRunContext) -> Callable[[str], None]:
     def stop(state: str) -> None:
         if ctx.ending:
             return  # the end this process is recording (or just recorded)
-        if state != StateType.CANCELLING.value and not told:
+        if state != StateName.CANCELLING.value and not told:
             told.append(state)
             run = ctx.store.get_flow_run(ctx.run_id)
             why = f" ({run.state_message})" if run.state_message else ""

@@ -9,7 +9,16 @@
     │   ├── SchemaTooNewError  .orch/ was written by a newer orchlite
     │   ├── EmptyStoreError    orch.db is there but empty (0 bytes): its data was lost
     │   └── DiskFullError      no space left on the device holding .orch/
-    └── UnhashableInputError   a cache key cannot be computed for an argument
+    ├── UnhashableInputError   a cache key cannot be computed for an argument
+    └── RunStateError          a run's state has no result to give (exit 1)
+        ├── FailedRun          a failed state that holds no exception of its own
+        ├── CrashedRun         the same for a crashed state
+        ├── UnfinishedRun      `result()` of a state that is not final
+        ├── PausedRun          `result()` of a paused state
+        └── MissingResult      `result()` of a completed state created without data
+
+    UpstreamTaskError          a task's upstream future failed (the task run FAILED)
+    CancelledRun (a BaseException) a cancelled run, or a task call after cancellation
 
 Errors raised by user code inside a run are not wrapped: they become the run's FAILED state.
 """
@@ -106,8 +115,39 @@ class FlowTimeoutError(TaskTimeoutError):
     """A flow ran past its own `timeout_seconds` (as opposed to one of its tasks)."""
 
 
+class RunStateError(OrchError):
+    """A state's `result()` cannot give a value; Prefect's names are its subclasses."""
+
+    exit_code = ExitCode.RUN_FAILED
+
+
+class FailedRun(RunStateError):
+    """A FAILED state without an exception of its own (e.g. `Failed(message=...)`)."""
+
+
+class CrashedRun(RunStateError):
+    """A CRASHED state without an exception of its own."""
+
+
+class UnfinishedRun(RunStateError):
+    """`result()` of a state that is not final (pending, running, scheduled)."""
+
+
+class PausedRun(RunStateError):
+    """`result()` of a paused state."""
+
+
+class MissingResult(RunStateError):
+    """`result()` of a completed state that holds no data (e.g. a bare `Completed()`)."""
+
+
+class UpstreamTaskError(Exception):
+    """A future this task run depends on failed, so the task run did not start."""
+
+
 class CancelledRun(BaseException):
-    """Raised at a task boundary once the current run has been cancelled.
+    """Raised at a task boundary once the current run has been cancelled, and by `result()`
+    of a cancelled state.
 
     A BaseException so that a user's `except Exception` does not swallow it.
     """

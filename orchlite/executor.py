@@ -39,7 +39,7 @@ from typing import Any
 from .errors import CancelledRun, ExitCode, OrchError, UsageError
 from .redaction import SecretFeed, redact
 from .runtime import new_run_id
-from .states import TERMINAL, StateType
+from .states import TERMINAL, StateName
 
 POLL_SECONDS = 0.1
 KILL_GRACE_SECONDS = 5.0
@@ -81,10 +81,10 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
     if console is not None:
         setup_logging(console=console)
     try:
-        run_flow(
+        state = run_flow(
             flow,
             (),
-            parameters,
+            {**parameters, "return_state": True},
             run_id=request.run_id,
             target=request.target,
             trigger=request.trigger,
@@ -98,12 +98,18 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
         # exits with the run's outcome, not with the code the flow passed.
         if not _recorded(home, request.run_id):
             raise  # failed before the run was created: bad input, not a failed run
-        if isinstance(exc, OrchError) and exc.exit_code in (ExitCode.USAGE, ExitCode.STORE):
-            # Recorded FAILED, but caused by bad input (e.g. a runner that cannot start) or
-            # by a store that cannot be written (a full disk): that error is the answer.
-            raise
-        return request.run_id, ExitCode.RUN_FAILED
-    return request.run_id, ExitCode.OK
+        return request.run_id, _failed_run_code(exc)
+    if state.is_completed():
+        return request.run_id, ExitCode.OK
+    return request.run_id, _failed_run_code(state.exception())
+
+
+def _failed_run_code(exc: BaseException) -> ExitCode:
+    """RUN_FAILED, unless bad input (e.g. a runner that cannot start) or a store that cannot
+    be written (a full disk) failed the run: then that error is the answer."""
+    if isinstance(exc, OrchError) and exc.exit_code in (ExitCode.USAGE, ExitCode.STORE):
+        raise exc
+    return ExitCode.RUN_FAILED
 
 
 def run_in_subprocess(
@@ -168,7 +174,7 @@ def run_in_subprocess(
             reader.join(timeout=READER_JOIN_SECONDS)  # a grandchild may hold the pipe open
     except KeyboardInterrupt:
         _interrupt(child)
-        _end_if_unfinished(home, run_id, StateType.CANCELLED, "interrupted (Ctrl-C)")
+        _end_if_unfinished(home, run_id, StateName.CANCELLED, "interrupted (Ctrl-C)")
         return (run_id if _recorded(home, run_id) else None), ExitCode.INTERRUPTED
     finally:
         os.close(alive)
@@ -180,13 +186,13 @@ def run_in_subprocess(
         # The child could not write the store (a full disk) and said so; a write here would
         # fail the same way. The next command reaps the run once the store is writable.
         return None, ExitCode.STORE
-    if _state(home, run_id) == StateType.CANCELLING.value:
+    if _state(home, run_id) == StateName.CANCELLING.value:
         _end_if_unfinished(
-            home, run_id, StateType.CANCELLED, "cancelled; the child process was killed"
+            home, run_id, StateName.CANCELLED, "cancelled; the child process was killed"
         )
-    _end_if_unfinished(home, run_id, StateType.CRASHED, _describe_exit(code))
+    _end_if_unfinished(home, run_id, StateName.CRASHED, _describe_exit(code))
     state = _state(home, run_id)
-    if state == StateType.COMPLETED.value:
+    if state == StateName.COMPLETED.value:
         return run_id, ExitCode.OK
     if code == ExitCode.INTERRUPTED:
         return run_id, ExitCode.INTERRUPTED
@@ -320,7 +326,7 @@ def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | Non
         run = store.get_flow_run(run_id)
     except OrchError:
         return None
-    if run.state == StateType.CANCELLING.value:
+    if run.state == StateName.CANCELLING.value:
         _stop(child)
         return child.returncode
     if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
@@ -329,7 +335,7 @@ def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | Non
         timeout = round(run.deadline - (run.started or run.deadline), 1)
         store.end_abandoned_run(
             run_id,
-            StateType.TIMED_OUT,
+            StateName.TIMED_OUT,
             f"flow run exceeded its timeout of {timeout:g} s; the child process was killed",
         )
         return int(ExitCode.RUN_FAILED)
@@ -410,11 +416,11 @@ def _state(home: Any, run_id: str) -> str | None:
         return None
 
 
-def _end_if_unfinished(home: Any, run_id: str, state: StateType, message: str) -> None:
+def _end_if_unfinished(home: Any, run_id: str, state: StateName, message: str) -> None:
     from .store import Store
 
     current = _state(home, run_id)
-    if current is not None and StateType(current) not in TERMINAL:
+    if current is not None and StateName(current) not in TERMINAL:
         with Store(home) as store:
             store.end_abandoned_run(run_id, state, message)
 
@@ -456,13 +462,13 @@ def _orphaned(run_id: str, parent_pid: str) -> None:
             state = _state_in(store, run_id)
             if state is None or state in _NOT_STARTED:
                 _kill_own_group()
-            store.end_abandoned_run(run_id, StateType.CRASHED, message)
+            store.end_abandoned_run(run_id, StateName.CRASHED, message)
     except Exception:  # the store is unusable: the reaper records the crash later
         pass
     _kill_own_group()
 
 
-_NOT_STARTED = frozenset({StateType.SCHEDULED.value, StateType.LATE.value})
+_NOT_STARTED = frozenset({StateName.SCHEDULED.value, StateName.LATE.value})
 
 
 def _state_in(store: Any, run_id: str) -> str | None:

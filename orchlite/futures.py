@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from .annotations import BaseAnnotation, allow_failure, quote, unmapped
-from .states import State, StateType
+from .errors import UpstreamTaskError
+from .states import State, StateName
 
 R = TypeVar("R")
 
@@ -26,7 +27,6 @@ class TaskRunFuture(Generic[R]):
         self.name = name
         self.flow_run_id = flow_run_id
         self.position = position
-        self.awaited = False
 
     @property
     def task_run_id(self) -> str:
@@ -39,14 +39,13 @@ class TaskRunFuture(Generic[R]):
         if self._inner.done():
             return self._final_state()
         running = self._inner.running()
-        return State(StateType.RUNNING if running else StateType.PENDING)
+        return State(StateName.RUNNING if running else StateName.PENDING)
 
     def done(self) -> bool:
         return self._inner.done()
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the task run ends (or `timeout` seconds pass); never raises its error."""
-        self.awaited = True
         cf.wait([self._inner], timeout=timeout)
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
@@ -65,11 +64,11 @@ class TaskRunFuture(Generic[R]):
     def _final_state(self) -> State:
         error = self._inner.exception()
         if error is not None:  # the orchestration itself failed (a bug or a cancellation)
-            return State(StateType.CRASHED, str(error), exception=error)
+            return State(StateName.CRASHED, str(error), exception=error)
         return self._inner.result()
 
     def __repr__(self) -> str:
-        return f"TaskRunFuture({self.name!r}, {self.state.type.value})"
+        return f"TaskRunFuture({self.name!r}, {self.state.stored_name.value})"
 
 
 PrefectFuture = TaskRunFuture
@@ -94,10 +93,7 @@ class DoneAndNotDoneFutures(NamedTuple):
 def wait(
     futures: Iterable[TaskRunFuture[Any]], timeout: float | None = None
 ) -> DoneAndNotDoneFutures:
-    """Wait for futures to finish; failures do not raise, and count toward the flow's state."""
-    futures = list(futures)
-    for future in futures:
-        future.awaited = True
+    """Wait for futures to finish; failures do not raise (inspect each future's state)."""
     by_inner = {f._inner: f for f in futures}
     done, not_done = cf.wait(list(by_inner), timeout=timeout)
     return DoneAndNotDoneFutures({by_inner[f] for f in done}, {by_inner[f] for f in not_done})
@@ -107,9 +103,6 @@ def as_completed(
     futures: Iterable[TaskRunFuture[R]], timeout: float | None = None
 ) -> Iterator[TaskRunFuture[R]]:
     """Yield futures as they finish, first finished first."""
-    futures = list(futures)
-    for future in futures:
-        future.awaited = True
     by_inner = {f._inner: f for f in futures}
     try:
         for inner in cf.as_completed(list(by_inner), timeout=timeout):
@@ -118,12 +111,7 @@ def as_completed(
         raise TimeoutError(f"futures did not finish in {timeout} s") from None
 
 
-class UpstreamFailed(Exception):
-    """A future this task run depends on failed, so the task run did not start."""
-
-
-class TaskRunsFailed(Exception):
-    """Task runs that a flow returned or waited for failed, so the flow failed."""
+UpstreamFailed = UpstreamTaskError
 
 
 class InputResolutionError(Exception):
@@ -340,6 +328,23 @@ def _mappable(value: Any) -> tuple[Any, bool]:
     return list(value), True
 
 
+def resolve_futures_to_states(value: Any) -> Any:
+    """`value` with every future in it (at any depth of lists, tuples, sets and dict values)
+    replaced by its final state, waiting as needed: what a flow's return value is judged by.
+    """
+    if isinstance(value, TaskRunFuture):
+        cf.wait([value._inner])
+        return value.state
+    kind = type(value)
+    if kind is list or kind is tuple or kind is set or kind is frozenset:
+        return kind(resolve_futures_to_states(item) for item in value)
+    if isinstance(value, PrefectFutureList):
+        return [resolve_futures_to_states(item) for item in value]
+    if kind is dict:
+        return {k: resolve_futures_to_states(v) for k, v in value.items()}
+    return value
+
+
 def finished(state: State, name: str, flow_run_id: str, position: int) -> TaskRunFuture[Any]:
     """A future that is already done (a task submitted outside a flow ran at once)."""
     inner: cf.Future[State] = cf.Future()
@@ -353,5 +358,6 @@ __all__ = [
     "PrefectFutureList",
     "TaskRunFuture",
     "as_completed",
+    "resolve_futures_to_states",
     "wait",
 ]

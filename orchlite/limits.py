@@ -42,7 +42,7 @@ from typing import Any
 from .context import flow_run_var, open_store, task_run_var
 from .errors import CancelledRun, OrchError, UsageError
 from .processes import process_alive
-from .states import StateType
+from .states import StateName
 from .store import Slot, SlotUsage, Store, TaskRun
 
 LEASE_SECONDS = 10.0
@@ -282,7 +282,7 @@ def acquire_for_task(
     state, message = run.state, run.state_message
 
     def show(text: str) -> None:
-        run.state, run.state_message = StateType.PENDING.value, text
+        run.state, run.state_message = StateName.PENDING.value, text
         store.save_task_run(run, [(run.state, text, time.time())])
 
     try:

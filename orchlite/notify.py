@@ -45,7 +45,7 @@ from typing import Any
 from .errors import UsageError
 from .redaction import redact, redact_data, register
 from .settings import PROJECT_FILE, read_project_file
-from .states import StateType
+from .states import StateName
 from .store import FlowRun, Store
 
 DEFAULT_STATES = frozenset({"FAILED", "CRASHED", "TIMED_OUT"})
@@ -464,7 +464,7 @@ def send_test(root: Path, log: Log | None = None) -> tuple[int, int]:
         name="orch-alert-test",
         target=None,
         parameters="{}",
-        state=StateType.FAILED.value,
+        state=StateName.FAILED.value,
         state_message="a test alert from `orch alert test`",
         trigger="test",
         parent_run_id=None,

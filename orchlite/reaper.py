@@ -22,7 +22,7 @@ import socket
 import time
 
 from .processes import SEES_PROCESSES, process_alive
-from .states import StateType
+from .states import StateName
 from .store import FlowRun, Store
 
 STALE_HEARTBEAT_SECONDS = 300.0
@@ -37,7 +37,7 @@ def reap_dead_runs(
     reaped = []
     for run in store.unfinished_flow_runs():
         reason = death_of(run, host, now, stale_after=stale_after)
-        if reason and store.end_abandoned_run(run.id, StateType.CRASHED, reason):
+        if reason and store.end_abandoned_run(run.id, StateName.CRASHED, reason):
             reaped.append(run.id)
     return reaped
 

@@ -49,7 +49,7 @@ from .faults import fault_point
 from .processes import process_start
 from .redaction import active as redaction_active
 from .redaction import redact, redact_optional
-from .states import TERMINAL, StateType, can_transition, task_state_after
+from .states import TERMINAL, StateName, can_transition, task_state_after
 
 BUSY_TIMEOUT_MS = 60_000
 WAL_AUTOCHECKPOINT_PAGES = 8_000
@@ -740,7 +740,7 @@ class Store:
         flow_name: str,
         name: str,
         parameters: str,
-        state: StateType = StateType.PENDING,
+        state: StateName = StateName.PENDING,
         message: str | None = None,
         target: str | None = None,
         trigger: str = "manual",
@@ -840,7 +840,7 @@ class Store:
     def set_flow_run_state(
         self,
         run_id: str,
-        state: StateType,
+        state: StateName,
         message: str | None = None,
         *,
         result: StoredResult | None = None,
@@ -859,11 +859,11 @@ class Store:
             row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no flow run {run_id}")
-            if not can_transition(StateType(row[0]), state):
+            if not can_transition(StateName(row[0]), state):
                 return False
             sets = ["state = ?", "state_message = ?"]
             values: list[Any] = [state.value, message]
-            if state is StateType.RUNNING:
+            if state is StateName.RUNNING:
                 sets += ["started = COALESCE(started, ?)", "heartbeat = ?"]
                 values += [now, now]
             if state in TERMINAL:
@@ -900,7 +900,7 @@ class Store:
         return True
 
     def end_abandoned_run(
-        self, run_id: str, state: StateType, message: str, now: float | None = None
+        self, run_id: str, state: StateName, message: str, now: float | None = None
     ) -> bool:
         """End a run whose process is gone: the flow run and its unfinished task runs.
 
@@ -912,7 +912,7 @@ class Store:
         self,
         conn: sqlite3.Connection,
         run_id: str,
-        state: StateType,
+        state: StateName,
         message: str | None,
         now: float,
     ) -> int:
@@ -955,24 +955,24 @@ class Store:
         with self.transaction() as conn:
             for run_id in dict.fromkeys(run_ids):
                 row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
-                if row is None or StateType(row[0]) not in TERMINAL:
+                if row is None or StateName(row[0]) not in TERMINAL:
                     continue
                 message = f"its flow run ended {row[0]}; ended by orch doctor"
                 ended += self._end_unfinished_task_runs(
-                    conn, run_id, StateType(row[0]), message, now
+                    conn, run_id, StateName(row[0]), message, now
                 )
         return ended
 
     def request_cancel(self, run_id: str, message: str = "cancellation requested") -> bool:
         """Mark a run CANCELLING; its process notices and stops. False if it already ended."""
-        return self.set_flow_run_state(run_id, StateType.CANCELLING, message)
+        return self.set_flow_run_state(run_id, StateName.CANCELLING, message)
 
     def stopping(self, run_ids: Sequence[str]) -> dict[str, str]:
         """Which of these runs must stop, with their state: those someone asked to cancel
         (CANCELLING), and those another process already ended (e.g. reaped as CRASHED)."""
         if not run_ids:
             return {}
-        stops = (StateType.CANCELLING.value, *(s.value for s in TERMINAL))
+        stops = (StateName.CANCELLING.value, *(s.value for s in TERMINAL))
         marks = ",".join("?" * len(run_ids))
         states = ",".join("?" * len(stops))
         rows = self.conn.execute(
@@ -1128,7 +1128,7 @@ class Store:
         Asked by the positive list of states, so the state index answers it without reading
         every finished run.
         """
-        unfinished = tuple(s.value for s in StateType if s not in TERMINAL)
+        unfinished = tuple(s.value for s in StateName if s not in TERMINAL)
         marks = ",".join("?" * len(unfinished))
         rows = self.conn.execute(
             f"SELECT {_FLOW_RUN_COLUMNS} FROM flow_runs WHERE state IN ({marks})", unfinished
@@ -1745,7 +1745,7 @@ class Store:
                 flow_name=flow_name,
                 name=name,
                 parameters=parameters,
-                state=StateType.SCHEDULED,
+                state=StateName.SCHEDULED,
                 target=target,
                 trigger="schedule",
                 now=now,
@@ -1755,7 +1755,7 @@ class Store:
                 (run_id, key, slot),
             )
             if skip_reason is not None:
-                self.set_flow_run_state(run_id, StateType.SKIPPED, skip_reason, now=now)
+                self.set_flow_run_state(run_id, StateName.SKIPPED, skip_reason, now=now)
             self._mark(conn, key, slot, now)
         return True
 
@@ -1814,7 +1814,7 @@ class Store:
                 flow_name=flow_name,
                 name=name,
                 parameters=parameters,
-                state=StateType.SCHEDULED,
+                state=StateName.SCHEDULED,
                 message=message,
                 target=target,
                 trigger=trigger,
@@ -1893,7 +1893,7 @@ class Store:
                 flow_name=old.flow_name,
                 name=old.name,
                 parameters=old.parameters,
-                state=StateType.SCHEDULED,
+                state=StateName.SCHEDULED,
                 message=message,
                 target=old.target,
                 trigger="retry",
@@ -2007,7 +2007,7 @@ _SLOT_COLUMNS = (
 )
 
 
-_UNFINISHED = tuple(s.value for s in StateType if s not in TERMINAL)
+_UNFINISHED = tuple(s.value for s in StateName if s not in TERMINAL)
 _RETRIED_BY_LIVE_RUNS = (
     "SELECT retry_of FROM flow_runs WHERE state IN"
     f" ({','.join('?' * len(_UNFINISHED))}) AND retry_of IS NOT NULL"
@@ -2037,15 +2037,15 @@ def _slot(row: Sequence[Any]) -> Slot:
     return Slot(row[0], row[1], row[2], bool(row[3]), *row[4:])
 
 
-_WAITING = frozenset({StateType.SCHEDULED.value, StateType.LATE.value, StateType.PENDING.value})
+_WAITING = frozenset({StateName.SCHEDULED.value, StateName.LATE.value, StateName.PENDING.value})
 
 
 # The crash points (`orchlite.faults`) after the commits of flow and task run states.
-_FLOW_STATE_FAULTS = {StateType.RUNNING: "run_started"} | {s: "run_finished" for s in TERMINAL}
+_FLOW_STATE_FAULTS = {StateName.RUNNING: "run_started"} | {s: "run_finished" for s in TERMINAL}
 _TASK_SAVED_FAULTS = {
-    StateType.RUNNING.value: "task_started",
-    StateType.COMPLETED.value: "task_result_recorded",
-    StateType.CACHED.value: "task_result_recorded",
+    StateName.RUNNING.value: "task_started",
+    StateName.COMPLETED.value: "task_result_recorded",
+    StateName.CACHED.value: "task_result_recorded",
 }
 
 

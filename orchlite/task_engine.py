@@ -56,7 +56,7 @@ from .runtime import (
     task_logger,
     to_json,
 )
-from .states import State, StateType
+from .states import State, StateName, StateType, returned_state
 from .steps import Body, Pause, StepDriver, Steps, run_steps
 from .store import TaskRun
 from .task_runners import TaskRunner, call_with_timeout, timeout_message
@@ -64,12 +64,12 @@ from .task_runners import TaskRunner, call_with_timeout, timeout_message
 if TYPE_CHECKING:
     from .registry import Task
 
-# State names as stored (`StateType.X.value` is a property lookup: these are read per call).
-_PENDING = StateType.PENDING.value
-_RUNNING = StateType.RUNNING.value
-_COMPLETED = StateType.COMPLETED.value
-_CACHED = StateType.CACHED.value
-_RETRYING = StateType.RETRYING.value
+# State names as stored (`StateName.X.value` is a property lookup: these are read per call).
+_PENDING = StateName.PENDING.value
+_RUNNING = StateName.RUNNING.value
+_COMPLETED = StateName.COMPLETED.value
+_CACHED = StateName.CACHED.value
+_RETRYING = StateName.RETRYING.value
 
 body_runner_var: ContextVar[TaskRunner | None] = ContextVar("orch_body_runner", default=None)
 """Set inside a submitted task run: the runner its function body executes on."""
@@ -191,7 +191,7 @@ def _run_with_upstream(
     if ctx.stopped():
         run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
         error = CancelledRun(f"flow run {ctx.run_id} was cancelled before this task started")
-        state = State(StateType.CANCELLED, str(error), exception=error)
+        state = State(StateName.CANCELLED, str(error), exception=error)
         return _fail_task(task, run, ctx, state, error, hooks=False)
     upstream: list[int] = []
     if bound is None or _holds_futures(args, kwargs):
@@ -200,7 +200,7 @@ def _run_with_upstream(
         except (futures.UpstreamFailed, futures.InputResolutionError) as exc:
             run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
             run.upstream = to_json(sorted(upstream))
-            state = State(StateType.FAILED, error_text(exc), exception=exc)
+            state = State(StateName.FAILED, error_text(exc), exception=exc)
             return _fail_task(task, run, ctx, state, exc)
         bound = task.bind(args, kwargs)
     return _run_task_in_flow(
@@ -299,7 +299,7 @@ def _run_task_in_flow(
         policy, key = _cache_key(task, task_ctx, arguments, ctx)
     except UnhashableInputError as exc:
         return _fail_task(
-            task, run, ctx, State(StateType.FAILED, error_text(exc), exception=exc), exc
+            task, run, ctx, State(StateName.FAILED, error_text(exc), exception=exc), exc
         )
     run.cache_key = key
     scoped = _run_scoped(policy)
@@ -321,7 +321,7 @@ def _reuse(task: Task[..., Any], run: TaskRun, ctx: FlowRunContext) -> State | N
             value = results.load(prior.result, ctx.blobs)  # type: ignore[arg-type]
         except Exception:
             return None
-        return State(StateType.COMPLETED, prior.state_message, value=value)
+        return State(StateName.COMPLETED, prior.state_message, value=value)
     old = ctx.resumed.get(run.position)
     if old is not None and _same_call(old, run):
         return _answer_from(run, ctx, old, f"resumed from {ctx.resumed_from}")
@@ -463,7 +463,7 @@ def _answer_from(run: TaskRun, ctx: FlowRunContext, source: TaskRun, message: st
     notify_listeners("task", run)
     if log.isEnabledFor(logging.INFO):
         log.info("Finished in state Cached (%s)", message, extra=run_label(ctx, run))
-    return State(StateType.CACHED, message, value=value)
+    return State(StateName.CACHED, message, value=value)
 
 
 def _execute(
@@ -503,14 +503,14 @@ def _execute(
             message = "flow run cancelled"
             if isinstance(exc, timeouts.Interrupted):
                 message = "interrupted: an enclosing run exceeded its timeout"
-            state = State(StateType.CANCELLED, message, exception=exc)
+            state = State(StateName.CANCELLED, message, exception=exc)
             _fail_task(task, run, ctx, state, exc, hooks=False)
             raise
         except Exception as exc:
             message = describe(exc)
-            kind = StateType.FAILED
+            kind = StateName.FAILED
             if isinstance(exc, TaskTimeoutError):
-                kind = StateType.TIMED_OUT
+                kind = StateName.TIMED_OUT
                 task_ctx.abandoned = True  # if its body could not be stopped
                 if task.timeout_seconds:
                     message = timeout_message("Task run", task.timeout_seconds)
@@ -522,7 +522,7 @@ def _execute(
                 yield Pause(delay)
                 if ctx.stopped():  # cancelled or timed out while waiting to retry
                     stop = CancelledRun("the flow run was cancelled")
-                    cancelled = State(StateType.CANCELLED, "flow run cancelled", exception=stop)
+                    cancelled = State(StateName.CANCELLED, "flow run cancelled", exception=stop)
                     _fail_task(task, run, ctx, cancelled, stop, hooks=False)
                     raise stop from None
                 continue
@@ -540,7 +540,7 @@ def _take_slots(task: Task[..., Any], run: TaskRun, ctx: FlowRunContext) -> limi
     try:
         return limits.acquire_for_task(ctx.store, run, sorted(task.tags), ctx.stopped)
     except (CancelledRun, KeyboardInterrupt) as exc:
-        state = State(StateType.CANCELLED, "flow run cancelled", exception=exc)
+        state = State(StateName.CANCELLED, "flow run cancelled", exception=exc)
         _fail_task(task, run, ctx, state, exc, hooks=False)
         raise
 
@@ -578,15 +578,23 @@ def _complete_task(
     scoped: bool,
     key: str | None,
 ) -> State:
+    decided = returned_state(value)
+    if decided is not None:
+        if not decided.is_completed():
+            return _end_in_returned_state(task, run, ctx, decided)
+        value = decided.data
     try:
         stored = persist_result(value, task.result_serializer, task.persist_result, ctx)
     except OrchError as exc:
         return _fail_task(
-            task, run, ctx, State(StateType.FAILED, error_text(exc), exception=exc), exc
+            task, run, ctx, State(StateName.FAILED, error_text(exc), exception=exc), exc
         )
     now = time.time()
-    run.state = _COMPLETED
-    run.state_message = None
+    name, message = (
+        (decided.stored_name.value, decided.stored_message) if decided else (_COMPLETED, None)
+    )
+    run.state = name
+    run.state_message = message
     run.ended = now
     run.error_type = run.error_message = run.traceback = None
     cache = None
@@ -602,15 +610,25 @@ def _complete_task(
                 ctx.run_cache[key] = run
             else:
                 cache = (key, _expiry(task.cache_expiration, now))
-    recorder.write(ctx.store, run, [(run.state, None, now)], cache=cache)
-    state = State(StateType.COMPLETED, None, value=value, timestamp=now)
+    recorder.write(ctx.store, run, [(run.state, message, now)], cache=cache)
+    state = State(StateName(name), message, value=value, timestamp=now)
+    if decided is not None:
+        state.name = decided.name
     if listening():
         notify_listeners("task", run)
     if log.isEnabledFor(logging.INFO):
-        log.info("Finished in state Completed()", extra=run_label(ctx, run))
+        log.info("Finished in state %s", state, extra=run_label(ctx, run))
     if task.on_completion_hooks:
         run_hooks(task.on_completion_hooks, task, run, state, ctx)
     return state
+
+
+def _end_in_returned_state(
+    task: Task[..., Any], run: TaskRun, ctx: FlowRunContext, state: State
+) -> State:
+    """Record the failed, crashed or cancelled state the task body returned."""
+    failed = state.type is StateType.FAILED
+    return _fail_task(task, run, ctx, state, state.exception(), hooks=failed)
 
 
 def _fail_task(
@@ -623,15 +641,15 @@ def _fail_task(
     hooks: bool = True,
 ) -> State:
     now = time.time()
-    run.state = state.type.value
-    run.state_message = state.message
+    run.state = state.stored_name.value
+    run.state_message = state.stored_message
     run.ended = now
     run.error_type, run.error_message, run.traceback = error_fields(exc)
     if state.type is not StateType.CANCELLED:
         task_logger(ctx, run).error(
             "Finished in state %s: %s\n%s", state.name, state.message, run.traceback
         )
-    recorder.write(ctx.store, run, [(run.state, state.message, now)])
+    recorder.write(ctx.store, run, [(run.state, run.state_message, now)])
     if listening():
         notify_listeners("task", run)
     if hooks and task.on_failure_hooks:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import UsageError
-from .states import StateType
+from .states import StateName
 from .store import FlowRun, LogRecord, Store, TaskRun
 
 
@@ -81,7 +81,7 @@ def task_summary(task: TaskRun) -> dict[str, Any]:
         "state": task.state,
         "message": task.state_message,
         "attempts": task.attempts,
-        "cached": task.state == StateType.CACHED.value,
+        "cached": task.state == StateName.CACHED.value,
         "started": iso(task.started),
         "ended": iso(task.ended),
         "duration": duration(task),
@@ -113,7 +113,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
         {"id": c.id, "flow": c.flow_name, "state": c.state, "position": c.parent_position}
         for c in store.child_flow_runs(run_id)
     ]
-    errors = [t for t in tasks if t.traceback and t.state != StateType.COMPLETED.value]
+    errors = [t for t in tasks if t.traceback and t.state != StateName.COMPLETED.value]
     detail["error"] = errors[-1].traceback if errors else None
     return detail
 

@@ -27,7 +27,7 @@ from orchlite.declarations import load_retention_days, read_declarations
 from orchlite.errors import UsageError
 from orchlite.project import load_schedules
 from orchlite.schedules import slot_id
-from orchlite.states import StateType
+from orchlite.states import StateName
 from orchlite.store import Store
 
 
@@ -344,8 +344,8 @@ def _daemon(root: Path) -> tuple[Daemon, FakeLaunch]:
 
 
 def _running(store: Store, run_id: str) -> None:
-    store.set_flow_run_state(run_id, StateType.PENDING)
-    store.set_flow_run_state(run_id, StateType.RUNNING)
+    store.set_flow_run_state(run_id, StateName.PENDING)
+    store.set_flow_run_state(run_id, StateName.RUNNING)
 
 
 def test_overlap_queue_waits_for_the_previous_run_even_across_restarts(tmp_path: Path) -> None:
@@ -364,7 +364,7 @@ def test_overlap_queue_waits_for_the_previous_run_even_across_restarts(tmp_path:
     assert restarted.tick(T0 + dt.timedelta(seconds=27)).started == []
     assert restarted.store.get_flow_run(second).state == "SCHEDULED"
 
-    daemon.store.set_flow_run_state(first, StateType.COMPLETED)
+    daemon.store.set_flow_run_state(first, StateName.COMPLETED)
     assert restarted.tick(T0 + dt.timedelta(seconds=28)).started == [second]
     assert list(relaunch.runs) == [second]
 

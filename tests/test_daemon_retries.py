@@ -18,7 +18,7 @@ from daemon_helpers import start_daemon, stop_daemon, wait_for
 
 from orchlite.daemon import retry_run_id
 from orchlite.errors import RunNotFoundError, UsageError
-from orchlite.states import StateType
+from orchlite.states import StateName
 from orchlite.store import FlowRun, Store
 
 
@@ -182,7 +182,7 @@ def test_a_daemon_stopped_during_a_retry_delay_moves_the_retry_to_the_store(
 
 def test_at_start_the_daemon_retries_runs_that_crashed_while_it_was_down(tmp_path: Path) -> None:
     from orchlite.daemon import Daemon
-    from orchlite.states import StateType
+    from orchlite.states import StateName
 
     _project(tmp_path, delay=60)
     first = _seed(tmp_path, "dies_once")
@@ -190,9 +190,9 @@ def test_at_start_the_daemon_retries_runs_that_crashed_while_it_was_down(tmp_pat
     store.create_flow_run(
         run_id=first, flow_name="dies-once", name="dies_once", parameters="{}", now=1000.0
     )
-    store.set_flow_run_state(first, StateType.RUNNING, attempts=1, now=1000.0)
+    store.set_flow_run_state(first, StateName.RUNNING, attempts=1, now=1000.0)
     store.set_retry_policy(first, '{"retries": 1, "delays": [60.0]}')
-    store.end_abandoned_run(first, StateType.CRASHED, "its process (pid 1) is gone")
+    store.end_abandoned_run(first, StateName.CRASHED, "its process (pid 1) is gone")
     ended = store.get_flow_run(first).ended or 0.0
     daemon = Daemon(store, tmp_path, launch=lambda *a: None, log=lambda _: None)  # type: ignore[arg-type,return-value]
     assert daemon.schedule_missed_retries(ended + 1) == [retry_run_id(first)]
@@ -209,7 +209,7 @@ def test_one_retry_of_a_run_at_a_time(tmp_path: Path) -> None:
     store = Store(tmp_path / ".orch")
     old, manual = "aa" * 16, "bb" * 16
     store.create_flow_run(run_id=old, flow_name="f", name="f", parameters="{}")
-    store.set_flow_run_state(old, StateType.CRASHED, "its process is gone")
+    store.set_flow_run_state(old, StateName.CRASHED, "its process is gone")
     store.create_flow_run(
         run_id=manual, flow_name="f", name="f", parameters="{}", retry_of=old, trigger="retry"
     )
@@ -219,7 +219,7 @@ def test_one_retry_of_a_run_at_a_time(tmp_path: Path) -> None:
         store.create_flow_run(
             run_id="dd" * 16, flow_name="f", name="f", parameters="{}", retry_of=old
         )
-    store.set_flow_run_state(manual, StateType.CANCELLED, "cancelled")
+    store.set_flow_run_state(manual, StateName.CANCELLED, "cancelled")
     assert store.claim_retry_run(run_id="cc" * 16, **retry)
     with pytest.raises(RunNotFoundError, match="no longer exists"):  # deleted by `orch gc`
         store.create_flow_run(

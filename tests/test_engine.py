@@ -19,7 +19,7 @@ from orchlite.context import open_store
 from orchlite.errors import TaskTimeoutError, UnhashableInputError
 from orchlite.logging import MissingContextError, setup_logging
 from orchlite.registry import Flow, FlowOptions, Task, TaskOptions
-from orchlite.states import StateType
+from orchlite.states import StateName
 from orchlite.tasks import exponential_backoff, task_input_hash
 
 
@@ -506,7 +506,7 @@ def test_return_state_and_with_options() -> None:
         assert state.is_failed()
         return state.type.value
 
-    assert pipeline() == StateType.FAILED.value
+    assert pipeline() == StateName.FAILED.value
     renamed = pipeline.with_options(name="renamed")
     renamed()
     assert last_run().flow_name == "renamed"

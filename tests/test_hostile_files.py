@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from daemon_helpers import ORCH, env, runs, start_daemon, stop_daemon, wait_for, write
 
-from orchlite.states import StateType
+from orchlite.states import StateName
 
 FLOW = """
 from orchlite import flow, interval
@@ -133,4 +133,4 @@ def _errors(log: Path) -> list[str]:
 
 
 def _completed(root: Path) -> int:
-    return sum(r.state == StateType.COMPLETED.value for r in runs(root))
+    return sum(r.state == StateName.COMPLETED.value for r in runs(root))

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 from orchlite.reaper import STALE_HEARTBEAT_SECONDS, reap_dead_runs
-from orchlite.states import StateType
+from orchlite.states import StateName
 from orchlite.store import Store, TaskRun
 
 
 def _running_run(store: Store, run_id: str, pid: int, host: str) -> None:
     store.create_flow_run(run_id=run_id, flow_name="f", name="f", parameters="{}")
-    store.set_flow_run_state(run_id, StateType.RUNNING, pid=pid, host=host)
+    store.set_flow_run_state(run_id, StateName.RUNNING, pid=pid, host=host)
     now = time.time()
     task = TaskRun(
         run_id,
@@ -108,7 +108,7 @@ def test_every_ending_of_a_flow_run_ends_its_unfinished_task_runs(tmp_path: Path
     for n, state in enumerate(["CANCELLED", "TIMED_OUT", "FAILED", "COMPLETED"]):
         run_id = f"{n}" * 32
         _running_run(store, run_id, os.getpid(), socket.gethostname())
-        assert store.set_flow_run_state(run_id, StateType(state), f"ended {state}")
+        assert store.set_flow_run_state(run_id, StateName(state), f"ended {state}")
         [task] = store.task_runs(run_id)
         expected = {"TIMED_OUT": "CANCELLED", "COMPLETED": "CRASHED"}.get(state, state)
         assert task.state == expected
@@ -120,7 +120,7 @@ def test_a_task_run_is_not_written_once_its_flow_run_ended(tmp_path: Path) -> No
     """Terminal states are final: a late write (a resumed or abandoned body) changes nothing."""
     store = Store(tmp_path / ".orch")
     _running_run(store, "ff" * 16, os.getpid(), socket.gethostname())
-    assert store.end_abandoned_run("ff" * 16, StateType.CRASHED, "its process is gone")
+    assert store.end_abandoned_run("ff" * 16, StateName.CRASHED, "its process is gone")
     [task] = store.task_runs("ff" * 16)
     task.state, task.ended = "COMPLETED", time.time()
     assert not store.save_task_run(task, [("COMPLETED", None, task.ended)])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchlite.states import StateType
+from orchlite.states import StateName
 from orchlite.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, Store, TaskRun, TaskRunSave
 
 FLOW_A = "aa" * 16
@@ -142,7 +142,7 @@ def test_a_schema_5_store_is_upgraded_with_its_task_runs_and_history_in_order(
         # The upgraded runs take new rows after their old ones.
         store.save_task_run(_task(FLOW_A, 3), [("PENDING", None, 50.0), ("COMPLETED", None, 51.0)])
         assert [h.ts for h in store.history(FLOW_A)] == [10.0, 20.0, 30.0, 40.0, 50.0, 51.0]
-        assert store.end_abandoned_run(FLOW_A, StateType.CRASHED, "gone") is False  # ended
+        assert store.end_abandoned_run(FLOW_A, StateName.CRASHED, "gone") is False  # ended
         assert [t.position for t in store.task_runs(FLOW_A)] == [0, 1, 2, 3]
 
 
@@ -162,11 +162,11 @@ def test_history_from_two_connections_is_kept_in_commit_order(tmp_path: Path) ->
     home = tmp_path / ".orch"
     with Store(home) as runner, Store(home) as other:
         runner.create_flow_run(run_id=FLOW_A, flow_name="f", name="f", parameters="{}")
-        runner.set_flow_run_state(FLOW_A, StateType.RUNNING, now=1.0)
+        runner.set_flow_run_state(FLOW_A, StateName.RUNNING, now=1.0)
         runner.save_task_run(_task(FLOW_A, 0), [("PENDING", None, 2.0), ("COMPLETED", None, 3.0)])
         assert other.request_cancel(FLOW_A)
         runner.save_task_run(_task(FLOW_A, 1, "RUNNING"), [("RUNNING", None, 5.0)])
-        other.end_abandoned_run(FLOW_A, StateType.CRASHED, "gone", now=6.0)
+        other.end_abandoned_run(FLOW_A, StateName.CRASHED, "gone", now=6.0)
         # Terminal states are final: the late write of the ended run records nothing.
         assert not runner.save_task_run(_task(FLOW_A, 2), [("COMPLETED", None, 7.0)])
         runner.save_task_run(_task(STANDALONE, 0), [("COMPLETED", None, 8.0)])

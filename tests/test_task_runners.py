@@ -353,8 +353,7 @@ def test_unpicklable_argument_or_result_fails_the_task_naming_it() -> None:
         gives.submit().wait()
         return fine.submit(21).result()
 
-    with pytest.raises(Exception, match="2 task run"):
-        pipeline()
+    assert pipeline() == 42  # failed task runs it waited for do not fail the flow
     runs = task_runs()
     assert runs["takes-0"].state == "FAILED"
     assert runs["takes-0"].error_message.startswith(
@@ -410,8 +409,7 @@ def test_tasks_cannot_be_called_from_a_body_in_a_worker() -> None:
     def pipeline() -> None:
         outer.submit().wait()
 
-    with pytest.raises(Exception, match="outer-0"):
-        pipeline()
+    pipeline()
     run = task_runs()["outer-0"]
     assert run.state == "FAILED"
     assert "cannot call tasks or flows" in run.error_message
@@ -435,8 +433,7 @@ def test_a_timed_out_body_is_abandoned_and_its_worker_killed(tmp_path: Path) -> 
         return after.submit().result()  # a fresh worker: the hung one is retired
 
     started = time.monotonic()
-    with pytest.raises(Exception, match="hangs-0"):
-        pipeline()
+    pipeline()
     assert time.monotonic() - started < 15
     runs = task_runs()
     assert runs["hangs-0"].state == "TIMED_OUT"
@@ -461,7 +458,7 @@ def test_a_flow_timeout_does_not_wait_for_bodies_in_workers() -> None:
     started = time.monotonic()
     state = pipeline(return_state=True)
     assert time.monotonic() - started < 15
-    assert state.type.value == "TIMED_OUT"
+    assert (state.type.value, state.name) == ("FAILED", "TimedOut")
     deadline = time.monotonic() + 5
     while task_runs()["hangs-0"].state == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -482,8 +479,7 @@ def test_a_worker_that_dies_fails_its_task_and_the_pool_recovers() -> None:
         dies.submit().wait()
         return lives.submit().result()
 
-    with pytest.raises(Exception, match="dies-0"):
-        pipeline()
+    assert pipeline() == "ok"
     runs = task_runs()
     assert runs["dies-0"].state == "FAILED"
     assert runs["dies-0"].error_type == WorkerCrashedError.__name__
@@ -529,8 +525,7 @@ def test_dask_in_process_cluster_runs_bodies_with_states_logs_and_errors() -> No
         return double.map([Point(i, i) for i in range(4)]).result()
 
     started = time.monotonic()
-    with pytest.raises(Exception, match="fails-0, hangs-0"):
-        pipeline()
+    assert pipeline() == [Point(i * 2, i * 2) for i in range(4)]
     assert time.monotonic() - started < 6  # the hung body does not hold up the flow's end
     runs = task_runs()
     assert runs["hangs-0"].state == "TIMED_OUT"

@@ -25,7 +25,7 @@ import orchlite
 from orchlite.daemon import Daemon
 from orchlite.errors import UsageError
 from orchlite.project import load_triggers
-from orchlite.states import StateType
+from orchlite.states import StateName
 from orchlite.store import Store
 from orchlite.triggers import (
     Debouncer,
@@ -224,9 +224,9 @@ class FakeRun:
         return False
 
 
-def _finished_run(store: Store, run_id: str, flow_name: str, state: StateType, at: float) -> None:
+def _finished_run(store: Store, run_id: str, flow_name: str, state: StateName, at: float) -> None:
     store.create_flow_run(run_id=run_id, flow_name=flow_name, name=run_id, parameters="{}", now=at)
-    store.set_flow_run_state(run_id, StateType.RUNNING, None, now=at)
+    store.set_flow_run_state(run_id, StateName.RUNNING, None, now=at)
     store.set_flow_run_state(run_id, state, None, now=at)
 
 
@@ -262,11 +262,11 @@ def test_a_flow_trigger_fires_once_per_upstream_run_across_restarts(tmp_path: Pa
 
     first = daemon()
     t = T0.timestamp()
-    _finished_run(first.store, "old", "extract", StateType.COMPLETED, t - 5)
+    _finished_run(first.store, "old", "extract", StateName.COMPLETED, t - 5)
     first.tick(T0)  # first sight of the triggers: runs that ended before are ignored
     assert calls == []
-    _finished_run(first.store, "up1", "extract", StateType.COMPLETED, t + 1)
-    _finished_run(first.store, "up2", "extract", StateType.FAILED, t + 2)
+    _finished_run(first.store, "up1", "extract", StateName.COMPLETED, t + 1)
+    _finished_run(first.store, "up2", "extract", StateName.FAILED, t + 2)
     report = first.tick(T0 + dt.timedelta(seconds=3))
     assert sorted((target, json.dumps(p)) for _, target, p in calls) == [
         ("flows.py:cleanup", "{}"),

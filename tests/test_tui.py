@@ -26,7 +26,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList, Select, Static
 
 from orchlite.executor import RunRequest, run_target
-from orchlite.states import StateType
+from orchlite.states import StateName
 from orchlite.store import Store, StoreError
 from orchlite.tui.app import OrchApp, make_app
 from orchlite.tui.detail_screen import RunDetailScreen
@@ -281,7 +281,7 @@ async def test_state_changes_show_up_and_running_durations_tick(orch_home: Path)
         assert table.get_row(run_id)[5] == "5.0s"
         clock[0] = 1_012.0
         await wait_for(pilot, lambda: table.get_row(run_id)[5] == "12.0s", "the duration tick")
-        store.set_flow_run_state(run_id, StateType.COMPLETED, now=1_013.0)
+        store.set_flow_run_state(run_id, StateName.COMPLETED, now=1_013.0)
         await wait_for(
             pilot,
             lambda: str(table.get_row(run_id)[0]).strip() == "COMPLETED",
@@ -297,7 +297,7 @@ def running_run(store: Store, *, pid: int | None, started: float | None = None) 
         run_id=run_id, flow_name="slow", name="slow-run", parameters="{}", now=started
     )
     store.set_flow_run_state(
-        run_id, StateType.RUNNING, pid=pid, host=socket.gethostname(), now=started
+        run_id, StateName.RUNNING, pid=pid, host=socket.gethostname(), now=started
     )
     return run_id
 
@@ -370,7 +370,7 @@ def test_an_idle_poll_costs_microseconds_on_a_big_store(orch_home: Path) -> None
                 flow_name=f"flow{i % 7}",
                 name=f"run-{i}",
                 parameters="{}",
-                state=StateType.COMPLETED,
+                state=StateName.COMPLETED,
                 now=1e9 + i,
             )
     poller = Poller(orch_home, lambda s: load_runs(s, RunsQuery()))
@@ -399,7 +399,7 @@ def many_runs(store: Store, count: int, *, created: Callable[[int], float], firs
                 flow_name=f"flow{i % 3}",
                 name=f"run-{i}",
                 parameters="{}",
-                state=StateType.COMPLETED if i % 5 else StateType.FAILED,
+                state=StateName.COMPLETED if i % 5 else StateName.FAILED,
                 now=created(i),
             )
 
@@ -475,14 +475,14 @@ async def test_older_runs_load_a_page_at_a_time_and_new_runs_still_appear(
 async def test_trends_show_each_flows_last_outcomes_and_durations(orch_home: Path) -> None:
     store = Store(orch_home)
     for i, (flow, outcome) in enumerate(
-        [("etl", StateType.COMPLETED)] * 3
-        + [("etl", StateType.FAILED), ("report", StateType.COMPLETED)]
+        [("etl", StateName.COMPLETED)] * 3
+        + [("etl", StateName.FAILED), ("report", StateName.COMPLETED)]
     ):
         run_id = f"{i + 1:032x}"
         store.create_flow_run(
             run_id=run_id, flow_name=flow, name=f"r{i}", parameters="{}", now=1000.0 + 10 * i
         )
-        store.set_flow_run_state(run_id, StateType.RUNNING, now=1000.0 + 10 * i)
+        store.set_flow_run_state(run_id, StateName.RUNNING, now=1000.0 + 10 * i)
         store.set_flow_run_state(run_id, outcome, now=1000.0 + 10 * i + i + 1)
     app = make_app(orch_home, clock=lambda: 2000.0)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -762,14 +762,14 @@ async def test_views_read_through_a_read_only_store_and_never_block_a_writer(
         from pathlib import Path
 
         import orchlite.store as store_module
-        from orchlite.states import StateType
+        from orchlite.states import StateName
 
         store_module.BUSY_TIMEOUT_MS = 0  # a lock held by anyone else fails this at once
         store = store_module.Store(Path(sys.argv[1]))
         for i in range(300):
             store.create_flow_run(
                 run_id=f"{i:032x}", flow_name="w", name=f"w-{i}", parameters="{}",
-                state=StateType.COMPLETED,
+                state=StateName.COMPLETED,
             )
         print("wrote 300")
         """
@@ -1129,7 +1129,7 @@ def fixed_store(home: Path) -> str:
     from orchlite.store import TaskRun
 
     store = Store(home)
-    outcomes = (StateType.COMPLETED, StateType.FAILED, StateType.RUNNING)
+    outcomes = (StateName.COMPLETED, StateName.FAILED, StateName.RUNNING)
     for i, outcome in enumerate(outcomes):
         run_id = f"{i + 1:x}" * 32
         created = SNAP_NOW - 600 + i * 120
@@ -1142,11 +1142,11 @@ def fixed_store(home: Path) -> str:
             now=created,
         )
         store.set_flow_run_state(
-            run_id, StateType.RUNNING, pid=4242, host="host", attempts=1, now=created + 1
+            run_id, StateName.RUNNING, pid=4242, host="host", attempts=1, now=created + 1
         )
         for position, name in enumerate(("extract", "load")):
-            failed = outcome is StateType.FAILED and name == "load"
-            state = StateType.FAILED if failed else StateType.COMPLETED
+            failed = outcome is StateName.FAILED and name == "load"
+            state = StateName.FAILED if failed else StateName.COMPLETED
             store.save_task_run(
                 TaskRun(
                     flow_run_id=run_id,
@@ -1172,7 +1172,7 @@ def fixed_store(home: Path) -> str:
                     ended=created + 3 + position,
                 )
             )
-        if outcome is not StateType.RUNNING:
+        if outcome is not StateName.RUNNING:
             store.set_flow_run_state(run_id, outcome, now=created + 5)
         tasks = store.task_runs(run_id)
         store.write_logs(

@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
-from ..states import StateType
+from ..states import StateName
 from ..store import FlowRun
 from .format import badge, clock_time, run_duration, task_counts
 from .polling import PollingScreen
@@ -53,7 +53,7 @@ class RunsScreen(PollingScreen):
         yield Header()
         with Horizontal(id="filters"):
             yield Input(placeholder="flow", id="flow")
-            yield Select([(s.value, s.value) for s in StateType], prompt="any state", id="state")
+            yield Select([(s.value, s.value) for s in StateName], prompt="any state", id="state")
             yield Input(placeholder="/ search", id="search")
         yield Static(id="trends")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)

@@ -36,7 +36,7 @@ from _common import (
     verdict,
 )
 
-from orchlite.states import StateType
+from orchlite.states import StateName
 from orchlite.store import DB_NAME, SCHEMA_VERSION, Store, StoredResult, TaskRun
 
 FLOW_RUNS = 100_000
@@ -57,11 +57,11 @@ TRACEBACK = (
 )
 # Outcome of a flow run -> relative weight; the remaining tasks are COMPLETED or CACHED.
 OUTCOMES = {
-    StateType.COMPLETED: 86,
-    StateType.FAILED: 7,
-    StateType.CRASHED: 3,
-    StateType.CANCELLED: 2,
-    StateType.TIMED_OUT: 2,
+    StateName.COMPLETED: 86,
+    StateName.FAILED: 7,
+    StateName.CRASHED: 3,
+    StateName.CANCELLED: 2,
+    StateName.TIMED_OUT: 2,
 }
 
 
@@ -107,13 +107,13 @@ def add_flow_run(store: Store, rng: random.Random, index: int, created: float) -
         now=created,
     )
     t = created + 0.05
-    store.set_flow_run_state(run_id, StateType.RUNNING, pid=4242, host="bench", attempts=1, now=t)
+    store.set_flow_run_state(run_id, StateName.RUNNING, pid=4242, host="bench", attempts=1, now=t)
     for position in range(TASKS_PER_RUN):
         name = TASK_NAMES[position % len(TASK_NAMES)]
         last = position == TASKS_PER_RUN - 1
-        state = outcome if last and outcome is not StateType.COMPLETED else StateType.COMPLETED
-        if state is StateType.COMPLETED and rng.random() < 0.2:
-            state = StateType.CACHED
+        state = outcome if last and outcome is not StateName.COMPLETED else StateName.COMPLETED
+        if state is StateName.COMPLETED and rng.random() < 0.2:
+            state = StateName.CACHED
         start, t = t, t + rng.uniform(0.001, 2.0)
         run = TaskRun(
             flow_run_id=run_id,
@@ -138,14 +138,14 @@ def add_flow_run(store: Store, rng: random.Random, index: int, created: float) -
             ended=t,
         )
         states: list[tuple[str, str | None, float]] = [("PENDING", None, start)]
-        if state is StateType.CACHED:
+        if state is StateName.CACHED:
             run.state_message = "cache hit"
             states.append((state.value, "cache hit", t))
         else:
             states.append(("RUNNING", None, start))
-        if state is StateType.COMPLETED:
+        if state is StateName.COMPLETED:
             states.append((state.value, None, t))
-        elif state is StateType.FAILED:
+        elif state is StateName.FAILED:
             run.attempts = 3
             run.error_type, run.error_message = "ConnectionError", "upstream closed"
             run.traceback, run.state_message = TRACEBACK, "ConnectionError: upstream closed"
@@ -153,13 +153,13 @@ def add_flow_run(store: Store, rng: random.Random, index: int, created: float) -
                 states.append(("RETRYING", f"attempt {attempt} failed; retrying", t))
                 states.append(("RUNNING", f"attempt {attempt + 1}", t))
             states.append((state.value, run.state_message, t))
-        elif state is not StateType.CACHED:
+        elif state is not StateName.CACHED:
             run.state_message = f"flow run {state.value.lower().replace('_', ' ')}"
             states.append((state.value, run.state_message, t))
-        if state in (StateType.COMPLETED, StateType.CACHED):
+        if state in (StateName.COMPLETED, StateName.CACHED):
             run.result_serializer, run.result_data = RESULT.serializer, RESULT.data
         store.save_task_run(run, states)
-    message = None if outcome is StateType.COMPLETED else f"{outcome.value.lower()} in {name}"
+    message = None if outcome is StateName.COMPLETED else f"{outcome.value.lower()} in {name}"
     logs = [
         (run_id, None, None, created, 20, "orchlite.flow_runs", f"processing {day}"),
         (run_id, None, None, t, 20, "orchlite.flow_runs", f"done: {outcome.value}"),
@@ -168,7 +168,7 @@ def add_flow_run(store: Store, rng: random.Random, index: int, created: float) -
         run_id,
         outcome,
         message,
-        result=RESULT if outcome is StateType.COMPLETED else None,
+        result=RESULT if outcome is StateName.COMPLETED else None,
         logs=logs,
         now=t + 0.01,
     )

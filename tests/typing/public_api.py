@@ -47,8 +47,10 @@ def calls_keep_parameters_and_return_type() -> None:
 
 
 def return_state_gives_a_state() -> None:
-    assert_type(add(1, return_state=True), State)
-    assert_type(pipeline(3, return_state=True), State)
+    assert_type(add(1, return_state=True), State[int])
+    assert_type(pipeline(3, return_state=True), State[list[int]])
+    assert_type(add(1, return_state=True).result(), int)
+    assert_type(add(1, return_state=True).result(raise_on_failure=False), int | BaseException)
 
 
 def submit_gives_a_typed_future() -> None:
