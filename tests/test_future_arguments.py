@@ -188,7 +188,7 @@ def test_a_failed_future_in_a_dataclass_stops_the_task_like_a_bare_one() -> None
         failed = broken.submit()
         downstream = interest.submit(Loan(100.0, failed))
         error = downstream.result(raise_on_failure=False)
-        assert type(error).__name__ == "UpstreamFailed"
+        assert type(error).__name__ == "UpstreamTaskError"
         assert downstream.state.is_failed()
         assert "upstream task run 'broken-0' ended FAILED" in (downstream.state.message or "")
         return tolerant(allow_failure(Loan(100.0, failed)))

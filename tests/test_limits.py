@@ -292,22 +292,28 @@ def test_the_slot_of_a_killed_process_is_reclaimed(project: Path) -> None:
     assert limit_rows(store())[0]["in_use"] == 0
 
 
-def test_a_stopped_holder_keeps_its_slot_on_its_own_host(project: Path) -> None:
-    """Ctrl-Z (SIGSTOP) for three lease lengths: the holder lives, so its slot stays held."""
-    orch(project, "limit", "set", "db", "1")
-    holder = python(
+def hold_db_slot(project: Path, lease_seconds: float) -> subprocess.Popen[str]:
+    """A process that takes a "db" slot on short leases (renewed every 0.1 s), prints
+    "held", and keeps it until a line arrives on its stdin."""
+    return python(
         project,
-        """
+        f"""
         import sys
         from orchlite import concurrency, limits
 
-        limits.LEASE_SECONDS, limits.RENEW_EVERY = 0.5, 0.1
+        limits.LEASE_SECONDS, limits.RENEW_EVERY = {lease_seconds}, 0.1
         with concurrency("db"):
             print("held", flush=True)
             sys.stdin.readline()
         """,
         stdin=subprocess.PIPE,
     )
+
+
+def test_a_stopped_holder_keeps_its_slot_on_its_own_host(project: Path) -> None:
+    """Ctrl-Z (SIGSTOP) for three lease lengths: the holder lives, so its slot stays held."""
+    orch(project, "limit", "set", "db", "1")
+    holder = hold_db_slot(project, lease_seconds=0.5)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         holder.send_signal(signal.SIGSTOP)
@@ -375,19 +381,7 @@ def test_an_expired_lease_from_another_host_is_reclaimed() -> None:
 
 def test_a_held_lease_is_renewed_past_its_expiry(project: Path) -> None:
     orch(project, "limit", "set", "db", "1")
-    holder = python(
-        project,
-        """
-        import sys
-        from orchlite import concurrency, limits
-
-        limits.LEASE_SECONDS, limits.RENEW_EVERY = 1.0, 0.1
-        with concurrency("db"):
-            print("held", flush=True)
-            sys.stdin.readline()
-        """,
-        stdin=subprocess.PIPE,
-    )
+    holder = hold_db_slot(project, lease_seconds=1.0)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         time.sleep(2.2)  # two leases long: only renewals keep the slot taken
