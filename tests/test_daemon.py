@@ -271,6 +271,7 @@ def _stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> int:
     return proc.wait(timeout=timeout)
 
 
+@pytest.mark.slow  # a daemon's life: several seconds of real schedules
 def test_the_daemon_fires_schedules_in_child_processes(tmp_path: Path) -> None:
     _write(
         tmp_path,
@@ -338,6 +339,7 @@ def test_the_daemon_fires_schedules_in_child_processes(tmp_path: Path) -> None:
     assert "not running" in _orch(tmp_path, "daemon", "status").stdout
 
 
+@pytest.mark.slow  # a daemon's life: several seconds of real schedules
 def test_a_killed_daemons_run_dies_with_it_and_sigterm_cancels(tmp_path: Path) -> None:
     _write(
         tmp_path,

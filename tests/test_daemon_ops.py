@@ -138,6 +138,7 @@ def _fired_targets(log: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # a daemon's life: several seconds of real schedules
 def test_edited_flow_files_and_orch_toml_are_reloaded_and_broken_ones_kept(
     tmp_path: Path,
 ) -> None:
@@ -237,6 +238,7 @@ def test_a_broken_file_keeps_its_last_good_declarations(tmp_path: Path) -> None:
 # -- backfill --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a daemon's life: several seconds of real schedules
 def test_backfill_runs_each_slot_once(tmp_path: Path) -> None:
     _write(
         tmp_path,

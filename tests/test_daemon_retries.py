@@ -120,6 +120,7 @@ def test_a_crashed_child_is_retried_by_a_new_run(tmp_path: Path) -> None:
     assert f"retry flows.py:dies_once run {first[:12]}" in (tmp_path / "daemon.log").read_text()
 
 
+@pytest.mark.slow  # a daemon's life: several seconds of real schedules
 def test_retries_bound_the_whole_chain(tmp_path: Path) -> None:
     _project(tmp_path, delay=0)
     first = _seed(tmp_path, "always_dies")
@@ -136,6 +137,7 @@ def test_retries_bound_the_whole_chain(tmp_path: Path) -> None:
     assert _attempts(tmp_path, "always_dies") == 2
 
 
+@pytest.mark.slow  # a daemon's life: several seconds of real schedules
 def test_a_retry_waiting_in_the_store_survives_a_daemon_kill(tmp_path: Path) -> None:
     _project(tmp_path, delay=4)
     first = _seed(tmp_path, "dies_once")
@@ -157,6 +159,7 @@ def test_a_retry_waiting_in_the_store_survives_a_daemon_kill(tmp_path: Path) -> 
     assert sorted(r.state for r in _runs(tmp_path)) == ["COMPLETED", "CRASHED"]
 
 
+@pytest.mark.slow  # a daemon's life: several seconds of real schedules
 def test_a_daemon_stopped_during_a_retry_delay_moves_the_retry_to_the_store(
     tmp_path: Path,
 ) -> None:
