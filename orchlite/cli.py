@@ -146,14 +146,38 @@ def run(
 def _execute(request: Any, in_subprocess: bool, as_json: bool) -> tuple[str | None, int]:
     from .executor import run_in_subprocess, run_target
 
-    if in_subprocess:
-        return run_in_subprocess(request)
-    if sys.stderr.isatty() and not as_json:
-        from .live import LiveRunView
+    with _stdout_to_stderr(as_json):
+        if in_subprocess:
+            return run_in_subprocess(request)
+        if sys.stderr.isatty() and not as_json:
+            from .live import LiveRunView
 
-        with LiveRunView():
-            return run_target(request, console=None)
-    return run_target(request)
+            with LiveRunView():
+                return run_target(request, console=None)
+        return run_target(request)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(enabled: bool) -> Iterator[None]:
+    """While open (with `--json`), what the flow writes to stdout goes to stderr instead.
+
+    Both levels are moved: `sys.stdout` for `print()`, and file descriptor 1 for what
+    bypasses it (a child process, `--subprocess`, C code), so stdout carries the JSON
+    document alone.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @app.command()
