@@ -6,6 +6,7 @@ Tables are formatted by hand rather than with rich: `orch runs` must answer in w
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -28,6 +29,9 @@ _COLOURS = {
 
 
 def _colour(out: TextIO) -> bool:
+    """Colour only on a terminal that has it and a user who wants it (no-color.org)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
     return out.isatty()
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
-from orchtest import Project, describe
+from orchtest import ORCH, TIMEOUT, Project, describe
 
 PRINTING = """
 import subprocess
@@ -42,3 +44,52 @@ def test_json_retry_stdout_is_the_document_alone(project: Project, extra: list[s
     assert detail["state"] == "COMPLETED", describe(proc)
     assert detail["trigger"] == "retry"
     assert "about to divide" in proc.stderr, describe(proc)
+
+
+def _on_a_terminal(project: Project, env: dict[str, str], *args: str) -> str:
+    """What `orch ARGS` writes to stdout when stdout is a real terminal (a pty)."""
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.run(
+            [*ORCH, *args],
+            cwd=project.root,
+            env=env,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=TIMEOUT,
+            check=True,
+        )
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.returncode == 0
+        return b"".join(chunks).decode()
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("NO_COLOR", "1"), ("TERM", "dumb")], ids=["NO_COLOR", "TERM=dumb"]
+)
+def test_tables_honour_no_color_and_dumb_terminals(
+    project: Project, variable: str, value: str
+) -> None:
+    project.write("flows.py", PRINTING)
+    project.orch("run", "flows.py:chatty", "-p", "fail=true", expect=1)
+    coloured = {k: v for k, v in project.env.items() if k != "NO_COLOR"}
+    coloured["TERM"] = "xterm-256color"
+    assert "\x1b[31mFAILED\x1b[0m" in _on_a_terminal(project, coloured, "runs")
+    plain = _on_a_terminal(project, {**coloured, variable: value}, "runs")
+    assert "FAILED" in plain
+    assert "\x1b[" not in plain
