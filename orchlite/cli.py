@@ -253,29 +253,37 @@ def _report(run_id: str, as_json: bool) -> None:
 
 @app.command()
 def runs(
-    flow: Annotated[str | None, typer.Option("--flow", help="Only runs of this flow.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="Only runs in this state.")] = None,
+    flow: Annotated[
+        list[str] | None, typer.Option("--flow", help="Only runs of this flow (repeatable).")
+    ] = None,
+    state: Annotated[
+        list[str] | None, typer.Option("--state", help="Only runs in this state (repeatable).")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List flow runs, newest first."""
     from . import views
-    from .states import StateName
 
-    if state is not None:
-        try:
-            state = StateName(state.upper()).value
-        except ValueError:
-            names = ", ".join(s.value for s in StateName)
-            raise UsageError(f"unknown state {state!r} (one of: {names})") from None
+    states = [_state_name(name) for name in state] if state else None
     store = _existing_store()
-    rows = views.run_list(store, flow=flow, state=state, limit=limit) if store else []
+    rows = views.run_list(store, flow=flow or None, state=states, limit=limit) if store else []
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     from .render import print_runs
 
     print_runs(rows)
+
+
+def _state_name(name: str) -> str:
+    from .states import StateName
+
+    try:
+        return StateName(name.upper()).value
+    except ValueError:
+        names = ", ".join(s.value for s in StateName)
+        raise UsageError(f"unknown state {name!r} (one of: {names})") from None
 
 
 @app.command()

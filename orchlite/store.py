@@ -1037,8 +1037,8 @@ class Store:
     def list_flow_runs(
         self,
         *,
-        flow: str | None = None,
-        state: str | None = None,
+        flow: str | Sequence[str] | None = None,
+        state: str | Sequence[str] | None = None,
         limit: int = 20,
         include_subflows: bool = True,
     ) -> list[FlowRun]:
@@ -1945,16 +1945,19 @@ class ScheduledSlot:
     state: str
 
 
-def _flow_and_state(flow: str | None, state: str | None) -> tuple[list[str], list[Any]]:
-    """WHERE terms and their values for the listings' flow and state filters."""
+def _flow_and_state(
+    flow: str | Sequence[str] | None, state: str | Sequence[str] | None
+) -> tuple[list[str], list[Any]]:
+    """WHERE terms and their values for the listings' flow and state filters (one or any of
+    several values each)."""
     where: list[str] = []
     values: list[Any] = []
-    if flow is not None:
-        where.append("flow_name = ?")
-        values.append(flow)
-    if state is not None:
-        where.append("state = ?")
-        values.append(state)
+    for column, wanted in (("flow_name", flow), ("state", state)):
+        if wanted is None:
+            continue
+        names = [wanted] if isinstance(wanted, str) else list(wanted)
+        where.append(f"{column} IN ({', '.join('?' * len(names))})")
+        values += names
     return where, values
 
 

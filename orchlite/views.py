@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -65,7 +66,11 @@ def run_summary(run: FlowRun, counts: dict[str, int] | None = None) -> dict[str,
 
 
 def run_list(
-    store: Store, *, flow: str | None = None, state: str | None = None, limit: int = 20
+    store: Store,
+    *,
+    flow: str | Sequence[str] | None = None,
+    state: str | Sequence[str] | None = None,
+    limit: int = 20,
 ) -> list[dict[str, Any]]:
     runs = store.list_flow_runs(flow=flow, state=state, limit=limit)
     counts = store.task_state_counts([r.id for r in runs])

@@ -93,3 +93,34 @@ def test_tables_honour_no_color_and_dumb_terminals(
     plain = _on_a_terminal(project, {**coloured, variable: value}, "runs")
     assert "FAILED" in plain
     assert "\x1b[" not in plain
+
+
+TWO_FLOWS = """
+from orchlite import flow
+
+
+@flow
+def good() -> int:
+    return 1
+
+
+@flow
+def bad() -> int:
+    raise ValueError("boom")
+"""
+
+
+def test_runs_filters_are_repeatable(project: Project) -> None:
+    project.write("flows.py", TWO_FLOWS)
+    project.orch("run", "flows.py:good")
+    project.orch("run", "flows.py:bad", expect=1)
+
+    def states(*args: str) -> list[str]:
+        return sorted(r["state"] for r in project.json("runs", "--json", *args))
+
+    assert states("--state", "failed", "--state", "completed") == ["COMPLETED", "FAILED"]
+    assert states("--state", "failed", "--state", "crashed") == ["FAILED"]
+    assert states("--flow", "good", "--flow", "bad") == ["COMPLETED", "FAILED"]
+    assert states("--flow", "good", "--flow", "bad", "--state", "completed") == ["COMPLETED"]
+    proc = project.orch("runs", "--state", "failed", "--state", "nope", expect=2)
+    assert "unknown state 'nope'" in proc.stderr
