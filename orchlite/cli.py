@@ -612,7 +612,8 @@ def _schedule_errors(errors: list[dict[str, str]]) -> None:
 def daemon(
     ctx: typer.Context,
     max_runs: Annotated[
-        int | None, typer.Option("--max-runs", help="Runs at once; more wait for a slot.")
+        int | None,
+        typer.Option("--max-runs", min=1, help="Runs at once; more wait for a slot."),
     ] = None,
     grace: Annotated[
         float, typer.Option("--grace", help="Seconds to let runs finish on SIGTERM/SIGINT.")

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from orchtest import ORCH, TIMEOUT, Project, describe
+from orchtest import ORCH, TIMEOUT, Project, assert_usage_error, describe
 
 PRINTING = """
 import subprocess
@@ -124,3 +124,19 @@ def test_runs_filters_are_repeatable(project: Project) -> None:
     assert states("--flow", "good", "--flow", "bad", "--state", "completed") == ["COMPLETED"]
     proc = project.orch("runs", "--state", "failed", "--state", "nope", expect=2)
     assert "unknown state 'nope'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--max-runs", "0"], "--max-runs"),
+        (["--max-runs", "-3"], "--max-runs"),
+        (["--tick", "0"], "--tick"),
+    ],
+)
+def test_systemd_unit_is_printed_only_for_valid_options(
+    project: Project, args: list[str], needle: str
+) -> None:
+    proc = project.orch("daemon", *args, "--print-systemd-unit", expect=None)
+    assert_usage_error(proc, 2, needle)
+    assert proc.stdout == ""
