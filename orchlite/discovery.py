@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -217,7 +218,7 @@ def load_target(target: str, root: Path) -> object:
 
 
 def _load_by_name(name: str, root: Path) -> object:
-    flows = find_flows(root)
+    flows, unreadable = find_flows_with_errors(root)
     matches = [f for f in flows if name in (f.name, f.function)]
     if len(matches) == 1:
         path = root / matches[0].file
@@ -225,8 +226,35 @@ def _load_by_name(name: str, root: Path) -> object:
     if matches:
         listed = ", ".join(f.target for f in matches)
         raise UsageError(f"several flows named '{name}' in {root}: {listed}; use file.py:function")
+    _refuse_unreadable_holder(name, root, unreadable)
     known = sorted({f.name for f in flows} | {f.function for f in flows})
     raise UsageError(f"no flow named '{name}' in {root}{_suggest(name, known)}")
+
+
+def _refuse_unreadable_holder(name: str, root: Path, unreadable: list[tuple[Path, str]]) -> None:
+    """LoadError for the first file that could not be read but mentions `name`.
+
+    Such a file most likely holds the flow asked for, so its error (a syntax error, say) is
+    the answer, not "no flow named".
+    """
+    spellings = sorted({name, name.replace("-", "_")})
+    mention = re.compile("|".join(rf"(?<![\w-]){re.escape(s)}(?![\w-])" for s in spellings))
+    for rel, message in unreadable:
+        path = root / rel
+        try:
+            if not mention.search(path.read_text(errors="replace")):
+                continue
+            parse_file(path)
+        except SyntaxError as exc:
+            raise LoadError(_syntax_error(path, exc)) from None
+        except (OSError, ValueError):
+            pass
+        raise LoadError(f"{_display(path)}: {message}")
+
+
+def _syntax_error(path: Path, exc: SyntaxError) -> str:
+    where = f"{_display(path)}:{exc.lineno}" if exc.lineno else _display(path)
+    return f"{where}: syntax error: {exc.msg}"
 
 
 def _load_only_flow(where: str, root: Path) -> object:
@@ -234,8 +262,7 @@ def _load_only_flow(where: str, root: Path) -> object:
     try:
         flows = _scan_file(path, Path(path.name))
     except SyntaxError as exc:
-        where = f"{_display(path)}:{exc.lineno}" if exc.lineno else _display(path)
-        raise LoadError(f"{where}: syntax error: {exc.msg}") from None
+        raise LoadError(_syntax_error(path, exc)) from None
     if len(flows) != 1:
         found = ", ".join(f.function for f in flows) or "none"
         raise UsageError(f"{where} holds {len(flows)} flows ({found}); name one: {where}:<flow>")

@@ -140,3 +140,23 @@ def test_systemd_unit_is_printed_only_for_valid_options(
     proc = project.orch("daemon", *args, "--print-systemd-unit", expect=None)
     assert_usage_error(proc, 2, needle)
     assert proc.stdout == ""
+
+
+def test_run_by_name_reports_the_syntax_error_of_the_file_holding_it(project: Project) -> None:
+    project.write("good.py", TWO_FLOWS.replace("def bad", "def other"))
+    project.write(
+        "broken.py",
+        """
+        from orchlite import flow
+
+
+        @flow
+        def bad() -> int:
+            return (1 +
+        """,
+    )
+    proc = project.orch("run", "bad", expect=None)
+    line = assert_usage_error(proc, 3, "broken.py:6", "syntax error")
+    assert "no flow named" not in line
+    # A name no file mentions is still "no flow named", exit 2.
+    assert_usage_error(project.orch("run", "absent", expect=None), 2, "no flow named 'absent'")
