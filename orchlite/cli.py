@@ -16,12 +16,51 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from . import __version__
 from .errors import DiskFullError, ExitCode, OrchError, UsageError
 
+_GLOBAL_FLAGS = ("--debug",)
+_GLOBAL_OPTIONS = ("--home",)  # each takes a value
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`args` with the global options moved in front of the subcommand, wherever they were.
+
+    `orch runs --home X` then means `orch --home X runs`; a `--` ends the search, so what
+    follows it is never moved.
+    """
+    hoisted: list[str] = []
+    rest: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            rest += [token, *tokens]
+            break
+        name = token.split("=", 1)[0]
+        if token in _GLOBAL_FLAGS or (name in _GLOBAL_OPTIONS and "=" in token):
+            hoisted.append(token)
+        elif token in _GLOBAL_OPTIONS:
+            value = next(tokens, None)
+            if value is None:
+                raise UsageError(f"option {token} needs a value")
+            hoisted += [token, value]
+        else:
+            rest.append(token)
+    return hoisted + rest
+
+
+class _OrchGroup(typer.core.TyperGroup):
+    """The root command: global options are accepted before or after the subcommand."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+
 app = typer.Typer(
     name="orch",
+    cls=_OrchGroup,
     help="Run and inspect orchlite flows. State lives in the project's .orch/ folder.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

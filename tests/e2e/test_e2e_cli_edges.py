@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from orchtest import ORCH, TIMEOUT, Project, assert_usage_error, describe
 
 PRINTING = """
 import subprocess
+from pathlib import Path
 import sys
 
 from orchlite import flow
@@ -160,3 +162,23 @@ def test_run_by_name_reports_the_syntax_error_of_the_file_holding_it(project: Pr
     assert "no flow named" not in line
     # A name no file mentions is still "no flow named", exit 2.
     assert_usage_error(project.orch("run", "absent", expect=None), 2, "no flow named 'absent'")
+
+
+def test_global_options_work_after_the_subcommand(project: Project, tmp_path: Path) -> None:
+    project.write("flows.py", TWO_FLOWS)
+    project.orch("run", "flows.py:good")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in project.env.items() if k != "ORCH_HOME"}
+
+    def orch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ORCH, *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=TIMEOUT
+        )
+
+    listed = orch("runs", "--home", str(project.home), "--json")
+    assert [r["flow"] for r in json.loads(listed.stdout)] == ["good"], describe(listed)
+    missing = orch("run", "nope.py", "--debug")
+    assert missing.returncode == 3, describe(missing)
+    assert "Traceback" in missing.stderr, "--debug after the subcommand shows the traceback"
+    assert_usage_error(orch("runs", "--home"), 2, "--home needs a value")
