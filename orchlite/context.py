@@ -6,7 +6,6 @@ A flow run's context is inherited by the threads that run its tasks (the engine 
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import threading
 from contextvars import ContextVar
@@ -156,28 +155,20 @@ _stores_lock = threading.Lock()
 
 
 def open_store(home: Path | None = None) -> tuple[Store, BlobStore]:
-    """The process-wide store for `home` (default: the discovered `.orch/`), closed when
-    the process exits."""
+    """The process-wide store for `home` (default: the discovered `.orch/`)."""
     home = home or find_home()
     with _stores_lock:
         pair = _stores.get(home)
         if pair is None:
-            if not _stores:
-                atexit.register(_close_stores)
             pair = (Store(home), BlobStore(home / "blobs"))
             _stores[home] = pair
     return pair
 
 
-def _close_stores() -> None:
-    """Close every process-wide store, so the last connection merges the WAL back into the
-    database and removes it: a background thread may still hold a store at exit, and a
-    connection never closed leaves its WAL behind, taking disk space a full disk lacks."""
+def open_stores() -> list[Store]:
+    """The process-wide stores opened so far."""
     with _stores_lock:
-        pairs = list(_stores.values())
-        _stores.clear()
-    for store, _ in pairs:
-        store.close()
+        return [store for store, _ in _stores.values()]
 
 
 def get_run_context() -> FlowRunContext | TaskRunContext | None:

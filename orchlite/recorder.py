@@ -12,11 +12,13 @@ row; its run is reaped as CRASHED and a resume executes the task again.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 
+from .context import open_stores
 from .logging import log_buffer
 from .store import StateRow, Store, TaskRun, TaskRunSave
 
@@ -46,6 +48,8 @@ class Recorder:
         self._pending: dict[tuple[str, int], _Held] = {}
         self._active_flows: dict[str, tuple[Store, Callable[[str], None]]] = {}
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._stores_used: set[Store] = set()  # by the background thread
         self._last_heartbeat = 0.0
         self._last_checkpoint = 0.0
         self._last_cancel_poll = 0.0
@@ -111,20 +115,31 @@ class Recorder:
                         target=self._loop, name="orch-recorder", daemon=True
                     )
                     self._thread.start()
+                    atexit.register(self._stop_thread)
 
     def _forget_thread(self) -> None:
         """In a forked child: the parent's thread does not exist here."""
         self._thread = None
 
+    def _stop_thread(self) -> None:
+        """At exit: end the background thread, which closes its connections. A connection
+        left open by a thread frozen at exit keeps the WAL on disk (the last connection to
+        close merges it back), taking space a full disk lacks."""
+        thread = self._thread
+        if thread is not None:
+            self._stop.set()
+            thread.join(timeout=1.0)
+
     def _loop(self) -> None:
-        while True:
-            time.sleep(TICK)
+        while not self._stop.wait(TICK):
             try:
                 self._flush_pending(older_than=START_DELAY)
                 log_buffer.flush()
                 self._beat()
             except Exception:  # the recorder must outlive a transient store error
                 continue
+        for store in {*self._stores_used, *open_stores()}:  # log lines go to the latter
+            store.close_thread_connection()
 
     def _flush_pending(self, older_than: float) -> None:
         now = time.time()
@@ -144,6 +159,7 @@ class Recorder:
                 if not held.written:
                     by_store.setdefault(held.store, []).append(held)
             for store, group in by_store.items():
+                self._stores_used.add(store)
                 saves = [TaskRunSave(held.run, held.states) for held in group]
                 errors = store.save_task_runs(saves)
                 for held, error in zip(group, errors, strict=True):
@@ -167,6 +183,7 @@ class Recorder:
         by_store: dict[Store, list[str]] = {}
         for run_id, (store, _) in flows.items():
             by_store.setdefault(store, []).append(run_id)
+        self._stores_used.update(by_store)
         if poll:
             self._last_cancel_poll = now
             for store, run_ids in by_store.items():

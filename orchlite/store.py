@@ -632,6 +632,17 @@ class Store:
             self._local.conn = conn
         return conn
 
+    def close_thread_connection(self) -> None:
+        """Close the calling thread's connection, if it has one (a thread that ends)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
