@@ -204,8 +204,9 @@ class Task(Generic[P, R]):
     """A function whose calls are recorded, retried, timed out and cached.
 
     Typed as the function it wraps: `P` its parameters, `R` its return type. A call with
-    `return_state=True` is typed with loose arguments: no parameter may stand between
-    `*args: P.args` and `**kwargs: P.kwargs` (PEP 612).
+    `return_state=True` or `wait_for=[...]` is typed with loose arguments: no parameter may
+    stand between `*args: P.args` and `**kwargs: P.kwargs` (PEP 612). Neither keyword is
+    passed to the function.
     """
 
     __orch_task__ = True
@@ -274,19 +275,39 @@ class Task(Generic[P, R]):
     def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State[R]: ...
 
     @overload
+    def __call__(self, *args: Any, wait_for: Iterable[Any], **kwargs: Any) -> R: ...
+
+    @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the task now; `return_state=True` returns its final State instead of raising."""
+        """Run the task now; `return_state=True` returns its final State instead of raising,
+        `wait_for=[futures]` waits for those runs first (see `submit`)."""
         return timeouts.orchestrate(_task_engine().run_task, self, args, kwargs)
 
-    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
-        """Run this task through the flow's task runner; returns a future at once."""
+    @overload
+    def submit(self, *args: Any, wait_for: Iterable[Any], **kwargs: Any) -> TaskRunFuture[R]: ...
+
+    @overload
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]: ...
+
+    def submit(self, *args: Any, **kwargs: Any) -> TaskRunFuture[R]:
+        """Run this task through the flow's task runner; returns a future at once.
+
+        `wait_for=[futures]`: the run starts once those task runs have ended, and records
+        them as its upstream; if one failed, this one fails without running (unless it is
+        wrapped in `allow_failure(...)`).
+        """
         return timeouts.orchestrate(_task_engine().submit_task, self, args, kwargs)
 
-    def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList[R]:
+    def map(
+        self, *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any
+    ) -> PrefectFutureList[R]:
         """Submit one run per element of the iterable arguments (zipped, equal lengths);
-        wrap an iterable in `unmapped(...)` to pass it whole to every run."""
+        wrap an iterable in `unmapped(...)` to pass it whole to every run. Every run waits
+        for all of `wait_for`."""
+        if wait_for is not None:
+            kwargs["wait_for"] = wait_for
         return timeouts.orchestrate(_task_engine().map_task, self, args, kwargs)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

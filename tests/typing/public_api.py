@@ -84,14 +84,22 @@ def with_options_keeps_the_signature() -> None:
     assert_type(etl.with_options(retries=0).with_options(log_prints=True)("db"), dict[str, int])
 
 
+def wait_for_is_a_keyword_of_calls_submit_and_map() -> None:
+    first = add.submit(1)
+    assert_type(add(1, 2, wait_for=[first]), int)
+    assert_type(add.submit(1, wait_for=[first]), TaskRunFuture[int])
+    assert_type(add.map([1, 2], wait_for=[first]), PrefectFutureList[int])
+    assert_type(add(1, return_state=True, wait_for=[first]), State[int])
+
+
 def wrong_calls_are_errors() -> None:
     add("one")  # type: ignore[call-overload]
     add(1, z=2)  # type: ignore[call-overload]
     pipeline()  # type: ignore[call-overload]
-    add.submit("one")  # type: ignore[arg-type]
-    add.submit(1, 2, 3)  # type: ignore[call-arg]
-    greet.submit("a", shout=True)  # type: ignore[call-arg]
-    add.with_options(name="plus").submit(y=2)  # type: ignore[call-arg]
+    add.submit("one")  # type: ignore[call-overload]
+    add.submit(1, 2, 3)  # type: ignore[call-overload]
+    greet.submit("a", shout=True)  # type: ignore[call-overload]
+    add.with_options(name="plus").submit(y=2)  # type: ignore[call-overload]
     add.submit(1).result().upper()  # type: ignore[attr-defined]
     add.map([1]).result()[0].upper()  # type: ignore[attr-defined]
     add.with_options(retrys=3)  # type: ignore[call-arg]
