@@ -528,6 +528,8 @@ def _execute(
         task_token = task_run_var.set(task_ctx)
         prints = capture_prints(log_prints)
         try:
+            if task.on_running_hooks:
+                run_hooks(task.on_running_hooks, task, run, State(StateName.RUNNING), ctx)
             value = yield Body(task.fn, bound, task.timeout_seconds, run.name)
         except (CancelledRun, KeyboardInterrupt, timeouts.Interrupted) as exc:
             message = "flow run cancelled"

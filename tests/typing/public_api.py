@@ -113,3 +113,8 @@ def hooks_keep_their_type() -> None:
 
     hook = add.on_failure(notify)  # the decorator gives back the function as it was
     hook(add, None, "FAILED")  # type: ignore[arg-type]
+    add.on_running(notify)(add, None, "RUNNING")  # type: ignore[arg-type]
+    pipeline.on_running(notify)(pipeline, None, "RUNNING")  # type: ignore[arg-type]
+    pipeline.on_crashed(notify)(pipeline, None, "CRASHED")  # type: ignore[arg-type]
+    flow_hook = pipeline.on_cancellation(notify)
+    flow_hook(pipeline, None, "CANCELLED")  # type: ignore[arg-type]
