@@ -26,7 +26,7 @@ _EXPORTS = {
     "unmapped": "annotations",
     "allow_failure": "annotations",
     "ThreadPoolTaskRunner": "task_runners",
-    "concurrency": "limits",
+    "concurrency": "concurrency",
     "rate_limit": "limits",
     "cron": "schedules",
     "interval": "schedules",
@@ -79,6 +79,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'orchlite' has no attribute {name!r}")
+    if module == name:  # a package that is callable as its namesake (`concurrency`)
+        return importlib.import_module(f".{module}", __name__)
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

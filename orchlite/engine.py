@@ -170,6 +170,9 @@ def _run_flow_attempts(
     while True:
         ctx.restart_positions()
         ctx.futures.clear()
+        if flow.on_running_hooks:
+            running = State(StateName.RUNNING)
+            run_hooks(flow.on_running_hooks, flow, store.get_flow_run(ctx.run_id), running)
         prints = capture_prints(ctx.log_prints)
         try:
             value = call_with_timeout(

@@ -174,6 +174,7 @@ class TaskOptions(TypedDict, total=False):
     task_run_name: str | Callable[[], str] | None
     on_completion: Iterable[Callable[..., Any]] | None
     on_failure: Iterable[Callable[..., Any]] | None
+    on_running: Iterable[Callable[..., Any]] | None
 
 
 class FlowOptions(TypedDict, total=False):
@@ -195,6 +196,7 @@ class FlowOptions(TypedDict, total=False):
     on_failure: Iterable[Callable[..., Any]] | None
     on_cancellation: Iterable[Callable[..., Any]] | None
     on_crashed: Iterable[Callable[..., Any]] | None
+    on_running: Iterable[Callable[..., Any]] | None
     schedules: Iterable[Schedule] | None
     triggers: Iterable[Trigger] | None
     secrets: Iterable[str] | None
@@ -204,8 +206,9 @@ class Task(Generic[P, R]):
     """A function whose calls are recorded, retried, timed out and cached.
 
     Typed as the function it wraps: `P` its parameters, `R` its return type. A call with
-    `return_state=True` is typed with loose arguments: no parameter may stand between
-    `*args: P.args` and `**kwargs: P.kwargs` (PEP 612).
+    `return_state=True` or `wait_for=[...]` is typed with loose arguments: no parameter may
+    stand between `*args: P.args` and `**kwargs: P.kwargs` (PEP 612). Neither keyword is
+    passed to the function.
     """
 
     __orch_task__ = True
@@ -233,6 +236,7 @@ class Task(Generic[P, R]):
         task_run_name: str | Callable[[], str] | None = None,
         on_completion: Iterable[Callable[..., Any]] | None = None,
         on_failure: Iterable[Callable[..., Any]] | None = None,
+        on_running: Iterable[Callable[..., Any]] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@task must decorate a function")
@@ -261,6 +265,7 @@ class Task(Generic[P, R]):
         self.task_run_name = task_run_name
         self.on_completion_hooks = _callable_list(on_completion)
         self.on_failure_hooks = _callable_list(on_failure)
+        self.on_running_hooks = _callable_list(on_running)
         self.task_key = _identity(fn)
         self.signature = inspect.signature(fn)
         self._fast_bind = _fast_binder(self.signature)
@@ -274,19 +279,39 @@ class Task(Generic[P, R]):
     def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State[R]: ...
 
     @overload
+    def __call__(self, *args: Any, wait_for: Iterable[Any], **kwargs: Any) -> R: ...
+
+    @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the task now; `return_state=True` returns its final State instead of raising."""
+        """Run the task now; `return_state=True` returns its final State instead of raising,
+        `wait_for=[futures]` waits for those runs first (see `submit`)."""
         return timeouts.orchestrate(_task_engine().run_task, self, args, kwargs)
 
-    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]:
-        """Run this task through the flow's task runner; returns a future at once."""
+    @overload
+    def submit(self, *args: Any, wait_for: Iterable[Any], **kwargs: Any) -> TaskRunFuture[R]: ...
+
+    @overload
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskRunFuture[R]: ...
+
+    def submit(self, *args: Any, **kwargs: Any) -> TaskRunFuture[R]:
+        """Run this task through the flow's task runner; returns a future at once.
+
+        `wait_for=[futures]`: the run starts once those task runs have ended, and records
+        them as its upstream; if one failed, this one fails without running (unless it is
+        wrapped in `allow_failure(...)`).
+        """
         return timeouts.orchestrate(_task_engine().submit_task, self, args, kwargs)
 
-    def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList[R]:
+    def map(
+        self, *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any
+    ) -> PrefectFutureList[R]:
         """Submit one run per element of the iterable arguments (zipped, equal lengths);
-        wrap an iterable in `unmapped(...)` to pass it whole to every run."""
+        wrap an iterable in `unmapped(...)` to pass it whole to every run. Every run waits
+        for all of `wait_for`."""
+        if wait_for is not None:
+            kwargs["wait_for"] = wait_for
         return timeouts.orchestrate(_task_engine().map_task, self, args, kwargs)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -334,14 +359,23 @@ class Task(Generic[P, R]):
             "task_run_name": self.task_run_name,
             "on_completion": list(self.on_completion_hooks),
             "on_failure": list(self.on_failure_hooks),
+            "on_running": list(self.on_running_hooks),
         }
 
     def on_completion(self, fn: Hook) -> Hook:
+        """Decorator form of `on_completion=[fn]`: `@my_task.on_completion`."""
         self.on_completion_hooks.append(fn)
         return fn
 
     def on_failure(self, fn: Hook) -> Hook:
+        """Decorator form of `on_failure=[fn]`: `@my_task.on_failure`."""
         self.on_failure_hooks.append(fn)
+        return fn
+
+    def on_running(self, fn: Hook) -> Hook:
+        """Decorator form of `on_running=[fn]`: called as `fn(task, task_run, state)` each
+        time a run of this task enters RUNNING (each attempt)."""
+        self.on_running_hooks.append(fn)
         return fn
 
     def __repr__(self) -> str:
@@ -373,6 +407,7 @@ class Flow(Generic[P, R]):
         on_failure: Iterable[Callable[..., Any]] | None = None,
         on_cancellation: Iterable[Callable[..., Any]] | None = None,
         on_crashed: Iterable[Callable[..., Any]] | None = None,
+        on_running: Iterable[Callable[..., Any]] | None = None,
         schedules: Iterable[Schedule] | None = None,
         triggers: Iterable[Trigger] | None = None,
         secrets: Iterable[str] | None = None,
@@ -399,6 +434,7 @@ class Flow(Generic[P, R]):
         self.on_failure_hooks = _callable_list(on_failure)
         self.on_cancellation_hooks = _callable_list(on_cancellation)
         self.on_crashed_hooks = _callable_list(on_crashed)
+        self.on_running_hooks = _callable_list(on_running)
         self.schedules = _schedule_list(schedules)
         self.triggers = _trigger_list(triggers)
         self.secrets = _secret_names(secrets)
@@ -448,10 +484,37 @@ class Flow(Generic[P, R]):
             "on_failure": list(self.on_failure_hooks),
             "on_cancellation": list(self.on_cancellation_hooks),
             "on_crashed": list(self.on_crashed_hooks),
+            "on_running": list(self.on_running_hooks),
             "schedules": list(self.schedules),
             "triggers": list(self.triggers),
             "secrets": list(self.secrets),
         }
+
+    def on_completion(self, fn: Hook) -> Hook:
+        """Decorator form of `on_completion=[fn]`: `@my_flow.on_completion`."""
+        self.on_completion_hooks.append(fn)
+        return fn
+
+    def on_failure(self, fn: Hook) -> Hook:
+        """Decorator form of `on_failure=[fn]`: `@my_flow.on_failure`."""
+        self.on_failure_hooks.append(fn)
+        return fn
+
+    def on_cancellation(self, fn: Hook) -> Hook:
+        """Decorator form of `on_cancellation=[fn]`: `@my_flow.on_cancellation`."""
+        self.on_cancellation_hooks.append(fn)
+        return fn
+
+    def on_crashed(self, fn: Hook) -> Hook:
+        """Decorator form of `on_crashed=[fn]`: `@my_flow.on_crashed`."""
+        self.on_crashed_hooks.append(fn)
+        return fn
+
+    def on_running(self, fn: Hook) -> Hook:
+        """Decorator form of `on_running=[fn]`: called as `fn(flow, flow_run, state)` each
+        time a run of this flow enters RUNNING (each attempt)."""
+        self.on_running_hooks.append(fn)
+        return fn
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"
@@ -484,6 +547,7 @@ def task(
     task_run_name: str | Callable[[], str] | None = None,
     on_completion: Iterable[Callable[..., Any]] | None = None,
     on_failure: Iterable[Callable[..., Any]] | None = None,
+    on_running: Iterable[Callable[..., Any]] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -518,6 +582,7 @@ def flow(
     on_failure: Iterable[Callable[..., Any]] | None = None,
     on_cancellation: Iterable[Callable[..., Any]] | None = None,
     on_crashed: Iterable[Callable[..., Any]] | None = None,
+    on_running: Iterable[Callable[..., Any]] | None = None,
     schedules: Iterable[Schedule] | None = None,
     triggers: Iterable[Trigger] | None = None,
     secrets: Iterable[str] | None = None,

@@ -78,13 +78,16 @@ body_runner_var: ContextVar[TaskRunner | None] = ContextVar("orch_body_runner", 
 def run_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run one call of `task`: inside the current flow run, or standalone."""
     return_state = bool(kwargs.pop("return_state", False))
+    wait_for = kwargs.pop("wait_for", None)
     flow_ctx = flow_run_var.get()
     if flow_ctx is None:
-        return _run_standalone_task(task, args, kwargs, return_state)
+        return _run_standalone_task(task, args, kwargs, return_state, wait_for)
     _refuse_if_stopped(flow_ctx)
     position, dynamic_key = flow_ctx.next_position(task.task_key)
-    if _holds_futures(args, kwargs):
-        steps = _run_with_upstream(task, args, kwargs, flow_ctx, position, dynamic_key)
+    if wait_for is not None or _holds_futures(args, kwargs):
+        steps = _run_with_upstream(
+            task, args, kwargs, flow_ctx, position, dynamic_key, None, wait_for
+        )
     else:
         bound = task.bind(args, kwargs)
         steps = _run_task_in_flow(task, bound, flow_ctx, flow_ctx.run_id, position, dynamic_key)
@@ -113,11 +116,12 @@ def submit_task(
         state = run_task(task, args, {**kwargs, "return_state": True})
         return futures.finished(state, task.name, "", 0)
     _refuse_if_stopped(flow_ctx)
+    wait_for = kwargs.pop("wait_for", None)
     bound = task.bind(args, kwargs)  # a call that does not fit fails here, in the caller
     position, dynamic_key = flow_ctx.next_position(task.task_key)
     context = contextvars.copy_context()
     runner = flow_ctx.runner()
-    call = (task, args, kwargs, flow_ctx, position, dynamic_key, bound)
+    call = (task, args, kwargs, flow_ctx, position, dynamic_key, bound, wait_for)
     if runner.starts_bodies and not task.tags:
         inner = _submit_steps(runner, context, call)
     else:
@@ -132,8 +136,12 @@ def submit_task(
 def map_task(
     task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> futures.PrefectFutureList[Any]:
-    """Submit one task run per element of the iterable arguments, zipped like Prefect."""
+    """Submit one task run per element of the iterable arguments, zipped like Prefect;
+    `wait_for` is not mapped: every run waits for all of it."""
+    wait_for = kwargs.pop("wait_for", None)
     calls = mapped_calls(task.name, args, kwargs)
+    if wait_for is not None:
+        calls = [(a, {**k, "wait_for": wait_for}) for a, k in calls]
     return futures.PrefectFutureList(submit_task(task, a, k) for a, k in calls)
 
 
@@ -148,8 +156,8 @@ def _submit_steps(
 ) -> cf.Future[State]:
     """Hand a task run to a runner that starts bodies without waiting (see `StepDriver`).
 
-    Its first step starts once the futures among its arguments are done, so no thread waits
-    for them either.
+    Its first step starts once the futures among its arguments and in its `wait_for` are
+    done, so no thread waits for them either.
     """
     outcome: cf.Future[State] = cf.Future()
 
@@ -158,7 +166,7 @@ def _submit_steps(
             StepDriver(runner, context, outcome).start(lambda: _run_with_upstream(*call))
 
     upstream: list[TaskRunFuture[Any]] = []
-    futures.collect((call[1], call[2]), upstream)
+    futures.collect((call[1], call[2], call[7]), upstream)
     runner.submit_steps(start, outcome, [f._inner for f in upstream])
     return outcome
 
@@ -183,8 +191,11 @@ def _run_with_upstream(
     position: int,
     dynamic_key: str,
     bound: Any = None,
+    wait_for: Any = None,
 ) -> State | Steps:
-    """Wait for the futures among the arguments, then run the task with their results.
+    """Wait for the futures in `wait_for` and among the arguments, then run the task with
+    the arguments' results. All of them are recorded as the run's upstream; one that failed
+    (outside `allow_failure(...)`) fails the run before it starts.
 
     `bound` is `task.bind(args, kwargs)` when the caller has it already.
     """
@@ -194,22 +205,27 @@ def _run_with_upstream(
         state = State(StateName.CANCELLED, str(error), exception=error)
         return _fail_task(task, run, ctx, state, error, hooks=False)
     upstream: list[int] = []
-    if bound is None or _holds_futures(args, kwargs):
+    if bound is None or wait_for is not None or _holds_futures(args, kwargs):
         try:
+            futures.resolve(wait_for, upstream, states=True)
             args, kwargs = futures.resolve((args, kwargs), upstream, states=True)
         except (futures.UpstreamFailed, futures.InputResolutionError) as exc:
             run = _new_task_run(task, None, ctx.run_id, position, dynamic_key)
-            run.upstream = to_json(sorted(upstream))
+            run.upstream = to_json(sorted(set(upstream)))
             state = State(StateName.FAILED, error_text(exc), exception=exc)
             return _fail_task(task, run, ctx, state, exc)
         bound = task.bind(args, kwargs)
     return _run_task_in_flow(
-        task, bound, ctx, ctx.run_id, position, dynamic_key, upstream=sorted(upstream)
+        task, bound, ctx, ctx.run_id, position, dynamic_key, upstream=sorted(set(upstream))
     )
 
 
 def _run_standalone_task(
-    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool
+    task: Task[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    return_state: bool,
+    wait_for: Any = None,
 ) -> Any:
     ensure_logging()
     store, blobs = open_store()
@@ -222,12 +238,26 @@ def _run_standalone_task(
         store=store,
         blobs=blobs,
     )
-    steps = _run_task_in_flow(task, bound, ctx, ctx.run_id, 0, "0", standalone=True)
+    steps = _standalone_steps(task, bound, ctx, wait_for)
     state = run_steps(steps, _call_body)
     recorder.flush()
     if return_state:
         return state
     return state.result()
+
+
+def _standalone_steps(
+    task: Task[..., Any], bound: Any, ctx: FlowRunContext, wait_for: Any
+) -> State | Steps:
+    """A task run outside any flow; futures in its `wait_for` (done already: submitted
+    outside a flow, they ran at once) fail it if they failed."""
+    try:
+        futures.resolve(wait_for, [], states=True)
+    except (futures.UpstreamFailed, futures.InputResolutionError) as exc:
+        run = _new_task_run(task, None, ctx.run_id, 0, "0", standalone=True)
+        state = State(StateName.FAILED, error_text(exc), exception=exc)
+        return _fail_task(task, run, ctx, state, exc)
+    return _run_task_in_flow(task, bound, ctx, ctx.run_id, 0, "0", standalone=True)
 
 
 def _new_task_run(
@@ -498,6 +528,8 @@ def _execute(
         task_token = task_run_var.set(task_ctx)
         prints = capture_prints(log_prints)
         try:
+            if task.on_running_hooks:
+                run_hooks(task.on_running_hooks, task, run, State(StateName.RUNNING), ctx)
             value = yield Body(task.fn, bound, task.timeout_seconds, run.name)
         except (CancelledRun, KeyboardInterrupt, timeouts.Interrupted) as exc:
             message = "flow run cancelled"

@@ -117,6 +117,35 @@ def test_a_task_run_starts_when_its_upstream_futures_are_done(cluster) -> None:
     assert "upstream task run 'fails-0' ended FAILED" in downstream.state_message
 
 
+def test_a_task_run_starts_when_the_runs_in_its_wait_for_are_done(cluster) -> None:
+    @task
+    def step(x: int) -> int:
+        return x
+
+    @task
+    def fails() -> int:
+        raise ValueError("no")
+
+    @flow(task_runner=DaskTaskRunner(cluster=cluster))
+    def pipeline() -> tuple[int, str]:
+        first = step.submit(1)
+        failed = fails.submit()
+        after = step.submit(2, wait_for=[first])
+        step.submit(3, wait_for=[failed])  # not awaited: its failure does not fail the flow
+        tolerant = step.submit(4, wait_for=[allow_failure(failed)])
+        return after.result(), str(tolerant.result())
+
+    assert pipeline() == (2, "4")
+    runs = task_runs()
+    assert json.loads(runs["step-1"].upstream) == [0]
+    blocked = runs["step-2"]
+    assert blocked.state == "FAILED"
+    assert blocked.attempts == 0  # it never started
+    assert "upstream task run 'fails-0' ended FAILED" in blocked.state_message
+    assert runs["step-3"].state == "COMPLETED"
+    assert json.loads(runs["step-3"].upstream) == [1]
+
+
 def test_retries_wait_their_delay_and_run_again(cluster, tmp_path: Path) -> None:
     log = tmp_path / "attempts"
 

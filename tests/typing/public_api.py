@@ -84,14 +84,22 @@ def with_options_keeps_the_signature() -> None:
     assert_type(etl.with_options(retries=0).with_options(log_prints=True)("db"), dict[str, int])
 
 
+def wait_for_is_a_keyword_of_calls_submit_and_map() -> None:
+    first = add.submit(1)
+    assert_type(add(1, 2, wait_for=[first]), int)
+    assert_type(add.submit(1, wait_for=[first]), TaskRunFuture[int])
+    assert_type(add.map([1, 2], wait_for=[first]), PrefectFutureList[int])
+    assert_type(add(1, return_state=True, wait_for=[first]), State[int])
+
+
 def wrong_calls_are_errors() -> None:
     add("one")  # type: ignore[call-overload]
     add(1, z=2)  # type: ignore[call-overload]
     pipeline()  # type: ignore[call-overload]
-    add.submit("one")  # type: ignore[arg-type]
-    add.submit(1, 2, 3)  # type: ignore[call-arg]
-    greet.submit("a", shout=True)  # type: ignore[call-arg]
-    add.with_options(name="plus").submit(y=2)  # type: ignore[call-arg]
+    add.submit("one")  # type: ignore[call-overload]
+    add.submit(1, 2, 3)  # type: ignore[call-overload]
+    greet.submit("a", shout=True)  # type: ignore[call-overload]
+    add.with_options(name="plus").submit(y=2)  # type: ignore[call-overload]
     add.submit(1).result().upper()  # type: ignore[attr-defined]
     add.map([1]).result()[0].upper()  # type: ignore[attr-defined]
     add.with_options(retrys=3)  # type: ignore[call-arg]
@@ -105,3 +113,8 @@ def hooks_keep_their_type() -> None:
 
     hook = add.on_failure(notify)  # the decorator gives back the function as it was
     hook(add, None, "FAILED")  # type: ignore[arg-type]
+    add.on_running(notify)(add, None, "RUNNING")  # type: ignore[arg-type]
+    pipeline.on_running(notify)(pipeline, None, "RUNNING")  # type: ignore[arg-type]
+    pipeline.on_crashed(notify)(pipeline, None, "CRASHED")  # type: ignore[arg-type]
+    flow_hook = pipeline.on_cancellation(notify)
+    flow_hook(pipeline, None, "CANCELLED")  # type: ignore[arg-type]
