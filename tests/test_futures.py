@@ -24,8 +24,9 @@ def home(orch_home: Path) -> Path:
 
 
 def test_submit_returns_a_future_and_runs_in_parallel() -> None:
-    # Each task waits for all four to be running: run one after another, the barrier breaks.
-    all_running = threading.Barrier(4, timeout=20)
+    # Each task waits for all four to be running, and for the flow to have looked at the
+    # futures: run one after another, the barrier breaks.
+    all_running = threading.Barrier(5, timeout=20)
 
     @task
     def slow(x: int) -> int:
@@ -37,6 +38,7 @@ def test_submit_returns_a_future_and_runs_in_parallel() -> None:
         futures = [slow.submit(i) for i in range(4)]
         assert all(isinstance(f, PrefectFuture) for f in futures)
         assert not futures[0].done()
+        all_running.wait()
         return [f.result() for f in futures]
 
     assert pipeline() == [0, 2, 4, 6]
