@@ -35,6 +35,10 @@ import pytest
 
 from orchlite.store import Store
 
+# Each case fills a filesystem and runs `orch` several times around it: a long suite, run by
+# `.ci/run` after the fast one.
+pytestmark = pytest.mark.slow
+
 FLOW = '''
 import os
 from orchlite import flow, get_run_logger, task

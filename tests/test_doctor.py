@@ -294,6 +294,7 @@ def test_an_empty_database_is_reported_never_used_as_a_new_store(
     assert "empty (0 bytes)" in text and "corrupt" not in text
 
 
+@pytest.mark.slow  # waits out doctor's lock timeout
 def test_doctor_reports_a_store_locked_by_another_process(project: Path, orch_home: Path) -> None:
     assert orch(project, "run", "flow.py:main").returncode == 0
     holder = subprocess.Popen(

@@ -7,6 +7,7 @@ to `nobody`, and root must refuse it like anyone else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import pwd
@@ -76,13 +77,13 @@ def orch(
 
 def plant(home: Path, marker: Path) -> None:
     """Make every cache entry's result a pickle that creates `marker` when loaded."""
-    with sqlite3.connect(home / "orch.db") as conn:
+    with contextlib.closing(sqlite3.connect(home / "orch.db")) as conn, conn:
         changed = conn.execute(
             "UPDATE cache_entries SET result_ref = NULL, result_data = ?,"
             " result_serializer = 'cloudpickle'",
             (pickle.dumps(Payload(marker)),),
         ).rowcount
-    assert changed == 2
+    assert changed == 2  # committed, and closed: no WAL left for a later walk to race
 
 
 def give_away(path: Path, uid: int) -> None:

@@ -667,6 +667,7 @@ def test_dask_runner_without_dask_fails_the_run_with_one_line(
     assert last_run().state == "FAILED"
 
 
+@pytest.mark.slow  # waits out the connection timeout
 def test_wrong_dask_address_ends_the_run_failed_with_one_error_line(tmp_path: Path) -> None:
     (tmp_path / "flow.py").write_text(FLOW_FILE)
     started = time.monotonic()

@@ -275,6 +275,7 @@ def test_debug_shows_the_traceback(project: Project) -> None:
     assert proc.stderr.strip().splitlines()[-1].startswith("error: broken.py:4")
 
 
+@pytest.mark.slow  # runs every store command once
 def test_newer_schema_is_refused_by_every_store_command(project: Project) -> None:
     project.write_flow("flows.py", FLOWS)
     project.orch("run", "flows.py:hello")
