@@ -202,7 +202,32 @@ class FlowOptions(TypedDict, total=False):
     secrets: Iterable[str] | None
 
 
-class Task(Generic[P, R]):
+class _HookDecorators:
+    """The decorator forms of the hooks a task and a flow share: `@my_task.on_failure`
+    registers the function as `on_failure=[fn]` would, and returns it."""
+
+    on_completion_hooks: list[Callable[..., Any]]
+    on_failure_hooks: list[Callable[..., Any]]
+    on_running_hooks: list[Callable[..., Any]]
+
+    def on_completion(self, fn: Hook) -> Hook:
+        """Called as `fn(task_or_flow, run, state)` when a run completes."""
+        self.on_completion_hooks.append(fn)
+        return fn
+
+    def on_failure(self, fn: Hook) -> Hook:
+        """Called as `fn(task_or_flow, run, state)` when a run fails."""
+        self.on_failure_hooks.append(fn)
+        return fn
+
+    def on_running(self, fn: Hook) -> Hook:
+        """Called as `fn(task_or_flow, run, state)` each time a run enters RUNNING (each
+        attempt)."""
+        self.on_running_hooks.append(fn)
+        return fn
+
+
+class Task(_HookDecorators, Generic[P, R]):
     """A function whose calls are recorded, retried, timed out and cached.
 
     Typed as the function it wraps: `P` its parameters, `R` its return type. A call with
@@ -362,27 +387,11 @@ class Task(Generic[P, R]):
             "on_running": list(self.on_running_hooks),
         }
 
-    def on_completion(self, fn: Hook) -> Hook:
-        """Decorator form of `on_completion=[fn]`: `@my_task.on_completion`."""
-        self.on_completion_hooks.append(fn)
-        return fn
-
-    def on_failure(self, fn: Hook) -> Hook:
-        """Decorator form of `on_failure=[fn]`: `@my_task.on_failure`."""
-        self.on_failure_hooks.append(fn)
-        return fn
-
-    def on_running(self, fn: Hook) -> Hook:
-        """Decorator form of `on_running=[fn]`: called as `fn(task, task_run, state)` each
-        time a run of this task enters RUNNING (each attempt)."""
-        self.on_running_hooks.append(fn)
-        return fn
-
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"
 
 
-class Flow(Generic[P, R]):
+class Flow(_HookDecorators, Generic[P, R]):
     """A function whose calls are recorded as flow runs; tasks called inside belong to it."""
 
     __orch_flow__ = True
@@ -490,16 +499,6 @@ class Flow(Generic[P, R]):
             "secrets": list(self.secrets),
         }
 
-    def on_completion(self, fn: Hook) -> Hook:
-        """Decorator form of `on_completion=[fn]`: `@my_flow.on_completion`."""
-        self.on_completion_hooks.append(fn)
-        return fn
-
-    def on_failure(self, fn: Hook) -> Hook:
-        """Decorator form of `on_failure=[fn]`: `@my_flow.on_failure`."""
-        self.on_failure_hooks.append(fn)
-        return fn
-
     def on_cancellation(self, fn: Hook) -> Hook:
         """Decorator form of `on_cancellation=[fn]`: `@my_flow.on_cancellation`."""
         self.on_cancellation_hooks.append(fn)
@@ -508,12 +507,6 @@ class Flow(Generic[P, R]):
     def on_crashed(self, fn: Hook) -> Hook:
         """Decorator form of `on_crashed=[fn]`: `@my_flow.on_crashed`."""
         self.on_crashed_hooks.append(fn)
-        return fn
-
-    def on_running(self, fn: Hook) -> Hook:
-        """Decorator form of `on_running=[fn]`: called as `fn(flow, flow_run, state)` each
-        time a run of this flow enters RUNNING (each attempt)."""
-        self.on_running_hooks.append(fn)
         return fn
 
     def __repr__(self) -> str:
