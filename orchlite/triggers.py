@@ -25,7 +25,9 @@ debounced: the trigger fires once its files have been quiet for `debounce_second
 unfinished it does not fire again: the changes arriving meanwhile are kept and start ONE
 follow-up run after it ends. A flow with a parameter named `paths` receives the changed files
 as a sorted list of absolute paths; other flows get no parameters. Runs have trigger "file".
-Changes seen while no daemon runs are not replayed.
+Changes seen while no daemon runs are not replayed. When a trigger fires it also sweeps its
+globs for matching files changed since its previous fire (`orchlite.file_sweep`), so the
+events a burst drops from the kernel's bounded queue still reach a run.
 
 Flow triggers. On each tick the daemon looks at the runs (from any process) of the upstream
 flow, matched by flow name, that ended since the trigger's mark (minus `SLACK_SECONDS`, for
@@ -58,6 +60,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+from .file_sweep import FileSweep
 from .literal_calls import build_literal_call
 
 if TYPE_CHECKING:
@@ -269,6 +272,10 @@ def _match(pattern: Sequence[str], parts: Sequence[str]) -> bool:
     return bool(parts) and fnmatch.fnmatchcase(parts[0], head) and _match(rest, parts[1:])
 
 
+def _matcher(globs: Sequence[str]) -> Callable[[str], bool]:
+    return lambda rel: not is_ignored(rel) and any(glob_match(g, rel) for g in globs)
+
+
 # -- debounce and coalescing (pure: the caller passes the times) -------------------------
 
 
@@ -345,12 +352,14 @@ class TriggerRunner:
         self._files: list[TriggerEntry] = []
         self._lock = threading.Lock()
         self.clock: Callable[[], float] = time.monotonic
+        self.sweep = FileSweep(self.root, IGNORED_DIRS)
 
     def update(self, entries: Sequence[TriggerEntry]) -> None:
         with self._lock:
             self.entries = list(entries)
             self._files = [e for e in entries if isinstance(e.trigger, FileTrigger)]
         self.debouncer.forget(e.key for e in self._files)
+        self.sweep.watch(e.key for e in self._files)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -388,9 +397,13 @@ class TriggerRunner:
             entry = by_key.get(key)
             return entry.trigger.debounce_seconds if entry else 0.0  # type: ignore[union-attr]
 
-        for key, paths in self.debouncer.ready(self.clock(), window, self._busy):
+        for key, reported in self.debouncer.ready(self.clock(), window, self._busy):
             entry = by_key.get(key)
             if entry is None:
+                continue
+            globs = entry.trigger.globs  # type: ignore[union-attr]
+            paths = self.sweep.collect(key, globs, _matcher(globs), reported)
+            if not paths:
                 continue
             params = {PATHS_PARAMETER: paths} if entry.wants_paths else {}
             run_id = uuid.uuid4().hex
