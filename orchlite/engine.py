@@ -16,11 +16,15 @@ no hooks run, and the call raises CancelledRun, so `orch run` exits non-zero.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import json
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +55,7 @@ from .runtime import (
     to_json,
 )
 from .states import SUCCESS, State, StateName, StateType, returned_state
+from .steps import with_timeout
 from .store import StoredResult, TaskRun
 from .task_runners import call_with_timeout
 
@@ -175,9 +180,12 @@ def _run_flow_attempts(
             run_hooks(flow.on_running_hooks, flow, store.get_flow_run(ctx.run_id), running)
         prints = capture_prints(ctx.log_prints)
         try:
-            value = call_with_timeout(
-                flow.fn, ctx.parameters, flow.timeout_seconds, "Flow run", FlowTimeoutError
-            )
+            if flow.is_async:
+                value = call_with_timeout(_async_body(flow), ctx.parameters, None, "Flow run")
+            else:
+                value = call_with_timeout(
+                    flow.fn, ctx.parameters, flow.timeout_seconds, "Flow run", FlowTimeoutError
+                )
             ctx.shutdown_runner(wait=True)  # every submitted task run ends with the flow
             if ctx.stopped():  # cancelled while the body waited on task runs it cut short
                 raise CancelledRun("the flow run was cancelled")
@@ -221,6 +229,63 @@ def _run_flow_attempts(
         finally:
             restore_prints(prints)
         return _finish_returned(flow, ctx, value), value
+
+
+def _async_body(flow: Flow[..., Any]) -> Callable[..., Any]:
+    """An `async def` flow body as a plain call: it runs in an event loop of its own in the
+    run's thread, where its awaited task calls run too; its timeout cancels it there."""
+
+    def body(**parameters: Any) -> Any:
+        coroutine = flow.fn(**parameters)
+        return asyncio.run(
+            with_timeout(coroutine, flow.timeout_seconds, "Flow run", FlowTimeoutError)
+        )
+
+    return body
+
+
+def run_flow_async(
+    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Coroutine[Any, Any, Any]:
+    """A call of an `async def` flow: the coroutine that runs it.
+
+    The run goes on in a thread of its own (its body in that thread's event loop), so the
+    caller's loop is free meanwhile, and an async subflow is awaited like any coroutine.
+    Cancelling the awaiting task (Ctrl-C in `asyncio.run`) interrupts the run, recorded
+    CANCELLED, before the cancellation goes on.
+    """
+
+    async def run() -> Any:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        context = contextvars.copy_context()
+
+        def settle(value: Any, error: BaseException | None) -> None:
+            # Not after the caller gave up: an exception nobody retrieves is logged when
+            # the future is collected, at whatever moment that is.
+            if not done.done():
+                done.set_exception(error) if error is not None else done.set_result(value)
+
+        def target() -> None:
+            try:
+                value, error = context.run(run_flow, flow, args, kwargs), None
+            except BaseException as exc:
+                value, error = None, exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(settle, value, error)
+
+        thread = threading.Thread(target=target, name=f"orch-flow-{flow.name}", daemon=True)
+        thread.start()
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            done.cancel()
+            if thread.ident is not None:
+                timeouts.raise_in_thread(thread.ident, KeyboardInterrupt)
+            thread.join(timeout=10)
+            raise
+
+    return run()
 
 
 NOT_RETURNED: Any = object()

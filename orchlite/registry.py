@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
 from typing import (
     TYPE_CHECKING,
@@ -66,11 +66,11 @@ def _check_retries(retries: int | None, timeout: float | None) -> None:
         raise ValueError(f"timeout_seconds must be positive, not {timeout}")
 
 
-def _refuse_async(fn: Callable[..., Any], kind: str) -> None:
-    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+def _refuse_async_generators(fn: Callable[..., Any], kind: str) -> None:
+    if inspect.isasyncgenfunction(fn):
         raise TypeError(
-            f"@{kind} cannot decorate the async function {fn.__qualname__!r}: async flows "
-            "and tasks are not supported yet; make it a plain def"
+            f"@{kind} cannot decorate the async generator {fn.__qualname__!r}: "
+            "return a value instead of yielding"
         )
 
 
@@ -133,6 +133,10 @@ class _TaskEngine(Protocol):
     def run_task(
         self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any: ...
+
+    def run_task_async(
+        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Any]: ...
 
     def submit_task(
         self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -265,12 +269,13 @@ class Task(_HookDecorators, Generic[P, R]):
     ) -> None:
         if not callable(fn):
             raise TypeError("@task must decorate a function")
-        _refuse_async(fn, "task")
+        _refuse_async_generators(fn, "task")
         _check_retries(retries, timeout_seconds)
         _check_serializer(result_serializer)
         if retry_jitter_factor is not None and retry_jitter_factor < 0:
             raise ValueError("retry_jitter_factor must be 0 or more")
         self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.name = name or fn.__name__
         self.description = description or inspect.getdoc(fn)
         self.tags = set(tags or ())
@@ -311,7 +316,10 @@ class Task(_HookDecorators, Generic[P, R]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task now; `return_state=True` returns its final State instead of raising,
-        `wait_for=[futures]` waits for those runs first (see `submit`)."""
+        `wait_for=[futures]` waits for those runs first (see `submit`). Calling an
+        `async def` task gives a coroutine to await."""
+        if self.is_async:
+            return _task_engine().run_task_async(self, args, kwargs)
         return timeouts.orchestrate(_task_engine().run_task, self, args, kwargs)
 
     @overload
@@ -423,10 +431,11 @@ class Flow(_HookDecorators, Generic[P, R]):
     ) -> None:
         if not callable(fn):
             raise TypeError("@flow must decorate a function")
-        _refuse_async(fn, "flow")
+        _refuse_async_generators(fn, "flow")
         _check_retries(retries, timeout_seconds)
         _check_serializer(result_serializer)
         self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.name = name or fn.__name__.replace("_", "-")
         self.version = version
         self.flow_run_name = flow_run_name
@@ -461,9 +470,12 @@ class Flow(_HookDecorators, Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the flow now; `return_state=True` returns its final State instead of raising."""
-        from .engine import run_flow
+        """Run the flow now; `return_state=True` returns its final State instead of raising.
+        Calling an `async def` flow gives a coroutine to await."""
+        from .engine import run_flow, run_flow_async
 
+        if self.is_async:
+            return run_flow_async(self, args, kwargs)
         return timeouts.orchestrate(run_flow, self, args, kwargs)
 
     def with_options(self, **changes: Unpack[FlowOptions]) -> Flow[P, R]:

@@ -11,18 +11,28 @@ value, or has its exception thrown in. So the same code serves two drivers:
   threads until it yields a body; the runner sends the body off and the thread is free
   again; the body's completion schedules the next step. A thousand task runs waiting for
   their bodies hold no thread, and their bodies reach the cluster together.
+- `arun_steps` drives a task run of an `async def` task on the caller's event loop: a body
+  is awaited, a pause is an `asyncio.sleep`, and a blocking step (waiting for a
+  concurrency slot) goes to a thread, so other coroutines on the loop go on meanwhile.
+
+The first two drivers are threads: an async body reaching them runs to completion in an
+event loop of its own (`Body.blocking`), as a `.submit()`ted async task does in Prefect.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import contextvars
+import functools
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .errors import TaskTimeoutError
 from .states import State
+from .timeouts import timeout_message
 
 if TYPE_CHECKING:
     from .task_runners import TaskRunner
@@ -35,10 +45,20 @@ class Body(NamedTuple):
     bound: Any
     timeout: float | None
     name: str
+    is_async: bool = False
+    """`fn` is an `async def`: calling it gives a coroutine to run."""
 
     @property
     def what(self) -> str:
         return f"Task run {self.name!r}"
+
+    def blocking(self) -> Body:
+        """This body as a plain call, for a driver that runs bodies in threads: an async
+        one runs in an event loop of its own, its timeout enforced there."""
+        if not self.is_async:
+            return self
+        fn = functools.partial(run_coroutine_function, self.fn, self.timeout, self.what)
+        return Body(fn, self.bound, None, self.name)
 
 
 class Pause(NamedTuple):
@@ -47,7 +67,14 @@ class Pause(NamedTuple):
     seconds: float
 
 
-Steps = Generator["Body | Pause", Any, State]
+class Blocking(NamedTuple):
+    """Call `fn()`, which may block for long (waiting for a concurrency slot), and send
+    back what it returns."""
+
+    fn: Callable[[], Any]
+
+
+Steps = Generator["Body | Pause | Blocking", Any, State]
 
 
 def run_steps(steps: State | Steps, call: Callable[[Body], Any]) -> State:
@@ -63,13 +90,73 @@ def run_steps(steps: State | Steps, call: Callable[[Body], Any]) -> State:
                 request = steps.send(None)
                 continue
             try:
-                value = call(request)
+                value = request.fn() if isinstance(request, Blocking) else call(request)
             except BaseException as exc:
                 request = steps.throw(exc)
             else:
                 request = steps.send(value)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+
+
+async def arun_steps(steps: State | Steps, call: Callable[[Body], Awaitable[Any]]) -> State:
+    """Drive `steps` to the end on the running event loop, awaiting each body's `call`."""
+    if isinstance(steps, State):
+        return steps
+    try:
+        request = steps.send(None)
+        while True:
+            if isinstance(request, Pause):
+                await asyncio.sleep(request.seconds)
+                request = steps.send(None)
+                continue
+            try:
+                if isinstance(request, Blocking):
+                    value = await asyncio.to_thread(request.fn)
+                else:
+                    value = await call(request)
+            except BaseException as exc:
+                request = steps.throw(exc)
+            else:
+                request = steps.send(value)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def await_body(body: Body) -> Any:
+    """Run an async body on the running loop; past its timeout it is cancelled and
+    TaskTimeoutError raised, with Prefect's words."""
+    bound = body.bound
+    plain = type(bound) is dict
+    coroutine = body.fn(**bound) if plain else body.fn(*bound.args, **bound.kwargs)
+    return await with_timeout(coroutine, body.timeout, body.what, TaskTimeoutError)
+
+
+async def with_timeout(
+    coroutine: Awaitable[Any],
+    timeout: float | None,
+    what: str,
+    error: type[TaskTimeoutError] = TaskTimeoutError,
+) -> Any:
+    """Await `coroutine`; past `timeout` seconds cancel it and raise `error`."""
+    if timeout is None:
+        return await coroutine
+    try:
+        return await asyncio.wait_for(coroutine, timeout)
+    except asyncio.TimeoutError:
+        raise error(timeout_message(what, timeout)) from None
+
+
+def run_coroutine_function(
+    fn: Callable[..., Awaitable[Any]],
+    timeout: float | None,
+    what: str,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """Call an async function to the end in a new event loop in this thread (picklable by
+    reference, so it reaches worker processes and Dask workers as it is)."""
+    return asyncio.run(with_timeout(fn(*args, **kwargs), timeout, what))
 
 
 class StepDriver:
@@ -141,10 +228,15 @@ class StepDriver:
                     timer.daemon = True
                     timer.start()
                     return
+                if isinstance(request, Blocking):
+                    try:
+                        value = request.fn()
+                    except BaseException as exc:
+                        error = exc
+                    continue
+                body = request.blocking()
                 try:
-                    pending = self.runner.start_body(
-                        request.fn, request.bound, request.timeout, request.what
-                    )
+                    pending = self.runner.start_body(body.fn, body.bound, body.timeout, body.what)
                 except BaseException as exc:
                     # Arguments that cannot be pickled, a runner that stopped (CancelledRun):
                     # the steps record how the task run ends.

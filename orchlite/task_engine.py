@@ -23,11 +23,13 @@ thread; a runner that starts bodies without waiting (Dask) drives it from its ca
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import contextvars
 import inspect
 import logging
 import time
+from collections.abc import Coroutine
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -57,7 +59,7 @@ from .runtime import (
     to_json,
 )
 from .states import State, StateName, StateType, returned_state
-from .steps import Body, Pause, StepDriver, Steps, run_steps
+from .steps import Blocking, Body, Pause, StepDriver, Steps, arun_steps, await_body, run_steps
 from .store import TaskRun
 from .task_runners import TaskRunner, call_with_timeout, timeout_message
 
@@ -77,24 +79,81 @@ body_runner_var: ContextVar[TaskRunner | None] = ContextVar("orch_body_runner", 
 
 def run_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run one call of `task`: inside the current flow run, or standalone."""
-    return_state = bool(kwargs.pop("return_state", False))
-    wait_for = kwargs.pop("wait_for", None)
-    flow_ctx = flow_run_var.get()
-    if flow_ctx is None:
-        return _run_standalone_task(task, args, kwargs, return_state, wait_for)
-    _refuse_if_stopped(flow_ctx)
-    position, dynamic_key = flow_ctx.next_position(task.task_key)
-    if wait_for is not None or _holds_futures(args, kwargs):
-        steps = _run_with_upstream(
-            task, args, kwargs, flow_ctx, position, dynamic_key, None, wait_for
-        )
-    else:
+    call = _TaskCall.take(task, args, kwargs)
+    return call.outcome(run_steps(call.steps(), _call_body))
+
+
+def run_task_async(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Coroutine[Any, Any, Any]:
+    """One call of an `async def` task: the coroutine that runs it on the caller's loop.
+
+    The call position is taken now, so `asyncio.gather(t(1), t(2))` numbers its task runs
+    in the order of the calls, whichever finishes first.
+    """
+    call = _TaskCall.take(task, args, kwargs)
+
+    async def run() -> Any:
+        await call.upstream_done()
+        return call.outcome(await arun_steps(call.steps(), await_body))
+
+    return run()
+
+
+class _TaskCall:
+    """One call of a task, from its arguments to its steps and its outcome."""
+
+    __slots__ = (
+        "args",
+        "ctx",
+        "dynamic_key",
+        "kwargs",
+        "position",
+        "return_state",
+        "task",
+        "wait_for",
+    )
+
+    def __init__(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.task, self.args, self.kwargs = task, args, kwargs
+        self.return_state = bool(kwargs.pop("return_state", False))
+        self.wait_for = kwargs.pop("wait_for", None)
+        self.ctx = flow_run_var.get()
+        self.position, self.dynamic_key = 0, "0"
+
+    @classmethod
+    def take(cls, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _TaskCall:
+        """The call, with its position in the flow run taken (if it is in one)."""
+        call = cls(task, args, kwargs)
+        if call.ctx is not None:
+            _refuse_if_stopped(call.ctx)
+            call.position, call.dynamic_key = call.ctx.next_position(task.task_key)
+        return call
+
+    def steps(self) -> State | Steps:
+        task, args, kwargs, ctx = self.task, self.args, self.kwargs, self.ctx
+        if ctx is None:
+            return _standalone_steps(task, args, kwargs, self.wait_for)
+        if self.wait_for is not None or _holds_futures(args, kwargs):
+            return _run_with_upstream(
+                task, args, kwargs, ctx, self.position, self.dynamic_key, None, self.wait_for
+            )
         bound = task.bind(args, kwargs)
-        steps = _run_task_in_flow(task, bound, flow_ctx, flow_ctx.run_id, position, dynamic_key)
-    state = run_steps(steps, _call_body)
-    if return_state:
-        return state
-    return state.result()
+        return _run_task_in_flow(task, bound, ctx, ctx.run_id, self.position, self.dynamic_key)
+
+    async def upstream_done(self) -> None:
+        """Wait, without blocking the loop, for the futures the call depends on."""
+        if self.wait_for is None and not _holds_futures(self.args, self.kwargs):
+            return
+        upstream: list[TaskRunFuture[Any]] = []
+        futures.collect((self.args, self.kwargs, self.wait_for), upstream)
+        if upstream:
+            await asyncio.wait([asyncio.wrap_future(f._inner) for f in upstream])
+
+    def outcome(self, state: State) -> Any:
+        if self.ctx is None:
+            recorder.flush()
+        return state if self.return_state else state.result()
 
 
 def _refuse_if_stopped(flow_ctx: FlowRunContext) -> None:
@@ -173,6 +232,7 @@ def _submit_steps(
 
 def _call_body(body: Body) -> Any:
     """Execute a task's function body in this thread (or on the runner of a submitted run)."""
+    body = body.blocking()
     runner = body_runner_var.get()
     if runner is not None:
         return runner.run_body(body.fn, body.bound, body.timeout, body.what)
@@ -220,13 +280,11 @@ def _run_with_upstream(
     )
 
 
-def _run_standalone_task(
-    task: Task[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    return_state: bool,
-    wait_for: Any = None,
-) -> Any:
+def _standalone_steps(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
+) -> State | Steps:
+    """A task run outside any flow; futures in its `wait_for` (done already: submitted
+    outside a flow, they ran at once) fail it if they failed."""
     ensure_logging()
     store, blobs = open_store()
     bound = task.bind(args, kwargs)
@@ -238,19 +296,6 @@ def _run_standalone_task(
         store=store,
         blobs=blobs,
     )
-    steps = _standalone_steps(task, bound, ctx, wait_for)
-    state = run_steps(steps, _call_body)
-    recorder.flush()
-    if return_state:
-        return state
-    return state.result()
-
-
-def _standalone_steps(
-    task: Task[..., Any], bound: Any, ctx: FlowRunContext, wait_for: Any
-) -> State | Steps:
-    """A task run outside any flow; futures in its `wait_for` (done already: submitted
-    outside a flow, they ran at once) fail it if they failed."""
     try:
         futures.resolve(wait_for, [], states=True)
     except (futures.UpstreamFailed, futures.InputResolutionError) as exc:
@@ -510,7 +555,7 @@ def _execute(
     attempt = 0
     while True:
         attempt += 1
-        slots = _take_slots(task, run, ctx) if task.tags else None
+        slots = (yield Blocking(lambda: _take_slots(task, run, ctx))) if task.tags else None
         now = time.time()
         run.attempts = attempt
         run.state = _RUNNING
@@ -530,7 +575,7 @@ def _execute(
         try:
             if task.on_running_hooks:
                 run_hooks(task.on_running_hooks, task, run, State(StateName.RUNNING), ctx)
-            value = yield Body(task.fn, bound, task.timeout_seconds, run.name)
+            value = yield Body(task.fn, bound, task.timeout_seconds, run.name, task.is_async)
         except (CancelledRun, KeyboardInterrupt, timeouts.Interrupted) as exc:
             message = "flow run cancelled"
             if isinstance(exc, timeouts.Interrupted):

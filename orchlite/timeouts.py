@@ -125,6 +125,16 @@ class shielded:
             raise Interrupted
 
 
+def timeout_message(what: str, timeout: float | None) -> str:
+    """Prefect's words for a run that ran out of time."""
+    return f"{what} exceeded timeout of {timeout:g} second(s)"
+
+
+def raise_in_thread(ident: int, exc: type[BaseException]) -> None:
+    """Raise `exc` in the thread `ident` at its next Python instruction."""
+    _set_async_exc(ident, exc)
+
+
 def orchestrate(fn: Callable[..., R], *args: Any) -> R:
     """`fn(*args)`: orchestration code that user code calls (a task call, a subflow),
     shielded from interrupts while any timed call is open."""

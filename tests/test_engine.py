@@ -7,6 +7,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -534,11 +535,11 @@ def test_flow_parameters_are_validated_and_coerced() -> None:
     assert run.parameters == '{"n":21,"when":"now"}'
 
 
-def test_async_functions_are_refused_at_decoration() -> None:
-    async def fetch() -> None:
-        return None
+def test_async_generators_are_refused_at_decoration() -> None:
+    async def fetch() -> AsyncIterator[int]:
+        yield 1
 
-    with pytest.raises(TypeError, match="async flows and tasks are not supported"):
+    with pytest.raises(TypeError, match="cannot decorate the async generator 'test_async_gen"):
         task(fetch)
 
 
