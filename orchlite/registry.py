@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 Hook = TypeVar("Hook", bound=Callable[..., Any])
+TransactionHook = TypeVar("TransactionHook", bound=Callable[..., Any])
 
 SERIALIZER_NAMES = ("cloudpickle", "json")
 
@@ -179,6 +180,8 @@ class TaskOptions(TypedDict, total=False):
     on_completion: Iterable[Callable[..., Any]] | None
     on_failure: Iterable[Callable[..., Any]] | None
     on_running: Iterable[Callable[..., Any]] | None
+    on_commit: Iterable[Callable[..., Any]] | None
+    on_rollback: Iterable[Callable[..., Any]] | None
 
 
 class FlowOptions(TypedDict, total=False):
@@ -266,6 +269,8 @@ class Task(_HookDecorators, Generic[P, R]):
         on_completion: Iterable[Callable[..., Any]] | None = None,
         on_failure: Iterable[Callable[..., Any]] | None = None,
         on_running: Iterable[Callable[..., Any]] | None = None,
+        on_commit: Iterable[Callable[..., Any]] | None = None,
+        on_rollback: Iterable[Callable[..., Any]] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@task must decorate a function")
@@ -296,6 +301,8 @@ class Task(_HookDecorators, Generic[P, R]):
         self.on_completion_hooks = _callable_list(on_completion)
         self.on_failure_hooks = _callable_list(on_failure)
         self.on_running_hooks = _callable_list(on_running)
+        self.on_commit_hooks = _callable_list(on_commit)
+        self.on_rollback_hooks = _callable_list(on_rollback)
         self.task_key = _identity(fn)
         self.signature = inspect.signature(fn)
         self._fast_bind = _fast_binder(self.signature)
@@ -393,7 +400,21 @@ class Task(_HookDecorators, Generic[P, R]):
             "on_completion": list(self.on_completion_hooks),
             "on_failure": list(self.on_failure_hooks),
             "on_running": list(self.on_running_hooks),
+            "on_commit": list(self.on_commit_hooks),
+            "on_rollback": list(self.on_rollback_hooks),
         }
+
+    def on_commit(self, fn: TransactionHook) -> TransactionHook:
+        """Called as `fn(transaction)` when the transaction of a completed run of this task
+        commits: at once, or at the end of the `with transaction()` block it ran in."""
+        self.on_commit_hooks.append(fn)
+        return fn
+
+    def on_rollback(self, fn: TransactionHook) -> TransactionHook:
+        """Called as `fn(transaction)` when a completed run of this task is rolled back:
+        the `with transaction()` block it ran in failed after it completed."""
+        self.on_rollback_hooks.append(fn)
+        return fn
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r})"
@@ -553,6 +574,8 @@ def task(
     on_completion: Iterable[Callable[..., Any]] | None = None,
     on_failure: Iterable[Callable[..., Any]] | None = None,
     on_running: Iterable[Callable[..., Any]] | None = None,
+    on_commit: Iterable[Callable[..., Any]] | None = None,
+    on_rollback: Iterable[Callable[..., Any]] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

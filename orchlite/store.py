@@ -287,6 +287,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE flow_runs ADD COLUMN pid_start TEXT;
     ALTER TABLE concurrency_slots ADD COLUMN pid_start TEXT;
     """,
+    # 9 (transaction records): a `with transaction(key=...)` block that committed, so the
+    # next one with that key begins committed.
+    """
+    CREATE TABLE transaction_records (
+        key TEXT PRIMARY KEY,
+        flow_run_id TEXT,
+        committed REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1857,6 +1866,24 @@ class Store:
         now = time.time() if now is None else now
         with self.transaction() as conn:
             self._mark(conn, key, mark, now)
+
+    # -- transaction records ----------------------------------------------------------
+
+    def transaction_committed(self, key: str) -> bool:
+        """Whether a transaction with this key has committed (`orchlite.transactions`)."""
+        row = self.conn.execute(
+            "SELECT 1 FROM transaction_records WHERE key = ?", (key,)
+        ).fetchone()
+        return row is not None
+
+    def record_transaction(self, key: str, flow_run_id: str | None) -> None:
+        """Record that the transaction with this key committed (again, with `overwrite`)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO transaction_records (key, flow_run_id, committed)"
+                " VALUES (?, ?, ?)",
+                (key, flow_run_id, time.time()),
+            )
 
     # -- flow-level retries under the daemon ------------------------------------------
 

@@ -29,12 +29,19 @@ import contextvars
 import inspect
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import futures, limits, remote, results, timeouts  # noqa: F401 (remote: worker bridge)
+from . import (  # noqa: F401 (remote: worker bridge)
+    futures,
+    limits,
+    remote,
+    results,
+    timeouts,
+    transactions,
+)
 from .cache_policies import DEFAULT, NO_CACHE, CachePolicy, RunId
 from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
 from .errors import CancelledRun, OrchError, TaskTimeoutError, UnhashableInputError
@@ -675,6 +682,8 @@ def _complete_task(
     run.ended = now
     run.error_type = run.error_message = run.traceback = None
     cache = None
+    publish: Callable[[], None] | None = None
+    staged = transactions.defers_commit()
     if stored is not None:
         run.result_ref, run.result_data, run.result_serializer, run.result_preview = (
             stored.blob,
@@ -683,10 +692,13 @@ def _complete_task(
             stored.preview,
         )
         if key is not None:
-            if scoped:
+            expires = _expiry(task.cache_expiration, now)
+            if staged:
+                publish = _cache_writer(run, ctx, key, scoped, expires)
+            elif scoped:
                 ctx.run_cache[key] = run
             else:
-                cache = (key, _expiry(task.cache_expiration, now))
+                cache = (key, expires)
     recorder.write(ctx.store, run, [(run.state, message, now)], cache=cache)
     state = State(StateName(name), message, value=value, timestamp=now)
     if decided is not None:
@@ -695,9 +707,23 @@ def _complete_task(
         notify_listeners("task", run)
     if log.isEnabledFor(logging.INFO):
         log.info("Finished in state %s", state, extra=run_label(ctx, run))
+    if staged or task.on_commit_hooks or task.on_rollback_hooks:
+        transactions.task_completed(
+            run.cache_key, publish, task.on_commit_hooks, task.on_rollback_hooks
+        )
     if task.on_completion_hooks:
         run_hooks(task.on_completion_hooks, task, run, state, ctx)
     return state
+
+
+def _cache_writer(
+    run: TaskRun, ctx: FlowRunContext, key: str, scoped: bool, expires: float | None
+) -> Callable[[], None]:
+    """What makes a completed task run's result answer later calls with the same key: held
+    by an open transaction until it commits (so a rolled-back run never answers)."""
+    if scoped:
+        return lambda: ctx.run_cache.__setitem__(key, run)
+    return lambda: recorder.write(ctx.store, run, [], cache=(key, expires))
 
 
 def _end_in_returned_state(
@@ -727,6 +753,7 @@ def _fail_task(
             "Finished in state %s: %s\n%s", state.name, state.message, run.traceback
         )
     recorder.write(ctx.store, run, [(run.state, run.state_message, now)])
+    transactions.task_failed()
     if listening():
         notify_listeners("task", run)
     if hooks and task.on_failure_hooks:
