@@ -19,6 +19,7 @@ import typer
 import typer.core
 
 from . import __version__
+from .cli_variables import variable_app
 from .errors import DiskFullError, ExitCode, OrchError, UsageError
 
 _GLOBAL_FLAGS = ("--debug",)
@@ -86,6 +87,7 @@ secret_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(secret_app, name="secret")
+app.add_typer(variable_app, name="variable")
 
 _debug = False
 

@@ -1,0 +1,95 @@
+"""`orch variable set/get/ls/rm`: the project's variables (`orchlite.variables`) from the
+shell. A value given on the command line is read as JSON when it parses (`42`, `true`,
+`'{"a": 1}'`) and as a string otherwise, as `prefect variable set` does."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from .errors import UsageError
+
+variable_app = typer.Typer(
+    help="Named JSON values for flows to read (orchlite.variables.Variable).",
+    no_args_is_help=True,
+)
+
+
+@variable_app.command("set")
+def variable_set(
+    name: Annotated[str, typer.Argument(help="Lowercase letters, digits, _ and -.")],
+    value: Annotated[str, typer.Argument(help="JSON, or else taken as a string.")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the value if the variable exists.")
+    ] = False,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="A tag for the variable (repeatable).")
+    ] = None,
+) -> None:
+    """Set a variable: `orch variable set batch_size 500`."""
+    from .variables import Variable
+
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    try:
+        Variable.set(name, parsed, tags=tag, overwrite=overwrite)
+    except ValueError as exc:
+        raise UsageError(f"variable {name!r} exists: pass --overwrite to replace it") from exc
+    print(f"variable {name!r} set", file=sys.stderr)
+
+
+@variable_app.command("get")
+def variable_get(
+    name: Annotated[str, typer.Argument(help="The variable to print.")],
+) -> None:
+    """Print a variable's value as JSON (a string value prints as itself)."""
+    from .variables import Variable, check_name
+
+    check_name(name)
+    missing = object()
+    value = Variable.get(name, default=missing)
+    if value is missing:
+        raise UsageError(f"no variable {name!r} (see `orch variable ls`)")
+    print(value if isinstance(value, str) else json.dumps(value))
+
+
+@variable_app.command("ls")
+def variable_ls(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the variables with their values and tags."""
+    from .variables import all_variables
+
+    rows = all_variables()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print("no variables", file=sys.stderr)
+        return
+    from .render import table
+
+    table(
+        ("NAME", "VALUE", "TAGS"),
+        [(r["name"], _short(json.dumps(r["value"])), ", ".join(r["tags"]) or "-") for r in rows],
+        sys.stdout,
+    )
+
+
+@variable_app.command("rm")
+def variable_rm(name: Annotated[str, typer.Argument(help="The variable to remove.")]) -> None:
+    """Remove a variable (`Variable.unset`)."""
+    from .variables import Variable
+
+    if not Variable.unset(name):
+        raise UsageError(f"no variable {name!r} (see `orch variable ls`)")
+    print(f"removed variable {name!r}", file=sys.stderr)
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,146 @@
+"""Variables, as Prefect 3's `prefect.variables.Variable`: named, mutable JSON values kept in
+the project's `.orch/` (not in a server), for configuration that changes without a code
+change.
+
+    from orchlite.variables import Variable
+
+    Variable.set("batch_size", 500)
+    Variable.get("batch_size", default=100)       # 500
+    Variable.set("batch_size", 1000, overwrite=True)
+    Variable.unset("batch_size")                  # True
+
+`orch variable set/get/ls/rm` does the same from the shell. Names follow Prefect's rules
+(lowercase letters, digits, `_` and `-`; at most 255 characters); values are any JSON value
+whose JSON text is at most 5,000 characters. Variables are not secrets: use
+`orchlite.secret()` for those.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+MAX_NAME = 255
+MAX_VALUE = 5000
+_NAME = re.compile(r"[a-z0-9_-]+")
+
+
+@dataclass
+class Variable:
+    """A variable as stored: its name, JSON value and tags."""
+
+    name: str
+    value: Any
+    tags: list[str] = field(default_factory=list)
+
+    @classmethod
+    def set(
+        cls,
+        name: str,
+        value: Any,
+        tags: Iterable[str] | None = None,
+        overwrite: bool = False,
+    ) -> Variable:
+        """Store `value` under `name`; ValueError if it exists and `overwrite` is False."""
+        check_name(name)
+        text = _to_json(name, value)
+        tag_list = sorted({str(t) for t in tags or ()})
+        if not _writable_store().set_variable(
+            name, text, json.dumps(tag_list), overwrite=overwrite
+        ):
+            raise ValueError(
+                f"Variable {name!r} already exists. Use `overwrite=True` to update it."
+            )
+        return cls(name, json.loads(text), tag_list)
+
+    @classmethod
+    def get(cls, name: str, default: Any = None) -> Any:
+        """The value of `name`, or `default` when there is no such variable."""
+        store = _existing_store()
+        row = store.get_variable(name) if store is not None else None
+        return default if row is None else json.loads(row[0])
+
+    @classmethod
+    def unset(cls, name: str) -> bool:
+        """Delete `name`; False if there was no such variable."""
+        store = _existing_store()
+        return store is not None and store.delete_variable(name)
+
+    @classmethod
+    async def aset(
+        cls,
+        name: str,
+        value: Any,
+        tags: Iterable[str] | None = None,
+        overwrite: bool = False,
+    ) -> Variable:
+        return cls.set(name, value, tags, overwrite)
+
+    @classmethod
+    async def aget(cls, name: str, default: Any = None) -> Any:
+        return cls.get(name, default)
+
+    @classmethod
+    async def aunset(cls, name: str) -> bool:
+        return cls.unset(name)
+
+
+def all_variables() -> list[dict[str, Any]]:
+    """Every variable as `{"name", "value", "tags", "updated"}` (ISO time), by name."""
+    from .views import iso
+
+    store = _existing_store()
+    if store is None:
+        return []
+    return [
+        {"name": name, "value": json.loads(value), "tags": json.loads(tags), "updated": iso(at)}
+        for name, value, tags, at in store.list_variables()
+    ]
+
+
+def check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > MAX_NAME:
+        raise UsageError(
+            f"invalid variable name {name!r}: use lowercase letters, digits, _ and -"
+            f" (at most {MAX_NAME} characters)"
+        )
+
+
+def _to_json(name: str, value: Any) -> str:
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"variable {name!r}: the value must be JSON ({exc})") from None
+    if len(text) > MAX_VALUE:
+        raise UsageError(
+            f"variable {name!r}: the value is {len(text):,} characters of JSON"
+            f" (at most {MAX_VALUE:,})"
+        )
+    return text
+
+
+def _writable_store() -> Store:
+    from .context import flow_run_var, open_store
+
+    ctx = flow_run_var.get()
+    return ctx.store if ctx is not None else open_store()[0]
+
+
+def _existing_store() -> Store | None:
+    """The project's store, or None when nothing was ever recorded (nothing is created)."""
+    from .config import find_home
+    from .context import flow_run_var, open_store
+
+    ctx = flow_run_var.get()
+    if ctx is not None:
+        return ctx.store
+    home = find_home()
+    return open_store(home)[0] if (home / "orch.db").exists() else None
