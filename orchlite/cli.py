@@ -19,6 +19,7 @@ import typer
 import typer.core
 
 from . import __version__
+from .cli_artifacts import artifacts
 from .cli_variables import variable_app
 from .errors import DiskFullError, ExitCode, OrchError, UsageError
 
@@ -88,6 +89,7 @@ secret_app = typer.Typer(
 )
 app.add_typer(secret_app, name="secret")
 app.add_typer(variable_app, name="variable")
+app.command()(artifacts)
 
 _debug = False
 

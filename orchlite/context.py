@@ -165,6 +165,22 @@ def open_store(home: Path | None = None) -> tuple[Store, BlobStore]:
     return pair
 
 
+def current_store() -> Store:
+    """The store of the flow run in progress, else the project's."""
+    ctx = flow_run_var.get()
+    return ctx.store if ctx is not None else open_store()[0]
+
+
+def existing_store() -> Store | None:
+    """The store of the flow run in progress, else the project's if anything was ever
+    recorded in it (a look never creates one)."""
+    ctx = flow_run_var.get()
+    if ctx is not None:
+        return ctx.store
+    home = find_home()
+    return open_store(home)[0] if (home / "orch.db").exists() else None
+
+
 def open_stores() -> list[Store]:
     """The process-wide stores opened so far."""
     with _stores_lock:

@@ -142,6 +142,18 @@ def print_run(detail: dict[str, Any], out: TextIO = sys.stdout) -> None:
             out,
             state_column=2,
         )
+    if detail.get("artifacts"):
+        from .artifacts import summary
+
+        out.write("\n")
+        table(
+            ("ARTIFACT", "TYPE", "TASK", "CONTENT"),
+            [
+                (a["key"] or a["id"][:8], a["type"], a["task"] or "-", summary(a))
+                for a in detail["artifacts"]
+            ],
+            out,
+        )
     if detail["children"]:
         out.write("\nchild runs:\n")
         for child in detail["children"]:

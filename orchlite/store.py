@@ -306,6 +306,23 @@ MIGRATIONS: list[str] = [
         updated REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 11 (artifacts): `orchlite.artifacts`, versioned per key, attached to the run that made
+    # them and deleted with it.
+    """
+    CREATE TABLE artifacts (
+        id TEXT PRIMARY KEY,
+        key TEXT,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        description TEXT,
+        flow_run_id TEXT,
+        task_run_id TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX artifacts_by_key ON artifacts (key, created);
+    CREATE INDEX artifacts_by_run ON artifacts (flow_run_id, created);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -437,6 +454,24 @@ class LogRecord:
     level: int
     logger: str
     message: str
+
+
+@dataclass(slots=True)
+class Artifact:
+    """One artifact (one version of its key): `data` is JSON text, redacted."""
+
+    id: str
+    key: str | None
+    type: str
+    data: str
+    description: str | None
+    flow_run_id: str | None
+    task_run_id: str | None
+    created: float
+    updated: float
+
+
+_ARTIFACT_COLUMNS = "id, key, type, data, description, flow_run_id, task_run_id, created, updated"
 
 
 @dataclass(slots=True)
@@ -1662,6 +1697,7 @@ class Store:
                 conn.executemany(f"DELETE FROM {table} WHERE num >= ? AND num < ?", ranges)
             for sql in (
                 "DELETE FROM logs WHERE flow_run_id IN (SELECT id FROM doomed)",
+                "DELETE FROM artifacts WHERE flow_run_id IN (SELECT id FROM doomed)",
                 "DELETE FROM run_numbers WHERE run_id IN (SELECT id FROM doomed)",
                 "DELETE FROM flow_runs WHERE id IN (SELECT id FROM doomed)",
             ):
@@ -1933,6 +1969,67 @@ class Store:
             "SELECT name, value, tags, updated FROM variables ORDER BY name"
         ).fetchall()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # -- artifacts --------------------------------------------------------------------
+
+    def add_artifact(self, artifact: Artifact) -> None:
+        artifact.data = redact(artifact.data) if redaction_active() else artifact.data
+        artifact.description = redact_optional(artifact.description)
+        with self.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO artifacts ({_ARTIFACT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    artifact.id,
+                    artifact.key,
+                    artifact.type,
+                    artifact.data,
+                    artifact.description,
+                    artifact.flow_run_id,
+                    artifact.task_run_id,
+                    artifact.created,
+                    artifact.updated,
+                ),
+            )
+
+    def update_artifact(self, artifact_id: str, data: str, description: str | None) -> bool:
+        """Replace an artifact's data (and description, when given); False if it is gone."""
+        data = redact(data) if redaction_active() else data
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE artifacts SET data = ?, description = COALESCE(?, description),"
+                " updated = ? WHERE id = ?",
+                (data, redact_optional(description), time.time(), artifact_id),
+            )
+            return cursor.rowcount == 1
+
+    def artifacts(
+        self,
+        *,
+        key: str | None = None,
+        flow_run_id: str | None = None,
+        latest_per_key: bool = False,
+        limit: int = 1000,
+    ) -> list[Artifact]:
+        """Artifacts, newest first: every version of `key`, those of one flow run (with its
+        task runs'), or, with `latest_per_key`, the newest version of each key."""
+        where, args = [], []
+        if key is not None:
+            where.append("key = ?")
+            args.append(key)
+        if flow_run_id is not None:
+            where.append("flow_run_id = ?")
+            args.append(flow_run_id)
+        if latest_per_key:
+            where.append(
+                "key IS NOT NULL AND created = (SELECT MAX(created) FROM artifacts b"
+                " WHERE b.key = artifacts.key)"
+            )
+        sql = f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created DESC, id LIMIT ?"
+        rows = self.conn.execute(sql, (*args, limit)).fetchall()
+        return [Artifact(*row) for row in rows]
 
     # -- flow-level retries under the daemon ------------------------------------------
 

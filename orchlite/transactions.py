@@ -44,10 +44,10 @@ from contextvars import ContextVar, Token
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from .context import current_store, flow_run_var
+
 if TYPE_CHECKING:
     from filelock import BaseFileLock
-
-    from .store import Store
 
 log = logging.getLogger("orchlite.transactions")
 
@@ -196,7 +196,7 @@ class Transaction:
         if self.isolation_level is IsolationLevel.SERIALIZABLE:
             self._file_lock = _key_lock(self.key)
             self._file_lock.acquire()
-        if not self.overwrite and _store().transaction_committed(self.key):
+        if not self.overwrite and current_store().transaction_committed(self.key):
             self.state = TransactionState.COMMITTED
 
     def stage(
@@ -230,7 +230,7 @@ class Transaction:
                 for hook in self.on_commit_hooks:
                     self._run_hook(hook, "commit")
                 if self.key is not None and self.write_on_commit:
-                    _store().record_transaction(self.key, _flow_run_id())
+                    current_store().record_transaction(self.key, _flow_run_id())
                 self.state = TransactionState.COMMITTED
             except Exception:
                 self.logger.exception("An error was encountered while committing %r", self)
@@ -349,16 +349,7 @@ def defers_commit() -> bool:
 # -- where records and locks live ---------------------------------------------------------
 
 
-def _store() -> Store:
-    from .context import flow_run_var, open_store
-
-    ctx = flow_run_var.get()
-    return ctx.store if ctx is not None else open_store()[0]
-
-
 def _flow_run_id() -> str | None:
-    from .context import flow_run_var
-
     ctx = flow_run_var.get()
     return ctx.run_id if ctx is not None else None
 
@@ -366,7 +357,7 @@ def _flow_run_id() -> str | None:
 def _key_lock(key: str) -> BaseFileLock:
     from filelock import FileLock
 
-    folder = _store().home / "locks"
+    folder = current_store().home / "locks"
     folder.mkdir(mode=0o700, exist_ok=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     return FileLock(str(folder / f"transaction-{digest}.lock"), mode=0o600)

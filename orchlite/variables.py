@@ -21,12 +21,10 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .context import current_store, existing_store
 from .errors import UsageError
-
-if TYPE_CHECKING:
-    from .store import Store
 
 MAX_NAME = 255
 MAX_VALUE = 5000
@@ -53,9 +51,7 @@ class Variable:
         check_name(name)
         text = _to_json(name, value)
         tag_list = sorted({str(t) for t in tags or ()})
-        if not _writable_store().set_variable(
-            name, text, json.dumps(tag_list), overwrite=overwrite
-        ):
+        if not current_store().set_variable(name, text, json.dumps(tag_list), overwrite=overwrite):
             raise ValueError(
                 f"Variable {name!r} already exists. Use `overwrite=True` to update it."
             )
@@ -64,14 +60,14 @@ class Variable:
     @classmethod
     def get(cls, name: str, default: Any = None) -> Any:
         """The value of `name`, or `default` when there is no such variable."""
-        store = _existing_store()
+        store = existing_store()
         row = store.get_variable(name) if store is not None else None
         return default if row is None else json.loads(row[0])
 
     @classmethod
     def unset(cls, name: str) -> bool:
         """Delete `name`; False if there was no such variable."""
-        store = _existing_store()
+        store = existing_store()
         return store is not None and store.delete_variable(name)
 
     @classmethod
@@ -97,7 +93,7 @@ def all_variables() -> list[dict[str, Any]]:
     """Every variable as `{"name", "value", "tags", "updated"}` (ISO time), by name."""
     from .views import iso
 
-    store = _existing_store()
+    store = existing_store()
     if store is None:
         return []
     return [
@@ -125,22 +121,3 @@ def _to_json(name: str, value: Any) -> str:
             f" (at most {MAX_VALUE:,})"
         )
     return text
-
-
-def _writable_store() -> Store:
-    from .context import flow_run_var, open_store
-
-    ctx = flow_run_var.get()
-    return ctx.store if ctx is not None else open_store()[0]
-
-
-def _existing_store() -> Store | None:
-    """The project's store, or None when nothing was ever recorded (nothing is created)."""
-    from .config import find_home
-    from .context import flow_run_var, open_store
-
-    ctx = flow_run_var.get()
-    if ctx is not None:
-        return ctx.store
-    home = find_home()
-    return open_store(home)[0] if (home / "orch.db").exists() else None

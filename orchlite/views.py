@@ -120,6 +120,13 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
     ]
     errors = [t for t in tasks if t.traceback and t.state != StateName.COMPLETED.value]
     detail["error"] = errors[-1].traceback if errors else None
+    from .artifacts import artifact_view
+
+    made = reversed(store.artifacts(flow_run_id=run_id))
+    names = {t.id: t.name for t in tasks}
+    detail["artifacts"] = [
+        {**artifact_view(a), "task": names.get(a.task_run_id or "")} for a in made
+    ]
     return detail
 
 

@@ -1118,6 +1118,63 @@ async def test_retrying_a_completed_run_needs_the_word_typed(project: Path) -> N
         assert app.outcomes[-1].message.endswith("(retry) COMPLETED")
 
 
+@in_event_loop
+async def test_the_detail_screen_renders_a_runs_artifacts(project: Path) -> None:
+    (project / "reports.py").write_text(
+        textwrap.dedent(
+            """
+            from orchlite import flow, task
+            from orchlite.artifacts import (
+                create_link_artifact,
+                create_markdown_artifact,
+                create_progress_artifact,
+                create_table_artifact,
+                update_progress_artifact,
+            )
+
+
+            @task
+            def count_rows() -> None:
+                create_table_artifact(
+                    [{"region": "eu", "rows": 120}, {"region": "us", "rows": 80}],
+                    key="rows-per-region",
+                    description="after the load",
+                )
+
+
+            @flow
+            def report() -> None:
+                bar = create_progress_artifact(10, key="load-progress")
+                count_rows()
+                update_progress_artifact(bar, 100)
+                create_markdown_artifact("# Daily sales\\n\\nAll *regions* loaded.")
+                create_link_artifact("https://example.com/dash", "the dashboard")
+            """
+        )
+    )
+    run_id = run_flow("reports.py:report")
+    hello = run_flow()
+    app = make_app()
+    async with app.run_test(size=(100, 60)) as pilot:
+        await loaded(pilot, RunsScreen)
+        app.open_run(run_id)
+        await loaded(pilot, RunDetailScreen)
+        shown = text_of(app.screen.query_one("#artifacts", Static))
+        assert "rows-per-region  table  from count_rows-0  after the load" in shown
+        assert "region" in shown and "eu" in shown and "120" in shown
+        assert "load-progress  progress" in shown and "100%" in shown
+        assert "Daily sales" in shown and "# Daily" not in shown  # rendered, not raw
+        assert "the dashboard" in shown
+        app.open_run(hello)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run_id == hello,
+            "the other run",
+        )
+        await loaded(pilot, RunDetailScreen)
+        assert not app.screen.query_one("#artifacts").display
+
+
 # -- snapshots (pytest-textual-snapshot; `pytest --snapshot-update` redraws them) ---------------
 
 SNAP_NOW = 1_800_000_000.0

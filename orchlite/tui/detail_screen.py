@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 from ..errors import OrchError
 from ..results import check_owned
 from ..store import FlowRun, TaskRun
+from .artifact_view import render_artifacts
 from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
 from .polling import PollingScreen
@@ -53,6 +54,8 @@ class RunDetailScreen(PollingScreen):
             yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
             yield Static("Result", classes="section")
             yield Static(id="result")
+            yield Static("Artifacts", classes="section", id="artifacts-title")
+            yield Static(id="artifacts")
             yield Static("Timeline", classes="section")
             yield Static(id="timeline")
             yield Static("Related runs", classes="section", id="related-title")
@@ -101,6 +104,10 @@ class RunDetailScreen(PollingScreen):
         if detail.tasks:
             table.move_cursor(row=min(cursor, len(detail.tasks) - 1), animate=False)
         self.query_one("#timeline", Static).update(Timeline(detail.tasks, now))
+        names = {task.id: task.name for task in detail.tasks}
+        self.query_one("#artifacts", Static).update(render_artifacts(detail.artifacts, names))
+        for part in ("#artifacts", "#artifacts-title"):
+            self.query_one(part).display = bool(detail.artifacts)
         self._preview_if_changed()
         self._show_related(detail)
         history = Text()

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from ..errors import OrchError, RunNotFoundError
-from ..store import DB_NAME, FlowRun, HistoryEntry, LogRecord, RunKey, Store, TaskRun
+from ..store import (
+    DB_NAME,
+    Artifact,
+    FlowRun,
+    HistoryEntry,
+    LogRecord,
+    RunKey,
+    Store,
+    TaskRun,
+)
 
 T = TypeVar("T")
 
@@ -77,6 +86,8 @@ class RunDetail:
     children: list[FlowRun]
     parent: FlowRun | None = None
     retry_of: FlowRun | None = None
+    artifacts: list[Artifact] = field(default_factory=list)
+    """Oldest first."""
 
     @property
     def error(self) -> str | None:
@@ -155,6 +166,7 @@ def load_detail(store: Store, run_id: str) -> RunDetail:
         children=store.child_flow_runs(run_id),
         parent=_maybe_run(store, run.parent_run_id),
         retry_of=_maybe_run(store, run.retry_of),
+        artifacts=list(reversed(store.artifacts(flow_run_id=run_id))),
     )
 
 

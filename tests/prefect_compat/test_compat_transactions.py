@@ -165,9 +165,7 @@ def test_serializable_transactions_with_one_key_run_one_after_the_other() -> Non
 
     @flow
     def pipeline(transaction_key: str) -> None:
-        with transaction(
-            key=transaction_key, isolation_level=IsolationLevel.SERIALIZABLE
-        ) as txn:
+        with transaction(key=transaction_key, isolation_level=IsolationLevel.SERIALIZABLE) as txn:
             if not inside.acquire(blocking=False):
                 overlaps.append(threading.current_thread().name)
                 return

@@ -23,7 +23,7 @@ def test_set_get_overwrite_and_unset(orch_home: Path) -> None:
     assert (var.name, var.value, var.tags) == ("the_answer", 42, ["config"])
     assert Variable.get("the_answer") == 42
 
-    with pytest.raises(ValueError, match="already exists. Use `overwrite=True`"):
+    with pytest.raises(ValueError, match=r"already exists\. Use `overwrite=True`"):
         Variable.set("the_answer", 43)
     Variable.set("the_answer", 43, overwrite=True)
     assert Variable.get("the_answer") == 43
