@@ -33,6 +33,7 @@ _EXPORTS = {
     "on_files": "triggers",
     "on_flow": "triggers",
     "secret": "secrets",
+    "tags": "run_tags",
 }
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "on_flow",
     "rate_limit",
     "secret",
+    "tags",
     "task",
     "unmapped",
     "wait",
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     from .limits import concurrency, rate_limit
     from .logging import get_run_logger
     from .registry import Flow, Task, flow, task
+    from .run_tags import tags
     from .schedules import cron, interval
     from .secrets import secret
     from .states import State, StateType

@@ -302,6 +302,9 @@ def runs(
     state: Annotated[
         list[str] | None, typer.Option("--state", help="Only runs in this state (repeatable).")
     ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only runs with this tag (repeatable).")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -310,7 +313,11 @@ def runs(
 
     states = [_state_name(name) for name in state] if state else None
     store = _existing_store()
-    rows = views.run_list(store, flow=flow or None, state=states, limit=limit) if store else []
+    rows = (
+        views.run_list(store, flow=flow or None, state=states, tags=tag, limit=limit)
+        if store
+        else []
+    )
     if as_json:
         print(json.dumps(rows, indent=2))
         return

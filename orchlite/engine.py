@@ -41,6 +41,7 @@ from .logging import (
 )
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
+from .run_tags import current_tags
 from .runtime import (
     describe,
     error_fields,
@@ -107,6 +108,7 @@ def run_flow(
         parent_run_id=parent.run_id if parent else None,
         parent_position=parent_position,
         retry_of=resume_from,
+        tags=to_json(sorted(current_tags())),
         pid=os.getpid(),
         host=HOST,
     )

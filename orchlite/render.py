@@ -116,6 +116,7 @@ def print_run(detail: dict[str, Any], out: TextIO = sys.stdout) -> None:
         ("started", when(detail["started"])),
         ("duration", format_duration(detail["duration"])),
         ("parameters", params),
+        ("tags", ", ".join(detail.get("tags", []))),
         ("result", " ".join((detail["result"] or "").split())),
     ]
     for label, value in fields:

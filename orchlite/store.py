@@ -329,7 +329,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _FLOW_RUN_COLUMNS = (
     "id, flow_name, name, target, parameters, state, state_message, trigger, parent_run_id,"
     " parent_position, retry_of, created, started, ended, attempts, pid, host, heartbeat,"
-    " deadline, result_ref, result_serializer, pid_start"
+    " deadline, result_ref, result_serializer, pid_start, tags"
 )
 _TASK_RUN_COLUMNS = (
     "flow_run_id, position, id, standalone, task_key, name, dynamic_key, state, state_message,"
@@ -386,6 +386,8 @@ class FlowRun:
     result_serializer: str | None
     pid_start: str | None = None
     """When the process `pid` started (`processes.process_start`); None if not known."""
+    tags: str = "[]"
+    """JSON list: the tags of the `tags(...)` blocks it was created in."""
 
 
 @dataclass(slots=True)
@@ -1106,9 +1108,14 @@ class Store:
         state: str | Sequence[str] | None = None,
         limit: int = 20,
         include_subflows: bool = True,
+        tags: Sequence[str] | None = None,
     ) -> list[FlowRun]:
-        """Flow runs, newest first."""
+        """Flow runs, newest first (with `tags`: those carrying any of them)."""
         where, values = _flow_and_state(flow, state)
+        if tags:
+            marks = ", ".join("?" * len(tags))
+            where.append(f"EXISTS (SELECT 1 FROM json_each(tags) WHERE value IN ({marks}))")
+            values += list(tags)
         if not include_subflows:
             where.append("parent_run_id IS NULL")
         clause = f"WHERE {' AND '.join(where)}" if where else ""

@@ -29,7 +29,7 @@ import contextvars
 import inspect
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ from .hashing import hash_arguments
 from .logging import capture_prints, ensure_logging, restore_prints
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
+from .run_tags import current_tags
 from .runtime import (
     describe,
     error_fields,
@@ -188,7 +189,7 @@ def submit_task(
     context = contextvars.copy_context()
     runner = flow_ctx.runner()
     call = (task, args, kwargs, flow_ctx, position, dynamic_key, bound, wait_for)
-    if runner.starts_bodies and not task.tags:
+    if runner.starts_bodies and not _tags_of(task):
         inner = _submit_steps(runner, context, call)
     else:
         # Waiting for a concurrency slot blocks; such task runs keep a thread throughout.
@@ -345,8 +346,9 @@ def _new_task_run(
         started=None,
         ended=None,
     )
-    if task.tags:
-        run.tags = to_json(sorted(task.tags))
+    tags = _tags_of(task)
+    if tags:
+        run.tags = to_json(sorted(tags))
     return run
 
 
@@ -559,10 +561,11 @@ def _execute(
 ) -> Steps:
     delays = delays_for(task.retry_delay_seconds, task.retries) if task.retries else [0.0]
     log_prints = task.log_prints if task.log_prints is not None else ctx.log_prints
+    tags = _tags_of(task)
     attempt = 0
     while True:
         attempt += 1
-        slots = (yield Blocking(lambda: _take_slots(task, run, ctx))) if task.tags else None
+        slots = (yield Blocking(lambda: _take_slots(task, run, ctx, tags))) if tags else None
         now = time.time()
         run.attempts = attempt
         run.state = _RUNNING
@@ -619,10 +622,18 @@ def _execute(
         return _complete_task(task, run, ctx, value, scoped, key)
 
 
-def _take_slots(task: Task[..., Any], run: TaskRun, ctx: FlowRunContext) -> limits.Lease | None:
-    """Wait for a slot of each limit named by the task's tags (recorded PENDING meanwhile)."""
+def _tags_of(task: Task[..., Any]) -> set[str] | frozenset[str]:
+    """The task's own tags and those of the enclosing `tags(...)` blocks."""
+    around = current_tags()
+    return task.tags | around if around else task.tags
+
+
+def _take_slots(
+    task: Task[..., Any], run: TaskRun, ctx: FlowRunContext, tags: Iterable[str]
+) -> limits.Lease | None:
+    """Wait for a slot of each limit named by the run's tags (recorded PENDING meanwhile)."""
     try:
-        return limits.acquire_for_task(ctx.store, run, sorted(task.tags), ctx.stopped)
+        return limits.acquire_for_task(ctx.store, run, sorted(tags), ctx.stopped)
     except (CancelledRun, KeyboardInterrupt) as exc:
         state = State(StateName.CANCELLED, "flow run cancelled", exception=exc)
         _fail_task(task, run, ctx, state, exc, hooks=False)

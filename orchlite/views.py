@@ -61,6 +61,7 @@ def run_summary(run: FlowRun, counts: dict[str, int] | None = None) -> dict[str,
         "duration": duration(run),
         "parent": run.parent_run_id,
         "retry_of": run.retry_of,
+        "tags": json.loads(run.tags or "[]"),
         "task_counts": counts or {},
     }
 
@@ -70,9 +71,10 @@ def run_list(
     *,
     flow: str | Sequence[str] | None = None,
     state: str | Sequence[str] | None = None,
+    tags: Sequence[str] | None = None,
     limit: int = 20,
 ) -> list[dict[str, Any]]:
-    runs = store.list_flow_runs(flow=flow, state=state, limit=limit)
+    runs = store.list_flow_runs(flow=flow, state=state, tags=tags, limit=limit)
     counts = store.task_state_counts([r.id for r in runs])
     return [run_summary(r, counts[r.id]) for r in runs]
 
