@@ -34,6 +34,9 @@ _EXPORTS = {
     "on_flow": "triggers",
     "secret": "secrets",
     "tags": "run_tags",
+    "pause_flow_run": "flow_runs",
+    "suspend_flow_run": "flow_runs",
+    "resume_flow_run": "flow_runs",
 }
 
 __all__ = [
@@ -54,8 +57,11 @@ __all__ = [
     "interval",
     "on_files",
     "on_flow",
+    "pause_flow_run",
     "rate_limit",
+    "resume_flow_run",
     "secret",
+    "suspend_flow_run",
     "tags",
     "task",
     "unmapped",
@@ -66,6 +72,7 @@ if TYPE_CHECKING:
     from .annotations import allow_failure, unmapped
     from .cache_policies import CachePolicy
     from .context import get_run_context
+    from .flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
     from .futures import as_completed, wait
     from .limits import concurrency, rate_limit
     from .logging import get_run_logger

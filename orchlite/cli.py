@@ -20,6 +20,7 @@ import typer.core
 
 from . import __version__
 from .cli_artifacts import artifacts
+from .cli_resume import resume
 from .cli_variables import variable_app
 from .errors import DiskFullError, ExitCode, OrchError, UsageError
 
@@ -90,6 +91,7 @@ secret_app = typer.Typer(
 app.add_typer(secret_app, name="secret")
 app.add_typer(variable_app, name="variable")
 app.command()(artifacts)
+app.command()(resume)
 
 _debug = False
 

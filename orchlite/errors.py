@@ -10,6 +10,7 @@
     │   ├── EmptyStoreError    orch.db is there but empty (0 bytes): its data was lost
     │   └── DiskFullError      no space left on the device holding .orch/
     ├── UnhashableInputError   a cache key cannot be computed for an argument
+    ├── FlowPauseTimeout       a paused flow run was not resumed in time (exit 1)
     └── RunStateError          a run's state has no result to give (exit 1)
         ├── FailedRun          a failed state that holds no exception of its own
         ├── CrashedRun         the same for a crashed state
@@ -135,6 +136,12 @@ class UnfinishedRun(RunStateError):
 
 class PausedRun(RunStateError):
     """`result()` of a paused state."""
+
+
+class FlowPauseTimeout(OrchError):
+    """A paused flow run was not resumed before its pause timed out: the run fails."""
+
+    exit_code = ExitCode.RUN_FAILED
 
 
 class MissingResult(RunStateError):

@@ -136,8 +136,9 @@ _ALLOWED: dict[StateName, frozenset[StateName]] = {
         {StateName.RUNNING, StateName.CACHED, StateName.CANCELLING} | TERMINAL
     ),
     StateName.RUNNING: frozenset(
-        {StateName.RETRYING, StateName.CANCELLING, StateName.PENDING} | TERMINAL
+        {StateName.RETRYING, StateName.CANCELLING, StateName.PENDING, StateName.PAUSED} | TERMINAL
     ),
+    StateName.PAUSED: frozenset({StateName.RUNNING, StateName.CANCELLING} | TERMINAL),
     StateName.RETRYING: frozenset({StateName.RUNNING, StateName.CANCELLING} | TERMINAL),
     StateName.CANCELLING: frozenset({StateName.CANCELLED, StateName.CRASHED} | TERMINAL),
 }

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from textual.pilot import Pilot
-from textual.widgets import DataTable, OptionList, Select, Static
+from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from orchlite.executor import RunRequest, run_target
 from orchlite.states import StateName
@@ -40,6 +40,7 @@ from orchlite.tui.reader import (
     load_runs,
     run_key,
 )
+from orchlite.tui.resume_form import ResumeScreen
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.trends import sparkline
 
@@ -1173,6 +1174,62 @@ async def test_the_detail_screen_renders_a_runs_artifacts(project: Path) -> None
         )
         await loaded(pilot, RunDetailScreen)
         assert not app.screen.query_one("#artifacts").display
+
+
+@in_event_loop
+async def test_a_paused_run_is_resumed_from_its_detail_screen(
+    project: Path, orch_home: Path
+) -> None:
+    (project / "approve.py").write_text(
+        textwrap.dedent(
+            """
+            from orchlite import flow, pause_flow_run
+            from orchlite.input import RunInput
+
+
+            class Approval(RunInput):
+                approved: bool
+                reviewer: str = "nobody"
+
+
+            @flow
+            def release() -> str:
+                answer = pause_flow_run(wait_for_input=Approval, timeout=60)
+                return f"{answer.approved} {answer.reviewer}"
+            """
+        )
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "orchlite.cli", "run", "approve.py:release"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        store = Store(orch_home)
+        deadline = time.monotonic() + 30
+        while not store.list_flow_runs(state="PAUSED"):
+            assert time.monotonic() < deadline, "the run never paused"
+            time.sleep(0.05)
+        run_id = store.list_flow_runs()[0].id
+        app = make_app()
+        async with app.run_test(size=(100, 40)) as pilot:
+            await loaded(pilot, RunsScreen)
+            app.open_run(run_id)
+            await loaded(pilot, RunDetailScreen)
+            await pilot.press("p")
+            await wait_for(pilot, lambda: isinstance(app.screen, ResumeScreen), "the form")
+            form = app.screen
+            assert [f.name for f in form.fields] == ["approved", "reviewer"]
+            form.query_one("#field-approved", Input).value = "true"
+            await pilot.click("#resume")
+            await wait_for(
+                pilot, lambda: store.get_flow_run(run_id).state == "COMPLETED", "the run to end"
+            )
+        assert runner.wait(30) == 0
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
 
 
 # -- snapshots (pytest-textual-snapshot; `pytest --snapshot-update` redraws them) ---------------

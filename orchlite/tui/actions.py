@@ -16,6 +16,7 @@ from ..config import HOME_ENV, find_home, project_root
 from ..discovery import FlowInfo, load_target
 from ..errors import UsageError
 from ..executor import RunRequest, run_in_subprocess
+from ..flow_runs import InputField, input_fields, resume_in
 from ..params import bind_parameters
 from ..store import Store
 
@@ -75,6 +76,28 @@ def run_now_request(home: Path, flow: FlowInfo, values: dict[str, str]) -> RunRe
         raise UsageError(f"{flow.target} is not a flow (decorate it with @flow)")
     bind_parameters(fn, values, flow_name=getattr(loaded, "name", flow.name))
     return RunRequest(target=flow.target, params=dict(values))
+
+
+def resume_fields(home: Path, run_id: str) -> list[InputField]:
+    """What a paused run waits for; UsageError when it is not paused."""
+    store = Store(home, create=False)
+    try:
+        state = store.get_flow_run(run_id).state
+        if state != "PAUSED":
+            raise UsageError(f"run {run_id[:8]} is {state}, not PAUSED")
+        return input_fields(store, run_id)
+    finally:
+        store.close()
+
+
+def resume(home: Path, run_id: str, values: dict[str, str]) -> Outcome:
+    """Resume a paused run with the typed values, as `orch resume RUN -p ...` does."""
+    store = Store(home, create=False)
+    try:
+        resume_in(store, run_id, values or None)
+    finally:
+        store.close()
+    return Outcome(f"Run {run_id[:8]} resumed")
 
 
 def retry(home: Path, request: RunRequest) -> Outcome:

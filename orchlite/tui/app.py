@@ -26,6 +26,7 @@ from .error_screen import ErrorScreen
 from .help import HelpScreen
 from .logs_screen import LogsScreen
 from .reader import LogFilter
+from .resume_form import ResumeScreen
 from .run_now import FlowPickerScreen, ParamsScreen
 from .runs_screen import RunsScreen
 from .schedules_screen import SchedulesScreen
@@ -137,6 +138,24 @@ class OrchApp(App[None]):
             f"the new run is {request.run_id[:8]}."
         )
         self.push_screen(ConfirmScreen(question), answered)
+
+    def resume_form(self, run_id: str) -> None:
+        """Ask for the input a paused run waits for, then resume it."""
+        try:
+            fields = actions.resume_fields(self.home, run_id)
+        except OrchError as exc:
+            self._report(actions.Outcome(str(exc), ok=False))
+            return
+
+        def given(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self._resume(run_id, values)
+
+        self.push_screen(ResumeScreen(run_id, fields), given)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _resume(self, run_id: str, values: dict[str, str]) -> None:
+        self._attempt(lambda: actions.resume(self.home, run_id, values))
 
     def action_run_now(self) -> None:
         """Pick a flow, fill in its parameters, confirm, run it in a child process."""

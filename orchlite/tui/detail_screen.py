@@ -36,6 +36,7 @@ class RunDetailScreen(PollingScreen):
         Binding("l", "logs", "Logs"),
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
+        Binding("p", "resume", "Resume paused"),
         Binding("u", "load_results", "Load results"),
     ]
 
@@ -264,6 +265,9 @@ class RunDetailScreen(PollingScreen):
 
     def action_retry(self) -> None:
         self.app.confirm_retry(self.run_id)  # type: ignore[attr-defined]
+
+    def action_resume(self) -> None:
+        self.app.resume_form(self.run_id)  # type: ignore[attr-defined]
 
 
 _BAD = {"FAILED", "CRASHED", "TIMED_OUT", "CANCELLED"}

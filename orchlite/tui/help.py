@@ -25,6 +25,7 @@ HELP = """\
   l          logs                    c / r   cancel / retry
   up / down  pick a task run: its result's preview shows under Result
   u          load the stored results themselves (unpickles them; asks first)
+  p          resume a paused run (a form for the input it waits for)
   enter      on a task run: its log lines only
   tab        move between tasks and related runs (enter opens one)
   escape     back

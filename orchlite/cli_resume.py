@@ -1,0 +1,43 @@
+"""`orch resume RUN`: resume a flow run paused by `pause_flow_run`, with its input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from .errors import UsageError
+
+
+def resume(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run id, id prefix, or 'last'.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="An input field as key=value (repeatable)."),
+    ] = None,
+    input_json: Annotated[
+        str | None, typer.Option("--input", help="The whole input as a JSON object.")
+    ] = None,
+) -> None:
+    """Resume a paused flow run; its input model checks the -p / --input values."""
+    from .context import existing_store
+    from .flow_runs import resume_in
+    from .params import parse_assignments
+
+    given: dict[str, Any] = {}
+    if input_json is not None:
+        try:
+            given = json.loads(input_json)
+        except ValueError as exc:
+            raise UsageError(f"--input is not JSON: {exc}") from None
+        if not isinstance(given, dict):
+            raise UsageError("--input must be a JSON object")
+    given.update(parse_assignments(param or []))
+    store = existing_store()
+    if store is None:
+        raise UsageError("no runs recorded yet")
+    run_id = store.resolve_run_id(run_ref)
+    resume_in(store, run_id, given or None)
+    print(f"resumed flow run {run_id[:12]}", file=sys.stderr)
