@@ -79,6 +79,7 @@ def run_flow(
 ) -> Any:
     """Run `flow` with these arguments as a new flow run (or the pre-created `run_id`)."""
     return_state = bool(kwargs.pop("return_state", False))
+    blocked = _wait_for_upstream(kwargs.pop("wait_for", None))
     ensure_logging()
     parent = flow_run_var.get()
     if parent is not None and parent.stopped():
@@ -136,7 +137,11 @@ def run_flow(
     token = flow_run_var.set(ctx)
     recorder.track_flow(store, run_id, _stop_when_told(ctx))
     try:
-        state, returned = _run_flow_attempts(flow, ctx, params_json)
+        if blocked is not None:
+            failed = State(StateName.FAILED, error_text(blocked), exception=blocked)
+            state, returned = _finish_flow(flow, ctx, failed, flow.on_failure_hooks), NOT_RETURNED
+        else:
+            state, returned = _run_flow_attempts(flow, ctx, params_json)
     finally:
         recorder.untrack_flow(run_id)
         recorder.flush()
@@ -146,6 +151,18 @@ def run_flow(
     if returned is not NOT_RETURNED and not isinstance(returned, State):
         return returned  # as in Prefect, even when the states it holds failed the run
     return state.result()
+
+
+def _wait_for_upstream(wait_for: Any) -> Exception | None:
+    """Wait for the futures in a flow call's `wait_for`; the error that keeps the flow from
+    running when one of them failed (outside `allow_failure(...)`), else None."""
+    if wait_for is None:
+        return None
+    try:
+        futures.resolve(wait_for, [], states=True)
+    except (futures.UpstreamFailed, futures.InputResolutionError) as exc:
+        return exc
+    return None
 
 
 def _run_flow_attempts(

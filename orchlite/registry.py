@@ -488,11 +488,15 @@ class Flow(_HookDecorators, Generic[P, R]):
     def __call__(self, *args: Any, return_state: Literal[True], **kwargs: Any) -> State[R]: ...
 
     @overload
+    def __call__(self, *args: Any, wait_for: Iterable[Any], **kwargs: Any) -> R: ...
+
+    @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the flow now; `return_state=True` returns its final State instead of raising.
-        Calling an `async def` flow gives a coroutine to await."""
+        """Run the flow now; `return_state=True` returns its final State instead of raising,
+        `wait_for=[futures]` waits for those task runs first (a failed one fails the run
+        before its body starts). Calling an `async def` flow gives a coroutine to await."""
         from .engine import run_flow, run_flow_async
 
         if self.is_async:

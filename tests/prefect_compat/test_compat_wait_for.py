@@ -181,3 +181,52 @@ def test_wait_for_outside_a_flow() -> None:
     assert plain(wait_for=[done]) == "ran"
     with pytest.raises(Exception, match="ended FAILED"):
         plain(wait_for=[fails.submit()])
+
+
+def test_a_subflow_waits_for_the_task_runs_in_its_wait_for() -> None:
+    release = threading.Event()
+    seen: list[str] = []
+
+    @task
+    def slow() -> None:
+        release.wait(10)
+        seen.append("slow")
+
+    @flow
+    def child() -> None:
+        seen.append("child")
+
+    @flow
+    def parent() -> None:
+        future = slow.submit()
+        threading.Timer(0.2, release.set).start()
+        child(wait_for=[future])
+
+    parent()
+    assert seen == ["slow", "child"]
+
+
+def test_a_failed_run_in_a_subflows_wait_for_fails_it_before_its_body() -> None:
+    ran: list[str] = []
+    failed: list[str] = []
+
+    @flow(on_failure=[lambda f, run, state: failed.append(state.message or "")])
+    def child() -> None:
+        ran.append("child")
+
+    @flow
+    def parent() -> tuple[str, str]:
+        future = fails.submit()
+        state = child(wait_for=[future], return_state=True)
+        allowed = child(wait_for=[allow_failure(future)], return_state=True)
+        return state.name, allowed.name
+
+    # The body returned, so the parent completes (the failed task run is not returned).
+    assert parent() == ("Failed", "Completed")
+    (parent_run,) = store().list_flow_runs(include_subflows=False)
+    blocked, allowed = sorted(store().child_flow_runs(parent_run.id), key=lambda r: r.created)
+    assert blocked.state == "FAILED"
+    assert "upstream task run 'fails-0' ended FAILED" in (blocked.state_message or "")
+    assert allowed.state == "COMPLETED"
+    assert ran == ["child"]
+    assert len(failed) == 1
