@@ -55,8 +55,8 @@ def _schema_5_store(home: Path) -> None:
     home.mkdir(parents=True)
     conn = sqlite3.connect(home / DB_NAME, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    for script in MIGRATIONS[:5]:
-        for statement in filter(None, (part.strip() for part in script.split(";"))):
+    for migration in MIGRATIONS[:5]:
+        for statement in filter(None, (part.strip() for part in migration.sql.split(";"))):
             conn.execute(statement)
     conn.execute("PRAGMA user_version = 5")
     for run_id, created in ((FLOW_A, 10.0), (FLOW_B, 5.0)):
