@@ -10,6 +10,8 @@ from .records import CacheEntry, StoredResult, TaskRun
 
 
 class Cache(Database):
+    """Cache entries by key (written with their task run: see `put_cache_entry`)."""
+
     def get_cache_entry(self, key: str, now: float | None = None) -> CacheEntry | None:
         """The unexpired entry for `key`, if any."""
         now = time.time() if now is None else now

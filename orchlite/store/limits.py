@@ -18,6 +18,8 @@ _SLOT_COLUMNS = (
 
 
 class Limits(Database):
+    """Limits by name, and slots taken against them under leases."""
+
     def set_concurrency_limit(
         self, name: str, limit: int, *, per_second: bool = False, now: float | None = None
     ) -> None:

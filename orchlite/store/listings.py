@@ -12,6 +12,8 @@ from .sql import FLOW_RUN_COLUMNS, UNFINISHED_STATES, like_pattern
 
 
 class RunListings(Database):
+    """Flow runs read many at a time, for the CLI, the TUI and crash recovery."""
+
     def resolve_run_id(self, ref: str) -> str:
         """A full run id from an id, a unique id prefix, or `last`."""
         ref = ref.strip()

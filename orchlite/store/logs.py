@@ -14,6 +14,8 @@ from .sql import like_pattern
 
 
 class Logs(Database):
+    """Log lines, written in batches and read per flow run."""
+
     def write_logs(self, rows: Sequence[LogRow]) -> None:
         if rows:
             with self.transaction() as conn:

@@ -12,6 +12,8 @@ from .task_runs import TaskRuns
 
 
 class Maintenance(TaskRuns):
+    """Retention and repairs; deleting a run deletes its task runs, history and logs."""
+
     def orphaned_task_runs(self) -> list[tuple[str, int, str, str, str]]:
         """Unfinished task runs of ended flow runs: (flow run, position, task run name,
         task run state, flow run state) each. Reads every task run (for `orch doctor`)."""

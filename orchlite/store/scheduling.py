@@ -29,6 +29,8 @@ class _RunSpec(NamedTuple):
 
 
 class Scheduling(FlowRuns):
+    """Claims of scheduled, triggered and retried runs, and the marks of their keys."""
+
     # -- claims -----------------------------------------------------------------------
 
     def claim_slot(

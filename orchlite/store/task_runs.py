@@ -32,6 +32,8 @@ _TASK_SAVED_FAULTS = {
 
 
 class TaskRuns(History):
+    """Task runs, each saved whole with its new states in one commit."""
+
     def save_task_run(
         self,
         run: TaskRun,
