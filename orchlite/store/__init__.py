@@ -17,19 +17,20 @@ Contract:
   through `redaction.redact()` here, where all of them are recorded, so a message built on a
   path that forgot to redact still never stores a known secret value.
 
-Nothing outside this package writes SQL. Its modules: `connection` (connections,
-transactions, savepoints), `schema` (the migrations), `records` (the rows as records), then
-one module per concern, each a part of `Store`: `runs`, `listings`, `task_runs`, `history`,
-`logs`, `cache`, `limits`, `scheduling` and `maintenance`. `port.EngineStore` names the
-part the engine uses.
+Nothing outside this package writes SQL. Its modules: `connection` (connections, pragmas,
+busy handling, transactions and savepoints: `Database`, the base of every part), `schema`
+(the named migrations), `records` (the rows as records), `sql` and `files` (what the parts
+share), then one part of `Store` per concern: `runs`, `listings`, `task_runs`, `history`,
+`logs`, `cache`, `limits`, `scheduling` (the daemon's claims) and `maintenance` (retention
+and `orch doctor`). `port.EngineStore` names the methods the engine uses.
 """
 
 from __future__ import annotations
 
 from ..errors import StoreError
 from .cache import Cache
-from .connection import BUSY_TIMEOUT_MS, DB_NAME, Database
-from .files import FULL_BELOW_BYTES, no_space_left
+from .connection import BUSY_TIMEOUT_MS, DB_NAME
+from .files import no_space_left
 from .limits import Limits
 from .listings import RunListings
 from .logs import Logs
@@ -57,12 +58,10 @@ from .schema import MIGRATIONS, SCHEMA_VERSION, Migration
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "DB_NAME",
-    "FULL_BELOW_BYTES",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "CacheEntry",
     "ConcurrencyLimit",
-    "Database",
     "EngineStore",
     "FlowRun",
     "HistoryEntry",
