@@ -57,7 +57,7 @@ from .runtime import (
 )
 from .states import SUCCESS, State, StateName, StateType, returned_state
 from .steps import with_timeout
-from .store import StoredResult, TaskRun
+from .store import EngineStore, StoredResult, TaskRun
 from .task_runners import call_with_timeout
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def _run_flow_attempts(
     flow: Flow[..., Any], ctx: FlowRunContext, params_json: str
 ) -> tuple[State, Any]:
     """The run's final state and the body's return value (futures replaced by states)."""
-    store = ctx.store
+    store: EngineStore = ctx.store
     deadline = time.time() + flow.timeout_seconds if flow.timeout_seconds else None
     # A run the daemon scheduled to retry a crashed one continues its chain's attempt count,
     # so the flow's `retries` bounds the whole chain.
@@ -443,7 +443,7 @@ def _bind_flow_parameters(
     return dict(full.arguments)
 
 
-def _succeeded_tasks(store: Any, run_id: str) -> dict[int, TaskRun]:
+def _succeeded_tasks(store: EngineStore, run_id: str) -> dict[int, TaskRun]:
     return {
         run.position: run
         for run in store.task_runs(run_id, with_results=True)

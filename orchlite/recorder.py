@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from .context import open_stores
 from .logging import log_buffer
-from .store import StateRow, Store, TaskRun, TaskRunSave
+from .store import EngineStore, StateRow, Store, TaskRun, TaskRunSave
 
 START_DELAY = 0.2
 TICK = 0.1
@@ -46,10 +46,10 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int], _Held] = {}
-        self._active_flows: dict[str, tuple[Store, Callable[[str], None]]] = {}
+        self._active_flows: dict[str, tuple[EngineStore, Callable[[str], None]]] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._stores_used: set[Store] = set()  # by the background thread
+        self._stores_used: set[EngineStore] = set()  # by the background thread
         self._last_heartbeat = 0.0
         self._last_checkpoint = 0.0
         self._last_cancel_poll = 0.0
@@ -88,7 +88,7 @@ class Recorder:
 
     # -- flow runs ----------------------------------------------------------------------
 
-    def track_flow(self, store: Store, run_id: str, stop: Callable[[str], None]) -> None:
+    def track_flow(self, store: EngineStore, run_id: str, stop: Callable[[str], None]) -> None:
         """Heartbeat this flow run, and call `stop(state)` while its recorded state says it
         must stop: CANCELLING, or a terminal state another process recorded."""
         with self._lock:
@@ -154,7 +154,7 @@ class Recorder:
         taken = [held for held in due if held.lock.acquire(blocking=False)]
         failed: BaseException | None = None
         try:
-            by_store: dict[Store, list[_Held]] = {}
+            by_store: dict[EngineStore, list[_Held]] = {}
             for held in taken:
                 if not held.written:
                     by_store.setdefault(held.store, []).append(held)
@@ -180,7 +180,7 @@ class Recorder:
             return
         with self._lock:
             flows = dict(self._active_flows)
-        by_store: dict[Store, list[str]] = {}
+        by_store: dict[EngineStore, list[str]] = {}
         for run_id, (store, _) in flows.items():
             by_store.setdefault(store, []).append(run_id)
         self._stores_used.update(by_store)

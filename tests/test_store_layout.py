@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from store_rows import task_run
 
 from orchlite.states import StateName
 from orchlite.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, Store, TaskRun, TaskRunSave
@@ -22,32 +23,7 @@ STANDALONE = "cc" * 16
 
 
 def _task(run_id: str, position: int, state: str = "COMPLETED", **fields: object) -> TaskRun:
-    run = TaskRun(
-        flow_run_id=run_id,
-        position=position,
-        id=f"{position:032x}",
-        standalone=int(run_id == STANDALONE),
-        task_key="t@f.py",
-        name=f"t-{position}",
-        dynamic_key=str(position),
-        state=state,
-        state_message=None,
-        attempts=1,
-        inputs_hash=f"h{position}",
-        cache_key=None,
-        result_ref=None,
-        result_serializer="json",
-        error_type=None,
-        error_message=None,
-        traceback=None,
-        created=100.0 + position,
-        started=100.0 + position,
-        ended=None if state == "RUNNING" else 101.0 + position,
-        result_data=str(position).encode(),
-    )
-    for name, value in fields.items():
-        setattr(run, name, value)
-    return run
+    return task_run(run_id, position, state, standalone=int(run_id == STANDALONE), **fields)
 
 
 def _schema_5_store(home: Path) -> None:
@@ -55,8 +31,8 @@ def _schema_5_store(home: Path) -> None:
     home.mkdir(parents=True)
     conn = sqlite3.connect(home / DB_NAME, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    for script in MIGRATIONS[:5]:
-        for statement in filter(None, (part.strip() for part in script.split(";"))):
+    for migration in MIGRATIONS[:5]:
+        for statement in filter(None, (part.strip() for part in migration.sql.split(";"))):
             conn.execute(statement)
     conn.execute("PRAGMA user_version = 5")
     for run_id, created in ((FLOW_A, 10.0), (FLOW_B, 5.0)):

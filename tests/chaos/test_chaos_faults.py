@@ -324,6 +324,7 @@ DAEMON_SCENARIOS: dict[str, Callable[[Project, str], None]] = {
 def test_every_fault_point_is_in_the_store_or_blob_layer() -> None:
     """Each listed point is placed in the store or the blob layer."""
     root = Path(faults.__file__).parent
-    source = (root / "store.py").read_text() + (root / "blobs.py").read_text()
+    files = [*sorted((root / "store").glob("*.py")), root / "blobs.py"]
+    source = "".join(path.read_text() for path in files)
     for point in faults.POINTS:
         assert f'"{point}"' in source, f"{point} is listed but placed nowhere"

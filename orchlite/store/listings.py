@@ -1,0 +1,164 @@
+"""Listings of flow runs: by id prefix, newest first, paged, per flow, unfinished."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import RunNotFoundError
+from .connection import Database
+from .records import FlowRun, RunKey
+from .sql import FLOW_RUN_COLUMNS, UNFINISHED_STATES, like_pattern
+
+
+class RunListings(Database):
+    """Flow runs read many at a time, for the CLI, the TUI and crash recovery."""
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A full run id from an id, a unique id prefix, or `last`."""
+        ref = ref.strip()
+        if ref == "last":
+            # `+` keeps SQLite off the parent index: walking the created index from the
+            # newest end finds the answer at once; sorting every top-level run does not.
+            row = self.conn.execute(
+                "SELECT id FROM flow_runs WHERE +parent_run_id IS NULL"
+                " ORDER BY created DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError("no runs recorded yet")
+            return str(row[0])
+        if not ref or not all(c in "0123456789abcdef" for c in ref.lower()):
+            raise RunNotFoundError(f"no run matches {ref!r}: run ids are hexadecimal")
+        prefix = ref.lower()
+        rows = self.conn.execute(
+            "SELECT id FROM flow_runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
+            (prefix, prefix + "g"),
+        ).fetchall()
+        if not rows:
+            raise RunNotFoundError(f"no run matches {ref!r}")
+        if len(rows) > 1:
+            shown = ", ".join(r[0][:12] for r in rows[:5])
+            raise RunNotFoundError(f"{ref!r} matches several runs ({shown}…): give more of the id")
+        return str(rows[0][0])
+
+    def list_flow_runs(
+        self,
+        *,
+        flow: str | Sequence[str] | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int = 20,
+        include_subflows: bool = True,
+        tags: Sequence[str] | None = None,
+    ) -> list[FlowRun]:
+        """Flow runs, newest first (with `tags`: those carrying any of them)."""
+        where, values = _flow_and_state(flow, state)
+        if tags:
+            marks = ", ".join("?" * len(tags))
+            where.append(f"EXISTS (SELECT 1 FROM json_each(tags) WHERE value IN ({marks}))")
+            values += list(tags)
+        if not include_subflows:
+            where.append("parent_run_id IS NULL")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.conn.execute(
+            f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs {clause} ORDER BY created DESC LIMIT ?",
+            (*values, limit),
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
+    def flow_runs_page(
+        self,
+        *,
+        flow: str | None = None,
+        state: str | None = None,
+        text: str = "",
+        before: RunKey | None = None,
+        down_to: RunKey | None = None,
+        limit: int = -1,
+    ) -> list[FlowRun]:
+        """Flow runs newest first by (created, id), for keyset paging (-1: no limit).
+
+        `before` keeps the runs older than that key (the next page), `down_to` those at that
+        key or newer (the pages already shown, read again). Each bound is a range on the
+        created index, so a page costs the same however deep it is. `text` matches part of
+        the id, name, flow, trigger, state or message, ignoring ASCII case.
+        """
+        where, values = _flow_and_state(flow, state)
+        if text:
+            columns = ("id", "name", "flow_name", "trigger", "state", "state_message")
+            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
+            values += [like_pattern(text)] * len(columns)
+        if before is not None:
+            where.append("created <= ? AND (created < ? OR id < ?)")
+            values += [before[0], before[0], before[1]]
+        if down_to is not None:
+            where.append("created >= ? AND (created > ? OR id >= ?)")
+            values += [down_to[0], down_to[0], down_to[1]]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.conn.execute(
+            f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs {clause}"
+            " ORDER BY created DESC, id DESC LIMIT ?",
+            (*values, limit),
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
+    def latest_runs_per_flow(self, *, flows: int = 8, runs: int = 20) -> list[list[FlowRun]]:
+        """The newest `runs` runs of each of the `flows` flows that ran most recently, the
+        flow that ran last first. Index seeks only: the flow names are walked one by one
+        on the (flow, created) index rather than grouping every run."""
+        names = self.conn.execute(
+            "WITH RECURSIVE names(flow) AS ("
+            " SELECT MIN(flow_name) FROM flow_runs"
+            " UNION ALL SELECT (SELECT MIN(flow_name) FROM flow_runs WHERE flow_name > flow)"
+            " FROM names WHERE flow IS NOT NULL)"
+            " SELECT flow, (SELECT MAX(created) FROM flow_runs WHERE flow_name = flow) AS last"
+            " FROM names WHERE flow IS NOT NULL ORDER BY last DESC LIMIT ?",
+            (flows,),
+        ).fetchall()
+        return [
+            [
+                FlowRun(*row)
+                for row in self.conn.execute(
+                    f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE flow_name = ?"
+                    " ORDER BY created DESC LIMIT ?",
+                    (name, runs),
+                )
+            ]
+            for name, _last in names
+        ]
+
+    def child_flow_runs(self, run_id: str) -> list[FlowRun]:
+        rows = self.conn.execute(
+            f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE parent_run_id = ?"
+            " ORDER BY parent_position, created",
+            (run_id,),
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
+    def unfinished_flow_runs(self) -> list[FlowRun]:
+        """Runs not in a terminal state (for crash recovery).
+
+        Asked by the positive list of states, so the state index answers it without reading
+        every finished run.
+        """
+        marks = ",".join("?" * len(UNFINISHED_STATES))
+        rows = self.conn.execute(
+            f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE state IN ({marks})",
+            UNFINISHED_STATES,
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
+
+def _flow_and_state(
+    flow: str | Sequence[str] | None, state: str | Sequence[str] | None
+) -> tuple[list[str], list[Any]]:
+    """WHERE terms and their values for the listings' flow and state filters (one or any of
+    several values each)."""
+    where: list[str] = []
+    values: list[Any] = []
+    for column, wanted in (("flow_name", flow), ("state", state)):
+        if wanted is None:
+            continue
+        names = [wanted] if isinstance(wanted, str) else list(wanted)
+        where.append(f"{column} IN ({', '.join('?' * len(names))})")
+        values += names
+    return where, values

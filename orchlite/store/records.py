@@ -1,0 +1,197 @@
+"""The rows the store reads and writes, as plain records (no SQL here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+@dataclass(slots=True)
+class FlowRun:
+    id: str
+    flow_name: str
+    name: str
+    target: str | None
+    parameters: str
+    state: str
+    state_message: str | None
+    trigger: str
+    parent_run_id: str | None
+    parent_position: int | None
+    retry_of: str | None
+    created: float
+    started: float | None
+    ended: float | None
+    attempts: int
+    pid: int | None
+    host: str | None
+    heartbeat: float | None
+    deadline: float | None
+    result_ref: str | None
+    result_serializer: str | None
+    pid_start: str | None = None
+    """When the process `pid` started (`processes.process_start`); None if not known."""
+    tags: str = "[]"
+    """JSON list: the tags of the `tags(...)` blocks it was created in."""
+
+
+@dataclass(slots=True)
+class TaskRun:
+    flow_run_id: str
+    position: int
+    id: str
+    standalone: int
+    task_key: str
+    name: str
+    dynamic_key: str
+    state: str
+    state_message: str | None
+    attempts: int
+    inputs_hash: str | None
+    cache_key: str | None
+    result_ref: str | None
+    result_serializer: str | None
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+    created: float
+    started: float | None
+    ended: float | None
+    tags: str = "[]"
+    upstream: str = "[]"
+    result_data: bytes | None = None
+    result_preview: str | None = None
+
+    @property
+    def result(self) -> StoredResult | None:
+        if self.result_serializer is None:
+            return None
+        return StoredResult(
+            self.result_serializer, self.result_data, self.result_ref, self.result_preview
+        )
+
+
+@dataclass(slots=True)
+class StoredResult:
+    """A persisted value: inline bytes, or the digest of a blob holding them."""
+
+    serializer: str
+    data: bytes | None = None
+    blob: str | None = None
+    preview: str | None = None
+    """A short redacted text of the value, made as it was persisted (None before schema 7)."""
+
+
+@dataclass(slots=True)
+class HistoryEntry:
+    run_id: str
+    position: int | None
+    state: str
+    message: str | None
+    ts: float
+
+
+@dataclass(slots=True)
+class LogRecord:
+    id: int
+    flow_run_id: str | None
+    task_run_id: str | None
+    task_name: str | None
+    ts: float
+    level: int
+    logger: str
+    message: str
+
+
+@dataclass(slots=True)
+class CacheEntry:
+    key: str
+    task_key: str
+    task_run_id: str | None
+    result: StoredResult
+    created: float
+    expires: float | None
+
+
+@dataclass(slots=True)
+class ConcurrencyLimit:
+    name: str
+    limit: int
+    per_second: bool
+    """True: at most `limit` acquisitions in any one second; False: `limit` slots held at once."""
+    created: float
+
+
+@dataclass(slots=True)
+class Slot:
+    """Slots of one limit taken under one lease, and who took them."""
+
+    lease: str
+    name: str
+    occupy: int
+    held: bool
+    pid: int
+    host: str
+    task_run_id: str | None
+    holder: str | None
+    acquired: float
+    expires: float
+    pid_start: str | None = None
+    """When the holder process started (`processes.process_start`); None if not known."""
+
+
+@dataclass(slots=True)
+class SlotUsage:
+    """How much of a limit is taken, as seen by one acquisition attempt."""
+
+    name: str
+    in_use: int
+    limit: int
+    per_second: bool
+
+
+RunKey = tuple[float, str]
+"""(created, id) of a flow run: the order runs are paged in, newest first; unique."""
+
+LogRow = tuple[str | None, str | None, str | None, float, int, str, str]
+"""(flow_run_id, task_run_id, task_name, ts, level, logger, message) as written."""
+
+StateRow = tuple[str, str | None, float]
+"""(state, message, timestamp) of one state change."""
+
+
+class TaskRunSave(NamedTuple):
+    """One task run's save (`Store.save_task_run`'s arguments), for `save_task_runs`."""
+
+    run: TaskRun
+    states: Sequence[StateRow] = ()
+    cache: tuple[str, float | None] | None = None
+    logs: Sequence[LogRow] = ()
+
+
+@dataclass(slots=True)
+class ScheduledSlot:
+    """A slot a schedule fired for, and its run."""
+
+    run_id: str
+    key: str
+    slot: float
+    target: str | None
+    parameters: str
+    state: str
+
+
+@dataclass(slots=True)
+class Artifact:
+    """One artifact (one version of its key): `data` is JSON text, redacted."""
+
+    id: str
+    key: str | None
+    type: str
+    data: str
+    description: str | None
+    flow_run_id: str | None
+    task_run_id: str | None
+    created: float
+    updated: float

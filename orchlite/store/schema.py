@@ -1,0 +1,417 @@
+"""The schema: an ordered list of named migrations, and creating a new database whole.
+
+`PRAGMA user_version` is the number of migrations applied, bumped in the same transaction
+as the migrations themselves. Migrations are only ever appended: a store's version counts
+positions in this list, so an entry is never reordered, removed or edited once released.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import NO_SPACE_ERRNOS, DiskFullError, StoreError
+from .files import is_full, no_space_left
+
+
+class Migration(NamedTuple):
+    """One step of the schema: a name to refer to it by, and its SQL script."""
+
+    name: str
+    sql: str
+
+
+MIGRATIONS: list[Migration] = [
+    # 1: the first schema.
+    Migration(
+        "first schema",
+        """
+    CREATE TABLE flow_runs (
+        id TEXT PRIMARY KEY,
+        flow_name TEXT NOT NULL,
+        name TEXT NOT NULL,
+        target TEXT,
+        parameters TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL,
+        state_message TEXT,
+        trigger TEXT NOT NULL DEFAULT 'manual',
+        parent_run_id TEXT REFERENCES flow_runs(id) ON DELETE SET NULL,
+        parent_position INTEGER,
+        retry_of TEXT,
+        created REAL NOT NULL,
+        started REAL,
+        ended REAL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        pid INTEGER,
+        host TEXT,
+        heartbeat REAL,
+        deadline REAL,
+        result_ref TEXT,
+        result_data BLOB,
+        result_serializer TEXT,
+        tags TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX flow_runs_created ON flow_runs(created);
+    CREATE INDEX flow_runs_flow ON flow_runs(flow_name, created);
+    CREATE INDEX flow_runs_state ON flow_runs(state, created);
+    CREATE INDEX flow_runs_parent ON flow_runs(parent_run_id);
+
+    -- One b-tree per table on the hot path: a task run is keyed by (flow run, call
+    -- position), and history rows are clustered by run, so recording a task costs one
+    -- commit that touches two b-trees.
+    CREATE TABLE task_runs (
+        flow_run_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        standalone INTEGER NOT NULL DEFAULT 0,
+        task_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        dynamic_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_message TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        inputs_hash TEXT,
+        cache_key TEXT,
+        result_ref TEXT,
+        result_data BLOB,
+        result_serializer TEXT,
+        error_type TEXT,
+        error_message TEXT,
+        traceback TEXT,
+        created REAL NOT NULL,
+        started REAL,
+        ended REAL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (flow_run_id, position)
+    ) WITHOUT ROWID;
+
+    -- run_id is the flow run (or a standalone task run), position is NULL for rows about
+    -- the flow run itself.
+    CREATE TABLE state_history (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        position INTEGER,
+        state TEXT NOT NULL,
+        message TEXT,
+        ts REAL NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE logs (
+        id INTEGER PRIMARY KEY,
+        flow_run_id TEXT,
+        task_run_id TEXT,
+        task_name TEXT,
+        ts REAL NOT NULL,
+        level INTEGER NOT NULL,
+        logger TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX logs_flow ON logs(flow_run_id, id);
+
+    CREATE TABLE cache_entries (
+        key TEXT PRIMARY KEY,
+        task_key TEXT NOT NULL,
+        task_run_id TEXT,
+        result_ref TEXT,
+        result_data BLOB,
+        result_serializer TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL
+    );
+    """,
+    ),
+    # 2: the task runs a task run waited for (positions in its flow run, as JSON).
+    Migration(
+        "task run upstream",
+        """
+    ALTER TABLE task_runs ADD COLUMN upstream TEXT NOT NULL DEFAULT '[]';
+    """,
+    ),
+    # 3: concurrency and rate limits (`orch limit`) and the slots taken against them.
+    Migration(
+        "concurrency limits",
+        """
+    CREATE TABLE concurrency_limits (
+        name TEXT PRIMARY KEY,
+        max_slots INTEGER NOT NULL CHECK (max_slots >= 1),
+        per_second INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+
+    -- One row per limit a lease takes. A concurrency slot (held = 1) counts until it is
+    -- released, its lease expires unrenewed, or its holder process is gone. A rate-limit
+    -- acquisition (held = 0) counts for one second after it was taken, whatever happens.
+    CREATE TABLE concurrency_slots (
+        lease TEXT NOT NULL,
+        name TEXT NOT NULL REFERENCES concurrency_limits(name) ON DELETE CASCADE,
+        occupy INTEGER NOT NULL,
+        held INTEGER NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        task_run_id TEXT,
+        holder TEXT,
+        acquired REAL NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (lease, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX concurrency_slots_name ON concurrency_slots(name, expires);
+    """,
+    ),
+    # 4: schedules: the newest slot handled per schedule key, and the slot each
+    # scheduled run was claimed for (`orch daemon`).
+    Migration(
+        "schedule marks and slots",
+        """
+    CREATE TABLE schedule_marks (
+        key TEXT PRIMARY KEY,
+        last_fired REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE schedule_slots (
+        run_id TEXT PRIMARY KEY REFERENCES flow_runs(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        slot REAL NOT NULL
+    );
+    CREATE INDEX schedule_slots_key ON schedule_slots(key, slot);
+    """,
+    ),
+    # 5: flow-level retries under the daemon: the flow's retry policy as its run started
+    # (JSON {"retries": n, "delays": [...]}), and the attempts made by the earlier runs of
+    # a retry chain (a run the daemon scheduled after a crash continues their count).
+    Migration(
+        "flow retry policy",
+        """
+    ALTER TABLE flow_runs ADD COLUMN retry_policy TEXT;
+    ALTER TABLE flow_runs ADD COLUMN prior_attempts INTEGER NOT NULL DEFAULT 0;
+    """,
+    ),
+    # 6: task runs and state history keyed by integers, so that recording a task appends
+    # to one page of each table. Every run id (a flow run, or a standalone task run) gets
+    # a number that is never reused, a task run's `num` is (run number << 32) | call
+    # position, and a history row's `num` is (run number << 32) | its index in the run.
+    # The WITHOUT ROWID tables they replace kept whole rows in their interior pages, and
+    # most appends rebalanced several pages.
+    Migration(
+        "run numbers",
+        """
+    CREATE TABLE run_numbers (
+        num INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO run_numbers (run_id) SELECT id FROM flow_runs ORDER BY created, id;
+    INSERT OR IGNORE INTO run_numbers (run_id)
+        SELECT flow_run_id FROM task_runs GROUP BY flow_run_id ORDER BY MIN(created);
+    INSERT OR IGNORE INTO run_numbers (run_id)
+        SELECT run_id FROM state_history GROUP BY run_id ORDER BY MIN(seq);
+
+    CREATE TABLE task_runs_by_num (
+        num INTEGER PRIMARY KEY,
+        flow_run_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        standalone INTEGER NOT NULL DEFAULT 0,
+        task_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        dynamic_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_message TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        inputs_hash TEXT,
+        cache_key TEXT,
+        result_ref TEXT,
+        result_data BLOB,
+        result_serializer TEXT,
+        error_type TEXT,
+        error_message TEXT,
+        traceback TEXT,
+        created REAL NOT NULL,
+        started REAL,
+        ended REAL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        upstream TEXT NOT NULL DEFAULT '[]'
+    );
+    INSERT INTO task_runs_by_num
+        SELECT (n.num << 32) | t.position, t.flow_run_id, t.position, t.id, t.standalone,
+            t.task_key, t.name, t.dynamic_key, t.state, t.state_message, t.attempts,
+            t.inputs_hash, t.cache_key, t.result_ref, t.result_data, t.result_serializer,
+            t.error_type, t.error_message, t.traceback, t.created, t.started, t.ended,
+            t.tags, t.upstream
+        FROM task_runs t JOIN run_numbers n ON n.run_id = t.flow_run_id ORDER BY 1;
+    DROP TABLE task_runs;
+    ALTER TABLE task_runs_by_num RENAME TO task_runs;
+
+    CREATE TABLE state_history_by_num (
+        num INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        position INTEGER,
+        state TEXT NOT NULL,
+        message TEXT,
+        ts REAL NOT NULL
+    );
+    INSERT INTO state_history_by_num
+        SELECT (n.num << 32) | ROW_NUMBER() OVER (PARTITION BY h.run_id ORDER BY h.seq),
+            h.run_id, h.position, h.state, h.message, h.ts
+        FROM state_history h JOIN run_numbers n ON n.run_id = h.run_id ORDER BY 1;
+    DROP TABLE state_history;
+    ALTER TABLE state_history_by_num RENAME TO state_history;
+    """,
+    ),
+    # 7: a short redacted text of each stored result, made when it was persisted, so that
+    # nothing has to unpickle a result to show it.
+    Migration(
+        "result previews",
+        """
+    ALTER TABLE flow_runs ADD COLUMN result_preview TEXT;
+    ALTER TABLE task_runs ADD COLUMN result_preview TEXT;
+    ALTER TABLE cache_entries ADD COLUMN result_preview TEXT;
+    """,
+    ),
+    # 8 (process starts): beside each recorded pid, when that process started
+    # (`processes.process_start`), so a pid since reused by another process is not taken
+    # for a run's process or a slot's holder.
+    Migration(
+        "process starts",
+        """
+    ALTER TABLE flow_runs ADD COLUMN pid_start TEXT;
+    ALTER TABLE concurrency_slots ADD COLUMN pid_start TEXT;
+    """,
+    ),
+    # 9: a `with transaction(key=...)` block that committed, so the next one with that key
+    # begins committed.
+    Migration(
+        "transaction records",
+        """
+    CREATE TABLE transaction_records (
+        key TEXT PRIMARY KEY,
+        flow_run_id TEXT,
+        committed REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    ),
+    # 10: `orchlite.variables.Variable`, named JSON values with tags.
+    Migration(
+        "variables",
+        """
+    CREATE TABLE variables (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    ),
+    # 11: `orchlite.artifacts`, versioned per key, attached to the run that made them and
+    # deleted with it.
+    Migration(
+        "artifacts",
+        """
+    CREATE TABLE artifacts (
+        id TEXT PRIMARY KEY,
+        key TEXT,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        description TEXT,
+        flow_run_id TEXT,
+        task_run_id TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX artifacts_by_key ON artifacts (key, created);
+    CREATE INDEX artifacts_by_run ON artifacts (flow_run_id, created);
+    """,
+    ),
+    # 12: a flow run paused by `pause_flow_run`, the input it waits for (a JSON schema), and
+    # the resume request another process leaves for it with its verdict.
+    Migration(
+        "pauses",
+        """
+    CREATE TABLE run_pauses (
+        flow_run_id TEXT PRIMARY KEY,
+        key TEXT,
+        schema TEXT,
+        deadline REAL NOT NULL,
+        status TEXT NOT NULL,
+        input TEXT,
+        verdict TEXT,
+        updated REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    ),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def upgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Apply the migrations after `version`, each bumping `user_version`, in the caller's
+    transaction."""
+    for number in range(version, SCHEMA_VERSION):
+        for statement in statements(MIGRATIONS[number].sql):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def create_database(path: Path) -> None:
+    """Create `orch.db` whole: built under a temporary name, then linked into place.
+
+    So an `orch.db` is never seen empty, and a zero-byte one is always a damaged store,
+    reported as such instead of silently becoming a new one. The file is created owner-only
+    (SQLite gives the -wal and -shm files the database's mode), whatever the umask. When two
+    processes create a store at once, the first link wins and the other build is dropped.
+    """
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".orch.db-new-")
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFullError(path) from None
+        raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        _build_schema(tmp, path)
+        _link_into_place(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def _build_schema(tmp: Path, path: Path) -> None:
+    """Apply every migration to the new database `tmp` (to become `path`), in one go."""
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        upgrade(conn, 0)
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        if is_full(exc) or no_space_left(path.parent):
+            raise DiskFullError(path) from None
+        raise StoreError(f"cannot create {path}: {exc}") from None
+    finally:
+        if conn is not None:
+            conn.close()  # merges the WAL into the file, so the link below is whole
+
+
+def _link_into_place(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFullError(path) from None
+        if path.exists():
+            return
+        try:  # a filesystem without hard links
+            os.rename(tmp, path)
+        except OSError as err:
+            raise StoreError(f"cannot create {path}: {err.strerror or err}") from None

@@ -1,0 +1,47 @@
+"""Rows for the store's unit tests, made in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchlite.states import StateName
+from orchlite.store import Store, TaskRun
+
+
+def task_run(run_id: str, position: int, state: str = "COMPLETED", **fields: object) -> TaskRun:
+    """Task run `position` of `run_id` in `state`, with a small JSON result; `fields` override."""
+    run = TaskRun(
+        flow_run_id=run_id,
+        position=position,
+        id=f"{position:032x}",
+        standalone=0,
+        task_key="t@f.py",
+        name=f"t-{position}",
+        dynamic_key=str(position),
+        state=state,
+        state_message=None,
+        attempts=1,
+        inputs_hash=f"h{position}",
+        cache_key=None,
+        result_ref=None,
+        result_serializer="json",
+        error_type=None,
+        error_message=None,
+        traceback=None,
+        created=100.0 + position,
+        started=100.0 + position,
+        ended=None if state == "RUNNING" else 101.0 + position,
+        result_data=str(position).encode(),
+    )
+    for name, value in fields.items():
+        setattr(run, name, value)
+    return run
+
+
+def flow_run(
+    store: Store, run_id: str, state: StateName = StateName.PENDING, **fields: Any
+) -> None:
+    """Record flow run `run_id` (of flow "f" unless `fields` say) in `state`; `fields` as
+    `create_flow_run` takes them."""
+    fields = {"flow_name": "f", "name": "f", "parameters": "{}", **fields}
+    store.create_flow_run(run_id=run_id, state=state, **fields)
