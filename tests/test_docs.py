@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,3 +308,17 @@ def test_python_blocks_in_the_docs_compile() -> None:
         for number, (language, code) in enumerate(FENCE.findall(page.read_text())):
             if language == "python":
                 compile(code, f"{_name(page)} block {number}", "exec")
+
+
+def test_the_architecture_page_lists_the_layers_of_the_import_contract() -> None:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the lowest-versions job runs on 3.10
+        import tomli as tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    expected = [sorted(m.strip() for m in layer.split("|")) for layer in contract["layers"]]
+    rows = re.findall(r"^\| \d+ \| ([^|]+) \|", (DOCS / "architecture.md").read_text(), re.M)
+    documented = [sorted(f"orchlite.{m}" for m in re.findall(r"`(\w+)`", row)) for row in rows]
+    assert documented == expected, "docs/architecture.md's layer table differs from pyproject.toml"
