@@ -44,11 +44,12 @@ def task_runs() -> dict[str, object]:
     return {t.name: t for t in store().task_runs(last_run().id)}
 
 
-def orch_threads() -> list[str]:
-    """orchlite's threads, less the lease renewer: one per process, started by any earlier
-    use of concurrency limits in it."""
-    names = [t.name for t in threading.enumerate() if t.name.startswith("orch-")]
-    return [name for name in names if name != "orch-limits"]
+def orch_threads(besides: frozenset[threading.Thread] = frozenset()) -> list[str]:
+    """orchlite's threads, leaving out `besides` (those an earlier test left running, such
+    as the process-wide lease renewer of `orchlite.limits`)."""
+    return [
+        t.name for t in threading.enumerate() if t.name.startswith("orch-") and t not in besides
+    ]
 
 
 def wait_for_file(path: Path, timeout: float = 30) -> bool:
@@ -69,11 +70,13 @@ def test_task_runs_waiting_for_their_bodies_hold_no_thread(cluster, tmp_path: Pa
         wait_for_file(release)
         return i
 
+    earlier = frozenset(threading.enumerate())
+
     @flow(task_runner=DaskTaskRunner(cluster=cluster))
     def pipeline() -> tuple[list[str], list[int]]:
         futures = gated.map(range(200))
         assert wait_for_file(started)
-        during = orch_threads()
+        during = orch_threads(besides=earlier)
         release.touch()
         return during, futures.result()
 

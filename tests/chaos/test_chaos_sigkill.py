@@ -2,7 +2,7 @@
 
 The number of kills is `ORCH_CHAOS_KILLS` (default 100) for the flow loop and a tenth of
 that for the daemon loop (each daemon kill waits for second-level schedules to fire). The
-long run (see README, "Crash safety"):
+long run (see docs/reliability.md, "Crash safety"):
 
     ORCH_CHAOS_KILLS=10000 python -m pytest tests/chaos -m chaos -s
 
