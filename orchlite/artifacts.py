@@ -84,41 +84,6 @@ def update_progress_artifact(
     return uuid.UUID(str(artifact_id))
 
 
-# -- reading --------------------------------------------------------------------------------
-
-
-def artifact_view(artifact: Any) -> dict[str, Any]:
-    """An artifact as `orch artifacts --json` and `orch show --json` print it."""
-    from .views import iso
-
-    return {
-        "id": artifact.id,
-        "key": artifact.key,
-        "type": artifact.type,
-        "description": artifact.description,
-        "data": json.loads(artifact.data),
-        "flow_run": artifact.flow_run_id,
-        "task_run": artifact.task_run_id,
-        "created": iso(artifact.created),
-        "updated": iso(artifact.updated),
-    }
-
-
-def summary(view: dict[str, Any], width: int = 60) -> str:
-    """One line of an artifact's content, for tables."""
-    data, kind = view["data"], view["type"]
-    if kind == "progress":
-        text = f"{data:g}%"
-    elif kind == "link":
-        text = f"{data['text']} <{data['link']}>" if data["text"] else data["link"]
-    elif kind == "table":
-        rows = data if isinstance(data, list) else list(zip(*data.values(), strict=False))
-        text = f"{len(rows)} row(s)"
-    else:
-        text = " ".join(str(data).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 # -- writing --------------------------------------------------------------------------------
 
 

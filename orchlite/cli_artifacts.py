@@ -20,8 +20,8 @@ def artifacts(
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.", min=1)] = 100,
 ) -> None:
     """List artifacts: the newest version of each key, or every version of KEY."""
-    from .artifacts import artifact_view, summary
     from .context import existing_store
+    from .views import artifact_view
 
     store = existing_store()
     found = []
@@ -39,7 +39,7 @@ def artifacts(
     if not views:
         print("no keyed artifacts", file=sys.stderr)
         return
-    from .render import table, when
+    from .render import artifact_summary, table, when
 
     table(
         ("KEY", "TYPE", "RUN", "CREATED", "CONTENT"),
@@ -49,7 +49,7 @@ def artifacts(
                 v["type"],
                 (v["flow_run"] or "-")[:8],
                 when(v["created"]),
-                summary(v),
+                artifact_summary(v),
             )
             for v in views
         ],

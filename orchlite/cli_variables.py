@@ -63,9 +63,10 @@ def variable_ls(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the variables with their values and tags."""
-    from .variables import all_variables
+    from .context import existing_store
+    from .views import variable_list
 
-    rows = all_variables()
+    rows = variable_list(existing_store())
     if as_json:
         print(json.dumps(rows, indent=2))
         return

@@ -144,13 +144,11 @@ def print_run(detail: dict[str, Any], out: TextIO = sys.stdout) -> None:
             state_column=2,
         )
     if detail.get("artifacts"):
-        from .artifacts import summary
-
         out.write("\n")
         table(
             ("ARTIFACT", "TYPE", "TASK", "CONTENT"),
             [
-                (a["key"] or a["id"][:8], a["type"], a["task"] or "-", summary(a))
+                (a["key"] or a["id"][:8], a["type"], a["task"] or "-", artifact_summary(a))
                 for a in detail["artifacts"]
             ],
             out,
@@ -194,3 +192,18 @@ def print_cache(rows: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:
         [(r["task"], r["key"][-16:], when(r["created"]), when(r["expires"])) for r in rows],
         out,
     )
+
+
+def artifact_summary(view: dict[str, Any], width: int = 60) -> str:
+    """One line of an artifact's content (as `views.artifact_view` gives it), for tables."""
+    data, kind = view["data"], view["type"]
+    if kind == "progress":
+        text = f"{data:g}%"
+    elif kind == "link":
+        text = f"{data['text']} <{data['link']}>" if data["text"] else data["link"]
+    elif kind == "table":
+        rows = data if isinstance(data, list) else list(zip(*data.values(), strict=False))
+        text = f"{len(rows)} row(s)"
+    else:
+        text = " ".join(str(data).split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -89,19 +89,6 @@ class Variable:
         return cls.unset(name)
 
 
-def all_variables() -> list[dict[str, Any]]:
-    """Every variable as `{"name", "value", "tags", "updated"}` (ISO time), by name."""
-    from .views import iso
-
-    store = existing_store()
-    if store is None:
-        return []
-    return [
-        {"name": name, "value": json.loads(value), "tags": json.loads(tags), "updated": iso(at)}
-        for name, value, tags, at in store.list_variables()
-    ]
-
-
 def check_name(name: str) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > MAX_NAME:
         raise UsageError(

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import UsageError
 from .states import StateName
-from .store import FlowRun, LogRecord, Store, TaskRun
+from .store import Artifact, FlowRun, LogRecord, Store, TaskRun
 
 
 def iso(ts: float | None) -> str | None:
@@ -122,8 +122,6 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
     ]
     errors = [t for t in tasks if t.traceback and t.state != StateName.COMPLETED.value]
     detail["error"] = errors[-1].traceback if errors else None
-    from .artifacts import artifact_view
-
     made = reversed(store.artifacts(flow_run_id=run_id))
     names = {t.id: t.name for t in tasks}
     detail["artifacts"] = [
@@ -167,3 +165,28 @@ def parse_age(text: str) -> float:
     if not match:
         raise UsageError(f"bad age {text!r}: expected a number and a unit, like 30d, 12h or 90m")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def artifact_view(artifact: Artifact) -> dict[str, Any]:
+    """An artifact as `orch artifacts --json` and `orch show --json` print it."""
+    return {
+        "id": artifact.id,
+        "key": artifact.key,
+        "type": artifact.type,
+        "description": artifact.description,
+        "data": json.loads(artifact.data),
+        "flow_run": artifact.flow_run_id,
+        "task_run": artifact.task_run_id,
+        "created": iso(artifact.created),
+        "updated": iso(artifact.updated),
+    }
+
+
+def variable_list(store: Store | None) -> list[dict[str, Any]]:
+    """Every variable as `{"name", "value", "tags", "updated"}`, by name."""
+    if store is None:
+        return []
+    return [
+        {"name": name, "value": json.loads(value), "tags": json.loads(tags), "updated": iso(at)}
+        for name, value, tags, at in store.list_variables()
+    ]

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from orchlite import flow
+from orchlite.context import existing_store
 from orchlite.errors import UsageError
-from orchlite.variables import Variable, all_variables
+from orchlite.variables import Variable
+from orchlite.views import variable_list
 
 
 def test_set_get_overwrite_and_unset(orch_home: Path) -> None:
@@ -58,7 +60,8 @@ def test_flows_read_variables_and_async_code_awaits_them() -> None:
         return await Variable.aget("mode")
 
     assert asyncio.run(read()) == "fast"
-    assert [v["name"] for v in all_variables()] == ["batch_size", "last_batch_size", "mode"]
+    names = [v["name"] for v in variable_list(existing_store())]
+    assert names == ["batch_size", "last_batch_size", "mode"]
 
 
 @pytest.mark.parametrize("name", ["Upper", "has space", "", "x" * 256, "dot.ted"])
