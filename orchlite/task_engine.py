@@ -32,7 +32,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import futures, limits, remote, results, timeouts  # noqa: F401 (remote: worker bridge)
+from . import futures, limits, remote, results, timeouts
 from .cache_policies import DEFAULT, NO_CACHE, CachePolicy, RunId
 from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
 from .errors import CancelledRun, OrchError, TaskTimeoutError, UnhashableInputError
@@ -120,7 +120,7 @@ def submit_task(
     bound = task.bind(args, kwargs)  # a call that does not fit fails here, in the caller
     position, dynamic_key = flow_ctx.next_position(task.task_key)
     context = contextvars.copy_context()
-    runner = flow_ctx.runner()
+    runner = flow_ctx.runner(remote.BRIDGE)
     call = (task, args, kwargs, flow_ctx, position, dynamic_key, bound, wait_for)
     if runner.starts_bodies and not task.tags:
         inner = _submit_steps(runner, context, call)
