@@ -21,7 +21,7 @@ from .store import Store, TaskRun
 if TYPE_CHECKING:
     from .futures import TaskRunFuture
     from .registry import Flow, Task
-    from .task_runners import TaskRunner
+    from .task_runners import TaskRunner, WorkerBridge
 
 
 @dataclass
@@ -106,13 +106,17 @@ class FlowRunContext:
         if runner is not None:
             runner.cancel_pending()
 
-    def runner(self) -> TaskRunner:
+    def runner(self, bridge: WorkerBridge) -> TaskRunner:
+        """This run's copy of its task runner, made on first use; `bridge` joins the bodies
+        it sends to other processes to their task runs (see `WorkerBridge`)."""
         with self._lock:
             if self._runner is None:
                 from .task_runners import ThreadPoolTaskRunner
 
                 template = self.task_runner or ThreadPoolTaskRunner()
-                self._runner = template.duplicate()
+                runner = template.duplicate()
+                runner.worker_bridge = bridge
+                self._runner = runner
             return self._runner
 
     def shutdown_runner(self, wait: bool = True) -> None:

@@ -16,8 +16,7 @@ Task and flow calls from inside a worker body are refused with a clear error: a 
 cannot record runs.
 
 It sits above the run context and logging in the module layers, so `task_runners` never
-imports it: it installs itself as the task runners' worker bridge when imported (the engine
-imports it).
+imports it: the task engine hands `BRIDGE` to a flow run's copy of its task runner.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import task_runners
 from .context import TaskRunContext, flow_run_var, task_run_var
 from .errors import UsageError
 from .logging import (
@@ -45,6 +43,7 @@ from .logging import (
 )
 from .redaction import redact
 from .store import TaskRun
+from .task_runners import WorkerBridge
 
 Record = tuple[str, int, float, str]
 """(logger name, level, created, message) of one log record made in a worker."""
@@ -177,7 +176,9 @@ def _parameters(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
         return dict(kwargs)
 
 
-class _Bridge(task_runners.WorkerBridge):
+class _Bridge(WorkerBridge):
+    """The run context out to a worker (`scope`), the worker's log records back (`replay`)."""
+
     def scope(self) -> WorkerScope | None:
         task_ctx = task_run_var.get()
         if task_ctx is None:
@@ -215,6 +216,7 @@ class _Bridge(task_runners.WorkerBridge):
             logger.handle(record)
 
 
-task_runners.set_worker_bridge(_Bridge())
+BRIDGE = _Bridge()
+"""The worker bridge of every flow run's task runner."""
 
-__all__ = ["WorkerScope"]
+__all__ = ["BRIDGE", "WorkerScope"]

@@ -34,14 +34,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import (  # noqa: F401 (remote: worker bridge)
-    futures,
-    limits,
-    remote,
-    results,
-    timeouts,
-    transactions,
-)
+from . import futures, limits, remote, results, timeouts, transactions
 from .cache_policies import DEFAULT, NO_CACHE, CachePolicy, RunId
 from .context import FlowRunContext, TaskRunContext, flow_run_var, open_store, task_run_var
 from .errors import CancelledRun, OrchError, TaskTimeoutError, UnhashableInputError
@@ -69,7 +62,8 @@ from .runtime import (
 from .states import State, StateName, StateType, returned_state
 from .steps import Blocking, Body, Pause, StepDriver, Steps, arun_steps, await_body, run_steps
 from .store import TaskRun
-from .task_runners import TaskRunner, call_with_timeout, timeout_message
+from .task_runners import TaskRunner, call_with_timeout
+from .timeouts import timeout_message
 
 if TYPE_CHECKING:
     from .registry import Task
@@ -187,7 +181,7 @@ def submit_task(
     bound = task.bind(args, kwargs)  # a call that does not fit fails here, in the caller
     position, dynamic_key = flow_ctx.next_position(task.task_key)
     context = contextvars.copy_context()
-    runner = flow_ctx.runner()
+    runner = flow_ctx.runner(remote.BRIDGE)
     call = (task, args, kwargs, flow_ctx, position, dynamic_key, bound, wait_for)
     if runner.starts_bodies and not _tags_of(task):
         inner = _submit_steps(runner, context, call)
