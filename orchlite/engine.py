@@ -37,7 +37,7 @@ from .logging import (
 )
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
-from .runtime import (
+from .run_support import (
     describe,
     error_fields,
     error_text,

@@ -41,7 +41,7 @@ from .hashing import hash_arguments
 from .logging import capture_prints, ensure_logging, restore_prints
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
-from .runtime import (
+from .run_support import (
     describe,
     error_fields,
     error_text,
