@@ -89,7 +89,7 @@ def get_parent_flow_run_id() -> str | None:
 def get_root_flow_run_id() -> str | None:
     ctx = recorded_flow_context()
     if ctx is None:
-        return get_id()
+        return None
     while ctx.parent is not None:
         ctx = ctx.parent
     return ctx.run_id

@@ -22,7 +22,7 @@ from recorded import last_run, store
 from orchlite import flow, task
 from orchlite.logging import setup_logging
 from orchlite.runtime import deployment, flow_run, task_run
-from orchlite.task_runners import ThreadPoolTaskRunner
+from orchlite.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 
 @pytest.fixture(autouse=True)
@@ -143,6 +143,34 @@ def test_inside_a_task_both_the_task_run_and_its_flow_run_are_seen() -> None:
         },
     ]
     assert {(s["flow_id"], s["flow"]) for s in seen} == {(run.id, "pipeline")}
+
+
+def test_a_task_body_in_a_worker_process_knows_its_task_run_and_the_flow_run_id() -> None:
+    @task(tags=["cpu"])
+    def crunch(n: int) -> dict[str, Any]:
+        return {
+            "task": _task_facts(),
+            "flow": [flow_run.id, flow_run.name, flow_run.flow_name],
+            "unknown_there": [flow_run.parameters, flow_run.run_count, deployment.name],
+        }
+
+    @flow(task_runner=ProcessPoolTaskRunner(max_workers=1))
+    def pipeline(size: int = 4) -> dict[str, Any]:
+        return crunch.submit(size).result()
+
+    seen = pipeline()
+    run = last_run()
+    (task_row,) = store().task_runs(run.id)
+    assert seen["task"] == {
+        "id": task_row.id,
+        "name": "crunch-0",
+        "task_name": "crunch",
+        "parameters": {"n": 4},
+        "run_count": 1,
+        "tags": ["cpu"],
+    }
+    assert seen["flow"] == [run.id, "pipeline", "pipeline"]
+    assert seen["unknown_there"] == [{}, 0, None]  # as documented: no store in a worker
 
 
 def test_a_task_called_on_its_own_has_a_task_run_but_no_flow_run() -> None:
