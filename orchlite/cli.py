@@ -123,7 +123,7 @@ def _root(
 def _store(create: bool = False, reap: bool = True) -> Any:
     """The project's store; runs left unfinished by a dead process are ended first."""
     from .config import find_home
-    from .reaper import reap_dead_runs
+    from .stopping import reap_dead_runs
     from .store import Store
 
     home = find_home()
@@ -271,7 +271,7 @@ def cancel(
     ] = 10.0,
 ) -> None:
     """Cancel a run in progress: tasks not yet started never start."""
-    from .cancellation import cancel_run
+    from .stopping import cancel_run
 
     store = _store()
     run_id = store.resolve_run_id(run_ref)
@@ -410,7 +410,7 @@ def _check_alive(store: Any, run: Any, dead_since: float | None) -> float | None
     """
     import socket
 
-    from .reaper import death_of, reap_dead_runs
+    from .stopping import death_of, reap_dead_runs
 
     now = time.time()
     if death_of(run, socket.gethostname(), now) is None:

@@ -425,7 +425,7 @@ class Daemon:
     ) -> None:
         """Tick until SIGTERM or SIGINT, then stop the runs in flight (see the docstring).
         `ready` is called once the signal handlers are in place."""
-        from .reaper import reap_dead_runs
+        from .stopping import reap_dead_runs
 
         stop = _StopFlag()
         hangup = _StopFlag()

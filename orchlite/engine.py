@@ -41,8 +41,7 @@ from .logging import (
 )
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
-from .run_tags import current_tags
-from .runtime import (
+from .run_support import (
     describe,
     error_fields,
     error_text,
@@ -55,6 +54,7 @@ from .runtime import (
     run_label,
     to_json,
 )
+from .run_tags import current_tags
 from .states import SUCCESS, State, StateName, StateType, returned_state
 from .steps import with_timeout
 from .store import EngineStore, StoredResult, TaskRun

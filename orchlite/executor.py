@@ -38,7 +38,7 @@ from typing import Any
 
 from .errors import CancelledRun, ExitCode, OrchError, UsageError
 from .redaction import SecretFeed, redact
-from .runtime import new_run_id
+from .run_support import new_run_id
 from .states import TERMINAL, StateName
 
 POLL_SECONDS = 0.1

@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from . import runtime
+from . import run_support
 from .logging import ConsoleFormatter, for_console, setup_logging
 from .store import TaskRun
 
@@ -64,7 +64,7 @@ class LiveRunView:
         logging.getLogger("orchlite").addHandler(self.handler)
         run_level = logging.getLogger("orchlite").level  # ORCH_LOGGING_LEVEL
         logging.getLogger("orchlite.engine").setLevel(max(logging.INFO, run_level))
-        runtime.add_listener(self._on_event)
+        run_support.add_listener(self._on_event)
         self.live.start()
         return self
 
@@ -74,7 +74,7 @@ class LiveRunView:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        runtime.remove_listener(self._on_event)
+        run_support.remove_listener(self._on_event)
         self.live.stop()
         logging.getLogger("orchlite").removeHandler(self.handler)
 

@@ -5,7 +5,7 @@ double the cost of every short task. So a task's start is held in memory and wri
 together with its outcome. A background thread writes the start of any task still running
 after `START_DELAY` seconds (so `orch show` and the TUI see it RUNNING), flushes buffered log
 lines, refreshes the heartbeat of this process's flow runs, and tells each one when it must
-stop: someone asked to cancel it, or another process ended it (see `orchlite.reaper`).
+stop: someone asked to cancel it, or another process ended it (see `orchlite.stopping`).
 A process killed within `START_DELAY` of starting a task loses only that task's RUNNING
 row; its run is reaped as CRASHED and a resume executes the task again.
 """

@@ -43,8 +43,7 @@ from .hashing import hash_arguments
 from .logging import capture_prints, ensure_logging, restore_prints
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
-from .run_tags import current_tags
-from .runtime import (
+from .run_support import (
     describe,
     error_fields,
     error_text,
@@ -59,6 +58,7 @@ from .runtime import (
     task_logger,
     to_json,
 )
+from .run_tags import current_tags
 from .states import State, StateName, StateType, returned_state
 from .steps import Blocking, Body, Pause, StepDriver, Steps, arun_steps, await_body, run_steps
 from .store import TaskRun

@@ -16,7 +16,7 @@ from recorded import last_run, store
 from orchlite import flow, task
 from orchlite.logging import setup_logging
 from orchlite.recorder import START_DELAY
-from orchlite.runtime import new_run_id
+from orchlite.run_support import new_run_id
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from orchlite.reaper import STALE_HEARTBEAT_SECONDS, reap_dead_runs
 from orchlite.states import StateName
+from orchlite.stopping import STALE_HEARTBEAT_SECONDS, reap_dead_runs
 from orchlite.store import Store, TaskRun
 
 

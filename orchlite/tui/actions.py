@@ -11,13 +11,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cancellation import cancel_run
 from ..config import HOME_ENV, find_home, project_root
 from ..discovery import FlowInfo, load_target
 from ..errors import UsageError
 from ..executor import RunRequest, run_in_subprocess
 from ..flow_runs import InputField, input_fields, resume_in
 from ..params import bind_parameters
+from ..stopping import cancel_run
 from ..store import Store
 
 CANCEL_WAIT_SECONDS = 10.0

@@ -41,7 +41,7 @@ from orchtest import ORCH, Project
 from orchlite import results
 from orchlite.blobs import BlobStore
 from orchlite.processes import pid_alive
-from orchlite.reaper import reap_dead_runs
+from orchlite.stopping import reap_dead_runs
 from orchlite.store import Store, TaskRun
 
 SUCCESS = {"COMPLETED", "CACHED"}

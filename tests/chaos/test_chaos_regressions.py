@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchlite.project import load_schedules
-from orchlite.reaper import reap_dead_runs
+from orchlite.stopping import reap_dead_runs
 from orchlite.store import Store
 
 pytestmark = pytest.mark.chaos

@@ -89,3 +89,16 @@ def test_tags_from_the_block_take_slots_of_concurrency_limits() -> None:
 def test_a_tag_must_be_a_non_empty_string() -> None:
     with pytest.raises(ValueError, match="non-empty string"), tags(""):
         pass
+
+
+def test_runtime_flow_run_tags_reads_the_runs_tags() -> None:
+    from orchlite.runtime import flow_run
+
+    @flow
+    def tagged() -> list[str]:
+        return sorted(flow_run.tags)
+
+    with tags("nightly", "eu"):
+        assert tagged() == ["eu", "nightly"]
+    assert tagged() == []
+    assert flow_run.tags == []

@@ -1,7 +1,8 @@
-"""Finding runs whose process died, so no run stays RUNNING forever.
+"""Ending runs from outside the process that runs them: reaping the runs whose process died,
+and cancelling runs someone asked to stop.
 
-A run records the pid, start time and host of the process running it, and that process
-refreshes a heartbeat every few seconds. A run that is not finished is dead when:
+**Reaping.** A run records the pid, start time and host of the process running it, and that
+process refreshes a heartbeat every few seconds. A run that is not finished is dead when:
 
 - on this host, its process is gone: the pid is not alive, or belongs to a process that
   started at another time (the pid was reused). The heartbeat is not looked at: a process
@@ -14,6 +15,11 @@ It is ended CRASHED, together with its unfinished task runs. Terminal states are
 the process of a run reaped this way was in fact alive (a host that stalled longer than
 `stale_after`), it finds its run ended when it resumes, records nothing more, and stops
 (see `Recorder` and `engine`).
+
+**Cancelling.** `cancel_run` marks the run CANCELLING in the store. The process running the
+flow notices within half a second (its recorder polls) and stops at the next task boundary;
+a `--subprocess` supervisor terminates its child. A run whose process is already gone (as
+reaping judges it) is ended CANCELLED at once, so a dead run can always be cancelled.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from __future__ import annotations
 import socket
 import time
 
+from .errors import UsageError
 from .processes import SEES_PROCESSES, process_alive
-from .states import StateName
+from .states import TERMINAL, StateName
 from .store import FlowRun, Store
 
 STALE_HEARTBEAT_SECONDS = 300.0
@@ -55,3 +62,22 @@ def death_of(
     if run.heartbeat is not None and now - run.heartbeat > stale_after:
         return f"no heartbeat from {run.host} (pid {run.pid}) for {int(now - run.heartbeat)} s"
     return None
+
+
+def cancel_run(store: Store, run_id: str, *, wait_seconds: float = 10.0) -> str:
+    """Ask a run to stop and wait up to `wait_seconds` for it; returns the state it reached."""
+    run = store.get_flow_run(run_id)
+    if StateName(run.state) in TERMINAL:
+        raise UsageError(f"run {run_id[:8]} already ended {run.state}")
+    if not store.request_cancel(run_id):
+        return store.get_flow_run(run_id).state
+    if run.pid is not None and death_of(run, socket.gethostname(), time.time()):
+        store.end_abandoned_run(run_id, StateName.CANCELLED, "cancelled; its process was gone")
+        return StateName.CANCELLED.value
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        state = store.get_flow_run(run_id).state
+        if StateName(state) in TERMINAL:
+            return state
+        time.sleep(0.1)
+    return store.get_flow_run(run_id).state
