@@ -348,15 +348,15 @@ def _target_of(flow: Flow[..., Any], home: Path) -> str | None:
 def _bind_flow_parameters(
     flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
-    bound = flow.signature.bind_partial(*args, **kwargs)
-    given = dict(bound.arguments)
-    if flow.validate_parameters:
-        from .params import bind_parameters
+    from .params import bind_parameters, call_arguments
 
+    bound = flow.signature.bind_partial(*args, **kwargs)
+    given = call_arguments(flow.signature, bound.arguments)
+    if flow.validate_parameters:
         return bind_parameters(flow.fn, given, flow_name=flow.name)
     full = flow.signature.bind(*args, **kwargs)
     full.apply_defaults()
-    return dict(full.arguments)
+    return call_arguments(flow.signature, full.arguments)
 
 
 def _succeeded_tasks(store: Any, run_id: str) -> dict[int, TaskRun]:
