@@ -710,10 +710,11 @@ def backfill(
     from .daemon import backfill as run_backfill
 
     home = find_home()
+    root = project_root(home)
     ok = run_backfill(
         home,
-        project_root(home),
-        target,
+        root,
+        _flow_name_as_declared(target, root),
         start,
         end,
         schedule_name=schedule,
@@ -724,6 +725,20 @@ def backfill(
     )
     if not ok:
         raise typer.Exit(int(ExitCode.RUN_FAILED))
+
+
+def _flow_name_as_declared(target: str, root: Path) -> str:
+    """A flow name in the spelling its declaration gives (`sales_etl` -> `sales-etl`);
+    a file.py:flow or module:flow target as it is."""
+    if ":" in target or target.endswith(".py"):
+        return target
+    from .discovery import find_flows
+    from .names import same_flow_name
+
+    for info in find_flows(root):
+        if same_flow_name(target, info.name) or same_flow_name(target, info.function):
+            return info.name
+    return target
 
 
 @daemon_app.command("status")
