@@ -88,6 +88,7 @@ secret_app = typer.Typer(
 app.add_typer(secret_app, name="secret")
 
 _debug = False
+_home_option = False
 
 
 def _version(value: bool) -> None:
@@ -108,10 +109,30 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    global _debug
+    global _debug, _home_option
     _debug = debug
+    _home_option = home is not None
     if home is not None:
         os.environ["ORCH_HOME"] = str(home.expanduser().absolute())
+
+
+def _home() -> Path:
+    """The project's `.orch/` for a command that reads it.
+
+    A store named with `--home` must exist: a mistyped path is an error, not an empty
+    history. ORCH_HOME may name a store not created yet (a fresh project has no runs), but
+    not one whose folder is missing as well.
+    """
+    from .config import HOME_ENV, find_home
+
+    home = find_home()
+    if (home / "orch.db").exists():
+        return home
+    if _home_option:
+        raise UsageError(f"no store at {home} (named by --home)")
+    if os.environ.get(HOME_ENV) and not home.parent.is_dir():
+        raise UsageError(f"no store at {home} (named by {HOME_ENV}; {home.parent} is missing)")
+    return home
 
 
 def _store(create: bool = False, reap: bool = True) -> Any:
@@ -120,7 +141,7 @@ def _store(create: bool = False, reap: bool = True) -> Any:
     from .reaper import reap_dead_runs
     from .store import Store
 
-    home = find_home()
+    home = find_home() if create else _home()
     if not create and not (home / "orch.db").exists():
         raise UsageError(f"no runs recorded yet (no store at {home})")
     store = Store(home, create=create)
@@ -132,9 +153,7 @@ def _store(create: bool = False, reap: bool = True) -> Any:
 
 def _existing_store() -> Any | None:
     """The project's store, or None when nothing was ever recorded in this project."""
-    from .config import find_home
-
-    if not (find_home() / "orch.db").exists():
+    if not (_home() / "orch.db").exists():
         return None
     return _store()
 
@@ -509,10 +528,12 @@ def gc(
 @app.command()
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Check .orch/: database integrity, blob hashes, lost results, file modes; repair."""
-    from .config import find_home
     from .doctor import diagnose
 
-    report = diagnose(find_home())
+    home = _home()
+    if not home.is_dir():
+        raise UsageError(f"no store at {home}: nothing recorded here to check")
+    report = diagnose(home)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -865,10 +886,9 @@ def secret_rm(name: Annotated[str, typer.Argument(help="The secret to remove.")]
 @app.command()
 def tui() -> None:
     """Live terminal view of runs, task runs and logs; cancel and retry from it."""
-    from .config import find_home
     from .tui.app import make_app  # Textual loads here only, never for other commands
 
-    make_app(find_home()).run()
+    make_app(_home()).run()
 
 
 # -- entry point --------------------------------------------------------------------------
