@@ -194,11 +194,23 @@ def run(
     given.update(parse_assignments(param or []))
     from .executor import RunRequest
 
+    _home_of_absolute_target(target)
     request = RunRequest(target=target, params=given, refresh_cache=no_cache)
     run_id, code = _execute(request, subprocess, as_json)
     if run_id is not None:
         _report(run_id, as_json)
     raise typer.Exit(code)
+
+
+def _home_of_absolute_target(target: str) -> None:
+    """For `orch run /abs/path/flows.py:etl`, the store of the file's own project (found
+    walking up from its folder, else beside it), not one in the working directory."""
+    from .config import HOME_ENV, find_home
+    from .discovery import absolute_target_file
+
+    path = absolute_target_file(target)
+    if path is not None and not os.environ.get(HOME_ENV):
+        os.environ[HOME_ENV] = str(find_home(start=path.parent))
 
 
 def _execute(request: Any, in_subprocess: bool, as_json: bool) -> tuple[str | None, int]:

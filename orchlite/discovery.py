@@ -220,6 +220,48 @@ def load_target(target: str, root: Path) -> object:
     return _get_attr(module, name, where)
 
 
+def _file_part(target: str) -> tuple[str, str] | None:
+    """(file path, ":name" or "") when `target` names a file, as `load_target` reads it."""
+    where, sep, name = target.rpartition(":")
+    if not sep or target.endswith(".py"):
+        return (target, "") if target.endswith(".py") else None
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        return where, f":{name}"
+    return None
+
+
+def absolute_target_file(target: str) -> Path | None:
+    """The flow file an absolute `file.py[:name]` target names; None for any other target."""
+    part = _file_part(target)
+    if part is None:
+        return None
+    path = Path(part[0]).expanduser()
+    return path if path.is_absolute() else None
+
+
+def anchored_target(target: str, root: Path) -> str:
+    """`target` naming the same file from `root` as it does from here.
+
+    A relative file that only the working directory finds (`orch run flows.py:etl` in a
+    subfolder holding flows.py) is rewritten relative to `root` (or made absolute when
+    outside it), so the target still loads once the run has moved to the project root,
+    and `orch retry` finds it from anywhere in the project.
+    """
+    part = _file_part(target)
+    if part is None:
+        return target
+    where, suffix = part
+    given = Path(where).expanduser()
+    if given.is_absolute() or (root / given).is_file() or not (Path.cwd() / given).is_file():
+        return target
+    path = (Path.cwd() / given).resolve()
+    try:
+        path = path.relative_to(Path(root).resolve())
+    except ValueError:
+        pass
+    return f"{path.as_posix()}{suffix}"
+
+
 def _load_by_name(name: str, root: Path) -> object:
     flows, unreadable = find_flows_with_errors(root)
     matches = [f for f in flows if same_flow_name(name, f.name) or same_flow_name(name, f.function)]

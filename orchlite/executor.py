@@ -33,7 +33,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import CancelledRun, ExitCode, OrchError, UsageError
@@ -62,22 +64,54 @@ class RunRequest:
 def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str, int]:
     """Load the target, bind its parameters and run it here; returns (run id, exit code).
 
+    The flow's module is imported and the flow runs with the project root as the working
+    directory, wherever `orch` was started; the previous one is restored after.
     Bad input (an unloadable target, a bad parameter) raises before any run is recorded.
     With `console=None` logging is left as the caller set it up (the live view).
     """
     from .config import find_home, project_root
+    from .discovery import anchored_target
+
+    home = find_home()
+    root = project_root(home)
+    target = anchored_target(request.target, root)
+    with _working_directory(root):
+        return _run_here(request, target, home, root, console)
+
+
+@contextlib.contextmanager
+def _working_directory(folder: Path) -> Iterator[None]:
+    """`folder` as the working directory while open (Python 3.10 has no contextlib.chdir)."""
+    try:
+        before: str | None = os.getcwd()
+    except OSError:  # the working directory was deleted: nothing to go back to
+        before = None
+    try:
+        os.chdir(folder)
+    except OSError as exc:
+        raise UsageError(f"cannot run in {folder}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        if before is not None:
+            with contextlib.suppress(OSError):
+                os.chdir(before)
+
+
+def _run_here(
+    request: RunRequest, target: str, home: Path, root: Path, console: bool | None
+) -> tuple[str, int]:
     from .discovery import load_target
     from .engine import run_flow
     from .logging import setup_logging
     from .params import bind_parameters
     from .settings import persist_by_default
 
-    home = find_home()
-    flow: Any = load_target(request.target, project_root(home))
+    flow: Any = load_target(target, root)
     if not getattr(flow, "__orch_flow__", False):
         raise UsageError(f"{request.target} is not a flow (decorate it with @flow)")
     parameters = bind_parameters(flow.fn, request.params, flow_name=flow.name)
-    persist_by_default(project_root(home))  # a bad setting is bad input, refused up front
+    persist_by_default(root)  # a bad setting is bad input, refused up front
     if console is not None:
         setup_logging(console=console)
     try:
@@ -86,7 +120,7 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
             (),
             {**parameters, "return_state": True},
             run_id=request.run_id,
-            target=request.target,
+            target=target,
             trigger=request.trigger,
             refresh_cache=request.refresh_cache,
             resume_from=request.resume_from,
