@@ -19,7 +19,7 @@ import typer
 import typer.core
 
 from . import __version__
-from .errors import DiskFullError, ExitCode, OrchError, UsageError
+from .errors import DiskFullError, ExitCode, OrchError, Terminated, UsageError, interrupt_code
 
 _GLOBAL_FLAGS = ("--debug",)
 _GLOBAL_OPTIONS = ("--home",)  # each takes a value
@@ -216,7 +216,7 @@ def _home_of_absolute_target(target: str) -> None:
 def _execute(request: Any, in_subprocess: bool, as_json: bool) -> tuple[str | None, int]:
     from .executor import run_in_subprocess, run_target
 
-    with _stdout_to_stderr(as_json):
+    with _stdout_to_stderr(as_json), _sigterm_as_interrupt():
         if in_subprocess:
             return run_in_subprocess(request)
         if sys.stderr.isatty() and not as_json:
@@ -225,6 +225,22 @@ def _execute(request: Any, in_subprocess: bool, as_json: bool) -> tuple[str | No
             with LiveRunView():
                 return run_target(request, console=None)
         return run_target(request)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While open, SIGTERM ends the run as Ctrl-C does (recorded CANCELLED, a child's
+    process group stopped), and `orch` exits 143."""
+    import signal
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -914,8 +930,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except OrchError as exc:
         _fail(str(exc), exc.exit_code, exc)
-    except KeyboardInterrupt:
-        _fail("interrupted", ExitCode.INTERRUPTED, None)
+    except KeyboardInterrupt as exc:
+        code = interrupt_code(exc)
+        _fail("terminated" if code == ExitCode.TERMINATED else "interrupted", code, None)
     except Exception as exc:
         _click_or_crash(exc)
     sys.exit(code if isinstance(code, int) else 0)

@@ -185,7 +185,7 @@ def _run_flow_attempts(
         except CancelledRun as exc:
             return _end_cancelled(flow, ctx, error_text(exc) or "cancelled", exc), NOT_RETURNED
         except KeyboardInterrupt as exc:
-            _end_cancelled(flow, ctx, "interrupted (Ctrl-C)", exc)
+            _end_cancelled(flow, ctx, str(exc) or "interrupted (Ctrl-C)", exc)
             raise
         except timeouts.Interrupted as exc:  # a subflow, when its parent's timeout passed
             _end_cancelled(flow, ctx, "interrupted: an enclosing run exceeded its timeout", exc)

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CancelledRun, ExitCode, OrchError, UsageError
+from .errors import CancelledRun, ExitCode, OrchError, Terminated, UsageError, interrupt_code
 from .redaction import SecretFeed, redact
 from .runtime import new_run_id
 from .states import TERMINAL, StateName
@@ -125,8 +125,8 @@ def _run_here(
             refresh_cache=request.refresh_cache,
             resume_from=request.resume_from,
         )
-    except KeyboardInterrupt:
-        return request.run_id, ExitCode.INTERRUPTED
+    except KeyboardInterrupt as exc:
+        return request.run_id, interrupt_code(exc)
     except (Exception, CancelledRun, SystemExit) as exc:
         # SystemExit too: a flow calling sys.exit() ended its run (CRASHED), and `orch`
         # exits with the run's outcome, not with the code the flow passed.
@@ -206,10 +206,10 @@ def run_in_subprocess(
         code = _supervise(child, home, run_id)
         for reader in readers:
             reader.join(timeout=READER_JOIN_SECONDS)  # a grandchild may hold the pipe open
-    except KeyboardInterrupt:
-        _interrupt(child)
-        _end_if_unfinished(home, run_id, StateName.CANCELLED, "interrupted (Ctrl-C)")
-        return (run_id if _recorded(home, run_id) else None), ExitCode.INTERRUPTED
+    except KeyboardInterrupt as exc:
+        _interrupt(child, exc)
+        _end_if_unfinished(home, run_id, StateName.CANCELLED, str(exc) or "interrupted (Ctrl-C)")
+        return (run_id if _recorded(home, run_id) else None), interrupt_code(exc)
     finally:
         os.close(alive)
     if not _recorded(home, run_id):
@@ -381,9 +381,11 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
     _end_group(child, (signal.SIGTERM,), CANCEL_GRACE_SECONDS)
 
 
-def _interrupt(child: subprocess.Popen[bytes]) -> None:
-    """Ask the child to cancel (SIGINT), then SIGTERM, then SIGKILL after grace periods."""
-    _end_group(child, (signal.SIGINT, signal.SIGTERM), KILL_GRACE_SECONDS)
+def _interrupt(child: subprocess.Popen[bytes], exc: KeyboardInterrupt) -> None:
+    """Pass the parent's signal on to the child's group (SIGINT for Ctrl-C, SIGTERM for
+    SIGTERM: the child records CANCELLED), then SIGTERM, then SIGKILL after grace periods."""
+    first = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+    _end_group(child, tuple(dict.fromkeys((first, signal.SIGTERM))), KILL_GRACE_SECONDS)
 
 
 def _end_group(
