@@ -255,10 +255,8 @@ def anchored_target(target: str, root: Path) -> str:
     if given.is_absolute() or (root / given).is_file() or not (Path.cwd() / given).is_file():
         return target
     path = (Path.cwd() / given).resolve()
-    try:
+    if path.is_relative_to(Path(root).resolve()):
         path = path.relative_to(Path(root).resolve())
-    except ValueError:
-        pass
     return f"{path.as_posix()}{suffix}"
 
 

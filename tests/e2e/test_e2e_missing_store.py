@@ -26,7 +26,9 @@ def test_doctor_where_there_is_no_store(tmp_path: Path) -> None:
     assert not (tmp_path / ".orch").exists()
 
 
-@pytest.mark.parametrize("command", [["runs"], ["doctor"], ["cache", "ls"], ["gc"], ["show", "last"]])
+@pytest.mark.parametrize(
+    "command", [["runs"], ["doctor"], ["cache", "ls"], ["gc"], ["show", "last"]]
+)
 def test_a_home_named_but_missing(tmp_path: Path, command: list[str]) -> None:
     missing = tmp_path / "nonexistent" / ".orch"
     for args in (["--home", str(missing), *command], [*command, "--home", str(missing)]):
