@@ -50,3 +50,12 @@ def test_runs_recorded_under_the_other_spelling_are_found(project: Project) -> N
     for spelling in ("sales-etl", "sales_etl"):
         proc = project.orch("runs", "--flow", spelling)
         assert proc.stdout.count("sales") == 2, describe(proc)
+
+
+def test_backfill_takes_either_spelling(project: Project) -> None:
+    project.write("flows.py", SALES)
+    project.write("orch.toml", '[[schedule]]\ntarget = "flows.py:sales_etl"\ncron = "0 3 * * *"\n')
+    for spelling, day in (("sales_etl", "2026-03-01"), ("sales-etl", "2026-03-02")):
+        proc = project.orch("backfill", spelling, "--start", day, "--end", day)
+        assert proc.stdout.count("  claimed\n") == 1, describe(proc)
+    assert [r["flow"] for r in project.runs()] == ["sales-etl"] * 2
