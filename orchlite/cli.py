@@ -22,7 +22,7 @@ from . import __version__
 from .cli_artifacts import artifacts
 from .cli_resume import resume
 from .cli_variables import variable_app
-from .errors import DiskFullError, ExitCode, OrchError, UsageError
+from .errors import DiskFullError, ExitCode, OrchError, Terminated, UsageError, interrupt_code
 
 _GLOBAL_FLAGS = ("--debug",)
 _GLOBAL_OPTIONS = ("--home",)  # each takes a value
@@ -94,6 +94,7 @@ app.command()(artifacts)
 app.command()(resume)
 
 _debug = False
+_home_option = False
 
 
 def _version(value: bool) -> None:
@@ -114,10 +115,30 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    global _debug
+    global _debug, _home_option
     _debug = debug
+    _home_option = home is not None
     if home is not None:
         os.environ["ORCH_HOME"] = str(home.expanduser().absolute())
+
+
+def _home() -> Path:
+    """The project's `.orch/` for a command that reads it.
+
+    A store named with `--home` must exist: a mistyped path is an error, not an empty
+    history. ORCH_HOME may name a store not created yet (a fresh project has no runs), but
+    not one whose folder is missing as well.
+    """
+    from .config import HOME_ENV, find_home
+
+    home = find_home()
+    if (home / "orch.db").exists():
+        return home
+    if _home_option:
+        raise UsageError(f"no store at {home} (named by --home)")
+    if os.environ.get(HOME_ENV) and not home.parent.is_dir():
+        raise UsageError(f"no store at {home} (named by {HOME_ENV}; {home.parent} is missing)")
+    return home
 
 
 def _store(create: bool = False, reap: bool = True) -> Any:
@@ -126,7 +147,7 @@ def _store(create: bool = False, reap: bool = True) -> Any:
     from .stopping import reap_dead_runs
     from .store import Store
 
-    home = find_home()
+    home = find_home() if create else _home()
     if not create and not (home / "orch.db").exists():
         raise UsageError(f"no runs recorded yet (no store at {home})")
     store = Store(home, create=create)
@@ -138,9 +159,7 @@ def _store(create: bool = False, reap: bool = True) -> Any:
 
 def _existing_store() -> Any | None:
     """The project's store, or None when nothing was ever recorded in this project."""
-    from .config import find_home
-
-    if not (find_home() / "orch.db").exists():
+    if not (_home() / "orch.db").exists():
         return None
     return _store()
 
@@ -181,6 +200,7 @@ def run(
     given.update(parse_assignments(param or []))
     from .executor import RunRequest
 
+    _home_of_absolute_target(target)
     request = RunRequest(target=target, params=given, refresh_cache=no_cache)
     run_id, code = _execute(request, subprocess, as_json)
     if run_id is not None:
@@ -188,10 +208,21 @@ def run(
     raise typer.Exit(code)
 
 
+def _home_of_absolute_target(target: str) -> None:
+    """For `orch run /abs/path/flows.py:etl`, the store of the file's own project (found
+    walking up from its folder, else beside it), not one in the working directory."""
+    from .config import HOME_ENV, find_home
+    from .discovery import absolute_target_file
+
+    path = absolute_target_file(target)
+    if path is not None and not os.environ.get(HOME_ENV):
+        os.environ[HOME_ENV] = str(find_home(start=path.parent))
+
+
 def _execute(request: Any, in_subprocess: bool, as_json: bool) -> tuple[str | None, int]:
     from .executor import run_in_subprocess, run_target
 
-    with _stdout_to_stderr(as_json):
+    with _stdout_to_stderr(as_json), _sigterm_as_interrupt():
         if in_subprocess:
             return run_in_subprocess(request)
         if sys.stderr.isatty() and not as_json:
@@ -200,6 +231,22 @@ def _execute(request: Any, in_subprocess: bool, as_json: bool) -> tuple[str | No
             with LiveRunView():
                 return run_target(request, console=None)
         return run_target(request)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While open, SIGTERM ends the run as Ctrl-C does (recorded CANCELLED, a child's
+    process group stopped), and `orch` exits 143."""
+    import signal
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -522,10 +569,12 @@ def gc(
 @app.command()
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Check .orch/: database integrity, blob hashes, lost results, file modes; repair."""
-    from .config import find_home
     from .doctor import diagnose
 
-    report = diagnose(find_home())
+    home = _home()
+    if not home.is_dir():
+        raise UsageError(f"no store at {home}: nothing recorded here to check")
+    report = diagnose(home)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -723,10 +772,11 @@ def backfill(
     from .daemon import backfill as run_backfill
 
     home = find_home()
+    root = project_root(home)
     ok = run_backfill(
         home,
-        project_root(home),
-        target,
+        root,
+        _flow_name_as_declared(target, root),
         start,
         end,
         schedule_name=schedule,
@@ -737,6 +787,20 @@ def backfill(
     )
     if not ok:
         raise typer.Exit(int(ExitCode.RUN_FAILED))
+
+
+def _flow_name_as_declared(target: str, root: Path) -> str:
+    """A flow name in the spelling its declaration gives (`sales_etl` -> `sales-etl`);
+    a file.py:flow or module:flow target as it is."""
+    if ":" in target or target.endswith(".py"):
+        return target
+    from .discovery import find_flows
+    from .names import same_flow_name
+
+    for info in find_flows(root):
+        if same_flow_name(target, info.name) or same_flow_name(target, info.function):
+            return info.name
+    return target
 
 
 @daemon_app.command("status")
@@ -863,10 +927,9 @@ def secret_rm(name: Annotated[str, typer.Argument(help="The secret to remove.")]
 @app.command()
 def tui() -> None:
     """Live terminal view of runs, task runs and logs; cancel and retry from it."""
-    from .config import find_home
     from .tui.app import make_app  # Textual loads here only, never for other commands
 
-    make_app(find_home()).run()
+    make_app(_home()).run()
 
 
 # -- entry point --------------------------------------------------------------------------
@@ -880,8 +943,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except OrchError as exc:
         _fail(str(exc), exc.exit_code, exc)
-    except KeyboardInterrupt:
-        _fail("interrupted", ExitCode.INTERRUPTED, None)
+    except KeyboardInterrupt as exc:
+        code = interrupt_code(exc)
+        _fail("terminated" if code == ExitCode.TERMINATED else "interrupted", code, None)
     except Exception as exc:
         _click_or_crash(exc)
     sys.exit(code if isinstance(code, int) else 0)

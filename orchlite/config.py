@@ -1,8 +1,9 @@
 """Where the project's `.orch/` directory is, and whether it may be used.
 
-Resolution order: an explicit path (`orch --home`), then `ORCH_HOME`, then the first `.orch/`
-found walking up from the working directory, else `.orch/` in the working directory (created
-on first write, mode 0700).
+Resolution order: an explicit path (`orch --home`), then `ORCH_HOME`, then the `.orch/` of the
+first folder walking up from the working directory that holds a `.orch/` or an `orch.toml`
+(the project root), else `.orch/` in the working directory (created on first write, mode
+0700).
 
 Trust. A store holds pickled results, and loading a pickle runs whatever code it names: whoever
 can write a store can run code as whoever reads it. So, like git's `safe.directory`:
@@ -33,6 +34,7 @@ import sys
 from pathlib import Path
 
 from .errors import StoreError
+from .settings import PROJECT_FILE
 
 HOME_DIRNAME = ".orch"
 HOME_ENV = "ORCH_HOME"
@@ -51,24 +53,39 @@ class UntrustedStoreError(StoreError):
 
 
 def find_home(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path:
-    """The `.orch/` directory to use; it may not exist yet."""
+    """The `.orch/` directory to use; it may not exist yet.
+
+    Walking up from `start` (the working directory), the first folder that holds a `.orch`
+    or an `orch.toml` is the project's root, and its `.orch/` the store. StoreError when
+    that `.orch` is there but is not a folder.
+    """
     if explicit:
-        return Path(explicit).expanduser().absolute()
+        return _folder_or_absent(Path(explicit).expanduser().absolute())
     from_env = os.environ.get(HOME_ENV)
     if from_env:
-        return Path(from_env).expanduser().absolute()
+        return _folder_or_absent(Path(from_env).expanduser().absolute())
     here = (start or Path.cwd()).absolute()
     for folder in (here, *here.parents):
         if folder != here and not _owned_by_me(folder) and not listed_safe(folder / HOME_DIRNAME):
             break  # never look for another user's store
         candidate = folder / HOME_DIRNAME
-        if candidate.is_dir():
-            return candidate
+        if os.path.lexists(candidate) or (folder / PROJECT_FILE).is_file():
+            return _folder_or_absent(candidate)
     return here / HOME_DIRNAME
 
 
+def _folder_or_absent(home: Path) -> Path:
+    if os.path.lexists(home) and not home.is_dir():
+        raise StoreError(
+            f"{home} is not a folder: a store is a folder (move the file away, or choose"
+            " another store with --home)"
+        )
+    return home
+
+
 def project_root(home: Path) -> Path:
-    """The folder that holds `.orch/`: where relative flow targets are resolved from."""
+    """The folder that holds `.orch/`: the working directory of every run, and where
+    relative flow targets are resolved from."""
     return home.parent if home.name == HOME_DIRNAME else Path.cwd()
 
 

@@ -9,7 +9,8 @@ Targets accepted by `load_target`:
     path/to/file.py:name   a file (relative to the root, to the working directory, or absolute)
     path/to/file.py        the file's only flow
     package.module:name    imported with importlib, the root first on sys.path
-    name                   a flow name or function name found by `find_flows(root)`
+    name                   a flow's name or function name found by `find_flows(root)`,
+                           `_` and `-` alike (see `orchlite.names`)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 
 from orchlite.errors import LoadError, UsageError
+from orchlite.names import default_flow_name, same_flow_name
 
 SKIP_DIRS = frozenset(
     {"__pycache__", "node_modules", "tests", "test", "venv", "site-packages", "build", "dist"}
@@ -172,12 +174,13 @@ def _top_level_functions(body: list[ast.stmt]) -> list[ast.FunctionDef | ast.Asy
     return out
 
 
-def _flow_name(call: ast.Call | None, default: str) -> str:
+def _flow_name(call: ast.Call | None, function: str) -> str:
+    """The flow's `name=` when the decorator gives it as a literal, else the default name."""
     for kw in call.keywords if call else ():
         value = kw.value.value if isinstance(kw.value, ast.Constant) else None
         if kw.arg == "name" and isinstance(value, str):
             return value
-    return default
+    return default_flow_name(function)
 
 
 def _parameters(args: ast.arguments) -> tuple[ParamInfo, ...]:
@@ -217,9 +220,49 @@ def load_target(target: str, root: Path) -> object:
     return _get_attr(module, name, where)
 
 
+def _file_part(target: str) -> tuple[str, str] | None:
+    """(file path, ":name" or "") when `target` names a file, as `load_target` reads it."""
+    where, sep, name = target.rpartition(":")
+    if not sep or target.endswith(".py"):
+        return (target, "") if target.endswith(".py") else None
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        return where, f":{name}"
+    return None
+
+
+def absolute_target_file(target: str) -> Path | None:
+    """The flow file an absolute `file.py[:name]` target names; None for any other target."""
+    part = _file_part(target)
+    if part is None:
+        return None
+    path = Path(part[0]).expanduser()
+    return path if path.is_absolute() else None
+
+
+def anchored_target(target: str, root: Path) -> str:
+    """`target` naming the same file from `root` as it does from here.
+
+    A relative file that only the working directory finds (`orch run flows.py:etl` in a
+    subfolder holding flows.py) is rewritten relative to `root` (or made absolute when
+    outside it), so the target still loads once the run has moved to the project root,
+    and `orch retry` finds it from anywhere in the project.
+    """
+    part = _file_part(target)
+    if part is None:
+        return target
+    where, suffix = part
+    given = Path(where).expanduser()
+    if given.is_absolute() or (root / given).is_file() or not (Path.cwd() / given).is_file():
+        return target
+    path = (Path.cwd() / given).resolve()
+    if path.is_relative_to(Path(root).resolve()):
+        path = path.relative_to(Path(root).resolve())
+    return f"{path.as_posix()}{suffix}"
+
+
 def _load_by_name(name: str, root: Path) -> object:
     flows, unreadable = find_flows_with_errors(root)
-    matches = [f for f in flows if name in (f.name, f.function)]
+    matches = [f for f in flows if same_flow_name(name, f.name) or same_flow_name(name, f.function)]
     if len(matches) == 1:
         path = root / matches[0].file
         return _get_attr(load_file(path), matches[0].function, _display(path))

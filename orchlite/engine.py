@@ -212,7 +212,7 @@ def _run_flow_attempts(
         except CancelledRun as exc:
             return _end_cancelled(flow, ctx, error_text(exc) or "cancelled", exc), NOT_RETURNED
         except KeyboardInterrupt as exc:
-            _end_cancelled(flow, ctx, "interrupted (Ctrl-C)", exc)
+            _end_cancelled(flow, ctx, str(exc) or "interrupted (Ctrl-C)", exc)
             raise
         except timeouts.Interrupted as exc:  # a subflow, when its parent's timeout passed
             _end_cancelled(flow, ctx, "interrupted: an enclosing run exceeded its timeout", exc)
@@ -432,15 +432,15 @@ def _target_of(flow: Flow[..., Any], home: Path) -> str | None:
 def _bind_flow_parameters(
     flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
-    bound = flow.signature.bind_partial(*args, **kwargs)
-    given = dict(bound.arguments)
-    if flow.validate_parameters:
-        from .params import bind_parameters
+    from .params import bind_parameters, call_arguments
 
+    bound = flow.signature.bind_partial(*args, **kwargs)
+    given = call_arguments(flow.signature, bound.arguments)
+    if flow.validate_parameters:
         return bind_parameters(flow.fn, given, flow_name=flow.name)
     full = flow.signature.bind(*args, **kwargs)
     full.apply_defaults()
-    return dict(full.arguments)
+    return call_arguments(flow.signature, full.arguments)
 
 
 def _succeeded_tasks(store: EngineStore, run_id: str) -> dict[int, TaskRun]:

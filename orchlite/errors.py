@@ -20,6 +20,7 @@
 
     UpstreamTaskError          a task's upstream future failed (the task run FAILED)
     CancelledRun (a BaseException) a cancelled run, or a task call after cancellation
+    Terminated (a KeyboardInterrupt) SIGTERM to `orch run`, handled as Ctrl-C is
 
 Errors raised by user code inside a run are not wrapped: they become the run's FAILED state.
 """
@@ -45,6 +46,8 @@ class ExitCode(IntEnum):
     """The .orch/ store cannot be used (unwritable, corrupt, newer schema)."""
     INTERRUPTED = 130
     """Interrupted with Ctrl-C; the run was recorded CANCELLED."""
+    TERMINATED = 143
+    """Stopped by SIGTERM (systemd, `timeout`, `kill`); the run was recorded CANCELLED."""
 
 
 class OrchError(Exception):
@@ -158,3 +161,16 @@ class CancelledRun(BaseException):
 
     A BaseException so that a user's `except Exception` does not swallow it.
     """
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached `orch run`: a KeyboardInterrupt, so every path that ends a run on
+    Ctrl-C ends it the same way, with this message and exit code 143."""
+
+    def __init__(self) -> None:
+        super().__init__("terminated (SIGTERM)")
+
+
+def interrupt_code(exc: KeyboardInterrupt) -> ExitCode:
+    """143 for SIGTERM, 130 for Ctrl-C."""
+    return ExitCode.TERMINATED if isinstance(exc, Terminated) else ExitCode.INTERRUPTED

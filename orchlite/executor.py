@@ -33,10 +33,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .errors import CancelledRun, ExitCode, OrchError, UsageError
+from .errors import CancelledRun, ExitCode, OrchError, Terminated, UsageError, interrupt_code
 from .redaction import SecretFeed, redact
 from .run_support import new_run_id
 from .states import TERMINAL, StateName
@@ -62,22 +64,54 @@ class RunRequest:
 def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str, int]:
     """Load the target, bind its parameters and run it here; returns (run id, exit code).
 
+    The flow's module is imported and the flow runs with the project root as the working
+    directory, wherever `orch` was started; the previous one is restored after.
     Bad input (an unloadable target, a bad parameter) raises before any run is recorded.
     With `console=None` logging is left as the caller set it up (the live view).
     """
     from .config import find_home, project_root
+    from .discovery import anchored_target
+
+    home = find_home()
+    root = project_root(home)
+    target = anchored_target(request.target, root)
+    with _working_directory(root):
+        return _run_here(request, target, home, root, console)
+
+
+@contextlib.contextmanager
+def _working_directory(folder: Path) -> Iterator[None]:
+    """`folder` as the working directory while open (Python 3.10 has no contextlib.chdir)."""
+    try:
+        before: str | None = os.getcwd()
+    except OSError:  # the working directory was deleted: nothing to go back to
+        before = None
+    try:
+        os.chdir(folder)
+    except OSError as exc:
+        raise UsageError(f"cannot run in {folder}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        if before is not None:
+            with contextlib.suppress(OSError):
+                os.chdir(before)
+
+
+def _run_here(
+    request: RunRequest, target: str, home: Path, root: Path, console: bool | None
+) -> tuple[str, int]:
     from .discovery import load_target
     from .engine import run_flow
     from .logging import setup_logging
     from .params import bind_parameters
     from .settings import persist_by_default
 
-    home = find_home()
-    flow: Any = load_target(request.target, project_root(home))
+    flow: Any = load_target(target, root)
     if not getattr(flow, "__orch_flow__", False):
         raise UsageError(f"{request.target} is not a flow (decorate it with @flow)")
     parameters = bind_parameters(flow.fn, request.params, flow_name=flow.name)
-    persist_by_default(project_root(home))  # a bad setting is bad input, refused up front
+    persist_by_default(root)  # a bad setting is bad input, refused up front
     if console is not None:
         setup_logging(console=console)
     try:
@@ -86,13 +120,13 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
             (),
             {**parameters, "return_state": True},
             run_id=request.run_id,
-            target=request.target,
+            target=target,
             trigger=request.trigger,
             refresh_cache=request.refresh_cache,
             resume_from=request.resume_from,
         )
-    except KeyboardInterrupt:
-        return request.run_id, ExitCode.INTERRUPTED
+    except KeyboardInterrupt as exc:
+        return request.run_id, interrupt_code(exc)
     except (Exception, CancelledRun, SystemExit) as exc:
         # SystemExit too: a flow calling sys.exit() ended its run (CRASHED), and `orch`
         # exits with the run's outcome, not with the code the flow passed.
@@ -172,10 +206,10 @@ def run_in_subprocess(
         code = _supervise(child, home, run_id)
         for reader in readers:
             reader.join(timeout=READER_JOIN_SECONDS)  # a grandchild may hold the pipe open
-    except KeyboardInterrupt:
-        _interrupt(child)
-        _end_if_unfinished(home, run_id, StateName.CANCELLED, "interrupted (Ctrl-C)")
-        return (run_id if _recorded(home, run_id) else None), ExitCode.INTERRUPTED
+    except KeyboardInterrupt as exc:
+        _interrupt(child, exc)
+        _end_if_unfinished(home, run_id, StateName.CANCELLED, str(exc) or "interrupted (Ctrl-C)")
+        return (run_id if _recorded(home, run_id) else None), interrupt_code(exc)
     finally:
         os.close(alive)
     if not _recorded(home, run_id):
@@ -347,9 +381,11 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
     _end_group(child, (signal.SIGTERM,), CANCEL_GRACE_SECONDS)
 
 
-def _interrupt(child: subprocess.Popen[bytes]) -> None:
-    """Ask the child to cancel (SIGINT), then SIGTERM, then SIGKILL after grace periods."""
-    _end_group(child, (signal.SIGINT, signal.SIGTERM), KILL_GRACE_SECONDS)
+def _interrupt(child: subprocess.Popen[bytes], exc: KeyboardInterrupt) -> None:
+    """Pass the parent's signal on to the child's group (SIGINT for Ctrl-C, SIGTERM for
+    SIGTERM: the child records CANCELLED), then SIGTERM, then SIGKILL after grace periods."""
+    first = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+    _end_group(child, tuple(dict.fromkeys((first, signal.SIGTERM))), KILL_GRACE_SECONDS)
 
 
 def _end_group(

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .names import same_flow_name
 from .redaction import redact, redact_data, register
 from .settings import PROJECT_FILE, read_project_file
 from .states import StateName
@@ -85,7 +86,7 @@ class AlertRule:
             return True
         target = run.target or ""
         names = {run.flow_name, target, target.rpartition(":")[2]}
-        return bool(self.flows & names)
+        return any(same_flow_name(want, name) for want in self.flows for name in names)
 
 
 @dataclass

@@ -353,6 +353,16 @@ def bind_parameters(
     return out
 
 
+def call_arguments(sig: inspect.Signature, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """`BoundArguments.arguments` as the keywords of a call: what `**kwargs` collected is
+    spread out (so `kw(a=1)` gives `{"a": 1}`, not `{"kwargs": {"a": 1}}`)."""
+    out = dict(arguments)
+    for param in sig.parameters.values():
+        if param.kind is param.VAR_KEYWORD:
+            out.update(out.pop(param.name, {}))
+    return out
+
+
 def _type_hints(fn: Callable[..., Any], named: Mapping[str, inspect.Parameter]) -> dict[str, Any]:
     """Annotations with string forms resolved; one that cannot be resolved is left unchecked."""
     target = inspect.unwrap(fn)

@@ -25,6 +25,7 @@ from typing import (
 )
 
 from . import timeouts
+from .names import default_flow_name
 from .retries import RetryDelay
 
 if TYPE_CHECKING:
@@ -457,7 +458,7 @@ class Flow(_HookDecorators, Generic[P, R]):
         _check_serializer(result_serializer)
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.name = name or fn.__name__.replace("_", "-")
+        self.name = name or default_flow_name(fn.__name__)
         self.version = version
         self.flow_run_name = flow_run_name
         self.description = description or inspect.getdoc(fn)

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import UsageError
 from .file_sweep import FileSweep
 from .literal_calls import build_literal_call
+from .names import spellings
 
 if TYPE_CHECKING:
     from .store import Store
@@ -449,8 +450,8 @@ class TriggerRunner:
             mark = self.store.schedule_mark(key, now)
             since = max(first_seen, mark - SLACK_SECONDS)
             newest = mark
-            names = {trigger.flow_name, trigger.flow_name.replace("_", "-")}
-            for upstream in self.store.ended_flow_runs(sorted(names), trigger.states, since):
+            names = spellings(trigger.flow_name)
+            for upstream in self.store.ended_flow_runs(names, trigger.states, since):
                 newest = max(newest, upstream.ended or newest)
                 run_id = flow_trigger_run_id(key, upstream.id)
                 params = {UPSTREAM_PARAMETER: upstream.id} if entry.wants_upstream else {}

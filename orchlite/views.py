@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import UsageError
+from .names import spellings
 from .states import StateName
 from .store import Artifact, FlowRun, LogRecord, Store, TaskRun
 
@@ -74,6 +75,8 @@ def run_list(
     tags: Sequence[str] | None = None,
     limit: int = 20,
 ) -> list[dict[str, Any]]:
+    if flow is not None:  # either spelling of a name finds the flow's runs
+        flow = [s for name in ([flow] if isinstance(flow, str) else flow) for s in spellings(name)]
     runs = store.list_flow_runs(flow=flow, state=state, tags=tags, limit=limit)
     counts = store.task_state_counts([r.id for r in runs])
     return [run_summary(r, counts[r.id]) for r in runs]

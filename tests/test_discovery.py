@@ -121,11 +121,11 @@ def test_detects_every_decorator_form(tmp_path: Path) -> None:
         ("with_name", "named-flow"),
         ("attr", "attr"),
         ("attr_called", "attr-named"),
-        ("async_prefect", "async_prefect"),
+        ("async_prefect", "async-prefect"),
         ("aliased", "aliased"),
         ("prefect_alias", "p"),
-        ("dynamic_name", "dynamic_name"),
-        ("under_if", "under_if"),
+        ("dynamic_name", "dynamic-name"),
+        ("under_if", "under-if"),
     ]
     assert flows[0].file == Path("flows.py")
     assert flows[0].line == 8

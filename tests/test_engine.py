@@ -648,3 +648,19 @@ def test_a_task_run_saved_with_many_state_changes_keeps_them_all() -> None:
     changes += [("RETRYING", f"attempt {i}", 1.5) for i in range(3)] + [("RUNNING", None, 1.6)]
     s.save_task_run(run, [*changes, ("COMPLETED", None, 2.0)])
     assert [e.state for e in s.history("ab" * 16, 0)] == [c[0] for c in changes] + ["COMPLETED"]
+
+
+def test_var_keyword_parameters_bind_as_a_python_call_does() -> None:
+    @flow
+    def kw(**options: object) -> dict[str, object]:
+        return options
+
+    @flow
+    def mixed(n: int, **options: object) -> dict[str, object]:
+        return {"n": n, **options}
+
+    assert kw(a=1) == {"a": 1}
+    assert kw(options=5) == {"options": 5}
+    assert mixed("2", b="x") == {"n": 2, "b": "x"}
+    assert last_run().parameters == '{"n":2,"b":"x"}'
+    assert kw.with_options(validate_parameters=False)(a=1) == {"a": 1}

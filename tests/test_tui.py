@@ -1013,7 +1013,7 @@ async def test_quitting_asks_first_while_a_run_started_here_is_running(project: 
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, FlowPickerScreen), "the picker")
         picker = app.screen
-        await pilot.press(*["down"] * [f.name for f in picker.flows].index("until_go"), "enter")
+        await pilot.press(*["down"] * [f.name for f in picker.flows].index("until-go"), "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen), "the form")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")

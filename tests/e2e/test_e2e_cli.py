@@ -806,3 +806,22 @@ def test_orch_works_from_a_subdirectory(project: Project) -> None:
     assert proc.returncode == 0, describe(proc)
     assert not (sub / ".orch").exists()
     assert len(project.runs()) == 2
+
+
+def test_var_keyword_parameters_from_the_command_line(project: Project) -> None:
+    project.write(
+        "flows.py",
+        """
+        from orchlite import flow
+
+        @flow
+        def kw(**options):
+            return options
+        """,
+    )
+    project.orch("run", "flows.py:kw", "-p", "a=1", "-p", "b=two")
+    detail = project.show()
+    assert detail["parameters"] == {"a": "1", "b": "two"}
+    assert detail["state"] == "COMPLETED"
+    project.orch("retry", "last", "--force", "-p", "a=3")
+    assert project.show()["parameters"] == {"a": "3", "b": "two"}

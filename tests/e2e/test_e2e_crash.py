@@ -42,6 +42,27 @@ def doomed():
     never()
 
 
+@task
+def spawn_and_hang():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(3600)"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    Path("grandchild.pid").write_text(str(child.pid))
+    Path("task.pid").write_text(str(os.getpid()))
+    time.sleep(3600)
+
+
+@flow
+def spawner():
+    spawn_and_hang()
+    never()
+
+
 @flow
 def churn():
     Path("task.pid").write_text(str(os.getpid()))
@@ -144,6 +165,39 @@ def test_ctrl_c_cancels_the_run(project: Project, mode: str) -> None:
     assert states["hang-0"] == "CANCELLED"
     assert "never-0" not in states
     assert project.count("never.count") == 0
+    _assert_store_whole(project)
+
+
+@pytest.mark.parametrize("mode", ["in-process", "subprocess"])
+def test_sigterm_cancels_the_run_like_ctrl_c(project: Project, mode: str) -> None:
+    """systemd's stop, `timeout` and `kill` send SIGTERM: the run ends CANCELLED, what the
+    flow started in its child process is stopped, and `orch` exits 143 (128 + SIGTERM)."""
+    project.write_flow("flows.py", SLEEPS)
+    extra = ["--subprocess"] if mode == "subprocess" else []
+    runner = project.popen("run", *extra, "flows.py:spawner")
+    grandchild = 0
+    try:
+        pid = project.read_pid()
+        grandchild = project.read_pid("grandchild.pid")
+        runner.send_signal(signal.SIGTERM)
+    finally:
+        _, err = finish(runner)
+    try:
+        assert runner.returncode == 143, err
+        assert "Traceback" not in err
+        assert "CANCELLED" in err
+        detail = project.show()
+        assert detail["state"] == "CANCELLED"
+        assert "SIGTERM" in detail["message"]
+        states = {t["name"]: t["state"] for t in detail["tasks"]}
+        assert states["spawn_and_hang-0"] == "CANCELLED"
+        assert "never-0" not in states
+        if mode == "subprocess":
+            assert not pid_alive(pid)
+            wait_for(lambda: not pid_alive(grandchild), what="the grandchild to be stopped")
+    finally:
+        if grandchild and pid_alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
     _assert_store_whole(project)
 
 
