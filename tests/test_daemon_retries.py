@@ -18,6 +18,7 @@ from daemon_helpers import FakeLaunch, start_daemon, stop_daemon, wait_for
 from daemon_helpers import runs as _runs
 
 from orchlite.daemon import retry_run_id
+from orchlite.daemon.retry_chain import retrying_until
 from orchlite.errors import RunNotFoundError, UsageError
 from orchlite.states import StateName
 from orchlite.store import FlowRun, Store
@@ -239,3 +240,18 @@ def test_one_retry_of_a_run_at_a_time(tmp_path: Path) -> None:
         store.create_flow_run(
             run_id="ee" * 16, flow_name="f", name="f", parameters="{}", retry_of="ff" * 16
         )
+
+
+def test_the_due_time_of_an_in_process_retry_is_read_from_its_last_retrying_state(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / ".orch")
+    run = "cc" * 16
+    store.create_flow_run(run_id=run, flow_name="f", name="f", parameters="{}", now=1000.0)
+    assert retrying_until(store, run, 1234.0) == 1234.0  # never retried: due now
+    store.set_flow_run_state(run, StateName.RUNNING, now=1000.0)
+    store.set_flow_run_state(
+        run, StateName.RETRYING, "attempt 1 failed (ValueError: x); retrying in 2.5 s", now=1001.0
+    )
+    assert retrying_until(store, run, 1234.0) == 1003.5
+    store.close()

@@ -89,7 +89,12 @@ class TickReport:
 
 
 class Daemon:
-    """The scheduler of one project; `tick(now)` does one round and never sleeps."""
+    """The scheduler of one project; `tick(now)` does one round and never sleeps.
+
+    `launch` starts each run (`launch_in_thread` unless given); `clock` is the wall clock
+    that the loop and the retry chain read (`time.time` unless given); `log` takes each
+    line the daemon writes (stderr unless given).
+    """
 
     def __init__(
         self,
@@ -124,8 +129,6 @@ class Daemon:
         # Per schedule entry (by identity): (entry, its key, its next slot's timestamp), so
         # a tick skips schedules with nothing due without computing their slots again.
         self._next_slots: dict[int, tuple[ScheduleEntry, str, float]] = {}
-
-    # -- one round --------------------------------------------------------------------
 
     def tick(self, now: dt.datetime, *, start: bool = True) -> TickReport:
         report = TickReport()
