@@ -2,9 +2,9 @@
 
 One module per concept, from the top of the import graph down:
 
+- `backfill`: `orch backfill`, the slots of a date range run now;
 - `service`: one daemon per project (its lock and pid file), the signals that stop and
   reload it, `orch daemon status`, and the printed systemd unit;
-- `backfill`: `orch backfill`, the slots of a date range run now;
 - `listing`: `orch schedules`, what is scheduled and when it ran;
 - `loop`: `serve`, which ticks a `Daemon` in real time until asked to stop, then drains;
 - `scheduler`: the `Daemon`, whose `tick(now)` does one round (claim due slots and

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ..store import Store
 
 GC_EVERY_SECONDS = 86400.0
+"""The daemon collects garbage this often (and once at start)."""
 DAY_SECONDS = 86400.0
 
 
