@@ -15,6 +15,34 @@ from typing import Any
 from orchlite.store import FlowRun, Store
 
 
+class FakeRun:
+    """A run started by `FakeLaunch`: alive until a test says it ended."""
+
+    def __init__(self) -> None:
+        self.alive = True
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+
+class FakeLaunch:
+    """A `Daemon`'s launch that starts nothing: it records each call, with the arguments
+    the production launch gets, and hands back a `FakeRun`."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.resumed: dict[str, str | None] = {}  # run id -> the run it resumes
+        self.runs: dict[str, FakeRun] = {}
+
+    def __call__(
+        self, run_id: str, target: str, params: dict[str, Any], *, resume_from: str | None
+    ) -> FakeRun:
+        self.calls.append((run_id, target, params))
+        self.resumed[run_id] = resume_from
+        self.runs[run_id] = FakeRun()
+        return self.runs[run_id]
+
+
 def write(root: Path, name: str, text: str) -> None:
     (root / name).write_text(textwrap.dedent(text).lstrip())
 

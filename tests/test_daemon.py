@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import FakeLaunch, FakeRun, wait_for
 from daemon_helpers import env as _env
 from daemon_helpers import runs as _runs
-from daemon_helpers import wait_for
 from daemon_helpers import write as _write
 
-from orchlite.daemon import Daemon
+from orchlite.daemon import Daemon, Requests, serve
 from orchlite.errors import UsageError
 from orchlite.processes import pid_alive
 from orchlite.project import load_schedules, parse_span
@@ -36,25 +36,6 @@ def _wait_for(what: str, check: Callable[[], Any], timeout: float = 8.0) -> Any:
 
 ORCH = [sys.executable, "-m", "orchlite.cli"]
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)
-
-
-class FakeRun:
-    def __init__(self) -> None:
-        self.alive = True
-
-    def is_alive(self) -> bool:
-        return self.alive
-
-
-class FakeLaunch:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-        self.runs: dict[str, FakeRun] = {}
-
-    def __call__(self, run_id: str, target: str, params: dict[str, Any]) -> FakeRun:
-        self.calls.append((run_id, target, params))
-        self.runs[run_id] = FakeRun()
-        return self.runs[run_id]
 
 
 def _daemon(root: Path, **kwargs: Any) -> tuple[Daemon, FakeLaunch]:
@@ -243,6 +224,38 @@ def test_overlap_skip_max_runs_and_late(project: Path) -> None:
     # report's grace is 5 s: its 12:00:10 slot, started at 12:00:35 or :36, is LATE first.
     (late,) = [r for r, t, p in launch.calls if p.get("day") == "2026-03-01 12:00:10"]
     assert [h.state for h in daemon.store.history(late)][:2] == ["SCHEDULED", "LATE"]
+
+
+def test_serve_reads_the_time_from_the_daemons_clock_and_stops_on_request(project: Path) -> None:
+    """The loop `orch daemon` runs, with a fake clock (5 s per reading) and a fake launch
+    whose first start asks the loop to stop, as SIGTERM would."""
+    requests = Requests()
+    readings = iter(range(0, 10_000, 5))
+
+    class StopAtFirstStart(FakeLaunch):
+        def __call__(
+            self, run_id: str, target: str, params: dict[str, Any], *, resume_from: str | None
+        ) -> FakeRun:
+            requests.stop = True
+            run = super().__call__(run_id, target, params, resume_from=resume_from)
+            run.alive = False  # ends without adopting its run, as a target that cannot load
+            return run
+
+    launch = StopAtFirstStart()
+    daemon = Daemon(
+        Store(project / ".orch"),
+        project,
+        launch=launch,
+        log=lambda _: None,
+        clock=lambda: T0.timestamp() + next(readings),
+    )
+    serve(daemon, requests, tick=0.01, grace=0)
+    assert launch.calls and daemon.in_flight == {}
+    days = [p["day"] for _, target, p in launch.calls if target == "flows.py:report"]
+    assert days and all(day.startswith("2026-03-01 12:0") for day in days)  # fake time
+    for run_id in launch.runs:
+        run = daemon.store.get_flow_run(run_id)
+        assert run.state == "CRASHED" and "before the flow started" in (run.state_message or "")
 
 
 # -- the daemon as a process ---------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_helpers import ORCH, start_daemon, stop_daemon, wait_for
+from daemon_helpers import ORCH, FakeLaunch, start_daemon, stop_daemon, wait_for
 from daemon_helpers import env as _env
 from daemon_helpers import runs as _runs
 from daemon_helpers import write as _write
@@ -307,23 +307,6 @@ def test_backfill_runs_each_slot_once(tmp_path: Path) -> None:
 # -- overlap queue / cancel_previous, retention, with a fake clock ----------------------------
 
 
-class FakeRun:
-    def __init__(self) -> None:
-        self.alive = True
-
-    def is_alive(self) -> bool:
-        return self.alive
-
-
-class FakeLaunch:
-    def __init__(self) -> None:
-        self.runs: dict[str, FakeRun] = {}
-
-    def __call__(self, run_id: str, target: str, params: dict[str, Any]) -> FakeRun:
-        self.runs[run_id] = FakeRun()
-        return self.runs[run_id]
-
-
 def _overlap_project(root: Path, overlap: str) -> None:
     _write(root, "flows.py", "from orchlite import flow\n\n@flow\ndef job():\n    pass\n")
     _write(
@@ -402,14 +385,14 @@ def test_retention_runs_once_a_day(tmp_path: Path) -> None:
             skip_reason="test",
             now=now - age_days * 86400,
         )
-    assert daemon.maybe_collect_garbage(now) == (1, 0)
-    assert daemon.maybe_collect_garbage(now + 3600) is None  # not due again yet
+    assert daemon.retention.maybe_collect(now) == (1, 0)
+    assert daemon.retention.maybe_collect(now + 3600) is None  # not due again yet
     assert [r.id for r in daemon.store.list_flow_runs()] == ["b" * 32]
-    assert daemon.maybe_collect_garbage(now + 86400 + 1) is not None
+    assert daemon.retention.maybe_collect(now + 86400 + 1) is not None
 
     _write(tmp_path, "orch.toml", '[daemon]\nretention_days = "soon"\n')
     with pytest.raises(UsageError):
         load_retention_days(tmp_path)
     _write(tmp_path, "orch.toml", "[daemon]\nretention_days = 0\n")
     daemon.reload(force=True)
-    assert daemon.maybe_collect_garbage(now + 10 * 86400) is None
+    assert daemon.retention.maybe_collect(now + 10 * 86400) is None

@@ -6,6 +6,7 @@ Each test starts `python -m orchlite.cli daemon` in a temporary project, seeds a
 
 from __future__ import annotations
 
+import datetime as dt
 import textwrap
 import time
 from collections.abc import Callable
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import FakeLaunch, start_daemon, stop_daemon, wait_for
 from daemon_helpers import runs as _runs
-from daemon_helpers import start_daemon, stop_daemon, wait_for
 
 from orchlite.daemon import retry_run_id
+from orchlite.daemon.retry_chain import retrying_until
 from orchlite.errors import RunNotFoundError, UsageError
 from orchlite.states import StateName
 from orchlite.store import FlowRun, Store
@@ -197,14 +199,24 @@ def test_at_start_the_daemon_retries_runs_that_crashed_while_it_was_down(tmp_pat
     store.set_retry_policy(first, '{"retries": 1, "delays": [60.0]}')
     store.end_abandoned_run(first, StateName.CRASHED, "its process (pid 1) is gone")
     ended = store.get_flow_run(first).ended or 0.0
-    daemon = Daemon(store, tmp_path, launch=lambda *a: None, log=lambda _: None)  # type: ignore[arg-type,return-value]
-    assert daemon.schedule_missed_retries(ended + 1) == [retry_run_id(first)]
-    assert daemon.schedule_missed_retries(ended + 2) == []  # once only
+    launch = FakeLaunch()
+    daemon = Daemon(store, tmp_path, launch=launch, log=lambda _: None)
+    assert daemon.retries.schedule_missed(ended + 1) == [retry_run_id(first)]
+    assert daemon.retries.schedule_missed(ended + 2) == []  # once only
     (waiting,) = store.waiting_slots()
     assert waiting.run_id == retry_run_id(first) and waiting.key == "retry:file:dies_once"
     assert abs(waiting.slot - (ended + 60)) < 1e-6
     assert store.prior_attempts(waiting.run_id) == 1
+
+    # The tick starts it once due, through the launch every run takes, resuming the old run.
+    assert daemon.tick(_at(ended + 30)).started == []
+    assert daemon.tick(_at(ended + 61)).started == [waiting.run_id]
+    assert launch.resumed == {waiting.run_id: first}
     store.close()
+
+
+def _at(stamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc)
 
 
 def test_one_retry_of_a_run_at_a_time(tmp_path: Path) -> None:
@@ -228,3 +240,18 @@ def test_one_retry_of_a_run_at_a_time(tmp_path: Path) -> None:
         store.create_flow_run(
             run_id="ee" * 16, flow_name="f", name="f", parameters="{}", retry_of="ff" * 16
         )
+
+
+def test_the_due_time_of_an_in_process_retry_is_read_from_its_last_retrying_state(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / ".orch")
+    run = "cc" * 16
+    store.create_flow_run(run_id=run, flow_name="f", name="f", parameters="{}", now=1000.0)
+    assert retrying_until(store, run, 1234.0) == 1234.0  # never retried: due now
+    store.set_flow_run_state(run, StateName.RUNNING, now=1000.0)
+    store.set_flow_run_state(
+        run, StateName.RETRYING, "attempt 1 failed (ValueError: x); retrying in 2.5 s", now=1001.0
+    )
+    assert retrying_until(store, run, 1234.0) == 1003.5
+    store.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import FakeLaunch
 
 import orchlite
 from orchlite.daemon import Daemon
@@ -219,11 +220,6 @@ def test_changes_during_a_run_coalesce_into_one_follow_up() -> None:
 # -- flow triggers in the tick (fake launch) --------------------------------------------
 
 
-class FakeRun:
-    def is_alive(self) -> bool:
-        return False
-
-
 def _finished_run(store: Store, run_id: str, flow_name: str, state: StateName, at: float) -> None:
     store.create_flow_run(run_id=run_id, flow_name=flow_name, name=run_id, parameters="{}", now=at)
     store.set_flow_run_state(run_id, StateName.RUNNING, None, now=at)
@@ -251,11 +247,8 @@ def test_a_flow_trigger_fires_once_per_upstream_run_across_restarts(tmp_path: Pa
         """,
     )
     home = tmp_path / ".orch"
-    calls: list[tuple[str, str, dict[str, Any]]] = []
-
-    def launch(run_id: str, target: str, params: dict[str, Any]) -> FakeRun:
-        calls.append((run_id, target, params))
-        return FakeRun()
+    launch = FakeLaunch()
+    calls = launch.calls
 
     def daemon() -> Daemon:
         return Daemon(Store(home), tmp_path, launch=launch, log=lambda _: None)
