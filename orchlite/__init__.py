@@ -34,6 +34,7 @@ _EXPORTS = {
     "on_flow": "triggers",
     "secret": "secrets",
     "tags": "run_tags",
+    "serve": "serving",
     "pause_flow_run": "flow_runs",
     "suspend_flow_run": "flow_runs",
     "resume_flow_run": "flow_runs",
@@ -61,6 +62,7 @@ __all__ = [
     "rate_limit",
     "resume_flow_run",
     "secret",
+    "serve",
     "suspend_flow_run",
     "tags",
     "task",
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
     from .run_tags import tags
     from .schedules import cron, interval
     from .secrets import secret
+    from .serving import serve
     from .states import State, StateType
     from .task_runners import ThreadPoolTaskRunner
     from .triggers import on_files, on_flow

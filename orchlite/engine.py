@@ -98,7 +98,7 @@ def run_flow(
     run_name = render_name(flow.flow_run_name, parameters) or flow.name
     run_id = run_id or new_run_id()
     if target is None and parent is None:
-        target = _target_of(flow, store.home)
+        target = target_of(flow, store.home)
     store.create_flow_run(
         run_id=run_id,
         flow_name=flow.name,
@@ -416,7 +416,7 @@ def _ended_elsewhere(ctx: FlowRunContext, state: State) -> State:
     return State(StateType(run.state), run.state_message, exception=CancelledRun(message))
 
 
-def _target_of(flow: Flow[..., Any], home: Path) -> str | None:
+def target_of(flow: Flow[..., Any], home: Path) -> str | None:
     """`file.py:function` for a flow run outside `orch run`, so `orch retry` can find it."""
     fn = flow.fn
     source = getattr(getattr(fn, "__code__", None), "co_filename", None)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .cache_policies import CachePolicy
     from .futures import PrefectFutureList, TaskRunFuture
     from .schedules import Schedule
+    from .serving import Deployment
     from .states import State
     from .task_runners import TaskRunner
     from .triggers import Trigger
@@ -503,6 +504,55 @@ class Flow(_HookDecorators, Generic[P, R]):
         if self.is_async:
             return run_flow_async(self, args, kwargs)
         return timeouts.orchestrate(run_flow, self, args, kwargs)
+
+    def to_deployment(
+        self,
+        name: str | None = None,
+        *,
+        cron: str | Iterable[str] | None = None,
+        interval: float | timedelta | Iterable[float | timedelta] | None = None,
+        schedules: Iterable[Schedule] | None = None,
+        parameters: dict[str, Any] | None = None,
+        timezone: str = "UTC",
+    ) -> Deployment:
+        """This flow with schedules, for `orchlite.serve(...)` (see `orchlite.serving`)."""
+        from .serving import to_deployment
+
+        return to_deployment(
+            self,
+            name,
+            cron=cron,
+            interval=interval,
+            schedules=schedules,
+            parameters=parameters,
+            timezone=timezone,
+        )
+
+    def serve(
+        self,
+        name: str | None = None,
+        *,
+        cron: str | Iterable[str] | None = None,
+        interval: float | timedelta | Iterable[float | timedelta] | None = None,
+        schedules: Iterable[Schedule] | None = None,
+        parameters: dict[str, Any] | None = None,
+        timezone: str = "UTC",
+        limit: int | None = None,
+        print_starting_message: bool = True,
+    ) -> None:
+        """Serve this flow's schedules in the foreground until Ctrl-C, as Prefect's
+        `flow.serve(...)`, with the daemon's loop (see `orchlite.serving`)."""
+        from .serving import serve
+
+        deployment = self.to_deployment(
+            name,
+            cron=cron,
+            interval=interval,
+            schedules=schedules,
+            parameters=parameters,
+            timezone=timezone,
+        )
+        serve(deployment, limit=limit, print_starting_message=print_starting_message)
 
     def with_options(self, **changes: Unpack[FlowOptions]) -> Flow[P, R]:
         """A copy of this flow with some options changed (same names as `@flow`)."""

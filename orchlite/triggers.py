@@ -423,6 +423,7 @@ class TriggerRunner:
                 trigger="file",
                 message=message,
                 now=now,
+                started_by=entry.trigger.describe(),
             )
             self.last_run[key] = run_id
             fired.append(run_id)
@@ -466,6 +467,7 @@ class TriggerRunner:
                     trigger="flow",
                     message=message,
                     now=now,
+                    started_by=trigger.describe(),
                 )
                 if claimed:
                     fired.append(run_id)

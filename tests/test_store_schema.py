@@ -89,7 +89,7 @@ def _schema(path: Path) -> list[tuple[str, str, str, str | None]]:
 
 def test_the_migrations_keep_their_names_and_order() -> None:
     # A store's version counts positions in this list: append, never reorder or remove.
-    assert [m.name for m in MIGRATIONS[:12]] == [
+    assert [m.name for m in MIGRATIONS[:13]] == [
         "first schema",
         "task run upstream",
         "concurrency limits",
@@ -102,6 +102,7 @@ def test_the_migrations_keep_their_names_and_order() -> None:
         "variables",
         "artifacts",
         "pauses",
+        "slot names",
     ]
     assert len({m.name for m in MIGRATIONS}) == SCHEMA_VERSION == len(MIGRATIONS)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..project import ScheduleEntry, load_schedules
-from ..schedules import run_parameters, slot_id
+from ..schedules import describe, run_parameters, slot_id
 from ..states import StateName
 from ..store import Store
 from .loop import run_until_idle
@@ -122,6 +122,7 @@ def backfill(
             target=entry.target,
             parameters=params,
             now=now,
+            started_by=schedule.name or describe(schedule),
         )
         if fresh:
             claimed.append(run_id)

@@ -93,7 +93,9 @@ class Daemon:
 
     `launch` starts each run (`launch_in_thread` unless given); `clock` is the wall clock
     that the loop and the retry chain read (`time.time` unless given); `log` takes each
-    line the daemon writes (stderr unless given).
+    line the daemon writes (stderr unless given); `declare(previous)` gives the schedules,
+    triggers and alerts to act on (the project's files, read again when one changes, unless
+    given).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class Daemon:
         launch: Launch | None = None,
         log: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        declare: Callable[[Declarations], Declarations] | None = None,
     ) -> None:
         if max_runs is not None and max_runs < 1:
             raise UsageError(f"--max-runs must be >= 1, not {max_runs}")
@@ -114,6 +117,8 @@ class Daemon:
         self.launch: Launch = launch or launch_in_thread
         self.log = log or stderr_log
         self.clock = clock
+        self.declare = declare or (lambda previous: read_declarations(root, previous, self.log))
+        """What the daemon acts on: the project's files, unless `orchlite.serve` gives it."""
         self.declared = Declarations()
         self.entries: list[ScheduleEntry] = []
         self.problems: list[ScheduleProblem] = []
@@ -146,7 +151,7 @@ class Daemon:
             return False
         self.changed.clear()  # before reading: a change made meanwhile reads them once more
         try:
-            declared = self.declared = read_declarations(self.root, self.declared, self.log)
+            declared = self.declared = self.declare(self.declared)
         except BaseException:
             self.changed.set()  # read them again at the next tick
             raise
@@ -167,7 +172,7 @@ class Daemon:
         self.triggers.on_changes(changed, self.triggers.clock())
 
     def claim_due(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
-        from ..schedules import due_slots, next_fire_times
+        from ..schedules import describe, due_slots, next_fire_times
 
         report = report or TickReport()
         stamp = now.timestamp()
@@ -206,6 +211,7 @@ class Daemon:
                     parameters=params,
                     skip_reason=reason,
                     now=stamp,
+                    started_by=entry.schedule.name or describe(entry.schedule),
                 )
                 if not claimed:
                     continue

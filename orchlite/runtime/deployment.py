@@ -17,8 +17,10 @@ outside a run. Attributes:
 - `parameters`: that run's parameters;
 - `version`: always None (schedules have no versions).
 
-The schedule or trigger is found by its key among the project's current declarations: once
-it is changed or removed, `name` is None for its earlier runs (`id` still reads).
+The name is recorded with the claim of the run's slot, so it stays right after the
+declaration changes, and a schedule served with `flow.serve(name=...)` gives that name. For
+claims recorded before names were (schema 13), the key is looked up among the project's
+current declarations.
 """
 
 from __future__ import annotations
@@ -56,26 +58,29 @@ def claimed_by(ctx: FlowRunContext) -> Claim | None:
 
 @functools.lru_cache(maxsize=64)
 def _claim(store: Store, run_id: str) -> Claim | None:
-    keys = _claim_keys(store, run_id)
-    if not keys:
+    claims = _claims(store, run_id)
+    if not claims:
         return None
-    names = _declared_names(store)
-    for key in keys:
+    for key, name in claims:
+        if name is not None:
+            return Claim(key, name)
+    names = _declared_names(store)  # claims recorded before their names were
+    for key, _name in claims:
         if key in names:
             return Claim(key, names[key])
-    return Claim(keys[-1], None)
+    return Claim(claims[-1][0], None)
 
 
-def _claim_keys(store: Store, run_id: str) -> list[str]:
-    """The keys the run and the runs it retries (newest first) were claimed under."""
-    keys: list[str] = []
+def _claims(store: Store, run_id: str) -> list[tuple[str, str | None]]:
+    """(key, name) of the claims of the run and of the runs it retries, newest first."""
+    keys: list[tuple[str, str | None]] = []
     current: str | None = run_id
     seen: set[str] = set()
     while current is not None and current not in seen:
         seen.add(current)
-        key = store.slot_key(current)
-        if key is not None:
-            keys.append(key)
+        claim = store.slot_claim(current)
+        if claim is not None:
+            keys.append(claim)
         try:
             current = store.get_flow_run(current).retry_of
         except OrchError:  # deleted by `orch gc`

@@ -26,6 +26,8 @@ class _RunSpec(NamedTuple):
     name: str
     target: str | None
     parameters: str
+    started_by: str | None = None
+    """The name of the schedule or trigger that claimed it (`schedule_slots.name`)."""
 
 
 class Scheduling(FlowRuns):
@@ -45,15 +47,17 @@ class Scheduling(FlowRuns):
         parameters: str,
         skip_reason: str | None = None,
         now: float | None = None,
+        started_by: str | None = None,
     ) -> bool:
         """Claim one slot of a schedule: record its run SCHEDULED (or SKIPPED with the
-        reason) and move the schedule's mark to the slot, in one transaction.
+        reason) and move the schedule's mark to the slot, in one transaction. `started_by`
+        names the schedule, for the run to read (`orchlite.runtime.deployment.name`).
 
         False when a run with `run_id` already exists: the slot was claimed before (by
         another daemon, or before a restart), and nothing but the mark is written.
         """
         now = time.time() if now is None else now
-        spec = _RunSpec(flow_name, name, target, parameters)
+        spec = _RunSpec(flow_name, name, target, parameters, started_by)
         with self.transaction("slot_claimed") as conn:
             claimed = self._claim(conn, now, run_id, key, slot, "schedule", spec)
             if claimed and skip_reason is not None:
@@ -73,13 +77,15 @@ class Scheduling(FlowRuns):
         trigger: str,
         message: str | None = None,
         now: float | None = None,
+        started_by: str | None = None,
     ) -> bool:
         """Record a trigger's run SCHEDULED (with `message`, e.g. what fired it) and a
-        `schedule_slots` row under the trigger's key at `now`, so the daemon starts it like
-        a scheduled run. False, writing nothing, when `run_id` already exists.
+        `schedule_slots` row under the trigger's key at `now` (and `started_by`, its name),
+        so the daemon starts it like a scheduled run. False, writing nothing, when `run_id`
+        already exists.
         """
         now = time.time() if now is None else now
-        spec = _RunSpec(flow_name, name, target, parameters)
+        spec = _RunSpec(flow_name, name, target, parameters, started_by)
         with self.transaction("trigger_run_claimed") as conn:
             claimed = self._claim(conn, now, run_id, key, now, trigger, spec, message)
         return claimed
@@ -147,8 +153,10 @@ class Scheduling(FlowRuns):
             retry_of=retry_of,
             now=now,
         )
+        started_by = spec.started_by if retry_of is None else None
         conn.execute(
-            "INSERT INTO schedule_slots (run_id, key, slot) VALUES (?,?,?)", (run_id, key, slot)
+            "INSERT INTO schedule_slots (run_id, key, slot, name) VALUES (?,?,?,?)",
+            (run_id, key, slot, started_by),
         )
         return True
 
@@ -208,10 +216,16 @@ class Scheduling(FlowRuns):
 
     def slot_key(self, run_id: str) -> str | None:
         """The schedule or trigger key a run was claimed under, if any."""
+        claim = self.slot_claim(run_id)
+        return None if claim is None else claim[0]
+
+    def slot_claim(self, run_id: str) -> tuple[str, str | None] | None:
+        """(key, name) of the schedule or trigger a run was claimed under, if any; the
+        name is None for claims recorded before schema 13, and for retries."""
         row = self.conn.execute(
-            "SELECT key FROM schedule_slots WHERE run_id = ?", (run_id,)
+            "SELECT key, name FROM schedule_slots WHERE run_id = ?", (run_id,)
         ).fetchone()
-        return None if row is None else row[0]
+        return None if row is None else (row[0], row[1])
 
     # -- what fires triggers and retries ----------------------------------------------
 

@@ -342,6 +342,15 @@ MIGRATIONS: list[Migration] = [
     ) WITHOUT ROWID;
     """,
     ),
+    # 13: beside each claimed slot, the name of what claimed it (the schedule's name, or how
+    # `orch schedules` describes it, or the trigger's description), for
+    # `orchlite.runtime.deployment.name`, also once the declaration changed.
+    Migration(
+        "slot names",
+        """
+    ALTER TABLE schedule_slots ADD COLUMN name TEXT;
+    """,
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
