@@ -278,7 +278,7 @@ def crash_claiming_a_trigger_run(project: Project, point: str) -> None:
     upstream = run_orch(project, "run", "flows.py:many", "-p", "n=2")
     assert upstream.returncode == 0, describe(upstream)
     expect_crash(project, daemon, point)
-    (claimed,) = flow_runs(project, flow_name="after_many")
+    (claimed,) = flow_runs(project, flow_name="after-many")
     assert claimed.state == "SCHEDULED" and claimed.trigger == "flow"
     assert_invariants(project)
     run_once_after_restart(project, claimed.id, "trigger-exec.log")
