@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 from ..errors import OrchError
 from ..results import check_owned
 from ..store import FlowRun, TaskRun
+from ..views import printable
 from .artifact_view import render_artifacts
 from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
@@ -82,7 +83,7 @@ class RunDetailScreen(PollingScreen):
         self.detail = detail
         now = self.app.clock()  # type: ignore[attr-defined]
         run = detail.run
-        self.sub_title = f"{run.flow_name} / {run.name}"
+        self.sub_title = printable(f"{run.flow_name} / {run.name}")
         self.query_one("#summary", Static).update(self._summary(run, now))
         table = self.query_one("#tasks", DataTable)
         cursor = table.cursor_row
@@ -90,7 +91,7 @@ class RunDetailScreen(PollingScreen):
         for task in detail.tasks:
             table.add_row(
                 str(task.position),
-                task.name,
+                printable(task.name),
                 badge(task.state),
                 str(task.attempts),
                 run_duration(task.started, task.ended, now),
@@ -116,18 +117,20 @@ class RunDetailScreen(PollingScreen):
             if entry.position is None:
                 history.append(f"{clock_time(entry.ts, now)}  ")
                 history.append_text(coloured(entry.state, f"{entry.state:<10}"))
-                history.append(f"  {entry.message or ''}\n")
+                history.append(f"  {printable(entry.message or '')}\n")
         self.query_one("#history", Static).update(history)
         error = detail.error or (run.state_message if run.state in _BAD else None)
         self.query_one("#error-title").display = bool(error)
         self.query_one("#error", Static).display = bool(error)
-        self.query_one("#error", Static).update(Text(error or "", style="red"))
+        self.query_one("#error", Static).update(Text(printable(error or ""), style="red"))
 
     def _summary(self, run: FlowRun, now: float) -> Group:
-        head = Text.assemble(badge(run.state), " ", (run.flow_name, "bold"), f"  {run.name}")
+        head = Text.assemble(
+            badge(run.state), " ", (printable(run.flow_name), "bold"), f"  {printable(run.name)}"
+        )
         lines = [
             head,
-            Text(f"id {run.id}   trigger {run.trigger}   target {run.target or '-'}"),
+            Text(printable(f"id {run.id}   trigger {run.trigger}   target {run.target or '-'}")),
             Text(
                 f"started {clock_time(run.started, now)}   "
                 f"duration {run_duration(run.started, run.ended, now)}   "
@@ -135,11 +138,11 @@ class RunDetailScreen(PollingScreen):
             ),
         ]
         if run.state_message:
-            lines.append(Text(run.state_message, style="italic"))
+            lines.append(Text(printable(run.state_message), style="italic"))
         params = json.loads(run.parameters or "{}")
         lines.append(
             Text("parameters ", style="dim").append(
-                ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none", style=""
+                printable(", ".join(f"{k}={v!r}" for k, v in params.items())) or "none", style=""
             )
         )
         return Group(*lines)
@@ -161,7 +164,8 @@ class RunDetailScreen(PollingScreen):
 
     @staticmethod
     def _option(label: str, run: FlowRun) -> Option:
-        text = Text.assemble(f"{label:<9}", badge(run.state), f" {run.flow_name}  {run.name}")
+        names = printable(f" {run.flow_name}  {run.name}")
+        text = Text.assemble(f"{label:<9}", badge(run.state), names)
         return Option(text, id=run.id)
 
     def _tick(self) -> None:
@@ -205,10 +209,11 @@ class RunDetailScreen(PollingScreen):
     def _show_preview(self, found: ResultPreview, position: int | None) -> None:
         self.preview = found
         text = Text()
-        text.append("flow run  ", style="dim").append(found.run)
+        text.append("flow run  ", style="dim").append(printable(found.run))
         task = self.highlighted_task
         if found.task is not None and task is not None and task.position == position:
-            text.append(f"\n{task.name[:16]:<16}  ", style="dim").append(found.task)
+            name = printable(task.name)[:16]
+            text.append(f"\n{name:<16}  ", style="dim").append(printable(found.task))
         if found.loaded:
             text.append("\n(loaded from the store; previews again on the next change)", "dim")
         self.query_one("#result", Static).update(text)
@@ -274,5 +279,5 @@ _BAD = {"FAILED", "CRASHED", "TIMED_OUT", "CANCELLED"}
 
 
 def _short(text: str | None, width: int = 60) -> str:
-    text = (text or "").replace("\n", " ")
+    text = printable((text or "").replace("\n", " "))
     return text if len(text) <= width else text[: width - 1] + "…"

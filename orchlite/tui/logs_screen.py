@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Input, RichLog, Select
 
 from ..store import LogRecord
-from ..views import format_log
+from ..views import format_log, printable
 from .format import LEVEL_STYLES, LEVELS
 from .polling import PollingScreen
 from .reader import FLOW_ONLY, LogBatch, LogFilter, LogFollower, Poller
@@ -79,7 +79,8 @@ class LogsScreen(PollingScreen):
         select = self.query_one("#log-task", Select)
         wanted = self.follower.filter.task
         with select.prevent(Select.Changed):
-            select.set_options([("the flow run only", FLOW_ONLY), *((n, i) for i, n in tasks)])
+            named = ((printable(n), i) for i, n in tasks)
+            select.set_options([("the flow run only", FLOW_ONLY), *named])
             if wanted is not None and (wanted == FLOW_ONLY or wanted in self.tasks):
                 select.value = wanted
         self._describe()
@@ -94,7 +95,7 @@ class LogsScreen(PollingScreen):
             parts.append(f"task {self.tasks.get(shown.task, shown.task[:8])}")
         if shown.text:
             parts.append(f"containing {shown.text!r}")
-        self.sub_title = ", ".join(parts)
+        self.sub_title = printable(", ".join(parts))
 
     def _set_filter(self, **changes: Any) -> None:
         current = self.follower.filter

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from ..states import StateName
 from ..store import FlowRun
+from ..views import printable
 from .format import badge, clock_time, run_duration, task_counts
 from .polling import PollingScreen
 from .reader import Poller, RunsPage, RunsQuery, load_runs, run_key
@@ -122,9 +123,9 @@ class RunsScreen(PollingScreen):
     def _cells(run: FlowRun, counts: dict[str, int], now: float) -> tuple[Any, ...]:
         return (
             badge(run.state),
-            run.flow_name,
-            run.name,
-            run.trigger,
+            printable(run.flow_name),
+            printable(run.name),
+            printable(run.trigger),
             clock_time(run.started or run.created, now),
             run_duration(run.started, run.ended, now),
             task_counts(counts),
