@@ -150,7 +150,9 @@ async def test_a_project_without_runs_shows_how_to_start(orch_home: Path) -> Non
         await loaded(pilot, RunsScreen)
         empty = app.screen.query_one("#empty", Static)
         assert empty.display
-        assert "orch run examples/hello.py:hello" in text_of(empty)
+        hint = text_of(empty)
+        assert "orch run FILE.py:FLOW" in hint and "orch flows" in hint
+        assert "examples/" not in hint  # a user's project has no examples folder
         assert not runs_table(app).display
     assert not (orch_home / "orch.db").exists()  # looking never creates a store
 
@@ -242,6 +244,9 @@ async def test_filter_by_flow_state_and_text(project: Path) -> None:
         await pilot.press(*"child", "enter")
         await wait_for(pilot, lambda: flows_shown(app) == ["child", "child"], "flow filter")
 
+        await pilot.press("f", "ctrl+a", "ctrl+k", *"ELL", "enter")  # part of it, any case
+        await wait_for(pilot, lambda: flows_shown(app) == ["hello", "hello"], "part of a name")
+
         await pilot.press("escape")  # clears every filter
         await wait_for(pilot, lambda: len(flows_shown(app)) == 4, "filters cleared")
 
@@ -326,6 +331,32 @@ async def test_cancel_asks_first_then_cancels_through_the_library(orch_home: Pat
         )
     assert store.get_flow_run(run_id).state == "CANCELLED"
     store.close()
+
+
+def offered(app: OrchApp) -> set[str]:
+    """The actions the footer offers now."""
+    return {active.binding.action for active in app.active_bindings.values() if active.enabled}
+
+
+@in_event_loop
+async def test_a_finished_run_is_not_offered_for_cancelling(project: Path) -> None:
+    done = run_flow()
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        runs_table(app).move_cursor(row=runs_table(app).get_row_index(done))
+        await wait_for(pilot, lambda: "cancel" not in offered(app), "c to go")
+        await pilot.press("c")
+        assert isinstance(app.screen, RunsScreen) and not app.outcomes
+        app.confirm_cancel(done)  # as the command palette asks: answered at once
+        assert isinstance(app.screen, RunsScreen)
+        assert app.outcomes[-1].message == (
+            f"run {done[:8]} already finished COMPLETED: nothing to cancel"
+        )
+        app.open_run(done)
+        await loaded(pilot, RunDetailScreen)
+        await wait_for(pilot, lambda: "cancel" not in offered(app), "c to go")
+        assert "retry" in offered(app)
 
 
 @in_event_loop

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from test_tui import in_event_loop, loaded, runs_table, wait_for
+from textual.pilot import Pilot
 from textual.widgets import Header
 from textual.widgets._header import HeaderTitle
 
@@ -180,25 +181,29 @@ def drawn(app: object) -> str:
     return "\n".join(strip.text for strip in strips)
 
 
+async def shows(pilot: Pilot[None], text: str) -> str:
+    """What the screen draws once it shows `text`."""
+    await wait_for(pilot, lambda: text in drawn(pilot.app), repr(text))
+    return drawn(pilot.app)
+
+
 @in_event_loop
 async def test_no_screen_draws_a_control_character_a_user_wrote(orch_home: Path) -> None:
     run_id = hostile_run(orch_home)
     app = make_app(orch_home)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot, RunsScreen)
-        await pilot.pause()
-        assert "run\\x1b[2J" in drawn(app) and not CONTROL.search(drawn(app))
+        shown = await shows(pilot, "etl\\x1b[2J")  # the trends strip
+        assert not CONTROL.search(shown), shown
+        assert runs_table(app).get_row(run_id)[1:3] == ["etl\\x1b[2J\\x1b[H", "run\\x1b[2J\\x1b[H"]
         app.open_run(run_id)
         await loaded(pilot, RunDetailScreen)
-        await pilot.pause()
-        shown = drawn(app)
-        assert "load\\x1b[2J" in shown and not CONTROL.search(shown), shown
+        shown = await shows(pilot, "load\\x1b[2J")
+        assert not CONTROL.search(shown), shown
         await pilot.press("l")
         await loaded(pilot, LogsScreen)
-        await wait_for(pilot, lambda: app.screen.records, "the log line")
-        await pilot.pause()
-        shown = drawn(app)
-        assert "printed \\x1b[2J" in shown and not CONTROL.search(shown), shown
+        shown = await shows(pilot, "printed \\x1b[2J")
+        assert not CONTROL.search(shown), shown
 
 
 def test_a_log_line_is_formatted_printable(orch_home: Path) -> None:

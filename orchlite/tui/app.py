@@ -108,6 +108,12 @@ class OrchApp(App[None]):
     # -- actions (confirmed, run in worker threads) ----------------------------------
 
     def confirm_cancel(self, run_id: str) -> None:
+        try:
+            actions.check_cancellable(self.home, run_id)
+        except OrchError as exc:
+            self._report(actions.Outcome(str(exc), ok=False))
+            return
+
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(f"Cancelling run {run_id[:8]}…")

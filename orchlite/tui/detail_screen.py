@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 
 from ..errors import OrchError
 from ..results import check_owned
+from ..states import TERMINAL
 from ..store import FlowRun, TaskRun
 from ..views import printable
 from .artifact_view import render_artifacts
@@ -79,8 +80,19 @@ class RunDetailScreen(PollingScreen):
     def make_poller(self) -> Poller[Any]:
         return Poller(self.app.home, lambda store: load_detail(store, self.run_id))  # type: ignore[attr-defined]
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`c` is offered only while the run has not finished."""
+        return not (action == "cancel" and self.finished)
+
+    @property
+    def finished(self) -> bool:
+        return self.detail is not None and self.detail.run.state in TERMINAL
+
     def show(self, detail: RunDetail) -> None:
+        finished = self.finished
         self.detail = detail
+        if self.finished != finished:
+            self.refresh_bindings()
         now = self.app.clock()  # type: ignore[attr-defined]
         run = detail.run
         self.sub_title = printable(f"{run.flow_name} / {run.name}")
