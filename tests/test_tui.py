@@ -736,6 +736,70 @@ async def test_the_detail_screen_shows_previews_and_loads_results_only_when_aske
 
 
 @in_event_loop
+async def test_keys_pick_task_runs_and_related_runs_as_soon_as_a_run_opens(project: Path) -> None:
+    run_id = failed_hello(project)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        runs_table(app).move_cursor(row=runs_table(app).get_row_index(run_id))
+        await pilot.press("enter")
+        await loaded(pilot, RunDetailScreen)
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        tasks = detail.query_one("#tasks", DataTable)
+        assert app.focused is tasks
+        await pilot.press("down")
+        assert tasks.cursor_row == 1
+        await pilot.press("enter")  # the second task run's lines
+        await loaded(pilot, LogsScreen)
+        assert app.screen.follower.filter.task == detail.detail.tasks[1].id
+        await pilot.press("escape")
+        assert app.screen is detail
+        await pilot.press("tab")
+        assert app.focused is detail.query_one("#related", OptionList)
+        await pilot.press("enter")  # the child subflow run
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run_id != run_id,
+            "the related run",
+        )
+        assert app.screen.run_id == detail.detail.children[0].id
+
+
+@in_event_loop
+async def test_scrolled_back_logs_stay_put_until_end_follows_again(orch_home: Path) -> None:
+    store = Store(orch_home)
+    run_id = running_run(store, pid=None, started=1_000.0)
+
+    def log_lines(first: int, count: int) -> None:
+        rows = [(run_id, None, None, 1_001.0 + i, 20, "etl", f"line {i}") for i in range(count)]
+        store.write_logs(rows[first:])
+
+    log_lines(0, 100)
+    app = make_app(orch_home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        app.open_logs(run_id)
+        await loaded(pilot, LogsScreen)
+        screen = app.screen
+        log = screen.query_one("#log")
+        await wait_for(pilot, lambda: len(screen.records) == 100, "the first lines")
+        await wait_for(pilot, lambda: log.max_scroll_y > 0 and log.is_vertical_scroll_end, "end")
+        await pilot.press("home")
+        assert log.scroll_y == 0
+        log_lines(100, 120)
+        await wait_for(pilot, lambda: len(screen.records) == 120, "more lines")
+        await pilot.pause()
+        assert log.scroll_y == 0  # still where the user scrolled to
+        await pilot.press("end")
+        log_lines(120, 140)
+        await wait_for(pilot, lambda: len(screen.records) == 140, "yet more lines")
+        await wait_for(pilot, lambda: log.scroll_y == log.max_scroll_y, "following again")
+        assert "line 139" in str(log.lines[-1].text)
+    store.close()
+
+
+@in_event_loop
 async def test_logs_filter_by_task_flow_only_and_text_and_jump_from_a_task(
     project: Path,
 ) -> None:

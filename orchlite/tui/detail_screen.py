@@ -33,6 +33,9 @@ TASK_COLUMNS = ("#", "Task", "State", "Tries", "Duration", "Cached", "Error / me
 
 
 class RunDetailScreen(PollingScreen):
+    AUTO_FOCUS = "#tasks"
+    """Up and down pick a task run, enter opens its lines; tab goes on to the related runs."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("l", "logs", "Logs"),
@@ -169,8 +172,8 @@ class RunDetailScreen(PollingScreen):
         highlighted = related.highlighted
         related.clear_options()
         related.add_options(options)
-        if options and highlighted is not None:
-            related.highlighted = min(highlighted, len(options) - 1)
+        if options:  # one is always highlighted, so that enter opens it
+            related.highlighted = min(highlighted or 0, len(options) - 1)
         related.display = bool(options)
         self.query_one("#related-title").display = bool(options)
 
@@ -219,6 +222,8 @@ class RunDetailScreen(PollingScreen):
         self.app.call_from_thread(self._show_preview, found, position)
 
     def _show_preview(self, found: ResultPreview, position: int | None) -> None:
+        if not self.is_running:
+            return  # closed while the preview loaded
         self.preview = found
         text = Text()
         text.append("flow run  ", style="dim").append(printable(found.run))
