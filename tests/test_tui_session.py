@@ -20,6 +20,7 @@ from orchlite.tui.app import make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.error_screen import ErrorScreen
 from orchlite.tui.logs_screen import LogsScreen
+from orchlite.tui.polling import PollingScreen
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.views import format_log, printable
 
@@ -91,7 +92,7 @@ def held() -> tuple[int, int]:
 
 @pytest.mark.slow
 @in_event_loop
-async def test_opening_and_closing_300_runs_releases_every_screen(orch_home: Path) -> None:
+async def test_opening_and_closing_300_runs_and_every_screen_releases_them(orch_home: Path) -> None:
     ids = finished_runs(orch_home, SOAK_RUNS)
     app = make_app(orch_home)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -99,21 +100,28 @@ async def test_opening_and_closing_300_runs_releases_every_screen(orch_home: Pat
         base = app.screen
         checkpoints = []
         for n, run_id in enumerate(ids):
-            app.open_run(run_id)
-            screen = app.screen
-            assert isinstance(screen, RunDetailScreen)
-            while not screen.loads:  # the first snapshot is posted at once
-                await asyncio.sleep(0.002)
-            await app.pop_screen()
+            opens = [lambda: app.open_run(run_id)]  # noqa: B023 (called in this iteration)
+            if n % 50 == 0:  # and now and then every other screen
+                opens += [lambda: app.open_logs(run_id), app.action_schedules]  # noqa: B023
+            for open_screen in opens:
+                open_screen()
+                screen = app.screen
+                assert isinstance(screen, PollingScreen)
+                while not screen.loads:  # the first snapshot is posted at once
+                    await asyncio.sleep(0.002)
+                await app.pop_screen()
             if n in (SOAK_RUNS // 3, SOAK_RUNS - 1):
                 await pilot.pause()
                 checkpoints.append(held())
-        assert app.is_running and app.screen is base
+        assert app.is_running and app.screen is base, (app.screen_stack, app.outcomes[-3:])
         assert not [outcome for outcome in app.outcomes if not outcome.ok]
     (objects_then, screens_then), (objects_now, screens_now) = checkpoints
-    assert screens_now <= screens_then + 2, f"{screens_now - screens_then} more screens held"
+    # A few closed screens wait on the collector or a finished worker, whatever the count
+    assert screens_then < 30 and screens_now < 30, (screens_then, screens_now)
     per_run = (objects_now - objects_then) / (SOAK_RUNS - 1 - SOAK_RUNS // 3)
-    assert per_run < 50, f"{per_run:.0f} more objects held per run opened"
+    # Each closed screen kept would add ~2,000 objects; what the collector has not yet
+    # freed at a checkpoint varies by a few thousand in all.
+    assert per_run < 200, f"{per_run:.0f} more objects held per run opened"
 
 
 # -- control characters ---------------------------------------------------------------------
