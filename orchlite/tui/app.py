@@ -271,8 +271,8 @@ class OrchApp(App[None]):
 
         Textual ends the app on such an error; an app kept open all day should survive one.
         The widget that raised stops (Textual ends its message loop), so a screen that raised
-        is closed first. Textual's way still applies before the first screen is
-        up, while quitting, and to an error in the error dialog itself.
+        is closed first. Textual's way still applies before the first screen is up, while
+        quitting, and to an error in the error dialog itself.
         """
         failed = active_message_pump.get(None)
         node = failed

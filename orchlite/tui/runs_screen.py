@@ -150,6 +150,8 @@ class RunsScreen(PollingScreen):
 
     @property
     def _selected_finished(self) -> bool:
+        if not self.runs:
+            return False
         run = self.runs.get(self.selected_run_id or "")
         return run is not None and run.state in TERMINAL
 
