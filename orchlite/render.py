@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from .views import format_duration
+from .views import format_duration, printable
 
 _COLOURS = {
     "COMPLETED": "32",
@@ -43,7 +43,10 @@ def state_text(state: str, out: TextIO) -> str:
 def table(
     headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, state_column: int = -1
 ) -> None:
-    """Print left-aligned columns separated by two spaces; the last column is not padded."""
+    """Print left-aligned columns separated by two spaces; the last column is not padded.
+
+    Cells are shown `printable()`: control characters in them never reach the terminal."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -102,22 +105,22 @@ def print_runs(rows: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:
 
 def print_run(detail: dict[str, Any], out: TextIO = sys.stdout) -> None:
     params = ", ".join(f"{k}={v!r}" for k, v in detail["parameters"].items()) or "-"
+    message = f"  {printable(detail['message'])}" if detail["message"] else ""
     fields = [
-        ("run", f"{detail['id']}  ({detail['name']})"),
-        ("flow", detail["flow"] + (f"  [{detail['target']}]" if detail["target"] else "")),
+        ("run", printable(f"{detail['id']}  ({detail['name']})")),
         (
-            "state",
-            state_text(detail["state"], out)
-            + (f"  {detail['message']}" if detail["message"] else ""),
+            "flow",
+            printable(detail["flow"] + (f"  [{detail['target']}]" if detail["target"] else "")),
         ),
+        ("state", state_text(detail["state"], out) + message),
         ("trigger", detail["trigger"]),
         ("retry of", detail["retry_of"]),
         ("parent", detail["parent"]),
         ("started", when(detail["started"])),
         ("duration", format_duration(detail["duration"])),
-        ("parameters", params),
-        ("tags", ", ".join(detail.get("tags", []))),
-        ("result", " ".join((detail["result"] or "").split())),
+        ("parameters", printable(params)),
+        ("tags", printable(", ".join(detail.get("tags", [])))),
+        ("result", printable(" ".join((detail["result"] or "").split()))),
     ]
     for label, value in fields:
         if value:
@@ -156,9 +159,10 @@ def print_run(detail: dict[str, Any], out: TextIO = sys.stdout) -> None:
     if detail["children"]:
         out.write("\nchild runs:\n")
         for child in detail["children"]:
-            out.write(f"  {child['id'][:8]}  {child['flow']}  {state_text(child['state'], out)}\n")
+            flow = printable(child["flow"])
+            out.write(f"  {child['id'][:8]}  {flow}  {state_text(child['state'], out)}\n")
     if detail["error"]:
-        out.write("\n" + detail["error"] + "\n")
+        out.write("\n" + printable(detail["error"]) + "\n")
 
 
 def print_flows(rows: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:

@@ -148,6 +148,27 @@ def cache_list(store: Store) -> list[dict[str, Any]]:
     ]
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""What a terminal would act on rather than show: C0 and C1 controls (ESC starts escape
+sequences, CR overwrites a line), DEL and the bidi overrides; newline and tab are kept."""
+
+
+def printable(text: str) -> str:
+    """`text` with every control character shown as a visible escape: ESC as `\\x1b`.
+
+    Run names, parameters, messages, errors and log lines are written by users and their
+    code; drawn raw, an escape sequence in one could clear or retitle the terminal.
+    """
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(_escaped, text.replace("\r\n", "\n"))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 _LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 
 
@@ -155,7 +176,7 @@ def format_log(record: LogRecord) -> str:
     stamp = datetime.fromtimestamp(record.ts).strftime("%H:%M:%S.%f")[:-3]
     level = _LEVEL_NAMES.get(record.level, str(record.level))
     who = f"Task run {record.task_name!r}" if record.task_name else "Flow run"
-    return f"{stamp} | {level:<7} | {who} - {record.message}"
+    return printable(f"{stamp} | {level:<7} | {who} - {record.message}")
 
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

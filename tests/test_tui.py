@@ -150,7 +150,9 @@ async def test_a_project_without_runs_shows_how_to_start(orch_home: Path) -> Non
         await loaded(pilot, RunsScreen)
         empty = app.screen.query_one("#empty", Static)
         assert empty.display
-        assert "orch run examples/hello.py:hello" in text_of(empty)
+        hint = text_of(empty)
+        assert "orch run FILE.py:FLOW" in hint and "orch flows" in hint
+        assert "examples/" not in hint  # a user's project has no examples folder
         assert not runs_table(app).display
     assert not (orch_home / "orch.db").exists()  # looking never creates a store
 
@@ -242,6 +244,9 @@ async def test_filter_by_flow_state_and_text(project: Path) -> None:
         await pilot.press(*"child", "enter")
         await wait_for(pilot, lambda: flows_shown(app) == ["child", "child"], "flow filter")
 
+        await pilot.press("f", "ctrl+a", "ctrl+k", *"ELL", "enter")  # part of it, any case
+        await wait_for(pilot, lambda: flows_shown(app) == ["hello", "hello"], "part of a name")
+
         await pilot.press("escape")  # clears every filter
         await wait_for(pilot, lambda: len(flows_shown(app)) == 4, "filters cleared")
 
@@ -326,6 +331,32 @@ async def test_cancel_asks_first_then_cancels_through_the_library(orch_home: Pat
         )
     assert store.get_flow_run(run_id).state == "CANCELLED"
     store.close()
+
+
+def offered(app: OrchApp) -> set[str]:
+    """The actions the footer offers now."""
+    return {active.binding.action for active in app.active_bindings.values() if active.enabled}
+
+
+@in_event_loop
+async def test_a_finished_run_is_not_offered_for_cancelling(project: Path) -> None:
+    done = run_flow()
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        runs_table(app).move_cursor(row=runs_table(app).get_row_index(done))
+        await wait_for(pilot, lambda: "cancel" not in offered(app), "c to go")
+        await pilot.press("c")
+        assert isinstance(app.screen, RunsScreen) and not app.outcomes
+        app.confirm_cancel(done)  # as the command palette asks: answered at once
+        assert isinstance(app.screen, RunsScreen)
+        assert app.outcomes[-1].message == (
+            f"run {done[:8]} already finished COMPLETED: nothing to cancel"
+        )
+        app.open_run(done)
+        await loaded(pilot, RunDetailScreen)
+        await wait_for(pilot, lambda: "cancel" not in offered(app), "c to go")
+        assert "retry" in offered(app)
 
 
 @in_event_loop
@@ -701,6 +732,70 @@ async def test_the_detail_screen_shows_previews_and_loads_results_only_when_aske
         assert "make-0            cannot load: cannot deserialize a cloudpickle result" in line
         assert "ModuleNotFoundError" in line
         assert app.is_running and not app.outcomes
+    store.close()
+
+
+@in_event_loop
+async def test_keys_pick_task_runs_and_related_runs_as_soon_as_a_run_opens(project: Path) -> None:
+    run_id = failed_hello(project)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        runs_table(app).move_cursor(row=runs_table(app).get_row_index(run_id))
+        await pilot.press("enter")
+        await loaded(pilot, RunDetailScreen)
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        tasks = detail.query_one("#tasks", DataTable)
+        assert app.focused is tasks
+        await pilot.press("down")
+        assert tasks.cursor_row == 1
+        await pilot.press("enter")  # the second task run's lines
+        await loaded(pilot, LogsScreen)
+        assert app.screen.follower.filter.task == detail.detail.tasks[1].id
+        await pilot.press("escape")
+        assert app.screen is detail
+        await pilot.press("tab")
+        assert app.focused is detail.query_one("#related", OptionList)
+        await pilot.press("enter")  # the child subflow run
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run_id != run_id,
+            "the related run",
+        )
+        assert app.screen.run_id == detail.detail.children[0].id
+
+
+@in_event_loop
+async def test_scrolled_back_logs_stay_put_until_end_follows_again(orch_home: Path) -> None:
+    store = Store(orch_home)
+    run_id = running_run(store, pid=None, started=1_000.0)
+
+    def log_lines(first: int, count: int) -> None:
+        rows = [(run_id, None, None, 1_001.0 + i, 20, "etl", f"line {i}") for i in range(count)]
+        store.write_logs(rows[first:])
+
+    log_lines(0, 100)
+    app = make_app(orch_home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        app.open_logs(run_id)
+        await loaded(pilot, LogsScreen)
+        screen = app.screen
+        log = screen.query_one("#log")
+        await wait_for(pilot, lambda: len(screen.records) == 100, "the first lines")
+        await wait_for(pilot, lambda: log.max_scroll_y > 0 and log.is_vertical_scroll_end, "end")
+        await pilot.press("home")
+        assert log.scroll_y == 0
+        log_lines(100, 120)
+        await wait_for(pilot, lambda: len(screen.records) == 120, "more lines")
+        await pilot.pause()
+        assert log.scroll_y == 0  # still where the user scrolled to
+        await pilot.press("end")
+        log_lines(120, 140)
+        await wait_for(pilot, lambda: len(screen.records) == 140, "yet more lines")
+        await wait_for(pilot, lambda: log.scroll_y == log.max_scroll_y, "following again")
+        assert "line 139" in str(log.lines[-1].text)
     store.close()
 
 

@@ -17,6 +17,7 @@ from ..errors import UsageError
 from ..executor import RunRequest, run_in_subprocess
 from ..flow_runs import InputField, input_fields, resume_in
 from ..params import bind_parameters
+from ..states import TERMINAL
 from ..stopping import cancel_run
 from ..store import Store
 
@@ -37,6 +38,17 @@ def cancel(home: Path, run_id: str, wait_seconds: float = CANCEL_WAIT_SECONDS) -
     finally:
         store.close()
     return Outcome(f"Run {run_id[:8]} {state}", ok=state in ("CANCELLED", "CANCELLING"))
+
+
+def check_cancellable(home: Path, run_id: str) -> None:
+    """UsageError when the run has finished: there is nothing left to cancel."""
+    store = Store(home, create=False)
+    try:
+        state = store.get_flow_run(run_id).state
+    finally:
+        store.close()
+    if state in TERMINAL:
+        raise UsageError(f"run {run_id[:8]} already finished {state}: nothing to cancel")
 
 
 @dataclass

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual import work
+from textual._context import active_message_pump
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
@@ -18,6 +20,7 @@ from ..config import find_home, project_root
 from ..discovery import FlowInfo, find_flows
 from ..errors import OrchError
 from ..executor import RunRequest
+from ..views import printable
 from . import actions
 from .commands import OrchCommands
 from .confirm import ConfirmScreen
@@ -105,6 +108,12 @@ class OrchApp(App[None]):
     # -- actions (confirmed, run in worker threads) ----------------------------------
 
     def confirm_cancel(self, run_id: str) -> None:
+        try:
+            actions.check_cancellable(self.home, run_id)
+        except OrchError as exc:
+            self._report(actions.Outcome(str(exc), ok=False))
+            return
+
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(f"Cancelling run {run_id[:8]}…")
@@ -180,7 +189,8 @@ class OrchApp(App[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.notify(f"Starting run {request.run_id[:8]} of {request.target}…")
+                target = escape(printable(request.target))
+                self.notify(f"Starting run {request.run_id[:8]} of {target}…")
                 self.supervising.add(request.run_id)
                 self._launch(request)
 
@@ -244,17 +254,50 @@ class OrchApp(App[None]):
 
         Screens forward their workers' changes here (the message does not bubble).
         """
-        if event.state != WorkerState.ERROR:
-            return
-        error = event.worker.error
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.show_error(f"Something failed in {event.worker.name}", event.worker.error)
+
+    def show_error(self, title: str, error: BaseException) -> None:
+        """The error dialog (one at a time: a later error while it is up is only recorded)."""
         message = f"{type(error).__name__}: {error}"
         self.outcomes.append(actions.Outcome(message, ok=False))
-        details = "".join(traceback.format_exception(error)) if error else ""
-        self.push_screen(ErrorScreen(f"Something failed in {event.worker.name}", message, details))
+        if isinstance(self.screen, ErrorScreen):
+            return
+        details = "".join(traceback.format_exception(error))
+        self.push_screen(ErrorScreen(title, message, details))
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An error raised in any screen (a handler, a timer, a watcher) opens the error dialog.
+
+        Textual ends the app on such an error; an app kept open all day should survive one.
+        The widget that raised stops (Textual ends its message loop), so a screen that raised
+        is closed first. Textual's way still applies before the first screen is up, while
+        quitting, and to an error in the error dialog itself.
+        """
+        failed = active_message_pump.get(None)
+        node = failed
+        while node is not None and not isinstance(node, ErrorScreen):
+            node = getattr(node, "parent", None)
+        in_dialog = node is not None
+        if not self.is_running or self._exit or len(self.screen_stack) < 2 or in_dialog:
+            super()._handle_exception(error)
+            return
+        self.call_later(self._recover, f"Something failed in {type(failed).__name__}", error)
+
+    def _recover(self, title: str, error: BaseException) -> None:
+        """Close the screen that raised, if it did (the runs screen starts anew); then say so."""
+        screen = self.screen
+        if not screen.is_running:
+            if isinstance(screen, RunsScreen):
+                self.switch_screen(RunsScreen())
+            else:
+                self.pop_screen()
+        self.show_error(title, error)
 
     def _report(self, outcome: actions.Outcome) -> None:
         self.outcomes.append(outcome)
-        self.notify(outcome.message, severity="information" if outcome.ok else "error")
+        shown = escape(printable(outcome.message))
+        self.notify(shown, severity="information" if outcome.ok else "error")
 
 
 def make_app(home: Path | None = None, *, clock: Callable[[], float] = time.time) -> OrchApp:

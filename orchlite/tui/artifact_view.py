@@ -14,24 +14,25 @@ from rich.table import Table
 from rich.text import Text
 
 from ..store import Artifact
+from ..views import printable
 
 
 def render_artifacts(artifacts: Sequence[Artifact], task_names: dict[str, str]) -> Group:
     parts: list[RenderableType] = []
     for artifact in artifacts:
-        title = Text(artifact.key or artifact.id[:8], style="bold")
+        title = Text(printable(artifact.key or artifact.id[:8]), style="bold")
         title.append(f"  {artifact.type}", style="dim")
         if artifact.task_run_id in task_names:
-            title.append(f"  from {task_names[artifact.task_run_id]}", style="dim")
+            title.append(f"  from {printable(task_names[artifact.task_run_id])}", style="dim")
         if artifact.description:
-            title.append(f"  {artifact.description}", style="italic")
+            title.append(f"  {printable(artifact.description)}", style="italic")
         parts += [title, _content(artifact.type, json.loads(artifact.data)), Text("")]
     return Group(*parts)
 
 
 def _content(kind: str, data: Any) -> RenderableType:
     if kind == "markdown":
-        return Markdown(str(data))
+        return Markdown(printable(str(data)))
     if kind == "table":
         return _table(data)
     if kind == "progress":
@@ -39,10 +40,11 @@ def _content(kind: str, data: Any) -> RenderableType:
         bar.add_row(ProgressBar(total=100, completed=float(data), width=40), f"{data:g}%")
         return bar
     if kind == "link":
-        return Text(data.get("text") or data["link"], style=f"link {data['link']} underline")
+        link = printable(data["link"])
+        return Text(printable(data.get("text") or link), style=f"link {link} underline")
     if kind == "image":
-        return Text(str(data), style=f"link {data} underline")
-    return Text(json.dumps(data))
+        return Text(printable(str(data)), style=f"link {printable(str(data))} underline")
+    return Text(json.dumps(data))  # JSON escapes control characters itself
 
 
 def _table(data: Any) -> RenderableType:
@@ -58,7 +60,7 @@ def _table(data: Any) -> RenderableType:
         columns = [str(i) for i in range(width)]
         rows = [tuple(row) for row in data]
     for column in columns:
-        table.add_column(column)
+        table.add_column(printable(column))
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*("" if cell is None else printable(str(cell)) for cell in row))
     return table

@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from ..views import printable
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Dismisses with True (`y`, Enter on "Yes") or False (`n`, Escape).
@@ -31,7 +33,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="strong" if self.typed else ""):
-            yield Static(self.question, id="confirm-question")
+            yield Static(printable(self.question), id="confirm-question")
             if self.typed:
                 yield Static(f"Type [b]{self.typed}[/b] to confirm:", id="confirm-hint")
                 yield Input(placeholder=self.typed, id="confirm-typed")

@@ -18,7 +18,9 @@ from textual.widgets.option_list import Option
 
 from ..errors import OrchError
 from ..results import check_owned
+from ..states import TERMINAL
 from ..store import FlowRun, TaskRun
+from ..views import printable
 from .artifact_view import render_artifacts
 from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
@@ -31,6 +33,9 @@ TASK_COLUMNS = ("#", "Task", "State", "Tries", "Duration", "Cached", "Error / me
 
 
 class RunDetailScreen(PollingScreen):
+    AUTO_FOCUS = "#tasks"
+    """Up and down pick a task run, enter opens its lines; tab goes on to the related runs."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("l", "logs", "Logs"),
@@ -78,11 +83,22 @@ class RunDetailScreen(PollingScreen):
     def make_poller(self) -> Poller[Any]:
         return Poller(self.app.home, lambda store: load_detail(store, self.run_id))  # type: ignore[attr-defined]
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`c` is offered only while the run has not finished."""
+        return not (action == "cancel" and self.finished)
+
+    @property
+    def finished(self) -> bool:
+        return self.detail is not None and self.detail.run.state in TERMINAL
+
     def show(self, detail: RunDetail) -> None:
+        finished = self.finished
         self.detail = detail
+        if self.finished != finished:
+            self.refresh_bindings()
         now = self.app.clock()  # type: ignore[attr-defined]
         run = detail.run
-        self.sub_title = f"{run.flow_name} / {run.name}"
+        self.sub_title = printable(f"{run.flow_name} / {run.name}")
         self.query_one("#summary", Static).update(self._summary(run, now))
         table = self.query_one("#tasks", DataTable)
         cursor = table.cursor_row
@@ -90,7 +106,7 @@ class RunDetailScreen(PollingScreen):
         for task in detail.tasks:
             table.add_row(
                 str(task.position),
-                task.name,
+                printable(task.name),
                 badge(task.state),
                 str(task.attempts),
                 run_duration(task.started, task.ended, now),
@@ -116,18 +132,20 @@ class RunDetailScreen(PollingScreen):
             if entry.position is None:
                 history.append(f"{clock_time(entry.ts, now)}  ")
                 history.append_text(coloured(entry.state, f"{entry.state:<10}"))
-                history.append(f"  {entry.message or ''}\n")
+                history.append(f"  {printable(entry.message or '')}\n")
         self.query_one("#history", Static).update(history)
         error = detail.error or (run.state_message if run.state in _BAD else None)
         self.query_one("#error-title").display = bool(error)
         self.query_one("#error", Static).display = bool(error)
-        self.query_one("#error", Static).update(Text(error or "", style="red"))
+        self.query_one("#error", Static).update(Text(printable(error or ""), style="red"))
 
     def _summary(self, run: FlowRun, now: float) -> Group:
-        head = Text.assemble(badge(run.state), " ", (run.flow_name, "bold"), f"  {run.name}")
+        head = Text.assemble(
+            badge(run.state), " ", (printable(run.flow_name), "bold"), f"  {printable(run.name)}"
+        )
         lines = [
             head,
-            Text(f"id {run.id}   trigger {run.trigger}   target {run.target or '-'}"),
+            Text(printable(f"id {run.id}   trigger {run.trigger}   target {run.target or '-'}")),
             Text(
                 f"started {clock_time(run.started, now)}   "
                 f"duration {run_duration(run.started, run.ended, now)}   "
@@ -135,11 +153,11 @@ class RunDetailScreen(PollingScreen):
             ),
         ]
         if run.state_message:
-            lines.append(Text(run.state_message, style="italic"))
+            lines.append(Text(printable(run.state_message), style="italic"))
         params = json.loads(run.parameters or "{}")
         lines.append(
             Text("parameters ", style="dim").append(
-                ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none", style=""
+                printable(", ".join(f"{k}={v!r}" for k, v in params.items())) or "none", style=""
             )
         )
         return Group(*lines)
@@ -154,14 +172,15 @@ class RunDetailScreen(PollingScreen):
         highlighted = related.highlighted
         related.clear_options()
         related.add_options(options)
-        if options and highlighted is not None:
-            related.highlighted = min(highlighted, len(options) - 1)
+        if options:  # one is always highlighted, so that enter opens it
+            related.highlighted = min(highlighted or 0, len(options) - 1)
         related.display = bool(options)
         self.query_one("#related-title").display = bool(options)
 
     @staticmethod
     def _option(label: str, run: FlowRun) -> Option:
-        text = Text.assemble(f"{label:<9}", badge(run.state), f" {run.flow_name}  {run.name}")
+        names = printable(f" {run.flow_name}  {run.name}")
+        text = Text.assemble(f"{label:<9}", badge(run.state), names)
         return Option(text, id=run.id)
 
     def _tick(self) -> None:
@@ -203,12 +222,15 @@ class RunDetailScreen(PollingScreen):
         self.app.call_from_thread(self._show_preview, found, position)
 
     def _show_preview(self, found: ResultPreview, position: int | None) -> None:
+        if not self.is_running:
+            return  # closed while the preview loaded
         self.preview = found
         text = Text()
-        text.append("flow run  ", style="dim").append(found.run)
+        text.append("flow run  ", style="dim").append(printable(found.run))
         task = self.highlighted_task
         if found.task is not None and task is not None and task.position == position:
-            text.append(f"\n{task.name[:16]:<16}  ", style="dim").append(found.task)
+            name = printable(task.name)[:16]
+            text.append(f"\n{name:<16}  ", style="dim").append(printable(found.task))
         if found.loaded:
             text.append("\n(loaded from the store; previews again on the next change)", "dim")
         self.query_one("#result", Static).update(text)
@@ -274,5 +296,5 @@ _BAD = {"FAILED", "CRASHED", "TIMED_OUT", "CANCELLED"}
 
 
 def _short(text: str | None, width: int = 60) -> str:
-    text = (text or "").replace("\n", " ")
+    text = printable((text or "").replace("\n", " "))
     return text if len(text) <= width else text[: width - 1] + "…"

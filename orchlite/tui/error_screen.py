@@ -11,6 +11,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from ..views import printable
+
 
 class ErrorScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter", "close", "Close")]
@@ -23,11 +25,11 @@ class ErrorScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-box"):
-            yield Static(Text(self.error_title, style="bold red"), id="error-title")
-            yield Static(Text(self.message), id="error-message")
+            yield Static(Text(printable(self.error_title), style="bold red"), id="error-title")
+            yield Static(Text(printable(self.message)), id="error-message")
             if self.details:
                 with VerticalScroll(id="error-details"):
-                    yield Static(Text(self.details, style="dim"))
+                    yield Static(Text(printable(self.details), style="dim"))
             yield Button("Close (escape)", variant="error", id="error-close")
 
     def on_button_pressed(self) -> None:

@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Input, RichLog, Select
 
 from ..store import LogRecord
-from ..views import format_log
+from ..views import format_log, printable
 from .format import LEVEL_STYLES, LEVELS
 from .polling import PollingScreen
 from .reader import FLOW_ONLY, LogBatch, LogFilter, LogFollower, Poller
@@ -46,7 +46,7 @@ class LogsScreen(PollingScreen):
         with Horizontal(id="log-filters"):
             yield Select[str]([], prompt="every task", id="log-task")
             yield Input(self.follower.filter.text, placeholder="/ search", id="log-search")
-        yield RichLog(id="log", wrap=True, markup=False, auto_scroll=True)
+        yield RichLog(id="log", wrap=True, markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -61,6 +61,8 @@ class LogsScreen(PollingScreen):
         if batch.tasks is not None:
             self._set_tasks(batch.tasks)
         log = self.query_one("#log", RichLog)
+        # Scrolled back from the end, the lines stay put while new ones come (`end` follows).
+        follow = batch.reset or not self.records or log.is_vertical_scroll_end
         if batch.reset or not self.records:
             log.clear()
             self.records = []
@@ -70,7 +72,7 @@ class LogsScreen(PollingScreen):
             line = Text(format_log(record), style=LEVEL_STYLES.get(record.level, ""))
             if text:
                 line.highlight_words([text], "reverse", case_sensitive=False)
-            log.write(line)
+            log.write(line, scroll_end=follow)
         if not self.records:
             log.write(Text("no log lines match these filters yet", style="dim"))
 
@@ -79,7 +81,8 @@ class LogsScreen(PollingScreen):
         select = self.query_one("#log-task", Select)
         wanted = self.follower.filter.task
         with select.prevent(Select.Changed):
-            select.set_options([("the flow run only", FLOW_ONLY), *((n, i) for i, n in tasks)])
+            named = ((printable(n), i) for i, n in tasks)
+            select.set_options([("the flow run only", FLOW_ONLY), *named])
             if wanted is not None and (wanted == FLOW_ONLY or wanted in self.tasks):
                 select.value = wanted
         self._describe()
@@ -94,7 +97,7 @@ class LogsScreen(PollingScreen):
             parts.append(f"task {self.tasks.get(shown.task, shown.task[:8])}")
         if shown.text:
             parts.append(f"containing {shown.text!r}")
-        self.sub_title = ", ".join(parts)
+        self.sub_title = printable(", ".join(parts))
 
     def _set_filter(self, **changes: Any) -> None:
         current = self.follower.filter
@@ -130,6 +133,5 @@ class LogsScreen(PollingScreen):
             self.app.pop_screen()
 
     def action_follow(self) -> None:
-        log = self.query_one("#log", RichLog)
-        log.auto_scroll = True
-        log.scroll_end(animate=False)
+        """To the newest line; the lines that come next are followed again."""
+        self.query_one("#log", RichLog).scroll_end(animate=False)

@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
 from .reader import LoadError, Poller, Wakeup
+from .watchers import drop_closed_watchers
 
 POLL_SECONDS = 0.5
 
@@ -41,6 +42,10 @@ class PollingScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         self._wakeup.stop()
+
+    def on_screen_resume(self) -> None:
+        """Back on top (a screen above closed): release what closed widgets still hold."""
+        drop_closed_watchers(self.app, *self.walk_children(with_self=True))
 
     def repoll(self) -> None:
         self._wakeup.poke()

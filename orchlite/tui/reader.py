@@ -46,6 +46,7 @@ TREND_RUNS = 20
 @dataclass(frozen=True)
 class RunsQuery:
     flow: str | None = None
+    """Part of a flow's name, in any case."""
     state: str | None = None
     text: str = ""
     anchor: RunKey | None = None
@@ -118,6 +119,13 @@ class LogBatch:
     """The run's task runs as (id, name), when they changed since the last batch."""
 
 
+def flows_matching(store: Store, part: str) -> list[str]:
+    """The names of the flows that ran whose name contains `part`, ignoring case."""
+    wanted = part.casefold()
+    newest = store.latest_runs_per_flow(flows=-1, runs=1)  # a run per flow: its name
+    return [runs[0].flow_name for runs in newest if wanted in runs[0].flow_name.casefold()]
+
+
 @dataclass
 class LoadError:
     message: str
@@ -125,8 +133,12 @@ class LoadError:
 
 def load_runs(store: Store, query: RunsQuery) -> RunsPage:
     """The runs `query` asks for, newest first, their task counts and the flows' trends."""
+    flows = None if query.flow is None else flows_matching(store, query.flow)
     page = functools.partial(
-        store.flow_runs_page, flow=query.flow, state=query.state, text=query.text
+        store.flow_runs_page,
+        flow=flows,  # type: ignore[arg-type]  # the store takes any of several names
+        state=query.state,
+        text=query.text,
     )
     if query.anchor is None:
         runs = page(limit=PAGE_SIZE + 1)

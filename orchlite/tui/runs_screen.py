@@ -12,14 +12,15 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
-from ..states import StateName
+from ..states import TERMINAL, StateName
 from ..store import FlowRun
+from ..views import printable
 from .format import badge, clock_time, run_duration, task_counts
 from .polling import PollingScreen
 from .reader import Poller, RunsPage, RunsQuery, load_runs, run_key
 from .trends import Trends
 
-EMPTY_STORE = "No runs yet — try `orch run examples/hello.py:hello`"
+EMPTY_STORE = "No runs yet — start one with `orch run FILE.py:FLOW` (`orch flows` lists them)"
 NO_MATCH = "No runs match these filters (escape clears them)"
 COLUMNS = ("State", "Flow", "Run", "Trigger", "Started", "Duration", "Tasks")
 
@@ -48,6 +49,7 @@ class RunsScreen(PollingScreen):
         self.runs: dict[str, FlowRun] = {}
         self.rows: dict[str, tuple[Any, ...]] = {}
         """The cells shown, by run id."""
+        self._offered_finished = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -93,6 +95,7 @@ class RunsScreen(PollingScreen):
             self._rebuild(table, rows)
         self.rows = rows
         self.runs = {run.id: run for run in page.runs}
+        self._offer_actions()
         empty = self.query_one("#empty", Static)
         empty.display = not page.runs
         table.display = bool(page.runs)
@@ -122,9 +125,9 @@ class RunsScreen(PollingScreen):
     def _cells(run: FlowRun, counts: dict[str, int], now: float) -> tuple[Any, ...]:
         return (
             badge(run.state),
-            run.flow_name,
-            run.name,
-            run.trigger,
+            printable(run.flow_name),
+            printable(run.name),
+            printable(run.trigger),
             clock_time(run.started or run.created, now),
             run_duration(run.started, run.ended, now),
             task_counts(counts),
@@ -140,6 +143,24 @@ class RunsScreen(PollingScreen):
                 table.update_cell(run.id, "duration", shown)
                 cells = self.rows[run.id]
                 self.rows[run.id] = (*cells[:5], shown, *cells[6:])
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`c` is offered only while the selected run has not finished."""
+        return not (action == "cancel" and self._selected_finished)
+
+    @property
+    def _selected_finished(self) -> bool:
+        if not self.runs:
+            return False
+        run = self.runs.get(self.selected_run_id or "")
+        return run is not None and run.state in TERMINAL
+
+    def _offer_actions(self) -> None:
+        """Redraw the footer's keys when what the selected run allows changed."""
+        finished = self._selected_finished
+        if finished != self._offered_finished:
+            self._offered_finished = finished
+            self.refresh_bindings()
 
     @property
     def selected_run_id(self) -> str | None:
@@ -161,6 +182,7 @@ class RunsScreen(PollingScreen):
 
     @on(DataTable.RowHighlighted, "#runs")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._offer_actions()
         if event.cursor_row == event.data_table.row_count - 1:
             self.action_more()  # reaching the end loads more
 

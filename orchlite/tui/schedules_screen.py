@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
+from ..views import printable
 from .board import Board, BoardWatcher
 from .format import badge
 from .polling import PollingScreen
@@ -102,12 +103,12 @@ class SchedulesScreen(PollingScreen):
             name = f" ({row['name']})" if row.get("name") else ""
             schedule = row["schedule"] + name + ("" if row["enabled"] else " [paused]")
             table.add_row(
-                row["target"],
-                schedule,
+                printable(row["target"]),
+                printable(schedule),
                 _next(row["next"], 0),
                 _next(row["next"], 1),
                 _last(row["last_run"]),
-                row["where"],
+                printable(row["where"]),
                 key=row["key"],
             )
         table.display = bool(board.schedules)
@@ -116,7 +117,11 @@ class SchedulesScreen(PollingScreen):
         triggers.clear()
         for row in board.triggers:
             triggers.add_row(
-                row["target"], row["trigger"], _last(row["last_run"]), row["where"], key=row["key"]
+                printable(row["target"]),
+                printable(row["trigger"]),
+                _last(row["last_run"]),
+                printable(row["where"]),
+                key=row["key"],
             )
         for widget_id in ("#triggers", "#triggers-title"):
             self.query_one(widget_id).display = bool(board.triggers)
@@ -125,7 +130,7 @@ class SchedulesScreen(PollingScreen):
             if errors:
                 errors.append("\n")
             errors.append(f"{error['where']}: ", style="bold red")
-            errors.append(str(error["message"]))
+            errors.append(printable(str(error["message"])))
         self.query_one("#errors", Static).update(errors)
         for widget_id in ("#errors", "#errors-title"):
             self.query_one(widget_id).display = bool(board.errors)

@@ -8,7 +8,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from ..store import TaskRun
-from ..views import format_duration
+from ..views import format_duration, printable
 from .format import STATE_COLOURS
 
 NAME_WIDTH = 18
@@ -33,7 +33,7 @@ class Timeline:
         width = max(options.max_width - NAME_WIDTH - TAIL_WIDTH - 2, 10)
         yield Text(f"{'':<{NAME_WIDTH}} 0{format_duration(span):>{width}}", style="dim")
         for task in self.tasks:
-            line = Text(f"{task.name[: NAME_WIDTH - 1]:<{NAME_WIDTH}} ")
+            line = Text(f"{printable(task.name)[: NAME_WIDTH - 1]:<{NAME_WIDTH}} ")
             if task.started is None:
                 line.append("·" * width, style="dim")
                 line.append(f" {'-':>{TAIL_WIDTH}}")

@@ -13,7 +13,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from ..store import FlowRun
-from ..views import format_duration
+from ..views import format_duration, printable
 from .format import STATE_COLOURS
 
 NAME_WIDTH = 14
@@ -53,7 +53,8 @@ class Trends:
     def _line(self, runs: list[FlowRun], slots: int) -> Text:
         newest = runs[-1]
         pad = " " * (slots - len(runs) + 2)
-        line = Text(f"{newest.flow_name[: NAME_WIDTH - 1]:<{NAME_WIDTH}}", style="bold")
+        name = printable(newest.flow_name)
+        line = Text(f"{name[: NAME_WIDTH - 1]:<{NAME_WIDTH}}", style="bold")
         for run in runs:
             line.append("■", style=STATE_COLOURS.get(run.state, "dim"))
         line.append(pad)
