@@ -9,9 +9,10 @@ Outside a flow run (a task called on its own included) every attribute is empty:
 - `flow_name`: the flow's name;
 - `flow_version`: the flow's `version` (None unless the flow sets one);
 - `parameters`: the parameters the body was called with, defaults included;
-- `tags`: the run's tags (always `[]`: flow runs have no tags);
-- `scheduled_start_time`: when the run was due, in UTC: for a run the daemon started, when it
-  claimed the run's slot or trigger event; otherwise when the run was created;
+- `tags`: the tags of the `tags(...)` blocks the run was created in;
+- `scheduled_start_time`: when the run was due, in UTC: for a scheduled run its slot's
+  time (also when caught up late or backfilled), for a triggered run when the trigger
+  fired; otherwise when the run was created;
 - `run_count`: the attempt the run is in (1 on the first, 2 on its first retry, ...);
 - `parent_flow_run_id`: for a subflow, the id of the flow run that called it;
 - `root_flow_run_id`: the id of the outermost flow run (the run's own id if it has no parent);
@@ -75,8 +76,10 @@ def get_scheduled_start_time() -> dt.datetime:
     ctx = recorded_flow_context()
     if ctx is None:
         return dt.datetime.now(dt.timezone.utc)
-    created = ctx.store.get_flow_run(ctx.run_id).created
-    return dt.datetime.fromtimestamp(created, dt.timezone.utc)
+    due = ctx.store.slot_time(ctx.run_id)
+    if due is None:
+        due = ctx.store.get_flow_run(ctx.run_id).created
+    return dt.datetime.fromtimestamp(due, dt.timezone.utc)
 
 
 def get_run_count() -> int:

@@ -219,6 +219,13 @@ class Scheduling(FlowRuns):
         claim = self.slot_claim(run_id)
         return None if claim is None else claim[0]
 
+    def slot_time(self, run_id: str) -> float | None:
+        """When the slot a run was claimed for was due (a trigger's run: when it fired)."""
+        row = self.conn.execute(
+            "SELECT slot FROM schedule_slots WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else float(row[0])
+
     def slot_claim(self, run_id: str) -> tuple[str, str | None] | None:
         """(key, name) of the schedule or trigger a run was claimed under, if any; the
         name is None for claims recorded before schema 13, and for retries."""

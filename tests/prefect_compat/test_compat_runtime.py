@@ -399,3 +399,36 @@ def test_a_claimed_run_names_its_unnamed_schedule_or_trigger_and_retries_keep_it
         ["cron 0 6 * * * (UTC)", schedule.key, retry.run_id, {"day": "d2"}],
         [None, None, None, {}],
     ]
+
+
+DUE = """
+from pathlib import Path
+
+from orchlite import flow
+from orchlite.runtime import flow_run
+
+
+@flow
+def nightly() -> None:
+    out = Path(__file__).parent / "due.txt"
+    out.write_text(flow_run.scheduled_start_time.isoformat())
+"""
+
+
+def test_scheduled_start_time_is_the_slot_even_when_claimed_late(tmp_path: Path) -> None:
+    from orchlite.executor import RunRequest, run_target
+
+    write(tmp_path, "flows.py", DUE)
+    slot = dt.datetime(2026, 3, 1, 2, 0, tzinfo=dt.timezone.utc)
+    store().claim_slot(
+        run_id="c" * 32,
+        key="flows.py:nightly|cron|late",
+        slot=slot.timestamp(),
+        flow_name="nightly",
+        name="nightly-late",
+        target="flows.py:nightly",
+        parameters="{}",
+        now=slot.timestamp() + 86_400,  # caught up a day late
+    )
+    assert run_target(RunRequest("flows.py:nightly", {}, run_id="c" * 32))[1] == 0
+    assert (tmp_path / "due.txt").read_text() == "2026-03-01T02:00:00+00:00"
