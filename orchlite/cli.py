@@ -164,6 +164,12 @@ def _existing_store() -> Any | None:
     return _store()
 
 
+@app.command()
+def version() -> None:
+    """Print the version (as `orch --version`)."""
+    print(f"orch {__version__}")
+
+
 # -- run ----------------------------------------------------------------------------------
 
 
@@ -412,9 +418,18 @@ def logs(
     level: Annotated[
         str, typer.Option("--level", help="Minimum level: DEBUG, INFO, WARNING, ERROR.")
     ] = "DEBUG",
-    task: Annotated[str | None, typer.Option("--task", help="Only this task run's lines.")] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="Only the lines of this task (load, or load-3 for one run)."),
+    ] = None,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", min=1, help="Start with the last N lines.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line (NDJSON).")
+    ] = False,
 ) -> None:
-    """Print a run's logs."""
+    """Print a run's logs: `orch logs last -n 20 --task load -f`."""
     from . import views
     from .states import TERMINAL, StateName
 
@@ -424,7 +439,10 @@ def logs(
         raise UsageError(f"unknown level {level!r} (one of: {', '.join(levels)})")
     store = _store()
     run_id = store.resolve_run_id(run_ref)
+    names = _task_names(store, run_id, task) if task is not None else None
+    show = (lambda r: json.dumps(views.log_view(r))) if as_json else views.format_log
     last_id = 0
+    newest = tail
     dead_since: float | None = None
     while True:
         # The state is read before the lines: a run's last lines are committed before it
@@ -433,10 +451,16 @@ def logs(
         ended = StateName(run.state) in TERMINAL
         while True:
             records = store.logs(
-                run_id, after_id=last_id, min_level=min_level, task_name=task, limit=_LOG_PAGE
+                run_id,
+                after_id=last_id,
+                min_level=min_level,
+                task_name=names,
+                limit=_LOG_PAGE,
+                newest=newest,
             )
+            newest = None  # the tail once, then every line after it
             for record in records:
-                print(views.format_log(record), flush=True)
+                print(show(record), flush=True)
                 last_id = record.id
             if len(records) < _LOG_PAGE:
                 break
@@ -447,6 +471,18 @@ def logs(
 
 
 _LOG_PAGE = 5000
+
+
+def _task_names(store: Any, run_id: str, task: str) -> list[str]:
+    """The task runs `--task` means: `load-3` itself, or every `load-N` for `load`."""
+    names = sorted({t.name for t in store.task_runs(run_id)})
+    found = [n for n in names if n == task or n.rpartition("-")[0] == task]
+    if not found:
+        known = ", ".join(names[:10]) or "none"
+        raise UsageError(f"no task run {task!r} in run {run_id[:8]} (its task runs: {known})")
+    return found
+
+
 _DEAD_GRACE_SECONDS = 1.0
 
 

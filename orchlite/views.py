@@ -172,6 +172,18 @@ def _escaped(match: re.Match[str]) -> str:
 _LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 
 
+def log_view(record: LogRecord) -> dict[str, Any]:
+    """A log record as `orch logs --json` prints it (one object per line)."""
+    return {
+        "id": record.id,
+        "ts": iso(record.ts),
+        "level": _LEVEL_NAMES.get(record.level, str(record.level)),
+        "task": record.task_name,
+        "logger": record.logger,
+        "message": record.message,
+    }
+
+
 def format_log(record: LogRecord) -> str:
     stamp = datetime.fromtimestamp(record.ts).strftime("%H:%M:%S.%f")[:-3]
     level = _LEVEL_NAMES.get(record.level, str(record.level))

@@ -27,16 +27,19 @@ class Logs(Database):
         *,
         after_id: int = 0,
         min_level: int = 0,
-        task_name: str | None = None,
+        task_name: str | Sequence[str] | None = None,
         limit: int = 10_000,
         task_run_id: str | None = None,
         flow_only: bool = False,
         text: str = "",
+        newest: int | None = None,
     ) -> list[LogRecord]:
         """A flow run's log records (and its subflows' are separate runs), oldest first.
 
-        `task_run_id` keeps one task run's records, `flow_only` those of the flow run itself,
-        `text` those whose message contains it (ignoring ASCII case).
+        `task_name` keeps the records of the task runs of that name (or of any of those
+        names), `task_run_id` one task run's, `flow_only` those of the flow run itself,
+        `text` those whose message contains it (ignoring ASCII case); `newest` keeps only
+        the last that many of the records that match.
         """
         sql = (
             "SELECT id, flow_run_id, task_run_id, task_name, ts, level, logger, message FROM logs"
@@ -44,8 +47,9 @@ class Logs(Database):
         )
         values: list[Any] = [flow_run_id, after_id, min_level]
         if task_name is not None:
-            sql += " AND task_name = ?"
-            values.append(task_name)
+            names = [task_name] if isinstance(task_name, str) else list(task_name)
+            sql += f" AND task_name IN ({', '.join('?' * len(names))})"
+            values += names
         if task_run_id is not None:
             sql += " AND task_run_id = ?"
             values.append(task_run_id)
@@ -54,6 +58,11 @@ class Logs(Database):
         if text:
             sql += " AND message LIKE ? ESCAPE '\\'"
             values.append(like_pattern(text))
+        if newest is not None:
+            sql += " ORDER BY id DESC LIMIT ?"
+            values.append(min(limit, newest))
+            rows = self.conn.execute(sql, values).fetchall()
+            return [LogRecord(*row) for row in reversed(rows)]
         sql += " ORDER BY id LIMIT ?"
         values.append(limit)
         return [LogRecord(*row) for row in self.conn.execute(sql, values)]
