@@ -7,6 +7,7 @@ OrchError becomes one line on stderr and its exit code; a traceback only with `-
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -196,8 +197,17 @@ def run(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print nothing unless the run fails, then everything (like chronic);"
+            " ORCH_QUIET=1 does the same when stderr is not a terminal.",
+        ),
+    ] = False,
 ) -> None:
-    """Run a flow now and record it."""
+    """Run a flow now and record it: `orch run etl.py:etl -p day=2026-03-01`."""
     from .params import load_params_file, parse_assignments
 
     given: dict[str, Any] = {}
@@ -208,10 +218,53 @@ def run(
 
     _home_of_absolute_target(target)
     request = RunRequest(target=target, params=given, refresh_cache=no_cache)
-    run_id, code = _execute(request, subprocess, as_json)
-    if run_id is not None:
+    quiet = quiet or (os.environ.get("ORCH_QUIET") == "1" and not sys.stderr.isatty())
+    with _held_output(quiet) as held:
+        run_id, code = _execute(request, subprocess, as_json, live=not quiet)
+        if run_id is not None and not as_json:
+            _report(run_id, as_json)
+        held.show = code != 0
+    if run_id is not None and as_json:
         _report(run_id, as_json)
     raise typer.Exit(code)
+
+
+@dataclasses.dataclass
+class _Held:
+    show: bool = False
+    """Write out what was held when the block ends (the run failed)."""
+
+
+@contextlib.contextmanager
+def _held_output(enabled: bool) -> Iterator[_Held]:
+    """While open (`--quiet`), everything written to file descriptors 1 and 2 (by orch, the
+    flow, its child processes) is held in a temporary file; it goes to stderr at the end
+    only if `show` was set."""
+    held = _Held()
+    if not enabled:
+        yield held
+        return
+    import tempfile
+
+    with tempfile.TemporaryFile() as file:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(file.fileno(), 1)
+        os.dup2(file.fileno(), 2)
+        try:
+            yield held
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+        if held.show:
+            file.seek(0)
+            while chunk := file.read(1 << 16):
+                sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
 
 
 def _home_of_absolute_target(target: str) -> None:
@@ -225,13 +278,15 @@ def _home_of_absolute_target(target: str) -> None:
         os.environ[HOME_ENV] = str(find_home(start=path.parent))
 
 
-def _execute(request: Any, in_subprocess: bool, as_json: bool) -> tuple[str | None, int]:
+def _execute(
+    request: Any, in_subprocess: bool, as_json: bool, live: bool = True
+) -> tuple[str | None, int]:
     from .executor import run_in_subprocess, run_target
 
     with _stdout_to_stderr(as_json), _sigterm_as_interrupt():
         if in_subprocess:
             return run_in_subprocess(request)
-        if sys.stderr.isatty() and not as_json:
+        if live and sys.stderr.isatty() and not as_json:
             from .live import LiveRunView
 
             with LiveRunView():
