@@ -69,7 +69,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 cache_app = typer.Typer(help="Inspect or clear the task result cache.", no_args_is_help=True)
@@ -90,9 +90,6 @@ secret_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(secret_app, name="secret")
-app.add_typer(variable_app, name="variable")
-app.command()(artifacts)
-app.command()(resume)
 
 _debug = False
 _home_option = False
@@ -163,12 +160,6 @@ def _existing_store() -> Any | None:
     if not (_home() / "orch.db").exists():
         return None
     return _store()
-
-
-@app.command()
-def version() -> None:
-    """Print the version (as `orch --version`)."""
-    print(f"orch {__version__}")
 
 
 # -- run ----------------------------------------------------------------------------------
@@ -1021,6 +1012,18 @@ def tui() -> None:
     from .tui.app import make_app  # Textual loads here only, never for other commands
 
     make_app(_home()).run()
+
+
+# Commands of their own modules, listed by `orch --help` after those above.
+app.command()(resume)
+app.command()(artifacts)
+app.add_typer(variable_app, name="variable")
+
+
+@app.command()
+def version() -> None:
+    """Print the version (as `orch --version`)."""
+    print(f"orch {__version__}")
 
 
 # -- entry point --------------------------------------------------------------------------
