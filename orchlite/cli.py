@@ -21,6 +21,7 @@ import typer.core
 
 from . import __version__
 from .cli_artifacts import artifacts
+from .cli_cron import cron_preview
 from .cli_resume import resume
 from .cli_variables import variable_app
 from .errors import DiskFullError, ExitCode, OrchError, Terminated, UsageError, interrupt_code
@@ -1017,6 +1018,7 @@ def tui() -> None:
 # Commands of their own modules, listed by `orch --help` after those above.
 app.command()(resume)
 app.command()(artifacts)
+app.command("cron-preview")(cron_preview)
 app.add_typer(variable_app, name="variable")
 
 
