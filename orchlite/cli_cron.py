@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from .errors import UsageError
+from .isotime import parse_iso_datetime
 
 
 def cron_preview(
@@ -65,7 +66,7 @@ def _parse_after(text: str | None, zone: dt.tzinfo) -> dt.datetime:
     if text is None:
         return dt.datetime.now(dt.timezone.utc)
     try:
-        when = dt.datetime.fromisoformat(text)
+        when = parse_iso_datetime(text)
     except ValueError:
         raise UsageError(f"invalid --after {text!r}: expected an ISO 8601 time") from None
     return when if when.tzinfo is not None else when.replace(tzinfo=zone)

@@ -34,6 +34,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from orchlite.errors import ParameterError
+from orchlite.isotime import parse_iso_datetime
 from orchlite.redaction import redact_data
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -218,7 +219,7 @@ def _coerce_class(tp: type[Any], value: Any) -> Any:
             return value
         raise _Mismatch
     if tp is dt.datetime:
-        return _convert(dt.datetime, value, (dt.datetime,), _parse_datetime)
+        return _convert(dt.datetime, value, (dt.datetime,), parse_iso_datetime)
     if tp is dt.date:
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             return value
@@ -251,13 +252,6 @@ def _convert(tp: type, value: Any, accepted: tuple[type, ...], parse: Callable[[
         except (TypeError, ValueError, OverflowError):
             raise _Mismatch from None
     raise _Mismatch
-
-
-def _parse_datetime(text: str) -> dt.datetime:
-    text = text.strip()
-    if text[-1:] in ("Z", "z"):  # fromisoformat accepts "Z" only from Python 3.11
-        text = text[:-1] + "+00:00"
-    return dt.datetime.fromisoformat(text)
 
 
 def _coerce_enum(tp: type[enum.Enum], value: Any) -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UsageError
+from ..isotime import parse_iso_datetime
 from ..project import ScheduleEntry, load_schedules
 from ..schedules import describe, run_parameters, slot_id
 from ..states import StateName
@@ -41,7 +42,7 @@ def parse_when(text: str, timezone: str, *, end: bool = False) -> dt.datetime:
                     day + dt.timedelta(days=1), dt.time(0), tzinfo=zone
                 ) - dt.timedelta(microseconds=1)
             return moment
-        moment = dt.datetime.fromisoformat(text)
+        moment = parse_iso_datetime(text)
     except ValueError:
         raise UsageError(
             f"invalid date {text!r}: expected an ISO date (2026-03-01) or date-time"

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..context import FlowRunContext, TaskRunContext, flow_run_var, task_run_var
+from ..isotime import parse_iso_datetime
 
 ENV_PREFIX = "ORCH__RUNTIME__"
 
@@ -45,7 +46,7 @@ def _convert(text: str, like: Any, env_key: str) -> Any:
     if like is None or isinstance(like, str):
         return text
     if isinstance(like, dt.datetime):
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = parse_iso_datetime(text)
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=dt.timezone.utc)
         return parsed.astimezone(dt.timezone.utc)
