@@ -39,5 +39,4 @@ def resume(
     if store is None:
         raise UsageError("no runs recorded yet")
     run_id = store.resolve_run_id(run_ref)
-    resume_in(store, run_id, given or None)
-    print(f"resumed flow run {run_id[:12]}", file=sys.stderr)
+    print(resume_in(store, run_id, given or None), file=sys.stderr)

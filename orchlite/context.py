@@ -54,6 +54,7 @@ class FlowRunContext:
     _runner: TaskRunner | None = None
     _positions: itertools.count[int] = field(default_factory=itertools.count)
     _dynamic: dict[str, int] = field(default_factory=dict)
+    _pauses: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _persists: bool | None = None
 
@@ -68,6 +69,13 @@ class FlowRunContext:
             n = self._dynamic.get(task_key, 0)
             self._dynamic[task_key] = n + 1
         return position, str(n)
+
+    def next_pause_key(self) -> str:
+        """The key of the next `pause_flow_run` call of this attempt that names none:
+        "pause-1", "pause-2", ... the same at the same call when the run starts again."""
+        with self._lock:
+            self._pauses += 1
+            return f"pause-{self._pauses}"
 
     def persists_results(self) -> bool:
         """Whether a task that does not say persists its results (and so is cached).
@@ -131,6 +139,7 @@ class FlowRunContext:
         with self._lock:
             self._positions = itertools.count()
             self._dynamic = {}
+            self._pauses = 0
 
 
 def _flow_persists(flow: Flow[..., Any]) -> bool | None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from . import futures, secrets, timeouts
 from .config import project_root
 from .context import FlowRunContext, flow_run_var, open_store
-from .errors import CancelledRun, FlowTimeoutError, OrchError
+from .errors import CancelledRun, FlowTimeoutError, OrchError, SuspendedRun
 from .logging import (
     capture_prints,
     ensure_logging,
@@ -129,6 +129,10 @@ def run_flow(
     if resume_from is not None:
         ctx.resumed_from = resume_from
         ctx.resumed = _succeeded_tasks(store, resume_from)
+    elif parent is None and store.pause_of(run_id) is not None:
+        # A suspended run started again (`orchlite.daemon.suspended`): what completed
+        # before it was suspended answers from its results, as in an attempt's retry.
+        ctx.prior = _succeeded_tasks(store, run_id)
     elif parent is not None and parent.resumed_from is not None:
         old_child = _resumed_subflow(parent, parent_position)
         if old_child is not None:
@@ -213,6 +217,9 @@ def _run_flow_attempts(
             return _end_cancelled(flow, ctx, error_text(exc) or "cancelled", exc), NOT_RETURNED
         except KeyboardInterrupt as exc:
             _end_cancelled(flow, ctx, str(exc) or "interrupted (Ctrl-C)", exc)
+            raise
+        except SuspendedRun:  # the run stays PAUSED, to start again once resumed
+            ctx.shutdown_runner(wait=True)
             raise
         except timeouts.Interrupted as exc:  # a subflow, when its parent's timeout passed
             _end_cancelled(flow, ctx, "interrupted: an enclosing run exceeded its timeout", exc)

@@ -20,6 +20,7 @@
 
     UpstreamTaskError          a task's upstream future failed (the task run FAILED)
     CancelledRun (a BaseException) a cancelled run, or a task call after cancellation
+    SuspendedRun (a BaseException) the daemon stopping suspended this process's paused run
     Terminated (a KeyboardInterrupt) SIGTERM to `orch run`, handled as Ctrl-C is
 
 Errors raised by user code inside a run are not wrapped: they become the run's FAILED state.
@@ -158,6 +159,14 @@ class UpstreamTaskError(Exception):
 class CancelledRun(BaseException):
     """Raised at a task boundary once the current run has been cancelled, and by `result()`
     of a cancelled state.
+
+    A BaseException so that a user's `except Exception` does not swallow it.
+    """
+
+
+class SuspendedRun(BaseException):
+    """The daemon stopping suspended the paused run of this process: the process exits and
+    the run stays PAUSED, to start again once resumed (`orchlite.daemon.suspended`).
 
     A BaseException so that a user's `except Exception` does not swallow it.
     """

@@ -38,7 +38,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CancelledRun, ExitCode, OrchError, Terminated, UsageError, interrupt_code
+from .errors import (
+    CancelledRun,
+    ExitCode,
+    OrchError,
+    SuspendedRun,
+    Terminated,
+    UsageError,
+    interrupt_code,
+)
 from .redaction import SecretFeed, redact
 from .run_support import new_run_id
 from .states import TERMINAL, StateName
@@ -220,6 +228,8 @@ def run_in_subprocess(
         # The child could not write the store (a full disk) and said so; a write here would
         # fail the same way. The next command reaps the run once the store is writable.
         return None, ExitCode.STORE
+    if _suspended(home, run_id):
+        return run_id, ExitCode.OK  # the stopping daemon suspended its paused run
     if _state(home, run_id) == StateName.CANCELLING.value:
         _end_if_unfinished(
             home, run_id, StateName.CANCELLED, "cancelled; the child process was killed"
@@ -452,6 +462,20 @@ def _state(home: Any, run_id: str) -> str | None:
         return None
 
 
+def _suspended(home: Any, run_id: str) -> bool:
+    """Whether the run is PAUSED with no process: suspended (`orchlite.daemon.suspended`)."""
+    from .store import Store
+
+    if not (home / "orch.db").exists():
+        return False
+    try:
+        with Store(home) as store:
+            run = store.get_flow_run(run_id)
+    except OrchError:
+        return False
+    return run.state == StateName.PAUSED.value and run.pid is None
+
+
 def _end_if_unfinished(home: Any, run_id: str, state: StateName, message: str) -> None:
     from .store import Store
 
@@ -551,6 +575,8 @@ def _child_main() -> int:
         return int(ExitCode.INTERRUPTED)
     except CancelledRun:
         return int(ExitCode.RUN_FAILED)
+    except SuspendedRun:
+        return int(ExitCode.OK)
     return int(code)
 
 

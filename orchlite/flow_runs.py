@@ -17,18 +17,22 @@ run fails, as in Prefect. A cancelled run stops waiting at once.
 
 The process keeps the run alive while it waits (its heartbeat goes on), so the run survives
 what its process survives. `suspend_flow_run` pauses the same way: there is no
-infrastructure to tear down and rebuild around a process on this machine.
+infrastructure to tear down and rebuild around a process on this machine. A run of
+`orch daemon` waiting at a pause is suspended when the daemon stops, and started again
+once resumed (`orchlite.daemon.suspended`); pauses are keyed ("pause-1", ... unless `key`
+names one) so that the started-again run answers those already answered from their input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .context import current_store, flow_run_var, task_run_var
-from .errors import CancelledRun, FlowPauseTimeout, UsageError
+from .context import FlowRunContext, current_store, flow_run_var, task_run_var
+from .errors import CancelledRun, FlowPauseTimeout, SuspendedRun, UsageError
 from .logging import get_run_logger
 from .states import StateName
 
@@ -58,21 +62,50 @@ def pause_flow_run(
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, not {timeout}")
     store = ctx.store
+    key = key or ctx.next_pause_key()
+    earlier = store.pause_of(ctx.run_id)
+    logger = get_run_logger()
+    if earlier is not None and key in earlier["answers"]:
+        with contextlib.suppress(UsageError):  # a model that changed since: ask again
+            return _accept(wait_for_input, earlier["answers"][key])
     schema = None
     if wait_for_input is not None:
         schema = json.dumps(wait_for_input.model_json_schema())  # type: ignore[attr-defined]
+    if earlier is not None and earlier["key"] == key and earlier["status"] == "relaunch":
+        # A suspended run started again: this is the pause its resume request was for.
+        try:
+            value = _accept(wait_for_input, earlier["input"])
+        except UsageError as exc:
+            refused = str(exc)
+        else:
+            store.settle_resume(ctx.run_id, True)
+            logger.info("Resuming flow run execution!")
+            return value
+    else:
+        refused = None
     deadline = time.time() + timeout
     message = f"waiting to be resumed: orch resume {ctx.run_id[:12]}"
     store.pause_flow_run(ctx.run_id, key, schema, deadline, message)
-    logger = get_run_logger()
     logger.info("Pausing flow, execution will continue when this flow run is resumed.")
+    if refused is not None:
+        store.settle_resume(ctx.run_id, False, refused)
+        logger.warning("Resume refused: %s", refused)
+    return _wait_for_resume(ctx, wait_for_input, deadline)
+
+
+def _wait_for_resume(ctx: FlowRunContext, model: type[T] | None, deadline: float) -> T | None:
+    """Poll the run's pause until a resume request it accepts, a cancel, a suspension by
+    the stopping daemon (SuspendedRun), or the deadline (FlowPauseTimeout)."""
+    store = ctx.store
+    logger = get_run_logger()
     while True:
         if ctx.stopped():
             raise CancelledRun("the flow run was cancelled while paused")
         pause = store.pause_of(ctx.run_id)
-        if pause is not None and pause["status"] == "submitted":
+        status = pause["status"] if pause is not None else None
+        if status == "submitted":
             try:
-                value = _accept(wait_for_input, pause["input"])
+                value = _accept(model, pause["input"])  # type: ignore[index]
             except UsageError as exc:
                 store.settle_resume(ctx.run_id, False, str(exc))
                 logger.warning("Resume refused: %s", exc)
@@ -80,6 +113,11 @@ def pause_flow_run(
                 store.settle_resume(ctx.run_id, True)
                 logger.info("Resuming flow run execution!")
                 return value
+        elif status == "suspending" and ctx.parent is None:
+            message = f"suspended: resumes under orch daemon after orch resume {ctx.run_id[:12]}"
+            if store.suspend(ctx.run_id, message):
+                logger.info("Suspending flow run: the daemon is stopping.")
+                raise SuspendedRun(message)
         if time.time() >= deadline:
             raise FlowPauseTimeout("Flow run was paused and never resumed.")
         time.sleep(POLL_SECONDS)
@@ -135,18 +173,25 @@ class InputField:
     """The default as JSON, if there is one."""
 
 
-def resume_in(store: Store, flow_run_id: str, run_input: dict[str, Any] | None) -> None:
-    """`resume_flow_run` against a given store (the CLI's and the TUI's)."""
+def resume_in(store: Store, flow_run_id: str, run_input: dict[str, Any] | None) -> str:
+    """`resume_flow_run` against a given store (the CLI's and the TUI's); returns what the
+    user is told: that the run resumed, or, for a run suspended by a stopping daemon, that
+    a daemon starts it again (its input is checked then, at its pause)."""
     run_id = store.resolve_run_id(flow_run_id)
     payload = None if run_input is None else json.dumps(run_input)
-    if not store.request_resume(run_id, payload):
+    requested = store.request_resume(run_id, payload)
+    if requested is None:
         state = store.get_flow_run(run_id).state
         raise UsageError(f"flow run {run_id[:12]} is {state}, not {StateName.PAUSED.value}")
+    status, key = requested
+    if status == "relaunch":
+        return f"flow run {run_id[:12]} was suspended; orch daemon starts it again to resume"
     deadline = time.monotonic() + ANSWER_SECONDS
     while time.monotonic() < deadline:
         pause = store.pause_of(run_id) or {}
-        if pause.get("status") == "accepted":
-            return
+        # Accepted: the run may already wait at its next pause.
+        if pause.get("status") == "accepted" or pause.get("key") != key:
+            return f"resumed flow run {run_id[:12]}"
         if pause.get("status") == "refused":
             raise UsageError(f"flow run {run_id[:12]} refused the input: {pause['verdict']}")
         if store.get_flow_run(run_id).state != StateName.PAUSED.value:

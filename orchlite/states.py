@@ -138,7 +138,9 @@ _ALLOWED: dict[StateName, frozenset[StateName]] = {
     StateName.RUNNING: frozenset(
         {StateName.RETRYING, StateName.CANCELLING, StateName.PENDING, StateName.PAUSED} | TERMINAL
     ),
-    StateName.PAUSED: frozenset({StateName.RUNNING, StateName.CANCELLING} | TERMINAL),
+    StateName.PAUSED: frozenset(
+        {StateName.RUNNING, StateName.PENDING, StateName.CANCELLING} | TERMINAL
+    ),
     StateName.RETRYING: frozenset({StateName.RUNNING, StateName.CANCELLING} | TERMINAL),
     StateName.CANCELLING: frozenset({StateName.CANCELLED, StateName.CRASHED} | TERMINAL),
 }

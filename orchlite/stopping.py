@@ -19,7 +19,8 @@ the process of a run reaped this way was in fact alive (a host that stalled long
 **Cancelling.** `cancel_run` marks the run CANCELLING in the store. The process running the
 flow notices within half a second (its recorder polls) and stops at the next task boundary;
 a `--subprocess` supervisor terminates its child. A run whose process is already gone (as
-reaping judges it) is ended CANCELLED at once, so a dead run can always be cancelled.
+reaping judges it) is ended CANCELLED at once, so a dead run can always be cancelled; so is a
+paused run suspended by a stopping daemon (`orchlite.daemon.suspended`), which has none.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def cancel_run(store: Store, run_id: str, *, wait_seconds: float = 10.0) -> str:
         return store.get_flow_run(run_id).state
     if run.pid is not None and death_of(run, socket.gethostname(), time.time()):
         store.end_abandoned_run(run_id, StateName.CANCELLED, "cancelled; its process was gone")
+        return StateName.CANCELLED.value
+    if run.pid is None and run.state == StateName.PAUSED.value:  # suspended: no process
+        store.end_abandoned_run(run_id, StateName.CANCELLED, "cancelled while suspended")
         return StateName.CANCELLED.value
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:

@@ -9,8 +9,9 @@ minute while it recurs) and the step is tried again at the next tick: nothing in
 project and no fault of the store ends the daemon.
 
 `serve` stops when its `Requests` say so (`orchlite.daemon.service` sets them from SIGTERM
-and SIGINT; SIGHUP asks for a reload): it stops starting runs, waits up to `grace` seconds
-for the children, asks the rest to cancel, and returns. A child never outlives the daemon
+and SIGINT; SIGHUP asks for a reload): it stops starting runs, suspends the runs that wait
+at a pause (`orchlite.daemon.suspended`), waits up to `grace` seconds for the children, asks
+the rest to cancel, and returns. A child never outlives the daemon
 (see `orchlite.executor`).
 """
 
@@ -26,6 +27,7 @@ from ..errors import OrchError
 from ..states import TERMINAL, StateName
 from ..watcher import ProjectWatcher
 from .scheduler import UTC, Daemon
+from .suspended import suspend_paused
 
 PENDING_POLL_SECONDS = 0.1
 """While file changes wait out their debounce window, the loop looks this often."""
@@ -136,9 +138,11 @@ def run_until_idle(
 
 
 def shutdown(daemon: Daemon, grace: float) -> None:
-    """Wait up to `grace` seconds for the runs in flight, then ask the rest to cancel."""
-    run_until_idle(daemon, time.monotonic() + grace)
+    """Suspend the runs in flight that wait at a pause, wait up to `grace` seconds for the
+    runs in flight, then ask the rest to cancel."""
     store = daemon.store
+    suspend_paused(store, list(daemon.in_flight), daemon.log)
+    run_until_idle(daemon, time.monotonic() + grace)
     for run_id in list(daemon.in_flight):
         state = StateName(store.get_flow_run(run_id).state)
         if state in (StateName.SCHEDULED, StateName.LATE):

@@ -13,7 +13,8 @@ Each tick:
    daemon, a restart) and is skipped. With `overlap = "skip"` a slot of a flow that still has
    an unfinished run is recorded SKIPPED with the reason instead;
 4. start waiting runs, oldest slot first, up to `max_runs` at once (the rest stay SCHEDULED
-   for a later tick). A run starting past its slot's grace period is marked LATE first.
+   for a later tick). A run starting past its slot's grace period is marked LATE first;
+5. start again the suspended runs that were resumed (`orchlite.daemon.suspended`).
 
 Triggers (`orchlite.triggers`): after step 3 the tick claims the runs of file triggers whose
 changes have settled and of flow triggers whose upstream flow ended; they wait as SCHEDULED
@@ -57,6 +58,7 @@ from ..triggers import TriggerRunner
 from ..watcher import Changes, is_declaration_file
 from .retention import Retention
 from .retry_chain import RetryChain, is_retry_key
+from .suspended import due_relaunches
 
 UTC = dt.timezone.utc
 WAITING = (StateName.SCHEDULED.value, StateName.LATE.value)
@@ -143,6 +145,7 @@ class Daemon:
         report.fired += self.triggers.tick(now.timestamp())
         if start:
             self.start_waiting(now, report)
+            self.relaunch_resumed(now, report)
         return report
 
     def reload(self, force: bool = False) -> bool:
@@ -309,6 +312,23 @@ class Daemon:
             if busy is not None:
                 busy.add(target)
             report.started.append(waiting.run_id)
+        return report
+
+    def relaunch_resumed(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
+        """Start again the suspended runs someone resumed, as slots free up; fail those
+        past their pause timeout (see `orchlite.daemon.suspended`)."""
+        report = report or TickReport()
+        room = None if self.max_runs is None else max(0, self.max_runs - len(self.in_flight))
+        relaunches, failed = due_relaunches(self.store, now.timestamp(), room, self.log)
+        for run_id in failed:
+            notify.alert_run(self.store, run_id, self.alerts, self.log)
+        for relaunch in relaunches:
+            handle = self.launch(
+                relaunch.run_id, relaunch.target, relaunch.params, resume_from=None
+            )
+            self.in_flight[relaunch.run_id] = handle
+            self._targets[relaunch.run_id] = relaunch.target
+            report.started.append(relaunch.run_id)
         return report
 
     def _key_of(self, entry: ScheduleEntry) -> str:

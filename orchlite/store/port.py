@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..states import StateName
 from .records import CacheEntry, FlowRun, LogRow, StateRow, StoredResult, TaskRun, TaskRunSave
@@ -63,6 +63,8 @@ class EngineStore(Protocol):
     def set_retry_policy(self, run_id: str, policy: str) -> None: ...
 
     def prior_attempts(self, run_id: str) -> int: ...
+
+    def pause_of(self, run_id: str) -> dict[str, Any] | None: ...
 
     # -- task runs (engine, task engine, recorder) --------------------------------------
 

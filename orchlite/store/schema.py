@@ -351,6 +351,14 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE schedule_slots ADD COLUMN name TEXT;
     """,
     ),
+    # 14: the input each earlier pause of a run accepted, by pause key, so a suspended run
+    # relaunched from its start answers those pauses again without waiting.
+    Migration(
+        "pause answers",
+        """
+    ALTER TABLE run_pauses ADD COLUMN answers TEXT NOT NULL DEFAULT '{}';
+    """,
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

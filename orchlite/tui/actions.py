@@ -106,10 +106,10 @@ def resume(home: Path, run_id: str, values: dict[str, str]) -> Outcome:
     """Resume a paused run with the typed values, as `orch resume RUN -p ...` does."""
     store = Store(home, create=False)
     try:
-        resume_in(store, run_id, values or None)
+        said = resume_in(store, run_id, values or None)
     finally:
         store.close()
-    return Outcome(f"Run {run_id[:8]} resumed")
+    return Outcome(said[0].upper() + said[1:])
 
 
 def retry(home: Path, request: RunRequest) -> Outcome:

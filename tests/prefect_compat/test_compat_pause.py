@@ -118,3 +118,28 @@ def test_only_a_flow_run_can_pause_and_only_a_paused_run_resumes() -> None:
     (run,) = store().list_flow_runs()
     with pytest.raises(UsageError, match="is FAILED, not PAUSED"):
         resume_flow_run(run.id)
+
+
+def test_a_pause_whose_key_was_answered_returns_that_answer_without_pausing() -> None:
+    @flow
+    def review() -> list[Any]:
+        answers = []
+        for _ in range(2):  # a loop reaching the same keyed pause twice
+            answer = pause_flow_run(wait_for_input=Approval, key="sign-off", timeout=60)
+            answers.append(answer.note)
+        answers.append(pause_flow_run(wait_for_input=Approval, timeout=60).note)
+        return answers
+
+    thread, outcome = in_thread(review)
+    run_id = paused_run()
+    resume_flow_run(run_id, run_input={"approved": True, "note": "first"})
+    # "sign-off" answered: the second call returns at once; the unkeyed pause waits.
+    deadline = time.monotonic() + 15
+    while (store().pause_of(run_id) or {}).get("key") != "pause-1":
+        assert time.monotonic() < deadline, "the run did not reach its unkeyed pause"
+        time.sleep(0.02)
+    resume_flow_run(run_id, run_input={"approved": True, "note": "second"})
+    thread.join(30)
+    assert outcome == [["first", "first", "second"]]
+    states = [h.state for h in store().history(run_id) if h.position is None]
+    assert states.count("PAUSED") == 2
