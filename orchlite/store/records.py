@@ -63,6 +63,50 @@ class TaskRun:
     result_data: bytes | None = None
     result_preview: str | None = None
 
+    @classmethod
+    def new(
+        cls,
+        *,
+        flow_run_id: str,
+        position: int,
+        id: str,
+        task_key: str,
+        name: str,
+        created: float,
+        dynamic_key: str = "0",
+        standalone: bool = False,
+        state: str = "PENDING",
+        result: StoredResult | None = None,
+        cache_key: str | None = None,
+    ) -> TaskRun:
+        """A task run as it starts: in `state` (PENDING unless given), no attempt made, no
+        error; holding `result` if given (a stand-in for a cache entry's run)."""
+        run = cls(
+            flow_run_id=flow_run_id,
+            position=position,
+            id=id,
+            standalone=int(standalone),
+            task_key=task_key,
+            name=name,
+            dynamic_key=dynamic_key,
+            state=state,
+            state_message=None,
+            attempts=0,
+            inputs_hash=None,
+            cache_key=cache_key,
+            result_ref=None,
+            result_serializer=None,
+            error_type=None,
+            error_message=None,
+            traceback=None,
+            created=created,
+            started=None,
+            ended=None,
+        )
+        if result is not None:
+            run.result = result
+        return run
+
     @property
     def result(self) -> StoredResult | None:
         if self.result_serializer is None:
@@ -70,6 +114,11 @@ class TaskRun:
         return StoredResult(
             self.result_serializer, self.result_data, self.result_ref, self.result_preview
         )
+
+    @result.setter
+    def result(self, stored: StoredResult) -> None:
+        self.result_ref, self.result_data = stored.blob, stored.data
+        self.result_serializer, self.result_preview = stored.serializer, stored.preview
 
 
 @dataclass(slots=True)
