@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "flow": "registry",
-    "task": "registry",
-    "Flow": "registry",
-    "Task": "registry",
+    "flow": "flows",
+    "task": "tasks",
+    "Flow": "flows",
+    "Task": "tasks",
     "State": "states",
     "StateType": "states",
     "CachePolicy": "cache_policies",
@@ -75,16 +75,17 @@ if TYPE_CHECKING:
     from .cache_policies import CachePolicy
     from .context import get_run_context
     from .flow_runs import pause_flow_run, resume_flow_run, suspend_flow_run
+    from .flows import Flow, flow
     from .futures import as_completed, wait
     from .limits import concurrency, rate_limit
     from .logging import get_run_logger
-    from .registry import Flow, Task, flow, task
     from .run_tags import tags
     from .schedules import cron, interval
     from .secrets import secret
     from .serving import serve
     from .states import State, StateType
     from .task_runners import ThreadPoolTaskRunner
+    from .tasks import Task, task
     from .triggers import on_files, on_flow
 
 

@@ -19,9 +19,10 @@ from .settings import persist_by_default
 from .store import Store, TaskRun
 
 if TYPE_CHECKING:
+    from .flows import Flow
     from .futures import TaskRunFuture
-    from .registry import Flow, Task
     from .task_runners import TaskRunner, WorkerBridge
+    from .tasks import Task
 
 
 @dataclass

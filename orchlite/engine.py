@@ -61,7 +61,7 @@ from .store import EngineStore, StoredResult, TaskRun
 from .task_runners import call_with_timeout
 
 if TYPE_CHECKING:
-    from .registry import Flow
+    from .flows import Flow
 
 HOST = socket.gethostname()
 

@@ -14,10 +14,12 @@ values replaced by `***` (see `redaction`).
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -47,9 +49,23 @@ class _LogBuffer:
         with self._lock:
             self._rows.setdefault(store, []).append(row)
 
-    def take(self, store: Store) -> list[LogRow]:
+    @contextlib.contextmanager
+    def taken(self, store: Store) -> Iterator[list[LogRow]]:
+        """The rows buffered for `store`, for the caller to commit inside the block.
+
+        Rows taken are committed in the order they were taken: the block waits for a flush
+        or another block under way, and holds the next one back until it ends. With nothing
+        buffered it waits for nothing (most task runs log nothing).
+        """
         with self._lock:
-            return self._rows.pop(store, [])
+            empty = not self._rows.get(store)
+        if empty:
+            yield []
+            return
+        with self._flushing:
+            with self._lock:
+                rows = self._rows.pop(store, [])
+            yield rows
 
     def flush(self) -> None:
         """Write every buffered row now.

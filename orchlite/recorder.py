@@ -79,12 +79,13 @@ class Recorder:
         with self._lock:
             held = self._pending.pop((run.flow_run_id, run.position), None)
         if held is None:
-            store.save_task_run(run, states, cache=cache, logs=log_buffer.take(store))
+            with log_buffer.taken(store) as logs:
+                store.save_task_run(run, states, cache=cache, logs=logs)
             return
-        with held.lock:
+        with held.lock, log_buffer.taken(store) as logs:
             earlier = [] if held.written else held.states
             held.written = True
-            store.save_task_run(run, [*earlier, *states], cache=cache, logs=log_buffer.take(store))
+            store.save_task_run(run, [*earlier, *states], cache=cache, logs=logs)
 
     # -- flow runs ----------------------------------------------------------------------
 

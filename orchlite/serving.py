@@ -31,8 +31,8 @@ from .errors import UsageError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .flows import Flow
     from .project import ScheduleEntry
-    from .registry import Flow
     from .schedules import Schedule
 
 

@@ -18,7 +18,7 @@ from .states import StateName
 from .store import TaskRun
 
 if TYPE_CHECKING:
-    from .registry import Task
+    from .tasks import Task
 
 _COMPLETED = StateName.COMPLETED.value
 

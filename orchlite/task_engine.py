@@ -49,7 +49,7 @@ from .task_execution import TaskRunExecution, new_task_run, tags_of
 from .task_runners import TaskRunner, call_with_timeout
 
 if TYPE_CHECKING:
-    from .registry import Task
+    from .tasks import Task
 
 body_runner_var: ContextVar[TaskRunner | None] = ContextVar("orch_body_runner", default=None)
 """Set inside a submitted task run: the runner its function body executes on."""

@@ -44,7 +44,7 @@ from .store import StateRow, TaskRun
 from .timeouts import timeout_message
 
 if TYPE_CHECKING:
-    from .registry import Task
+    from .tasks import Task
 
 # State names as stored (`StateName.X.value` is a property lookup: these are read per call).
 _PENDING = StateName.PENDING.value

@@ -16,7 +16,7 @@ from orchlite.discovery import (
 )
 from orchlite.errors import LoadError, UsageError
 
-# A stand-in for orchlite's @flow, so these files load without orchlite.registry.
+# A stand-in for orchlite's @flow, so these files load without orchlite's decorators.
 STUB = """\
 class _Flow:
     __orch_flow__ = True

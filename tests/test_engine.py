@@ -18,10 +18,10 @@ from orchlite import flow, get_run_logger, task
 from orchlite.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from orchlite.context import open_store
 from orchlite.errors import TaskTimeoutError, UnhashableInputError
+from orchlite.flows import Flow, FlowOptions
 from orchlite.logging import MissingContextError, setup_logging
-from orchlite.registry import Flow, FlowOptions, Task, TaskOptions
 from orchlite.states import StateName
-from orchlite.tasks import exponential_backoff, task_input_hash
+from orchlite.tasks import Task, TaskOptions, exponential_backoff, task_input_hash
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from orchlite import flow, task
 from orchlite.cache_policies import DEFAULT, INPUTS, NO_CACHE
 from orchlite.errors import UsageError
 from orchlite.logging import setup_logging
-from orchlite.registry import Task
+from orchlite.tasks import Task
 
 
 @pytest.fixture(autouse=True)
