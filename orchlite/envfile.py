@@ -43,7 +43,8 @@ def check_name(name: Any, where: str) -> str:
 def parse_env(text: str, source: str = ".env") -> dict[str, str]:
     """The variables of an env file's text; UsageError("SOURCE:LINE: why") for a bad line."""
     found: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.replace("\r\n", "\n").split("\n")  # not splitlines(): \x1e is a character here
+    for number, line in enumerate(lines, start=1):
         where = f"{source}:{number}"
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
