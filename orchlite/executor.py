@@ -202,7 +202,7 @@ def run_in_subprocess(
     except UsageError as exc:
         if not _recorded(home, run_id):
             raise
-        _end_if_unfinished(home, run_id, StateName.FAILED, str(exc))  # claimed ahead
+        _fail_waiting(home, run_id, str(exc))  # claimed ahead
         return run_id, ExitCode.RUN_FAILED
     spec = json.dumps({**asdict(request), "env": None}, default=str).encode("utf-8")
     watched, alive = os.pipe()  # the child watches `watched`; EOF means this process died
@@ -423,6 +423,16 @@ def _end_if_unfinished(home: Any, run_id: str, state: StateName, message: str) -
     if current is not None and StateName(current) not in TERMINAL:
         with Store(home) as store:
             store.end_abandoned_run(run_id, state, message)
+
+
+def _fail_waiting(home: Any, run_id: str, message: str) -> None:
+    """End a run claimed ahead FAILED with `message`, before any process started it."""
+    from .store import Store
+
+    with Store(home) as store:
+        if store.get_flow_run(run_id).state in _NOT_STARTED:
+            store.set_flow_run_state(run_id, StateName.PENDING, None)
+            store.set_flow_run_state(run_id, StateName.FAILED, message)
 
 
 def _watch_parent(run_id: str) -> None:

@@ -11,7 +11,8 @@ from daemon_helpers import FakeLaunch
 from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
-from orchlite.errors import UsageError
+from orchlite.errors import ExitCode, UsageError
+from orchlite.executor import RunRequest, run_in_subprocess
 from orchlite.project import load_schedules, load_triggers
 from orchlite.shell_jobs import (
     RunOptions,
@@ -181,3 +182,27 @@ def test_the_daemon_claims_with_options_and_starts_with_the_entrys_env(tmp_path:
     assert store.get_flow_run(retry_id).retry_of == run_id
     assert launch.envs[retry_id] == {"TOKEN": "s3cr3t"}
     assert RunOptions.from_stored(store.run_options(retry_id)) == RunOptions("out", None, 1, 0.0)
+
+
+def test_a_claimed_run_whose_env_file_is_broken_ends_failed_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCH_HOME", str(tmp_path / ".orch"))
+    _write(tmp_path, "orch.toml", '[project]\nenv_file = ".env"\n')
+    _write(tmp_path, ".env", "A=1\nno equals sign\n")
+    store = Store(tmp_path / ".orch")
+    run_id = "a" * 32
+    store.claim_trigger_run(
+        run_id=run_id,
+        key="k",
+        flow_name="true",
+        name="true",
+        target="$ true",
+        parameters="{}",
+        trigger="file",
+    )
+    request = RunRequest("$ true", run_id=run_id, trigger="schedule")
+    assert run_in_subprocess(request, capture_output=True) == (run_id, ExitCode.RUN_FAILED)
+    run = store.get_flow_run(run_id)
+    assert run.state == "FAILED"
+    assert run.state_message == f"{tmp_path / '.env'}:2: expected KEY=value"
