@@ -20,6 +20,7 @@ command line.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,9 +93,15 @@ def _quoted(text: str, quote: str, where: str) -> tuple[int, str]:
 def env_file_path(root: Path) -> Path | None:
     """The env file orch.toml names (`[project] env_file`), absolute; None if it names none.
 
-    UsageError for a `[project]` table or `env_file` that is not what it should be.
+    UsageError for a `[project]` table or `env_file` that is not what it should be. An
+    orch.toml that cannot be read at all is a warning here and no env file, as for every
+    setting (see `orchlite.settings`): the readers of its schedules report it.
     """
-    data = read_project_file(root) or {}
+    try:
+        data = read_project_file(root) or {}
+    except UsageError as exc:
+        logging.getLogger("orchlite").warning("%s: %s; no env file is read", PROJECT_FILE, exc)
+        return None
     table = data.get("project", {})
     if not isinstance(table, dict):
         raise UsageError(f"{PROJECT_FILE}: [project] must be a table")

@@ -112,3 +112,9 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "orch.toml").write_text('[project]\nenv_file = ""\n')
     with pytest.raises(UsageError, match="env_file must be a file name"):
         env_file_path(tmp_path)
+
+
+def test_an_unreadable_orch_toml_means_no_env_file(tmp_path: Path) -> None:
+    """Its schedules' readers report it; runs go on, as with every other setting."""
+    (tmp_path / "orch.toml").write_text("[project\n")
+    assert env_file_path(tmp_path) is None
