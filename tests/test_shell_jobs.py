@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
 from orchlite.errors import ExitCode, UsageError
-from orchlite.executor import RunRequest, run_in_subprocess
+from orchlite.executor import RunRequest, run_in_subprocess, run_target
 from orchlite.project import load_schedules, load_triggers
 from orchlite.shell_jobs import (
     RunOptions,
@@ -206,3 +209,66 @@ def test_a_claimed_run_whose_env_file_is_broken_ends_failed_saying_why(
     run = store.get_flow_run(run_id)
     assert run.state == "FAILED"
     assert run.state_message == f"{tmp_path / '.env'}:2: expected KEY=value"
+
+
+def _claim_command(store: Store, run_id: str, command: str, options: RunOptions) -> None:
+    store.claim_trigger_run(
+        run_id=run_id,
+        key="k",
+        flow_name="job",
+        name="job",
+        target=command_target(command),
+        parameters="{}",
+        trigger="file",
+        run_options=options.stored(),
+    )
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def _wait(what: str, check: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+BACKGROUNDED = "sleep 300 & echo $! > grandchild.pid; wait"
+
+
+def test_a_timeout_kills_the_commands_whole_group_in_process(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".orch")
+    _claim_command(store, "b" * 32, BACKGROUNDED, RunOptions(timeout_seconds=0.5))
+    request = RunRequest(command_target(BACKGROUNDED), run_id="b" * 32, trigger="schedule")
+    assert run_target(request, console=False) == ("b" * 32, ExitCode.RUN_FAILED)
+    run = store.get_flow_run("b" * 32)
+    assert (run.state, run.flow_name) == ("TIMED_OUT", "job")
+    _wait("the grandchild to be killed", lambda: _gone(int(read(tmp_path / "grandchild.pid"))))
+
+
+def test_a_cancel_stops_the_commands_whole_group_in_process(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".orch")
+    _claim_command(store, "c" * 32, BACKGROUNDED, RunOptions())
+    pid_file = tmp_path / "grandchild.pid"
+
+    def cancel() -> None:
+        _wait("the command to start", lambda: read(pid_file).strip())
+        Store(tmp_path / ".orch").request_cancel("c" * 32)
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    request = RunRequest(command_target(BACKGROUNDED), run_id="c" * 32, trigger="schedule")
+    run_target(request, console=False)
+    canceller.join()
+    assert store.get_flow_run("c" * 32).state == "CANCELLED"
+    _wait("the grandchild to be stopped", lambda: _gone(int(read(pid_file))))
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
