@@ -168,7 +168,12 @@ def _existing_store() -> Any | None:
 
 @app.command()
 def run(
-    target: Annotated[str, typer.Argument(help="file.py:flow, package.module:flow, or a name.")],
+    target: Annotated[
+        str | None, typer.Argument(help="file.py:flow, package.module:flow, or a name.")
+    ] = None,
+    command: Annotated[
+        str | None, typer.Option("--command", help="Run this shell command instead, as a run.")
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="A flow parameter as key=value (repeatable)."),
@@ -199,7 +204,8 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run a flow now and record it: `orch run etl.py:etl -p day=2026-03-01`."""
+    """Run a flow now and record it: `orch run etl.py:etl -p day=2026-03-01`, or a shell
+    command: `orch run --command "pg_dump mydb > db.sql"`."""
     from .params import load_params_file, parse_assignments
 
     given: dict[str, Any] = {}
@@ -207,7 +213,9 @@ def run(
         given.update(load_params_file(params_file))
     given.update(parse_assignments(param or []))
     from .executor import RunRequest
+    from .shell_jobs import one_off_target
 
+    target = one_off_target(target, command, given)
     _home_of_absolute_target(target)
     request = RunRequest(target=target, params=given, refresh_cache=no_cache)
     quiet = quiet or (os.environ.get("ORCH_QUIET") == "1" and not sys.stderr.isatty())

@@ -76,8 +76,10 @@ def run_flow(
     trigger: str = "manual",
     refresh_cache: bool = False,
     resume_from: str | None = None,
+    run_options: str | None = None,
 ) -> Any:
-    """Run `flow` with these arguments as a new flow run (or the pre-created `run_id`)."""
+    """Run `flow` with these arguments as a new flow run (or the pre-created `run_id`);
+    `run_options` (JSON) is recorded as how the run started (`shell_jobs.RunOptions`)."""
     return_state = bool(kwargs.pop("return_state", False))
     blocked = _wait_for_upstream(kwargs.pop("wait_for", None))
     ensure_logging()
@@ -112,6 +114,7 @@ def run_flow(
         tags=to_json(sorted(current_tags())),
         pid=os.getpid(),
         host=HOST,
+        run_options=None if parent else run_options,
     )
     ctx = FlowRunContext(
         flow=flow,

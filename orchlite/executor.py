@@ -36,8 +36,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .child_output import start_readers
 from .errors import (
     CancelledRun,
     ExitCode,
@@ -47,9 +48,14 @@ from .errors import (
     UsageError,
     interrupt_code,
 )
-from .redaction import SecretFeed, redact
+from .process_groups import end_group, kill_group, kill_tracked
+from .redaction import SecretFeed
 from .run_support import new_run_id
+from .shell_jobs import command_flow_name, command_of
 from .states import TERMINAL, StateName
+
+if TYPE_CHECKING:
+    from .run_setup import RunSetup
 
 POLL_SECONDS = 0.1
 KILL_GRACE_SECONDS = 5.0
@@ -67,24 +73,35 @@ class RunRequest:
     refresh_cache: bool = False
     resume_from: str | None = None
     trigger: str = "manual"
+    env: dict[str, str] | None = field(default_factory=dict)
+    """Variables added to the run's environment over the project's env file (an entry's
+    `env`). A child gets them, with the env file's, in its environment, never through its
+    request pipe: its request has None (the environment is set up already)."""
 
 
 def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str, int]:
     """Load the target, bind its parameters and run it here; returns (run id, exit code).
 
-    The flow's module is imported and the flow runs with the project root as the working
-    directory, wherever `orch` was started; the previous one is restored after.
+    The flow's module is imported and the flow runs with the project root (or the run's
+    recorded `working_dir`) as the working directory, wherever `orch` was started, and
+    with the project's env file in its environment (see `orchlite.run_setup`); the previous
+    ones are restored after. A command target (`shell_jobs`) runs its command as a flow.
     Bad input (an unloadable target, a bad parameter) raises before any run is recorded.
     With `console=None` logging is left as the caller set it up (the live view).
     """
     from .config import find_home, project_root
     from .discovery import anchored_target
+    from .run_setup import run_setup
 
     home = find_home()
     root = project_root(home)
-    target = anchored_target(request.target, root)
-    with _working_directory(root):
-        return _run_here(request, target, home, root, console)
+    if command_of(request.target) is None:
+        target = anchored_target(request.target, root)
+    else:
+        target = request.target
+    setup = run_setup(home, root, (request.run_id, request.resume_from), request.env)
+    with _working_directory(setup.folder), setup.environment():
+        return _run_here(request, target, home, root, console, setup)
 
 
 @contextlib.contextmanager
@@ -107,7 +124,12 @@ def _working_directory(folder: Path) -> Iterator[None]:
 
 
 def _run_here(
-    request: RunRequest, target: str, home: Path, root: Path, console: bool | None
+    request: RunRequest,
+    target: str,
+    home: Path,
+    root: Path,
+    console: bool | None,
+    setup: RunSetup,
 ) -> tuple[str, int]:
     from .discovery import load_target
     from .engine import run_flow
@@ -115,7 +137,15 @@ def _run_here(
     from .params import bind_parameters
     from .settings import persist_by_default
 
-    flow: Any = load_target(target, root)
+    command = command_of(target)
+    flow: Any
+    if command is None:
+        flow = load_target(target, root)
+    else:
+        from .shell_runs import command_flow
+
+        name = setup.flow_name or command_flow_name(command)
+        flow = command_flow(command, name, setup.options, echo=console is not False)
     if not getattr(flow, "__orch_flow__", False):
         raise UsageError(f"{request.target} is not a flow (decorate it with @flow)")
     parameters = bind_parameters(flow.fn, request.params, flow_name=flow.name)
@@ -132,6 +162,7 @@ def _run_here(
             trigger=request.trigger,
             refresh_cache=request.refresh_cache,
             resume_from=request.resume_from,
+            run_options=setup.options.stored(),
         )
     except KeyboardInterrupt as exc:
         return request.run_id, interrupt_code(exc)
@@ -165,16 +196,28 @@ def run_in_subprocess(
     the child does not echo its run loggers to the console (they are stored already). Each
     line is stored redacted of the secret values the child knows, which it forwards
     through a `SecretFeed` (so raw writes to file descriptors 1 and 2 are redacted too).
+
+    The child's environment has the project's env file and `request.env` added. A run
+    claimed ahead (by the daemon) whose env file cannot be read ends FAILED saying why.
     """
-    from .config import find_home
+    from .config import find_home, project_root
+    from .envfile import run_environment
 
     home = find_home()
     run_id = request.run_id
-    spec = json.dumps(asdict(request), default=str).encode("utf-8")
+    try:
+        added = run_environment(project_root(home), request.env)
+    except UsageError as exc:
+        if not _recorded(home, run_id):
+            raise
+        _fail_waiting(home, run_id, str(exc))  # claimed ahead
+        return run_id, ExitCode.RUN_FAILED
+    spec = json.dumps({**asdict(request), "env": None}, default=str).encode("utf-8")
     watched, alive = os.pipe()  # the child watches `watched`; EOF means this process died
     request_in, request_out = os.pipe()  # the child reads its request from `request_in`
     env = {
         **os.environ,
+        **added,
         "ORCH_HOME": str(home),
         PARENT_FD_ENV: f"{watched}:{os.getpid()}",
         REQUEST_FD_ENV: str(request_in),
@@ -209,7 +252,7 @@ def run_in_subprocess(
     readers = []
     if feed is not None:
         feed.start()
-        readers = _start_readers(child, home, run_id, feed)
+        readers = start_readers(child, home, run_id, feed)
     try:
         code = _supervise(child, home, run_id)
         for reader in readers:
@@ -297,47 +340,6 @@ def _read_request() -> dict[str, Any]:
     return spec
 
 
-def _start_readers(
-    child: subprocess.Popen[bytes], home: Any, run_id: str, feed: SecretFeed
-) -> list[Any]:
-    import logging
-    import threading
-
-    streams = [(child.stdout, logging.INFO, "orchlite.stdout")]
-    streams.append((child.stderr, logging.WARNING, "orchlite.stderr"))
-    readers = []
-    for stream, level, logger in streams:
-        reader = threading.Thread(
-            target=_copy_lines,
-            args=(stream, home, run_id, level, logger, feed),
-            name=f"output-{run_id[:12]}",
-            daemon=True,
-        )
-        reader.start()
-        readers.append(reader)
-    return readers
-
-
-def _copy_lines(
-    stream: Any, home: Any, run_id: str, level: int, logger: str, feed: SecretFeed
-) -> None:
-    """Write each line of a child's output, redacted, as a log record of its run, until EOF."""
-    from .store import Store
-
-    store: Store | None = None
-    with contextlib.closing(stream):
-        for raw in iter(stream.readline, b""):
-            feed.drain()  # every value the child knew before it wrote this line
-            line = redact(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            try:
-                store = store or Store(home)
-                store.write_logs([(run_id, None, None, time.time(), level, logger, line)])
-            except OrchError:
-                continue  # the store is unusable: keep draining so the child never blocks
-    if store is not None:
-        store.close()
-
-
 def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
     """Wait for the child; kill it if it outlives its flow's deadline."""
     from .store import Store
@@ -374,7 +376,7 @@ def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | Non
         _stop(child)
         return child.returncode
     if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
-        _kill_group(child, signal.SIGKILL)
+        kill_group(child, signal.SIGKILL)
         child.wait()
         timeout = round(run.deadline - (run.started or run.deadline), 1)
         store.end_abandoned_run(
@@ -388,52 +390,14 @@ def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | Non
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the child's process group (the child records CANCELLED), then SIGKILL."""
-    _end_group(child, (signal.SIGTERM,), CANCEL_GRACE_SECONDS)
+    end_group(child, (signal.SIGTERM,), CANCEL_GRACE_SECONDS)
 
 
 def _interrupt(child: subprocess.Popen[bytes], exc: KeyboardInterrupt) -> None:
     """Pass the parent's signal on to the child's group (SIGINT for Ctrl-C, SIGTERM for
     SIGTERM: the child records CANCELLED), then SIGTERM, then SIGKILL after grace periods."""
     first = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
-    _end_group(child, tuple(dict.fromkeys((first, signal.SIGTERM))), KILL_GRACE_SECONDS)
-
-
-def _end_group(
-    child: subprocess.Popen[bytes], signals: tuple[signal.Signals, ...], grace: float
-) -> None:
-    """Send each of `signals` to the child's process group, `grace` seconds apart, until
-    every process in it is gone; then SIGKILL the group if any is left.
-
-    The whole group, always: the child exiting on time does not mean that what user code
-    started (in the child's group) did, e.g. a grandchild that ignores SIGTERM.
-    """
-    for sig in signals:
-        _kill_group(child, sig)
-        if _group_ended(child, grace):
-            return
-    _kill_group(child, signal.SIGKILL)
-    child.wait()
-
-
-def _group_ended(child: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Wait up to `timeout` s for the child's whole process group to exit (reaping the child)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        child.poll()
-        try:
-            os.killpg(child.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass  # a member changed its user: alive
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_SECONDS / 2)
-
-
-def _kill_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, sig)
+    end_group(child, tuple(dict.fromkeys((first, signal.SIGTERM))), KILL_GRACE_SECONDS)
 
 
 def _describe_exit(code: int) -> str:
@@ -483,6 +447,16 @@ def _end_if_unfinished(home: Any, run_id: str, state: StateName, message: str) -
     if current is not None and StateName(current) not in TERMINAL:
         with Store(home) as store:
             store.end_abandoned_run(run_id, state, message)
+
+
+def _fail_waiting(home: Any, run_id: str, message: str) -> None:
+    """End a run claimed ahead FAILED with `message`, before any process started it."""
+    from .store import Store
+
+    with Store(home) as store:
+        if store.get_flow_run(run_id).state in _NOT_STARTED:
+            store.set_flow_run_state(run_id, StateName.PENDING, None)
+            store.set_flow_run_state(run_id, StateName.FAILED, message)
 
 
 def _watch_parent(run_id: str) -> None:
@@ -540,7 +514,9 @@ def _state_in(store: Any, run_id: str) -> str | None:
 
 
 def _kill_own_group() -> None:
-    """SIGKILL this process's group (itself and what user code started), or just itself."""
+    """SIGKILL the groups this process started (a shell job's), then its own group (itself
+    and what user code started), or just itself."""
+    kill_tracked()
     with contextlib.suppress(OSError):
         if os.getpgid(0) == os.getpid():
             os.killpg(os.getpid(), signal.SIGKILL)

@@ -19,6 +19,10 @@ literal arguments are understood (`cron("0 3 * * *", timezone="Europe/Berlin")`,
     enabled = true
     name = "nightly"
 
+An entry may run a shell command instead of a flow (`command = "..."`, with its own
+`timeout_seconds`, `retries` and `retry_delay_seconds`), and any entry may set
+`working_dir` and `env` (see `orchlite.shell_jobs`).
+
 A broken entry or file is a `ScheduleProblem` naming it; every other schedule still loads.
 """
 
@@ -29,7 +33,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -45,6 +49,7 @@ from .errors import UsageError
 from .literal_calls import build_literal_call
 from .schedules import Schedule, cron, interval, run_parameters, schedule_key
 from .settings import PROJECT_FILE, read_project_file
+from .shell_jobs import COMMAND_KEYS, ENTRY_KEYS, RunOptions, read_entry
 
 OVERLAP_POLICIES = ("skip", "allow", "queue", "cancel_previous")
 _TOML_KEYS = frozenset(
@@ -62,6 +67,8 @@ _TOML_KEYS = frozenset(
         "overlap",
         "enabled",
         "name",
+        *ENTRY_KEYS,
+        *COMMAND_KEYS,
     }
 )
 _POLICY_KEYS = ("catchup", "max_catchup", "grace_seconds", "parameters", "enabled", "name")
@@ -82,6 +89,8 @@ class ScheduleEntry:
     flow_name: str
     schedule: Schedule
     overlap: str = "skip"
+    options: RunOptions = field(default_factory=RunOptions)
+    """How its runs start: working directory, environment, a command's timeout and retries."""
 
     @property
     def key(self) -> str:
@@ -291,10 +300,8 @@ def _toml_entry(item: Any, where: str, root: Path, flows: dict[str, str]) -> Sch
     unknown = sorted(set(item) - _TOML_KEYS)
     if unknown:
         raise UsageError(f"unknown key(s): {', '.join(unknown)}")
-    target = item.get("target")
-    if not isinstance(target, str) or not target.strip():
-        raise UsageError('missing target (target = "file.py:flow")')
-    target = _check_target(target.strip(), root, flows)
+    run = read_entry(item, root)
+    target = run.target or _flow_target(item, root, flows)
     overlap = item.get("overlap", "skip")
     if overlap not in OVERLAP_POLICIES:
         expected = ", ".join(repr(o) for o in OVERLAP_POLICIES)
@@ -318,8 +325,16 @@ def _toml_entry(item: Any, where: str, root: Path, flows: dict[str, str]) -> Sch
     except TypeError as exc:
         raise UsageError(str(exc)) from None
     run_parameters(schedule, dt.datetime.now(dt.timezone.utc))  # a bad template fails here
-    name = flows.get(target, target.rpartition(":")[2])
-    return ScheduleEntry(PROJECT_FILE, where, target, name, schedule, overlap)
+    name = run.flow_name or flows.get(target, target.rpartition(":")[2])
+    return ScheduleEntry(PROJECT_FILE, where, target, name, schedule, overlap, run.options)
+
+
+def _flow_target(item: dict[str, Any], root: Path, flows: dict[str, str]) -> str:
+    """The checked `target` of an entry that runs a flow."""
+    target = item.get("target")
+    if not isinstance(target, str) or not target.strip():
+        raise UsageError('missing target (target = "file.py:flow", or command = "...")')
+    return _check_target(target.strip(), root, flows)
 
 
 def _check_target(target: str, root: Path, flows: dict[str, str]) -> str:
@@ -423,16 +438,16 @@ def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
             where = f"{PROJECT_FILE} trigger #{number}" + (f" ({label!r})" if label else "")
             try:
                 trigger = from_toml(item)
-                target = item.get("target")
-                if not isinstance(target, str) or not target.strip():
-                    raise UsageError('missing target (target = "file.py:flow")')
-                target = _check_target(target.strip(), root, flows)
+                run = read_entry(item, root)
+                target = run.target or _flow_target(item, root, flows)
             except UsageError as exc:
                 problems.append(ScheduleProblem(PROJECT_FILE, where, str(exc)))
                 continue
-            name = flows.get(target, target.rpartition(":")[2])
+            name = run.flow_name or flows.get(target, target.rpartition(":")[2])
             paths_, upstream = wants.get(target, (False, False))
             entries.append(
-                TriggerEntry(PROJECT_FILE, where, target, name, trigger, paths_, upstream)
+                TriggerEntry(
+                    PROJECT_FILE, where, target, name, trigger, paths_, upstream, run.options
+                )
             )
     return _without_duplicates(entries, problems), problems

@@ -14,6 +14,10 @@ or in `orch.toml` (read by `project.load_triggers`, without importing user code)
     after = "extract"                  # flow trigger: the upstream flow's name
     states = ["FAILED", "CRASHED"]     # default ["COMPLETED"]
 
+    [[trigger]]
+    command = "./notify.sh"            # a shell command instead of a flow (`shell_jobs`)
+    after = "extract"
+
 File triggers. The daemon watches the project root with watchfiles (inotify, in a background
 thread: `orchlite.watcher`) and hands each batch of changed paths to `TriggerRunner.on_changes`.
 A change matches a trigger when its
@@ -63,6 +67,7 @@ from .errors import UsageError
 from .file_sweep import FileSweep
 from .literal_calls import build_literal_call
 from .names import spellings
+from .shell_jobs import COMMAND_KEYS, ENTRY_KEYS, RunOptions
 
 if TYPE_CHECKING:
     from .store import Store
@@ -188,6 +193,8 @@ class TriggerEntry:
     trigger: Trigger
     wants_paths: bool = False
     wants_upstream: bool = False
+    options: RunOptions = field(default_factory=RunOptions)
+    """How its runs start: working directory, environment, a command's timeout and retries."""
 
     @property
     def key(self) -> str:
@@ -220,7 +227,9 @@ def from_call(node: ast.expr, factories: dict[str, str]) -> Trigger:
     return trigger
 
 
-TOML_KEYS = frozenset({"target", "watch", "debounce", "after", "states", "name"})
+TOML_KEYS = frozenset(
+    {"target", "watch", "debounce", "after", "states", "name", *ENTRY_KEYS, *COMMAND_KEYS}
+)
 
 
 def from_toml(item: Any) -> Trigger:
@@ -424,6 +433,7 @@ class TriggerRunner:
                 message=message,
                 now=now,
                 started_by=entry.trigger.describe(),
+                run_options=entry.options.stored(),
             )
             self.last_run[key] = run_id
             fired.append(run_id)
@@ -468,6 +478,7 @@ class TriggerRunner:
                     message=message,
                     now=now,
                     started_by=trigger.describe(),
+                    run_options=entry.options.stored(),
                 )
                 if claimed:
                     fired.append(run_id)

@@ -32,13 +32,21 @@ class FakeLaunch:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.resumed: dict[str, str | None] = {}  # run id -> the run it resumes
+        self.envs: dict[str, dict[str, str]] = {}  # run id -> the variables its entry adds
         self.runs: dict[str, FakeRun] = {}
 
     def __call__(
-        self, run_id: str, target: str, params: dict[str, Any], *, resume_from: str | None
+        self,
+        run_id: str,
+        target: str,
+        params: dict[str, Any],
+        *,
+        resume_from: str | None,
+        env: dict[str, str],
     ) -> FakeRun:
         self.calls.append((run_id, target, params))
         self.resumed[run_id] = resume_from
+        self.envs[run_id] = env
         self.runs[run_id] = FakeRun()
         return self.runs[run_id]
 

@@ -234,10 +234,16 @@ def test_serve_reads_the_time_from_the_daemons_clock_and_stops_on_request(projec
 
     class StopAtFirstStart(FakeLaunch):
         def __call__(
-            self, run_id: str, target: str, params: dict[str, Any], *, resume_from: str | None
+            self,
+            run_id: str,
+            target: str,
+            params: dict[str, Any],
+            *,
+            resume_from: str | None,
+            env: dict[str, str],
         ) -> FakeRun:
             requests.stop = True
-            run = super().__call__(run_id, target, params, resume_from=resume_from)
+            run = super().__call__(run_id, target, params, resume_from=resume_from, env=env)
             run.alive = False  # ends without adopting its run, as a target that cannot load
             return run
 

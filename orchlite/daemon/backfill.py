@@ -124,6 +124,7 @@ def backfill(
             parameters=params,
             now=now,
             started_by=schedule.name or describe(schedule),
+            run_options=entry.options.stored(),
         )
         if fresh:
             claimed.append(run_id)

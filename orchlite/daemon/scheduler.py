@@ -57,7 +57,7 @@ from ..store import Store
 from ..triggers import TriggerRunner
 from ..watcher import Changes, is_declaration_file
 from .retention import Retention
-from .retry_chain import RetryChain, is_retry_key
+from .retry_chain import RETRY_KEY, RetryChain, is_retry_key
 from .suspended import due_relaunches
 
 UTC = dt.timezone.utc
@@ -71,12 +71,19 @@ class Handle(Protocol):
 class Launch(Protocol):
     """Start run `run_id` of `target` with `params` in the background.
 
-    `resume_from` is the run whose completed tasks it reuses (a retry), else None. Returns
+    `resume_from` is the run whose completed tasks it reuses (a retry), else None; `env`
+    the variables its entry adds to the run's environment (never recorded). Returns
     something that says whether the run still runs.
     """
 
     def __call__(
-        self, run_id: str, target: str, params: dict[str, Any], *, resume_from: str | None
+        self,
+        run_id: str,
+        target: str,
+        params: dict[str, Any],
+        *,
+        resume_from: str | None,
+        env: dict[str, str],
     ) -> Handle: ...
 
 
@@ -215,6 +222,7 @@ class Daemon:
                     skip_reason=reason,
                     now=stamp,
                     started_by=entry.schedule.name or describe(entry.schedule),
+                    run_options=entry.options.stored(),
                 )
                 if not claimed:
                     continue
@@ -305,7 +313,11 @@ class Daemon:
             target = waiting.target or ""
             resume = self.store.get_flow_run(waiting.run_id).retry_of if retry else None
             handle = self.launch(
-                waiting.run_id, target, json.loads(waiting.parameters), resume_from=resume
+                waiting.run_id,
+                target,
+                json.loads(waiting.parameters),
+                resume_from=resume,
+                env=self._env_of(waiting.key),
             )
             self.in_flight[waiting.run_id] = handle
             self._targets[waiting.run_id] = target
@@ -324,12 +336,28 @@ class Daemon:
             notify.alert_run(self.store, run_id, self.alerts, self.log)
         for relaunch in relaunches:
             handle = self.launch(
-                relaunch.run_id, relaunch.target, relaunch.params, resume_from=None
+                relaunch.run_id,
+                relaunch.target,
+                relaunch.params,
+                resume_from=None,
+                env=self._env_of(relaunch.key),
             )
             self.in_flight[relaunch.run_id] = handle
             self._targets[relaunch.run_id] = relaunch.target
             report.started.append(relaunch.run_id)
         return report
+
+    def _env_of(self, key: str) -> dict[str, str]:
+        """The `env` of the schedule or trigger whose key a waiting run (or the run it
+        retries) was claimed under: read from the declarations at each start, never stored."""
+        key = key.removeprefix(RETRY_KEY)
+        for entry in self.entries:
+            if entry.options.env and self._key_of(entry) == key:
+                return dict(entry.options.env)
+        for trigger in self.triggers.entries:
+            if trigger.options.env and trigger.key == key:
+                return dict(trigger.options.env)
+        return {}
 
     def _key_of(self, entry: ScheduleEntry) -> str:
         cached = self._next_slots.get(id(entry))
@@ -361,12 +389,19 @@ class Daemon:
 
 
 def launch_in_thread(
-    run_id: str, target: str, params: dict[str, Any], *, resume_from: str | None
+    run_id: str,
+    target: str,
+    params: dict[str, Any],
+    *,
+    resume_from: str | None,
+    env: dict[str, str],
 ) -> Handle:
     """The production `Launch`: `executor.run_in_subprocess` in a thread."""
     from ..executor import RunRequest, run_in_subprocess
 
-    request = RunRequest(target, params, run_id=run_id, trigger="schedule", resume_from=resume_from)
+    request = RunRequest(
+        target, params, run_id=run_id, trigger="schedule", resume_from=resume_from, env=env
+    )
     thread = threading.Thread(
         target=run_in_subprocess,
         args=(request,),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..blobs import private_opener, write_private
+from ..envfile import env_file_path, read_env_file, run_environment
 from ..errors import UsageError
 from ..store import Store
 from .loop import Requests, serve
@@ -41,9 +42,11 @@ def run_daemon(
     tick: float,
     log_file: Path | None = None,
 ) -> None:
-    """Hold the project's daemon lock and serve; UsageError if another daemon holds it."""
+    """Hold the project's daemon lock and serve; UsageError if another daemon holds it, or
+    if the project's env file cannot be read (each run reads it again as it starts)."""
     from filelock import FileLock, Timeout
 
+    run_environment(root)
     store = Store(home)
     log = file_logger(log_file) if log_file is not None else None
     daemon = Daemon(store, root, max_runs=max_runs, log=log)
@@ -152,8 +155,16 @@ def systemd_unit(
     log_file: Path | None = None,
     home: Path | None = None,
 ) -> str:
-    """A systemd service unit that runs this project's daemon (`--print-systemd-unit`)."""
+    """A systemd service unit that runs this project's daemon (`--print-systemd-unit`).
+
+    With `[project] env_file` set, the unit names it (`EnvironmentFile=`, absolute), so the
+    daemon itself has the variables too; UsageError if it cannot be read.
+    """
     import shlex
+
+    env_file = env_file_path(root)
+    if env_file is not None:
+        read_env_file(env_file)  # a unit naming a broken file would not start
 
     args = list(orch)
     if home is not None:
@@ -184,6 +195,7 @@ def systemd_unit(
             "KillMode=mixed",
             f"TimeoutStopSec={int(grace + 15 + 0.999)}",
             "Environment=PYTHONUNBUFFERED=1",
+            *([f"EnvironmentFile={env_file}"] if env_file is not None else []),
             "",
             "[Install]",
             "WantedBy=default.target",

@@ -28,11 +28,13 @@ PAUSE_TIMED_OUT = "Flow run was paused and never resumed."
 
 @dataclass(frozen=True)
 class Relaunch:
-    """A suspended run claimed to run again: its id, target and parameters."""
+    """A suspended run claimed to run again: its id, target and parameters, and the key of
+    the schedule or trigger that claimed it ("" if none), whose `env` it gets again."""
 
     run_id: str
     target: str
     params: dict[str, object]
+    key: str
 
 
 def suspend_paused(store: Store, run_ids: list[str], log: Callable[[str], None]) -> list[str]:
@@ -60,6 +62,7 @@ def due_relaunches(
             continue
         if store.claim_relaunch(run_id, "resumed: starting again"):
             run = store.get_flow_run(run_id)
-            claimed.append(Relaunch(run_id, run.target or "", json.loads(run.parameters)))
+            key = store.slot_key(run_id) or ""
+            claimed.append(Relaunch(run_id, run.target or "", json.loads(run.parameters), key))
             log(f"resume suspended run {run_id[:12]} of {run.target}")
     return claimed, failed

@@ -38,6 +38,7 @@ class EngineStore(Protocol):
         pid: int | None = ...,
         host: str | None = ...,
         now: float | None = ...,
+        run_options: str | None = ...,
     ) -> None: ...
 
     def set_flow_run_state(

@@ -42,6 +42,7 @@ class FlowRuns(TaskRuns):
         pid: int | None = None,
         host: str | None = None,
         now: float | None = None,
+        run_options: str | None = None,
     ) -> None:
         """Record a new flow run.
 
@@ -55,6 +56,8 @@ class FlowRuns(TaskRuns):
         UsageError naming the other while another unfinished run retries the same run, and
         with RunNotFoundError when the run to retry was deleted meanwhile (`orch gc`). Once
         recorded, it keeps the retried run from `orch gc` until it ends (`delete_runs_before`).
+        `run_options` (JSON) says how it starts (`run_options`); an adopted run keeps its own
+        unless given.
         """
         now = time.time() if now is None else now
         heartbeat = None if pid is None else now
@@ -71,6 +74,7 @@ class FlowRuns(TaskRuns):
                     "UPDATE flow_runs SET flow_name = ?, name = ?, target = COALESCE(?, target),"
                     " parameters = ?, state = ?, state_message = ?, pid = COALESCE(?, pid),"
                     " host = COALESCE(?, host), heartbeat = COALESCE(?, heartbeat),"
+                    " run_options = COALESCE(?, run_options),"
                     " pid_start = CASE WHEN ? IS NULL THEN pid_start ELSE ? END WHERE id = ?",
                     (
                         flow_name,
@@ -82,6 +86,7 @@ class FlowRuns(TaskRuns):
                         pid,
                         host,
                         heartbeat,
+                        run_options,
                         pid,
                         pid_start,
                         run_id,
@@ -93,8 +98,8 @@ class FlowRuns(TaskRuns):
             conn.execute(
                 "INSERT INTO flow_runs (id, flow_name, name, target, parameters, state,"
                 " state_message, trigger, parent_run_id, parent_position, retry_of, created,"
-                " tags, pid, host, heartbeat, pid_start)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " tags, pid, host, heartbeat, pid_start, run_options)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     flow_name,
@@ -113,6 +118,7 @@ class FlowRuns(TaskRuns):
                     host,
                     heartbeat,
                     pid_start,
+                    run_options,
                 ),
             )
             self._insert_history(conn, run_id, None, state.value, message, now)
@@ -251,6 +257,13 @@ class FlowRuns(TaskRuns):
     def retry_policy(self, run_id: str) -> str | None:
         row = self.conn.execute(
             "SELECT retry_policy FROM flow_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def run_options(self, run_id: str) -> str | None:
+        """How a run starts (JSON of `shell_jobs.RunOptions`), or None: as a flow run does."""
+        row = self.conn.execute(
+            "SELECT run_options FROM flow_runs WHERE id = ?", (run_id,)
         ).fetchone()
         return None if row is None else row[0]
 

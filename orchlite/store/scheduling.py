@@ -28,6 +28,8 @@ class _RunSpec(NamedTuple):
     parameters: str
     started_by: str | None = None
     """The name of the schedule or trigger that claimed it (`schedule_slots.name`)."""
+    run_options: str | None = None
+    """How it starts (`FlowRuns.run_options`)."""
 
 
 class Scheduling(FlowRuns):
@@ -48,16 +50,18 @@ class Scheduling(FlowRuns):
         skip_reason: str | None = None,
         now: float | None = None,
         started_by: str | None = None,
+        run_options: str | None = None,
     ) -> bool:
         """Claim one slot of a schedule: record its run SCHEDULED (or SKIPPED with the
         reason) and move the schedule's mark to the slot, in one transaction. `started_by`
-        names the schedule, for the run to read (`orchlite.runtime.deployment.name`).
+        names the schedule, for the run to read (`orchlite.runtime.deployment.name`);
+        `run_options` how its run starts.
 
         False when a run with `run_id` already exists: the slot was claimed before (by
         another daemon, or before a restart), and nothing but the mark is written.
         """
         now = time.time() if now is None else now
-        spec = _RunSpec(flow_name, name, target, parameters, started_by)
+        spec = _RunSpec(flow_name, name, target, parameters, started_by, run_options)
         with self.transaction("slot_claimed") as conn:
             claimed = self._claim(conn, now, run_id, key, slot, "schedule", spec)
             if claimed and skip_reason is not None:
@@ -78,6 +82,7 @@ class Scheduling(FlowRuns):
         message: str | None = None,
         now: float | None = None,
         started_by: str | None = None,
+        run_options: str | None = None,
     ) -> bool:
         """Record a trigger's run SCHEDULED (with `message`, e.g. what fired it) and a
         `schedule_slots` row under the trigger's key at `now` (and `started_by`, its name),
@@ -85,7 +90,7 @@ class Scheduling(FlowRuns):
         already exists.
         """
         now = time.time() if now is None else now
-        spec = _RunSpec(flow_name, name, target, parameters, started_by)
+        spec = _RunSpec(flow_name, name, target, parameters, started_by, run_options)
         with self.transaction("trigger_run_claimed") as conn:
             claimed = self._claim(conn, now, run_id, key, now, trigger, spec, message)
         return claimed
@@ -102,8 +107,8 @@ class Scheduling(FlowRuns):
         now: float | None = None,
     ) -> bool:
         """Record the next attempt of run `retry_of` as a new SCHEDULED run (trigger
-        "retry", same flow, target and parameters) with a `schedule_slots` row under `key`
-        at `due`. False, writing nothing, when `run_id` already exists, or when another
+        "retry", same flow, target, parameters and run options) with a `schedule_slots` row
+        under `key` at `due`. False, writing nothing, when `run_id` already exists, or when another
         unfinished run retries `retry_of` already (e.g. by hand with `orch retry`)."""
         now = time.time() if now is None else now
         with self.transaction("retry_run_claimed") as conn:
@@ -139,7 +144,13 @@ class Scheduling(FlowRuns):
             if live_retry(conn, retry_of, run_id) is not None:
                 return False
             old = self.get_flow_run(retry_of)
-            spec = spec or _RunSpec(old.flow_name, old.name, old.target, old.parameters)
+            spec = spec or _RunSpec(
+                old.flow_name,
+                old.name,
+                old.target,
+                old.parameters,
+                run_options=self.run_options(retry_of),
+            )
         assert spec is not None, "a claim names its run's flow, or the run it retries"
         self.create_flow_run(
             run_id=run_id,
@@ -152,6 +163,7 @@ class Scheduling(FlowRuns):
             trigger=trigger,
             retry_of=retry_of,
             now=now,
+            run_options=spec.run_options,
         )
         started_by = spec.started_by if retry_of is None else None
         conn.execute(

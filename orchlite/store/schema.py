@@ -359,6 +359,14 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE run_pauses ADD COLUMN answers TEXT NOT NULL DEFAULT '{}';
     """,
     ),
+    # 15: how a run starts (JSON of `shell_jobs.RunOptions`: its working directory, and a shell
+    # job's timeout and retries), so a relaunch, a retry and `orch retry` start it alike.
+    Migration(
+        "run options",
+        """
+    ALTER TABLE flow_runs ADD COLUMN run_options TEXT;
+    """,
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
