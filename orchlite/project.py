@@ -18,6 +18,7 @@ literal arguments are understood (`cron("0 3 * * *", timezone="Europe/Berlin")`,
     overlap = "skip"                   # skip | allow | queue | cancel_previous
     enabled = true
     name = "nightly"
+    jitter_seconds = 0                 # start each slot's run up to this late, at random
 
 A broken entry or file is a `ScheduleProblem` naming it; every other schedule still loads.
 """
@@ -62,9 +63,18 @@ _TOML_KEYS = frozenset(
         "overlap",
         "enabled",
         "name",
+        "jitter_seconds",
     }
 )
-_POLICY_KEYS = ("catchup", "max_catchup", "grace_seconds", "parameters", "enabled", "name")
+_POLICY_KEYS = (
+    "catchup",
+    "max_catchup",
+    "grace_seconds",
+    "parameters",
+    "enabled",
+    "name",
+    "jitter_seconds",
+)
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 

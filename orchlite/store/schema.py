@@ -351,6 +351,16 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE schedule_slots ADD COLUMN name TEXT;
     """,
     ),
+    # A schedule paused with `orch schedule pause NAME`, by name, and when.
+    Migration(
+        "schedule pauses",
+        """
+    CREATE TABLE schedule_pauses (
+        name TEXT PRIMARY KEY,
+        paused REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
