@@ -105,7 +105,7 @@ def test_schedules_fits_80_columns_with_a_name_column(scheduled: Project) -> Non
     assert "a-rather-long-schedule-name-for-the-report-flow" in wide
 
 
-def test_pause_and_resume_by_name_and_bad_names(scheduled: Project) -> None:
+def test_pause_and_resume_by_name(scheduled: Project) -> None:
     out = scheduled.orch("schedule", "pause", "nightly")
     assert "schedule 'nightly' paused" in out.stderr
     again = scheduled.orch("schedule", "pause", "nightly")
@@ -115,11 +115,16 @@ def test_pause_and_resume_by_name_and_bad_names(scheduled: Project) -> None:
     assert "resumed" in scheduled.orch("schedule", "resume", "nightly").stderr
     assert "was not paused" in scheduled.orch("schedule", "resume", "nightly").stderr
 
+
+def test_an_unknown_schedule_name_is_one_line_naming_close_ones(scheduled: Project) -> None:
     line = assert_usage_error(scheduled.orch("schedule", "pause", "nigthly", expect=2), 2)
     assert line == "error: no schedule named 'nigthly'; did you mean 'nightly'?"
     line = assert_usage_error(scheduled.orch("schedule", "resume", "zzz", expect=2), 2)
     assert "its schedules: a-rather-long" in line and "nightly" in line
     assert_usage_error(scheduled.orch("run", "--schedule", "zzz", expect=2), 2, "zzz")
+
+
+def test_run_and_daemon_stop_refuse_bad_input_in_one_line(scheduled: Project) -> None:
     assert_usage_error(scheduled.orch("run", expect=2), 2, "--schedule")
     both = scheduled.orch("run", "flows.py:sales_etl", "--schedule", "nightly", expect=2)
     assert_usage_error(both, 2, "one of them")
@@ -250,7 +255,7 @@ def test_daemon_stop_waits_for_the_drain(project: Project) -> None:
         wait_for(lambda: "stopping" in _log(daemon), timeout=20, what="the drain to begin")
         assert stop.poll() is None
         (project.root / "go").write_text("")
-        out, err = finish(stop)
+        _out, err = finish(stop)
         assert stop.returncode == 0, err
         assert "daemon stopped (pid" in err
         assert daemon.wait(timeout=10) == 0
