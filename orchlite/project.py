@@ -39,11 +39,11 @@ from .discovery import (
     _flow_name,
     _python_files,
     _top_level_functions,
-    parse_file,
     syntax_problem,
 )
 from .errors import UsageError
 from .literal_calls import build_literal_call
+from .parse_cache import flow_files
 from .schedules import Schedule, cron, interval, run_parameters, schedule_key
 from .settings import PROJECT_FILE, read_project_file
 
@@ -116,16 +116,14 @@ def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProble
     entries: list[ScheduleEntry] = []
     problems: list[ScheduleProblem] = []
     flows: dict[str, str] = {}  # target -> flow name
-    for path in sorted(_python_files(root)):
-        rel = path.relative_to(root)
-        try:
-            found, bad = _scan_file(path, rel)
-        except SyntaxError as exc:
-            problems.append(ScheduleProblem("code", rel.as_posix(), syntax_problem(exc)))
+    for rel, tree in flow_files(root):
+        if isinstance(tree, SyntaxError):
+            problems.append(ScheduleProblem("code", rel.as_posix(), syntax_problem(tree)))
             continue
-        except (OSError, ValueError) as exc:
-            problems.append(ScheduleProblem("code", rel.as_posix(), str(exc)))
+        if isinstance(tree, (OSError, ValueError)):
+            problems.append(ScheduleProblem("code", rel.as_posix(), str(tree)))
             continue
+        found, bad = _scan_file(tree, rel)
         for target, name in found:
             flows[target] = name
         for item in bad:
@@ -191,10 +189,9 @@ def _flow_decorators(
 
 
 def _scan_file(
-    path: Path, rel: Path
+    tree: ast.Module, rel: Path
 ) -> tuple[list[tuple[str, str]], list[ScheduleEntry | ScheduleProblem]]:
     """(every flow as (target, name), its schedules and problems)."""
-    tree = parse_file(path)
     factories = _factory_aliases(tree, ("cron", "interval"))
     flows: list[tuple[str, str]] = []
     out: list[ScheduleEntry | ScheduleProblem] = []
@@ -382,11 +379,9 @@ def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
     problems: list[ScheduleProblem] = []
     flows: dict[str, str] = {}
     wants: dict[str, tuple[bool, bool]] = {}
-    for path in sorted(_python_files(root)):
-        rel = path.relative_to(root).as_posix()
-        try:
-            tree = parse_file(path)
-        except (SyntaxError, OSError, ValueError):
+    for path, tree in flow_files(root):
+        rel = path.as_posix()
+        if not isinstance(tree, ast.Module):
             continue  # reported by load_schedules
         factories = _factory_aliases(tree, ("on_files", "on_flow"))
         for fn, call in _flow_decorators(tree):

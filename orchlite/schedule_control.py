@@ -20,14 +20,16 @@ import datetime as dt
 import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .executor import RunRequest
 from .names import same_flow_name
 from .project import ScheduleEntry, load_schedules
 from .schedules import run_parameters
 from .store import Store
+
+if TYPE_CHECKING:
+    from .executor import RunRequest
 
 __all__ = [
     "find_schedule",
@@ -98,6 +100,8 @@ def run_request(
 ) -> RunRequest:
     """What `orch run --schedule NAME` runs: the schedule's target with its parameters,
     `{scheduled_time}` read as `now`, and `params` over them."""
+    from .executor import RunRequest  # what runs a flow: not loaded to list schedules
+
     _found, entry = find_schedule(root, name)
     given = run_parameters(entry.schedule, now)
     given.update(params or {})
