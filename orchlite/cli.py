@@ -223,14 +223,13 @@ def run(
     given.update(parse_assignments(param or []))
     from .executor import RunRequest
 
-    if (target is None) == (schedule is None):
-        raise UsageError("give a target or --schedule NAME (one of them)")
-    if schedule is not None:
+    if schedule is not None and target is None:
         request = schedule_request(schedule, given)
-    else:
-        assert target is not None
+    elif target is not None and schedule is None:
         _home_of_absolute_target(target)
         request = RunRequest(target=target, params=given)
+    else:
+        raise UsageError("give a target or --schedule NAME (one of them)")
     request.refresh_cache = no_cache
     quiet = quiet or (os.environ.get("ORCH_QUIET") == "1" and not sys.stderr.isatty())
     with _held_output(quiet) as held:

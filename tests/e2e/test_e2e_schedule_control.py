@@ -85,24 +85,27 @@ def test_upcoming_lists_every_schedule_the_next_to_fire_first(scheduled: Project
 
 def test_schedules_fits_80_columns_with_a_name_column(scheduled: Project) -> None:
     scheduled.orch("schedule", "pause", "nightly")
-    proc = subprocess.run(
-        [*ORCH, "schedules"],
-        cwd=scheduled.root,
-        env={**scheduled.env, "COLUMNS": "80"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, describe(proc)
-    lines = proc.stdout.splitlines()
+    lines = _schedules(scheduled, columns="80").splitlines()
     assert lines[0].split()[:2] == ["NAME", "TARGET"]
     assert len(lines) == 6
     assert all(len(line) <= 80 for line in lines), "\n".join(lines)
     states = {line.split()[0]: line.split()[-2] for line in lines[1:]}
     assert states["nightly"] == "paused" and states["off"] == "disabled"
     assert any("…" in line for line in lines)  # the long name was cut, not the layout
-    wide = scheduled.orch("schedules").stdout  # not a terminal, no COLUMNS: nothing is cut
+    wide = _schedules(scheduled, columns=None)  # not a terminal, no COLUMNS: nothing is cut
     assert "a-rather-long-schedule-name-for-the-report-flow" in wide
+
+
+def _schedules(project: Project, columns: str | None) -> str:
+    """`orch schedules` with `COLUMNS` set to `columns`, or unset."""
+    env = {k: v for k, v in project.env.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    proc = subprocess.run(
+        [*ORCH, "schedules"], cwd=project.root, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, describe(proc)
+    return proc.stdout
 
 
 def test_pause_and_resume_by_name(scheduled: Project) -> None:
