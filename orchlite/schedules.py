@@ -120,6 +120,9 @@ CATCHUP_POLICIES: tuple[str, ...] = ("none", "latest", "all")
 # -- definitions ---------------------------------------------------------------------------
 
 
+MAX_JITTER_SECONDS = 365 * 86400.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Policy:
     """What every schedule has besides its timing (keyword-only fields)."""
@@ -158,8 +161,10 @@ class _Policy:
         if self.name is not None and not isinstance(self.name, str):
             raise UsageError(f"invalid schedule name {self.name!r}: expected a string")
         jitter = self.jitter_seconds
-        if not _is_number(jitter) or not math.isfinite(jitter) or jitter < 0:
-            raise UsageError(f"invalid jitter_seconds {jitter!r}: expected a number >= 0")
+        if not _is_number(jitter) or not 0 <= jitter <= MAX_JITTER_SECONDS:
+            raise UsageError(
+                f"invalid jitter_seconds {jitter!r}: expected a number >= 0 (at most a year)"
+            )
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,7 @@ def test_an_interval_must_be_positive(kwargs: dict[str, float]) -> None:
         ({"jitter_seconds": "5"}, "invalid jitter_seconds '5'"),
         ({"jitter_seconds": float("inf")}, "invalid jitter_seconds inf"),
         ({"jitter_seconds": True}, "invalid jitter_seconds True"),
+        ({"jitter_seconds": 1e300}, "at most a year"),
     ],
 )
 def test_policy_fields_are_validated(kwargs: dict[str, object], match: str) -> None:
