@@ -23,8 +23,17 @@ from . import __version__
 from .cli_artifacts import artifacts
 from .cli_cron import cron_preview
 from .cli_resume import resume
+from .cli_schedule import daemon_stop, schedule_app, schedule_request, schedules, upcoming
 from .cli_variables import variable_app
-from .errors import DiskFullError, ExitCode, OrchError, Terminated, UsageError, interrupt_code
+from .errors import (
+    DiskFullError,
+    ExitCode,
+    OrchError,
+    Terminated,
+    UsageError,
+    interrupt_code,
+    one_line,
+)
 
 _GLOBAL_FLAGS = ("--debug",)
 _GLOBAL_OPTIONS = ("--home",)  # each takes a value
@@ -203,6 +212,10 @@ def run(
             " ORCH_QUIET=1 does the same when stderr is not a terminal.",
         ),
     ] = False,
+    schedule: Annotated[
+        str | None,
+        typer.Option("--schedule", help="Run this schedule's target now, with its parameters."),
+    ] = None,
 ) -> None:
     """Run a flow now and record it: `orch run etl.py:etl -p day=2026-03-01`, or a shell
     command: `orch run --command "pg_dump mydb > db.sql"`."""
@@ -213,11 +226,17 @@ def run(
         given.update(load_params_file(params_file))
     given.update(parse_assignments(param or []))
     from .executor import RunRequest
-    from .shell_jobs import one_off_target
+    from .shell_jobs import RUN_ONE_OF, one_off_target
 
-    target = one_off_target(target, command, given)
-    _home_of_absolute_target(target)
-    request = RunRequest(target=target, params=given, refresh_cache=no_cache)
+    if schedule is None:
+        target = one_off_target(target, command, given)
+        _home_of_absolute_target(target)
+        request = RunRequest(target=target, params=given)
+    elif target is None and command is None:
+        request = schedule_request(schedule, given)
+    else:
+        raise UsageError(RUN_ONE_OF)
+    request.refresh_cache = no_cache
     quiet = quiet or (os.environ.get("ORCH_QUIET") == "1" and not sys.stderr.isatty())
     with _held_output(quiet) as held:
         run_id, code = _execute(request, subprocess, as_json, live=not quiet)
@@ -747,57 +766,9 @@ def limit_rm(tag: Annotated[str, typer.Argument(help="The limit to remove.")]) -
 # -- schedules and the daemon --------------------------------------------------------------
 
 
-@app.command()
-def schedules(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List the schedules in orch.toml and @flow(schedules=...), read without running code."""
-    import datetime as dt
-
-    from .config import find_home, project_root
-    from .daemon import listing
-
-    home = find_home()
-    found = listing(home, project_root(home), dt.datetime.now(dt.timezone.utc))
-    if as_json:
-        print(json.dumps(found, indent=2))
-        _schedule_errors(found["errors"])
-        return
-    from .render import table
-
-    rows = [
-        [
-            row["source"],
-            row["target"],
-            row["schedule"] + ("" if row["enabled"] else " (disabled)"),
-            ", ".join(t[:19].replace("T", " ") for t in row["next"]),
-            row["last_run"]["state"] if row["last_run"] else "-",
-        ]
-        for row in found["schedules"]
-    ]
-    rows += [
-        [
-            row["source"],
-            row["target"],
-            row["trigger"],
-            "-",
-            row["last_run"]["state"] if row["last_run"] else "-",
-        ]
-        for row in found.get("triggers", [])
-    ]
-    if rows:
-        table(["SOURCE", "TARGET", "SCHEDULE", "NEXT (ITS ZONE)", "LAST RUN"], rows, sys.stdout)
-    elif not found["errors"]:
-        print("no schedules (declare them in orch.toml or @flow(schedules=...))", file=sys.stderr)
-    _schedule_errors(found["errors"])
-
-
-def _schedule_errors(errors: list[dict[str, str]]) -> None:
-    """One line per broken declaration, then exit 3: the listing doubles as a check."""
-    for error in errors:
-        print(f"error: {_one_line(error['where'] + ': ' + error['message'])}", file=sys.stderr)
-    if errors:
-        raise typer.Exit(int(ExitCode.LOAD))
+app.command()(schedules)
+app.command()(upcoming)
+app.add_typer(schedule_app, name="schedule")
 
 
 @daemon_app.callback()
@@ -892,6 +863,9 @@ def _flow_name_as_declared(target: str, root: Path) -> str:
         if same_flow_name(target, info.name) or same_flow_name(target, info.function):
             return info.name
     return target
+
+
+daemon_app.command("stop")(daemon_stop)
 
 
 @daemon_app.command("status")
@@ -1073,13 +1047,8 @@ def _fail(message: str, code: int, exc: BaseException | None) -> None:
         import traceback
 
         traceback.print_exception(exc)
-    print(f"error: {_one_line(message)}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     sys.exit(int(code))
-
-
-def _one_line(message: str) -> str:
-    """`message` with control characters escaped (`\\n`, `\\x00`): typed input cannot break it."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,12 @@ class ExitCode(IntEnum):
     """Stopped by SIGTERM (systemd, `timeout`, `kill`); the run was recorded CANCELLED."""
 
 
+def one_line(message: str) -> str:
+    """`message` with control characters escaped (`\\n`, `\\x00`): typed input cannot break
+    the one line an error is shown on."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+
+
 class OrchError(Exception):
     """Base of every error orchlite raises on purpose; rendered as one line by the CLI."""
 

@@ -18,6 +18,7 @@ literal arguments are understood (`cron("0 3 * * *", timezone="Europe/Berlin")`,
     overlap = "skip"                   # skip | allow | queue | cancel_previous
     enabled = true
     name = "nightly"
+    jitter_seconds = 0                 # start each slot's run up to this late, at random
 
 An entry may run a shell command instead of a flow (`command = "..."`, with its own
 `timeout_seconds`, `retries` and `retry_delay_seconds`), and any entry may set
@@ -42,11 +43,11 @@ from .discovery import (
     _flow_name,
     _python_files,
     _top_level_functions,
-    parse_file,
     syntax_problem,
 )
 from .errors import UsageError
 from .literal_calls import build_literal_call
+from .parse_cache import flow_files
 from .schedules import Schedule, cron, interval, run_parameters, schedule_key
 from .settings import PROJECT_FILE, read_project_file
 from .shell_jobs import COMMAND_KEYS, ENTRY_KEYS, RunOptions, read_entry
@@ -69,9 +70,18 @@ _TOML_KEYS = frozenset(
         "name",
         *ENTRY_KEYS,
         *COMMAND_KEYS,
+        "jitter_seconds",
     }
 )
-_POLICY_KEYS = ("catchup", "max_catchup", "grace_seconds", "parameters", "enabled", "name")
+_POLICY_KEYS = (
+    "catchup",
+    "max_catchup",
+    "grace_seconds",
+    "parameters",
+    "enabled",
+    "name",
+    "jitter_seconds",
+)
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -115,16 +125,14 @@ def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProble
     entries: list[ScheduleEntry] = []
     problems: list[ScheduleProblem] = []
     flows: dict[str, str] = {}  # target -> flow name
-    for path in sorted(_python_files(root)):
-        rel = path.relative_to(root)
-        try:
-            found, bad = _scan_file(path, rel)
-        except SyntaxError as exc:
-            problems.append(ScheduleProblem("code", rel.as_posix(), syntax_problem(exc)))
+    for rel, tree in flow_files(root):
+        if isinstance(tree, SyntaxError):
+            problems.append(ScheduleProblem("code", rel.as_posix(), syntax_problem(tree)))
             continue
-        except (OSError, ValueError) as exc:
-            problems.append(ScheduleProblem("code", rel.as_posix(), str(exc)))
+        if isinstance(tree, (OSError, ValueError)):
+            problems.append(ScheduleProblem("code", rel.as_posix(), str(tree)))
             continue
+        found, bad = _scan_file(tree, rel)
         for target, name in found:
             flows[target] = name
         for item in bad:
@@ -190,10 +198,9 @@ def _flow_decorators(
 
 
 def _scan_file(
-    path: Path, rel: Path
+    tree: ast.Module, rel: Path
 ) -> tuple[list[tuple[str, str]], list[ScheduleEntry | ScheduleProblem]]:
     """(every flow as (target, name), its schedules and problems)."""
-    tree = parse_file(path)
     factories = _factory_aliases(tree, ("cron", "interval"))
     flows: list[tuple[str, str]] = []
     out: list[ScheduleEntry | ScheduleProblem] = []
@@ -387,11 +394,9 @@ def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
     problems: list[ScheduleProblem] = []
     flows: dict[str, str] = {}
     wants: dict[str, tuple[bool, bool]] = {}
-    for path in sorted(_python_files(root)):
-        rel = path.relative_to(root).as_posix()
-        try:
-            tree = parse_file(path)
-        except (SyntaxError, OSError, ValueError):
+    for path, tree in flow_files(root):
+        rel = path.as_posix()
+        if not isinstance(tree, ast.Module):
             continue  # reported by load_schedules
         factories = _factory_aliases(tree, ("on_files", "on_flow"))
         for fn, call in _flow_decorators(tree):

@@ -40,17 +40,41 @@ def state_text(state: str, out: TextIO) -> str:
     return f"\x1b[{code}m{state}\x1b[0m" if code and _colour(out) else state
 
 
+def terminal_width(out: TextIO) -> int | None:
+    """The width to fit tables in: `COLUMNS` when set, else the terminal's; None (no limit)
+    when `out` is not a terminal."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if out.isatty():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    return None
+
+
 def table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, state_column: int = -1
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    out: TextIO,
+    state_column: int = -1,
+    *,
+    shrink: Sequence[int] = (),
 ) -> None:
     """Print left-aligned columns separated by two spaces; the last column is not padded.
 
-    Cells are shown `printable()`: control characters in them never reach the terminal."""
+    Cells are shown `printable()`: control characters in them never reach the terminal.
+    The columns in `shrink` are cut (ending in "…"), widest first, so that a line fits the
+    `terminal_width`."""
     rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
+    limit = terminal_width(out) if shrink else None
+    if limit is not None:
+        _fit(widths, headers, shrink, limit)
+        rows = [[_cut(cell, widths[i]) for i, cell in enumerate(row)] for row in rows]
     last = len(headers) - 1
 
     def line(cells: Sequence[str]) -> str:
@@ -63,6 +87,24 @@ def table(
     out.write(line(headers) + "\n")
     for row in rows:
         out.write(line(row) + "\n")
+
+
+def _fit(widths: list[int], headers: Sequence[str], shrink: Sequence[int], limit: int) -> None:
+    """Narrow the `shrink` columns of `widths`, the widest first, until a line of them fits
+    `limit` or each is down to its header (at least 6)."""
+    excess = sum(widths) + 2 * (len(widths) - 1) - limit
+    floors = {i: max(6, len(headers[i])) for i in shrink}
+    while excess > 0:
+        wide = [i for i in shrink if widths[i] > floors[i]]
+        if not wide:
+            return
+        widest = max(wide, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+
+
+def _cut(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[: width - 1] + "…"
 
 
 def when(iso_time: str | None) -> str:
@@ -81,17 +123,30 @@ def task_counts(counts: dict[str, int]) -> str:
 
 
 def print_runs(rows: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:
+    """The runs as a table; a SLOT column (the schedule slot a run was for) only when some
+    row has one."""
     if not rows:
         print("no runs", file=sys.stderr)
         return
+    slots = any(row.get("slot") for row in rows)
     table(
-        ("ID", "FLOW", "STATE", "TRIGGER", "STARTED", "DURATION", "TASKS"),
+        (
+            "ID",
+            "FLOW",
+            "STATE",
+            "TRIGGER",
+            *(("SLOT",) if slots else ()),
+            "STARTED",
+            "DURATION",
+            "TASKS",
+        ),
         [
             (
                 row["id"][:8],
                 row["flow"],
                 row["state"],
                 row["trigger"],
+                *((when(row.get("slot")),) if slots else ()),
                 when(row["started"] or row["created"]),
                 format_duration(row["duration"]),
                 task_counts(row["task_counts"]),

@@ -55,8 +55,16 @@ daemons. `schedule_key` is `f"{target}|{16 hex digits}"`: the sha256 of the comp
 sorted-key JSON of the definition (kind; the five cron fields, aliases expanded, time zone
 and day_or; or the interval in microseconds, the anchor in UTC and the time zone; then name
 and parameters, with dates and times as ISO strings, paths, decimals and uuids as `str()`).
-It leaves out the policy (catchup, max_catchup, grace_seconds, enabled), so tuning the
-policy keeps the key and its `last_fired`. Changing these forms re-keys every schedule.
+It leaves out the policy (catchup, max_catchup, grace_seconds, enabled, jitter_seconds), so
+tuning the policy keeps the key and its `last_fired`. Changing these forms re-keys every
+schedule.
+
+Jitter. With `jitter_seconds`, the run of a slot starts `jitter_delay(schedule, run_id)`
+seconds after the slot, a delay in `[0, jitter_seconds]` (systemd's RandomizedDelaySec). The
+slot, its run id and `{scheduled_time}` stay the slot's own time; only the start moves. The
+delay is drawn from the run id's digits rather than a random generator, so it is spread
+evenly over slots yet the same in every process: a daemon restarted during the delay starts
+the run when the first one would have.
 """
 
 from __future__ import annotations
@@ -91,6 +99,7 @@ __all__ = [
     "due_slots",
     "interval",
     "is_late",
+    "jitter_delay",
     "next_fire_times",
     "render_parameters",
     "run_parameters",
@@ -111,6 +120,9 @@ CATCHUP_POLICIES: tuple[str, ...] = ("none", "latest", "all")
 # -- definitions ---------------------------------------------------------------------------
 
 
+MAX_JITTER_SECONDS = 365 * 86400.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Policy:
     """What every schedule has besides its timing (keyword-only fields)."""
@@ -125,6 +137,9 @@ class _Policy:
     """Flow parameters for each run; string values may use `{scheduled_time:%Y-%m-%d}`."""
     enabled: bool = True
     name: str | None = None
+    jitter_seconds: float = 0.0
+    """Each slot's run starts at a delay in `[0, jitter_seconds]` after the slot (as
+    systemd's RandomizedDelaySec): see `jitter_delay`."""
 
     def _check_policy(self) -> None:
         if self.catchup not in CATCHUP_POLICIES:
@@ -145,6 +160,11 @@ class _Policy:
             raise UsageError(f"invalid enabled {self.enabled!r}: expected True or False")
         if self.name is not None and not isinstance(self.name, str):
             raise UsageError(f"invalid schedule name {self.name!r}: expected a string")
+        jitter = self.jitter_seconds
+        if not _is_number(jitter) or not 0 <= jitter <= MAX_JITTER_SECONDS:
+            raise UsageError(
+                f"invalid jitter_seconds {jitter!r}: expected a number >= 0 (at most a year)"
+            )
 
 
 @dataclass(frozen=True)
@@ -208,6 +228,7 @@ def cron(
     parameters: Mapping[str, Any] | None = None,
     enabled: bool = True,
     name: str | None = None,
+    jitter_seconds: float = 0.0,
 ) -> Cron:
     """A cron schedule, as `prefect.schedules.Cron`: `cron("0 3 * * *", "Europe/Berlin")`."""
     return Cron(
@@ -220,6 +241,7 @@ def cron(
         parameters=dict(parameters or {}),
         enabled=enabled,
         name=name,
+        jitter_seconds=jitter_seconds,
     )
 
 
@@ -257,6 +279,7 @@ def interval(
     parameters: Mapping[str, Any] | None = None,
     enabled: bool = True,
     name: str | None = None,
+    jitter_seconds: float = 0.0,
 ) -> Interval:
     """An interval schedule: `interval(minutes=15)`, `interval(3600)`, `interval(timedelta())`."""
     units = (seconds, minutes, hours, days)
@@ -276,6 +299,7 @@ def interval(
         parameters=dict(parameters or {}),
         enabled=enabled,
         name=name,
+        jitter_seconds=jitter_seconds,
     )
 
 
@@ -347,6 +371,16 @@ def is_late(schedule: Schedule, slot: dt.datetime, started_at: dt.datetime) -> b
     """Whether a run that started at `started_at` started past its slot's grace period."""
     grace = dt.timedelta(seconds=schedule.grace_seconds)
     return _as_utc(started_at, "started_at") > _as_utc(slot, "slot") + grace
+
+
+def jitter_delay(schedule: Schedule, run_id: str) -> float:
+    """Seconds after its slot that the run `run_id` of a slot starts: in
+    `[0, jitter_seconds]`, spread evenly over slots, and the same in every process for the
+    same run (a restarted daemon keeps a slot's delay)."""
+    if not schedule.jitter_seconds:
+        return 0.0
+    fraction = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return fraction * schedule.jitter_seconds
 
 
 def _forward(schedule: Schedule, after: dt.datetime) -> Iterator[dt.datetime]:

@@ -52,11 +52,15 @@ def command_target(command: str) -> str:
     return COMMAND_PREFIX + command.strip()
 
 
+RUN_ONE_OF = "give one of them: a target (orch run file.py:flow), --command TEXT or --schedule NAME"
+"""What `orch run` says when it is given none, or more than one, of the things it runs."""
+
+
 def one_off_target(target: str | None, command: str | None, params: dict[str, Any]) -> str:
     """What `orch run TARGET` or `orch run --command TEXT` runs; UsageError for both,
     neither, or parameters given to a command (they never reach a command line)."""
     if (target is None) == (command is None):
-        raise UsageError("give a target (orch run file.py:flow) or --command, not both")
+        raise UsageError(RUN_ONE_OF)
     if command is None:
         assert target is not None
         return target

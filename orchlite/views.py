@@ -47,7 +47,14 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def run_summary(run: FlowRun, counts: dict[str, int] | None = None) -> dict[str, Any]:
+SLOT_TRIGGERS = ("schedule", "backfill")
+"""The triggers of runs claimed for a schedule's slot: their views carry the slot."""
+
+
+def run_summary(
+    run: FlowRun, counts: dict[str, int] | None = None, slot: float | None = None
+) -> dict[str, Any]:
+    """A run as listed; `slot` is when the schedule slot it ran for was due, if any."""
     return {
         "id": run.id,
         "name": run.name,
@@ -63,6 +70,7 @@ def run_summary(run: FlowRun, counts: dict[str, int] | None = None) -> dict[str,
         "parent": run.parent_run_id,
         "retry_of": run.retry_of,
         "tags": json.loads(run.tags or "[]"),
+        "slot": iso(slot),
         "task_counts": counts or {},
     }
 
@@ -78,8 +86,10 @@ def run_list(
     if flow is not None:  # either spelling of a name finds the flow's runs
         flow = [s for name in ([flow] if isinstance(flow, str) else flow) for s in spellings(name)]
     runs = store.list_flow_runs(flow=flow, state=state, tags=tags, limit=limit)
-    counts = store.task_state_counts([r.id for r in runs])
-    return [run_summary(r, counts[r.id]) for r in runs]
+    ids = [r.id for r in runs]
+    counts = store.task_state_counts(ids)
+    slots = store.slot_times(ids, SLOT_TRIGGERS)
+    return [run_summary(r, counts[r.id], slots.get(r.id)) for r in runs]
 
 
 def task_summary(task: TaskRun) -> dict[str, Any]:
@@ -107,7 +117,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for task in tasks:
         counts[task.state] = counts.get(task.state, 0) + 1
-    detail = run_summary(run, counts)
+    detail = run_summary(run, counts, store.slot_times([run_id], SLOT_TRIGGERS).get(run_id))
     detail["target"] = run.target
     detail["attempts"] = run.attempts
     stored = store.flow_run_result(run_id)

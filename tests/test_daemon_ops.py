@@ -282,7 +282,7 @@ def test_backfill_runs_each_slot_once(tmp_path: Path) -> None:
         "2026-03-01 03:00",
         "2026-03-02 03:00",
     ]
-    assert all(r.state == "COMPLETED" and r.trigger == "schedule" for r in runs)
+    assert all(r.state == "COMPLETED" and r.trigger == "backfill" for r in runs)
     (entry,) = [e for e in load_schedules(tmp_path)[0] if e.target == "flows.py:daily"]
     slot = dt.datetime(2026, 3, 1, 2, 0, tzinfo=dt.timezone.utc)  # 03:00 in Berlin
     assert slot_id(entry.key, slot) in {r.id for r in runs}

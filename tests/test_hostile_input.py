@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from orchlite import cli
 from orchlite.errors import UsageError
+from orchlite.parse_cache import CACHE_FILE
 from orchlite.schedules import cron, next_fire_times
 
 FLOW = """
@@ -178,7 +179,8 @@ def _argv(argv: list[str]) -> Iterator[None]:
 
 
 class Fingerprint:
-    """The files of `.orch/` (not SQLite's -wal/-shm) and the database's data version.
+    """The files of `.orch/` (not SQLite's -wal/-shm, nor the parse cache, which reading a
+    project may refresh) and the database's data version.
 
     `PRAGMA data_version` on a connection held open here changes whenever any other
     connection commits, so an unchanged fingerprint means nothing at all was written.
@@ -192,7 +194,7 @@ class Fingerprint:
         files = sorted(
             p.relative_to(self.home).as_posix()
             for p in self.home.rglob("*")
-            if "orch.db-" not in p.name
+            if "orch.db-" not in p.name and p.name != CACHE_FILE
         )
         return files, self.conn.execute("PRAGMA data_version").fetchone()[0]
 

@@ -30,6 +30,7 @@ from orchlite.schedules import (
     due_slots,
     interval,
     is_late,
+    jitter_delay,
     next_fire_times,
     render_parameters,
     run_parameters,
@@ -183,11 +184,32 @@ def test_an_interval_must_be_positive(kwargs: dict[str, float]) -> None:
         ({"max_catchup": 0}, "invalid max_catchup 0"),
         ({"grace_seconds": -1}, "invalid grace_seconds -1"),
         ({"parameters": {1: "x"}}, "str keys"),
+        ({"jitter_seconds": -1}, "invalid jitter_seconds -1"),
+        ({"jitter_seconds": "5"}, "invalid jitter_seconds '5'"),
+        ({"jitter_seconds": float("inf")}, "invalid jitter_seconds inf"),
+        ({"jitter_seconds": True}, "invalid jitter_seconds True"),
+        ({"jitter_seconds": 1e300}, "at most a year"),
     ],
 )
 def test_policy_fields_are_validated(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(UsageError, match=match):
         cron("0 3 * * *", **kwargs)  # type: ignore[arg-type]
+
+
+def test_jitter_delays_are_within_bounds_spread_and_stable() -> None:
+    schedule = interval(minutes=5, jitter_seconds=90)
+    key = schedule_key("flows.py:etl", schedule)
+    start = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    ids = [slot_id(key, slot) for slot in next_fire_times(schedule, start, 400)]
+    delays = [jitter_delay(schedule, run_id) for run_id in ids]
+    assert all(0 <= d <= 90 for d in delays)
+    # Spread over the whole range, not bunched: each sixth of it gets its share.
+    sixths = [sum(1 for d in delays if k * 15 <= d < (k + 1) * 15) for k in range(6)]
+    assert min(sixths) > 30, sixths
+    assert [jitter_delay(schedule, run_id) for run_id in ids] == delays  # the same again
+    assert jitter_delay(interval(minutes=5), ids[0]) == 0.0
+    # The policy, not the definition: jitter keeps the schedule's key and slot ids.
+    assert schedule_key("flows.py:etl", interval(minutes=5)) == key
 
 
 @pytest.mark.parametrize("seconds", [0.001, 0.5, 0.999999])

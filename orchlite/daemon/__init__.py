@@ -4,8 +4,8 @@ One module per concept, from the top of the import graph down:
 
 - `backfill`: `orch backfill`, the slots of a date range run now;
 - `service`: one daemon per project (its lock and pid file), the signals that stop and
-  reload it, `orch daemon status`, and the printed systemd unit;
-- `listing`: `orch schedules`, what is scheduled and when it ran;
+  reload it, `orch daemon status` and `orch daemon stop`, and the printed systemd unit;
+- `listing`: `orch schedules` and `orch upcoming`, what is scheduled and when it ran;
 - `loop`: `serve`, which ticks a `Daemon` in real time until asked to stop, then drains;
 - `scheduler`: the `Daemon`, whose `tick(now)` does one round (claim due slots and
   triggered runs, start waiting runs) and never sleeps;
@@ -17,7 +17,7 @@ One module per concept, from the top of the import graph down:
 from __future__ import annotations
 
 from .backfill import backfill
-from .listing import listing
+from .listing import listing, upcoming
 from .loop import Requests, serve
 from .retention import collect_garbage
 from .retry_chain import retry_run_id
@@ -28,6 +28,7 @@ from .service import (
     orch_executable,
     run_daemon,
     status,
+    stop,
     systemd_unit,
 )
 
@@ -46,5 +47,7 @@ __all__ = [
     "run_daemon",
     "serve",
     "status",
+    "stop",
     "systemd_unit",
+    "upcoming",
 ]

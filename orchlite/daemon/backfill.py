@@ -1,7 +1,9 @@
 """`orch backfill`: run a scheduled flow once per slot of its schedule in a date range.
 
 The slots are claimed with the ids the daemon uses (`schedules.slot_id`), so a slot already
-run, by the daemon or an earlier backfill, is skipped. With a daemon running the claimed
+run, by the daemon or an earlier backfill, is skipped. Their runs have the trigger
+"backfill" and record the slot they were for (`orch runs` shows it); they start at once,
+without the schedule's jitter. With a daemon running the claimed
 runs are left to it; otherwise a `Daemon` of this process starts them, `max_runs` at once,
 through the same launch and loop as the daemon's.
 """
@@ -125,6 +127,7 @@ def backfill(
             now=now,
             started_by=schedule.name or describe(schedule),
             run_options=entry.options.stored(),
+            trigger="backfill",
         )
         if fresh:
             claimed.append(run_id)

@@ -29,7 +29,7 @@ from ..store import FlowRun, Store
 
 RETRY_KEY = "retry:"
 """The prefix of the schedule key of a retry run: `RETRY_KEY` + the old run's key."""
-DAEMON_TRIGGERS = ("schedule", "file", "flow", "retry")
+DAEMON_TRIGGERS = ("schedule", "backfill", "file", "flow", "retry")
 """The triggers of the runs a daemon starts, whose retries it owns."""
 RETRY_LOOKBACK_SECONDS = 7 * 86400.0
 """At start, crashed runs that ended longer ago than this are not retried any more."""

@@ -11,9 +11,12 @@ Each tick:
    `schedules.slot_id(key, slot)`, SCHEDULED with trigger "schedule", in one transaction
    with the schedule's mark. A slot whose run already exists was claimed already (another
    daemon, a restart) and is skipped. With `overlap = "skip"` a slot of a flow that still has
-   an unfinished run is recorded SKIPPED with the reason instead;
+   an unfinished run is recorded SKIPPED with the reason instead. A paused schedule
+   (`orchlite.schedule_control`) claims nothing;
 4. start waiting runs, oldest slot first, up to `max_runs` at once (the rest stay SCHEDULED
-   for a later tick). A run starting past its slot's grace period is marked LATE first;
+   for a later tick). A scheduled run waits out its schedule's jitter
+   (`schedules.jitter_delay`) first. A run starting past its slot's grace period (counted
+   from the end of its jitter) is marked LATE first;
 5. start again the suspended runs that were resumed (`orchlite.daemon.suspended`).
 
 Triggers (`orchlite.triggers`): after step 3 the tick claims the runs of file triggers whose
@@ -51,7 +54,8 @@ from .. import notify
 from ..declarations import Declarations, read_declarations
 from ..errors import UsageError
 from ..project import ScheduleEntry, ScheduleProblem
-from ..schedules import is_late, run_parameters, slot_id
+from ..schedule_control import schedule_names
+from ..schedules import is_late, jitter_delay, run_parameters, slot_id
 from ..states import StateName
 from ..store import Store
 from ..triggers import TriggerRunner
@@ -130,6 +134,9 @@ class Daemon:
         """What the daemon acts on: the project's files, unless `orchlite.serve` gives it."""
         self.declared = Declarations()
         self.entries: list[ScheduleEntry] = []
+        self.names: dict[str, str] = {}
+        """Each schedule's name (`schedule_control.schedule_names`), by key: what a pause
+        names."""
         self.problems: list[ScheduleProblem] = []
         self.alerts = notify.AlertConfig()
         self.retries = RetryChain(store, self.log)
@@ -166,6 +173,8 @@ class Daemon:
             self.changed.set()  # read them again at the next tick
             raise
         self.entries, self.problems = declared.schedules, declared.problems
+        names = schedule_names(self.entries)
+        self.names = {e.key: name for e, name in zip(self.entries, names, strict=True)}
         self.alerts, self.retention.days = declared.alerts, declared.retention_days
         self.triggers.update(declared.triggers)
         self.log(f"loaded {len(self.entries)} schedule(s)")
@@ -189,6 +198,7 @@ class Daemon:
         cache = self._next_slots
         if len(cache) > 2 * len(self.entries) + 16:
             cache.clear()  # entries replaced since (reload): drop the stale ones
+        paused: dict[str, float] | None = None  # read once, when a slot is first due
         for entry in self.entries:
             if not entry.schedule.enabled:
                 continue
@@ -201,6 +211,9 @@ class Daemon:
                 key = entry.key
             upcoming = next_fire_times(entry.schedule, now, 1)
             cache[id(entry)] = (entry, key, upcoming[0].timestamp() if upcoming else float("inf"))
+            paused = self.store.paused_schedules() if paused is None else paused
+            if self.names.get(key) in paused:
+                continue  # its mark stays: resuming moves it (no catch-up)
             last = self.store.schedule_mark(key, stamp)
             last_fired = dt.datetime.fromtimestamp(last, UTC)
             for slot in due_slots(entry.schedule, last_fired, now):
@@ -296,17 +309,21 @@ class Daemon:
                 if waiting.target in busy:
                     continue  # overlap=queue: waits SCHEDULED until the previous run ends
             schedule = graces.get(waiting.key)
-            slot = dt.datetime.fromtimestamp(waiting.slot, UTC)
+            due = dt.datetime.fromtimestamp(waiting.slot, UTC)
+            if schedule is not None and waiting.trigger == "schedule":
+                due += dt.timedelta(seconds=jitter_delay(schedule, waiting.run_id))
+                if due > now:
+                    continue  # waits out its jitter
             if (
                 mark_late
                 and schedule is not None
                 and waiting.state == StateName.SCHEDULED.value
-                and is_late(schedule, slot, now)
+                and is_late(schedule, due, now)
             ):
                 self.store.set_flow_run_state(
                     waiting.run_id,
                     StateName.LATE,
-                    f"started {(now - slot).total_seconds():.0f} s after its slot",
+                    f"started {(now - due).total_seconds():.0f} s after its slot",
                     now=now.timestamp(),
                 )
                 notify.alert_run(self.store, waiting.run_id, self.alerts, self.log)

@@ -3,12 +3,15 @@
 One daemon per project: it holds `.orch/daemon.lock` (non-blocking) and writes its pid and
 start time to `.orch/daemon.pid`; `status` reads both (`orch daemon status`). SIGTERM and
 SIGINT ask the loop to stop, SIGHUP to read the schedules, triggers and alerts again: the
-handlers only set flags (`loop.Requests`); the loop acts on them between ticks.
+handlers only set flags (`loop.Requests`); the loop acts on them between ticks. `stop`
+(`orch daemon stop`) sends the SIGTERM and waits for the lock to be released, which the
+daemon does last, once its runs drained.
 `systemd_unit` prints a unit that runs the daemon (`orch daemon --print-systemd-unit`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -112,21 +115,56 @@ def read_pid_file(home: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def is_running(home: Path) -> bool:
+    """Whether a daemon holds the project's lock (a non-blocking try)."""
+    from filelock import FileLock, Timeout
+
+    if not home.is_dir():
+        return False
+    lock = FileLock(str(home / LOCK_FILE), timeout=0, mode=0o600)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def stop(home: Path, timeout: float, *, poll: float = 0.05) -> int | None:
+    """SIGTERM the project's daemon and wait up to `timeout` seconds for it to drain and
+    release its lock: its pid once stopped, None if it still runs at the timeout.
+
+    UsageError when no daemon runs, or when it runs on another host.
+    """
+    if not is_running(home):
+        raise UsageError(f"no daemon is running for this project ({home})")
+    deadline = time.monotonic() + timeout
+    info = read_pid_file(home)
+    while not (info and isinstance(info.get("pid"), int)):  # written just after the lock
+        if not is_running(home):
+            raise UsageError(f"no daemon is running for this project ({home})")
+        if time.monotonic() >= deadline:
+            raise UsageError(f"the daemon of this project wrote no pid in {home / PID_FILE}")
+        time.sleep(poll)
+        info = read_pid_file(home)
+    pid: int = info["pid"]
+    if info.get("host") not in (None, socket.gethostname()):
+        raise UsageError(f"the daemon of this project runs on host {info['host']} (pid {pid})")
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile: so did its lock
+        os.kill(pid, signal.SIGTERM)
+    while is_running(home):
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(poll)
+    return pid
+
+
 def status(home: Path, *, read_only: bool = False) -> dict[str, Any]:
     """Whether a daemon holds the project's lock, its pid, uptime and runs in flight.
 
     `read_only` opens the store for reading only (a view that must never hold up writers).
     """
-    from filelock import FileLock, Timeout
-
-    running = False
-    if home.is_dir():
-        lock = FileLock(str(home / LOCK_FILE), timeout=0, mode=0o600)
-        try:
-            lock.acquire()
-            lock.release()
-        except Timeout:
-            running = True
+    running = is_running(home)
     info = read_pid_file(home) if running else None
     in_flight: list[dict[str, Any]] = []
     if (home / "orch.db").exists():

@@ -21,8 +21,9 @@ Nothing outside this package writes SQL. Its modules: `connection` (connections,
 busy handling, transactions and savepoints: `Database`, the base of every part), `schema`
 (the named migrations), `records` (the rows as records), `sql` and `files` (what the parts
 share), then one part of `Store` per concern: `runs`, `listings`, `task_runs`, `history`,
-`logs`, `cache`, `limits`, `scheduling` (the daemon's claims), `maintenance` (retention
-and `orch doctor`), `pauses`, `artifacts`, `variables` and `transaction_records`.
+`logs`, `cache`, `limits`, `scheduling` (the daemon's claims), `schedule_pauses` (paused
+schedules), `maintenance` (retention and `orch doctor`), `pauses`, `artifacts`, `variables`
+and `transaction_records`.
 `port.EngineStore` names the methods the engine uses.
 """
 
@@ -56,7 +57,7 @@ from .records import (
     TaskRun,
     TaskRunSave,
 )
-from .scheduling import Scheduling
+from .schedule_pauses import SchedulePauses
 from .schema import MIGRATIONS, SCHEMA_VERSION, Migration
 from .transaction_records import TransactionRecords
 from .variables import Variables
@@ -90,7 +91,7 @@ __all__ = [
 
 
 class Store(
-    Scheduling,
+    SchedulePauses,
     Pauses,
     Maintenance,
     RunListings,

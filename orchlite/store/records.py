@@ -229,6 +229,8 @@ class ScheduledSlot:
     target: str | None
     parameters: str
     state: str
+    trigger: str = "schedule"
+    """What claimed it: "schedule", "backfill", a trigger's kind, "retry"."""
 
 
 @dataclass(slots=True)

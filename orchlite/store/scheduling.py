@@ -18,6 +18,8 @@ from .records import FlowRun, ScheduledSlot
 from .runs import FlowRuns
 from .sql import FLOW_RUN_COLUMNS, live_retry
 
+_SLOT_COLUMNS = "s.run_id, s.key, s.slot, r.target, r.parameters, r.state, r.trigger"
+
 
 class _RunSpec(NamedTuple):
     """What a claimed run runs."""
@@ -51,11 +53,13 @@ class Scheduling(FlowRuns):
         now: float | None = None,
         started_by: str | None = None,
         run_options: str | None = None,
+        trigger: str = "schedule",
     ) -> bool:
         """Claim one slot of a schedule: record its run SCHEDULED (or SKIPPED with the
         reason) and move the schedule's mark to the slot, in one transaction. `started_by`
         names the schedule, for the run to read (`orchlite.runtime.deployment.name`);
-        `run_options` how its run starts.
+        `run_options` how its run starts; `trigger` is "schedule", or "backfill" for
+        `orch backfill`.
 
         False when a run with `run_id` already exists: the slot was claimed before (by
         another daemon, or before a restart), and nothing but the mark is written.
@@ -63,7 +67,7 @@ class Scheduling(FlowRuns):
         now = time.time() if now is None else now
         spec = _RunSpec(flow_name, name, target, parameters, started_by, run_options)
         with self.transaction("slot_claimed") as conn:
-            claimed = self._claim(conn, now, run_id, key, slot, "schedule", spec)
+            claimed = self._claim(conn, now, run_id, key, slot, trigger, spec)
             if claimed and skip_reason is not None:
                 self.set_flow_run_state(run_id, StateName.SKIPPED, skip_reason, now=now)
             self._mark(conn, key, slot, now)
@@ -211,7 +215,7 @@ class Scheduling(FlowRuns):
     def waiting_slots(self) -> list[ScheduledSlot]:
         """Claimed slots whose run has not started yet (SCHEDULED or LATE), oldest first."""
         rows = self.conn.execute(
-            "SELECT s.run_id, s.key, s.slot, r.target, r.parameters, r.state FROM schedule_slots s"
+            f"SELECT {_SLOT_COLUMNS} FROM schedule_slots s"
             " JOIN flow_runs r ON r.id = s.run_id WHERE r.state IN ('SCHEDULED', 'LATE')"
             " ORDER BY s.slot, s.run_id"
         ).fetchall()
@@ -220,11 +224,24 @@ class Scheduling(FlowRuns):
     def last_slot_runs(self) -> dict[str, ScheduledSlot]:
         """Per schedule key, the run of its newest claimed slot."""
         rows = self.conn.execute(
-            "SELECT s.run_id, s.key, s.slot, r.target, r.parameters, r.state FROM schedule_slots s"
+            f"SELECT {_SLOT_COLUMNS} FROM schedule_slots s"
             " JOIN flow_runs r ON r.id = s.run_id"
             " WHERE s.slot = (SELECT MAX(slot) FROM schedule_slots WHERE key = s.key)"
         ).fetchall()
         return {row[1]: ScheduledSlot(*row) for row in rows}
+
+    def slot_times(self, run_ids: Sequence[str], triggers: Sequence[str]) -> dict[str, float]:
+        """Per run among `run_ids` started by one of `triggers`, the slot it was claimed for."""
+        if not run_ids or not triggers:
+            return {}
+        ids = ",".join("?" * len(run_ids))
+        kinds = ",".join("?" * len(triggers))
+        rows = self.conn.execute(
+            f"SELECT s.run_id, s.slot FROM schedule_slots s JOIN flow_runs r ON r.id = s.run_id"
+            f" WHERE s.run_id IN ({ids}) AND r.trigger IN ({kinds})",
+            (*run_ids, *triggers),
+        ).fetchall()
+        return {row[0]: float(row[1]) for row in rows}
 
     def slot_key(self, run_id: str) -> str | None:
         """The schedule or trigger key a run was claimed under, if any."""

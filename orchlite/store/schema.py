@@ -367,6 +367,16 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE flow_runs ADD COLUMN run_options TEXT;
     """,
     ),
+    # 16: a schedule paused with `orch schedule pause NAME`, by name, and when.
+    Migration(
+        "schedule pauses",
+        """
+    CREATE TABLE schedule_pauses (
+        name TEXT PRIMARY KEY,
+        paused REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

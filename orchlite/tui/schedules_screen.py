@@ -101,7 +101,8 @@ class SchedulesScreen(PollingScreen):
         table.clear()
         for row in board.schedules:
             name = f" ({row['name']})" if row.get("name") else ""
-            schedule = row["schedule"] + name + ("" if row["enabled"] else " [paused]")
+            state = "" if row["state"] == "active" else f" [{row['state']}]"
+            schedule = row["schedule"] + name + state
             table.add_row(
                 printable(row["target"]),
                 printable(schedule),

@@ -28,6 +28,7 @@ SCRIPTS = (
     "bench_cache_hit.py",
     "bench_listing.py",
     "bench_discovery.py",
+    "bench_declarations.py",
     "bench_resume.py",
     "bench_runners.py",
     "bench_tui.py",

@@ -73,8 +73,8 @@ def test_orch_retry_runs_a_failed_command_again(project: Project) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("run",), "give a target"),
-        (("run", "flows.py:x", "--command", "true"), "give a target"),
+        (("run",), "give one of them"),
+        (("run", "flows.py:x", "--command", "true"), "give one of them"),
         (("run", "--command", "true", "-p", "a=1"), "a command takes no parameters"),
         (("run", "--command", "  "), "command must be a non-empty string"),
     ],
