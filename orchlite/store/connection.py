@@ -11,6 +11,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -198,6 +199,26 @@ class Database:
         """
         return _Transaction(self, self.conn, fault)
 
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call `fn` once this thread's write transaction commits (now, if none is open).
+
+        Dropped if that transaction rolls back: what `fn` reacts to never happened.
+        """
+        if not self.conn.in_transaction:
+            fn()
+            return
+        pending: list[Callable[[], None]] | None = getattr(self._local, "after_commit", None)
+        if pending is None:
+            pending = self._local.after_commit = []
+        pending.append(fn)
+
+    def _take_after_commit(self) -> list[Callable[[], None]]:
+        pending: list[Callable[[], None]] | None = getattr(self._local, "after_commit", None)
+        if not pending:
+            return []
+        self._local.after_commit = None
+        return pending
+
     def _begin(self, conn: sqlite3.Connection) -> None:
         if self._frozen_by_full_disk:
             raise DiskFullError(self.path)
@@ -312,6 +333,7 @@ class _Transaction:
                 conn.execute("RELEASE nested")
             return
         if kind is not None:
+            self.database._take_after_commit()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if is_full(exc):
@@ -320,6 +342,7 @@ class _Transaction:
         try:
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as err:
+            self.database._take_after_commit()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if is_full(err):
@@ -327,6 +350,8 @@ class _Transaction:
             raise StoreError(f"cannot write {self.database.path}: {err}") from None
         if self.fault:
             fault_point(self.fault)
+        for fn in self.database._take_after_commit():
+            fn()
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
