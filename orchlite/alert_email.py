@@ -69,7 +69,9 @@ def parse_email(table: Any) -> EmailSettings:
     to = table.get("to")
     recipients = [to] if isinstance(to, str) else to
     if not isinstance(recipients, list) or not recipients:
-        raise ValueError('email.to must be an address or a list of addresses, e.g. to = ["ops@example.com"]')
+        raise ValueError(
+            'email.to must be an address or a list of addresses, e.g. to = ["ops@example.com"]'
+        )
     subject = table.get("subject", DEFAULT_SUBJECT)
     _check_subject(subject)
     starttls = table.get("starttls", False)

@@ -70,7 +70,9 @@ def test_an_alert_is_mailed_with_its_subject_and_fields(
     assert "'etl'" in text and "FAILED" in text and "ValueError: boom" in text
     assert f"orch show {_RUN.id}" in text and f"run_id: {_RUN.id}" in text
     assert len(lines) == 1 and lines[0].endswith("sent"), lines
-    assert f"email to ops@example.com, Dev <dev@example.com> via 127.0.0.1:{server.port}" in lines[0]
+    assert (
+        f"email to ops@example.com, Dev <dev@example.com> via 127.0.0.1:{server.port}" in lines[0]
+    )
 
 
 def test_the_subject_template_is_filled_in_on_one_line(
@@ -102,7 +104,9 @@ def test_a_login_reads_the_password_from_the_environment_and_never_prints_it(
 
     monkeypatch.delenv("TEST_SMTP_PASSWORD")
     assert not send(rule, payload(_RUN), lines.append)
-    assert lines[-1].endswith("the password variable TEST_SMTP_PASSWORD is not set (nor a secret of that name)")
+    assert lines[-1].endswith(
+        "the password variable TEST_SMTP_PASSWORD is not set (nor a secret of that name)"
+    )
 
 
 def test_starttls_with_a_trusted_certificate_and_a_login(

@@ -225,9 +225,11 @@ def test_a_broken_entry_is_reported_once_per_version_of_orch_toml(tmp_path: Path
     first = project_alerts(tmp_path, lines.append)
     assert first.rules == [] and len(lines) == 1 and "email.port" in lines[0]
     assert project_alerts(tmp_path, lines.append) is first and len(lines) == 1
-    (tmp_path / "orch.toml").write_text(textwrap.dedent("""
+    (tmp_path / "orch.toml").write_text(
+        textwrap.dedent("""
         [[alert]]
         command = "true"
-    """))
+    """)
+    )
     assert len(project_alerts(tmp_path, lines.append).rules) == 1 and len(lines) == 1
     assert project_alerts(tmp_path / "nowhere") == AlertConfig()

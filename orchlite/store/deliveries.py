@@ -31,8 +31,7 @@ class Deliveries(Database):
     def alert_claims(self, run_id: str) -> list[tuple[str, str, int]]:
         """(rule, state, pid of the claimant) of each alert claimed for `run_id`."""
         rows = self.conn.execute(
-            "SELECT rule, state, pid FROM alert_deliveries WHERE flow_run_id = ?"
-            " ORDER BY claimed",
+            "SELECT rule, state, pid FROM alert_deliveries WHERE flow_run_id = ? ORDER BY claimed",
             (run_id,),
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
