@@ -293,17 +293,19 @@ def alert_run(store: Store, run_id: str, config: AlertConfig, log: Log | None = 
             with _pending_lock:
                 alive = {t for t in _pending if t.is_alive()}
                 _pending.intersection_update(alive)
-                if len(_pending) >= MAX_PENDING:
-                    log(f"alert {rule.where}: run {run_id[:12]} dropped: too many alerts pending")
-                    continue
-                if not store.claim_alert(run_id, rule.key, run.state):
-                    continue  # another process saw the run end first and sends it
-                thread = threading.Thread(
-                    target=send,
-                    args=(rule, body, log),
-                    name=f"alert-{run_id[:12]}",
-                    daemon=True,
-                )
+                full = len(_pending) >= MAX_PENDING
+            if full:  # left unclaimed: another process that saw the run end may send it
+                log(f"alert {rule.where}: run {run_id[:12]} dropped: too many alerts pending")
+                continue
+            if not store.claim_alert(run_id, rule.key, run.state):
+                continue  # another process saw the run end first and sends it
+            thread = threading.Thread(
+                target=send,
+                args=(rule, body, log),
+                name=f"alert-{run_id[:12]}",
+                daemon=True,
+            )
+            with _pending_lock:
                 _pending.add(thread)
                 _wait_at_exit()
             thread.start()

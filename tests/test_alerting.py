@@ -133,8 +133,14 @@ def test_after_commit_waits_for_the_outermost_commit_and_is_dropped_on_rollback(
             store.after_commit(lambda: calls.append("never"))
             raise KeyError("rollback")
         with store.transaction():
+            store.after_commit(lambda: calls.append("kept"))
+            with pytest.raises(KeyError), store.transaction():
+                store.after_commit(lambda: calls.append("undone with its savepoint"))
+                raise KeyError("savepoint rollback")
+        assert calls == ["now", "later", "kept"]
+        with store.transaction():
             pass
-        assert calls == ["now", "later"]
+        assert calls == ["now", "later", "kept"]
     finally:
         store.close()
 

@@ -307,17 +307,20 @@ class _Transaction:
     fail with "no such savepoint", hiding the error that caused it.
     """
 
-    __slots__ = ("conn", "database", "fault", "nested")
+    __slots__ = ("conn", "database", "fault", "mark", "nested")
 
     def __init__(self, database: Database, conn: sqlite3.Connection, fault: str = "") -> None:
         self.database = database
         self.conn = conn
         self.nested = False
         self.fault = fault
+        self.mark = 0
+        """How many after-commit calls were queued when this savepoint began."""
 
     def __enter__(self) -> sqlite3.Connection:
         if self.conn.in_transaction:
             self.nested = True
+            self.mark = len(getattr(self.database._local, "after_commit", None) or ())
             self.conn.execute("SAVEPOINT nested")
         else:
             self.database._begin(self.conn)
@@ -331,6 +334,9 @@ class _Transaction:
             elif conn.in_transaction:
                 conn.execute("ROLLBACK TO nested")
                 conn.execute("RELEASE nested")
+                pending = getattr(self.database._local, "after_commit", None)
+                if pending:
+                    del pending[self.mark :]  # what the savepoint undid never happened
             return
         if kind is not None:
             self.database._take_after_commit()
