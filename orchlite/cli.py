@@ -124,6 +124,9 @@ def _root(
     ] = False,
 ) -> None:
     global _debug, _home_option
+    from .alerting import enable
+
+    enable()  # a run this command ends (runs, reaps, cancels) alerts like a daemon's
     _debug = debug
     _home_option = home is not None
     if home is not None:

@@ -89,6 +89,10 @@ def run_flow(
     parameters = _bind_flow_parameters(flow, args, kwargs)
     secrets.register_declared(flow.secrets)  # before anything is recorded
     store, blobs = (parent.store, parent.blobs) if parent else open_store()
+    if parent is None:
+        from .alerting import enable
+
+        enable()  # also for a flow file run with `python` (see `alerting`)
 
     from .params import jsonable_parameters
 

@@ -558,6 +558,9 @@ def _child_main() -> int:
 
 if __name__ == "__main__":
     exit_code = _child_main()  # argv holds only `--run RUN_ID`, for `ps`
+    from .notify import EXIT_WAIT, drain
+
+    drain(EXIT_WAIT)  # the run's alerts: `os._exit` below skips the wait at exit
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter shutdown: a thread abandoned by a timeout must not keep us alive.

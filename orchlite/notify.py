@@ -1,4 +1,4 @@
-"""Failure alerts: POST a run's outcome to a webhook and/or run a shell command.
+"""Alerts: POST a run's outcome to a webhook, run a shell command and/or send an e-mail.
 
 `orch.toml` at the project root holds `[[alert]]` entries:
 
@@ -8,8 +8,9 @@
     flows = ["etl"]                       # flow names or targets; default: every flow
     webhook_env = "SLACK_WEBHOOK_URL"     # the NAME of the variable holding the URL
     command = "notify-send \"$ORCH_FLOW $ORCH_STATE\""
-    timeout_seconds = 5                   # per webhook attempt
-    retries = 3                           # webhook attempts in all
+    timeout_seconds = 5                   # per webhook or e-mail attempt
+    retries = 3                           # webhook or e-mail attempts in all
+    email = { host = "smtp.example.com", from = "orch@example.com", to = ["ops@example.com"] }
 
 The URL itself comes from the environment, or else from the user's secrets file under the
 same name (`orch secret set SLACK_WEBHOOK_URL`): it is never written to the store, to
@@ -22,14 +23,21 @@ Slack-compatible `text` plus `flow`, `run_id`, `state`, `message`, `show`, `star
 `ORCH_FLOW`, `ORCH_STATE`, `ORCH_MESSAGE`, `ORCH_SHOW`, `ORCH_TARGET`, `ORCH_STARTED` and
 `ORCH_ENDED`.
 
+The e-mail table is described in `alert_email`. Every process that sees a run end calls
+`alert_run` (through the store's hook, `alerting`); each alert is claimed in the store before
+it is sent (`store.deliveries`), so it is sent once however many processes saw the run end.
+
 Sending happens in background threads, each bounded in time, so a slow or dead webhook never
-stalls the daemon's tick. A failing alert is one line in the log and never raises. A broken
-entry is reported naming it; every other entry still works.
+stalls the daemon's tick or a run's process; a process that started alerts waits for them
+when it exits (`drain`, at most `EXIT_WAIT` seconds). A failing alert is one line in the log
+and never raises. A broken entry is reported naming it; every other entry still works.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -42,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .alert_email import EmailSettings, parse_email
 from .errors import UsageError
 from .names import same_flow_name
 from .redaction import redact, redact_data, register
@@ -54,8 +63,13 @@ ALERTABLE_STATES = frozenset(
     {"FAILED", "CRASHED", "TIMED_OUT", "CANCELLED", "COMPLETED", "CACHED", "LATE", "SKIPPED"}
 )
 COMMAND_TIMEOUT = 60.0
+EXIT_WAIT = 75.0
+"""How long a process waits, when it exits, for the alerts it is still sending (each is
+bounded on its own: a command by COMMAND_TIMEOUT, a webhook or e-mail by its attempts)."""
 MAX_PENDING = 64
-_KEYS = frozenset({"name", "on", "flows", "webhook_env", "command", "timeout_seconds", "retries"})
+_KEYS = frozenset(
+    {"name", "on", "flows", "webhook_env", "command", "email", "timeout_seconds", "retries"}
+)
 _URL_KEYS = frozenset({"webhook", "webhook_url", "url"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MESSAGE_IN_TEXT = 500
@@ -74,6 +88,10 @@ class AlertRule:
     """Flow names or targets ("etl", "flows.py:etl"); None means every flow."""
     webhook_env: str | None = None
     command: str | None = None
+    email: EmailSettings | None = None
+    key: str = ""
+    """Names the rule in its delivery claims (`store.deliveries`): the same in every process
+    that reads the same entry."""
     timeout: float = 5.0
     retries: int = 3
     backoff: float = 0.5
@@ -174,8 +192,9 @@ def parse_rule(item: Any, where: str) -> AlertRule:
     command = item.get("command")
     if command is not None and (not isinstance(command, str) or not command.strip()):
         raise ValueError("command must be a non-empty string")
-    if webhook_env is None and command is None:
-        raise ValueError("give webhook_env, command or both")
+    email = parse_email(item["email"]) if "email" in item else None
+    if webhook_env is None and command is None and email is None:
+        raise ValueError("give at least one of webhook_env, command and email")
     timeout = item.get("timeout_seconds", 5.0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError("timeout_seconds must be a positive number")
@@ -188,9 +207,16 @@ def parse_rule(item: Any, where: str) -> AlertRule:
         flows=frozenset(flows) if flows is not None else None,
         webhook_env=webhook_env,
         command=command,
+        email=email,
+        key=_rule_key(item, where),
         timeout=float(timeout),
         retries=retries,
     )
+
+
+def _rule_key(item: dict[str, Any], where: str) -> str:
+    canonical = json.dumps([where, item], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 # -- what is sent ------------------------------------------------------------------------------
@@ -248,10 +274,12 @@ _pending_lock = threading.Lock()
 def alert_run(store: Store, run_id: str, config: AlertConfig, log: Log | None = None) -> int:
     """Start the alerts whose rules match the run's current state; never raises.
 
-    Reads the run in the caller's thread (the store is not shared across threads) and sends
-    from background threads. Returns how many alerts were started.
+    The one path of every alert for a run, whichever process calls it. Each alert is claimed
+    in the store first and sent only by the caller that claims it. Reads the run and claims
+    in the caller's thread and sends from background threads. Returns how many alerts this
+    call started.
     """
-    log = log or _stderr
+    log = log or to_stderr
     if not config.rules:
         return 0
     try:
@@ -265,16 +293,21 @@ def alert_run(store: Store, run_id: str, config: AlertConfig, log: Log | None = 
             with _pending_lock:
                 alive = {t for t in _pending if t.is_alive()}
                 _pending.intersection_update(alive)
-                if len(_pending) >= MAX_PENDING:
-                    log(f"alert {rule.where}: run {run_id[:12]} dropped: too many alerts pending")
-                    continue
-                thread = threading.Thread(
-                    target=send,
-                    args=(rule, body, log),
-                    name=f"alert-{run_id[:12]}",
-                    daemon=True,
-                )
+                full = len(_pending) >= MAX_PENDING
+            if full:  # left unclaimed: another process that saw the run end may send it
+                log(f"alert {rule.where}: run {run_id[:12]} dropped: too many alerts pending")
+                continue
+            if not store.claim_alert(run_id, rule.key, run.state):
+                continue  # another process saw the run end first and sends it
+            thread = threading.Thread(
+                target=send,
+                args=(rule, body, log),
+                name=f"alert-{run_id[:12]}",
+                daemon=True,
+            )
+            with _pending_lock:
                 _pending.add(thread)
+                _wait_at_exit()
             thread.start()
             started += 1
         return started
@@ -283,8 +316,14 @@ def alert_run(store: Store, run_id: str, config: AlertConfig, log: Log | None = 
         return 0
 
 
-alert_finished = alert_run
-"""The name the daemon calls when it notices a finished run."""
+_waits_at_exit: list[bool] = []
+
+
+def _wait_at_exit() -> None:
+    """Make this process wait for its alerts when it exits (registered once)."""
+    if not _waits_at_exit:
+        _waits_at_exit.append(True)
+        atexit.register(drain, EXIT_WAIT)
 
 
 def drain(timeout: float) -> bool:
@@ -303,7 +342,7 @@ def send(rule: AlertRule, body: dict[str, Any], log: Log | None = None) -> bool:
     Never raises: each failure is one line in `log`, redacted (a command's error output may
     quote a secret).
     """
-    out = log or _stderr
+    out = log or to_stderr
 
     def say(line: str) -> None:
         out(redact(line))
@@ -315,6 +354,8 @@ def send(rule: AlertRule, body: dict[str, Any], log: Log | None = None) -> bool:
             ok = _send_webhook(rule, body, say, what) and ok
         if rule.command is not None:
             ok = _run_command(rule, body, say, what) and ok
+        if rule.email is not None:
+            ok = _send_email(rule, rule.email, body, say, what) and ok
     except Exception as exc:  # pragma: no cover - a bug here must still not escape
         say(f"{what}: {type(exc).__name__}: {exc}")
         return False
@@ -347,23 +388,82 @@ def _send_webhook(rule: AlertRule, body: dict[str, Any], log: Log, what: str) ->
     data = json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "orchlite-alert"}
     headers.update(target.auth)
-    error = ""
-    for attempt in range(1, rule.retries + 1):
+
+    def attempt() -> tuple[str, bool] | None:
         request = urllib.request.Request(target.url, data=data, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=rule.timeout) as response:
                 response.read(65536)
+            return None
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}", True
+        except urllib.error.URLError as exc:
+            return target.hide(str(exc.reason)), True
+        except Exception as exc:  # timeouts, resets, bad URLs
+            return target.hide(f"{type(exc).__name__}: {exc}"), True
+
+    return _retried(rule, attempt, log, channel)
+
+
+def _send_email(
+    rule: AlertRule, email: EmailSettings, body: dict[str, Any], log: Log, what: str
+) -> bool:
+    import smtplib
+    import ssl
+
+    from .alert_email import send_email
+    from .secret_store import SecretError
+    from .secrets import lookup
+
+    channel = f"{what}: email to {', '.join(email.to)} via {email.host}:{email.port}"
+    password = None
+    if email.password_env is not None:
+        name = email.password_env
+        try:
+            password = lookup(name)[0]
+        except SecretError as exc:
+            log(f"{channel}: {exc}")
+            return False
+        if not password:
+            log(f"{channel}: the password variable {name} is not set (nor a secret of that name)")
+            return False
+        register(name, password)  # from now on `***` wherever this process would write it
+
+    def attempt() -> tuple[str, bool] | None:
+        try:
+            send_email(email, body, password, rule.timeout)
+            return None
+        except smtplib.SMTPResponseException as exc:
+            said = exc.smtp_error
+            text = said.decode(errors="replace") if isinstance(said, bytes) else str(said)
+            return f"SMTP {exc.smtp_code} {' '.join(text.split())}", exc.smtp_code < 500
+        except smtplib.SMTPRecipientsRefused:
+            return "every recipient was refused", False
+        except (smtplib.SMTPNotSupportedError, ssl.SSLError) as exc:
+            return f"{type(exc).__name__}: {exc}", False
+        except (OSError, smtplib.SMTPException) as exc:  # refused, timed out, reset
+            return f"{type(exc).__name__}: {exc}", True
+
+    return _retried(rule, attempt, log, channel)
+
+
+def _retried(
+    rule: AlertRule, attempt: Callable[[], tuple[str, bool] | None], log: Log, channel: str
+) -> bool:
+    """Call `attempt` up to `rule.retries` times, with backoff, until it returns None (sent);
+    it returns (error, worth retrying) when it fails. Logs the outcome as one line."""
+    error = ""
+    for number in range(1, rule.retries + 1):
+        failure = attempt()
+        if failure is None:
             log(f"{channel}: sent")
             return True
-        except urllib.error.HTTPError as exc:
-            error = f"HTTP {exc.code}"
-        except urllib.error.URLError as exc:
-            error = target.hide(str(exc.reason))
-        except Exception as exc:  # timeouts, resets, bad URLs
-            error = target.hide(f"{type(exc).__name__}: {exc}")
-        if attempt < rule.retries:
-            time.sleep(rule.backoff * 2 ** (attempt - 1))
-    log(f"{channel}: failed after {rule.retries} attempt(s): {error}")
+        error, again = failure
+        if not again:
+            break
+        if number < rule.retries:
+            time.sleep(rule.backoff * 2 ** (number - 1))
+    log(f"{channel}: failed after {number} attempt(s): {error}")
     return False
 
 
@@ -441,7 +541,7 @@ class _Target:
         return redact(text).replace("\n", " ")
 
 
-def _stderr(message: str) -> None:
+def to_stderr(message: str) -> None:
     stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     print(f"{stamp} orch alert: {message}", file=sys.stderr, flush=True)
 
@@ -454,7 +554,7 @@ def send_test(root: Path, log: Log | None = None) -> tuple[int, int]:
 
     Config problems are logged and count as failures.
     """
-    log = log or _stderr
+    log = log or to_stderr
     config = _read_alerts(Path(root))
     for problem in config.problems:
         log(f"error: {problem}")

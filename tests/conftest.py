@@ -7,10 +7,11 @@ developer's project or home, or leak into another test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from smtp import Mailbox
 from webhook import Hook
 
 
@@ -45,6 +46,24 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.setenv("no_proxy", "*")
+
+
+@pytest.fixture
+def smtp_server(tmp_path: Path) -> Iterator[Callable[..., Mailbox]]:
+    """Start SMTP servers on 127.0.0.1 (`smtp_server(login=True, tls=True)`); each is
+    stopped after the test."""
+    servers: list[Mailbox] = []
+
+    def start(*, login: bool = False, tls: bool = False) -> Mailbox:
+        server = Mailbox(login=login, tls_folder=tmp_path if tls else None)
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()
 
 
 @pytest.fixture

@@ -338,7 +338,7 @@ def test_orch_toml_entries_load_and_a_bad_one_is_named(tmp_path: Path) -> None:
     assert "NAME of an environment variable" in config.problems[0]
     assert "FAILD" in config.problems[1]
     assert "webhook_env" in config.problems[2]
-    assert "give webhook_env, command or both" in config.problems[3]
+    assert "give at least one of webhook_env, command and email" in config.problems[3]
     assert lines[0] == "loaded 2 alert rule(s)" and len(lines) == 5
     assert not any(TOKEN in line for line in lines)
 
@@ -409,8 +409,14 @@ def test_the_daemon_posts_an_alert_for_a_failed_scheduled_run(hook: Hook, tmp_pa
         store.close()
     text = log_path.read_text()
     assert "loaded 1 alert rule(s)" in text
-    assert "alert orch.toml alert #1 ('ops'): FAILED run" in text and ": sent" in text
-    assert TOKEN not in text
+    # The run's own process sent it (the daemon found it claimed): its line is in the run's log.
+    logs = subprocess.run(
+        [*ORCH, "logs", body["run_id"]], cwd=tmp_path, env=env, capture_output=True, text=True
+    ).stdout
+    assert "alert orch.toml alert #1 ('ops'): FAILED run" in logs and ": sent" in logs
+    ids = [r["body"]["run_id"] for r in hook.requests]
+    assert len(ids) == len(set(ids)), "a run alerted twice"
+    assert TOKEN not in text + logs
     assert TOKEN.encode() not in _stored_bytes(tmp_path / ".orch")
 
 

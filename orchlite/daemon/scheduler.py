@@ -395,7 +395,8 @@ class Daemon:
                 run = self.store.get_flow_run(run_id)
             detail = f": {run.state_message}" if run.state_message else ""
             self.log(f"finish {run.target} run {run_id[:12]} {run.state}{detail}")
-            notify.alert_finished(self.store, run_id, self.alerts, self.log)
+            # Usually claimed already by the run's own process; sent here if it died first.
+            notify.alert_run(self.store, run_id, self.alerts, self.log)
             self.retries.after_finish(run, self.clock())
         return done
 

@@ -22,8 +22,9 @@ busy handling, transactions and savepoints: `Database`, the base of every part),
 (the named migrations), `records` (the rows as records), `sql` and `files` (what the parts
 share), then one part of `Store` per concern: `runs`, `listings`, `task_runs`, `history`,
 `logs`, `cache`, `limits`, `scheduling` (the daemon's claims), `schedule_pauses` (paused
-schedules), `maintenance` (retention and `orch doctor`), `pauses`, `artifacts`, `variables`
-and `transaction_records`.
+schedules), `maintenance` (retention and `orch doctor`), `pauses`, `artifacts`, `variables`,
+`transaction_records` and `deliveries` (alert claims). `runs.on_flow_run_state` hooks a
+function to every committed move of a flow run to a new state.
 `port.EngineStore` names the methods the engine uses.
 """
 
@@ -33,6 +34,7 @@ from ..errors import StoreError
 from .artifacts import Artifacts
 from .cache import Cache
 from .connection import BUSY_TIMEOUT_MS, DB_NAME
+from .deliveries import Deliveries
 from .files import no_space_left
 from .limits import Limits
 from .listings import RunListings
@@ -57,6 +59,7 @@ from .records import (
     TaskRun,
     TaskRunSave,
 )
+from .runs import StateHook, on_flow_run_state
 from .schedule_pauses import SchedulePauses
 from .schema import MIGRATIONS, SCHEMA_VERSION, Migration
 from .transaction_records import TransactionRecords
@@ -80,6 +83,7 @@ __all__ = [
     "ScheduledSlot",
     "Slot",
     "SlotUsage",
+    "StateHook",
     "StateRow",
     "Store",
     "StoreError",
@@ -87,6 +91,7 @@ __all__ = [
     "TaskRun",
     "TaskRunSave",
     "no_space_left",
+    "on_flow_run_state",
 ]
 
 
@@ -101,6 +106,7 @@ class Store(
     Artifacts,
     Variables,
     TransactionRecords,
+    Deliveries,
 ):
     """One project's database. Safe to share between threads: each gets its own connection.
 

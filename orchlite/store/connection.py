@@ -11,6 +11,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -198,6 +199,26 @@ class Database:
         """
         return _Transaction(self, self.conn, fault)
 
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call `fn` once this thread's write transaction commits (now, if none is open).
+
+        Dropped if that transaction rolls back: what `fn` reacts to never happened.
+        """
+        if not self.conn.in_transaction:
+            fn()
+            return
+        pending: list[Callable[[], None]] | None = getattr(self._local, "after_commit", None)
+        if pending is None:
+            pending = self._local.after_commit = []
+        pending.append(fn)
+
+    def _take_after_commit(self) -> list[Callable[[], None]]:
+        pending: list[Callable[[], None]] | None = getattr(self._local, "after_commit", None)
+        if not pending:
+            return []
+        self._local.after_commit = None
+        return pending
+
     def _begin(self, conn: sqlite3.Connection) -> None:
         if self._frozen_by_full_disk:
             raise DiskFullError(self.path)
@@ -286,17 +307,20 @@ class _Transaction:
     fail with "no such savepoint", hiding the error that caused it.
     """
 
-    __slots__ = ("conn", "database", "fault", "nested")
+    __slots__ = ("conn", "database", "fault", "mark", "nested")
 
     def __init__(self, database: Database, conn: sqlite3.Connection, fault: str = "") -> None:
         self.database = database
         self.conn = conn
         self.nested = False
         self.fault = fault
+        self.mark = 0
+        """How many after-commit calls were queued when this savepoint began."""
 
     def __enter__(self) -> sqlite3.Connection:
         if self.conn.in_transaction:
             self.nested = True
+            self.mark = len(getattr(self.database._local, "after_commit", None) or ())
             self.conn.execute("SAVEPOINT nested")
         else:
             self.database._begin(self.conn)
@@ -310,8 +334,12 @@ class _Transaction:
             elif conn.in_transaction:
                 conn.execute("ROLLBACK TO nested")
                 conn.execute("RELEASE nested")
+                pending = getattr(self.database._local, "after_commit", None)
+                if pending:
+                    del pending[self.mark :]  # what the savepoint undid never happened
             return
         if kind is not None:
+            self.database._take_after_commit()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if is_full(exc):
@@ -320,6 +348,7 @@ class _Transaction:
         try:
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as err:
+            self.database._take_after_commit()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if is_full(err):
@@ -327,6 +356,8 @@ class _Transaction:
             raise StoreError(f"cannot write {self.database.path}: {err}") from None
         if self.fault:
             fault_point(self.fault)
+        for fn in self.database._take_after_commit():
+            fn()
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from ..errors import RunNotFoundError, StoreError, UsageError
@@ -19,6 +20,21 @@ _WAITING = frozenset({StateName.SCHEDULED.value, StateName.LATE.value, StateName
 
 # The crash points (`orchlite.faults`) after the commits of flow run states.
 _FLOW_STATE_FAULTS = {StateName.RUNNING: "run_started"} | {s: "run_finished" for s in TERMINAL}
+
+
+StateHook = Callable[["FlowRuns", str, StateName], None]
+_state_hooks: list[StateHook] = []
+
+
+def on_flow_run_state(hook: StateHook) -> None:
+    """Call `hook(store, run_id, state)` in this process after each committed move of a
+    flow run to a new state, whichever code moved it (once per hook, however often added).
+
+    The hook runs in the thread that made the move, after its transaction commits; it must
+    be quick and must not raise (alerts use this: `orchlite.alerting`).
+    """
+    if hook not in _state_hooks:
+        _state_hooks.append(hook)
 
 
 class FlowRuns(TaskRuns):
@@ -194,6 +210,8 @@ class FlowRuns(TaskRuns):
                 self._end_unfinished_task_runs(conn, run_id, state, message, now)
             if logs:
                 insert_logs(conn, logs)
+            for hook in _state_hooks:
+                self.after_commit(partial(hook, self, run_id, state))
         return True
 
     def end_abandoned_run(

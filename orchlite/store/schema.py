@@ -377,6 +377,23 @@ MIGRATIONS: list[Migration] = [
     ) WITHOUT ROWID;
     """,
     ),
+    # 17: the alerts claimed for a run: one row per (run, alert rule, state), written before the
+    # alert is sent, so that of the processes that see a run end (its own, its supervisor,
+    # the daemon) exactly one sends it.
+    Migration(
+        "alert deliveries",
+        """
+    CREATE TABLE alert_deliveries (
+        flow_run_id TEXT NOT NULL REFERENCES flow_runs(id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        state TEXT NOT NULL,
+        claimed REAL NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        PRIMARY KEY (flow_run_id, rule, state)
+    ) WITHOUT ROWID;
+    """,
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
