@@ -26,7 +26,7 @@ from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
 from .polling import PollingScreen
 from .preview import ResultPreview, load_preview, load_results
-from .reader import Poller, RunDetail, load_detail
+from .reader import DetailFollower, Poller, RunDetail
 from .timeline import Timeline
 
 TASK_COLUMNS = ("#", "Task", "State", "Tries", "Duration", "Cached", "Error / message")
@@ -49,6 +49,12 @@ class RunDetailScreen(PollingScreen):
         super().__init__()
         self.run_id = run_id
         self.detail: RunDetail | None = None
+        self.task_rows: dict[str, tuple[Any, ...]] = {}
+        """The cells shown, by row key (a task run's position)."""
+        self.task_by_key: dict[str, TaskRun] = {}
+        self.last_position = -1
+        self.running: set[str] = set()
+        """The row keys of task runs whose duration counts up."""
         self.preview: ResultPreview | None = None
         self._previewed: tuple[object, ...] | None = None
 
@@ -63,7 +69,7 @@ class RunDetailScreen(PollingScreen):
             yield Static("Artifacts", classes="section", id="artifacts-title")
             yield Static(id="artifacts")
             yield Static("Timeline", classes="section")
-            yield Static(id="timeline")
+            yield Timeline(id="timeline")
             yield Static("Related runs", classes="section", id="related-title")
             yield OptionList(id="related")
             yield Static("State history", classes="section")
@@ -81,7 +87,7 @@ class RunDetailScreen(PollingScreen):
         super().on_mount()
 
     def make_poller(self) -> Poller[Any]:
-        return Poller(self.app.home, lambda store: load_detail(store, self.run_id))  # type: ignore[attr-defined]
+        return Poller(self.app.home, DetailFollower(self.run_id))  # type: ignore[attr-defined]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`c` is offered only while the run has not finished."""
@@ -100,44 +106,77 @@ class RunDetailScreen(PollingScreen):
         run = detail.run
         self.sub_title = printable(f"{run.flow_name} / {run.name}")
         self.query_one("#summary", Static).update(self._summary(run, now))
-        table = self.query_one("#tasks", DataTable)
-        cursor = table.cursor_row
-        table.clear()
-        for task in detail.tasks:
-            table.add_row(
-                str(task.position),
-                printable(task.name),
-                badge(task.state),
-                str(task.attempts),
-                run_duration(task.started, task.ended, now),
-                "yes" if task.state == "CACHED" else "",
-                _short(
-                    f"{task.error_type}: {task.error_message}"
-                    if task.error_type
-                    else task.state_message
-                ),
-                key=f"{task.position}",
-            )
-        if detail.tasks:
-            table.move_cursor(row=min(cursor, len(detail.tasks) - 1), animate=False)
-        self.query_one("#timeline", Static).update(Timeline(detail.tasks, now))
-        names = {task.id: task.name for task in detail.tasks}
-        self.query_one("#artifacts", Static).update(render_artifacts(detail.artifacts, names))
+        self._show_tasks(detail, now)
+        self.query_one("#timeline", Timeline).show(detail.tasks, now)
+        if detail.artifacts:
+            names = {task.id: task.name for task in detail.tasks}
+            self.query_one("#artifacts", Static).update(render_artifacts(detail.artifacts, names))
         for part in ("#artifacts", "#artifacts-title"):
             self.query_one(part).display = bool(detail.artifacts)
         self._preview_if_changed()
         self._show_related(detail)
         history = Text()
         for entry in detail.history:
-            if entry.position is None:
-                history.append(f"{clock_time(entry.ts, now)}  ")
-                history.append_text(coloured(entry.state, f"{entry.state:<10}"))
-                history.append(f"  {printable(entry.message or '')}\n")
+            history.append(f"{clock_time(entry.ts, now)}  ")
+            history.append_text(coloured(entry.state, f"{entry.state:<10}"))
+            history.append(f"  {printable(entry.message or '')}\n")
         self.query_one("#history", Static).update(history)
         error = detail.error or (run.state_message if run.state in _BAD else None)
         self.query_one("#error-title").display = bool(error)
         self.query_one("#error", Static).display = bool(error)
         self.query_one("#error", Static).update(Text(printable(error or ""), style="red"))
+
+    def _show_tasks(self, detail: RunDetail, now: float) -> None:
+        """Add the rows of new task runs and update the cells that changed: never the whole
+        table, which would cost a run of thousands of task runs its keyboard."""
+        table = self.query_one("#tasks", DataTable)
+        changed = detail.tasks if detail.changed is None else detail.changed
+        rows = {str(task.position): _task_cells(task, now) for task in changed}
+        if detail.changed is None and list(rows) != list(self.task_rows):
+            self._rebuild(table, rows)
+        else:
+            self._update_rows(table, rows)
+        for key, task in zip(rows, changed, strict=True):
+            self.task_by_key[key] = task
+            if task.started is not None and task.ended is None:
+                self.running.add(key)
+            else:
+                self.running.discard(key)
+
+    def _rebuild(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
+        selected = self._selected_key
+        table.clear()
+        for key, cells in rows.items():
+            table.add_row(*cells, key=key)
+        self.task_rows = rows
+        self.last_position = max(map(int, rows), default=-1)
+        self.task_by_key.clear()
+        self.running.clear()
+        if selected in rows:
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
+
+    def _update_rows(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
+        out_of_order = False
+        for key, cells in rows.items():
+            old = self.task_rows.get(key)
+            if old is None:
+                table.add_row(*cells, key=key)
+                out_of_order = out_of_order or int(key) < self.last_position
+                self.last_position = max(self.last_position, int(key))
+            else:
+                for column, before, after in zip(TASK_COLUMNS, old, cells, strict=True):
+                    if before != after:
+                        table.update_cell(key, column.lower(), after)
+            self.task_rows[key] = cells
+        if out_of_order:  # task runs recorded out of call order: the table stays in it
+            table.sort("#", key=int)
+
+    @property
+    def _selected_key(self) -> str | None:
+        table = self.query_one("#tasks", DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     def _summary(self, run: FlowRun, now: float) -> Group:
         head = Text.assemble(
@@ -184,20 +223,28 @@ class RunDetailScreen(PollingScreen):
         return Option(text, id=run.id)
 
     def _tick(self) -> None:
+        """Count up the durations of the run and its task runs still going."""
         detail = self.detail
-        if detail and detail.run.ended is None and detail.run.started is not None:
-            self.query_one("#summary", Static).update(
-                self._summary(detail.run, self.app.clock())  # type: ignore[attr-defined]
-            )
+        if not (detail and detail.run.ended is None and detail.run.started is not None):
+            return
+        now = self.app.clock()  # type: ignore[attr-defined]
+        self.query_one("#summary", Static).update(self._summary(detail.run, now))
+        table = self.query_one("#tasks", DataTable)
+        column = TASK_COLUMNS.index("Duration")
+        for key in self.running:
+            cells = self.task_rows[key]
+            shown = run_duration(self.task_by_key[key].started, None, now)
+            if cells[column] != shown:
+                table.update_cell(key, "duration", shown)
+                self.task_rows[key] = (*cells[:column], shown, *cells[column + 1 :])
+        self.query_one("#timeline", Timeline).show(detail.tasks, now)
 
     # -- results -------------------------------------------------------------------
 
     @property
     def highlighted_task(self) -> TaskRun | None:
-        table = self.query_one("#tasks", DataTable)
-        if self.detail is None or not self.detail.tasks or table.row_count == 0:
-            return None
-        return self.detail.tasks[min(table.cursor_row, len(self.detail.tasks) - 1)]
+        key = self._selected_key
+        return None if key is None else self.task_by_key.get(key)
 
     @on(DataTable.RowHighlighted, "#tasks")
     def _task_highlighted(self) -> None:
@@ -295,6 +342,19 @@ class RunDetailScreen(PollingScreen):
 _BAD = {"FAILED", "CRASHED", "TIMED_OUT", "CANCELLED"}
 
 
-def _short(text: str | None, width: int = 60) -> str:
+def _task_cells(task: TaskRun, now: float) -> tuple[Any, ...]:
+    message = f"{task.error_type}: {task.error_message}" if task.error_type else task.state_message
+    return (
+        str(task.position),
+        Text(printable(task.name)),
+        badge(task.state),
+        str(task.attempts),
+        run_duration(task.started, task.ended, now),
+        "yes" if task.state == "CACHED" else "",
+        _short(message),
+    )
+
+
+def _short(text: str | None, width: int = 60) -> Text:
     text = printable((text or "").replace("\n", " "))
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return Text(text if len(text) <= width else text[: width - 1] + "…")

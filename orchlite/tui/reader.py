@@ -83,12 +83,16 @@ def run_key(run: FlowRun) -> RunKey:
 class RunDetail:
     run: FlowRun
     tasks: list[TaskRun]
+    """Every task run, in call order."""
     history: list[HistoryEntry]
+    """The flow run's own state changes, oldest first."""
     children: list[FlowRun]
     parent: FlowRun | None = None
     retry_of: FlowRun | None = None
     artifacts: list[Artifact] = field(default_factory=list)
     """Oldest first."""
+    changed: list[TaskRun] | None = None
+    """The task runs new or changed since the previous snapshot (None: all of them are)."""
 
     @property
     def error(self) -> str | None:
@@ -169,17 +173,44 @@ def _maybe_run(store: Store, run_id: str | None) -> FlowRun | None:
         return None
 
 
+class DetailFollower:
+    """Reads a run's detail incrementally: the task runs whose state changed since the last
+    read (`Store.history_since`), so that a poll of a run with thousands of task runs reads
+    only what moved."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.mark = 0
+        self.tasks: dict[int, TaskRun] = {}
+        self.history: list[HistoryEntry] = []
+
+    def __call__(self, store: Store) -> RunDetail:
+        run = store.get_flow_run(self.run_id)
+        entries, mark = store.history_since(self.run_id, self.mark)
+        first = self.mark == 0
+        if first:
+            changed = store.task_runs(self.run_id)
+        else:
+            positions = {e.position for e in entries if e.position is not None}
+            changed = store.task_runs_at(self.run_id, sorted(positions))
+        self.mark = mark
+        self.tasks.update((task.position, task) for task in changed)
+        self.history += [e for e in entries if e.position is None]
+        return RunDetail(
+            run=run,
+            tasks=[self.tasks[position] for position in sorted(self.tasks)],
+            history=list(self.history),
+            children=store.child_flow_runs(self.run_id),
+            parent=_maybe_run(store, run.parent_run_id),
+            retry_of=_maybe_run(store, run.retry_of),
+            artifacts=list(reversed(store.artifacts(flow_run_id=self.run_id))),
+            changed=None if first else changed,
+        )
+
+
 def load_detail(store: Store, run_id: str) -> RunDetail:
-    run = store.get_flow_run(run_id)
-    return RunDetail(
-        run=run,
-        tasks=store.task_runs(run_id),
-        history=store.history(run_id),
-        children=store.child_flow_runs(run_id),
-        parent=_maybe_run(store, run.parent_run_id),
-        retry_of=_maybe_run(store, run.retry_of),
-        artifacts=list(reversed(store.artifacts(flow_run_id=run_id))),
-    )
+    """A run's whole detail, read once."""
+    return DetailFollower(run_id)(store)
 
 
 class LogFollower:

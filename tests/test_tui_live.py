@@ -1,0 +1,115 @@
+"""`orch tui` watching a live run of many task runs: each poll reads and redraws only what
+changed, so the screen keeps answering keys however big the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from store_rows import flow_run, task_run
+from test_tui import in_event_loop, loaded, wait_for
+from textual.widgets import DataTable
+
+from orchlite.states import StateName
+from orchlite.store import Store, TaskRun, TaskRunSave
+from orchlite.tui.app import make_app
+from orchlite.tui.detail_screen import RunDetailScreen
+from orchlite.tui.reader import DetailFollower
+from orchlite.tui.runs_screen import RunsScreen
+from orchlite.tui.timeline import Timeline
+
+RUN = "a" * 32
+
+
+def live_run(home: Path, tasks: int, *, running: int = 0) -> Store:
+    """Run RUN, RUNNING, with `tasks` task runs: the first `running` of them still going."""
+    store = Store(home)
+    flow_run(store, RUN, StateName.RUNNING, now=100.0)
+    saves = [
+        TaskRunSave(
+            run := task_run(RUN, p, "RUNNING" if p < running else "COMPLETED"),
+            [(run.state, None, run.created)],
+        )
+        for p in range(tasks)
+    ]
+    assert store.save_task_runs(saves) == [None] * tasks
+    return store
+
+
+def record(store: Store, run: TaskRun) -> None:
+    store.save_task_run(run, [(run.state, run.state_message, run.ended or run.created)])
+
+
+def test_a_poll_reads_only_the_task_runs_that_changed(orch_home: Path) -> None:
+    store = live_run(orch_home, 1_000, running=3)
+    follower = DetailFollower(RUN)
+    with Store(orch_home, read_only=True) as reader:
+        first = follower(reader)
+        assert first.changed is None and len(first.tasks) == 1_000
+        assert follower(reader).changed == []
+        record(store, task_run(RUN, 1, "FAILED", error_type="ValueError", error_message="bad"))
+        record(store, task_run(RUN, 1_000, "RUNNING"))
+        later = follower(reader)
+    assert [(t.position, t.state) for t in later.changed or []] == [
+        (1, "FAILED"),
+        (1_000, "RUNNING"),
+    ]
+    assert len(later.tasks) == 1_001 and later.tasks[1].state == "FAILED"
+    assert [t.position for t in later.tasks] == list(range(1_001))
+    store.close()
+
+
+@in_event_loop
+async def test_a_live_run_updates_rows_in_place_and_adds_new_ones_in_call_order(
+    orch_home: Path,
+) -> None:
+    store = live_run(orch_home, 2_000, running=2)
+    app = make_app(orch_home, clock=lambda: 200.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, RunsScreen)
+        app.open_run(RUN)
+        await loaded(pilot, RunDetailScreen)
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        table = detail.query_one("#tasks", DataTable)
+        assert table.row_count == 2_000
+        table.move_cursor(row=5)
+        rows = dict(table.rows)
+        loads = detail.loads
+        record(store, task_run(RUN, 1, "FAILED", error_type="ValueError", error_message="bad"))
+        record(store, task_run(RUN, 2_001, "RUNNING"))
+        await wait_for(pilot, lambda: table.row_count == 2_001, "the new task run's row")
+        record(store, task_run(RUN, 2_000, "COMPLETED"))  # recorded after a later one
+        await wait_for(pilot, lambda: table.row_count == 2_002, "the other new row")
+        assert detail.loads >= loads + 2
+        assert all(table.rows[key] is row for key, row in rows.items())  # never rebuilt
+        assert str(table.get_row("1")[2]).strip() == "FAILED"
+        assert str(table.get_row("1")[6]) == "ValueError: bad"
+        assert [table.get_row_at(i)[0] for i in range(1_998, 2_002)] == [
+            "1998",
+            "1999",
+            "2000",
+            "2001",
+        ]
+        assert table.cursor_row == 5
+        timeline = detail.query_one(Timeline)
+        assert len(timeline.tasks) == 2_002
+    store.close()
+
+
+def test_the_timeline_fits_wide_names_and_draws_a_task_that_took_no_time_as_one_cell() -> None:
+    timeline = Timeline()
+    tasks = [
+        task_run(RUN, 0, name="数据清洗任务数据清洗任务", started=10.0, ended=10.0),
+        task_run(RUN, 1, name="🚀🚀🚀🚀🚀🚀🚀🚀🚀🚀", started=10.0, ended=20.0),
+    ]
+    timeline.tasks = tasks
+    timeline.origin, timeline.span = 10.0, 10.0
+    console = Console(width=80)
+    lines = [timeline.line(y, 80) for y in range(1, 3)]
+    assert {console.measure(line).maximum for line in lines} == {80}
+    assert lines[0].plain.count("█") == 1
+    assert lines[1].plain.count("█") == 80 - 18 - 8 - 2
+    timeline.tasks = tasks[:1]
+    timeline.span = 0.0
+    assert timeline.line(1, 80).plain.count("█") == 1
