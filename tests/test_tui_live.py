@@ -72,7 +72,7 @@ async def test_a_live_run_updates_rows_in_place_and_adds_new_ones_in_call_order(
         detail = app.screen
         assert isinstance(detail, RunDetailScreen)
         table = detail.query_one("#tasks", DataTable)
-        assert table.row_count == 2_000
+        await wait_for(pilot, lambda: table.row_count == 2_000, "every row")
         table.move_cursor(row=5)
         rows = dict(table.rows)
         loads = detail.loads

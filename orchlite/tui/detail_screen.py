@@ -3,6 +3,7 @@ runs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, ClassVar
 
@@ -29,6 +30,8 @@ from .preview import ResultPreview, load_preview, load_results
 from .reader import DetailFollower, Poller, RunDetail
 from .timeline import Timeline
 
+ROWS_AT_ONCE = 500
+"""Task-table rows added between two looks at the keyboard."""
 TASK_COLUMNS = ("#", "Task", "State", "Tries", "Duration", "Cached", "Error / message")
 
 
@@ -52,6 +55,8 @@ class RunDetailScreen(PollingScreen):
         self.task_rows: dict[str, tuple[Any, ...]] = {}
         """The cells shown, by row key (a task run's position)."""
         self.task_by_key: dict[str, TaskRun] = {}
+        self.waiting: dict[str, TaskRun] = {}
+        """Task runs whose rows are still to be added (`_add_waiting`), by row key."""
         self.last_position = -1
         self.running: set[str] = set()
         """The row keys of task runs whose duration counts up."""
@@ -127,49 +132,50 @@ class RunDetailScreen(PollingScreen):
         self.query_one("#error", Static).update(Text(printable(error or ""), style="red"))
 
     def _show_tasks(self, detail: RunDetail, now: float) -> None:
-        """Add the rows of new task runs and update the cells that changed: never the whole
+        """Update the cells that changed and add the rows of new task runs: never the whole
         table, which would cost a run of thousands of task runs its keyboard."""
         table = self.query_one("#tasks", DataTable)
-        changed = detail.tasks if detail.changed is None else detail.changed
-        rows = {str(task.position): _task_cells(task, now) for task in changed}
-        if detail.changed is None and list(rows) != list(self.task_rows):
-            self._rebuild(table, rows)
-        else:
-            self._update_rows(table, rows)
-        for key, task in zip(rows, changed, strict=True):
+        if detail.changed is None:  # a whole new list (the first)
+            table.clear()
+            self.task_rows.clear()
+            self.waiting.clear()
+            self.task_by_key.clear()
+            self.running.clear()
+            self.last_position = -1
+        for task in detail.tasks if detail.changed is None else detail.changed:
+            key = str(task.position)
             self.task_by_key[key] = task
             if task.started is not None and task.ended is None:
                 self.running.add(key)
             else:
                 self.running.discard(key)
-
-    def _rebuild(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
-        selected = self._selected_key
-        table.clear()
-        for key, cells in rows.items():
-            table.add_row(*cells, key=key)
-        self.task_rows = rows
-        self.last_position = max(map(int, rows), default=-1)
-        self.task_by_key.clear()
-        self.running.clear()
-        if selected in rows:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
-
-    def _update_rows(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
-        out_of_order = False
-        for key, cells in rows.items():
             old = self.task_rows.get(key)
             if old is None:
-                table.add_row(*cells, key=key)
-                out_of_order = out_of_order or int(key) < self.last_position
-                self.last_position = max(self.last_position, int(key))
-            else:
-                for column, before, after in zip(TASK_COLUMNS, old, cells, strict=True):
-                    if before != after:
-                        table.update_cell(key, column.lower(), after)
+                self.waiting[key] = task
+                continue
+            cells = _task_cells(task, now)
+            for column, before, after in zip(TASK_COLUMNS, old, cells, strict=True):
+                if before != after:
+                    table.update_cell(key, column.lower(), after)
             self.task_rows[key] = cells
+        self._add_waiting()
+
+    def _add_waiting(self) -> None:
+        """Add up to `ROWS_AT_ONCE` waiting rows, and the next ones once the keys pressed
+        meanwhile are answered: a run of thousands of task runs opens at once."""
+        table = self.query_one("#tasks", DataTable)
+        now = self.app.clock()  # type: ignore[attr-defined]
+        out_of_order = False
+        for key in list(itertools.islice(self.waiting, ROWS_AT_ONCE)):
+            cells = _task_cells(self.waiting.pop(key), now)
+            table.add_row(*cells, key=key)
+            self.task_rows[key] = cells
+            out_of_order = out_of_order or int(key) < self.last_position
+            self.last_position = max(self.last_position, int(key))
         if out_of_order:  # task runs recorded out of call order: the table stays in it
             table.sort("#", key=int)
+        if self.waiting:
+            self.call_later(self._add_waiting)
 
     @property
     def _selected_key(self) -> str | None:
@@ -231,7 +237,7 @@ class RunDetailScreen(PollingScreen):
         self.query_one("#summary", Static).update(self._summary(detail.run, now))
         table = self.query_one("#tasks", DataTable)
         column = TASK_COLUMNS.index("Duration")
-        for key in self.running:
+        for key in self.running & self.task_rows.keys():
             cells = self.task_rows[key]
             shown = run_duration(self.task_by_key[key].started, None, now)
             if cells[column] != shown:
