@@ -170,7 +170,7 @@ async def test_runs_are_listed_newest_first_with_state_and_task_counts(project: 
         assert keys.index(second) < keys.index(first)
         row = table.get_row(first)
         assert str(row[0]).strip() == "FAILED"
-        assert row[1] == "hello"
+        assert str(row[1]) == "hello"
         assert "1 failed" in str(row[6]) and "1 ok" in str(row[6])
         assert str(table.get_row(second)[0]).strip() == "COMPLETED"
 
@@ -252,7 +252,7 @@ async def test_filter_by_flow_state_and_text(project: Path) -> None:
 
         screen.query_one("#state", Select).value = "FAILED"
         await wait_for(pilot, lambda: flows_shown(app) == ["hello"], "state filter")
-        assert runs_table(app).get_row_at(0)[2] == screen.runs[failed].name
+        assert str(runs_table(app).get_row_at(0)[2]) == screen.runs[failed].name
 
         screen.query_one("#state", Select).clear()
         await pilot.press("slash", *failed[:10])

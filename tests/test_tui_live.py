@@ -1,5 +1,5 @@
-"""`orch tui` watching a live run of many task runs: each poll reads and redraws only what
-changed, so the screen keeps answering keys however big the run."""
+"""`orch tui` watching a live store: each poll reads and redraws only what changed, so the
+screen keeps answering keys however big the run, and sits idle beside a busy daemon."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from pathlib import Path
 from rich.console import Console
 from store_rows import flow_run, task_run
 from test_tui import in_event_loop, loaded, wait_for
-from textual.widgets import DataTable
+from test_tui_session import drawn
+from textual.widgets import DataTable, Input
 
 from orchlite.states import StateName
 from orchlite.store import Store, TaskRun, TaskRunSave
 from orchlite.tui.app import make_app
 from orchlite.tui.detail_screen import RunDetailScreen
-from orchlite.tui.reader import DetailFollower
+from orchlite.tui.reader import DetailFollower, RunsFollower, RunsQuery
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.timeline import Timeline
 
@@ -113,3 +114,68 @@ def test_the_timeline_fits_wide_names_and_draws_a_task_that_took_no_time_as_one_
     timeline.tasks = tasks[:1]
     timeline.span = 0.0
     assert timeline.line(1, 80).plain.count("█") == 1
+
+
+def test_the_runs_page_loads_again_only_when_a_run_it_shows_moved(orch_home: Path) -> None:
+    store = Store(orch_home)
+    flow_run(store, "1" * 32, StateName.COMPLETED, now=10.0)
+    flow_run(store, "2" * 32, StateName.RUNNING, now=20.0, pid=1)
+    follower = RunsFollower(lambda: RunsQuery())
+    with Store(orch_home, read_only=True) as reader:
+        assert follower(reader) is not None
+        assert follower(reader) is None
+        store.heartbeat(["2" * 32], now=30.0)  # what a daemon writes all the time
+        store.write_logs([("2" * 32, None, None, 31.0, 20, "x", "a line")])
+        assert follower(reader) is None
+        record(store, task_run("2" * 32, 0, "RUNNING"))  # a running run's task counts
+        page = follower(reader)
+        assert page is not None and page.counts["2" * 32] == {"RUNNING": 1}
+        assert follower(reader) is None
+        store.set_flow_run_state("2" * 32, StateName.COMPLETED, now=40.0)
+        assert follower(reader) is not None
+        flow_run(store, "3" * 32, StateName.PENDING, now=50.0)  # a newer run
+        page = follower(reader)
+        assert page is not None and page.runs[0].id == "3" * 32
+        assert follower(reader) is None
+        flow_run(store, "4" * 32, StateName.PENDING, flow_name="other", now=60.0)
+        follower.query = lambda: RunsQuery(flow="f")
+        page = follower(reader)  # a new query: loaded, whatever moved
+        assert page is not None and len(page.runs) == 3
+    store.close()
+
+
+@in_event_loop
+async def test_columns_fit_the_terminal_on_every_resize_and_shrink_again(orch_home: Path) -> None:
+    store = Store(orch_home)
+    flow_run(store, "1" * 32, StateName.COMPLETED, name="short", now=10.0)
+    long_name = "a-very-long-run-name-" * 6
+    flow_run(store, "2" * 32, StateName.COMPLETED, name=long_name, now=20.0)
+    app = make_app(orch_home)
+    async with app.run_test(size=(200, 30)) as pilot:
+        await loaded(pilot, RunsScreen)
+        table = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: table.columns["run"].width == len(long_name), "full width")
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: table.columns["run"].width < len(long_name), "a fit")
+        shown = drawn(app)
+        assert "Tasks" in shown and "Duration" in shown
+        app.screen.query_one("#search", Input).value = "short"  # the long name goes
+        await wait_for(pilot, lambda: table.columns["run"].width == len("short"), "narrower")
+    store.close()
+
+
+@in_event_loop
+async def test_a_long_error_is_shown_whole_on_a_wide_terminal(orch_home: Path) -> None:
+    store = live_run(orch_home, 1)
+    message = "the upstream service closed the connection " * 3
+    record(store, task_run(RUN, 0, "FAILED", error_type="ConnectionError", error_message=message))
+    app = make_app(orch_home)
+    async with app.run_test(size=(220, 40)) as pilot:
+        await loaded(pilot, RunsScreen)
+        app.open_run(RUN)
+        await loaded(pilot, RunDetailScreen)
+        await wait_for(pilot, lambda: f"ConnectionError: {message.strip()}" in drawn(app), "it")
+        await pilot.resize_terminal(80, 24)
+        tasks = app.screen.query_one("#tasks", DataTable)
+        await wait_for(pilot, lambda: tasks.columns["error / message"].width < 60, "a fit")
+    store.close()

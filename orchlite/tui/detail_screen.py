@@ -23,6 +23,7 @@ from ..states import TERMINAL
 from ..store import FlowRun, TaskRun
 from ..views import printable
 from .artifact_view import render_artifacts
+from .columns import MAX_CELL, FittedTable
 from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
 from .polling import PollingScreen
@@ -68,7 +69,12 @@ class RunDetailScreen(PollingScreen):
         with VerticalScroll(id="detail"):
             yield Static(id="summary")
             yield Static("Tasks", classes="section")
-            yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(
+                id="tasks",
+                cursor_type="row",
+                zebra_stripes=True,
+                flexible=("error / message", "task"),
+            )
             yield Static("Result", classes="section")
             yield Static(id="result")
             yield Static("Artifacts", classes="section", id="artifacts-title")
@@ -361,6 +367,6 @@ def _task_cells(task: TaskRun, now: float) -> tuple[Any, ...]:
     )
 
 
-def _short(text: str | None, width: int = 60) -> Text:
-    text = printable((text or "").replace("\n", " "))
-    return Text(text if len(text) <= width else text[: width - 1] + "…")
+def _short(text: str | None) -> Text:
+    """A message on one line (the table cuts it to the column's width)."""
+    return Text(printable((text or "").replace("\n", " "))[:MAX_CELL])

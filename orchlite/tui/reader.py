@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from ..errors import OrchError, RunNotFoundError
+from ..states import TERMINAL
 from ..store import (
     DB_NAME,
     Artifact,
@@ -25,6 +26,7 @@ from ..store import (
     HistoryEntry,
     LogRecord,
     RunKey,
+    RunMark,
     Store,
     TaskRun,
 )
@@ -157,11 +159,59 @@ def load_runs(store: Store, query: RunsQuery) -> RunsPage:
     if len(runs) > MAX_SHOWN:
         top = run_key(runs[-MAX_SHOWN - 1])
         runs = runs[-MAX_SHOWN:]
-    counts: dict[str, dict[str, int]] = {}
-    for start in range(0, len(runs), COUNTS_CHUNK):
-        counts |= store.task_state_counts([r.id for r in runs[start : start + COUNTS_CHUNK]])
+    counts = _task_counts(store, [r.id for r in runs])
     trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
     return RunsPage(query, runs, counts, more=more, top=top, trends=trends)
+
+
+class RunsFollower:
+    """Loads the runs screen's page again only when what it shows changed.
+
+    Another process (a daemon, say) commits all the time, and each commit wakes the poller;
+    most touch nothing the page shows (heartbeats, schedule marks, other runs' task
+    runs). A poll first asks for the newest run, the marks (state, start, end) of the runs
+    shown, in the page or the trends, and the task counts of those still going, all by
+    index, and loads the page only when one of these moved or the query changed.
+    """
+
+    def __init__(self, query: Callable[[], RunsQuery]) -> None:
+        self.query = query
+        self.loaded: RunsPage | None = None
+        self.newest: RunKey | None = None
+        self.marks: dict[str, RunMark] = {}
+
+    def __call__(self, store: Store) -> RunsPage | None:
+        query = self.query()
+        if self.loaded is not None and self.loaded.query == query and not self._moved(store):
+            return None
+        self.newest = _newest(store)
+        self.loaded = page = load_runs(store, query)
+        shown = {run.id for run in page.runs} | {run.id for runs in page.trends for run in runs}
+        self.marks = store.run_marks(sorted(shown))
+        return page
+
+    def _moved(self, store: Store) -> bool:
+        assert self.loaded is not None
+        if _newest(store) != self.newest:
+            return True
+        marks = store.run_marks(sorted(self.marks))
+        if marks != self.marks:
+            return True
+        going = [run.id for run in self.loaded.runs if marks[run.id][0] not in TERMINAL]
+        counts = _task_counts(store, going)
+        return any(counts[run_id] != self.loaded.counts.get(run_id, {}) for run_id in going)
+
+
+def _newest(store: Store) -> RunKey | None:
+    newest = store.flow_runs_page(limit=1)
+    return run_key(newest[0]) if newest else None
+
+
+def _task_counts(store: Store, run_ids: list[str]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for start in range(0, len(run_ids), COUNTS_CHUNK):
+        counts |= store.task_state_counts(run_ids[start : start + COUNTS_CHUNK])
+    return counts
 
 
 def _maybe_run(store: Store, run_id: str | None) -> FlowRun | None:

@@ -23,6 +23,10 @@ Reuses the store that `bench_listing.py` builds once through the Store API and c
   `down`/`up` in the task table to the cursor having moved, 95th percentile and worst of
   `KEYS` presses a user's pace apart. The baseline is the same on a live run of 10 task
   runs. Target: ≤ 100 ms.
+- idle CPU beside a daemon: the runs screen open on the big store for `IDLE_SECONDS` while
+  another process records what a daemon firing every second records (a run a second, from
+  SCHEDULED through RUNNING, with its task runs, and heartbeats); this process's CPU time
+  over wall time. The baseline is the same without the other process. Target: ≤ 1 %.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from _common import Row, clean_env, emit, median, parser, secs, us, verdict
@@ -59,7 +64,9 @@ KEY_TARGET = 0.1
 CHANGES_PER_BATCH = 50
 BATCH_SECONDS = 0.1
 LIVE_RUN = "1" * 32
-PARTS = ("first-screen", "ticks", "paging", "live-keys")
+IDLE_SECONDS = 20.0
+IDLE_TARGET = 0.01
+PARTS = ("first-screen", "ticks", "paging", "live-keys", "idle-cpu")
 FLOWS = """
 from orchlite import flow, interval
 
@@ -234,6 +241,54 @@ def live_rows(tmp: Path) -> list[Row]:
     ]
 
 
+def write_daemon_like(home: Path) -> None:
+    """Record a run a second, as a daemon firing every second does, until killed."""
+    with Store(home) as store:
+        n = 0
+        while True:
+            n += 1
+            now = time.time()
+            run_id = f"{n:08x}" + "d" * 24
+            store.create_flow_run(
+                run_id=run_id,
+                flow_name="every-second",
+                name=f"every-second-{n}",
+                parameters="{}",
+                state=StateName.SCHEDULED,
+                trigger="schedule",
+                now=now,
+            )
+            store.set_flow_run_state(run_id, StateName.RUNNING, pid=1, attempts=1, now=now)
+            for position in range(3):
+                run = replace(task(position, "COMPLETED", now), flow_run_id=run_id)
+                store.save_task_run(run, [("RUNNING", None, now), ("COMPLETED", None, now)])
+            store.heartbeat([run_id], now=now)
+            store.set_flow_run_state(run_id, StateName.COMPLETED, now=time.time())
+            time.sleep(max(0.0, now + 1.0 - time.time()))
+
+
+async def idle_cpu(home: Path) -> float:
+    """CPU time over wall time of the app with the runs screen open for IDLE_SECONDS."""
+    app = make_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not (isinstance(app.screen, RunsScreen) and app.screen.loads):
+            await pilot.pause(0.01)
+        wall, cpu = time.perf_counter(), time.process_time()
+        await asyncio.sleep(IDLE_SECONDS)
+        return (time.process_time() - cpu) / (time.perf_counter() - wall)
+
+
+def idle_beside(home: Path, writer: bool) -> float:
+    argv = [sys.executable, __file__, "--write-daemon-like", str(home)]
+    child = subprocess.Popen(argv, env=clean_env()) if writer else None
+    try:
+        return asyncio.run(idle_cpu(home))
+    finally:
+        if child is not None:
+            child.kill()
+            child.wait()
+
+
 def big_store_rows(tmp: Path, parts: set[str], flow_runs: int, rounds: int) -> list[Row]:
     """The first screen, idle ticks and paging on the cached store of `flow_runs` runs."""
     if not parts:
@@ -283,6 +338,18 @@ def big_store_rows(tmp: Path, parts: set[str], flow_runs: int, rounds: int) -> l
             )
             for screen in ("runs", "schedules")
         ]
+    if "idle-cpu" in parts:
+        quiet = idle_beside(big, writer=False)
+        busy = idle_beside(big, writer=True)
+        rows.append(
+            Row(
+                benchmark=f"`orch tui` idle beside a daemon firing every second, {scale} (CPU)",
+                figure=f"{busy * 100:.2f} % over {IDLE_SECONDS:.0f} s",
+                baseline=f"the same without the daemon {quiet * 100:.2f} %",
+                target=f"≤ {IDLE_TARGET * 100:.0f} %",
+                verdict=verdict(busy, IDLE_TARGET),
+            )
+        )
     if "paging" in parts:
         depth = min(90_000, flow_runs - 1)
         first = load_time(big, RunsQuery(), rounds)
@@ -314,9 +381,13 @@ def main() -> None:
     p.add_argument("--part", action="append", choices=PARTS)
     p.add_argument("--write-live", metavar="HOME", help=argparse.SUPPRESS)
     p.add_argument("--tasks", type=int, default=LIVE_TASKS, help=argparse.SUPPRESS)
+    p.add_argument("--write-daemon-like", metavar="HOME", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.write_live:
         write_live(Path(args.write_live), args.tasks)
+        return
+    if args.write_daemon_like:
+        write_daemon_like(Path(args.write_daemon_like))
         return
     parts = set(args.part or PARTS)
     with tempfile.TemporaryDirectory(prefix="orch-bench-tui-") as tmp:
