@@ -3,6 +3,7 @@ screen keeps answering keys however big the run, and sits idle beside a busy dae
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -178,4 +179,23 @@ async def test_a_long_error_is_shown_whole_on_a_wide_terminal(orch_home: Path) -
         await pilot.resize_terminal(80, 24)
         tasks = app.screen.query_one("#tasks", DataTable)
         await wait_for(pilot, lambda: tasks.columns["error / message"].width < 60, "a fit")
+    store.close()
+
+
+@in_event_loop
+async def test_a_deleted_and_recreated_store_is_read_anew(orch_home: Path) -> None:
+    store = Store(orch_home)
+    flow_run(store, "1" * 32, StateName.COMPLETED, name="before", now=10.0)
+    store.close()
+    app = make_app(orch_home)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await loaded(pilot, RunsScreen)
+        table = app.screen.query_one("#runs", DataTable)
+        assert table.row_count == 1
+        shutil.rmtree(orch_home)
+        await wait_for(pilot, lambda: "No runs yet" in drawn(app), "the empty-store hint")
+        store = Store(orch_home)
+        flow_run(store, "2" * 32, StateName.COMPLETED, name="after", now=20.0)
+        await wait_for(pilot, lambda: "after" in drawn(app), "the new store's run")
+        assert table.row_count == 1
     store.close()

@@ -11,6 +11,7 @@ Textual or writes to the store.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,7 +165,15 @@ def load_runs(store: Store, query: RunsQuery) -> RunsPage:
     return RunsPage(query, runs, counts, more=more, top=top, trends=trends)
 
 
-class RunsFollower:
+class Follower:
+    """A loader that keeps what it read from one store, to read only what changed next
+    time; `Poller` calls `reset()` when the store it reads is replaced by another."""
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+
+class RunsFollower(Follower):
     """Loads the runs screen's page again only when what it shows changed.
 
     Another process (a daemon, say) commits all the time, and each commit wakes the poller;
@@ -176,6 +185,9 @@ class RunsFollower:
 
     def __init__(self, query: Callable[[], RunsQuery]) -> None:
         self.query = query
+        self.reset()
+
+    def reset(self) -> None:
         self.loaded: RunsPage | None = None
         self.newest: RunKey | None = None
         self.marks: dict[str, RunMark] = {}
@@ -223,13 +235,16 @@ def _maybe_run(store: Store, run_id: str | None) -> FlowRun | None:
         return None
 
 
-class DetailFollower:
+class DetailFollower(Follower):
     """Reads a run's detail incrementally: the task runs whose state changed since the last
     read (`Store.history_since`), so that a poll of a run with thousands of task runs reads
     only what moved."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
+        self.reset()
+
+    def reset(self) -> None:
         self.mark = 0
         self.tasks: dict[int, TaskRun] = {}
         self.history: list[HistoryEntry] = []
@@ -263,7 +278,7 @@ def load_detail(store: Store, run_id: str) -> RunDetail:
     return DetailFollower(run_id)(store)
 
 
-class LogFollower:
+class LogFollower(Follower):
     """Reads a run's log records incrementally: only those after the last one read."""
 
     def __init__(self, run_id: str, log_filter: LogFilter | None = None) -> None:
@@ -273,6 +288,11 @@ class LogFollower:
         self._lock = threading.Lock()
         self._reset = True  # the first read replaces the "loading" state
         self._tasks: list[tuple[str, str]] | None = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._reset = True
+        self._tasks = None
 
     def set_filter(self, log_filter: LogFilter) -> None:
         """Show the records `log_filter` keeps, from the start (called from the UI thread)."""
@@ -322,12 +342,16 @@ class Poller(Generic[T]):
         self.missing = missing
         self.store: Store | None = None
         self.version: int | None = None
+        self.identity: tuple[int, int] | None = None
+        """The database file's (device, inode) when the store was opened."""
         self._reported_missing = False
         self._open_failures = 0
 
     def tick(self, force: bool = False) -> T | LoadError | None:
         """One poll: a new snapshot, an error to show, or None when nothing changed."""
         try:
+            if self.store is not None and _identity(self.home) != self.identity:
+                self._replaced()
             if self.store is None:
                 if not (self.home / DB_NAME).exists():
                     if self._reported_missing and not force:
@@ -346,9 +370,19 @@ class Poller(Generic[T]):
             self.version = None  # try again next tick
             return LoadError(str(exc))
 
+    def _replaced(self) -> None:
+        """The database file was deleted or replaced (`.orch/` removed, a backup restored):
+        what was read from the old one goes, and the new one is read from the start."""
+        self.close()
+        self.version = None
+        self._reported_missing = False
+        if isinstance(self.load, Follower):
+            self.load.reset()
+
     def _open(self) -> Store | None:
         """The store, read-only; None the first time it cannot be opened yet (a writer that
         just created the file may still be writing its schema), an error the next time."""
+        identity = _identity(self.home)
         try:
             store = Store(self.home, read_only=True)
         except OrchError:
@@ -357,12 +391,22 @@ class Poller(Generic[T]):
                 raise
             return None
         self._open_failures = 0
+        self.identity = identity
         return store
 
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
             self.store = None
+
+
+def _identity(home: Path) -> tuple[int, int] | None:
+    """The database file's (device, inode); None when there is none."""
+    try:
+        found = os.stat(home / DB_NAME)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 @dataclass
