@@ -124,6 +124,8 @@ class FittedTable(DataTable[Any]):
         for key in map(ColumnKey, self.flexible):
             if over <= 0:
                 break
+            if key not in widths:
+                continue
             floor = max(MIN_FLEXIBLE, cell_len(self.columns[key].label.plain))
             give = min(over, max(widths[key] - floor, 0))
             widths[key] -= give

@@ -26,6 +26,7 @@ from .artifact_view import render_artifacts
 from .columns import MAX_CELL, FittedTable
 from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
+from .keys import APP_KEYS
 from .polling import PollingScreen
 from .preview import ResultPreview, load_preview, load_results
 from .reader import DetailFollower, Poller, RunDetail
@@ -41,12 +42,13 @@ class RunDetailScreen(PollingScreen):
     """Up and down pick a task run, enter opens its lines; tab goes on to the related runs."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        *APP_KEYS,
         Binding("escape", "app.pop_screen", "Back"),
         Binding("l", "logs", "Logs"),
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
-        Binding("p", "resume", "Resume paused"),
-        Binding("u", "load_results", "Load results"),
+        Binding("p", "resume", "Resume"),
+        Binding("u", "load_results", "Results"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -87,7 +89,7 @@ class RunDetailScreen(PollingScreen):
             yield Static(id="history")
             yield Static("Error", classes="section", id="error-title")
             yield Static(id="error")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#tasks", DataTable)

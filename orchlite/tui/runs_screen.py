@@ -18,6 +18,7 @@ from ..store import FlowRun
 from ..views import printable
 from .columns import FittedTable
 from .format import badge, clock_time, run_duration, task_counts
+from .keys import APP_KEYS
 from .polling import PollingScreen
 from .reader import Poller, RunsFollower, RunsPage, RunsQuery, run_key
 from .trends import Trends
@@ -33,14 +34,15 @@ class RunsScreen(PollingScreen):
     """Back from a dialog, the table (never a filter box, which would swallow `n`, `S`, `q`)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        *APP_KEYS,
         Binding("enter", "open_run", "Open", show=False),
         Binding("l", "logs", "Logs"),
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
-        Binding("slash", "focus('search')", "Search"),
-        Binding("f", "focus('flow')", "Flow"),
-        Binding("s", "focus('state')", "State"),
-        Binding("m", "more", "More"),
+        Binding("slash", "focus('search')", "Search", show=False),  # the boxes name their keys
+        Binding("f", "focus('flow')", "Flow", show=False),
+        Binding("s", "focus('state')", "State", show=False),
+        Binding("m", "more", "More", show=False),  # the subtitle offers it
         Binding("t", "toggle_trends", "Trends"),
         Binding("escape", "escape", "Clear", show=False),
     ]
@@ -57,15 +59,15 @@ class RunsScreen(PollingScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="filters"):
-            yield Input(placeholder="flow", id="flow")
-            yield Select([(s.value, s.value) for s in StateName], prompt="any state", id="state")
+            yield Input(placeholder="f flow", id="flow")
+            yield Select([(s.value, s.value) for s in StateName], prompt="s any state", id="state")
             yield Input(placeholder="/ search", id="search")
         yield Static(id="trends")
         yield FittedTable(
             id="runs", cursor_type="row", zebra_stripes=True, flexible=("run", "flow", "trigger")
         )
         yield Static(EMPTY_STORE, id="empty")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
