@@ -199,3 +199,57 @@ async def test_a_deleted_and_recreated_store_is_read_anew(orch_home: Path) -> No
         await wait_for(pilot, lambda: "after" in drawn(app), "the new store's run")
         assert table.row_count == 1
     store.close()
+
+
+def test_a_retried_task_shows_its_earlier_attempts_apart_in_the_timeline(orch_home: Path) -> None:
+    store = live_run(orch_home, 0)
+    run = task_run(RUN, 0, "COMPLETED", attempts=2, started=100.0, ended=110.0)
+    store.save_task_run(
+        run,
+        [
+            ("RUNNING", None, 100.0),
+            ("AwaitingRetry", "boom", 104.0),
+            ("RUNNING", "attempt 2", 105.0),
+            ("COMPLETED", None, 110.0),
+        ],
+    )
+    with Store(orch_home, read_only=True) as reader:
+        detail = DetailFollower(RUN)(reader)
+    assert detail.retried == {run.id: 105.0}
+    timeline = Timeline()
+    timeline.show(detail.tasks, 110.0, detail.retried)
+    line = timeline.line(1, 80)
+    bar = 80 - 18 - 8 - 2
+    styles = [str(span.style) for span in line.spans]
+    assert "magenta" in styles and "green" in styles
+    assert line.plain.count("█") == bar
+    store.close()
+
+
+@in_event_loop
+async def test_subflows_are_rows_and_bars_at_their_call_positions(orch_home: Path) -> None:
+    store = live_run(orch_home, 2)
+    child = "c" * 32
+    flow_run(
+        store, child, StateName.COMPLETED, name="child-run", parent_run_id=RUN, parent_position=2
+    )
+    store.close()
+    app = make_app(orch_home, clock=lambda: 200.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, RunsScreen)
+        app.open_run(RUN)
+        await loaded(pilot, RunDetailScreen)
+        detail = app.screen
+        table = detail.query_one("#tasks", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3, "the subflow's row")
+        assert "subflow child-run" in str(table.get_row("2")[1])
+        timeline = detail.query_one(Timeline)
+        assert [span.name for span in timeline.tasks] == ["t-0", "t-1", "child-run"]
+        table.focus()
+        table.move_cursor(row=2)
+        await pilot.press("enter")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run_id == child,
+            "the subflow's run",
+        )

@@ -30,7 +30,7 @@ from .keys import APP_KEYS
 from .polling import PollingScreen
 from .preview import ResultPreview, load_preview, load_results
 from .reader import DetailFollower, Poller, RunDetail
-from .timeline import Timeline
+from .timeline import Span, Timeline
 
 ROWS_AT_ONCE = 500
 """Task-table rows added between two looks at the keyboard."""
@@ -58,8 +58,11 @@ class RunDetailScreen(PollingScreen):
         self.task_rows: dict[str, tuple[Any, ...]] = {}
         """The cells shown, by row key (a task run's position)."""
         self.task_by_key: dict[str, TaskRun] = {}
-        self.waiting: dict[str, TaskRun] = {}
-        """Task runs whose rows are still to be added (`_add_waiting`), by row key."""
+        self.waiting: dict[str, TaskRun | tuple[Any, ...]] = {}
+        """Task runs (or a subflow's cells) whose rows are still to be added
+        (`_add_waiting`), by row key."""
+        self.subflows: dict[str, str] = {}
+        """The row keys of subflow runs, and their run ids."""
         self.last_position = -1
         self.running: set[str] = set()
         """The row keys of task runs whose duration counts up."""
@@ -120,7 +123,8 @@ class RunDetailScreen(PollingScreen):
         self.sub_title = printable(f"{run.flow_name} / {run.name}")
         self.query_one("#summary", Static).update(self._summary(run, now))
         self._show_tasks(detail, now)
-        self.query_one("#timeline", Timeline).show(detail.tasks, now)
+        self._show_subflows(detail.children, now)
+        self._show_timeline(now)
         if detail.artifacts:
             names = {task.id: task.name for task in detail.tasks}
             self.query_one("#artifacts", Static).update(render_artifacts(detail.artifacts, names))
@@ -148,6 +152,7 @@ class RunDetailScreen(PollingScreen):
             self.task_rows.clear()
             self.waiting.clear()
             self.task_by_key.clear()
+            self.subflows.clear()
             self.running.clear()
             self.last_position = -1
         for task in detail.tasks if detail.changed is None else detail.changed:
@@ -160,13 +165,42 @@ class RunDetailScreen(PollingScreen):
             old = self.task_rows.get(key)
             if old is None:
                 self.waiting[key] = task
+            else:
+                self._update_cells(table, key, old, _task_cells(task, now))
+
+    def _update_cells(
+        self, table: DataTable[Any], key: str, old: tuple[Any, ...], cells: tuple[Any, ...]
+    ) -> None:
+        for column, before, after in zip(TASK_COLUMNS, old, cells, strict=True):
+            if before != after:
+                table.update_cell(key, column.lower(), after)
+        self.task_rows[key] = cells
+
+    def _show_subflows(self, children: list[FlowRun], now: float) -> None:
+        """A row per subflow run, at its call position among the task runs (enter opens it)."""
+        table = self.query_one("#tasks", DataTable)
+        for child in children:
+            if child.parent_position is None:
                 continue
-            cells = _task_cells(task, now)
-            for column, before, after in zip(TASK_COLUMNS, old, cells, strict=True):
-                if before != after:
-                    table.update_cell(key, column.lower(), after)
-            self.task_rows[key] = cells
+            key = str(child.parent_position)
+            self.subflows[key] = child.id
+            cells = _subflow_cells(child, now)
+            old = self.task_rows.get(key)
+            if old is None:
+                self.waiting[key] = cells
+            else:
+                self._update_cells(table, key, old, cells)
         self._add_waiting()
+
+    def _show_timeline(self, now: float) -> None:
+        detail = self.detail
+        if detail is None:
+            return
+        spans: list[Span] = list(detail.tasks)
+        if detail.children:  # among the task runs, in call order (nearly sorted: cheap)
+            spans += [c for c in detail.children if c.parent_position is not None]
+            spans.sort(key=_call_position)
+        self.query_one("#timeline", Timeline).show(spans, now, detail.retried)
 
     def _add_waiting(self) -> None:
         """Add up to `ROWS_AT_ONCE` waiting rows, and the next ones once the keys pressed
@@ -175,7 +209,8 @@ class RunDetailScreen(PollingScreen):
         now = self.app.clock()  # type: ignore[attr-defined]
         out_of_order = False
         for key in list(itertools.islice(self.waiting, ROWS_AT_ONCE)):
-            cells = _task_cells(self.waiting.pop(key), now)
+            waiting = self.waiting.pop(key)
+            cells = waiting if isinstance(waiting, tuple) else _task_cells(waiting, now)
             table.add_row(*cells, key=key)
             self.task_rows[key] = cells
             out_of_order = out_of_order or int(key) < self.last_position
@@ -251,7 +286,7 @@ class RunDetailScreen(PollingScreen):
             if cells[column] != shown:
                 table.update_cell(key, "duration", shown)
                 self.task_rows[key] = (*cells[:column], shown, *cells[column + 1 :])
-        self.query_one("#timeline", Timeline).show(detail.tasks, now)
+        self._show_timeline(now)
 
     # -- results -------------------------------------------------------------------
 
@@ -331,8 +366,10 @@ class RunDetailScreen(PollingScreen):
 
     @on(DataTable.RowSelected, "#tasks")
     def _task_selected(self) -> None:
-        """Enter on a task run: its log lines."""
-        if task := self.highlighted_task:
+        """Enter on a task run: its log lines; on a subflow: its run."""
+        if subflow := self.subflows.get(self._selected_key or ""):
+            self.app.open_run(subflow)  # type: ignore[attr-defined]
+        elif task := self.highlighted_task:
             self.app.open_logs(self.run_id, task.id)  # type: ignore[attr-defined]
 
     @on(OptionList.OptionSelected, "#related")
@@ -367,6 +404,24 @@ def _task_cells(task: TaskRun, now: float) -> tuple[Any, ...]:
         "yes" if task.state == "CACHED" else "",
         _short(message),
     )
+
+
+def _subflow_cells(run: FlowRun, now: float) -> tuple[Any, ...]:
+    return (
+        str(run.parent_position),
+        Text.assemble(("subflow ", "dim"), printable(run.name)),
+        badge(run.state),
+        str(run.attempts),
+        run_duration(run.started, run.ended, now),
+        "",
+        _short(run.state_message),
+    )
+
+
+def _call_position(span: Span) -> int:
+    if isinstance(span, TaskRun):
+        return span.position
+    return span.parent_position or 0 if isinstance(span, FlowRun) else 0
 
 
 def _short(text: str | None) -> Text:

@@ -96,6 +96,8 @@ class RunDetail:
     """Oldest first."""
     changed: list[TaskRun] | None = None
     """The task runs new or changed since the previous snapshot (None: all of them are)."""
+    retried: dict[str, float] = field(default_factory=dict)
+    """When the last attempt of each task run that was retried started, by task run id."""
 
     @property
     def error(self) -> str | None:
@@ -248,6 +250,7 @@ class DetailFollower(Follower):
         self.mark = 0
         self.tasks: dict[int, TaskRun] = {}
         self.history: list[HistoryEntry] = []
+        self.retried: dict[int, float] = {}
 
     def __call__(self, store: Store) -> RunDetail:
         run = store.get_flow_run(self.run_id)
@@ -261,6 +264,9 @@ class DetailFollower(Follower):
         self.mark = mark
         self.tasks.update((task.position, task) for task in changed)
         self.history += [e for e in entries if e.position is None]
+        for entry in entries:  # a retry starts with "attempt N" (`task_engine`)
+            if entry.position is not None and (entry.message or "").startswith("attempt "):
+                self.retried[entry.position] = entry.ts
         return RunDetail(
             run=run,
             tasks=[self.tasks[position] for position in sorted(self.tasks)],
@@ -270,6 +276,7 @@ class DetailFollower(Follower):
             retry_of=_maybe_run(store, run.retry_of),
             artifacts=list(reversed(store.artifacts(flow_run_id=self.run_id))),
             changed=None if first else changed,
+            retried={self.tasks[p].id: ts for p, ts in self.retried.items() if p in self.tasks},
         )
 
 

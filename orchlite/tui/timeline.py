@@ -6,7 +6,8 @@ costs what a screenful does, on every poll and every tick alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from rich.cells import set_cell_size
 from rich.text import Text
@@ -14,9 +15,27 @@ from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ..store import TaskRun
 from ..views import format_duration, printable
 from .format import STATE_COLOURS
+
+RETRIED = "magenta"
+"""The colour of the attempts before a task run's last one."""
+
+
+class Span(Protocol):
+    """A task run or a subflow's flow run: what a line of the timeline shows."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def started(self) -> float | None: ...
+    @property
+    def ended(self) -> float | None: ...
+
 
 NAME_WIDTH = 18
 TAIL_WIDTH = 8
@@ -30,16 +49,21 @@ class Timeline(Widget):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.tasks: list[TaskRun] = []
+        self.tasks: list[Span] = []
+        self.retried: Mapping[str, float] = {}
         self.now = 0.0
         self.origin: float | None = None
         """When the first task run started (None: none has)."""
         self.span = 0.0
 
-    def show(self, tasks: Sequence[TaskRun], now: float) -> None:
-        """Draw these task runs (in this order) as of `now`."""
+    def show(
+        self, tasks: Sequence[Span], now: float, retried: Mapping[str, float] | None = None
+    ) -> None:
+        """Draw these task runs and subflows (in this order) as of `now`; `retried`: when
+        the last attempt of each one retried started (the earlier ones are drawn apart)."""
         grew = len(tasks) != len(self.tasks)
         self.tasks = list(tasks)
+        self.retried = retried or {}
         self.now = now
         started = [t.started for t in self.tasks if t.started is not None]
         self.origin = min(started) if started else None
@@ -75,14 +99,18 @@ class Timeline(Widget):
             return line
         stop = _stop(task, self.now)
         first, last = _cells(task.started - self.origin, stop - self.origin, self.span, bar)
+        retry = self.retried.get(task.id)
+        split = first if retry is None else _cells(retry - self.origin, 0, self.span, bar)[0]
+        split = min(max(split, first), last)
         line.append(" " * first)
-        line.append("█" * (last - first + 1), style=STATE_COLOURS.get(task.state, "white"))
+        line.append("█" * (split - first), style=RETRIED)
+        line.append("█" * (last - split + 1), style=STATE_COLOURS.get(task.state, "white"))
         line.append(" " * (bar - last - 1))
         line.append(f" {format_duration(max(stop - task.started, 0.0)):>{TAIL_WIDTH}}")
         return line
 
 
-def _stop(task: TaskRun, now: float) -> float:
+def _stop(task: Span, now: float) -> float:
     return task.ended if task.ended is not None else now
 
 
