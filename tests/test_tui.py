@@ -170,7 +170,7 @@ async def test_runs_are_listed_newest_first_with_state_and_task_counts(project: 
         assert keys.index(second) < keys.index(first)
         row = table.get_row(first)
         assert str(row[0]).strip() == "FAILED"
-        assert row[1] == "hello"
+        assert str(row[1]) == "hello"
         assert "1 failed" in str(row[6]) and "1 ok" in str(row[6])
         assert str(table.get_row(second)[0]).strip() == "COMPLETED"
 
@@ -188,8 +188,9 @@ async def test_detail_and_logs_screens_and_back(project: Path) -> None:
         assert isinstance(detail, RunDetailScreen) and detail.run_id == run_id
         tasks = detail.query_one("#tasks", DataTable)
         names = [str(tasks.get_row_at(i)[1]) for i in range(tasks.row_count)]
-        assert [n.partition("-")[0] for n in names] == ["greet", "check"]
-        assert "ValueError: told to fail" in str(tasks.get_row_at(1)[6])
+        # The child subflow at its call position, then the task runs.
+        assert [n.partition("-")[0] for n in names] == ["subflow child", "greet", "check"]
+        assert "ValueError: told to fail" in str(tasks.get_row_at(2)[6])
         assert "told to fail" in text_of(detail.query_one("#error", Static))
         assert "name='world'" in text_of(detail.query_one("#summary", Static))
         related = detail.query_one("#related", OptionList)
@@ -252,7 +253,7 @@ async def test_filter_by_flow_state_and_text(project: Path) -> None:
 
         screen.query_one("#state", Select).value = "FAILED"
         await wait_for(pilot, lambda: flows_shown(app) == ["hello"], "state filter")
-        assert runs_table(app).get_row_at(0)[2] == screen.runs[failed].name
+        assert str(runs_table(app).get_row_at(0)[2]) == screen.runs[failed].name
 
         screen.query_one("#state", Select).clear()
         await pilot.press("slash", *failed[:10])
@@ -683,9 +684,10 @@ async def test_the_detail_screen_shows_previews_and_loads_results_only_when_aske
         detail = app.screen
         assert isinstance(detail, RunDetailScreen)
         result = detail.query_one("#result", Static)
+        detail.query_one("#tasks", DataTable).move_cursor(row=1)  # below the subflow
         await wait_for(pilot, lambda: "'Hello, world!'" in text_of(result), "greet's result")
         assert "flow run  none stored" in text_of(result)  # it failed
-        detail.query_one("#tasks", DataTable).move_cursor(row=1)
+        detail.query_one("#tasks", DataTable).move_cursor(row=2)
         await wait_for(pilot, lambda: "check-0" in text_of(result), "check's preview")
         assert "check-0           none stored" in text_of(result)
 
@@ -750,9 +752,9 @@ async def test_keys_pick_task_runs_and_related_runs_as_soon_as_a_run_opens(proje
         assert app.focused is tasks
         await pilot.press("down")
         assert tasks.cursor_row == 1
-        await pilot.press("enter")  # the second task run's lines
+        await pilot.press("enter")  # the first task run's lines (below the subflow)
         await loaded(pilot, LogsScreen)
-        assert app.screen.follower.filter.task == detail.detail.tasks[1].id
+        assert app.screen.follower.filter.task == detail.detail.tasks[0].id
         await pilot.press("escape")
         assert app.screen is detail
         await pilot.press("tab")
@@ -813,7 +815,7 @@ async def test_logs_filter_by_task_flow_only_and_text_and_jump_from_a_task(
         assert isinstance(detail, RunDetailScreen)
         tasks = detail.query_one("#tasks", DataTable)
         tasks.focus()
-        tasks.move_cursor(row=0)  # greet
+        tasks.move_cursor(row=1)  # greet, below the subflow
         await pilot.press("enter")
         await loaded(pilot, LogsScreen)
         logs = app.screen
@@ -958,7 +960,7 @@ async def test_schedules_screen_shows_next_fires_last_runs_the_daemon_and_errors
         assert table.row_count == 1
         row = table.get_row_at(0)
         assert row[0] == "flows.py:hello"
-        assert row[2].startswith("2027-01-15 09:00") and row[3].startswith("2027-01-15 10:00")
+        assert row[2].startswith("2027-01-15 09:00") and row[3] == "10:00"
         assert "SCHEDULED" in str(row[4]) and "cdcdcdcd" in str(row[4])
         triggers = screen.query_one("#triggers", DataTable)
         assert triggers.row_count == 1 and triggers.get_row_at(0)[0] == "flows.py:child"

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from store_rows import flow_run, task_run
 from test_tui import in_event_loop, loaded, runs_table, wait_for
 from textual.pilot import Pilot
 from textual.widgets import Header
@@ -203,7 +204,8 @@ async def test_no_screen_draws_a_control_character_a_user_wrote(orch_home: Path)
         await loaded(pilot, RunsScreen)
         shown = await shows(pilot, "etl\\x1b[2J")  # the trends strip
         assert not CONTROL.search(shown), shown
-        assert runs_table(app).get_row(run_id)[1:3] == ["etl\\x1b[2J\\x1b[H", "run\\x1b[2J\\x1b[H"]
+        cells = runs_table(app).get_row(run_id)[1:3]
+        assert [str(cell) for cell in cells] == ["etl\\x1b[2J\\x1b[H", "run\\x1b[2J\\x1b[H"]
         app.open_run(run_id)
         await loaded(pilot, RunDetailScreen)
         shown = await shows(pilot, "load\\x1b[2J")
@@ -220,3 +222,22 @@ def test_a_log_line_is_formatted_printable(orch_home: Path) -> None:
     (record,) = store.logs(run_id)
     store.close()
     assert format_log(record).endswith("Flow run - printed \\x1b[2J\\x1b[H\\x0d\\x07")
+
+
+@in_event_loop
+async def test_names_and_messages_are_drawn_as_written_never_as_markup(orch_home: Path) -> None:
+    run_id = "b" * 32
+    store = Store(orch_home)
+    flow_run(store, run_id, StateName.FAILED, flow_name="[bold]etl", name="[red]nightly[/red]")
+    error = {"error_type": "ValueError", "error_message": "[i]bad[/i] row"}
+    store.save_task_run(task_run(run_id, 0, "FAILED", name="[b]load", **error))
+    store.close()
+    app = make_app(orch_home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, RunsScreen)
+        shown = await shows(pilot, "[red]nightly[/red]")
+        assert "[bold]etl" in shown
+        app.open_run(run_id)
+        await loaded(pilot, RunDetailScreen)
+        shown = await shows(pilot, "ValueError: [i]bad[/i] row")
+        assert "[b]load" in shown

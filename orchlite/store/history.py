@@ -39,6 +39,21 @@ class History(Database):
         rows = self.conn.execute(sql + " ORDER BY num", values).fetchall()
         return [HistoryEntry(*row) for row in rows]
 
+    def history_since(self, run_id: str, after: int = 0) -> tuple[list[HistoryEntry], int]:
+        """The state changes of a flow run and its task runs recorded after mark `after`
+        (0: all of them), oldest first, and the mark to pass next time.
+
+        A mark is a history row's number: rows are numbered in the order they commit, so
+        a reader that asks again with the mark it got sees each change once, however many
+        task runs the run has.
+        """
+        rows = self.conn.execute(
+            "SELECT num, run_id, position, state, message, ts FROM state_history"
+            f" WHERE {IN_RUN} AND num > ? ORDER BY num",
+            (run_id, run_id, after),
+        ).fetchall()
+        return [HistoryEntry(*row[1:]) for row in rows], (rows[-1][0] if rows else after)
+
     def _run_number(self, conn: sqlite3.Connection, run_id: str) -> int:
         """The number of `run_id` (see migration 6), given to it on its first use."""
         number = self._numbers.get(run_id)

@@ -7,8 +7,11 @@ from typing import Any
 
 from ..errors import RunNotFoundError
 from .connection import Database
-from .records import FlowRun, RunKey
+from .records import FlowRun, RunKey, RunMark
 from .sql import FLOW_RUN_COLUMNS, UNFINISHED_STATES, like_pattern
+
+IDS_CHUNK = 500
+"""Runs asked for in one query (SQLite bounds a query's parameters)."""
 
 
 class RunListings(Database):
@@ -133,6 +136,21 @@ class RunListings(Database):
             (run_id,),
         ).fetchall()
         return [FlowRun(*row) for row in rows]
+
+    def run_marks(self, run_ids: Sequence[str]) -> dict[str, RunMark]:
+        """(state, started, ended) of each of these flow runs that exists: what changes as a
+        run moves on, read by primary key so that a view can tell cheaply whether the runs
+        it shows changed."""
+        marks: dict[str, RunMark] = {}
+        for start in range(0, len(run_ids), IDS_CHUNK):
+            chunk = run_ids[start : start + IDS_CHUNK]
+            for run_id, *mark in self.conn.execute(
+                "SELECT id, state, started, ended FROM flow_runs"
+                f" WHERE id IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            ):
+                marks[run_id] = (mark[0], mark[1], mark[2])
+        return marks
 
     def unfinished_flow_runs(self) -> list[FlowRun]:
         """Runs not in a terminal state (for crash recovery).

@@ -203,6 +203,9 @@ class SlotUsage:
 RunKey = tuple[float, str]
 """(created, id) of a flow run: the order runs are paged in, newest first; unique."""
 
+RunMark = tuple[str, float | None, float | None]
+"""(state, started, ended) of a flow run: what changes as it moves on."""
+
 LogRow = tuple[str | None, str | None, str | None, float, int, str, str]
 """(flow_run_id, task_run_id, task_name, ts, level, logger, message) as written."""
 

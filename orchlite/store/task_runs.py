@@ -23,6 +23,9 @@ TASK_RUN_COLUMNS = (
     " error_message, traceback, created, started, ended, tags, upstream"
 )
 
+POSITIONS_CHUNK = 500
+"""Task runs read in one query by `task_runs_at` (SQLite bounds a query's parameters)."""
+
 # The crash points (`orchlite.faults`) after the commits of task run states.
 _TASK_SAVED_FAULTS = {
     StateName.RUNNING.value: "task_started",
@@ -163,6 +166,29 @@ class TaskRuns(History):
             (flow_run_id, flow_run_id),
         ).fetchall()
         return [TaskRun(*row) for row in rows]
+
+    def task_runs_at(self, flow_run_id: str, positions: Sequence[int]) -> list[TaskRun]:
+        """The task runs of a flow run at these call positions, in call order (no result
+        bytes): what changed since a `history_since` mark, read by primary key."""
+        row = self.conn.execute(
+            "SELECT num FROM run_numbers WHERE run_id = ?", (flow_run_id,)
+        ).fetchone()
+        if row is None or not positions:
+            return []
+        first = int(row[0]) << 32
+        wanted = sorted(first | p for p in positions)
+        found: list[TaskRun] = []
+        for start in range(0, len(wanted), POSITIONS_CHUNK):
+            nums = wanted[start : start + POSITIONS_CHUNK]
+            found += [
+                TaskRun(*row)
+                for row in self.conn.execute(
+                    f"SELECT {TASK_RUN_COLUMNS}, NULL, result_preview FROM task_runs"
+                    f" WHERE num IN ({','.join('?' * len(nums))}) ORDER BY num",
+                    nums,
+                )
+            ]
+        return found
 
     def task_run_result(self, flow_run_id: str, position: int) -> StoredResult | None:
         row = self.conn.execute(

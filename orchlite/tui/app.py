@@ -11,7 +11,7 @@ from typing import ClassVar
 from textual import work
 from textual._context import active_message_pump
 from textual.app import App
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
@@ -27,6 +27,7 @@ from .confirm import ConfirmScreen
 from .detail_screen import RunDetailScreen
 from .error_screen import ErrorScreen
 from .help import HelpScreen
+from .keys import APP_KEYS
 from .logs_screen import LogsScreen
 from .reader import LogFilter
 from .resume_form import ResumeScreen
@@ -41,12 +42,7 @@ class OrchApp(App[None]):
     CSS_PATH = "orch.tcss"
     TITLE = "orch"
     COMMANDS = App.COMMANDS | {OrchCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("n", "run_now", "Run now"),
-        Binding("S", "schedules", "Schedules", key_display="S"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(APP_KEYS)
 
     def __init__(self, home: Path, clock: Callable[[], float] = time.time) -> None:
         super().__init__()

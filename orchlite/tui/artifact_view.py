@@ -60,7 +60,7 @@ def _table(data: Any) -> RenderableType:
         columns = [str(i) for i in range(width)]
         rows = [tuple(row) for row in data]
     for column in columns:
-        table.add_column(printable(column))
+        table.add_column(Text(printable(column)))
     for row in rows:
-        table.add_row(*("" if cell is None else printable(str(cell)) for cell in row))
+        table.add_row(*(Text("" if cell is None else printable(str(cell))) for cell in row))
     return table

@@ -3,6 +3,7 @@ runs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, ClassVar
 
@@ -22,13 +23,17 @@ from ..states import TERMINAL
 from ..store import FlowRun, TaskRun
 from ..views import printable
 from .artifact_view import render_artifacts
+from .columns import MAX_CELL, FittedTable
 from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
+from .keys import APP_KEYS
 from .polling import PollingScreen
 from .preview import ResultPreview, load_preview, load_results
-from .reader import Poller, RunDetail, load_detail
-from .timeline import Timeline
+from .reader import DetailFollower, Poller, RunDetail
+from .timeline import Span, Timeline
 
+ROWS_AT_ONCE = 500
+"""Task-table rows added between two looks at the keyboard."""
 TASK_COLUMNS = ("#", "Task", "State", "Tries", "Duration", "Cached", "Error / message")
 
 
@@ -37,18 +42,30 @@ class RunDetailScreen(PollingScreen):
     """Up and down pick a task run, enter opens its lines; tab goes on to the related runs."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        *APP_KEYS,
         Binding("escape", "app.pop_screen", "Back"),
         Binding("l", "logs", "Logs"),
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
-        Binding("p", "resume", "Resume paused"),
-        Binding("u", "load_results", "Load results"),
+        Binding("p", "resume", "Resume"),
+        Binding("u", "load_results", "Results"),
     ]
 
     def __init__(self, run_id: str) -> None:
         super().__init__()
         self.run_id = run_id
         self.detail: RunDetail | None = None
+        self.task_rows: dict[str, tuple[Any, ...]] = {}
+        """The cells shown, by row key (a task run's position)."""
+        self.task_by_key: dict[str, TaskRun] = {}
+        self.waiting: dict[str, TaskRun | tuple[Any, ...]] = {}
+        """Task runs (or a subflow's cells) whose rows are still to be added
+        (`_add_waiting`), by row key."""
+        self.subflows: dict[str, str] = {}
+        """The row keys of subflow runs, and their run ids."""
+        self.last_position = -1
+        self.running: set[str] = set()
+        """The row keys of task runs whose duration counts up."""
         self.preview: ResultPreview | None = None
         self._previewed: tuple[object, ...] | None = None
 
@@ -57,20 +74,25 @@ class RunDetailScreen(PollingScreen):
         with VerticalScroll(id="detail"):
             yield Static(id="summary")
             yield Static("Tasks", classes="section")
-            yield DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(
+                id="tasks",
+                cursor_type="row",
+                zebra_stripes=True,
+                flexible=("error / message", "task"),
+            )
             yield Static("Result", classes="section")
             yield Static(id="result")
             yield Static("Artifacts", classes="section", id="artifacts-title")
             yield Static(id="artifacts")
             yield Static("Timeline", classes="section")
-            yield Static(id="timeline")
+            yield Timeline(id="timeline")
             yield Static("Related runs", classes="section", id="related-title")
             yield OptionList(id="related")
             yield Static("State history", classes="section")
             yield Static(id="history")
             yield Static("Error", classes="section", id="error-title")
             yield Static(id="error")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#tasks", DataTable)
@@ -81,7 +103,7 @@ class RunDetailScreen(PollingScreen):
         super().on_mount()
 
     def make_poller(self) -> Poller[Any]:
-        return Poller(self.app.home, lambda store: load_detail(store, self.run_id))  # type: ignore[attr-defined]
+        return Poller(self.app.home, DetailFollower(self.run_id))  # type: ignore[attr-defined]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`c` is offered only while the run has not finished."""
@@ -100,44 +122,110 @@ class RunDetailScreen(PollingScreen):
         run = detail.run
         self.sub_title = printable(f"{run.flow_name} / {run.name}")
         self.query_one("#summary", Static).update(self._summary(run, now))
-        table = self.query_one("#tasks", DataTable)
-        cursor = table.cursor_row
-        table.clear()
-        for task in detail.tasks:
-            table.add_row(
-                str(task.position),
-                printable(task.name),
-                badge(task.state),
-                str(task.attempts),
-                run_duration(task.started, task.ended, now),
-                "yes" if task.state == "CACHED" else "",
-                _short(
-                    f"{task.error_type}: {task.error_message}"
-                    if task.error_type
-                    else task.state_message
-                ),
-                key=f"{task.position}",
-            )
-        if detail.tasks:
-            table.move_cursor(row=min(cursor, len(detail.tasks) - 1), animate=False)
-        self.query_one("#timeline", Static).update(Timeline(detail.tasks, now))
-        names = {task.id: task.name for task in detail.tasks}
-        self.query_one("#artifacts", Static).update(render_artifacts(detail.artifacts, names))
+        self._show_tasks(detail, now)
+        self._show_subflows(detail.children, now)
+        self._show_timeline(now)
+        if detail.artifacts:
+            names = {task.id: task.name for task in detail.tasks}
+            self.query_one("#artifacts", Static).update(render_artifacts(detail.artifacts, names))
         for part in ("#artifacts", "#artifacts-title"):
             self.query_one(part).display = bool(detail.artifacts)
         self._preview_if_changed()
         self._show_related(detail)
         history = Text()
         for entry in detail.history:
-            if entry.position is None:
-                history.append(f"{clock_time(entry.ts, now)}  ")
-                history.append_text(coloured(entry.state, f"{entry.state:<10}"))
-                history.append(f"  {printable(entry.message or '')}\n")
+            history.append(f"{clock_time(entry.ts, now)}  ")
+            history.append_text(coloured(entry.state, f"{entry.state:<10}"))
+            history.append(f"  {printable(entry.message or '')}\n")
         self.query_one("#history", Static).update(history)
         error = detail.error or (run.state_message if run.state in _BAD else None)
         self.query_one("#error-title").display = bool(error)
         self.query_one("#error", Static).display = bool(error)
         self.query_one("#error", Static).update(Text(printable(error or ""), style="red"))
+
+    def _show_tasks(self, detail: RunDetail, now: float) -> None:
+        """Update the cells that changed and add the rows of new task runs: never the whole
+        table, which would cost a run of thousands of task runs its keyboard."""
+        table = self.query_one("#tasks", DataTable)
+        if detail.changed is None:  # a whole new list (the first)
+            table.clear()
+            self.task_rows.clear()
+            self.waiting.clear()
+            self.task_by_key.clear()
+            self.subflows.clear()
+            self.running.clear()
+            self.last_position = -1
+        for task in detail.tasks if detail.changed is None else detail.changed:
+            key = str(task.position)
+            self.task_by_key[key] = task
+            if task.started is not None and task.ended is None:
+                self.running.add(key)
+            else:
+                self.running.discard(key)
+            old = self.task_rows.get(key)
+            if old is None:
+                self.waiting[key] = task
+            else:
+                self._update_cells(table, key, old, _task_cells(task, now))
+
+    def _update_cells(
+        self, table: DataTable[Any], key: str, old: tuple[Any, ...], cells: tuple[Any, ...]
+    ) -> None:
+        for column, before, after in zip(TASK_COLUMNS, old, cells, strict=True):
+            if before != after:
+                table.update_cell(key, column.lower(), after)
+        self.task_rows[key] = cells
+
+    def _show_subflows(self, children: list[FlowRun], now: float) -> None:
+        """A row per subflow run, at its call position among the task runs (enter opens it)."""
+        table = self.query_one("#tasks", DataTable)
+        for child in children:
+            if child.parent_position is None:
+                continue
+            key = str(child.parent_position)
+            self.subflows[key] = child.id
+            cells = _subflow_cells(child, now)
+            old = self.task_rows.get(key)
+            if old is None:
+                self.waiting[key] = cells
+            else:
+                self._update_cells(table, key, old, cells)
+        self._add_waiting()
+
+    def _show_timeline(self, now: float) -> None:
+        detail = self.detail
+        if detail is None:
+            return
+        spans: list[Span] = list(detail.tasks)
+        if detail.children:  # among the task runs, in call order (nearly sorted: cheap)
+            spans += [c for c in detail.children if c.parent_position is not None]
+            spans.sort(key=_call_position)
+        self.query_one("#timeline", Timeline).show(spans, now, detail.retried)
+
+    def _add_waiting(self) -> None:
+        """Add up to `ROWS_AT_ONCE` waiting rows, and the next ones once the keys pressed
+        meanwhile are answered: a run of thousands of task runs opens at once."""
+        table = self.query_one("#tasks", DataTable)
+        now = self.app.clock()  # type: ignore[attr-defined]
+        out_of_order = False
+        for key in list(itertools.islice(self.waiting, ROWS_AT_ONCE)):
+            waiting = self.waiting.pop(key)
+            cells = waiting if isinstance(waiting, tuple) else _task_cells(waiting, now)
+            table.add_row(*cells, key=key)
+            self.task_rows[key] = cells
+            out_of_order = out_of_order or int(key) < self.last_position
+            self.last_position = max(self.last_position, int(key))
+        if out_of_order:  # task runs recorded out of call order: the table stays in it
+            table.sort("#", key=int)
+        if self.waiting:
+            self.call_later(self._add_waiting)
+
+    @property
+    def _selected_key(self) -> str | None:
+        table = self.query_one("#tasks", DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     def _summary(self, run: FlowRun, now: float) -> Group:
         head = Text.assemble(
@@ -184,20 +272,28 @@ class RunDetailScreen(PollingScreen):
         return Option(text, id=run.id)
 
     def _tick(self) -> None:
+        """Count up the durations of the run and its task runs still going."""
         detail = self.detail
-        if detail and detail.run.ended is None and detail.run.started is not None:
-            self.query_one("#summary", Static).update(
-                self._summary(detail.run, self.app.clock())  # type: ignore[attr-defined]
-            )
+        if not (detail and detail.run.ended is None and detail.run.started is not None):
+            return
+        now = self.app.clock()  # type: ignore[attr-defined]
+        self.query_one("#summary", Static).update(self._summary(detail.run, now))
+        table = self.query_one("#tasks", DataTable)
+        column = TASK_COLUMNS.index("Duration")
+        for key in self.running & self.task_rows.keys():
+            cells = self.task_rows[key]
+            shown = run_duration(self.task_by_key[key].started, None, now)
+            if cells[column] != shown:
+                table.update_cell(key, "duration", shown)
+                self.task_rows[key] = (*cells[:column], shown, *cells[column + 1 :])
+        self._show_timeline(now)
 
     # -- results -------------------------------------------------------------------
 
     @property
     def highlighted_task(self) -> TaskRun | None:
-        table = self.query_one("#tasks", DataTable)
-        if self.detail is None or not self.detail.tasks or table.row_count == 0:
-            return None
-        return self.detail.tasks[min(table.cursor_row, len(self.detail.tasks) - 1)]
+        key = self._selected_key
+        return None if key is None else self.task_by_key.get(key)
 
     @on(DataTable.RowHighlighted, "#tasks")
     def _task_highlighted(self) -> None:
@@ -270,8 +366,10 @@ class RunDetailScreen(PollingScreen):
 
     @on(DataTable.RowSelected, "#tasks")
     def _task_selected(self) -> None:
-        """Enter on a task run: its log lines."""
-        if task := self.highlighted_task:
+        """Enter on a task run: its log lines; on a subflow: its run."""
+        if subflow := self.subflows.get(self._selected_key or ""):
+            self.app.open_run(subflow)  # type: ignore[attr-defined]
+        elif task := self.highlighted_task:
             self.app.open_logs(self.run_id, task.id)  # type: ignore[attr-defined]
 
     @on(OptionList.OptionSelected, "#related")
@@ -295,6 +393,37 @@ class RunDetailScreen(PollingScreen):
 _BAD = {"FAILED", "CRASHED", "TIMED_OUT", "CANCELLED"}
 
 
-def _short(text: str | None, width: int = 60) -> str:
-    text = printable((text or "").replace("\n", " "))
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _task_cells(task: TaskRun, now: float) -> tuple[Any, ...]:
+    message = f"{task.error_type}: {task.error_message}" if task.error_type else task.state_message
+    return (
+        str(task.position),
+        Text(printable(task.name)),
+        badge(task.state),
+        str(task.attempts),
+        run_duration(task.started, task.ended, now),
+        "yes" if task.state == "CACHED" else "",
+        _short(message),
+    )
+
+
+def _subflow_cells(run: FlowRun, now: float) -> tuple[Any, ...]:
+    return (
+        str(run.parent_position),
+        Text.assemble(("subflow ", "dim"), printable(run.name)),
+        badge(run.state),
+        str(run.attempts),
+        run_duration(run.started, run.ended, now),
+        "",
+        _short(run.state_message),
+    )
+
+
+def _call_position(span: Span) -> int:
+    if isinstance(span, TaskRun):
+        return span.position
+    return span.parent_position or 0 if isinstance(span, FlowRun) else 0
+
+
+def _short(text: str | None) -> Text:
+    """A message on one line (the table cuts it to the column's width)."""
+    return Text(printable((text or "").replace("\n", " "))[:MAX_CELL])

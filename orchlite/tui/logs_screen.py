@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Input, RichLog, Select
 from ..store import LogRecord
 from ..views import format_log, printable
 from .format import LEVEL_STYLES, LEVELS
+from .keys import APP_KEYS
 from .polling import PollingScreen
 from .reader import FLOW_ONLY, LogBatch, LogFilter, LogFollower, Poller
 
@@ -23,6 +24,7 @@ LEVEL_KEYS = {"1": 10, "2": 20, "3": 30, "4": 40, "5": 50}
 class LogsScreen(PollingScreen):
     AUTO_FOCUS = "#log"
     BINDINGS: ClassVar[list[BindingType]] = [
+        *APP_KEYS,
         Binding("escape", "back", "Back"),
         *(
             Binding(key, f"level({level})", LEVELS[level].lower(), show=key in "135")
@@ -47,7 +49,7 @@ class LogsScreen(PollingScreen):
             yield Select[str]([], prompt="every task", id="log-task")
             yield Input(self.follower.filter.text, placeholder="/ search", id="log-search")
         yield RichLog(id="log", wrap=True, markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.title = f"logs of run {self.run_id[:8]}"

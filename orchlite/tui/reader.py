@@ -11,6 +11,7 @@ Textual or writes to the store.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from ..errors import OrchError, RunNotFoundError
+from ..states import TERMINAL
 from ..store import (
     DB_NAME,
     Artifact,
@@ -25,6 +27,7 @@ from ..store import (
     HistoryEntry,
     LogRecord,
     RunKey,
+    RunMark,
     Store,
     TaskRun,
 )
@@ -83,12 +86,18 @@ def run_key(run: FlowRun) -> RunKey:
 class RunDetail:
     run: FlowRun
     tasks: list[TaskRun]
+    """Every task run, in call order."""
     history: list[HistoryEntry]
+    """The flow run's own state changes, oldest first."""
     children: list[FlowRun]
     parent: FlowRun | None = None
     retry_of: FlowRun | None = None
     artifacts: list[Artifact] = field(default_factory=list)
     """Oldest first."""
+    changed: list[TaskRun] | None = None
+    """The task runs new or changed since the previous snapshot (None: all of them are)."""
+    retried: dict[str, float] = field(default_factory=dict)
+    """When the last attempt of each task run that was retried started, by task run id."""
 
     @property
     def error(self) -> str | None:
@@ -153,11 +162,70 @@ def load_runs(store: Store, query: RunsQuery) -> RunsPage:
     if len(runs) > MAX_SHOWN:
         top = run_key(runs[-MAX_SHOWN - 1])
         runs = runs[-MAX_SHOWN:]
-    counts: dict[str, dict[str, int]] = {}
-    for start in range(0, len(runs), COUNTS_CHUNK):
-        counts |= store.task_state_counts([r.id for r in runs[start : start + COUNTS_CHUNK]])
+    counts = _task_counts(store, [r.id for r in runs])
     trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
     return RunsPage(query, runs, counts, more=more, top=top, trends=trends)
+
+
+class Follower:
+    """A loader that keeps what it read from one store, to read only what changed next
+    time; `Poller` calls `reset()` when the store it reads is replaced by another."""
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+
+class RunsFollower(Follower):
+    """Loads the runs screen's page again only when what it shows changed.
+
+    Another process (a daemon, say) commits all the time, and each commit wakes the poller;
+    most touch nothing the page shows (heartbeats, schedule marks, other runs' task
+    runs). A poll first asks for the newest run, the marks (state, start, end) of the runs
+    shown, in the page or the trends, and the task counts of those still going, all by
+    index, and loads the page only when one of these moved or the query changed.
+    """
+
+    def __init__(self, query: Callable[[], RunsQuery]) -> None:
+        self.query = query
+        self.reset()
+
+    def reset(self) -> None:
+        self.loaded: RunsPage | None = None
+        self.newest: RunKey | None = None
+        self.marks: dict[str, RunMark] = {}
+
+    def __call__(self, store: Store) -> RunsPage | None:
+        query = self.query()
+        if self.loaded is not None and self.loaded.query == query and not self._moved(store):
+            return None
+        self.newest = _newest(store)
+        self.loaded = page = load_runs(store, query)
+        shown = {run.id for run in page.runs} | {run.id for runs in page.trends for run in runs}
+        self.marks = store.run_marks(sorted(shown))
+        return page
+
+    def _moved(self, store: Store) -> bool:
+        assert self.loaded is not None
+        if _newest(store) != self.newest:
+            return True
+        marks = store.run_marks(sorted(self.marks))
+        if marks != self.marks:
+            return True
+        going = [run.id for run in self.loaded.runs if marks[run.id][0] not in TERMINAL]
+        counts = _task_counts(store, going)
+        return any(counts[run_id] != self.loaded.counts.get(run_id, {}) for run_id in going)
+
+
+def _newest(store: Store) -> RunKey | None:
+    newest = store.flow_runs_page(limit=1)
+    return run_key(newest[0]) if newest else None
+
+
+def _task_counts(store: Store, run_ids: list[str]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for start in range(0, len(run_ids), COUNTS_CHUNK):
+        counts |= store.task_state_counts(run_ids[start : start + COUNTS_CHUNK])
+    return counts
 
 
 def _maybe_run(store: Store, run_id: str | None) -> FlowRun | None:
@@ -169,20 +237,55 @@ def _maybe_run(store: Store, run_id: str | None) -> FlowRun | None:
         return None
 
 
+class DetailFollower(Follower):
+    """Reads a run's detail incrementally: the task runs whose state changed since the last
+    read (`Store.history_since`), so that a poll of a run with thousands of task runs reads
+    only what moved."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.reset()
+
+    def reset(self) -> None:
+        self.mark = 0
+        self.tasks: dict[int, TaskRun] = {}
+        self.history: list[HistoryEntry] = []
+        self.retried: dict[int, float] = {}
+
+    def __call__(self, store: Store) -> RunDetail:
+        run = store.get_flow_run(self.run_id)
+        entries, mark = store.history_since(self.run_id, self.mark)
+        first = self.mark == 0
+        if first:
+            changed = store.task_runs(self.run_id)
+        else:
+            positions = {e.position for e in entries if e.position is not None}
+            changed = store.task_runs_at(self.run_id, sorted(positions))
+        self.mark = mark
+        self.tasks.update((task.position, task) for task in changed)
+        self.history += [e for e in entries if e.position is None]
+        for entry in entries:  # a retry starts with "attempt N" (`task_engine`)
+            if entry.position is not None and (entry.message or "").startswith("attempt "):
+                self.retried[entry.position] = entry.ts
+        return RunDetail(
+            run=run,
+            tasks=[self.tasks[position] for position in sorted(self.tasks)],
+            history=list(self.history),
+            children=store.child_flow_runs(self.run_id),
+            parent=_maybe_run(store, run.parent_run_id),
+            retry_of=_maybe_run(store, run.retry_of),
+            artifacts=list(reversed(store.artifacts(flow_run_id=self.run_id))),
+            changed=None if first else changed,
+            retried={self.tasks[p].id: ts for p, ts in self.retried.items() if p in self.tasks},
+        )
+
+
 def load_detail(store: Store, run_id: str) -> RunDetail:
-    run = store.get_flow_run(run_id)
-    return RunDetail(
-        run=run,
-        tasks=store.task_runs(run_id),
-        history=store.history(run_id),
-        children=store.child_flow_runs(run_id),
-        parent=_maybe_run(store, run.parent_run_id),
-        retry_of=_maybe_run(store, run.retry_of),
-        artifacts=list(reversed(store.artifacts(flow_run_id=run_id))),
-    )
+    """A run's whole detail, read once."""
+    return DetailFollower(run_id)(store)
 
 
-class LogFollower:
+class LogFollower(Follower):
     """Reads a run's log records incrementally: only those after the last one read."""
 
     def __init__(self, run_id: str, log_filter: LogFilter | None = None) -> None:
@@ -192,6 +295,11 @@ class LogFollower:
         self._lock = threading.Lock()
         self._reset = True  # the first read replaces the "loading" state
         self._tasks: list[tuple[str, str]] | None = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._reset = True
+        self._tasks = None
 
     def set_filter(self, log_filter: LogFilter) -> None:
         """Show the records `log_filter` keeps, from the start (called from the UI thread)."""
@@ -241,12 +349,16 @@ class Poller(Generic[T]):
         self.missing = missing
         self.store: Store | None = None
         self.version: int | None = None
+        self.identity: tuple[int, int] | None = None
+        """The database file's (device, inode) when the store was opened."""
         self._reported_missing = False
         self._open_failures = 0
 
     def tick(self, force: bool = False) -> T | LoadError | None:
         """One poll: a new snapshot, an error to show, or None when nothing changed."""
         try:
+            if self.store is not None and _identity(self.home) != self.identity:
+                self._replaced()
             if self.store is None:
                 if not (self.home / DB_NAME).exists():
                     if self._reported_missing and not force:
@@ -265,9 +377,19 @@ class Poller(Generic[T]):
             self.version = None  # try again next tick
             return LoadError(str(exc))
 
+    def _replaced(self) -> None:
+        """The database file was deleted or replaced (`.orch/` removed, a backup restored):
+        what was read from the old one goes, and the new one is read from the start."""
+        self.close()
+        self.version = None
+        self._reported_missing = False
+        if isinstance(self.load, Follower):
+            self.load.reset()
+
     def _open(self) -> Store | None:
         """The store, read-only; None the first time it cannot be opened yet (a writer that
         just created the file may still be writing its schema), an error the next time."""
+        identity = _identity(self.home)
         try:
             store = Store(self.home, read_only=True)
         except OrchError:
@@ -276,12 +398,22 @@ class Poller(Generic[T]):
                 raise
             return None
         self._open_failures = 0
+        self.identity = identity
         return store
 
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
             self.store = None
+
+
+def _identity(home: Path) -> tuple[int, int] | None:
+    """The database file's (device, inode); None when there is none."""
+    try:
+        found = os.stat(home / DB_NAME)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 @dataclass

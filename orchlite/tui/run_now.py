@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -22,6 +23,7 @@ from textual.worker import Worker
 from ..discovery import FlowInfo, ParamInfo
 from ..errors import OrchError
 from ..executor import RunRequest
+from ..views import printable
 from . import actions
 
 NO_FLOWS = "No flows found under the project folder (decorate a function with @flow)."
@@ -51,7 +53,9 @@ class FlowPickerScreen(ModalScreen[FlowInfo | None]):
         with Vertical(id="picker-box", classes="dialog"):
             yield Static("Run a flow now — pick one (enter), escape closes", classes="section")
             options = [
-                Option(f"{f.name}  [dim]{f.target}[/dim]", id=str(i))
+                Option(
+                    Text.assemble(printable(f.name), "  ", (printable(f.target), "dim")), id=str(i)
+                )
                 for i, f in enumerate(self.flows)
             ]
             yield OptionList(*options, id="flows")
@@ -131,7 +135,7 @@ class ParamsScreen(ModalScreen[RunRequest | None]):
 
     def _invalid(self, message: str) -> None:
         error = self.query_one("#params-error", Static)
-        error.update(message)
+        error.update(Text(printable(message)))
         error.display = True
         self.checks += 1
 

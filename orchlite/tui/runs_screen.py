@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -15,14 +16,17 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 from ..states import TERMINAL, StateName
 from ..store import FlowRun
 from ..views import printable
+from .columns import FittedTable
 from .format import badge, clock_time, run_duration, task_counts
+from .keys import APP_KEYS
 from .polling import PollingScreen
-from .reader import Poller, RunsPage, RunsQuery, load_runs, run_key
+from .reader import Poller, RunsFollower, RunsPage, RunsQuery, run_key
 from .trends import Trends
 
 EMPTY_STORE = "No runs yet — start one with `orch run FILE.py:FLOW` (`orch flows` lists them)"
 NO_MATCH = "No runs match these filters (escape clears them)"
 COLUMNS = ("State", "Flow", "Run", "Trigger", "Started", "Duration", "Tasks")
+RUN_CELL = COLUMNS.index("Run")
 
 
 class RunsScreen(PollingScreen):
@@ -30,14 +34,15 @@ class RunsScreen(PollingScreen):
     """Back from a dialog, the table (never a filter box, which would swallow `n`, `S`, `q`)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        *APP_KEYS,
         Binding("enter", "open_run", "Open", show=False),
         Binding("l", "logs", "Logs"),
         Binding("c", "cancel", "Cancel"),
         Binding("r", "retry", "Retry"),
-        Binding("slash", "focus('search')", "Search"),
-        Binding("f", "focus('flow')", "Flow"),
-        Binding("s", "focus('state')", "State"),
-        Binding("m", "more", "More"),
+        Binding("slash", "focus('search')", "Search", show=False),  # the boxes name their keys
+        Binding("f", "focus('flow')", "Flow", show=False),
+        Binding("s", "focus('state')", "State", show=False),
+        Binding("m", "more", "More", show=False),  # the subtitle offers it
         Binding("t", "toggle_trends", "Trends"),
         Binding("escape", "escape", "Clear", show=False),
     ]
@@ -54,13 +59,15 @@ class RunsScreen(PollingScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="filters"):
-            yield Input(placeholder="flow", id="flow")
-            yield Select([(s.value, s.value) for s in StateName], prompt="any state", id="state")
+            yield Input(placeholder="f flow", id="flow")
+            yield Select([(s.value, s.value) for s in StateName], prompt="s any state", id="state")
             yield Input(placeholder="/ search", id="search")
         yield Static(id="trends")
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield FittedTable(
+            id="runs", cursor_type="row", zebra_stripes=True, flexible=("run", "flow", "trigger")
+        )
         yield Static(EMPTY_STORE, id="empty")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
@@ -74,7 +81,7 @@ class RunsScreen(PollingScreen):
     def make_poller(self) -> Poller[Any]:
         return Poller(
             self.app.home,  # type: ignore[attr-defined]
-            lambda store: load_runs(store, self.query_filter),
+            RunsFollower(lambda: self.query_filter),
             missing=lambda: RunsPage(self.query_filter, [], {}, store_exists=False),
         )
 
@@ -89,11 +96,7 @@ class RunsScreen(PollingScreen):
         table = self.query_one("#runs", DataTable)
         now = self.app.clock()  # type: ignore[attr-defined]
         rows = {run.id: self._cells(run, page.counts.get(run.id, {}), now) for run in page.runs}
-        if list(rows) == list(self.rows):
-            self._update_rows(table, rows)  # the same runs: only the cells that changed
-        else:
-            self._rebuild(table, rows)
-        self.rows = rows
+        self._apply(table, rows)
         self.runs = {run.id: run for run in page.runs}
         self._offer_actions()
         empty = self.query_one("#empty", Static)
@@ -107,27 +110,42 @@ class RunsScreen(PollingScreen):
             shown += ", older ones (escape: the newest)"
         self.sub_title = shown + (", m loads older ones" if page.more else "")
 
-    def _rebuild(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
+    def _apply(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
+        """Bring the table to `rows`, in their order: remove the rows gone, add the new ones
+        and update the cells that changed. Never cleared, so a new run costs one row."""
         selected = self.selected_run_id
-        table.clear()
+        gone = self.rows.keys() - rows.keys()
+        if len(gone) > len(self.rows) // 2:  # other filters: start over (cheaper)
+            table.clear()
+            self.rows = {}
+        for run_id in gone & self.rows.keys():
+            table.remove_row(run_id)
+            del self.rows[run_id]
         for run_id, cells in rows.items():
-            table.add_row(*cells, key=run_id)
-        if selected in rows:
+            old = self.rows.get(run_id)
+            if old is None:
+                table.add_row(*cells, key=run_id)
+                self.rows[run_id] = cells
+                continue
+            for column, before, after in zip(COLUMNS, old, cells, strict=True):
+                if before != after:
+                    table.update_cell(run_id, column.lower(), after)
+            self.rows[run_id] = tuple(a if b != a else b for b, a in zip(old, cells, strict=True))
+        if list(self.rows) != list(rows):  # new runs went in below the older ones
+            self.rows = {run_id: self.rows[run_id] for run_id in rows}
+            # Each row's Run cell is its own Text object, which the sort can look up.
+            order = {id(cells[RUN_CELL]): i for i, cells in enumerate(self.rows.values())}
+            table.sort("run", key=lambda cell: order[id(cell)])
+        if selected in rows and table.get_row_index(selected) != table.cursor_row:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
-
-    def _update_rows(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
-        for run_id, cells in rows.items():
-            for column, old, new in zip(COLUMNS, self.rows[run_id], cells, strict=True):
-                if old != new:
-                    table.update_cell(run_id, column.lower(), new)
 
     @staticmethod
     def _cells(run: FlowRun, counts: dict[str, int], now: float) -> tuple[Any, ...]:
         return (
             badge(run.state),
-            printable(run.flow_name),
-            printable(run.name),
-            printable(run.trigger),
+            Text(printable(run.flow_name)),
+            Text(printable(run.name)),
+            Text(printable(run.trigger)),
             clock_time(run.started or run.created, now),
             run_duration(run.started, run.ended, now),
             task_counts(counts),

@@ -14,18 +14,30 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from ..views import printable
 from .board import Board, BoardWatcher
+from .columns import FittedTable
 from .format import badge
 from .polling import PollingScreen
 
 SCHEDULE_COLUMNS = ("Target", "Schedule", "Next", "Then", "Last run", "Source")
 TRIGGER_COLUMNS = ("Target", "Trigger", "Last run", "Source")
+SHRINK_FIRST = ("source", "schedule", "trigger", "target")
+"""The columns that give up room when the terminal is narrow: never Next, Then, Last run."""
+TABLE_OPTIONS: dict[str, Any] = {"cursor_type": "row", "zebra_stripes": True}
 NO_SCHEDULES = "No schedules: add one to orch.toml or a @flow decorator (see `orch schedules`)"
 
 
 def _next(times: list[str], index: int) -> str:
+    """The fire time `index` in full; a later one only as far as it differs from the one
+    before (`10:00` on the same day), so that Next, Then and Last run fit 80 columns."""
     if len(times) <= index:
         return "—"
-    return dt.datetime.fromisoformat(times[index]).strftime("%Y-%m-%d %H:%M %Z").strip()
+    when = dt.datetime.fromisoformat(times[index])
+    if index == 0:
+        return when.strftime("%Y-%m-%d %H:%M %Z").strip()
+    before = dt.datetime.fromisoformat(times[index - 1])
+    if when.date() == before.date():
+        return when.strftime("%H:%M")
+    return when.strftime("%m-%d %H:%M" if when.year == before.year else "%Y-%m-%d %H:%M")
 
 
 def _last(run: dict[str, Any] | None) -> Text | str:
@@ -74,10 +86,10 @@ class SchedulesScreen(PollingScreen):
         with VerticalScroll(id="board"):
             yield Static(id="daemon")
             yield Static("Schedules", classes="section")
-            yield DataTable(id="schedules", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(id="schedules", flexible=SHRINK_FIRST, **TABLE_OPTIONS)
             yield Static(NO_SCHEDULES, id="no-schedules")
             yield Static("Triggers", classes="section", id="triggers-title")
-            yield DataTable(id="triggers", cursor_type="row", zebra_stripes=True)
+            yield FittedTable(id="triggers", flexible=SHRINK_FIRST, **TABLE_OPTIONS)
             yield Static("Problems", classes="section", id="errors-title")
             yield Static(id="errors")
         yield Footer()

@@ -1,6 +1,8 @@
-"""`orch tui` on a store holding 100,000 flow runs: time to the first screen, cost of idle ticks.
+"""`orch tui` on a store holding 100,000 flow runs and beside a live run of 10,000 task runs.
 
-    python tests/bench/bench_tui.py [--rounds N] [--flow-runs N]
+    python tests/bench/bench_tui.py [--rounds N] [--flow-runs N] [--part PART ...]
+
+PART is one of `first-screen`, `ticks`, `paging`, `live-keys` (default: all of them).
 
 Reuses the store that `bench_listing.py` builds once through the Store API and caches
 (built here too if missing). Measured in this process, with Textual already imported:
@@ -16,23 +18,39 @@ Reuses the store that `bench_listing.py` builds once through the Store API and c
   beside the first page's load; median of the rounds. Keyset paging keeps both alike.
 - text search: the first page of a search that matches nothing, so it reads every run
   (information only; it runs in the poller's thread, and again only when the store changed).
+- key press during a live run: the detail screen of a RUNNING run of 10,000 task runs,
+  while another process records 500 task-run state changes a second in it; from pressing
+  `down`/`up` in the task table to the cursor having moved, 95th percentile and worst of
+  `KEYS` presses a user's pace apart. The baseline is the same on a live run of 10 task
+  runs. Target: ≤ 100 ms.
+- idle CPU beside a daemon: the runs screen open on the big store for `IDLE_SECONDS` while
+  another process records what a daemon firing every second records (a run a second, from
+  SCHEDULED through RUNNING, with its task runs, and heartbeats); this process's CPU time
+  over wall time. The baseline is the same without the other process. Target: ≤ 1 %.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from _common import Row, emit, median, parser, secs, us, verdict
+from _common import Row, clean_env, emit, median, parser, secs, us, verdict
 from bench_listing import FLOW_RUNS, build, cache_file, cached_db_ok
+from textual.widgets import DataTable
 
-from orchlite.store import DB_NAME, Store
+from orchlite.states import StateName
+from orchlite.store import DB_NAME, Store, TaskRun, TaskRunSave
 from orchlite.tui.app import make_app
 from orchlite.tui.board import BoardWatcher
+from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.reader import MAX_SHOWN, Poller, RunsQuery, load_runs, run_key
 from orchlite.tui.runs_screen import RunsScreen
 
@@ -40,6 +58,15 @@ ROUNDS = 5
 TICKS = 2_000
 FIRST_SCREEN_TARGET = 1.5
 TICK_TARGET = 0.005
+LIVE_TASKS = 10_000
+KEYS = 100
+KEY_TARGET = 0.1
+CHANGES_PER_BATCH = 50
+BATCH_SECONDS = 0.1
+LIVE_RUN = "1" * 32
+IDLE_SECONDS = 20.0
+IDLE_TARGET = 0.01
+PARTS = ("first-screen", "ticks", "paging", "live-keys", "idle-cpu")
 FLOWS = """
 from orchlite import flow, interval
 
@@ -102,28 +129,197 @@ def project(folder: Path, db: Path | None) -> Path:
     return home
 
 
-def main() -> None:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=ROUNDS)
-    p.add_argument("--flow-runs", type=int, default=FLOW_RUNS)
-    args = p.parse_args()
-    cached = cache_file(args.flow_runs)
-    if not cached_db_ok(cached, args.flow_runs):
-        build(cached, args.flow_runs)
-    with tempfile.TemporaryDirectory(prefix="orch-bench-tui-") as tmp:
-        big = project(Path(tmp) / "big", cached)
-        empty = project(Path(tmp) / "empty", None)
+def task(position: int, state: str, now: float) -> TaskRun:
+    return TaskRun(
+        flow_run_id=LIVE_RUN,
+        position=position,
+        id=f"{position + 1:032x}",
+        standalone=0,
+        task_key="work@flows.py",
+        name=f"work-{position}",
+        dynamic_key=str(position),
+        state=state,
+        state_message=None,
+        attempts=1,
+        inputs_hash=None,
+        cache_key=None,
+        result_ref=None,
+        result_serializer=None,
+        error_type=None,
+        error_message=None,
+        traceback=None,
+        created=now,
+        started=now,
+        ended=None if state == "RUNNING" else now,
+    )
+
+
+def live_project(folder: Path, tasks: int) -> Path:
+    """A project whose store holds LIVE_RUN, RUNNING, with `tasks` task runs (a few going)."""
+    home = project(folder, None)
+    now = time.time()
+    with Store(home) as store:
+        store.create_flow_run(
+            run_id=LIVE_RUN,
+            flow_name="fan-out",
+            name="fan-out-1",
+            parameters="{}",
+            state=StateName.RUNNING,
+            now=now,
+        )
+        runs = [task(p, "COMPLETED" if p % 100 else "RUNNING", now) for p in range(tasks)]
+        store.save_task_runs([TaskRunSave(run, [(run.state, None, now)]) for run in runs])
+    return home
+
+
+def write_live(home: Path, tasks: int) -> None:
+    """Record state changes of the live run's task runs until killed (a child process)."""
+    with Store(home) as store:
+        position = 0
+        while True:
+            now = time.time()
+            batch = []
+            for _ in range(CHANGES_PER_BATCH):
+                state = "RUNNING" if position % 2 else "COMPLETED"
+                batch.append(TaskRunSave(task(position, state, now), [(state, None, now)]))
+                position = (position + 7) % tasks
+            store.save_task_runs(batch)
+            time.sleep(BATCH_SECONDS)
+
+
+async def key_presses(home: Path) -> list[float]:
+    """Seconds from each key press in the live run's task table to the cursor moving."""
+    app = make_app(home)
+    took: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not (isinstance(app.screen, RunsScreen) and app.screen.loads):
+            await pilot.pause(0.01)
+        app.open_run(LIVE_RUN)
+        while not (isinstance(app.screen, RunDetailScreen) and app.screen.loads >= 3):
+            await pilot.pause(0.01)  # the first load, then live updates
+        table = app.screen.query_one("#tasks", DataTable)
+        table.focus()
+        for i in range(KEYS):
+            before = table.cursor_row
+            start = time.perf_counter()
+            app.simulate_key("down" if i % 2 == 0 else "up")  # as the terminal delivers it
+            while table.cursor_row == before:
+                await asyncio.sleep(0.001)
+            took.append(time.perf_counter() - start)
+            await asyncio.sleep(0.05)  # a user's pace
+    return took
+
+
+def live_keys(folder: Path, tasks: int) -> list[float]:
+    home = live_project(folder, tasks)
+    writer = subprocess.Popen(
+        [sys.executable, __file__, "--write-live", str(home), "--tasks", str(tasks)],
+        env=clean_env(),
+    )
+    try:
+        return asyncio.run(key_presses(home))
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[int(len(values) * 0.95) - 1]
+
+
+def live_rows(tmp: Path) -> list[Row]:
+    big = live_keys(tmp / "live-big", LIVE_TASKS)
+    small = live_keys(tmp / "live-small", 10)
+    return [
+        Row(
+            benchmark=f"`orch tui` key press in a live run of {LIVE_TASKS:,} task runs",
+            figure=f"p95 {secs(p95(big))}, worst {secs(max(big))} ({KEYS} presses)",
+            baseline=f"a live run of 10 task runs p95 {secs(p95(small))}, worst {secs(max(small))}",
+            target=f"≤ {KEY_TARGET * 1000:.0f} ms",
+            verdict=verdict(p95(big), KEY_TARGET),
+        )
+    ]
+
+
+def write_daemon_like(home: Path) -> None:
+    """Record a run a second, as a daemon firing every second does, until killed."""
+    with Store(home) as store:
+        n = 0
+        while True:
+            n += 1
+            now = time.time()
+            run_id = f"{n:08x}" + "d" * 24
+            store.create_flow_run(
+                run_id=run_id,
+                flow_name="every-second",
+                name=f"every-second-{n}",
+                parameters="{}",
+                state=StateName.SCHEDULED,
+                trigger="schedule",
+                now=now,
+            )
+            store.set_flow_run_state(run_id, StateName.RUNNING, pid=1, attempts=1, now=now)
+            for position in range(3):
+                run = replace(task(position, "COMPLETED", now), flow_run_id=run_id)
+                store.save_task_run(run, [("RUNNING", None, now), ("COMPLETED", None, now)])
+            store.heartbeat([run_id], now=now)
+            store.set_flow_run_state(run_id, StateName.COMPLETED, now=time.time())
+            time.sleep(max(0.0, now + 1.0 - time.time()))
+
+
+async def idle_cpu(home: Path) -> float:
+    """CPU time over wall time of the app with the runs screen open for IDLE_SECONDS."""
+    app = make_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not (isinstance(app.screen, RunsScreen) and app.screen.loads):
+            await pilot.pause(0.01)
+        wall, cpu = time.perf_counter(), time.process_time()
+        await asyncio.sleep(IDLE_SECONDS)
+        return (time.process_time() - cpu) / (time.perf_counter() - wall)
+
+
+def idle_beside(home: Path, writer: bool) -> float:
+    argv = [sys.executable, __file__, "--write-daemon-like", str(home)]
+    child = subprocess.Popen(argv, env=clean_env()) if writer else None
+    try:
+        return asyncio.run(idle_cpu(home))
+    finally:
+        if child is not None:
+            child.kill()
+            child.wait()
+
+
+def big_store_rows(tmp: Path, parts: set[str], flow_runs: int, rounds: int) -> list[Row]:
+    """The first screen, idle ticks and paging on the cached store of `flow_runs` runs."""
+    if not parts:
+        return []
+    cached = cache_file(flow_runs)
+    if not cached_db_ok(cached, flow_runs):
+        build(cached, flow_runs)
+    big = project(tmp / "big", cached)
+    empty = project(tmp / "empty", None)
+    scale = f"{flow_runs:,} flow runs"
+    rows: list[Row] = []
+    if "first-screen" in parts:
         asyncio.run(first_screen(empty))  # warm up: imports, stylesheet parsing
         shown: dict[str, list[float]] = {"big": [], "empty": []}
-        for _ in range(args.rounds):  # interleaved, so drift hits both alike
+        for _ in range(rounds):  # interleaved, so drift hits both alike
             shown["empty"].append(asyncio.run(first_screen(empty)))
             shown["big"].append(asyncio.run(first_screen(big)))
-        depth = min(90_000, args.flow_runs - 1)
-        paging = {
-            "first": load_time(big, RunsQuery(), args.rounds),
-            "deep": load_time(big, deep_query(big, depth), args.rounds),
-            "search": load_time(big, RunsQuery(text="no such run"), args.rounds),
-        }
+        med = {name: median(values) for name, values in shown.items()}
+        for name, values in shown.items():
+            times = ", ".join(map(secs, values))
+            print(f"  first screen, {name:<6} median {secs(med[name])}  ({times})")
+        rows.append(
+            Row(
+                benchmark=f"`orch tui` first screen with {scale}",
+                figure=f"{secs(med['big'])} (median of {rounds})",
+                baseline=f"the same app without a store {secs(med['empty'])}",
+                target=f"≤ {FIRST_SCREEN_TARGET} s",
+                verdict=verdict(med["big"], FIRST_SCREEN_TARGET),
+            )
+        )
+    if "ticks" in parts:
         ticks = {
             "runs, empty project": idle_tick(
                 lambda: Poller(empty, lambda s: load_runs(s, RunsQuery()))
@@ -131,22 +327,8 @@ def main() -> None:
             "runs": idle_tick(lambda: Poller(big, lambda s: load_runs(s, RunsQuery()))),
             "schedules": idle_tick(lambda: BoardWatcher(big, time.time)),
         }
-    med = {name: median(values) for name, values in shown.items()}
-    for name, values in shown.items():
-        print(
-            f"  first screen, {name:<6} median {secs(med[name])}  ({', '.join(map(secs, values))})"
-        )
-    scale = f"{args.flow_runs:,} flow runs"
-    baseline_tick = f"the runs poller without a store {us(ticks['runs, empty project'])}"
-    rows = [
-        Row(
-            benchmark=f"`orch tui` first screen with {scale}",
-            figure=f"{secs(med['big'])} (median of {args.rounds})",
-            baseline=f"the same app without a store {secs(med['empty'])}",
-            target=f"≤ {FIRST_SCREEN_TARGET} s",
-            verdict=verdict(med["big"], FIRST_SCREEN_TARGET),
-        ),
-        *(
+        baseline_tick = f"the runs poller without a store {us(ticks['runs, empty project'])}"
+        rows += [
             Row(
                 benchmark=f"`orch tui` idle {screen} tick with {scale} (CPU)",
                 figure=f"{us(ticks[screen])} (mean of {TICKS:,})",
@@ -155,22 +337,63 @@ def main() -> None:
                 verdict=verdict(ticks[screen], TICK_TARGET),
             )
             for screen in ("runs", "schedules")
-        ),
-        Row(
-            benchmark=f"`orch tui` runs screen load {depth:,} runs deep (`m`) with {scale}",
-            figure=f"{secs(paging['deep'])} (median of {args.rounds})",
-            baseline=f"the first page {secs(paging['first'])}",
-            target="—",
-            verdict="info",
-        ),
-        Row(
-            benchmark=f"`orch tui` text search matching none of {scale}",
-            figure=f"{secs(paging['search'])} (median of {args.rounds})",
-            baseline=f"the first page {secs(paging['first'])}",
-            target="—",
-            verdict="info",
-        ),
-    ]
+        ]
+    if "idle-cpu" in parts:
+        quiet = idle_beside(big, writer=False)
+        busy = idle_beside(big, writer=True)
+        rows.append(
+            Row(
+                benchmark=f"`orch tui` idle beside a daemon firing every second, {scale} (CPU)",
+                figure=f"{busy * 100:.2f} % over {IDLE_SECONDS:.0f} s",
+                baseline=f"the same without the daemon {quiet * 100:.2f} %",
+                target=f"≤ {IDLE_TARGET * 100:.0f} %",
+                verdict=verdict(busy, IDLE_TARGET),
+            )
+        )
+    if "paging" in parts:
+        depth = min(90_000, flow_runs - 1)
+        first = load_time(big, RunsQuery(), rounds)
+        deep = load_time(big, deep_query(big, depth), rounds)
+        search = load_time(big, RunsQuery(text="no such run"), rounds)
+        rows += [
+            Row(
+                benchmark=f"`orch tui` runs screen load {depth:,} runs deep (`m`) with {scale}",
+                figure=f"{secs(deep)} (median of {rounds})",
+                baseline=f"the first page {secs(first)}",
+                target="—",
+                verdict="info",
+            ),
+            Row(
+                benchmark=f"`orch tui` text search matching none of {scale}",
+                figure=f"{secs(search)} (median of {rounds})",
+                baseline=f"the first page {secs(first)}",
+                target="—",
+                verdict="info",
+            ),
+        ]
+    return rows
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=ROUNDS)
+    p.add_argument("--flow-runs", type=int, default=FLOW_RUNS)
+    p.add_argument("--part", action="append", choices=PARTS)
+    p.add_argument("--write-live", metavar="HOME", help=argparse.SUPPRESS)
+    p.add_argument("--tasks", type=int, default=LIVE_TASKS, help=argparse.SUPPRESS)
+    p.add_argument("--write-daemon-like", metavar="HOME", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.write_live:
+        write_live(Path(args.write_live), args.tasks)
+        return
+    if args.write_daemon_like:
+        write_daemon_like(Path(args.write_daemon_like))
+        return
+    parts = set(args.part or PARTS)
+    with tempfile.TemporaryDirectory(prefix="orch-bench-tui-") as tmp:
+        rows = big_store_rows(Path(tmp), parts - {"live-keys"}, args.flow_runs, args.rounds)
+        if "live-keys" in parts:
+            rows += live_rows(Path(tmp))
     emit(rows, args.json)
 
 

@@ -1,0 +1,13 @@
+"""The keys every main screen offers, listed first so that the footer shows them however
+narrow the terminal (it cuts what does not fit from the end)."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+APP_KEYS = [
+    Binding("q", "app.quit", "Quit"),
+    Binding("question_mark", "app.help", "Help", key_display="?"),
+    Binding("n", "app.run_now", "Run now"),
+    Binding("S", "app.schedules", "Schedules", key_display="S"),
+]

@@ -1,0 +1,168 @@
+"""`orch tui` at 80×24 and 200×50: what is essential fits (SVG snapshots), and the keys
+every screen offers stay in the footer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from store_rows import task_run
+from test_tui import (
+    FLOWS,
+    SCHEDULED_TOML,
+    SNAP_NOW,
+    fixed_store,
+    loaded,
+    runs_table,
+    snap_compare_utc,
+    wait_for,
+)
+from test_tui_session import drawn
+from textual.pilot import Pilot
+
+from orchlite.states import StateName
+from orchlite.store import Store
+from orchlite.tui.detail_screen import RunDetailScreen
+from orchlite.tui.runs_screen import RunsScreen
+from orchlite.tui.schedules_screen import SchedulesScreen
+
+__all__ = ["snap_compare_utc"]  # a fixture, used by name
+
+SIZES = [(80, 24), (200, 50)]
+LONG = "nightly-warehouse-rebuild-with-a-name-far-too-long-for-any-terminal-column"
+
+
+def wide_store(home: Path) -> str:
+    """`fixed_store` and a run with a long name, a CJK and emoji task, and a 0 ms task."""
+    failed = fixed_store(home)
+    store = Store(home)
+    run_id = "4" * 32
+    store.create_flow_run(
+        run_id=run_id,
+        flow_name="warehouse",
+        name=LONG,
+        parameters="{}",
+        state=StateName.RUNNING,
+        now=SNAP_NOW - 60,
+    )
+    for position, name in enumerate(("数据清洗🚀", "noop")):
+        started = SNAP_NOW - 50 + position * 10
+        ended = started + (0.0 if name == "noop" else 5.0)
+        store.save_task_run(
+            task_run(run_id, position, name=name, created=started, started=started, ended=ended),
+            [("COMPLETED", None, ended)],
+        )
+    store.set_flow_run_state(run_id, StateName.COMPLETED, now=SNAP_NOW - 30)
+    store.close()
+    return failed
+
+
+async def runs_shown(pilot: Pilot[None]) -> None:
+    await loaded(pilot, RunsScreen)
+    table = runs_table(pilot.app)
+    await wait_for(pilot, lambda: table.row_count == 4, "every run")
+    await wait_for(pilot, lambda: not table.columns["run"].auto_width, "fitted columns")
+    await pilot.pause()
+
+
+@pytest.mark.snapshot
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_runs_screen_fits(
+    orch_home: Path, snap_compare_utc: Callable[..., bool], size: tuple[int, int]
+) -> None:
+    from orchlite.tui.app import make_app
+
+    wide_store(orch_home)
+    app = make_app(orch_home, clock=lambda: SNAP_NOW)
+    assert snap_compare_utc(app, terminal_size=size, run_before=runs_shown)
+
+
+@pytest.mark.snapshot
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_detail_screen_fits(
+    orch_home: Path, snap_compare_utc: Callable[..., bool], size: tuple[int, int]
+) -> None:
+    from orchlite.tui.app import make_app
+
+    wide_store(orch_home)
+
+    async def open_wide(pilot: Pilot[None]) -> None:
+        await runs_shown(pilot)
+        pilot.app.open_run("4" * 32)
+        await loaded(pilot, RunDetailScreen)
+        await wait_for(pilot, lambda: pilot.app.screen.preview, "the result preview")
+        await pilot.pause()
+
+    app = make_app(orch_home, clock=lambda: SNAP_NOW)
+    assert snap_compare_utc(app, terminal_size=size, run_before=open_wide)
+
+
+@pytest.mark.snapshot
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_schedules_screen_fits(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    orch_home: Path,
+    snap_compare_utc: Callable[..., bool],
+    size: tuple[int, int],
+) -> None:
+    from orchlite.project import load_schedules
+    from orchlite.tui.app import make_app
+
+    (tmp_path / "flows.py").write_text(FLOWS)
+    (tmp_path / "orch.toml").write_text(SCHEDULED_TOML)
+    monkeypatch.chdir(tmp_path)
+    (entry,) = load_schedules(tmp_path)[0]
+    store = Store(orch_home)
+    store.claim_slot(
+        run_id="cd" * 16,
+        key=entry.key,
+        slot=SNAP_NOW - 3600,
+        flow_name="hello",
+        name="hello-slot",
+        target=entry.target,
+        parameters="{}",
+        now=SNAP_NOW - 3600,
+    )
+    store.close()
+
+    async def schedules(pilot: Pilot[None]) -> None:
+        await loaded(pilot, RunsScreen)
+        await pilot.press("S")
+        await loaded(pilot, SchedulesScreen)
+        table = pilot.app.screen.query_one("#schedules")
+        await wait_for(pilot, lambda: not table.columns["next"].auto_width, "fitted columns")
+        await pilot.pause()
+
+    app = make_app(orch_home, clock=lambda: SNAP_NOW)
+    assert snap_compare_utc(app, terminal_size=size, run_before=schedules)
+
+
+@pytest.mark.parametrize("screen", ["runs", "detail", "logs"])
+def test_the_footer_shows_the_keys_of_every_screen_first_at_80_columns(
+    orch_home: Path, screen: str
+) -> None:
+    import asyncio
+
+    from orchlite.tui.app import make_app
+    from orchlite.tui.logs_screen import LogsScreen
+
+    wide_store(orch_home)
+
+    async def footer() -> str:
+        app = make_app(orch_home, clock=lambda: SNAP_NOW)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await runs_shown(pilot)
+            if screen != "runs":
+                app.open_run("4" * 32)
+                await loaded(pilot, RunDetailScreen)
+            if screen == "logs":
+                app.open_logs("4" * 32)
+                await loaded(pilot, LogsScreen)
+            await pilot.pause()
+            return drawn(app).splitlines()[-1]
+
+    shown = asyncio.run(footer())
+    for key in ("q Quit", "? Help", "n Run now", "S Schedules"):
+        assert key in shown, shown
