@@ -489,7 +489,11 @@ async def test_older_runs_load_a_page_at_a_time_and_new_runs_still_appear(
         assert isinstance(screen, RunsScreen)
         assert len(screen.runs) == 200 and "m loads older" in screen.sub_title
         await pilot.press("m")
-        await wait_for(pilot, lambda: len(screen.runs) == 400, "the second page")
+        await wait_for(
+            pilot,
+            lambda: len(screen.runs) == 400 and runs_table(app).row_count == 400,
+            "the second page, in the table",
+        )
         assert runs_table(app).cursor_row == 0  # the cursor stays where it was
         await pilot.press("ctrl+end")  # reaching the last row loads the rest
         await wait_for(pilot, lambda: len(screen.runs) == 450, "the last page")
