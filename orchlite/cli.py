@@ -104,14 +104,20 @@ def _root(
 
 
 def tui() -> None:
-    """Live terminal view of runs, task runs and logs; cancel and retry from it."""
+    """Live terminal view of runs, task runs and logs; cancel and retry from it.
+
+    \b
+    Examples:
+      orch tui
+      orch tui --home /srv/proj/.orch
+    """
     from .tui.app import make_app  # Textual loads here only, never for other commands
 
     make_app(project_home()).run()
 
 
 def version() -> None:
-    """Print the version (as `orch --version`)."""
+    """Print the version (as `orch --version`): `orch version`."""
     print(f"orch {__version__}")
 
 

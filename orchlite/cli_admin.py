@@ -29,7 +29,12 @@ secret_app = typer.Typer(
 
 @cache_app.command("ls")
 def cache_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List cache entries, newest first."""
+    """List cache entries, newest first.
+
+    \b
+    Examples:
+      orch cache ls --json
+    """
     from . import views
 
     store = existing_project_store()
@@ -48,7 +53,13 @@ def cache_clear(
         str | None, typer.Option("--task", help="Only entries of this task (name@file.py).")
     ] = None,
 ) -> None:
-    """Delete cache entries (all, or one task's)."""
+    """Delete cache entries (all, or one task's).
+
+    \b
+    Examples:
+      orch cache clear
+      orch cache clear --task load@etl.py
+    """
     store = existing_project_store()
     removed = store.clear_cache(task) if store else 0
     print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}", file=sys.stderr)
@@ -59,7 +70,13 @@ def gc(
         str, typer.Option("--older-than", help="Age of runs to delete: 30d, 12h, 90m.")
     ] = "30d",
 ) -> None:
-    """Delete finished runs older than an age, their logs, and unreferenced blobs."""
+    """Delete finished runs older than an age, their logs, and unreferenced blobs.
+
+    \b
+    Examples:
+      orch gc --older-than 30d
+      orch gc --older-than 7d
+    """
     from .daemon import collect_garbage
     from .views import parse_age
 
@@ -73,7 +90,13 @@ def gc(
 
 
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Check .orch/: database integrity, blob hashes, lost results, file modes; repair."""
+    """Check .orch/: database integrity, blob hashes, lost results, file modes; repair.
+
+    \b
+    Examples:
+      orch doctor
+      orch doctor --json
+    """
     from .doctor import diagnose
 
     home = project_home()
@@ -98,7 +121,13 @@ def limit_set(
         typer.Option("--per-second", help="A rate limit: at most N acquisitions per second."),
     ] = False,
 ) -> None:
-    """Limit the task runs tagged TAG (and concurrency(TAG) blocks) to N at once."""
+    """Limit the task runs tagged TAG (and concurrency(TAG) blocks) to N at once.
+
+    \b
+    Examples:
+      orch limit set database 2
+      orch limit set api 10 --per-second 5
+    """
     from .limits import check_size
 
     name = tag.strip()
@@ -112,7 +141,12 @@ def limit_set(
 
 @limit_app.command("ls")
 def limit_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List limits with their slots in use and who holds them."""
+    """List limits with their slots in use and who holds them.
+
+    \b
+    Examples:
+      orch limit ls
+    """
     from .limits import HOST, limit_rows
 
     store = existing_project_store()
@@ -147,7 +181,12 @@ def limit_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
 
 @limit_app.command("rm")
 def limit_rm(tag: Annotated[str, typer.Argument(help="The limit to remove.")]) -> None:
-    """Remove a limit; tasks waiting for it start at once."""
+    """Remove a limit; tasks waiting for it start at once.
+
+    \b
+    Examples:
+      orch limit rm database
+    """
     store = existing_project_store()
     if store is None or not store.delete_concurrency_limit(tag):
         raise UsageError(f"no limit {tag!r} (see `orch limit ls`)")
@@ -156,7 +195,12 @@ def limit_rm(tag: Annotated[str, typer.Argument(help="The limit to remove.")]) -
 
 @alert_app.command("test")
 def alert_test() -> None:
-    """Send a test alert through every [[alert]] entry in orch.toml; exit 1 if one fails."""
+    """Send a test alert through every [[alert]] entry in orch.toml; exit 1 if one fails.
+
+    \b
+    Examples:
+      orch alert test
+    """
     from .config import find_home, project_root
     from .notify import send_test
 
@@ -190,7 +234,13 @@ def secret_set(
         ),
     ] = None,
 ) -> None:
-    """Save a secret: the value is read from a hidden prompt or stdin, never from arguments."""
+    """Save a secret: the value is read from a hidden prompt or stdin, never from arguments.
+
+    \b
+    Examples:
+      orch secret set SLACK_TOKEN
+      printf %s "$TOKEN" | orch secret set SLACK_TOKEN
+    """
     from .secret_store import check_name, write_secret
     from .secrets import check_length
 
@@ -217,7 +267,12 @@ def secret_set(
 
 @secret_app.command("ls")
 def secret_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the secrets in the secrets file and where each is read from; never their values."""
+    """List the secrets in the secrets file and where each is read from; never their values.
+
+    \b
+    Examples:
+      orch secret ls
+    """
     from .secret_store import read_secrets, secrets_path
 
     path = secrets_path()
@@ -241,7 +296,12 @@ def secret_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
 
 @secret_app.command("rm")
 def secret_rm(name: Annotated[str, typer.Argument(help="The secret to remove.")]) -> None:
-    """Remove a secret from the secrets file."""
+    """Remove a secret from the secrets file.
+
+    \b
+    Examples:
+      orch secret rm SLACK_TOKEN
+    """
     from .secret_store import remove_secret, secrets_path
 
     with _secret_input():

@@ -19,7 +19,13 @@ def artifacts(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many.", min=1)] = 100,
 ) -> None:
-    """List artifacts: the newest version of each key, or every version of KEY."""
+    """List artifacts: the newest version of each key, or every version of KEY.
+
+    \b
+    Examples:
+      orch artifacts
+      orch artifacts sales-report
+    """
     from .context import existing_store
     from .views import artifact_view
 

@@ -13,7 +13,9 @@ from .cli_schedule import daemon_stop
 from .errors import ExitCode, UsageError
 
 daemon_app = typer.Typer(
-    help="Fire the project's schedules (see `orch schedules`); `orch daemon status`.",
+    help="Fire the project's schedules (see `orch schedules`); `orch daemon status`."
+    "\n\n\b\nExamples:\n  orch daemon\n  orch daemon --max-runs 4 --grace 60"
+    "\n  orch daemon --print-systemd-unit > orch.service",
     invoke_without_command=True,
 )
 daemon_app.command("stop")(daemon_stop)
@@ -76,7 +78,12 @@ def backfill(
     yes: Annotated[bool, typer.Option("--yes", help="Allow more than 1,000 slots.")] = False,
 ) -> None:
     """Run a scheduled flow once per slot of its schedule in a range; slots already run are
-    skipped."""
+    skipped.
+
+    \b
+    Examples:
+      orch backfill etl --start 2026-03-01 --end 2026-03-07
+    """
     from .config import find_home, project_root
     from .daemon import backfill as run_backfill
 
@@ -116,7 +123,13 @@ def _flow_name_as_declared(target: str, root: Path) -> str:
 def daemon_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Whether the project's daemon runs: pid, uptime, runs in flight."""
+    """Whether the project's daemon runs: pid, uptime, runs in flight.
+
+    \b
+    Examples:
+      orch daemon status
+      orch daemon status --json
+    """
     from .config import find_home
     from .daemon import status
 

@@ -28,7 +28,14 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List flow runs, newest first."""
+    """List flow runs, newest first.
+
+    \b
+    Examples:
+      orch runs --state failed --state crashed
+      orch runs --flow etl --limit 5 --json
+      orch runs --tag nightly
+    """
     from . import views
 
     states = [_state_name(name) for name in state] if state else None
@@ -60,7 +67,13 @@ def show(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run id, id prefix, or 'last'.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show one run: parameters, state, tasks and child runs."""
+    """Show one run: parameters, state, tasks and child runs.
+
+    \b
+    Examples:
+      orch show last
+      orch show 3f2a9c --json
+    """
     from . import views
 
     store = project_store()
@@ -174,7 +187,13 @@ def flows(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the flows in a project, read from source without running it."""
+    """List the flows in a project, read from source without running it.
+
+    \b
+    Examples:
+      orch flows
+      orch flows pipelines/ --json
+    """
     from .config import find_home, project_root
     from .discovery import find_flows_with_errors
 

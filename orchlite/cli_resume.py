@@ -21,7 +21,13 @@ def resume(
         str | None, typer.Option("--input", help="The whole input as a JSON object.")
     ] = None,
 ) -> None:
-    """Resume a paused flow run; its input model checks the -p / --input values."""
+    """Resume a paused flow run; its input model checks the -p / --input values.
+
+    \b
+    Examples:
+      orch resume last
+      orch resume 3f2a9c -p approved=true -p reviewer=ada
+    """
     from .context import existing_store
     from .flow_runs import resume_in
     from .params import parse_assignments

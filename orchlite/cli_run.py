@@ -209,7 +209,14 @@ def retry(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
 ) -> None:
-    """Resume a run: tasks that completed in it are not executed again."""
+    """Resume a run: tasks that completed in it are not executed again.
+
+    \b
+    Examples:
+      orch retry last
+      orch retry 3f2a9c -p day=2026-03-01
+      orch retry last --force --subprocess
+    """
     from .executor import RunRequest
     from .params import parse_assignments
 
@@ -237,7 +244,13 @@ def cancel(
         float, typer.Option("--wait", help="Seconds to wait for the run to stop.")
     ] = 10.0,
 ) -> None:
-    """Cancel a run in progress: tasks not yet started never start."""
+    """Cancel a run in progress: tasks not yet started never start.
+
+    \b
+    Examples:
+      orch cancel last
+      orch cancel 3f2a9c --wait 30
+    """
     from .stopping import cancel_run
 
     store = project_store()

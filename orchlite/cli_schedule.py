@@ -44,7 +44,13 @@ def _listing() -> tuple[dict[str, Any], dt.datetime]:
 def schedules(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the schedules in orch.toml and @flow(schedules=...), read without running code."""
+    """List the schedules in orch.toml and @flow(schedules=...), read without running code.
+
+    \b
+    Examples:
+      orch schedules
+      orch schedules --json
+    """
     found, _now = _listing()
     if as_json:
         print(json.dumps(found, indent=2))
@@ -88,6 +94,11 @@ def upcoming(
     """Every schedule, the next to fire first, as `systemctl list-timers`: `orch upcoming`.
 
     A paused or disabled schedule has no next fire time and comes last.
+
+    \b
+    Examples:
+      orch upcoming
+      orch upcoming --json
     """
     from .daemon import upcoming as upcoming_rows
 
@@ -161,7 +172,8 @@ def schedule_pause(name: Annotated[str, _NAME]) -> None:
 
 @schedule_app.command("resume")
 def schedule_resume(name: Annotated[str, _NAME]) -> None:
-    """Fire a paused schedule again, from its next slot (missed slots are not caught up)."""
+    """Fire a paused schedule again, from its next slot (missed slots are not caught up):
+    `orch schedule resume nightly`."""
     from .schedule_control import resume
 
     home, root = _project()

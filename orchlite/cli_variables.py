@@ -47,7 +47,12 @@ def variable_set(
 def variable_get(
     name: Annotated[str, typer.Argument(help="The variable to print.")],
 ) -> None:
-    """Print a variable's value as JSON (a string value prints as itself)."""
+    """Print a variable's value as JSON (a string value prints as itself).
+
+    \b
+    Examples:
+      orch variable get batch_size
+    """
     from .variables import Variable, check_name
 
     check_name(name)
@@ -62,7 +67,12 @@ def variable_get(
 def variable_ls(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the variables with their values and tags."""
+    """List the variables with their values and tags.
+
+    \b
+    Examples:
+      orch variable ls --json
+    """
     from .context import existing_store
     from .views import variable_list
 
@@ -84,7 +94,12 @@ def variable_ls(
 
 @variable_app.command("rm")
 def variable_rm(name: Annotated[str, typer.Argument(help="The variable to remove.")]) -> None:
-    """Remove a variable (`Variable.unset`)."""
+    """Remove a variable (`Variable.unset`).
+
+    \b
+    Examples:
+      orch variable rm batch_size
+    """
     from .variables import Variable
 
     if not Variable.unset(name):

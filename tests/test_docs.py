@@ -232,6 +232,29 @@ def test_every_command_has_help_and_a_reference_entry(path: tuple[str, ...], com
         )
 
 
+LEAVES = [(p, c) for p, c in COMMANDS if not hasattr(c, "commands") or c.params]
+
+
+def _help_examples(output: str) -> list[list[str]]:
+    """The `orch` lines a command's --help shows: its Examples block and `orch ...` spans."""
+    texts = [line.strip() for line in output.splitlines() if line.strip().startswith("orch ")]
+    texts += re.findall(r"`(orch [^`]+)`", " ".join(output.split()))
+    return [args for text in texts for args in _orch_invocations(text)]
+
+
+@pytest.mark.parametrize(("path", "command"), LEAVES, ids=[" ".join(p) for p, _ in LEAVES])
+def test_every_command_shows_examples_that_work(path: tuple[str, ...], command: Any) -> None:
+    output = CliRunner().invoke(app, [*path, "--help"], terminal_width=200).output
+    examples = _help_examples(output)
+    assert examples, f"`orch {' '.join(path)} --help` shows no example"
+    mention = Mention(f"orch {' '.join(path)} --help", "")
+    problems = [p for args in examples for p in _problems_of(mention, args)]
+    assert problems == [], "\n".join(problems)
+    assert any(_resolve(args)[1] == path for args in examples), (
+        f"`orch {' '.join(path)} --help` shows no example of itself"
+    )
+
+
 def test_the_reference_lists_the_global_options() -> None:
     for option in GLOBAL_OPTIONS | HELP_OPTIONS:
         assert f"`{option}" in REFERENCE["Global options"], option
