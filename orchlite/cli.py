@@ -22,6 +22,7 @@ import typer.core
 from . import __version__
 from .cli_artifacts import artifacts
 from .cli_cron import cron_preview
+from .cli_crontab import import_crontab
 from .cli_resume import resume
 from .cli_schedule import daemon_stop, schedule_app, schedule_request, schedules, upcoming
 from .cli_variables import variable_app
@@ -1004,6 +1005,7 @@ def tui() -> None:
 app.command()(resume)
 app.command()(artifacts)
 app.command("cron-preview")(cron_preview)
+app.command("import-crontab")(import_crontab)
 app.add_typer(variable_app, name="variable")
 
 
