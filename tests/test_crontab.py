@@ -108,12 +108,7 @@ def test_sunday_is_0_and_7_as_in_cron(tmp_path: Path) -> None:
 
 def test_env_lines_apply_to_the_lines_after_them() -> None:
     found = parse_crontab(
-        "0 1 * * * first\n"
-        "A=1\n"
-        "0 2 * * * second\n"
-        "A = 'two words'\n"
-        "B=\n"
-        "0 3 * * * third\n",
+        "0 1 * * * first\nA=1\n0 2 * * * second\nA = 'two words'\nB=\n0 3 * * * third\n",
         timezone="UTC",
     )
     assert [job.env for job in found.jobs] == [
@@ -287,4 +282,3 @@ def test_every_crontab_renders_valid_toml(text: str) -> None:
 @given(st.text(st.characters(blacklist_categories=("Cs",))))
 def test_toml_strings_round_trip(value: str) -> None:
     assert tomllib.loads(f"v = {toml_string(value)}")["v"] == value
-
