@@ -70,6 +70,7 @@ class Job:
 class Alert:
     """A `MAILTO` as an `[[alert]]`: its addresses and the jobs it covers."""
 
+    name: str
     line: int
     to: tuple[str, ...]
     sender: str | None
@@ -102,16 +103,28 @@ class _Env:
     values: dict[str, str] = field(default_factory=dict)
     mailto: tuple[int, str] | None = None
     """(line, value) of the MAILTO in effect."""
+    sender: str | None = None
+    """The MAILFROM in effect."""
 
     def set(self, name: str, value: str, line: int) -> None:
         if name == "CRON_TZ":
             self.timezone = value or self.timezone
         elif name == "MAILTO":
             self.mailto = (line, value)
-        elif name != "MAILFROM":
+        elif name == "MAILFROM":
+            self.sender = value or None
+        else:
             if name == "TZ" and value:
                 self.timezone = value
             self.values[name] = value
+
+    def mail(self) -> tuple[int, tuple[str, ...], str | None] | None:
+        """(line, addresses, sender) of the MAILTO in effect; None for none or ""."""
+        if self.mailto is None:
+            return None
+        line, value = self.mailto
+        to = tuple(a.strip() for a in value.split(",") if a.strip())
+        return (line, to, self.sender) if to else None
 
 
 def parse_crontab(text: str, *, timezone: str = "UTC", system: bool = False) -> Crontab:
@@ -122,8 +135,7 @@ def parse_crontab(text: str, *, timezone: str = "UTC", system: bool = False) -> 
     """
     found = Crontab()
     env = _Env(timezone)
-    sender: str | None = None
-    mail_groups: dict[tuple[int, str], list[str]] = {}
+    mail_groups: dict[tuple[int, tuple[str, ...], str | None], list[str]] = {}
     taken: set[str] = set()
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.rstrip("\r")
@@ -135,10 +147,7 @@ def parse_crontab(text: str, *, timezone: str = "UTC", system: bool = False) -> 
             continue
         assignment = _ENV_LINE.fullmatch(line)
         if assignment:
-            name, value = assignment.group(1), _unquote(assignment.group(2))
-            if name == "MAILFROM":
-                sender = value or None
-            env.set(name, value, number)
+            env.set(assignment.group(1), _unquote(assignment.group(2)), number)
             continue
         try:
             job = _job(line, number, env, system, taken)
@@ -147,12 +156,14 @@ def parse_crontab(text: str, *, timezone: str = "UTC", system: bool = False) -> 
             continue
         taken.add(job.name)
         found.jobs.append(job)
-        if env.mailto is not None and env.mailto[1].strip():
-            mail_groups.setdefault(env.mailto, []).append(job.name)
-    for (line_number, value), names in mail_groups.items():
-        to = tuple(a.strip() for a in value.split(",") if a.strip())
-        if to:
-            found.alerts.append(Alert(line_number, to, sender, tuple(names)))
+        mail = env.mail()
+        if mail is not None:
+            mail_groups.setdefault(mail, []).append(job.name)
+    alert_names: set[str] = set()
+    for (line_number, to, sender), names in mail_groups.items():
+        name = _unique("mailto", alert_names)
+        alert_names.add(name)
+        found.alerts.append(Alert(name, line_number, to, sender, tuple(names)))
     return found
 
 
@@ -211,8 +222,15 @@ def _unique(name: str, taken: set[str]) -> str:
 
 # -- TOML ---------------------------------------------------------------------------------
 
-_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f"}
-_TOML_ESCAPES["\r"] = "\\r"
+_TOML_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
 
 
 def toml_string(value: str) -> str:
@@ -236,8 +254,9 @@ def _comment(text: str) -> str:
 def render_toml(found: Crontab, source: str) -> str:
     """orch.toml text for `found`: a `[[schedule]]` per job, an `[[alert]]` per MAILTO, and
     a comment for every line not translated, naming its line in `source`."""
+    source = _comment(source)
     out = [
-        f"# Made by `orch import-crontab` from {_comment(source)}: review before use.",
+        f"# Made by `orch import-crontab` from {source}: review before use.",
         "# Commands run with /bin/sh in working_dir, as the daemon's user; an alert mails a",
         "# failed run (cron mailed any output).",
     ]
@@ -286,7 +305,7 @@ def _alert_toml(alert: Alert, source: str) -> list[str]:
     return [
         f"# {source} line {alert.line}: MAILTO={_comment(','.join(alert.to))}",
         "[[alert]]",
-        f"name = {toml_string(f'mailto-line-{alert.line}')}",
+        f"name = {toml_string(alert.name)}",
         f"on = [{', '.join(toml_string(s) for s in ALERT_STATES)}]",
         f"flows = [{', '.join(toml_string(f) for f in alert.flows)}]",
         "",

@@ -149,22 +149,31 @@ def test_mailto_groups_the_jobs_after_it() -> None:
     found = parse_crontab(
         "0 1 * * * no-mail\n"
         "MAILTO=a@example.com, b@example.com\n"
-        "MAILFROM=cron@example.org\n"
         "0 2 * * * mailed\n"
+        "MAILFROM=cron@example.org\n"
+        "0 2 * * * mailed_from_org\n"
         'MAILTO=""\n'
         "0 3 * * * silent\n"
         "MAILTO=c@example.com\n"
         "0 4 * * * mailed_to_c\n",
     )
-    assert [(a.line, a.to, a.sender, a.flows) for a in found.alerts] == [
-        (2, ("a@example.com", "b@example.com"), "cron@example.org", ("mailed",)),
-        (7, ("c@example.com",), "cron@example.org", ("mailed_to_c",)),
+    assert [(a.name, a.line, a.to, a.sender, a.flows) for a in found.alerts] == [
+        ("mailto", 2, ("a@example.com", "b@example.com"), None, ("mailed",)),
+        (
+            "mailto-2",
+            2,
+            ("a@example.com", "b@example.com"),
+            "cron@example.org",
+            ("mailed_from_org",),
+        ),
+        ("mailto-3", 8, ("c@example.com",), "cron@example.org", ("mailed_to_c",)),
     ]
     text = render_toml(found, "crontab.txt")
     data = tomllib.loads(text)
-    assert [a["email"]["from"] for a in data["alert"]] == ["cron@example.org"] * 2
-    assert "# FILL IN: your SMTP server" in text
-    assert "# FILL IN: the sender" not in text
+    assert [a["name"] for a in data["alert"]] == ["mailto", "mailto-2", "mailto-3"]
+    assert [a["email"]["from"] for a in data["alert"][1:]] == ["cron@example.org"] * 2
+    assert text.count("# FILL IN: your SMTP server") == 3
+    assert text.count("# FILL IN: the sender") == 1
 
 
 def test_lines_without_an_equivalent_become_comments_naming_them(tmp_path: Path) -> None:
@@ -211,7 +220,8 @@ def test_a_system_crontab_has_a_user_field(tmp_path: Path) -> None:
         ("postgres", "pg_dumpall", "pg_dumpall > /var/backups/all.sql"),
     ]
     assert [p.line for p in found.problems] == [5]
-    text = render_toml(found, "cron.d/backup")
+    text = render_toml(found, "cron.d/back\nup")
+    assert "# Made by `orch import-crontab` from cron.d/back\\nup: review before use." in text
     assert "# cron ran it as postgres; orchlite runs it as the daemon's user" in text
     _read_back(found, tmp_path)
 
