@@ -57,6 +57,8 @@ def import_crontab(
     if (force or append) and output is None:
         raise UsageError("--force and --append go with --output FILE")
     source = "stdin" if file == "-" else file
+    if file == "-" and sys.stdin.isatty():
+        print("reading a crontab from the terminal; end it with Ctrl-D", file=sys.stderr)
     text = _read(file)
     found = parse_crontab(text, timezone=timezone or local_timezone(), system=system)
     toml = render_toml(found, Path(source).name if file != "-" else source)
@@ -101,9 +103,16 @@ def _reason(exc: Exception) -> object:
 
 def local_timezone() -> str:
     """This machine's IANA zone: `TZ`, else the name /etc/localtime links to, else UTC."""
+    from zoneinfo import ZoneInfo
+
     named = os.environ.get("TZ", "").removeprefix(":")
-    if named and "/" in named and not named.startswith("/"):
-        return named
+    if named and not named.startswith("/"):
+        try:
+            ZoneInfo(named)
+        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            pass
+        else:
+            return named
     try:
         target = os.readlink("/etc/localtime")
     except OSError:

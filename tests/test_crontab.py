@@ -292,3 +292,17 @@ def test_every_crontab_renders_valid_toml(text: str) -> None:
 @given(st.text(st.characters(blacklist_categories=("Cs",))))
 def test_toml_strings_round_trip(value: str) -> None:
     assert tomllib.loads(f"v = {toml_string(value)}")["v"] == value
+
+
+def test_the_machines_zone_comes_from_tz_or_etc_localtime(monkeypatch: Any) -> None:
+    from orchlite.cli_crontab import local_timezone
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    assert local_timezone() == "America/New_York"
+    monkeypatch.setenv("TZ", ":Asia/Tokyo")
+    assert local_timezone() == "Asia/Tokyo"
+    monkeypatch.setenv("TZ", "Not/A_Zone")
+    fallback = local_timezone()
+    monkeypatch.delenv("TZ")
+    assert fallback == local_timezone()
+    assert parse_crontab("0 1 * * * true\n", timezone=fallback).problems == []  # a known zone
