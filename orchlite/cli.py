@@ -19,6 +19,7 @@ from .cli_admin import alert_app, cache_app, doctor, gc, limit_app, secret_app
 from .cli_artifacts import artifacts
 from .cli_common import options, project_home
 from .cli_cron import cron_preview
+from .cli_crontab import import_crontab
 from .cli_daemon import backfill, daemon_app
 from .cli_inspect import flows, logs, runs, show
 from .cli_resume import resume
@@ -141,6 +142,7 @@ for command in (
 ):
     app.command()(command)
 app.command("cron-preview")(cron_preview)
+app.command("import-crontab")(import_crontab)
 app.command()(version)
 app.add_typer(cache_app, name="cache")
 app.add_typer(limit_app, name="limit")

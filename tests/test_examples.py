@@ -164,6 +164,24 @@ def test_github_stars_unknown_repo_fails_after_its_retries(project: Path) -> Non
     assert "nobody/nothing is not in github_repos.json" in task["error"]
 
 
+def test_the_crontab_example_is_what_import_crontab_makes_of_it(project: Path) -> None:
+    folder = project / "examples" / "crontab"
+    made = orch("import-crontab", "crontab.txt", cwd=folder).stdout
+    assert made == (EXAMPLES / "crontab" / "orch.toml").read_text(), (
+        "examples/crontab/orch.toml drifted: regenerate it with "
+        "`orch import-crontab crontab.txt -o orch.toml --force` in examples/crontab"
+    )
+    (folder / ".orch").mkdir(mode=0o700)
+    listed = json.loads(orch("schedules", "--json", cwd=folder).stdout)
+    assert listed["errors"] == []
+    assert [row["schedule_name"] for row in listed["schedules"]] == [
+        "pg_dump-shop",
+        "python3-etl.py",
+        "report",
+        "find-tmp-30",
+    ]
+
+
 # -- the examples as plain scripts --------------------------------------------------------
 
 SCRIPTS = {"hello.py": "hello", "etl.py": "etl", "github_stars.py": "github-stars"}
