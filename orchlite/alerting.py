@@ -19,8 +19,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from .alert_rules import ALERTABLE_STATES, AlertConfig, Log, load_alerts
 from .config import project_root
-from .notify import ALERTABLE_STATES, AlertConfig, Log, alert_run, load_alerts, to_stderr
+from .notify import alert_run, to_stderr
 from .settings import PROJECT_FILE
 from .states import StateName
 from .store import Store, on_flow_run_state

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import notify
+from .alert_rules import AlertConfig, load_alerts
 from .errors import UsageError
 from .project import ScheduleEntry, ScheduleProblem, load_schedules, load_triggers
 from .settings import PROJECT_FILE, read_project_file
@@ -32,7 +32,7 @@ class FileDeclarations:
 
     schedules: tuple[ScheduleEntry, ...] = ()
     triggers: tuple[TriggerEntry, ...] = ()
-    alerts: notify.AlertConfig | None = None
+    alerts: AlertConfig | None = None
     retention_days: float = DEFAULT_RETENTION_DAYS
 
 
@@ -42,7 +42,7 @@ class Declarations:
 
     schedules: list[ScheduleEntry] = field(default_factory=list)
     triggers: list[TriggerEntry] = field(default_factory=list)
-    alerts: notify.AlertConfig = field(default_factory=notify.AlertConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
     retention_days: float = DEFAULT_RETENTION_DAYS
     problems: list[ScheduleProblem] = field(default_factory=list)
     """The problems of this read (also those of files replaced by their last good version)."""
@@ -60,7 +60,7 @@ def read_declarations(
     schedules, problems = load_schedules(root)
     triggers, trigger_problems = load_triggers(root)
     problems = problems + trigger_problems
-    alerts = notify.load_alerts(root)
+    alerts = load_alerts(root)
     try:
         retention = load_retention_days(root)
     except UsageError as exc:
@@ -102,7 +102,7 @@ def read_declarations(
     return Declarations(
         schedules=[e for decl in files for e in decl.schedules],
         triggers=[e for decl in files for e in decl.triggers],
-        alerts=toml.alerts or notify.AlertConfig(),
+        alerts=toml.alerts or AlertConfig(),
         retention_days=toml.retention_days,
         problems=[*problems, *alert_problems],
         kept=kept,

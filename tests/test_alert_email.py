@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from smtp import PASSWORD, USER, Mailbox
 
-from orchlite.notify import AlertRule, load_alerts, parse_rule, payload, send
+from orchlite.alert_rules import AlertRule, load_alerts, parse_rule
+from orchlite.notify import payload, send
 from orchlite.store import FlowRun
 
 _RUN = FlowRun(

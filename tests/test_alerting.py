@@ -18,8 +18,9 @@ import pytest
 from webhook import Hook
 
 from orchlite import flow
+from orchlite.alert_rules import AlertConfig, load_alerts
 from orchlite.alerting import project_alerts
-from orchlite.notify import AlertConfig, alert_run, drain, load_alerts
+from orchlite.notify import alert_run, drain
 from orchlite.states import StateName
 from orchlite.store import Store
 
@@ -169,7 +170,8 @@ def test_a_claim_is_per_run_rule_and_state(orch_home: Path) -> None:
 _RACER = """
 import sys, time
 from pathlib import Path
-from orchlite.notify import alert_run, drain, load_alerts
+from orchlite.alert_rules import load_alerts
+from orchlite.notify import alert_run, drain
 from orchlite.store import Store
 
 root, run_id = Path(sys.argv[1]), sys.argv[2]

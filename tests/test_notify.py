@@ -23,17 +23,8 @@ import pytest
 from webhook import TOKEN, Hook
 
 from orchlite import flow, redaction
-from orchlite.notify import (
-    AlertConfig,
-    AlertRule,
-    alert_run,
-    drain,
-    load_alerts,
-    parse_rule,
-    payload,
-    send,
-    send_test,
-)
+from orchlite.alert_rules import AlertConfig, AlertRule, load_alerts, parse_rule
+from orchlite.notify import alert_run, drain, payload, send, send_test
 from orchlite.store import FlowRun, Store
 
 ORCH = [sys.executable, "-m", "orchlite.cli"]

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import notify
+from ..alert_rules import AlertConfig
 from ..declarations import Declarations, read_declarations
 from ..errors import UsageError
 from ..project import ScheduleEntry, ScheduleProblem
@@ -138,7 +139,7 @@ class Daemon:
         """Each schedule's name (`schedule_control.schedule_names`), by key: what a pause
         names."""
         self.problems: list[ScheduleProblem] = []
-        self.alerts = notify.AlertConfig()
+        self.alerts = AlertConfig()
         self.retries = RetryChain(store, self.log)
         self.retention = Retention(store, self.log, self.declared.retention_days)
         self.in_flight: dict[str, Handle] = {}
