@@ -30,7 +30,8 @@ def cron_preview(
     """Preview a cron expression: `orch cron-preview "30 2 * * *" --timezone Europe/Berlin`."""
     from zoneinfo import ZoneInfo
 
-    from .schedules import cron, next_fire_times
+    from .schedule_slots import next_fire_times
+    from .schedules import cron
 
     schedule = cron(expression, timezone)  # a bad expression or zone is refused here
     zone = ZoneInfo(timezone)

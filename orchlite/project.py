@@ -48,7 +48,8 @@ from .discovery import (
 from .errors import UsageError
 from .literal_calls import build_literal_call
 from .parse_cache import flow_files
-from .schedules import Schedule, cron, interval, run_parameters, schedule_key
+from .schedule_runs import run_parameters, schedule_key
+from .schedules import Schedule, cron, interval
 from .settings import PROJECT_FILE, read_project_file
 from .shell_jobs import COMMAND_KEYS, ENTRY_KEYS, RunOptions, read_entry
 

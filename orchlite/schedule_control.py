@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import UsageError
 from .names import same_flow_name
 from .project import ScheduleEntry, load_schedules
-from .schedules import run_parameters
+from .schedule_runs import run_parameters
 from .store import Store
 
 if TYPE_CHECKING:

@@ -1,9 +1,12 @@
 """Schedules: when a flow fires, and which missed slots to catch up.
 
-Pure functions of their arguments: every function that depends on the clock takes `now` (or
-`after`, `start`, `end`) from the caller; nothing here sleeps, reads files or looks at the
-system clock. This is also the only module that imports croniter (lazily: constructing a
-`Cron` loads it, `import orchlite` does not).
+This module defines schedules and their rules; `orchlite.schedule_slots` computes their slots
+(`next_fire_times`, `slots_between`, `due_slots`, `is_late`, `jitter_delay`) and
+`orchlite.schedule_runs` the id and parameters of a slot's run (`schedule_key`, `slot_id`,
+`run_parameters`). All are pure functions of their arguments: every function that depends on
+the clock takes `now` (or `after`, `start`, `end`) from the caller; nothing sleeps, reads
+files or looks at the system clock. Only these modules import croniter (lazily: constructing
+a `Cron` loads it, `import orchlite` does not).
 
     Cron("0 3 * * *", timezone="Europe/Berlin")     # or cron("0 3 * * *", timezone=...)
     Interval(timedelta(minutes=15))                  # or interval(minutes=15)
@@ -27,7 +30,7 @@ fires exactly once:
   Use an `Interval` for "every N elapsed minutes".
 
 This rule is ours, not croniter's: croniter only matches naive wall-clock times, and
-`_resolve` maps each match to an instant, so the rule does not depend on croniter's version.
+`resolve_wall` maps each match to an instant, so the rule does not depend on croniter's version.
 (Given aware datetimes, croniter 7 fires "30 2 * * *" twice on Berlin's fall-back day.)
 
 Interval slots are absolute: `anchor + k * interval` for every integer k (before the anchor
@@ -69,20 +72,12 @@ the run when the first one would have.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import decimal
-import enum
-import hashlib
-import json
 import math
 import re
-import string
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import PurePath
 from typing import Any, Literal, TypeAlias, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -96,21 +91,12 @@ __all__ = [
     "Schedule",
     "cron",
     "describe",
-    "due_slots",
     "interval",
-    "is_late",
-    "jitter_delay",
-    "next_fire_times",
-    "render_parameters",
-    "run_parameters",
-    "schedule_key",
-    "slot_id",
-    "slots_between",
 ]
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-_US = dt.timedelta(microseconds=1)
+ONE_US = dt.timedelta(microseconds=1)
 
 Catchup = Literal["none", "latest", "all"]
 CATCHUP_POLICIES: tuple[str, ...] = ("none", "latest", "all")
@@ -146,7 +132,7 @@ class _Policy:
             raise UsageError(
                 f"invalid catchup {self.catchup!r}: expected one of {', '.join(CATCHUP_POLICIES)}"
             )
-        if not _is_int(self.max_catchup) or self.max_catchup < 1:
+        if not is_int(self.max_catchup) or self.max_catchup < 1:
             raise UsageError(f"invalid max_catchup {self.max_catchup!r}: expected an int >= 1")
         grace = self.grace_seconds
         if not _is_number(grace) or not math.isfinite(grace) or grace < 0:
@@ -180,7 +166,7 @@ class Cron(_Policy):
         if not isinstance(self.expression, str):
             raise UsageError(f"invalid cron expression {self.expression!r}: expected a string")
         object.__setattr__(self, "expression", " ".join(self.expression.split()))
-        _zone(self.timezone)
+        zone_of(self.timezone)
         _check_cron(self.expression, self.day_or)
         self._check_policy()
 
@@ -203,15 +189,20 @@ class Interval(_Policy):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "interval", _as_interval(self.interval))
-        zone = _zone(self.timezone)
+        zone = zone_of(self.timezone)
         anchor = self.anchor
         if anchor is not None:
             if not isinstance(anchor, dt.datetime):
                 raise UsageError(f"invalid anchor {anchor!r}: expected a datetime")
             if anchor.tzinfo is None:
-                anchor = _resolve(anchor, zone).astimezone(zone)
+                anchor = resolve_wall(anchor, zone).astimezone(zone)
             object.__setattr__(self, "anchor", anchor)
         self._check_policy()
+
+    def grid(self) -> tuple[int, dt.datetime]:
+        """The grid of its slots: the step in microseconds, and an instant on it (UTC)."""
+        anchor = EPOCH if self.anchor is None else self.anchor.astimezone(UTC)
+        return self.interval // ONE_US, anchor
 
 
 Schedule: TypeAlias = Cron | Interval
@@ -303,294 +294,58 @@ def interval(
     )
 
 
-# -- slots ---------------------------------------------------------------------------------
+# -- wall-clock times and instants ---------------------------------------------------------
 
 
-def next_fire_times(schedule: Schedule, after: dt.datetime, count: int) -> list[dt.datetime]:
-    """The next `count` slots strictly after `after` (aware), as aware UTC datetimes.
-
-    Ignores `enabled`: a listing can show when a disabled schedule would fire.
-    """
-    if not _is_int(count) or count < 0:
-        raise ValueError(f"count must be an int >= 0, not {count!r}")
-    slots: list[dt.datetime] = []
-    for slot in _forward(schedule, _as_utc(after, "after")):
-        if len(slots) == count:
-            break
-        slots.append(slot)
-    return slots
-
-
-def slots_between(
-    schedule: Schedule, start: dt.datetime, end: dt.datetime, *, limit: int | None = None
-) -> list[dt.datetime]:
-    """Every slot in `[start, end]` (both aware, both included), for a backfill.
-
-    With `limit`, more than `limit` slots raise `UsageError` (before computing them all).
-    """
-    start, end = _as_utc(start, "start"), _as_utc(end, "end")
-    slots: list[dt.datetime] = []
-    for slot in _forward(schedule, start - _US):
-        if slot > end:
-            break
-        if limit is not None and len(slots) == limit:
-            raise UsageError(
-                f"{describe(schedule)} has more than {limit} slots between "
-                f"{start.isoformat()} and {end.isoformat()}: narrow the range"
-            )
-        slots.append(slot)
-    return slots
-
-
-def due_slots(
-    schedule: Schedule, last_fired: dt.datetime | None, now: dt.datetime
-) -> list[dt.datetime]:
-    """The slots in `(last_fired, now]` to start now, oldest first, by `schedule.catchup`.
-
-    At most `max_catchup` slots (the most recent). `last_fired=None` (a new schedule) and a
-    disabled schedule have none; see the module docstring.
-    """
-    now = _as_utc(now, "now")
-    if last_fired is None or not schedule.enabled:
-        return []
-    last_fired = _as_utc(last_fired, "last_fired")
-    floor = last_fired
-    if schedule.catchup == "none":
-        floor = max(floor, now - dt.timedelta(seconds=schedule.grace_seconds) - _US)
-    wanted = 1 if schedule.catchup == "latest" else schedule.max_catchup
-    slots: list[dt.datetime] = []
-    for slot in _backward(schedule, now):
-        if slot <= floor or len(slots) == wanted:
-            break
-        slots.append(slot)
-    slots.reverse()
-    return slots
-
-
-def is_late(schedule: Schedule, slot: dt.datetime, started_at: dt.datetime) -> bool:
-    """Whether a run that started at `started_at` started past its slot's grace period."""
-    grace = dt.timedelta(seconds=schedule.grace_seconds)
-    return _as_utc(started_at, "started_at") > _as_utc(slot, "slot") + grace
-
-
-def jitter_delay(schedule: Schedule, run_id: str) -> float:
-    """Seconds after its slot that the run `run_id` of a slot starts: in
-    `[0, jitter_seconds]`, spread evenly over slots, and the same in every process for the
-    same run (a restarted daemon keeps a slot's delay)."""
-    if not schedule.jitter_seconds:
-        return 0.0
-    fraction = int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return fraction * schedule.jitter_seconds
-
-
-def _forward(schedule: Schedule, after: dt.datetime) -> Iterator[dt.datetime]:
-    """Slots strictly after `after` (UTC), increasing."""
-    if isinstance(schedule, Interval):
-        step, anchor = _interval_us(schedule)
-        k = _us_between(anchor, after) // step + 1
-        while True:
-            yield anchor + k * step * _US
-            k += 1
-    zone = _zone(schedule.timezone)
-    wall = _wall(after, zone)
-    yield from _dedupe(s for s in _cron_walls(schedule, wall, zone, forward=True) if s > after)
-
-
-def _backward(schedule: Schedule, at: dt.datetime) -> Iterator[dt.datetime]:
-    """Slots at or before `at` (UTC), decreasing."""
-    if isinstance(schedule, Interval):
-        step, anchor = _interval_us(schedule)
-        k = _us_between(anchor, at) // step
-        while True:
-            yield anchor + k * step * _US
-            k -= 1
-    zone = _zone(schedule.timezone)
-    wall = _wall(at, zone)
-    # In the second pass of a repeated hour, later wall times still resolve to their first
-    # occurrence, at or before `at`: start past the repeated stretch.
-    first, second = wall.replace(tzinfo=zone), wall.replace(tzinfo=zone, fold=1)
-    repeated = abs(_offset(first) - _offset(second))
-    start = wall + repeated + dt.timedelta(minutes=1)
-    yield from _dedupe(s for s in _cron_walls(schedule, start, zone, forward=False) if s <= at)
-
-
-def _cron_walls(
-    schedule: Cron, start: dt.datetime, zone: dt.tzinfo, *, forward: bool
-) -> Iterator[dt.datetime]:
-    """croniter's naive wall-clock matches after (or before) `start`, resolved to UTC."""
-    from croniter import CroniterBadDateError, croniter
-
-    it = croniter(_fields(schedule.expression), start, ret_type=dt.datetime, day_or=schedule.day_or)
-    step = it.get_next if forward else it.get_prev
-    while True:
-        try:
-            wall = step()
-        except CroniterBadDateError:  # no match within croniter's 50-year search
-            return
-        yield _resolve(wall, zone)
-
-
-def _dedupe(slots: Iterator[dt.datetime]) -> Iterator[dt.datetime]:
-    """Drop repeats from a monotonic stream (skipped wall times share an instant)."""
-    previous = None
-    for slot in slots:
-        if slot != previous:
-            yield slot
-        previous = slot
-
-
-def _resolve(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+def resolve_wall(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
     """The instant (UTC) a naive wall-clock time in `zone` fires at, by the DST rule."""
     first = wall.replace(tzinfo=zone, fold=0)  # PEP 495: fold=0 is the earlier occurrence
     instant = first.astimezone(UTC)
-    if _wall(instant, zone) == wall.replace(fold=0):
+    if wall_of(instant, zone) == wall.replace(fold=0):
         return instant
     # A skipped wall time. fold=0 read it with the offset before the transition, fold=1 with
     # the one after; the transition lies between: find it to the second.
     lo = int(wall.replace(tzinfo=zone, fold=1).timestamp())
     hi = math.ceil(first.timestamp())
-    after = _offset(dt.datetime.fromtimestamp(hi, zone))
+    after = utc_offset(dt.datetime.fromtimestamp(hi, zone))
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _offset(dt.datetime.fromtimestamp(mid, zone)) == after:
+        if utc_offset(dt.datetime.fromtimestamp(mid, zone)) == after:
             hi = mid
         else:
             lo = mid
     return dt.datetime.fromtimestamp(hi, UTC)
 
 
-def _interval_us(schedule: Interval) -> tuple[int, dt.datetime]:
-    anchor = EPOCH if schedule.anchor is None else schedule.anchor.astimezone(UTC)
-    return schedule.interval // _US, anchor
+def cron_walls(
+    schedule: Cron, start: dt.datetime, zone: dt.tzinfo, *, forward: bool
+) -> Iterator[dt.datetime]:
+    """croniter's naive wall-clock matches after (or before) `start`, resolved to UTC
+    instants by the DST rule (`resolve_wall`); repeats are the caller's to drop."""
+    from croniter import CroniterBadDateError, croniter
+
+    it = croniter(
+        cron_fields(schedule.expression), start, ret_type=dt.datetime, day_or=schedule.day_or
+    )
+    step = it.get_next if forward else it.get_prev
+    while True:
+        try:
+            wall = step()
+        except CroniterBadDateError:  # no match within croniter's 50-year search
+            return
+        yield resolve_wall(wall, zone)
 
 
-def _us_between(start: dt.datetime, end: dt.datetime) -> int:
-    return (end - start) // _US
-
-
-def _wall(instant: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+def wall_of(instant: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """The naive wall-clock time in `zone` of an instant."""
     return instant.astimezone(zone).replace(tzinfo=None, fold=0)
 
 
-def _offset(value: dt.datetime) -> dt.timedelta:
+def utc_offset(value: dt.datetime) -> dt.timedelta:
+    """The UTC offset of an aware datetime."""
     offset = value.utcoffset()
     assert offset is not None
     return offset
-
-
-# -- run ids -------------------------------------------------------------------------------
-
-
-def schedule_key(target: str, schedule: Schedule) -> str:
-    """A stable key for `schedule` on `target`: `"<target>|<16 hex digits>"`.
-
-    The digits hash the definition (not the policy): see the module docstring.
-    """
-    if isinstance(schedule, Cron):
-        definition: dict[str, Any] = {
-            "kind": "cron",
-            "expression": _fields(schedule.expression),
-            "timezone": schedule.timezone,
-            "day_or": schedule.day_or,
-        }
-    else:
-        step, anchor = _interval_us(schedule)
-        definition = {
-            "kind": "interval",
-            "microseconds": step,
-            "anchor": anchor.isoformat(),
-            "timezone": schedule.timezone,
-        }
-    definition["name"] = schedule.name
-    definition["parameters"] = schedule.parameters
-    try:
-        text = json.dumps(
-            definition,
-            sort_keys=True,
-            ensure_ascii=False,
-            separators=(",", ":"),
-            default=_json_default,
-        )
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"schedule parameters of {target} have no stable form: {exc}") from None
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{target}|{digest[:16]}"
-
-
-def slot_id(schedule_key: str, slot: dt.datetime) -> str:
-    """The run id of `slot`: 32 hex digits, the same for the same key and instant."""
-    text = f"{schedule_key}|{_as_utc(slot, 'slot').isoformat()}"
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return f"{value // _US}us"
-    if isinstance(value, (decimal.Decimal, uuid.UUID, PurePath)):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (set, frozenset)):
-        return sorted(json.dumps(v, sort_keys=True, default=_json_default) for v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"a {type(value).__qualname__} is not JSON-like")
-
-
-# -- parameters ----------------------------------------------------------------------------
-
-_FIELD = re.compile(r"scheduled_time(?:\.[a-z][a-z_]*)?")
-
-
-class _Template(string.Formatter):
-    """str.format that only knows `scheduled_time` (and its public attributes)."""
-
-    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
-        if not _FIELD.fullmatch(field_name):
-            raise ValueError(f"unknown field {{{field_name}}}: the only field is scheduled_time")
-        return super().get_field(field_name, args, kwargs)
-
-
-_TEMPLATE = _Template()
-
-
-def render_parameters(
-    parameters: Mapping[str, Any], scheduled_time: dt.datetime, *, timezone: str | None = None
-) -> dict[str, Any]:
-    """`parameters` with `{scheduled_time:...}` filled in string values (nested ones too).
-
-    `scheduled_time` is formatted as given, or in `timezone` when one is given. Write `{{`
-    and `}}` for literal braces. A bad template raises `UsageError` naming the parameter.
-    """
-    if timezone is not None:
-        scheduled_time = _as_utc(scheduled_time, "scheduled_time").astimezone(_zone(timezone))
-
-    def fill(name: str, value: Any) -> Any:
-        if isinstance(value, str):
-            if "{" not in value and "}" not in value:
-                return value
-            try:
-                return _TEMPLATE.format(value, scheduled_time=scheduled_time)
-            except (ValueError, KeyError, IndexError, AttributeError) as exc:
-                raise UsageError(
-                    f"invalid template in parameter {name!r} ({value!r}): {exc}"
-                ) from None
-        if isinstance(value, dict):
-            return {k: fill(name, v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fill(name, v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(fill(name, v) for v in value)
-        return value
-
-    return {name: fill(name, value) for name, value in parameters.items()}
-
-
-def run_parameters(schedule: Schedule, slot: dt.datetime) -> dict[str, Any]:
-    """The parameters of the run for `slot`: rendered with the slot in the schedule's zone."""
-    return render_parameters(schedule.parameters, slot, timezone=schedule.timezone)
 
 
 # -- listings ------------------------------------------------------------------------------
@@ -631,7 +386,7 @@ def _format_span(span: dt.timedelta) -> str:
 _UNSUPPORTED = re.compile(r"(?i)[hr](?:\(|/|$)")
 
 
-def _zone(name: str) -> dt.tzinfo:
+def zone_of(name: str) -> dt.tzinfo:
     """The tzinfo of an IANA zone name; "UTC" works even without a time zone database."""
     if not isinstance(name, str) or not name:
         raise UsageError(f"unknown time zone {name!r}")
@@ -663,7 +418,7 @@ _ALIASES = {
 _FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 
 
-def _fields(expression: str) -> str:
+def cron_fields(expression: str) -> str:
     """The five fields of an expression (an alias such as @daily expanded)."""
     return _ALIASES.get(expression.lower(), expression)
 
@@ -676,7 +431,7 @@ def _check_cron(expression: str, day_or: bool) -> None:
 
     if expression.startswith("@") and expression.lower() not in _ALIASES:
         raise bad(f"unknown alias; expected one of {', '.join(_ALIASES)}")
-    fields = _fields(expression).split()
+    fields = cron_fields(expression).split()
     if len(fields) != 5:
         raise bad(f"expected 5 fields ({' '.join(_FIELDS)}), got {len(fields)}")
     for name, value in zip(_FIELDS, fields, strict=True):
@@ -705,13 +460,15 @@ def _blame(fields: list[str]) -> str | None:
     return None
 
 
-def _as_utc(value: dt.datetime, what: str) -> dt.datetime:
+def as_utc(value: dt.datetime, what: str) -> dt.datetime:
+    """An aware datetime in UTC; ValueError naming `what` for a naive one."""
     if not isinstance(value, dt.datetime) or value.utcoffset() is None:
         raise ValueError(f"{what} must be a timezone-aware datetime, not {value!r}")
     return value.astimezone(UTC)
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
+    """An int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -98,7 +98,8 @@ def test_a_user_crontab_with_every_field_form(tmp_path: Path) -> None:
 def test_sunday_is_0_and_7_as_in_cron(tmp_path: Path) -> None:
     import datetime as dt
 
-    from orchlite.schedules import cron, next_fire_times
+    from orchlite.schedule_slots import next_fire_times
+    from orchlite.schedules import cron
 
     after = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
     sundays = [next_fire_times(cron(f"0 0 * * {d}"), after, 2) for d in ("0", "7", "sun")]

@@ -26,7 +26,7 @@ from orchlite.daemon import Daemon
 from orchlite.declarations import load_retention_days, read_declarations
 from orchlite.errors import UsageError
 from orchlite.project import load_schedules
-from orchlite.schedules import slot_id
+from orchlite.schedule_runs import slot_id
 from orchlite.states import StateName
 from orchlite.store import Store
 

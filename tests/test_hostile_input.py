@@ -34,7 +34,8 @@ from hypothesis import strategies as st
 from orchlite import cli
 from orchlite.errors import UsageError
 from orchlite.parse_cache import CACHE_FILE
-from orchlite.schedules import cron, next_fire_times
+from orchlite.schedule_slots import next_fire_times
+from orchlite.schedules import cron
 
 FLOW = """
 import datetime as dt

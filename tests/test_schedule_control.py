@@ -15,7 +15,8 @@ from orchlite.daemon import Daemon
 from orchlite.errors import UsageError
 from orchlite.project import load_schedules
 from orchlite.schedule_control import find_schedule, pause, resume, run_request, schedule_names
-from orchlite.schedules import jitter_delay, slot_id
+from orchlite.schedule_runs import slot_id
+from orchlite.schedule_slots import jitter_delay
 from orchlite.store import Store
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)

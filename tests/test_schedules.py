@@ -22,22 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchlite.errors import UsageError
-from orchlite.schedules import (
-    Cron,
-    Interval,
-    cron,
-    describe,
-    due_slots,
-    interval,
-    is_late,
-    jitter_delay,
-    next_fire_times,
-    render_parameters,
-    run_parameters,
-    schedule_key,
-    slot_id,
-    slots_between,
-)
+from orchlite.schedule_runs import render_parameters, run_parameters, schedule_key, slot_id
+from orchlite.schedule_slots import due_slots, is_late, jitter_delay, next_fire_times, slots_between
+from orchlite.schedules import Cron, Interval, cron, describe, interval
 
 UTC = dt.timezone.utc
 BERLIN = "Europe/Berlin"

@@ -1,6 +1,6 @@
 """`orch backfill`: run a scheduled flow once per slot of its schedule in a date range.
 
-The slots are claimed with the ids the daemon uses (`schedules.slot_id`), so a slot already
+The slots are claimed with the ids the daemon uses (`schedule_runs.slot_id`), so a slot already
 run, by the daemon or an earlier backfill, is skipped. Their runs have the trigger
 "backfill" and record the slot they were for (`orch runs` shows it); they start at once,
 without the schedule's jitter. With a daemon running the claimed
@@ -19,7 +19,8 @@ from pathlib import Path
 from ..errors import UsageError
 from ..isotime import parse_iso_datetime
 from ..project import ScheduleEntry, load_schedules
-from ..schedules import describe, run_parameters, slot_id
+from ..schedule_runs import run_parameters, slot_id
+from ..schedules import describe
 from ..states import StateName
 from ..store import Store
 from .loop import run_until_idle
@@ -92,7 +93,7 @@ def backfill(
     claimed run completed."""
     from zoneinfo import ZoneInfo
 
-    from ..schedules import slots_between
+    from ..schedule_slots import slots_between
 
     entry = _pick_schedule(root, target, schedule_name)
     schedule = entry.schedule

@@ -25,7 +25,8 @@ def listing(home: Path, root: Path, now: dt.datetime, *, read_only: bool = False
     """
     from zoneinfo import ZoneInfo
 
-    from ..schedules import describe, next_fire_times
+    from ..schedule_slots import next_fire_times
+    from ..schedules import describe
 
     entries, problems = load_schedules(root)
     last: dict[str, Any] = {}

@@ -7,15 +7,15 @@ Each tick:
 2. read the declarations again (`declarations.read_declarations`) when orch.toml or a flow
    file changed (the project watcher, `orchlite.watcher`, saw it) or when asked to (SIGHUP);
    a file with errors keeps its last good version;
-3. claim every due slot (`schedules.due_slots`) by inserting its run, id
-   `schedules.slot_id(key, slot)`, SCHEDULED with trigger "schedule", in one transaction
+3. claim every due slot (`schedule_slots.due_slots`) by inserting its run, id
+   `schedule_runs.slot_id(key, slot)`, SCHEDULED with trigger "schedule", in one transaction
    with the schedule's mark. A slot whose run already exists was claimed already (another
    daemon, a restart) and is skipped. With `overlap = "skip"` a slot of a flow that still has
    an unfinished run is recorded SKIPPED with the reason instead. A paused schedule
    (`orchlite.schedule_control`) claims nothing;
 4. start waiting runs, oldest slot first, up to `max_runs` at once (the rest stay SCHEDULED
    for a later tick). A scheduled run waits out its schedule's jitter
-   (`schedules.jitter_delay`) first. A run starting past its slot's grace period (counted
+   (`schedule_slots.jitter_delay`) first. A run starting past its slot's grace period (counted
    from the end of its jitter) is marked LATE first;
 5. start again the suspended runs that were resumed (`orchlite.daemon.suspended`).
 
@@ -56,7 +56,8 @@ from ..declarations import Declarations, read_declarations
 from ..errors import UsageError
 from ..project import ScheduleEntry, ScheduleProblem
 from ..schedule_control import schedule_names
-from ..schedules import is_late, jitter_delay, run_parameters, slot_id
+from ..schedule_runs import run_parameters, slot_id
+from ..schedule_slots import is_late, jitter_delay
 from ..states import StateName
 from ..store import Store
 from ..triggers import TriggerRunner
@@ -192,7 +193,8 @@ class Daemon:
         self.triggers.on_changes(changed, self.triggers.clock())
 
     def claim_due(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
-        from ..schedules import describe, due_slots, next_fire_times
+        from ..schedule_slots import due_slots, next_fire_times
+        from ..schedules import describe
 
         report = report or TickReport()
         stamp = now.timestamp()
