@@ -142,7 +142,8 @@ def _home_of_absolute_target(target: str) -> None:
 def _execute(
     request: Any, in_subprocess: bool, as_json: bool, live: bool = True
 ) -> tuple[str | None, int]:
-    from .executor import run_in_subprocess, run_target
+    from .executor import run_target
+    from .supervisor import run_in_subprocess
 
     with _stdout_to_stderr(as_json), _sigterm_as_interrupt():
         if in_subprocess:

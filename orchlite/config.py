@@ -99,7 +99,7 @@ def check_home(home: Path) -> None:
     A missing `home` passes (it will be created owner-only). A store listed under
     `[safe] directories` is used as it is: neither refused nor narrowed.
     """
-    infos = [(path, path.stat()) for path in _guarded(home)]
+    infos = _guarded(home)
     if all(_private(info) for _, info in infos) or listed_safe(home):
         return
     for path, info in infos:
@@ -119,8 +119,8 @@ def check_home(home: Path) -> None:
 def owner_problem(home: Path) -> str | None:
     """Why `home` is refused for its owner (the line to show), or None if it is the user's
     own, is not there yet, or is listed under `[safe] directories`."""
-    for path in _guarded(home):
-        uid = path.stat().st_uid
+    for path, info in _guarded(home):
+        uid = info.st_uid
         if uid != os.geteuid() and not listed_safe(home):
             return _foreign_message(path, home, uid)
     return None
@@ -131,8 +131,15 @@ def _private(info: os.stat_result) -> bool:
     return info.st_uid == os.geteuid() and not info.st_mode & 0o077
 
 
-def _guarded(home: Path) -> list[Path]:
-    return [p for p in (home, *(home / name for name in _GUARDED)) if _exists(p)]
+def _guarded(home: Path) -> list[tuple[Path, os.stat_result]]:
+    """The guarded paths that exist, each with its one stat: the WAL and its index come and
+    go with connections (the last to close deletes them), so a path is never stat'ed twice."""
+    found = []
+    for path in (home, *(home / name for name in _GUARDED)):
+        info = _stat(path)
+        if info is not None:
+            found.append((path, info))
+    return found
 
 
 def narrow_modes(home: Path) -> list[tuple[Path, int, int | None]]:
@@ -201,14 +208,14 @@ def _owned_by_me(folder: Path) -> bool:
         return False
 
 
-def _exists(path: Path) -> bool:
+def _stat(path: Path) -> os.stat_result | None:
+    """`path.stat()`, or None if it is not there."""
     try:
-        path.stat()
+        return path.stat()
     except FileNotFoundError:
-        return False
+        return None
     except OSError as exc:
         raise StoreError(f"cannot use {path}: {exc.strerror or exc}") from None
-    return True
 
 
 # -- the user's config file -----------------------------------------------------------------

@@ -1,27 +1,19 @@
-"""Run a flow by target: in this process, or in a child process that the parent supervises.
+"""Run a flow by target: here (`run_target`), or as the child process that
+`orchlite.supervisor` starts and watches.
 
-The child (`python -m orchlite.executor --run RUN_ID`) loads the target and runs it under the
-run id the parent chose, reporting through the store. The request itself (target, parameters,
-changed paths) never goes on the child's command line, which every local user can read in
-`/proc/PID/cmdline` and which the kernel caps (128 kB per argument): the parent writes it as
-JSON into a pipe the child inherits (`REQUEST_FD_ENV`) and reads to its end before anything
-else, so a request has no size limit below the store's own.
+The child (`python -m orchlite.executor --run RUN_ID`) reads its request from a pipe before
+anything else (`REQUEST_FD_ENV`; never from its command line), loads the target and runs it
+under the run id the parent chose, reporting through the store.
 
-The parent only waits and watches: when the child dies without recording an outcome (a
-signal, a segfault, an OOM kill, `os._exit`) the parent records CRASHED with the signal or
-exit code; when it outlives its flow's deadline the parent kills its process group and
-records TIMED_OUT; Ctrl-C in the parent interrupts the child, which records CANCELLED. No
-run is left RUNNING by a child that is gone.
-
-The other way round, a child never outlives its parent: the parent holds the write end of a
-pipe whose read end the child watches (`PARENT_FD_ENV`). When the parent dies, even by
-SIGKILL, the kernel closes the write end and the child sees end-of-file: nothing supervises
-the run any more (no deadline, nobody reading its output), so the child ends its run
-CRASHED ("the process supervising it (pid N) is gone") and kills its own process group, user
-code's subprocesses included. A run the child had not started yet (still SCHEDULED or LATE)
-is left waiting, for the restarted daemon to start. A pipe rather than Linux's
-`PR_SET_PDEATHSIG`: it works on every POSIX system, and it signals the death of the process,
-not of the thread that started the child.
+A child never outlives its parent: the parent holds the write end of a pipe whose read end
+the child watches (`PARENT_FD_ENV`). When the parent dies, even by SIGKILL, the kernel closes
+the write end and the child sees end-of-file: nothing supervises the run any more (no
+deadline, nobody reading its output), so the child ends its run CRASHED ("the process
+supervising it (pid N) is gone") and kills its own process group, user code's subprocesses
+included. A run the child had not started yet (still SCHEDULED or LATE) is left waiting, for
+the restarted daemon to start. A pipe rather than Linux's `PR_SET_PDEATHSIG`: it works on
+every POSIX system, and it signals the death of the process, not of the thread that started
+the child.
 """
 
 from __future__ import annotations
@@ -30,37 +22,27 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .child_output import start_readers
 from .errors import (
     CancelledRun,
     ExitCode,
     OrchError,
     SuspendedRun,
-    Terminated,
     UsageError,
     interrupt_code,
 )
-from .process_groups import end_group, kill_group, kill_tracked
-from .redaction import SecretFeed
+from .process_groups import kill_tracked
 from .run_support import new_run_id
 from .shell_jobs import command_flow_name, command_of
-from .states import TERMINAL, StateName
+from .states import StateName
 
 if TYPE_CHECKING:
     from .run_setup import RunSetup
-
-POLL_SECONDS = 0.1
-KILL_GRACE_SECONDS = 5.0
-CANCEL_GRACE_SECONDS = 1.5
-DEADLINE_GRACE_SECONDS = 1.0
 
 
 @dataclass
@@ -169,7 +151,7 @@ def _run_here(
     except (Exception, CancelledRun, SystemExit) as exc:
         # SystemExit too: a flow calling sys.exit() ended its run (CRASHED), and `orch`
         # exits with the run's outcome, not with the code the flow passed.
-        if not _recorded(home, request.run_id):
+        if not is_recorded(home, request.run_id):
             raise  # failed before the run was created: bad input, not a failed run
         return request.run_id, _failed_run_code(exc)
     if state.is_completed():
@@ -185,107 +167,6 @@ def _failed_run_code(exc: BaseException) -> ExitCode:
     return ExitCode.RUN_FAILED
 
 
-def run_in_subprocess(
-    request: RunRequest, *, capture_output: bool = False
-) -> tuple[str | None, int]:
-    """Run the request in a supervised child; returns (run id or None, exit code).
-
-    The child inherits this process's stdout and stderr, unless `capture_output` (the
-    daemon): then each line it writes becomes a log record of the run (`orch logs RUN`),
-    stdout at INFO (logger "orchlite.stdout"), stderr at WARNING ("orchlite.stderr"), and
-    the child does not echo its run loggers to the console (they are stored already). Each
-    line is stored redacted of the secret values the child knows, which it forwards
-    through a `SecretFeed` (so raw writes to file descriptors 1 and 2 are redacted too).
-
-    The child's environment has the project's env file and `request.env` added. A run
-    claimed ahead (by the daemon) whose env file cannot be read ends FAILED saying why.
-    """
-    from .config import find_home, project_root
-    from .envfile import run_environment
-
-    home = find_home()
-    run_id = request.run_id
-    try:
-        added = run_environment(project_root(home), request.env)
-    except UsageError as exc:
-        if not _recorded(home, run_id):
-            raise
-        _fail_waiting(home, run_id, str(exc))  # claimed ahead
-        return run_id, ExitCode.RUN_FAILED
-    spec = json.dumps({**asdict(request), "env": None}, default=str).encode("utf-8")
-    watched, alive = os.pipe()  # the child watches `watched`; EOF means this process died
-    request_in, request_out = os.pipe()  # the child reads its request from `request_in`
-    env = {
-        **os.environ,
-        **added,
-        "ORCH_HOME": str(home),
-        PARENT_FD_ENV: f"{watched}:{os.getpid()}",
-        REQUEST_FD_ENV: str(request_in),
-    }
-    pipe: int | None = None
-    feed: SecretFeed | None = None
-    if capture_output:
-        feed = SecretFeed()
-        env.update({CAPTURE_ENV: "1", "PYTHONUNBUFFERED": "1", SECRETS_FD_ENV: str(feed.write_fd)})
-        pipe = subprocess.PIPE
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "orchlite.executor", "--run", run_id],
-            env=env,
-            start_new_session=True,
-            stdout=pipe,
-            stderr=pipe,
-            pass_fds=(watched, request_in)
-            if feed is None
-            else (watched, request_in, feed.write_fd),
-        )
-    except BaseException:
-        os.close(alive)
-        os.close(request_out)
-        if feed is not None:
-            feed.close()
-        raise
-    finally:
-        os.close(watched)
-        os.close(request_in)
-    _send_request(request_out, spec, run_id)
-    readers = []
-    if feed is not None:
-        feed.start()
-        readers = start_readers(child, home, run_id, feed)
-    try:
-        code = _supervise(child, home, run_id)
-        for reader in readers:
-            reader.join(timeout=READER_JOIN_SECONDS)  # a grandchild may hold the pipe open
-    except KeyboardInterrupt as exc:
-        _interrupt(child, exc)
-        _end_if_unfinished(home, run_id, StateName.CANCELLED, str(exc) or "interrupted (Ctrl-C)")
-        return (run_id if _recorded(home, run_id) else None), interrupt_code(exc)
-    finally:
-        os.close(alive)
-    if not _recorded(home, run_id):
-        # The child failed before creating the run (bad target or parameters) and has
-        # already said why on stderr.
-        return None, code or ExitCode.RUN_FAILED
-    if code == ExitCode.STORE:
-        # The child could not write the store (a full disk) and said so; a write here would
-        # fail the same way. The next command reaps the run once the store is writable.
-        return None, ExitCode.STORE
-    if _suspended(home, run_id):
-        return run_id, ExitCode.OK  # the stopping daemon suspended its paused run
-    if _state(home, run_id) == StateName.CANCELLING.value:
-        _end_if_unfinished(
-            home, run_id, StateName.CANCELLED, "cancelled; the child process was killed"
-        )
-    _end_if_unfinished(home, run_id, StateName.CRASHED, _describe_exit(code))
-    state = _state(home, run_id)
-    if state == StateName.COMPLETED.value:
-        return run_id, ExitCode.OK
-    if code == ExitCode.INTERRUPTED:
-        return run_id, ExitCode.INTERRUPTED
-    return run_id, ExitCode.RUN_FAILED
-
-
 CAPTURE_ENV = "ORCH_CAPTURE_OUTPUT"
 SECRETS_FD_ENV = "ORCH_SECRETS_FD"
 """The pipe end a capturing child forwards its secret values to (see `SecretFeed`)."""
@@ -293,30 +174,6 @@ PARENT_FD_ENV = "ORCH_PARENT_FD"
 """`"FD:PID"`: the pipe end a child watches for its parent's death, and the parent's pid."""
 REQUEST_FD_ENV = "ORCH_REQUEST_FD"
 """The pipe end a child reads its request (JSON of a `RunRequest`) from, to end-of-file."""
-READER_JOIN_SECONDS = 2.0
-
-
-def _send_request(fd: int, spec: bytes, run_id: str) -> None:
-    """Write the request into the child's pipe from a thread, then close it.
-
-    A thread, because a request larger than the pipe's buffer (64 kB) is written only as
-    fast as the child reads it, and the parent must be supervising meanwhile. A child that
-    dies before reading it all closes the pipe: the write fails, and the supervisor records
-    what became of the child.
-    """
-    import threading
-
-    def send() -> None:
-        try:
-            view = memoryview(spec)
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-    threading.Thread(target=send, name=f"request-{run_id[:12]}", daemon=True).start()
 
 
 def _read_request() -> dict[str, Any]:
@@ -340,81 +197,13 @@ def _read_request() -> dict[str, Any]:
     return spec
 
 
-def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
-    """Wait for the child; kill it if it outlives its flow's deadline."""
-    from .store import Store
-
-    store: Store | None = None
-    try:
-        while True:
-            try:
-                return child.wait(timeout=POLL_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
-            if store is None:
-                if not (home / "orch.db").exists():
-                    continue
-                try:
-                    store = Store(home)
-                except OrchError:
-                    continue  # unusable (e.g. a newer schema): the child says why and exits
-            code = _check(child, store, run_id)
-            if code is not None:
-                return code
-    finally:
-        if store is not None:
-            store.close()  # at once: a daemon supervises thousands of runs
+def is_recorded(home: Any, run_id: str) -> bool:
+    """Whether the store holds run `run_id` (its process created or adopted it)."""
+    return recorded_state(home, run_id) is not None
 
 
-def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | None:
-    """Stop the child if its run is being cancelled or is past its deadline; its exit code."""
-    try:
-        run = store.get_flow_run(run_id)
-    except OrchError:
-        return None
-    if run.state == StateName.CANCELLING.value:
-        _stop(child)
-        return child.returncode
-    if run.deadline is not None and time.time() > run.deadline + DEADLINE_GRACE_SECONDS:
-        kill_group(child, signal.SIGKILL)
-        child.wait()
-        timeout = round(run.deadline - (run.started or run.deadline), 1)
-        store.end_abandoned_run(
-            run_id,
-            StateName.TIMED_OUT,
-            f"flow run exceeded its timeout of {timeout:g} s; the child process was killed",
-        )
-        return int(ExitCode.RUN_FAILED)
-    return None
-
-
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the child's process group (the child records CANCELLED), then SIGKILL."""
-    end_group(child, (signal.SIGTERM,), CANCEL_GRACE_SECONDS)
-
-
-def _interrupt(child: subprocess.Popen[bytes], exc: KeyboardInterrupt) -> None:
-    """Pass the parent's signal on to the child's group (SIGINT for Ctrl-C, SIGTERM for
-    SIGTERM: the child records CANCELLED), then SIGTERM, then SIGKILL after grace periods."""
-    first = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
-    end_group(child, tuple(dict.fromkeys((first, signal.SIGTERM))), KILL_GRACE_SECONDS)
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"the flow's process was killed by {name}"
-    return f"the flow's process exited with code {code} without recording an outcome"
-
-
-def _recorded(home: Any, run_id: str) -> bool:
-    return _state(home, run_id) is not None
-
-
-def _state(home: Any, run_id: str) -> str | None:
+def recorded_state(home: Any, run_id: str) -> str | None:
+    """The recorded state of run `run_id`, or None (no store, no such run)."""
     from .store import Store
 
     if not (home / "orch.db").exists():
@@ -424,39 +213,6 @@ def _state(home: Any, run_id: str) -> str | None:
             return store.get_flow_run(run_id).state
     except OrchError:
         return None
-
-
-def _suspended(home: Any, run_id: str) -> bool:
-    """Whether the run is PAUSED with no process: suspended (`orchlite.daemon.suspended`)."""
-    from .store import Store
-
-    if not (home / "orch.db").exists():
-        return False
-    try:
-        with Store(home) as store:
-            run = store.get_flow_run(run_id)
-    except OrchError:
-        return False
-    return run.state == StateName.PAUSED.value and run.pid is None
-
-
-def _end_if_unfinished(home: Any, run_id: str, state: StateName, message: str) -> None:
-    from .store import Store
-
-    current = _state(home, run_id)
-    if current is not None and StateName(current) not in TERMINAL:
-        with Store(home) as store:
-            store.end_abandoned_run(run_id, state, message)
-
-
-def _fail_waiting(home: Any, run_id: str, message: str) -> None:
-    """End a run claimed ahead FAILED with `message`, before any process started it."""
-    from .store import Store
-
-    with Store(home) as store:
-        if store.get_flow_run(run_id).state in _NOT_STARTED:
-            store.set_flow_run_state(run_id, StateName.PENDING, None)
-            store.set_flow_run_state(run_id, StateName.FAILED, message)
 
 
 def _watch_parent(run_id: str) -> None:
@@ -494,7 +250,7 @@ def _orphaned(run_id: str, parent_pid: str) -> None:
         store = Store(find_home())
         with store.transaction():
             state = _state_in(store, run_id)
-            if state is None or state in _NOT_STARTED:
+            if state is None or state in NOT_STARTED:
                 _kill_own_group()
             store.end_abandoned_run(run_id, StateName.CRASHED, message)
     except Exception:  # the store is unusable: the reaper records the crash later
@@ -502,7 +258,8 @@ def _orphaned(run_id: str, parent_pid: str) -> None:
     _kill_own_group()
 
 
-_NOT_STARTED = frozenset({StateName.SCHEDULED.value, StateName.LATE.value})
+NOT_STARTED = frozenset({StateName.SCHEDULED.value, StateName.LATE.value})
+"""States of a run claimed ahead that no process has started yet."""
 
 
 def _state_in(store: Any, run_id: str) -> str | None:

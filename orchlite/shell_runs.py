@@ -81,9 +81,10 @@ def _run(command: str, *, echo: bool) -> int:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    track(child)
-    readers = start_readers(child, ctx.store.home, ctx.run_id, echo=echo)
-    try:
+    readers = []
+    try:  # from here on, a signal (SIGTERM, Ctrl-C) stops the command's whole group
+        track(child)
+        readers = start_readers(child, ctx.store.home, ctx.run_id, echo=echo)
         code = _wait(child, ctx)
     except Interrupted:
         kill_group(child, signal.SIGKILL)

@@ -15,7 +15,7 @@ from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
 from orchlite.errors import ExitCode, UsageError
-from orchlite.executor import RunRequest, run_in_subprocess, run_target
+from orchlite.executor import RunRequest, run_target
 from orchlite.project import load_schedules, load_triggers
 from orchlite.shell_jobs import (
     RunOptions,
@@ -28,6 +28,7 @@ from orchlite.shell_jobs import (
 )
 from orchlite.states import StateName
 from orchlite.store import Store
+from orchlite.supervisor import run_in_subprocess
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ ended (a SCHEDULED row, so the queue survives a restart); "cancel_previous" asks
 flow's unfinished runs to cancel, then starts the new one.
 
 Every run starts through the daemon's `launch`, with the same arguments whoever calls it:
-in production `launch_in_thread`, which runs `executor.run_in_subprocess` in a thread (a
+in production `launch_in_thread`, which runs `supervisor.run_in_subprocess` in a thread (a
 child process in its own session, supervised for crashes, deadlines and cancellation; its
 stdout and stderr become log records of its run, stdout at INFO as logger
 "orchlite.stdout", stderr at WARNING as "orchlite.stderr"); in tests a fake that records
@@ -417,8 +417,9 @@ def launch_in_thread(
     resume_from: str | None,
     env: dict[str, str],
 ) -> Handle:
-    """The production `Launch`: `executor.run_in_subprocess` in a thread."""
-    from ..executor import RunRequest, run_in_subprocess
+    """The production `Launch`: `supervisor.run_in_subprocess` in a thread."""
+    from ..executor import RunRequest
+    from ..supervisor import run_in_subprocess
 
     request = RunRequest(
         target, params, run_id=run_id, trigger="schedule", resume_from=resume_from, env=env

@@ -14,12 +14,13 @@ from pathlib import Path
 from ..config import HOME_ENV, find_home, project_root
 from ..discovery import FlowInfo, load_target
 from ..errors import UsageError
-from ..executor import RunRequest, run_in_subprocess
+from ..executor import RunRequest
 from ..flow_runs import InputField, input_fields, resume_in
 from ..params import bind_parameters
 from ..states import TERMINAL
 from ..stopping import cancel_run
 from ..store import Store
+from ..supervisor import run_in_subprocess
 
 CANCEL_WAIT_SECONDS = 10.0
 
