@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.markup import escape
-from textual.widgets import DataTable, Footer, Header, OptionList, Static
+from textual.widgets import DataTable, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..errors import OrchError
@@ -26,7 +26,7 @@ from .artifact_view import render_artifacts
 from .columns import MAX_CELL, FittedTable
 from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
-from .keys import APP_KEYS
+from .keys import APP_KEYS, compact_footer
 from .polling import PollingScreen
 from .preview import ResultPreview, load_preview, load_results
 from .reader import DetailFollower, Poller, RunDetail
@@ -92,7 +92,7 @@ class RunDetailScreen(PollingScreen):
             yield Static(id="history")
             yield Static("Error", classes="section", id="error-title")
             yield Static(id="error")
-        yield Footer(compact=True)
+        yield compact_footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#tasks", DataTable)

@@ -4,6 +4,7 @@ narrow the terminal (it cuts what does not fit from the end)."""
 from __future__ import annotations
 
 from textual.binding import Binding
+from textual.widgets import Footer
 
 APP_KEYS = [
     Binding("q", "app.quit", "Quit"),
@@ -11,3 +12,11 @@ APP_KEYS = [
     Binding("n", "app.run_now", "Run now"),
     Binding("S", "app.schedules", "Schedules", key_display="S"),
 ]
+
+
+def compact_footer() -> Footer:
+    """The footer of the main screens, compact so that more keys fit (set as the reactive
+    rather than passed to the constructor, which takes it only in newer Textual)."""
+    footer = Footer()
+    footer.compact = True
+    return footer

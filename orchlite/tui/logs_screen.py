@@ -9,12 +9,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Footer, Header, Input, RichLog, Select
+from textual.widgets import Header, Input, RichLog, Select
 
 from ..store import LogRecord
 from ..views import format_log, printable
 from .format import LEVEL_STYLES, LEVELS
-from .keys import APP_KEYS
+from .keys import APP_KEYS, compact_footer
 from .polling import PollingScreen
 from .reader import FLOW_ONLY, LogBatch, LogFilter, LogFollower, Poller
 
@@ -49,7 +49,7 @@ class LogsScreen(PollingScreen):
             yield Select[str]([], prompt="every task", id="log-task")
             yield Input(self.follower.filter.text, placeholder="/ search", id="log-search")
         yield RichLog(id="log", wrap=True, markup=False)
-        yield Footer(compact=True)
+        yield compact_footer()
 
     def on_mount(self) -> None:
         self.title = f"logs of run {self.run_id[:8]}"

@@ -11,14 +11,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+from textual.widgets import DataTable, Header, Input, Select, Static
 
 from ..states import TERMINAL, StateName
 from ..store import FlowRun
 from ..views import printable
 from .columns import FittedTable
 from .format import badge, clock_time, run_duration, task_counts
-from .keys import APP_KEYS
+from .keys import APP_KEYS, compact_footer
 from .polling import PollingScreen
 from .reader import Poller, RunsFollower, RunsPage, RunsQuery, run_key
 from .trends import Trends
@@ -67,7 +67,7 @@ class RunsScreen(PollingScreen):
             id="runs", cursor_type="row", zebra_stripes=True, flexible=("run", "flow", "trigger")
         )
         yield Static(EMPTY_STORE, id="empty")
-        yield Footer(compact=True)
+        yield compact_footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
