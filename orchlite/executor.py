@@ -43,6 +43,7 @@ from .states import StateName
 
 if TYPE_CHECKING:
     from .run_setup import RunSetup
+    from .store import FlowRun
 
 
 @dataclass
@@ -204,13 +205,19 @@ def is_recorded(home: Any, run_id: str) -> bool:
 
 def recorded_state(home: Any, run_id: str) -> str | None:
     """The recorded state of run `run_id`, or None (no store, no such run)."""
+    run = recorded_run(home, run_id)
+    return None if run is None else run.state
+
+
+def recorded_run(home: Any, run_id: str) -> FlowRun | None:
+    """Run `run_id` as recorded, or None (no store, no such run)."""
     from .store import Store
 
     if not (home / "orch.db").exists():
         return None
     try:
         with Store(home) as store:
-            return store.get_flow_run(run_id).state
+            return store.get_flow_run(run_id)
     except OrchError:
         return None
 

@@ -71,6 +71,7 @@ def pause_flow_run(
     schema = None
     if wait_for_input is not None:
         schema = json.dumps(wait_for_input.model_json_schema())  # type: ignore[attr-defined]
+    refused = None
     if earlier is not None and earlier["key"] == key and earlier["status"] == "relaunch":
         # A suspended run started again: this is the pause its resume request was for.
         try:
@@ -81,8 +82,6 @@ def pause_flow_run(
             store.settle_resume(ctx.run_id, True)
             logger.info("Resuming flow run execution!")
             return value
-    else:
-        refused = None
     deadline = time.time() + timeout
     message = f"waiting to be resumed: orch resume {ctx.run_id[:12]}"
     store.pause_flow_run(ctx.run_id, key, schema, deadline, message)

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .child_output import start_readers
 from .errors import ExitCode, OrchError, Terminated, UsageError, interrupt_code
@@ -35,11 +35,15 @@ from .executor import (
     SECRETS_FD_ENV,
     RunRequest,
     is_recorded,
+    recorded_run,
     recorded_state,
 )
 from .process_groups import end_group, kill_group
 from .redaction import SecretFeed
 from .states import TERMINAL, StateName
+
+if TYPE_CHECKING:
+    from .store import FlowRun
 
 POLL_SECONDS = 0.1
 
@@ -131,7 +135,8 @@ def run_in_subprocess(
         return (run_id if is_recorded(home, run_id) else None), interrupt_code(exc)
     finally:
         os.close(alive)
-    if not is_recorded(home, run_id):
+    run = recorded_run(home, run_id)
+    if run is None:
         # The child failed before creating the run (bad target or parameters) and has
         # already said why on stderr.
         return None, code or ExitCode.RUN_FAILED
@@ -139,19 +144,31 @@ def run_in_subprocess(
         # The child could not write the store (a full disk) and said so; a write here would
         # fail the same way. The next command reaps the run once the store is writable.
         return None, ExitCode.STORE
-    if _suspended(home, run_id):
+    if run.state == StateName.PAUSED.value and run.pid is None:
         return run_id, ExitCode.OK  # the stopping daemon suspended its paused run
-    if recorded_state(home, run_id) == StateName.CANCELLING.value:
-        _end_if_unfinished(
-            home, run_id, StateName.CANCELLED, "cancelled; the child process was killed"
-        )
-    _end_if_unfinished(home, run_id, StateName.CRASHED, _describe_exit(code))
-    state = recorded_state(home, run_id)
+    return run_id, _settle(home, run, code)
+
+
+def _settle(home: Any, run: FlowRun, code: int) -> int:
+    """The exit code of a run whose child exited with `code`, once a run the child left
+    unfinished is ended: CANCELLED if it was being cancelled, else CRASHED saying how the
+    child died."""
+    from .store import Store
+
+    state = run.state
+    if StateName(state) not in TERMINAL:
+        if state == StateName.CANCELLING.value:
+            ending = StateName.CANCELLED, "cancelled; the child process was killed"
+        else:
+            ending = StateName.CRASHED, _describe_exit(code)
+        with Store(home) as store:
+            store.end_abandoned_run(run.id, *ending)
+            state = store.get_flow_run(run.id).state
     if state == StateName.COMPLETED.value:
-        return run_id, ExitCode.OK
+        return ExitCode.OK
     if code == ExitCode.INTERRUPTED:
-        return run_id, ExitCode.INTERRUPTED
-    return run_id, ExitCode.RUN_FAILED
+        return ExitCode.INTERRUPTED
+    return ExitCode.RUN_FAILED
 
 
 READER_JOIN_SECONDS = 2.0
@@ -247,20 +264,6 @@ def _describe_exit(code: int) -> str:
             name = f"signal {-code}"
         return f"the flow's process was killed by {name}"
     return f"the flow's process exited with code {code} without recording an outcome"
-
-
-def _suspended(home: Any, run_id: str) -> bool:
-    """Whether the run is PAUSED with no process: suspended (`orchlite.daemon.suspended`)."""
-    from .store import Store
-
-    if not (home / "orch.db").exists():
-        return False
-    try:
-        with Store(home) as store:
-            run = store.get_flow_run(run_id)
-    except OrchError:
-        return False
-    return run.state == StateName.PAUSED.value and run.pid is None
 
 
 def _end_if_unfinished(home: Any, run_id: str, state: StateName, message: str) -> None:

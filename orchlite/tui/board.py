@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import project_root
-from ..daemon import LOCK_FILE, PID_FILE, listing, status
+from ..daemon import PID_FILE, listing, status
+from ..daemon.service import is_running
 from ..project import fingerprint
 from ..store import DB_NAME, Store
 
@@ -63,7 +64,7 @@ class BoardWatcher:
             fingerprint(self.root),
             version,
             pid_file,
-            _daemon_running(self.home),
+            is_running(self.home),
             int(now // RELOAD_SECONDS),
         )
 
@@ -84,18 +85,3 @@ class BoardWatcher:
         if self.store is not None:
             self.store.close()
             self.store = None
-
-
-def _daemon_running(home: Path) -> bool:
-    """Whether a daemon holds the project's lock (a non-blocking try, microseconds)."""
-    from filelock import FileLock, Timeout
-
-    if not home.is_dir():
-        return False
-    lock = FileLock(str(home / LOCK_FILE), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return True
-    lock.release()
-    return False

@@ -93,6 +93,17 @@ def stop_daemon(daemon: subprocess.Popen[str]) -> float:
     return time.monotonic() - began
 
 
+def trigger_a_paused_run(project: Project) -> str:
+    """Drop a file for the trigger; the id of the run once it waits at its first pause."""
+    (project.root / "inbox" / "go").write_text("")
+    return str(
+        wait_for(
+            lambda: next((r["id"] for r in project.recorded() if r["state"] == "PAUSED"), None),
+            what="the run to pause",
+        )
+    )
+
+
 def paused_times(project: Project, run_id: str) -> int:
     return [h["state"] for h in project.show(run_id)["history"]].count("PAUSED")
 
@@ -101,11 +112,7 @@ def paused_times(project: Project, run_id: str) -> int:
 def test_a_paused_run_survives_a_daemon_restart(project: Project) -> None:
     daemon = start_daemon(project)
     try:
-        (project.root / "inbox" / "go").write_text("")
-        run_id = wait_for(
-            lambda: next((r["id"] for r in project.recorded() if r["state"] == "PAUSED"), None),
-            what="the run to pause",
-        )
+        run_id = trigger_a_paused_run(project)
         project.orch("resume", run_id)  # the first pause ("review") is answered in process
         wait_for(lambda: paused_times(project, run_id) == 2, what="the second pause")
     finally:
@@ -140,16 +147,10 @@ def test_a_paused_run_survives_a_daemon_restart(project: Project) -> None:
 
 
 @pytest.mark.slow  # a daemon's start and stop
-def test_a_suspended_run_can_be_cancelled(
-    project: Project,
-) -> None:
+def test_a_suspended_run_can_be_cancelled(project: Project) -> None:
     daemon = start_daemon(project)
     try:
-        (project.root / "inbox" / "go").write_text("")
-        run_id = wait_for(
-            lambda: next((r["id"] for r in project.recorded() if r["state"] == "PAUSED"), None),
-            what="the run to pause",
-        )
+        run_id = trigger_a_paused_run(project)
     finally:
         stop_daemon(daemon)
     assert project.show(run_id)["state"] == "PAUSED"
