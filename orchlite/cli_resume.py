@@ -29,7 +29,7 @@ def resume(
       orch resume 3f2a9c -p approved=true -p reviewer=ada
     """
     from .context import existing_store
-    from .flow_runs import resume_in
+    from .operations import resume as resume_operation
     from .params import parse_assignments
 
     given: dict[str, Any] = {}
@@ -45,4 +45,4 @@ def resume(
     if store is None:
         raise UsageError("no runs recorded yet")
     run_id = store.resolve_run_id(run_ref)
-    print(resume_in(store, run_id, given or None), file=sys.stderr)
+    print(resume_operation(store.home, run_id, given).message, file=sys.stderr)

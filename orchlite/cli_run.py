@@ -218,21 +218,13 @@ def retry(
       orch retry 3f2a9c -p day=2026-03-01
       orch retry last --force --subprocess
     """
-    from .executor import RunRequest
+    from .operations import retry_plan
     from .params import parse_assignments
 
     store = project_store()
-    old = store.get_flow_run(store.resolve_run_id(run_ref))
-    if old.state == "COMPLETED" and not force:
-        raise UsageError(f"run {old.id[:8]} completed; pass --force to run it again")
-    if old.parent_run_id is not None:
-        raise UsageError(
-            f"run {old.id[:8]} is a subflow; retry its parent run {old.parent_run_id[:8]}"
-        )
-    if not old.target:
-        raise UsageError(f"run {old.id[:8]} has no recorded target to run again")
-    params = {**json.loads(old.parameters or "{}"), **parse_assignments(param or [])}
-    request = RunRequest(target=old.target, params=params, resume_from=old.id, trigger="retry")
+    run_id = store.resolve_run_id(run_ref)
+    plan = retry_plan(store.home, run_id, parse_assignments(param or []), force=force)
+    request = plan.request
     run_id, code = _execute(request, subprocess, as_json)
     if run_id is not None:
         _report(run_id, as_json)
@@ -252,12 +244,11 @@ def cancel(
       orch cancel last
       orch cancel 3f2a9c --wait 30
     """
-    from .stopping import cancel_run
+    from .operations import cancel as cancel_operation
 
     store = project_store()
     run_id = store.resolve_run_id(run_ref)
-    state = cancel_run(store, run_id, wait_seconds=wait)
-    print(f"Run {run_id[:8]} {state}", file=sys.stderr)
+    print(cancel_operation(store.home, run_id, wait_seconds=wait).message, file=sys.stderr)
 
 
 def _report(run_id: str, as_json: bool) -> None:

@@ -23,9 +23,11 @@ import sys
 import threading
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .child_output import start_readers
+from .config import HOME_ENV, find_home, project_root
 from .errors import ExitCode, OrchError, Terminated, UsageError, interrupt_code
 from .executor import (
     CAPTURE_ENV,
@@ -58,7 +60,7 @@ DEADLINE_GRACE_SECONDS = 1.0
 
 
 def run_in_subprocess(
-    request: RunRequest, *, capture_output: bool = False
+    request: RunRequest, *, home: Path | None = None, capture_output: bool = False
 ) -> tuple[str | None, int]:
     """Run the request in a supervised child; returns (run id or None, exit code).
 
@@ -71,11 +73,13 @@ def run_in_subprocess(
 
     The child's environment has the project's env file and `request.env` added. A run
     claimed ahead (by the daemon) whose env file cannot be read ends FAILED saying why.
+
+    `home` is the store's (default: found as the CLI finds it); the child gets it in its
+    own environment, this process's is left as it is.
     """
-    from .config import find_home, project_root
     from .envfile import run_environment
 
-    home = find_home()
+    home = find_home() if home is None else home
     run_id = request.run_id
     try:
         added = run_environment(project_root(home), request.env)
@@ -90,7 +94,7 @@ def run_in_subprocess(
     env = {
         **os.environ,
         **added,
-        "ORCH_HOME": str(home),
+        HOME_ENV: str(home),
         PARENT_FD_ENV: f"{watched}:{os.getpid()}",
         REQUEST_FD_ENV: str(request_in),
     }

@@ -1170,16 +1170,16 @@ async def test_every_action_is_in_the_command_palette(project: Path) -> None:
 async def test_a_failing_worker_shows_an_error_modal(
     orch_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchlite.tui import actions
+    from orchlite import operations
     from orchlite.tui.error_screen import ErrorScreen
 
     store = Store(orch_home)
     running_run(store, pid=None, started=1_000.0)
 
-    def broken(home: Path, run_id: str) -> actions.Outcome:
+    def broken(home: Path, run_id: str) -> operations.Outcome:
         raise RuntimeError("the disk is on fire")
 
-    monkeypatch.setattr(actions, "cancel", broken)
+    monkeypatch.setattr(operations, "cancel", broken)
     app = make_app(orch_home)
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot, RunsScreen)

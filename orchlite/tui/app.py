@@ -16,12 +16,12 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
+from .. import operations
 from ..config import find_home, project_root
 from ..discovery import FlowInfo, find_flows
 from ..errors import OrchError
-from ..executor import RunRequest
+from ..operations import RunRequest
 from ..views import printable
-from . import actions
 from .commands import OrchCommands
 from .confirm import ConfirmScreen
 from .detail_screen import RunDetailScreen
@@ -48,7 +48,7 @@ class OrchApp(App[None]):
         super().__init__()
         self.home = home
         self.clock = clock
-        self.outcomes: list[actions.Outcome] = []
+        self.outcomes: list[operations.Outcome] = []
         """Every action's result, newest last (also shown as a notification)."""
         self.supervising: set[str] = set()
         """Runs started here (run now, retry) whose child process this app still supervises."""
@@ -105,9 +105,9 @@ class OrchApp(App[None]):
 
     def confirm_cancel(self, run_id: str) -> None:
         try:
-            actions.check_cancellable(self.home, run_id)
+            operations.check_cancellable(self.home, run_id)
         except OrchError as exc:
-            self._report(actions.Outcome(str(exc), ok=False))
+            self._report(operations.Outcome(str(exc), ok=False))
             return
 
         def answered(yes: bool | None) -> None:
@@ -119,9 +119,9 @@ class OrchApp(App[None]):
 
     def confirm_retry(self, run_id: str) -> None:
         try:
-            plan = actions.retry_plan(self.home, run_id)
+            plan = operations.retry_plan(self.home, run_id)
         except OrchError as exc:
-            self._report(actions.Outcome(str(exc), ok=False))
+            self._report(operations.Outcome(str(exc), ok=False))
             return
         request = plan.request
 
@@ -147,9 +147,9 @@ class OrchApp(App[None]):
     def resume_form(self, run_id: str) -> None:
         """Ask for the input a paused run waits for, then resume it."""
         try:
-            fields = actions.resume_fields(self.home, run_id)
+            fields = operations.resume_fields(self.home, run_id)
         except OrchError as exc:
-            self._report(actions.Outcome(str(exc), ok=False))
+            self._report(operations.Outcome(str(exc), ok=False))
             return
 
         def given(values: dict[str, str] | None) -> None:
@@ -160,7 +160,12 @@ class OrchApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _resume(self, run_id: str, values: dict[str, str]) -> None:
-        self._attempt(lambda: actions.resume(self.home, run_id, values))
+        def resumed() -> operations.Outcome:
+            outcome = operations.resume(self.home, run_id, values)
+            outcome.message = outcome.message[:1].upper() + outcome.message[1:]
+            return outcome
+
+        self._attempt(resumed)
 
     def action_run_now(self) -> None:
         """Pick a flow, fill in its parameters, confirm, run it in a child process."""
@@ -194,19 +199,19 @@ class OrchApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _cancel(self, run_id: str) -> None:
-        self._attempt(lambda: actions.cancel(self.home, run_id))
+        self._attempt(lambda: operations.cancel(self.home, run_id))
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _retry(self, request: RunRequest) -> None:
         try:
-            self._attempt(lambda: actions.retry(self.home, request))
+            self._attempt(lambda: operations.launch(self.home, request))
         finally:
             self.call_from_thread(self._supervised_done, request.run_id)
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _launch(self, request: RunRequest) -> None:
         try:
-            self._attempt(lambda: actions.launch(self.home, request))
+            self._attempt(lambda: operations.launch(self.home, request))
         finally:
             self.call_from_thread(self._supervised_done, request.run_id)
 
@@ -234,12 +239,12 @@ class OrchApp(App[None]):
         if not isinstance(self.screen, ConfirmScreen):
             self.push_screen(ConfirmScreen(question), answered)
 
-    def _attempt(self, action: Callable[[], actions.Outcome]) -> None:
+    def _attempt(self, action: Callable[[], operations.Outcome]) -> None:
         """Report the outcome; anything but an OrchError fails the worker (an error modal)."""
         try:
             outcome = action()
         except OrchError as exc:
-            outcome = actions.Outcome(str(exc), ok=False)
+            outcome = operations.Outcome(str(exc), ok=False)
         self.call_from_thread(self._report, outcome)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -256,7 +261,7 @@ class OrchApp(App[None]):
     def show_error(self, title: str, error: BaseException) -> None:
         """The error dialog (one at a time: a later error while it is up is only recorded)."""
         message = f"{type(error).__name__}: {error}"
-        self.outcomes.append(actions.Outcome(message, ok=False))
+        self.outcomes.append(operations.Outcome(message, ok=False))
         if isinstance(self.screen, ErrorScreen):
             return
         details = "".join(traceback.format_exception(error))
@@ -290,7 +295,7 @@ class OrchApp(App[None]):
                 self.pop_screen()
         self.show_error(title, error)
 
-    def _report(self, outcome: actions.Outcome) -> None:
+    def _report(self, outcome: operations.Outcome) -> None:
         self.outcomes.append(outcome)
         shown = escape(printable(outcome.message))
         self.notify(shown, severity="information" if outcome.ok else "error")

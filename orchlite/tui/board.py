@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import project_root
-from ..daemon import PID_FILE, listing, status
-from ..daemon.service import is_running
+from ..operations import PID_FILE, is_running, listing, status
 from ..project import fingerprint
 from ..store import DB_NAME, Store
 

@@ -22,9 +22,8 @@ from textual.worker import Worker
 
 from ..discovery import FlowInfo, ParamInfo
 from ..errors import OrchError
-from ..executor import RunRequest
+from ..operations import RunRequest, run_now_request
 from ..views import printable
-from . import actions
 
 NO_FLOWS = "No flows found under the project folder (decorate a function with @flow)."
 
@@ -124,7 +123,7 @@ class ParamsScreen(ModalScreen[RunRequest | None]):
     @work(thread=True, exclusive=True, group="check-params", exit_on_error=False)
     def _check(self, values: dict[str, str]) -> None:
         try:
-            request = actions.run_now_request(self.app.home, self.flow, values)  # type: ignore[attr-defined]
+            request = run_now_request(self.app.home, self.flow, values)  # type: ignore[attr-defined]
         except OrchError as exc:
             self.app.call_from_thread(self._invalid, str(exc))
             return

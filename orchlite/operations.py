@@ -1,0 +1,154 @@
+"""What a user does to runs, whether from `orch` or from the TUI: run, retry, cancel, run
+now, resume, and the checks and messages that go with each.
+
+Every function takes the store's home (`.orch/`) as an argument and opens its own `Store`
+for the call: the TUI calls them in worker threads while its screens keep polling. Nothing
+here reads or writes this process's environment to find the store; a child process gets
+the home in its own environment (`supervisor.run_in_subprocess(home=...)`).
+
+The TUI reaches the executor, the supervisor, the daemon and `stopping` only through this
+module (an import contract in `pyproject.toml`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import project_root
+from .daemon import PID_FILE, listing, status
+from .daemon.service import is_running
+from .discovery import FlowInfo, load_target
+from .errors import UsageError
+from .executor import RunRequest
+from .flow_runs import InputField, input_fields, resume_in
+from .params import bind_parameters
+from .states import TERMINAL
+from .stopping import cancel_run
+from .store import Store
+from .supervisor import run_in_subprocess
+
+__all__ = [
+    "PID_FILE",
+    "FlowInfo",
+    "InputField",
+    "Outcome",
+    "RetryPlan",
+    "RunRequest",
+    "cancel",
+    "check_cancellable",
+    "is_running",
+    "launch",
+    "listing",
+    "resume",
+    "resume_fields",
+    "retry_plan",
+    "run_now_request",
+    "status",
+]
+
+CANCEL_WAIT_SECONDS = 10.0
+
+
+@dataclass
+class Outcome:
+    message: str
+    ok: bool = True
+    run_id: str | None = None
+
+
+def cancel(home: Path, run_id: str, wait_seconds: float = CANCEL_WAIT_SECONDS) -> Outcome:
+    """Cancel the run and wait up to `wait_seconds` for it to stop."""
+    with Store(home, create=False) as store:
+        state = cancel_run(store, run_id, wait_seconds=wait_seconds)
+    return Outcome(f"Run {run_id[:8]} {state}", ok=state in ("CANCELLED", "CANCELLING"))
+
+
+def check_cancellable(home: Path, run_id: str) -> None:
+    """UsageError when the run has finished: there is nothing left to cancel."""
+    with Store(home, create=False) as store:
+        state = store.get_flow_run(run_id).state
+    if state in TERMINAL:
+        raise UsageError(f"run {run_id[:8]} already finished {state}: nothing to cancel")
+
+
+@dataclass
+class RetryPlan:
+    request: RunRequest
+    completed: bool
+    """The run completed: `orch retry` asks for --force, the TUI for a typed confirmation."""
+
+
+def retry_plan(
+    home: Path, run_id: str, params: dict[str, Any] | None = None, *, force: bool = True
+) -> RetryPlan:
+    """The request that retries the run, with `params` over its recorded parameters.
+
+    UsageError when it cannot be retried: a subflow, a run without a recorded target, or,
+    without `force`, a run that completed.
+    """
+    with Store(home, create=False) as store:
+        old = store.get_flow_run(run_id)
+    completed = old.state == "COMPLETED"
+    if completed and not force:
+        raise UsageError(f"run {old.id[:8]} completed; pass --force to run it again")
+    if old.parent_run_id is not None:
+        raise UsageError(
+            f"run {old.id[:8]} is a subflow; retry its parent run {old.parent_run_id[:8]}"
+        )
+    if not old.target:
+        raise UsageError(f"run {old.id[:8]} has no recorded target to run again")
+    given = {**json.loads(old.parameters or "{}"), **(params or {})}
+    request = RunRequest(target=old.target, params=given, resume_from=old.id, trigger="retry")
+    return RetryPlan(request, completed=completed)
+
+
+def run_now_request(home: Path, flow: FlowInfo, values: dict[str, str]) -> RunRequest:
+    """The request `orch run TARGET -p name=value ...` would make, validated the same way.
+
+    `values` are the texts typed for the parameters (those left at their default are left
+    out); the flow is imported here to check them, so call this in a worker thread.
+    """
+    loaded: object = load_target(flow.target, project_root(home))
+    fn = getattr(loaded, "fn", None)
+    if not getattr(loaded, "__orch_flow__", False) or fn is None:
+        raise UsageError(f"{flow.target} is not a flow (decorate it with @flow)")
+    bind_parameters(fn, values, flow_name=getattr(loaded, "name", flow.name))
+    return RunRequest(target=flow.target, params=dict(values))
+
+
+def resume_fields(home: Path, run_id: str) -> list[InputField]:
+    """What a paused run waits for; UsageError when it is not paused."""
+    with Store(home, create=False) as store:
+        state = store.get_flow_run(run_id).state
+        if state != "PAUSED":
+            raise UsageError(f"run {run_id[:8]} is {state}, not PAUSED")
+        return input_fields(store, run_id)
+
+
+def resume(home: Path, run_id: str, values: dict[str, Any] | None) -> Outcome:
+    """Resume a paused run with its input (checked by the run's input model)."""
+    with Store(home, create=False) as store:
+        return Outcome(resume_in(store, run_id, values or None))
+
+
+def launch(home: Path, request: RunRequest) -> Outcome:
+    """Run `request` in a supervised child process and wait for it to end.
+
+    The child's output is captured as log records of its run (instead of landing on the
+    terminal the TUI draws on).
+    """
+    new_id, code = run_in_subprocess(request, home=home, capture_output=True)
+    if new_id is None:
+        what = (
+            f"The retry of run {request.resume_from[:8]}"
+            if request.resume_from
+            else f"The run of {request.target}"
+        )
+        return Outcome(f"{what} did not start (exit code {code})", ok=False)
+    with Store(home, create=False) as store:
+        state = store.get_flow_run(new_id).state
+    how = "retry" if request.resume_from else request.target
+    return Outcome(f"Run {new_id[:8]} ({how}) {state}", ok=code == 0, run_id=new_id)
