@@ -70,18 +70,22 @@ def run(
     from .executor import RunRequest
     from .shell_jobs import RUN_ONE_OF, one_off_target
 
+    scheduled = None
     if schedule is None:
         target = one_off_target(target, command, given)
         _home_of_absolute_target(target)
         request = RunRequest(target=target, params=given)
     elif target is None and command is None:
-        request = schedule_request(schedule, given)
+        scheduled = schedule_request(schedule, given)
+        request = scheduled.request
     else:
         raise UsageError(RUN_ONE_OF)
     request.refresh_cache = no_cache
     quiet = quiet or (os.environ.get("ORCH_QUIET") == "1" and not sys.stderr.isatty())
     with _held_output(quiet) as held:
         run_id, code = _execute(request, subprocess, as_json, live=not quiet)
+        if run_id is not None and scheduled is not None:
+            scheduled.record(project_store(), run_id)
         if run_id is not None and not as_json:
             _report(run_id, as_json)
         held.show = code != 0

@@ -182,7 +182,7 @@ def schedule_resume(name: Annotated[str, _NAME]) -> None:
 
 
 def schedule_request(name: str, params: dict[str, Any]) -> Any:
-    """`orch run --schedule NAME`: the `RunRequest` of the schedule's target, now."""
+    """`orch run --schedule NAME`: the `ScheduleRun` of the schedule's target, now."""
     from .schedule_control import run_request
 
     _home, root = _project()

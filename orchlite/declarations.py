@@ -13,7 +13,7 @@ logged. Deleting a file drops its declarations.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,23 @@ from .settings import PROJECT_FILE, read_project_file
 from .triggers import TriggerEntry
 
 DEFAULT_RETENTION_DAYS = 30.0
+
+Entry = ScheduleEntry | TriggerEntry
+
+
+def entry_env(
+    entries: Iterable[Entry], key: str, key_of: Callable[[Entry], str] = lambda e: e.key
+) -> dict[str, str]:
+    """The `env` of the schedule or trigger whose key is `key` ({} when none has it).
+
+    An entry's `env` is never stored with its runs: whoever starts one of them (the daemon,
+    `orch retry`) reads it from the declarations at that start. `key_of` is how the caller
+    computes an entry's key (the daemon caches them).
+    """
+    for entry in entries:
+        if entry.options.env and key_of(entry) == key:
+            return dict(entry.options.env)
+    return {}
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,17 @@ from typing import Any
 
 from .config import project_root
 from .daemon import PID_FILE, listing, status
+from .daemon.retry_chain import entry_key
 from .daemon.service import is_running
+from .declarations import entry_env, read_declarations
 from .discovery import FlowInfo, load_target
-from .errors import UsageError
+from .errors import OrchError, UsageError
 from .executor import RunRequest
 from .flow_runs import InputField, input_fields, resume_in
 from .params import bind_parameters
 from .states import TERMINAL
 from .stopping import cancel_run
-from .store import Store
+from .store import FlowRun, Store
 from .supervisor import run_in_subprocess
 
 __all__ = [
@@ -91,6 +93,7 @@ def retry_plan(
     """
     with Store(home, create=False) as store:
         old = store.get_flow_run(run_id)
+        key = _entry_key(store, old)
     completed = old.state == "COMPLETED"
     if completed and not force:
         raise UsageError(f"run {old.id[:8]} completed; pass --force to run it again")
@@ -101,8 +104,37 @@ def retry_plan(
     if not old.target:
         raise UsageError(f"run {old.id[:8]} has no recorded target to run again")
     given = {**json.loads(old.parameters or "{}"), **(params or {})}
-    request = RunRequest(target=old.target, params=given, resume_from=old.id, trigger="retry")
+    env = {} if key is None else _entry_env(project_root(home), key)
+    request = RunRequest(
+        target=old.target, params=given, resume_from=old.id, trigger="retry", env=env
+    )
     return RetryPlan(request, completed=completed)
+
+
+def _entry_key(store: Store, run: FlowRun) -> str | None:
+    """The key of the schedule or trigger entry that started the run, or the first run of
+    the retries it ends (None: started by hand, or nothing recorded)."""
+    seen: set[str] = set()
+    while run.id not in seen:
+        seen.add(run.id)
+        claim = store.slot_claim(run.id)
+        if claim is not None:
+            return entry_key(claim[0])
+        if run.retry_of is None:
+            return None
+        try:
+            run = store.get_flow_run(run.retry_of)
+        except OrchError:  # deleted by retention
+            return None
+    return None
+
+
+def _entry_env(root: Path, key: str) -> dict[str, str]:
+    """The `env` the entry with `key` declares now, as the daemon reads it at each start.
+    The project's env file and the run's recorded `working_dir` are applied wherever a
+    retry runs (`orchlite.run_setup`)."""
+    declared = read_declarations(root)
+    return entry_env([*declared.schedules, *declared.triggers], key)
 
 
 def run_now_request(home: Path, flow: FlowInfo, values: dict[str, str]) -> RunRequest:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .executor import RunRequest
 
 __all__ = [
+    "ScheduleRun",
     "find_schedule",
     "pause",
     "resume",
@@ -95,14 +97,32 @@ def resume(home: Path, root: Path, name: str, now: float | None = None) -> tuple
         return found, store.resume_schedule(found, [entry.key], now)
 
 
+@dataclass(frozen=True)
+class ScheduleRun:
+    """What `orch run --schedule NAME` runs, and the schedule it runs for."""
+
+    request: RunRequest
+    name: str
+    key: str
+    at: float
+    """When it was asked for (the `{scheduled_time}` of its parameters)."""
+
+    def record(self, store: Store, run_id: str) -> None:
+        """Record on the run which schedule started it, so that `orch retry` of it finds
+        the schedule's `env` again, as the daemon's runs do."""
+        store.record_started_by(run_id, self.key, self.name, self.at)
+
+
 def run_request(
     root: Path, name: str, now: dt.datetime, params: Mapping[str, Any] | None = None
-) -> RunRequest:
+) -> ScheduleRun:
     """What `orch run --schedule NAME` runs: the schedule's target with its parameters,
-    `{scheduled_time}` read as `now`, and `params` over them."""
+    `{scheduled_time}` read as `now`, and `params` over them, with the schedule's `env`
+    added to its environment as the daemon adds it."""
     from .executor import RunRequest  # what runs a flow: not loaded to list schedules
 
-    _found, entry = find_schedule(root, name)
+    found, entry = find_schedule(root, name)
     given = run_parameters(entry.schedule, now)
     given.update(params or {})
-    return RunRequest(target=entry.target, params=given)
+    request = RunRequest(target=entry.target, params=given, env=dict(entry.options.env))
+    return ScheduleRun(request, found, entry.key, now.timestamp())

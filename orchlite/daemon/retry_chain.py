@@ -40,6 +40,12 @@ def retry_run_id(run_id: str) -> str:
     return hashlib.sha256(f"retry|{run_id}".encode()).hexdigest()[:32]
 
 
+def entry_key(key: str) -> str:
+    """The key of the schedule or trigger entry behind a run claimed under `key` (a retry's
+    key is its first run's, prefixed)."""
+    return key.removeprefix(RETRY_KEY)
+
+
 def is_retry_key(key: str) -> bool:
     """Whether a waiting slot's key is that of a retry (due at its slot, not before)."""
     return key.startswith(RETRY_KEY)

@@ -52,7 +52,7 @@ from typing import Any, Protocol
 
 from .. import notify
 from ..alert_rules import AlertConfig
-from ..declarations import Declarations, read_declarations
+from ..declarations import Declarations, Entry, entry_env, read_declarations
 from ..errors import UsageError
 from ..project import ScheduleEntry, ScheduleProblem
 from ..schedule_control import schedule_names
@@ -63,7 +63,7 @@ from ..store import Store
 from ..triggers import TriggerRunner
 from ..watcher import Changes, is_declaration_file
 from .retention import Retention
-from .retry_chain import RETRY_KEY, RetryChain, is_retry_key
+from .retry_chain import RetryChain, entry_key, is_retry_key
 from .suspended import due_relaunches
 
 UTC = dt.timezone.utc
@@ -369,17 +369,10 @@ class Daemon:
 
     def _env_of(self, key: str) -> dict[str, str]:
         """The `env` of the schedule or trigger whose key a waiting run (or the run it
-        retries) was claimed under: read from the declarations at each start, never stored."""
-        key = key.removeprefix(RETRY_KEY)
-        for entry in self.entries:
-            if entry.options.env and self._key_of(entry) == key:
-                return dict(entry.options.env)
-        for trigger in self.triggers.entries:
-            if trigger.options.env and trigger.key == key:
-                return dict(trigger.options.env)
-        return {}
+        retries) was claimed under."""
+        return entry_env([*self.entries, *self.triggers.entries], entry_key(key), self._key_of)
 
-    def _key_of(self, entry: ScheduleEntry) -> str:
+    def _key_of(self, entry: Entry) -> str:
         cached = self._next_slots.get(id(entry))
         return cached[1] if cached is not None and cached[0] is entry else entry.key
 

@@ -212,6 +212,15 @@ class Scheduling(FlowRuns):
 
     # -- what is claimed --------------------------------------------------------------
 
+    def record_started_by(self, run_id: str, key: str, name: str, at: float) -> None:
+        """Record that the schedule `name` (key `key`) started the run `run_id` at `at`
+        outside a daemon (`orch run --schedule`), as a claim would have; its mark stays."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO schedule_slots (run_id, key, slot, name) VALUES (?,?,?,?)",
+                (run_id, key, at, name),
+            )
+
     def waiting_slots(self) -> list[ScheduledSlot]:
         """Claimed slots whose run has not started yet (SCHEDULED or LATE), oldest first."""
         rows = self.conn.execute(

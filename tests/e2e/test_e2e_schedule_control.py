@@ -298,3 +298,53 @@ def _log(proc: subprocess.Popen[str]) -> str:
             break
         seen.append(chunk.decode(errors="replace"))
     return "".join(seen)
+
+
+GREETING_FLOWS = """
+import os
+from pathlib import Path
+
+from orchlite import flow
+
+
+@flow
+def greet():
+    with open("greetings.txt", "a") as fh:
+        fh.write(os.environ.get("GREETING", "-") + " " + os.environ.get("FAREWELL", "-") + "\\n")
+    marker = Path("failed-once")
+    if not marker.exists():
+        marker.touch()
+        raise RuntimeError("the first attempt fails")
+"""
+
+GREETING_TOML = """
+[project]
+env_file = ".env"
+
+[[schedule]]
+name = "greeting"
+target = "flows.py:greet"
+cron = "0 3 * * *"
+env = { GREETING = "hi" }
+"""
+
+
+@pytest.mark.slow  # five runs, each its own `orch`
+def test_retrying_a_schedules_run_gives_it_the_schedules_env_again(project: Project) -> None:
+    project.write("flows.py", GREETING_FLOWS)
+    project.write("orch.toml", GREETING_TOML)
+    project.write(".env", "FAREWELL=bye\n")
+
+    def greetings() -> list[str]:
+        return (project.root / "greetings.txt").read_text().splitlines()
+
+    project.orch("run", "--schedule", "greeting", expect=1)
+    project.orch("retry", "last")
+    assert greetings() == ["hi bye", "hi bye"]
+    project.orch("retry", "last", "--force")  # a retry of the retry: traced back
+    assert greetings()[-1] == "hi bye"
+    # Started by hand, the same flow has the env file but not the schedule's `env`.
+    (project.root / "failed-once").unlink()
+    project.orch("run", "flows.py:greet", expect=1)
+    project.orch("retry", "last")
+    assert greetings()[-2:] == ["- bye", "- bye"]
