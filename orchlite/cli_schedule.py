@@ -183,10 +183,10 @@ def schedule_resume(name: Annotated[str, _NAME]) -> None:
 
 def schedule_request(name: str, params: dict[str, Any]) -> Any:
     """`orch run --schedule NAME`: the `ScheduleRun` of the schedule's target, now."""
-    from .schedule_control import run_request
+    from .schedule_control import scheduled_run
 
     _home, root = _project()
-    return run_request(root, name, dt.datetime.now(dt.timezone.utc), params)
+    return scheduled_run(root, name, dt.datetime.now(dt.timezone.utc), params)
 
 
 def daemon_stop(

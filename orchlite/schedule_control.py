@@ -39,6 +39,7 @@ __all__ = [
     "resume",
     "run_request",
     "schedule_names",
+    "scheduled_run",
 ]
 
 
@@ -113,7 +114,7 @@ class ScheduleRun:
         store.record_started_by(run_id, self.key, self.name, self.at)
 
 
-def run_request(
+def scheduled_run(
     root: Path, name: str, now: dt.datetime, params: Mapping[str, Any] | None = None
 ) -> ScheduleRun:
     """What `orch run --schedule NAME` runs: the schedule's target with its parameters,
@@ -126,3 +127,10 @@ def run_request(
     given.update(params or {})
     request = RunRequest(target=entry.target, params=given, env=dict(entry.options.env))
     return ScheduleRun(request, found, entry.key, now.timestamp())
+
+
+def run_request(
+    root: Path, name: str, now: dt.datetime, params: Mapping[str, Any] | None = None
+) -> RunRequest:
+    """The request of `scheduled_run`."""
+    return scheduled_run(root, name, now, params).request
