@@ -9,7 +9,8 @@ Targets accepted by `load_target`:
     path/to/file.py:name   a file (relative to the root, to the working directory, or absolute)
     path/to/file.py        the file's only flow
     package.module:name    imported with importlib, the root first on sys.path
-    name                   a flow's name or function name found by `find_flows(root)`,
+    name                   a flow's name or function name among the project's flows
+                           (its `FlowSource`, else `find_flows_with_errors(root)`),
                            `_` and `-` alike (see `orchlite.names`)
 """
 
@@ -26,9 +27,11 @@ import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
 from orchlite.errors import LoadError, UsageError
 from orchlite.names import default_flow_name, same_flow_name
@@ -36,7 +39,8 @@ from orchlite.names import default_flow_name, same_flow_name
 SKIP_DIRS = frozenset(
     {"__pycache__", "node_modules", "tests", "test", "venv", "site-packages", "build", "dist"}
 )
-_FLOW_MODULES = ("orchlite", "prefect")
+FLOW_MODULES = ("orchlite", "prefect")
+"""The packages whose `flow` (and `cron`, `on_files`...) a flow file may import."""
 _IMPORT_LOCK = threading.RLock()  # sys.modules and sys.path are shared by every thread
 
 
@@ -63,30 +67,54 @@ class FlowInfo:
         return f"{self.file.as_posix()}:{self.function}"
 
 
+FlowScan = tuple[list[FlowInfo], list[tuple[Path, str]]]
+"""A project's flows, and (relative path, message) for each file that could not be read."""
+
+
+class FlowSource(Protocol):
+    """Where a name is looked up: the project's flows, read once (`project_model.Project`)."""
+
+    def flow_scan(self) -> FlowScan: ...
+
+
 def find_flows(root: Path) -> list[FlowInfo]:
     """Every flow under `root`, sorted by file then line; files that do not parse are skipped."""
     return find_flows_with_errors(root)[0]
 
 
-def find_flows_with_errors(root: Path) -> tuple[list[FlowInfo], list[tuple[Path, str]]]:
-    """Flows under `root`, plus (relative path, message) for each file that could not be read."""
+def find_flows_with_errors(root: Path) -> FlowScan:
+    """Flows under `root`, each file parsed now (the project model reads them through the
+    parse cache), plus (relative path, message) for each file that could not be read."""
     root = Path(root)
+    read: list[tuple[Path, ast.Module | Exception]] = []
+    for path in python_files(root):
+        try:
+            read.append((path.relative_to(root), parse_file(path)))
+        except (SyntaxError, OSError, ValueError) as exc:  # unreadable, null bytes, encoding
+            read.append((path.relative_to(root), exc))
+    return scan_trees(read)
+
+
+def scan_trees(files: list[tuple[Path, ast.Module | Exception]]) -> FlowScan:
+    """The flows of parsed files (relative path, tree or the error reading it), sorted by
+    file then line, and the files that could not be read, sorted."""
     flows: list[FlowInfo] = []
     errors: list[tuple[Path, str]] = []
-    for path in _python_files(root):
-        rel = path.relative_to(root)
-        try:
-            flows.extend(_scan_file(path, rel))
-        except SyntaxError as exc:
-            errors.append((rel, syntax_problem(exc)))
-        except (OSError, ValueError) as exc:  # unreadable, null bytes, bad encoding
-            errors.append((rel, str(exc)))
+    for rel, tree in files:
+        if isinstance(tree, ast.Module):
+            flows.extend(scan_tree(tree, rel))
+        elif isinstance(tree, SyntaxError):
+            errors.append((rel, syntax_problem(tree)))
+        else:
+            errors.append((rel, str(tree)))
     flows.sort(key=lambda f: (f.file.as_posix(), f.line))
     errors.sort(key=lambda e: e[0].as_posix())
     return flows, errors
 
 
-def _python_files(root: Path) -> list[Path]:
+def python_files(root: Path) -> list[Path]:
+    """The `.py` files a project's flows are looked for in (not in hidden, test, build or
+    virtualenv folders)."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         # A virtualenv is recognised by its pyvenv.cfg, whatever the folder is called.
@@ -137,44 +165,51 @@ def syntax_problem(exc: SyntaxError) -> str:
     return f"line {exc.lineno}: {exc.msg}" if exc.lineno else str(exc.msg)
 
 
-def _scan_file(path: Path, rel: Path) -> list[FlowInfo]:
-    tree = parse_file(path)
+def scan_tree(tree: ast.Module, rel: Path) -> list[FlowInfo]:
+    """The flows a file's syntax tree declares; `rel` is its path from the scanned root."""
+    return [
+        FlowInfo(flow_name(call, fn.name), fn.name, rel, fn.lineno, _parameters(fn.args))
+        for fn, call in flow_functions(tree)
+    ]
+
+
+def flow_functions(
+    tree: ast.Module,
+) -> Iterator[tuple[ast.FunctionDef | ast.AsyncFunctionDef, ast.Call | None]]:
+    """Each top-level function decorated with `@flow` (or an alias of it), with the
+    decorator's call (None for a bare `@flow`)."""
     aliases = {"flow"}
     for node in tree.body:
         if not isinstance(node, ast.ImportFrom) or node.module is None:
             continue
-        if node.module.split(".")[0] in _FLOW_MODULES:
+        if node.module.split(".")[0] in FLOW_MODULES:
             aliases.update(a.asname or a.name for a in node.names if a.name == "flow")
-    found: list[FlowInfo] = []
-    for fn in _top_level_functions(tree.body):
+    for fn in top_level_functions(tree.body):
         for deco in fn.decorator_list:
             call = deco if isinstance(deco, ast.Call) else None
             target = call.func if call else deco
-            is_flow = (isinstance(target, ast.Name) and target.id in aliases) or (
+            if (isinstance(target, ast.Name) and target.id in aliases) or (
                 isinstance(target, ast.Attribute) and target.attr == "flow"
-            )
-            if is_flow:
-                name = _flow_name(call, fn.name)
-                found.append(FlowInfo(name, fn.name, rel, fn.lineno, _parameters(fn.args)))
-                break
-    return found
+            ):
+                yield fn, call
+                break  # one @flow per function
 
 
-def _top_level_functions(body: list[ast.stmt]) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+def top_level_functions(body: list[ast.stmt]) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
     """Module-level functions, including those under a top-level `if`/`try`."""
     out: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
     for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             out.append(node)
         elif isinstance(node, ast.If):
-            out += _top_level_functions(node.body) + _top_level_functions(node.orelse)
+            out += top_level_functions(node.body) + top_level_functions(node.orelse)
         elif isinstance(node, ast.Try):
             for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
-                out += _top_level_functions(block)
+                out += top_level_functions(block)
     return out
 
 
-def _flow_name(call: ast.Call | None, function: str) -> str:
+def flow_name(call: ast.Call | None, function: str) -> str:
     """The flow's `name=` when the decorator gives it as a literal, else the default name."""
     for kw in call.keywords if call else ():
         value = kw.value.value if isinstance(kw.value, ast.Constant) else None
@@ -203,14 +238,18 @@ def _parameters(args: ast.arguments) -> tuple[ParamInfo, ...]:
     )
 
 
-def load_target(target: str, root: Path) -> object:
-    """The object a target names (the caller checks that it is a flow)."""
+def load_target(target: str, root: Path, flows: FlowSource | None = None) -> object:
+    """The object a target names (the caller checks that it is a flow).
+
+    A name is looked up among `flows` (the project's, read once), else in the files under
+    `root`, parsed now.
+    """
     root = Path(root)
     where, sep, name = target.rpartition(":")
     if not sep or target.endswith(".py"):  # "C:\\x\\p.py" has a colon but names no flow
         if target.endswith(".py"):
             return _load_only_flow(target, root)
-        return _load_by_name(target, root)
+        return _load_by_name(target, root, flows)
     if not where or not name:
         raise UsageError(f"bad target '{target}': expected file.py:flow, module:flow or a name")
     if where.endswith(".py") or "/" in where or os.sep in where:
@@ -218,6 +257,11 @@ def load_target(target: str, root: Path) -> object:
         return _get_attr(load_file(path), name, _display(path))
     module = _import_module(where, root)
     return _get_attr(module, name, where)
+
+
+def is_flow_name(target: str) -> bool:
+    """Whether `target` names a flow by its name (not `file.py[:name]` or `module:name`)."""
+    return ":" not in target and not target.endswith(".py")
 
 
 def _file_part(target: str) -> tuple[str, str] | None:
@@ -260,8 +304,8 @@ def anchored_target(target: str, root: Path) -> str:
     return f"{path.as_posix()}{suffix}"
 
 
-def _load_by_name(name: str, root: Path) -> object:
-    flows, unreadable = find_flows_with_errors(root)
+def _load_by_name(name: str, root: Path, source: FlowSource | None) -> object:
+    flows, unreadable = source.flow_scan() if source else find_flows_with_errors(root)
     matches = [f for f in flows if same_flow_name(name, f.name) or same_flow_name(name, f.function)]
     if len(matches) == 1:
         path = root / matches[0].file
@@ -303,7 +347,7 @@ def _syntax_error(path: Path, exc: SyntaxError) -> str:
 def _load_only_flow(where: str, root: Path) -> object:
     path = _resolve_file(where, root)
     try:
-        flows = _scan_file(path, Path(path.name))
+        flows = scan_tree(parse_file(path), Path(path.name))
     except SyntaxError as exc:
         raise LoadError(_syntax_error(path, exc)) from None
     if len(flows) != 1:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .blobs import write_private
-from .discovery import _python_files, _top_level_functions, parse_file
+from .discovery import parse_file, python_files, top_level_functions
 
 CACHE_FILE = "declarations.json"
 FORMAT = 1
@@ -60,7 +60,7 @@ def flow_files(root: Path) -> list[tuple[Path, Parsed]]:
     kept: dict[str, list[Any]] = {}
     found: list[tuple[Path, Parsed]] = []
     settled = time.time_ns() - int(SETTLE_SECONDS * 1e9)
-    for path in sorted(_python_files(root)):
+    for path in sorted(python_files(root)):
         rel = path.relative_to(root)
         key = rel.as_posix()
         try:
@@ -93,7 +93,7 @@ def declares_flows(tree: ast.Module) -> bool:
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
             names.update(a.asname for a in node.names if a.name == "flow" and a.asname)
-    for fn in _top_level_functions(tree.body):
+    for fn in top_level_functions(tree.body):
         for deco in fn.decorator_list:
             func = deco.func if isinstance(deco, ast.Call) else deco
             if (isinstance(func, ast.Name) and func.id in names) or (

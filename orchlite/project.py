@@ -1,4 +1,6 @@
-"""A project's schedules, read from `orch.toml` and from `@flow(schedules=[...])` in source.
+"""A project's schedules and triggers, read from `orch.toml` and from `@flow(schedules=[...],
+triggers=[...])` in source: the readers the project model (`orchlite.project_model`) hands its
+parsed flow files and its one parse of `orch.toml` to.
 
 Nothing here imports user code: flow files are read with `ast`, so the daemon and
 `orch schedules` never run a flow file to find out when it fires. In a decorator only
@@ -33,24 +35,17 @@ import ast
 import datetime as dt
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .discovery import (
-    _FLOW_MODULES,
-    _flow_name,
-    _python_files,
-    _top_level_functions,
-    syntax_problem,
-)
+from .discovery import FLOW_MODULES, flow_functions, flow_name, python_files, syntax_problem
 from .errors import UsageError
 from .literal_calls import build_literal_call
-from .parse_cache import flow_files
+from .parse_cache import Parsed, flow_files
 from .schedule_runs import run_parameters, schedule_key
 from .schedules import Schedule, cron, interval
-from .settings import PROJECT_FILE, read_project_file
+from .settings import PROJECT_FILE, ProjectFile
 from .shell_jobs import COMMAND_KEYS, ENTRY_KEYS, RunOptions, read_entry
 
 OVERLAP_POLICIES = ("skip", "allow", "queue", "cancel_previous")
@@ -120,13 +115,24 @@ class ScheduleProblem:
         return f"{self.where}: {self.message}"
 
 
+FlowFiles = list[tuple[Path, Parsed]]
+"""The project's flow files as `parse_cache.flow_files` gives them."""
+
+
 def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
-    """Every schedule of the project at `root`, and every problem found reading them."""
-    root = Path(root)
+    """Every schedule of the project at `root`, and every problem found reading them, read
+    on their own (the project model reads them with the rest of its declarations)."""
+    return read_schedules(Path(root), flow_files(Path(root)), ProjectFile.read(Path(root)))
+
+
+def read_schedules(
+    root: Path, files: FlowFiles, toml: ProjectFile
+) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
+    """The schedules declared in `files` and `toml`, and every problem found reading them."""
     entries: list[ScheduleEntry] = []
     problems: list[ScheduleProblem] = []
     flows: dict[str, str] = {}  # target -> flow name
-    for rel, tree in flow_files(root):
+    for rel, tree in files:
         if isinstance(tree, SyntaxError):
             problems.append(ScheduleProblem("code", rel.as_posix(), syntax_problem(tree)))
             continue
@@ -141,7 +147,7 @@ def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProble
                 entries.append(item)
             else:
                 problems.append(item)
-    toml_entries, toml_problems = _load_toml(root, flows)
+    toml_entries, toml_problems = _load_toml(root, toml, flows)
     entries += toml_entries
     problems += toml_problems
     return _without_duplicates(entries, problems), problems
@@ -150,7 +156,7 @@ def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProble
 def fingerprint(root: Path) -> tuple[tuple[str, int], ...]:
     """Changes when orch.toml or any flow file is added, removed or modified."""
     root = Path(root)
-    paths = [*_python_files(root), root / PROJECT_FILE]
+    paths = [*python_files(root), root / PROJECT_FILE]
     stamps = []
     for path in paths:
         try:
@@ -169,33 +175,11 @@ def _factory_aliases(tree: ast.Module, names: tuple[str, ...]) -> dict[str, str]
     for node in tree.body:
         if not isinstance(node, ast.ImportFrom) or node.module is None:
             continue
-        if node.module.split(".")[0] in _FLOW_MODULES:
+        if node.module.split(".")[0] in FLOW_MODULES:
             for alias in node.names:
                 if alias.name in names:
                     factories[alias.asname or alias.name] = alias.name
     return factories
-
-
-def _flow_decorators(
-    tree: ast.Module,
-) -> Iterator[tuple[ast.FunctionDef | ast.AsyncFunctionDef, ast.Call | None]]:
-    """Each top-level function decorated with `@flow` (or an alias of it), with the
-    decorator's call (None for a bare `@flow`)."""
-    flow_names = {"flow"}
-    for node in tree.body:
-        if not isinstance(node, ast.ImportFrom) or node.module is None:
-            continue
-        if node.module.split(".")[0] in _FLOW_MODULES:
-            flow_names.update(a.asname or a.name for a in node.names if a.name == "flow")
-    for fn in _top_level_functions(tree.body):
-        for deco in fn.decorator_list:
-            call = deco if isinstance(deco, ast.Call) else None
-            func = call.func if call else deco
-            if (isinstance(func, ast.Name) and func.id in flow_names) or (
-                isinstance(func, ast.Attribute) and func.attr == "flow"
-            ):
-                yield fn, call
-                break  # one @flow per function
 
 
 def _scan_file(
@@ -205,9 +189,9 @@ def _scan_file(
     factories = _factory_aliases(tree, ("cron", "interval"))
     flows: list[tuple[str, str]] = []
     out: list[ScheduleEntry | ScheduleProblem] = []
-    for fn, call in _flow_decorators(tree):
+    for fn, call in flow_functions(tree):
         target = f"{rel.as_posix()}:{fn.name}"
-        name = _flow_name(call, fn.name)
+        name = flow_name(call, fn.name)
         flows.append((target, name))
         for kw in call.keywords if call else ():
             if kw.arg == "schedules":
@@ -280,10 +264,10 @@ def _problem(where: str, target: str, message: str) -> ScheduleProblem:
 
 
 def _load_toml(
-    root: Path, flows: dict[str, str]
+    root: Path, toml: ProjectFile, flows: dict[str, str]
 ) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
     try:
-        data = read_project_file(root)
+        data = toml.tables()
     except UsageError as exc:
         return [], [ScheduleProblem(PROJECT_FILE, PROJECT_FILE, str(exc))]
     if data is None:
@@ -382,27 +366,33 @@ def parse_span(value: Any) -> float | dt.timedelta:
 
 
 def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
-    """Every `TriggerEntry` of the project: `@flow(triggers=[...])` in flow files (literal
+    """Every `TriggerEntry` of the project at `root`, read on their own (see `read_triggers`)."""
+    return read_triggers(Path(root), flow_files(Path(root)), ProjectFile.read(Path(root)))
+
+
+def read_triggers(
+    root: Path, files: FlowFiles, toml: ProjectFile
+) -> tuple[list[Any], list[ScheduleProblem]]:
+    """Every `TriggerEntry` declared: `@flow(triggers=[...])` in flow files (literal
     `on_files(...)` / `on_flow(...)` calls) and `[[trigger]]` entries in orch.toml.
 
     A broken trigger or entry is a `ScheduleProblem` naming it; the others still load.
-    Syntax errors in flow files are reported by `load_schedules`, not again here.
+    Syntax errors in flow files are reported by `read_schedules`, not again here.
     """
     from .triggers import TriggerEntry, accepted_parameters, from_call, from_toml
 
-    root = Path(root)
     entries: list[TriggerEntry] = []
     problems: list[ScheduleProblem] = []
     flows: dict[str, str] = {}
     wants: dict[str, tuple[bool, bool]] = {}
-    for path, tree in flow_files(root):
+    for path, tree in files:
         rel = path.as_posix()
         if not isinstance(tree, ast.Module):
             continue  # reported by load_schedules
         factories = _factory_aliases(tree, ("on_files", "on_flow"))
-        for fn, call in _flow_decorators(tree):
+        for fn, call in flow_functions(tree):
             target = f"{rel}:{fn.name}"
-            name = _flow_name(call, fn.name)
+            name = flow_name(call, fn.name)
             flows[target] = name
             wants[target] = accepted_parameters(fn)
             for kw in call.keywords if call else ():
@@ -429,9 +419,9 @@ def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
                         TriggerEntry("code", here, target, name, trigger, *wants[target])
                     )
     try:
-        data = read_project_file(root)
+        data = toml.tables()
     except UsageError:
-        data = None  # reported by load_schedules
+        data = None  # reported by read_schedules
     if data is not None:
         raw = data.get("trigger", [])
         if not isinstance(raw, list):
