@@ -86,30 +86,26 @@ def find_flows_with_errors(root: Path) -> FlowScan:
     """Flows under `root`, each file parsed now (the project model reads them through the
     parse cache), plus (relative path, message) for each file that could not be read."""
     root = Path(root)
-    read: list[tuple[Path, ast.Module | Exception]] = []
-    for path in python_files(root):
-        try:
-            read.append((path.relative_to(root), parse_file(path)))
-        except (SyntaxError, OSError, ValueError) as exc:  # unreadable, null bytes, encoding
-            read.append((path.relative_to(root), exc))
-    return scan_trees(read)
-
-
-def scan_trees(files: list[tuple[Path, ast.Module | Exception]]) -> FlowScan:
-    """The flows of parsed files (relative path, tree or the error reading it), sorted by
-    file then line, and the files that could not be read, sorted."""
     flows: list[FlowInfo] = []
     errors: list[tuple[Path, str]] = []
-    for rel, tree in files:
-        if isinstance(tree, ast.Module):
-            flows.extend(scan_tree(tree, rel))
-        elif isinstance(tree, SyntaxError):
-            errors.append((rel, syntax_problem(tree)))
-        else:
-            errors.append((rel, str(tree)))
-    flows.sort(key=lambda f: (f.file.as_posix(), f.line))
-    errors.sort(key=lambda e: e[0].as_posix())
-    return flows, errors
+    for path in python_files(root):
+        rel = path.relative_to(root)
+        try:
+            flows.extend(scan_tree(parse_file(path), rel))
+        except (SyntaxError, OSError, ValueError) as exc:  # unreadable, null bytes, encoding
+            errors.append((rel, read_problem(exc)))
+    return sorted_scan(flows, errors)
+
+
+def sorted_scan(flows: list[FlowInfo], errors: list[tuple[Path, str]]) -> FlowScan:
+    """Flows sorted by file then line, and unreadable files sorted by path."""
+    flows = sorted(flows, key=lambda f: (f.file.as_posix(), f.line))
+    return flows, sorted(errors, key=lambda e: e[0].as_posix())
+
+
+def read_problem(exc: Exception) -> str:
+    """Why a file could not be read, as one line (see `syntax_problem`)."""
+    return syntax_problem(exc) if isinstance(exc, SyntaxError) else str(exc)
 
 
 def python_files(root: Path) -> list[Path]:

@@ -39,10 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .discovery import FLOW_MODULES, flow_functions, flow_name, python_files, syntax_problem
+from .discovery import (
+    FLOW_MODULES,
+    FlowInfo,
+    flow_functions,
+    flow_name,
+    python_files,
+    read_problem,
+)
 from .errors import UsageError
 from .literal_calls import build_literal_call
-from .parse_cache import Parsed, flow_files
+from .parse_cache import FlowFile, Parsed, Read, read_flow_files
 from .schedule_runs import run_parameters, schedule_key
 from .schedules import Schedule, cron, interval
 from .settings import PROJECT_FILE, ProjectFile
@@ -115,14 +122,34 @@ class ScheduleProblem:
         return f"{self.where}: {self.message}"
 
 
-FlowFiles = list[tuple[Path, Parsed]]
-"""The project's flow files as `parse_cache.flow_files` gives them."""
+FlowFiles = list[tuple[Path, Read]]
+"""The project's flow files as `parse_cache.read_flow_files` gives them."""
 
 
 def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
     """Every schedule of the project at `root`, and every problem found reading them, read
     on their own (the project model reads them with the rest of its declarations)."""
-    return read_schedules(Path(root), flow_files(Path(root)), ProjectFile.read(Path(root)))
+    return read_schedules(Path(root), read_flow_files(Path(root)), ProjectFile.read(Path(root)))
+
+
+def _flows(files: FlowFiles) -> dict[str, FlowInfo]:
+    """Every flow of `files`, by target ("flows.py:etl")."""
+    return {f.target: f for _rel, read in files if isinstance(read, FlowFile) for f in read.flows}
+
+
+def _declaring(files: FlowFiles) -> list[tuple[Path, Parsed]]:
+    """The syntax trees of the files whose flows declare schedules or triggers, and the
+    errors of the files that cannot be read."""
+    out: list[tuple[Path, Parsed]] = []
+    for rel, read in files:
+        if not isinstance(read, FlowFile):
+            out.append((rel, read))
+        elif read.declares:
+            try:
+                out.append((rel, read.tree()))
+            except (SyntaxError, OSError, ValueError) as exc:  # changed since it was listed
+                out.append((rel, exc))
+    return out
 
 
 def read_schedules(
@@ -131,18 +158,12 @@ def read_schedules(
     """The schedules declared in `files` and `toml`, and every problem found reading them."""
     entries: list[ScheduleEntry] = []
     problems: list[ScheduleProblem] = []
-    flows: dict[str, str] = {}  # target -> flow name
-    for rel, tree in files:
-        if isinstance(tree, SyntaxError):
-            problems.append(ScheduleProblem("code", rel.as_posix(), syntax_problem(tree)))
+    flows = {target: info.name for target, info in _flows(files).items()}
+    for rel, tree in _declaring(files):
+        if not isinstance(tree, ast.Module):
+            problems.append(ScheduleProblem("code", rel.as_posix(), read_problem(tree)))
             continue
-        if isinstance(tree, (OSError, ValueError)):
-            problems.append(ScheduleProblem("code", rel.as_posix(), str(tree)))
-            continue
-        found, bad = _scan_file(tree, rel)
-        for target, name in found:
-            flows[target] = name
-        for item in bad:
+        for item in _scan_file(tree, rel):
             if isinstance(item, ScheduleEntry):
                 entries.append(item)
             else:
@@ -182,21 +203,17 @@ def _factory_aliases(tree: ast.Module, names: tuple[str, ...]) -> dict[str, str]
     return factories
 
 
-def _scan_file(
-    tree: ast.Module, rel: Path
-) -> tuple[list[tuple[str, str]], list[ScheduleEntry | ScheduleProblem]]:
-    """(every flow as (target, name), its schedules and problems)."""
+def _scan_file(tree: ast.Module, rel: Path) -> list[ScheduleEntry | ScheduleProblem]:
+    """The schedules its flows declare, and their problems."""
     factories = _factory_aliases(tree, ("cron", "interval"))
-    flows: list[tuple[str, str]] = []
     out: list[ScheduleEntry | ScheduleProblem] = []
     for fn, call in flow_functions(tree):
         target = f"{rel.as_posix()}:{fn.name}"
         name = flow_name(call, fn.name)
-        flows.append((target, name))
         for kw in call.keywords if call else ():
             if kw.arg == "schedules":
                 out += _decorator_schedules(kw.value, factories, target, name, rel)
-    return flows, out
+    return out
 
 
 def _decorator_schedules(
@@ -367,7 +384,7 @@ def parse_span(value: Any) -> float | dt.timedelta:
 
 def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
     """Every `TriggerEntry` of the project at `root`, read on their own (see `read_triggers`)."""
-    return read_triggers(Path(root), flow_files(Path(root)), ProjectFile.read(Path(root)))
+    return read_triggers(Path(root), read_flow_files(Path(root)), ProjectFile.read(Path(root)))
 
 
 def read_triggers(
@@ -383,18 +400,20 @@ def read_triggers(
 
     entries: list[TriggerEntry] = []
     problems: list[ScheduleProblem] = []
-    flows: dict[str, str] = {}
-    wants: dict[str, tuple[bool, bool]] = {}
-    for path, tree in files:
+    infos = _flows(files)
+    flows = {target: info.name for target, info in infos.items()}
+    wants = {
+        target: accepted_parameters(p.name for p in info.parameters)
+        for target, info in infos.items()
+    }
+    for path, tree in _declaring(files):
         rel = path.as_posix()
         if not isinstance(tree, ast.Module):
-            continue  # reported by load_schedules
+            continue  # reported by read_schedules
         factories = _factory_aliases(tree, ("on_files", "on_flow"))
         for fn, call in flow_functions(tree):
             target = f"{rel}:{fn.name}"
             name = flow_name(call, fn.name)
-            flows[target] = name
-            wants[target] = accepted_parameters(fn)
             for kw in call.keywords if call else ():
                 if kw.arg != "triggers":
                     continue
@@ -416,7 +435,9 @@ def read_triggers(
                         problems.append(_problem(here, target, str(exc)))
                         continue
                     entries.append(
-                        TriggerEntry("code", here, target, name, trigger, *wants[target])
+                        TriggerEntry(
+                            "code", here, target, name, trigger, *wants.get(target, (False, False))
+                        )
                     )
     try:
         data = toml.tables()

@@ -26,9 +26,9 @@ from functools import cached_property
 from pathlib import Path
 
 from .alert_rules import AlertConfig, alerts_of
-from .discovery import FlowInfo, FlowScan, scan_trees
+from .discovery import FlowInfo, FlowScan, read_problem, sorted_scan
 from .errors import UsageError
-from .parse_cache import flow_files
+from .parse_cache import FlowFile, read_flow_files
 from .project import (
     FlowFiles,
     ScheduleEntry,
@@ -63,15 +63,19 @@ class Project:
 
     @cached_property
     def files(self) -> FlowFiles:
-        """The files that may declare flows, parsed (through the parse cache)."""
+        """The files that declare flows or cannot be read (through the parse cache)."""
         self.reads[FLOW_FILES] += 1
-        return flow_files(self.root)
+        return read_flow_files(self.root)
 
     # -- flows -------------------------------------------------------------------------------
 
     @cached_property
     def _flow_scan(self) -> FlowScan:
-        return scan_trees(list(self.files))
+        flows = [f for _rel, read in self.files if isinstance(read, FlowFile) for f in read.flows]
+        errors = [
+            (rel, read_problem(read)) for rel, read in self.files if not isinstance(read, FlowFile)
+        ]
+        return sorted_scan(flows, errors)
 
     def flow_scan(self) -> FlowScan:
         """(flows, unreadable files): what `discovery.load_target` looks a name up in."""
