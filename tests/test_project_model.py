@@ -3,6 +3,7 @@ read from orch.toml (parsed once) and the flow files (through the parse cache)."
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -205,3 +206,30 @@ def test_a_name_in_a_file_that_does_not_parse_reports_the_syntax_error(root: Pat
         load_target("nightly-load", root, Project(root))
     with pytest.raises(UsageError, match=r"^no flow named 'absent'"):
         load_target("absent", root, Project(root))
+
+
+def test_warm_flows_come_from_the_cache_without_parsing_a_file(root: Path) -> None:
+    (root / "plain.py").write_text(
+        "from orchlite import flow\n\n@flow\ndef plain(n: int = 1):\n    return n\n"
+    )
+    _age(root / "plain.py")
+    cold = Project(root)
+    assert [f.function for f in cold.flows] == ["beat", "etl", "plain"]
+    # Broken behind the cache's back (the same time and size): the flows listing, and a name
+    # looked up, still come from the cache, so the file was not read.
+    text = (root / "plain.py").read_text()
+    _swap_keeping_stamp(root / "plain.py", text.replace("def plain(n", "def plain(:"))
+    warm = Project(root)
+    assert warm.flows == cold.flows and warm.unreadable == []
+    assert [(p.name, p.default) for p in warm.flows[2].parameters] == [("n", "1")]
+    # Schedules and triggers need only the trees of the files that declare them.
+    assert len(warm.schedules) == 2 and warm.problems == []
+
+
+def test_a_cache_entry_of_another_shape_is_read_again(root: Path) -> None:
+    assert Project(root).flows
+    cache = root / ".orch" / CACHE_FILE
+    data = json.loads(cache.read_text())
+    data["flows"]["flows.py"][3] = [["beat", "beat", "one", []]]  # a line that is not a number
+    cache.write_text(json.dumps(data))
+    assert [(f.function, f.line) for f in Project(root).flows] == [("beat", 6), ("etl", 11)]
