@@ -23,7 +23,7 @@ and parsing them again and again is most of the cost (a second for 500 files), s
 - Within one process, the trees of the files parsed are kept by path, time and size, so
   reading the schedules and then the triggers parses each once.
 
-A file "declares flows" when `discovery.scan_tree` finds a flow in it: a top-level function
+A file "declares flows" when `flow_source.scan_tree` finds a flow in it: a top-level function
 (under `if`/`try` included) decorated with `flow`, `x.flow`, or a name imported from
 orchlite or prefect as `flow`.
 """
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .blobs import write_private
-from .discovery import FlowInfo, ParamInfo, flow_functions, parse_file, python_files, scan_tree
+from .flow_source import FlowInfo, ParamInfo, flow_functions, parse_file, python_files, scan_tree
 
 CACHE_FILE = "declarations.json"
 FORMAT = 2

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .discovery import (
+from .errors import UsageError
+from .flow_source import (
     FLOW_MODULES,
     FlowInfo,
     flow_functions,
@@ -47,7 +48,6 @@ from .discovery import (
     python_files,
     read_problem,
 )
-from .errors import UsageError
 from .literal_calls import build_literal_call
 from .parse_cache import FlowFile, Parsed, Read, read_flow_files
 from .schedule_runs import run_parameters, schedule_key

@@ -11,7 +11,7 @@ A model reads each of its two inputs once, on first use, and builds each part (f
 schedules, triggers, alerts, retention) from them on first use too, so a command pays only
 for what it shows:
 
-- the flow files, through the parse cache (`parse_cache.flow_files`): a file that declares
+- the flow files, through the parse cache (`parse_cache.read_flow_files`): a file that declares
   no flow is not read again while its modification time and size hold;
 - `orch.toml`, parsed once (`settings.ProjectFile`) and handed to each reader of its tables.
 
@@ -26,8 +26,8 @@ from functools import cached_property
 from pathlib import Path
 
 from .alert_rules import AlertConfig, alerts_of
-from .discovery import FlowInfo, FlowScan, read_problem, sorted_scan
 from .errors import UsageError
+from .flow_source import FlowInfo, FlowScan, read_problem, sorted_scan
 from .parse_cache import FlowFile, read_flow_files
 from .project import (
     FlowFiles,
