@@ -3,7 +3,7 @@
     @flow(triggers=[on_files("data/incoming/*.csv"), on_flow("extract", states=["COMPLETED"])])
     def load(paths: list[Path] = [], upstream_run_id: str = ""): ...
 
-or in `orch.toml` (read by `project.load_triggers`, without importing user code):
+or in `orch.toml` (read by `project.read_triggers`, without importing user code):
 
     [[trigger]]
     target = "etl.py:load"
@@ -178,7 +178,7 @@ def trigger_list(triggers: Any) -> list[Trigger]:
     return items
 
 
-# -- entries: what project.load_triggers finds -------------------------------------------
+# -- entries: what project.read_triggers finds -------------------------------------------
 
 
 @dataclass(frozen=True)
