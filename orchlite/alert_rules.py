@@ -28,7 +28,7 @@ from typing import Any
 from .alert_email import EmailSettings, parse_email
 from .errors import UsageError
 from .names import same_flow_name
-from .settings import PROJECT_FILE, read_project_file
+from .settings import PROJECT_FILE, ProjectFile
 from .store import FlowRun
 
 DEFAULT_STATES = frozenset({"FAILED", "CRASHED", "TIMED_OUT"})
@@ -97,8 +97,13 @@ def load_alerts(root: Path, log: Log | None = None) -> AlertConfig:
 
 def read_alerts(root: Path) -> AlertConfig:
     """The `[[alert]]` entries of `root/orch.toml` and the problems found in them."""
+    return alerts_of(ProjectFile.read(root))
+
+
+def alerts_of(toml: ProjectFile) -> AlertConfig:
+    """The `[[alert]]` entries of a parsed orch.toml and the problems found in them."""
     try:
-        data = read_project_file(root)
+        data = toml.tables()
     except UsageError as exc:
         return AlertConfig(problems=[f"{PROJECT_FILE}: {exc} (no alerts)"])
     if data is None:

@@ -108,12 +108,14 @@ def backfill(
 def _flow_name_as_declared(target: str, root: Path) -> str:
     """A flow name in the spelling its declaration gives (`sales_etl` -> `sales-etl`);
     a file.py:flow or module:flow target as it is."""
-    if ":" in target or target.endswith(".py"):
-        return target
-    from .discovery import find_flows
-    from .names import same_flow_name
+    from .discovery import is_flow_name
 
-    for info in find_flows(root):
+    if not is_flow_name(target):
+        return target
+    from .names import same_flow_name
+    from .project_model import Project
+
+    for info in Project(root).flows:
         if same_flow_name(target, info.name) or same_flow_name(target, info.function):
             return info.name
     return target

@@ -195,13 +195,13 @@ def flows(
       orch flows pipelines/ --json
     """
     from .config import find_home, project_root
-    from .discovery import find_flows_with_errors
+    from .project_model import Project
 
     project = project_root(find_home())
     root = directory or project
     if not root.is_dir():
         raise UsageError(f"no such directory: {root}")
-    found, errors = find_flows_with_errors(root)
+    found, errors = Project(root).flow_scan()
     for path, message in errors:
         print(f"skipped {_target_path(root / path, project)}: {message}", file=sys.stderr)
     rows = [

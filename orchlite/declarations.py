@@ -1,14 +1,15 @@
 """What a project declares for its daemon: schedules, triggers, alerts and retention.
 
-`read_declarations(root, previous, log)` reads them all (flow files with `ast`, and
-`orch.toml`) and returns a `Declarations`. Each declaration belongs to one file: a flow file
-(`flows.py`) or `orch.toml` (its schedules, triggers, alerts and `[daemon]` table). A file
-that reads without a problem becomes that file's last good version. A file with problems
-(a syntax error, an invalid cron string, an unreadable TOML table...) is, when it had a good
-version before, replaced by that version whole: the daemon keeps firing what it fired before
-the bad edit, and logs one line naming the first problem. A file never read without a
-problem (at the daemon's start, say) contributes the entries that did load; each problem is
-logged. Deleting a file drops its declarations.
+`read_declarations(root, previous, log)` reads them all (the project model,
+`orchlite.project_model.Project`: flow files with `ast` through the parse cache, and
+`orch.toml` parsed once) and returns a `Declarations`. Each declaration belongs to one
+file: a flow file (`flows.py`) or `orch.toml` (its schedules, triggers, alerts and `[daemon]`
+table). A file that reads without a problem becomes that file's last good version. A file
+with problems (a syntax error, an invalid cron string, an unreadable TOML table...) is, when
+it had a good version before, replaced by that version whole: the daemon keeps firing what it
+fired before the bad edit, and logs one line naming the first problem. A file never read
+without a problem (at the daemon's start, say) contributes the entries that did load; each
+problem is logged. Deleting a file drops its declarations.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .alert_rules import AlertConfig, load_alerts
-from .errors import UsageError
-from .project import ScheduleEntry, ScheduleProblem, load_schedules, load_triggers
-from .settings import PROJECT_FILE, read_project_file
+from .alert_rules import AlertConfig
+from .project import ScheduleEntry, ScheduleProblem
+from .project_model import DEFAULT_RETENTION_DAYS, Project, retention_days
+from .settings import PROJECT_FILE, ProjectFile
 from .triggers import TriggerEntry
-
-DEFAULT_RETENTION_DAYS = 30.0
 
 Entry = ScheduleEntry | TriggerEntry
 
@@ -72,21 +71,17 @@ def read_declarations(
     root: Path, previous: Declarations | None = None, log: Callable[[str], None] | None = None
 ) -> Declarations:
     """Read the project's declarations; a broken file keeps `previous`'s good version."""
-    root = Path(root)
     log = log or (lambda _message: None)
-    schedules, problems = load_schedules(root)
-    triggers, trigger_problems = load_triggers(root)
-    problems = problems + trigger_problems
-    alerts = load_alerts(root)
-    try:
-        retention = load_retention_days(root)
-    except UsageError as exc:
+    project = Project(root)
+    schedules, triggers, alerts = project.schedules, project.triggers, project.alerts
+    retention = project.retention_days
+    if retention is None:
         retention = previous.retention_days if previous else DEFAULT_RETENTION_DAYS
-        problems.append(ScheduleProblem(PROJECT_FILE, f"{PROJECT_FILE} [daemon]", str(exc)))
-    alert_problems = [_alert_problem(text) for text in alerts.problems]
+    problems = project.problems
 
     current: dict[str, FileDeclarations] = {}
-    for name in {_file_of(e.source, e.where) for e in [*schedules, *triggers]} | {PROJECT_FILE}:
+    declared: list[ScheduleEntry | TriggerEntry] = [*schedules, *triggers]
+    for name in {_file_of(e.source, e.where) for e in declared} | {PROJECT_FILE}:
         current[name] = FileDeclarations(
             tuple(e for e in schedules if _file_of(e.source, e.where) == name),
             tuple(e for e in triggers if _file_of(e.source, e.where) == name),
@@ -95,7 +90,7 @@ def read_declarations(
         current[PROJECT_FILE].schedules, current[PROJECT_FILE].triggers, alerts, retention
     )
     broken: dict[str, list[ScheduleProblem]] = {}
-    for problem in [*problems, *alert_problems]:
+    for problem in problems:
         broken.setdefault(_file_of(problem.source, problem.where), []).append(problem)
 
     old = previous.last_good if previous else {}
@@ -121,7 +116,7 @@ def read_declarations(
         triggers=[e for decl in files for e in decl.triggers],
         alerts=toml.alerts or AlertConfig(),
         retention_days=toml.retention_days,
-        problems=[*problems, *alert_problems],
+        problems=problems,
         kept=kept,
         last_good=last_good,
     )
@@ -135,11 +130,6 @@ def _file_of(source: str, where: str) -> str:
     return path if sep and line.isdigit() else where
 
 
-def _alert_problem(text: str) -> ScheduleProblem:
-    where, _, message = text.partition(": ")
-    return ScheduleProblem(PROJECT_FILE, where, message)
-
-
 def _describe(decl: FileDeclarations) -> str:
     counts = [
         (len(decl.schedules), "schedule(s)"),
@@ -150,17 +140,6 @@ def _describe(decl: FileDeclarations) -> str:
 
 
 def load_retention_days(root: Path) -> float:
-    """`[daemon] retention_days` of orch.toml (default 30; 0 turns the cleanup off)."""
-    try:
-        data = read_project_file(Path(root))
-    except UsageError:
-        return DEFAULT_RETENTION_DAYS  # reported with the schedules
-    if data is None:
-        return DEFAULT_RETENTION_DAYS
-    section = data.get("daemon", {})
-    if not isinstance(section, dict):
-        raise UsageError("[daemon] must be a table")
-    value = section.get("retention_days", DEFAULT_RETENTION_DAYS)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise UsageError(f"retention_days must be a number >= 0, not {value!r}")
-    return float(value)
+    """`[daemon] retention_days` of the project's orch.toml, read on its own (default 30;
+    0 turns the cleanup off); UsageError when it is not a number >= 0."""
+    return retention_days(ProjectFile.read(Path(root)))

@@ -1,216 +1,80 @@
-"""Find flows in a project without running it, and load the one a target names.
+"""Load the object a target names: a file's flow, a module's, or a flow found by its name.
 
-Discovery reads source with `ast` only, so listing flows never executes user code. A function
-counts as a flow when a decorator's name is `flow` (`@flow`, `@flow(...)`, `@orchlite.flow`,
-`@x.flow(...)`) or an alias imported from `orchlite`/`prefect` (`from orchlite import flow as f`).
+Finding flows reads source only (`orchlite.flow_source`); only the file (or module) that holds
+the flow asked for is imported.
 
 Targets accepted by `load_target`:
 
     path/to/file.py:name   a file (relative to the root, to the working directory, or absolute)
     path/to/file.py        the file's only flow
     package.module:name    imported with importlib, the root first on sys.path
-    name                   a flow's name or function name found by `find_flows(root)`,
+    name                   a flow's name or function name among the project's flows
+                           (its `FlowSource`, else `find_flows_with_errors(root)`),
                            `_` and `-` alike (see `orchlite.names`)
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
 import hashlib
 import importlib
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
-from orchlite.errors import LoadError, UsageError
-from orchlite.names import default_flow_name, same_flow_name
-
-SKIP_DIRS = frozenset(
-    {"__pycache__", "node_modules", "tests", "test", "venv", "site-packages", "build", "dist"}
+from .errors import LoadError, UsageError
+from .flow_source import (
+    FlowInfo,
+    FlowScan,
+    ParamInfo,
+    find_flows,
+    find_flows_with_errors,
+    parse_file,
+    scan_tree,
 )
-_FLOW_MODULES = ("orchlite", "prefect")
+from .names import same_flow_name
+
+__all__ = [
+    "FlowInfo",
+    "FlowSource",
+    "ParamInfo",
+    "absolute_target_file",
+    "anchored_target",
+    "find_flows",
+    "find_flows_with_errors",
+    "is_flow_name",
+    "load_file",
+    "load_target",
+]
+"""Also what reading flows from source gives (`flow_source`), as this module's callers knew it."""
+
 _IMPORT_LOCK = threading.RLock()  # sys.modules and sys.path are shared by every thread
 
 
-@dataclass(frozen=True)
-class ParamInfo:
-    name: str
-    annotation: str | None
-    default: str | None
-    """Source text of the default value; None when the parameter is required."""
-    required: bool
+class FlowSource(Protocol):
+    """Where a name is looked up: the project's flows, read once (`project_model.Project`)."""
+
+    def flow_scan(self) -> FlowScan: ...
 
 
-@dataclass(frozen=True)
-class FlowInfo:
-    name: str
-    function: str
-    file: Path
-    """Relative to the scanned root."""
-    line: int
-    parameters: tuple[ParamInfo, ...]
+def load_target(target: str, root: Path, flows: FlowSource | None = None) -> object:
+    """The object a target names (the caller checks that it is a flow).
 
-    @property
-    def target(self) -> str:
-        return f"{self.file.as_posix()}:{self.function}"
-
-
-def find_flows(root: Path) -> list[FlowInfo]:
-    """Every flow under `root`, sorted by file then line; files that do not parse are skipped."""
-    return find_flows_with_errors(root)[0]
-
-
-def find_flows_with_errors(root: Path) -> tuple[list[FlowInfo], list[tuple[Path, str]]]:
-    """Flows under `root`, plus (relative path, message) for each file that could not be read."""
-    root = Path(root)
-    flows: list[FlowInfo] = []
-    errors: list[tuple[Path, str]] = []
-    for path in _python_files(root):
-        rel = path.relative_to(root)
-        try:
-            flows.extend(_scan_file(path, rel))
-        except SyntaxError as exc:
-            errors.append((rel, syntax_problem(exc)))
-        except (OSError, ValueError) as exc:  # unreadable, null bytes, bad encoding
-            errors.append((rel, str(exc)))
-    flows.sort(key=lambda f: (f.file.as_posix(), f.line))
-    errors.sort(key=lambda e: e[0].as_posix())
-    return flows, errors
-
-
-def _python_files(root: Path) -> list[Path]:
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        # A virtualenv is recognised by its pyvenv.cfg, whatever the folder is called.
-        if "pyvenv.cfg" in filenames and Path(dirpath) != root:
-            dirnames.clear()
-            continue
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS]
-        found.extend(Path(dirpath, f) for f in filenames if f.endswith(".py"))
-    return found
-
-
-def parse_file(path: Path) -> ast.Module:
-    """The syntax tree of a Python file, for reading it without running it.
-
-    SyntaxError for any file the parser refuses, also one nested so deeply (an expression
-    of thousands of operators, say) that parsing it runs out of stack or parser memory:
-    reading a project must survive any file in it, as it survives a syntax error.
+    A name is looked up among `flows` (the project's, read once), else in the files under
+    `root`, parsed now.
     """
-    source = path.read_bytes()
-    if sys.version_info < (3, 11) and len(source) > _LARGE_SOURCE and not _parses_in_a_child(path):
-        raise SyntaxError("nested too deeply for Python's parser to read")
-    try:
-        return ast.parse(source, filename=str(path))
-    except (RecursionError, MemoryError):
-        raise SyntaxError("nested too deeply for Python's parser to read") from None
-
-
-_LARGE_SOURCE = 64 * 1024
-"""Python 3.10's parser overflows the C stack (a segfault, not a RecursionError) on an
-expression of some 150,000 operators, which takes more than 64 kB of source: a larger file
-is parsed in a child process first, so such a file crashes the child, not `orch`."""
-
-
-def _parses_in_a_child(path: Path) -> bool:
-    """Whether a child interpreter parses `path` without crashing (a SyntaxError is fine:
-    the caller reports it as for any file)."""
-    check = (
-        "import ast, sys\n"
-        "try: ast.parse(open(sys.argv[1], 'rb').read())\n"
-        "except SyntaxError: pass\n"
-    )
-    child = subprocess.run([sys.executable, "-c", check, str(path)], capture_output=True)
-    return child.returncode == 0
-
-
-def syntax_problem(exc: SyntaxError) -> str:
-    """A SyntaxError as one line: "line N: what" (or "what" when no line is known)."""
-    return f"line {exc.lineno}: {exc.msg}" if exc.lineno else str(exc.msg)
-
-
-def _scan_file(path: Path, rel: Path) -> list[FlowInfo]:
-    tree = parse_file(path)
-    aliases = {"flow"}
-    for node in tree.body:
-        if not isinstance(node, ast.ImportFrom) or node.module is None:
-            continue
-        if node.module.split(".")[0] in _FLOW_MODULES:
-            aliases.update(a.asname or a.name for a in node.names if a.name == "flow")
-    found: list[FlowInfo] = []
-    for fn in _top_level_functions(tree.body):
-        for deco in fn.decorator_list:
-            call = deco if isinstance(deco, ast.Call) else None
-            target = call.func if call else deco
-            is_flow = (isinstance(target, ast.Name) and target.id in aliases) or (
-                isinstance(target, ast.Attribute) and target.attr == "flow"
-            )
-            if is_flow:
-                name = _flow_name(call, fn.name)
-                found.append(FlowInfo(name, fn.name, rel, fn.lineno, _parameters(fn.args)))
-                break
-    return found
-
-
-def _top_level_functions(body: list[ast.stmt]) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
-    """Module-level functions, including those under a top-level `if`/`try`."""
-    out: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
-    for node in body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            out.append(node)
-        elif isinstance(node, ast.If):
-            out += _top_level_functions(node.body) + _top_level_functions(node.orelse)
-        elif isinstance(node, ast.Try):
-            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
-                out += _top_level_functions(block)
-    return out
-
-
-def _flow_name(call: ast.Call | None, function: str) -> str:
-    """The flow's `name=` when the decorator gives it as a literal, else the default name."""
-    for kw in call.keywords if call else ():
-        value = kw.value.value if isinstance(kw.value, ast.Constant) else None
-        if kw.arg == "name" and isinstance(value, str):
-            return value
-    return default_flow_name(function)
-
-
-def _parameters(args: ast.arguments) -> tuple[ParamInfo, ...]:
-    """Named parameters only: `*args` and `**kwargs` cannot be given by name on the CLI."""
-    positional = [*args.posonlyargs, *args.args]
-    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
-    defaults += args.defaults
-    pairs = [
-        *zip(positional, defaults, strict=True),
-        *zip(args.kwonlyargs, args.kw_defaults, strict=True),
-    ]
-    return tuple(
-        ParamInfo(
-            name=arg.arg,
-            annotation=ast.unparse(arg.annotation) if arg.annotation else None,
-            default=ast.unparse(default) if default is not None else None,
-            required=default is None,
-        )
-        for arg, default in pairs
-    )
-
-
-def load_target(target: str, root: Path) -> object:
-    """The object a target names (the caller checks that it is a flow)."""
     root = Path(root)
     where, sep, name = target.rpartition(":")
     if not sep or target.endswith(".py"):  # "C:\\x\\p.py" has a colon but names no flow
         if target.endswith(".py"):
             return _load_only_flow(target, root)
-        return _load_by_name(target, root)
+        return _load_by_name(target, root, flows)
     if not where or not name:
         raise UsageError(f"bad target '{target}': expected file.py:flow, module:flow or a name")
     if where.endswith(".py") or "/" in where or os.sep in where:
@@ -218,6 +82,11 @@ def load_target(target: str, root: Path) -> object:
         return _get_attr(load_file(path), name, _display(path))
     module = _import_module(where, root)
     return _get_attr(module, name, where)
+
+
+def is_flow_name(target: str) -> bool:
+    """Whether `target` names a flow by its name (not `file.py[:name]` or `module:name`)."""
+    return ":" not in target and not target.endswith(".py")
 
 
 def _file_part(target: str) -> tuple[str, str] | None:
@@ -260,8 +129,8 @@ def anchored_target(target: str, root: Path) -> str:
     return f"{path.as_posix()}{suffix}"
 
 
-def _load_by_name(name: str, root: Path) -> object:
-    flows, unreadable = find_flows_with_errors(root)
+def _load_by_name(name: str, root: Path, source: FlowSource | None) -> object:
+    flows, unreadable = source.flow_scan() if source else find_flows_with_errors(root)
     matches = [f for f in flows if same_flow_name(name, f.name) or same_flow_name(name, f.function)]
     if len(matches) == 1:
         path = root / matches[0].file
@@ -303,7 +172,7 @@ def _syntax_error(path: Path, exc: SyntaxError) -> str:
 def _load_only_flow(where: str, root: Path) -> object:
     path = _resolve_file(where, root)
     try:
-        flows = _scan_file(path, Path(path.name))
+        flows = scan_tree(parse_file(path), Path(path.name))
     except SyntaxError as exc:
         raise LoadError(_syntax_error(path, exc)) from None
     if len(flows) != 1:

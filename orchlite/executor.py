@@ -114,7 +114,7 @@ def _run_here(
     console: bool | None,
     setup: RunSetup,
 ) -> tuple[str, int]:
-    from .discovery import load_target
+    from .discovery import is_flow_name, load_target
     from .engine import run_flow
     from .logging import setup_logging
     from .params import bind_parameters
@@ -122,7 +122,11 @@ def _run_here(
 
     command = command_of(target)
     flow: Any
-    if command is None:
+    if command is None and is_flow_name(target):
+        from .project_model import Project  # only a name is looked up in the project
+
+        flow = load_target(target, root, Project(root))
+    elif command is None:
         flow = load_target(target, root)
     else:
         from .shell_runs import command_flow

@@ -1,4 +1,6 @@
-"""A project's schedules, read from `orch.toml` and from `@flow(schedules=[...])` in source.
+"""A project's schedules and triggers, read from `orch.toml` and from `@flow(schedules=[...],
+triggers=[...])` in source: the readers the project model (`orchlite.project_model`) hands its
+parsed flow files and its one parse of `orch.toml` to.
 
 Nothing here imports user code: flow files are read with `ast`, so the daemon and
 `orch schedules` never run a flow file to find out when it fires. In a decorator only
@@ -33,24 +35,24 @@ import ast
 import datetime as dt
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .discovery import (
-    _FLOW_MODULES,
-    _flow_name,
-    _python_files,
-    _top_level_functions,
-    syntax_problem,
-)
 from .errors import UsageError
+from .flow_source import (
+    FLOW_MODULES,
+    FlowInfo,
+    flow_functions,
+    flow_name,
+    python_files,
+    read_problem,
+)
 from .literal_calls import build_literal_call
-from .parse_cache import flow_files
+from .parse_cache import FlowFile, Parsed, Read, read_flow_files
 from .schedule_runs import run_parameters, schedule_key
 from .schedules import Schedule, cron, interval
-from .settings import PROJECT_FILE, read_project_file
+from .settings import PROJECT_FILE, ProjectFile
 from .shell_jobs import COMMAND_KEYS, ENTRY_KEYS, RunOptions, read_entry
 
 OVERLAP_POLICIES = ("skip", "allow", "queue", "cancel_previous")
@@ -120,28 +122,53 @@ class ScheduleProblem:
         return f"{self.where}: {self.message}"
 
 
+FlowFiles = list[tuple[Path, Read]]
+"""The project's flow files as `parse_cache.read_flow_files` gives them."""
+
+
 def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
-    """Every schedule of the project at `root`, and every problem found reading them."""
-    root = Path(root)
+    """Every schedule of the project at `root`, and every problem found reading them, read
+    on their own (the project model reads them with the rest of its declarations)."""
+    return read_schedules(Path(root), read_flow_files(Path(root)), ProjectFile.read(Path(root)))
+
+
+def _flows(files: FlowFiles) -> dict[str, FlowInfo]:
+    """Every flow of `files`, by target ("flows.py:etl")."""
+    return {f.target: f for _rel, read in files if isinstance(read, FlowFile) for f in read.flows}
+
+
+def _declaring(files: FlowFiles) -> list[tuple[Path, Parsed]]:
+    """The syntax trees of the files whose flows declare schedules or triggers, and the
+    errors of the files that cannot be read."""
+    out: list[tuple[Path, Parsed]] = []
+    for rel, read in files:
+        if not isinstance(read, FlowFile):
+            out.append((rel, read))
+        elif read.declares:
+            try:
+                out.append((rel, read.tree()))
+            except (SyntaxError, OSError, ValueError) as exc:  # changed since it was listed
+                out.append((rel, exc))
+    return out
+
+
+def read_schedules(
+    root: Path, files: FlowFiles, toml: ProjectFile
+) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
+    """The schedules declared in `files` and `toml`, and every problem found reading them."""
     entries: list[ScheduleEntry] = []
     problems: list[ScheduleProblem] = []
-    flows: dict[str, str] = {}  # target -> flow name
-    for rel, tree in flow_files(root):
-        if isinstance(tree, SyntaxError):
-            problems.append(ScheduleProblem("code", rel.as_posix(), syntax_problem(tree)))
+    flows = {target: info.name for target, info in _flows(files).items()}
+    for rel, tree in _declaring(files):
+        if not isinstance(tree, ast.Module):
+            problems.append(ScheduleProblem("code", rel.as_posix(), read_problem(tree)))
             continue
-        if isinstance(tree, (OSError, ValueError)):
-            problems.append(ScheduleProblem("code", rel.as_posix(), str(tree)))
-            continue
-        found, bad = _scan_file(tree, rel)
-        for target, name in found:
-            flows[target] = name
-        for item in bad:
+        for item in _scan_file(tree, rel):
             if isinstance(item, ScheduleEntry):
                 entries.append(item)
             else:
                 problems.append(item)
-    toml_entries, toml_problems = _load_toml(root, flows)
+    toml_entries, toml_problems = _load_toml(root, toml, flows)
     entries += toml_entries
     problems += toml_problems
     return _without_duplicates(entries, problems), problems
@@ -150,7 +177,7 @@ def load_schedules(root: Path) -> tuple[list[ScheduleEntry], list[ScheduleProble
 def fingerprint(root: Path) -> tuple[tuple[str, int], ...]:
     """Changes when orch.toml or any flow file is added, removed or modified."""
     root = Path(root)
-    paths = [*_python_files(root), root / PROJECT_FILE]
+    paths = [*python_files(root), root / PROJECT_FILE]
     stamps = []
     for path in paths:
         try:
@@ -169,50 +196,24 @@ def _factory_aliases(tree: ast.Module, names: tuple[str, ...]) -> dict[str, str]
     for node in tree.body:
         if not isinstance(node, ast.ImportFrom) or node.module is None:
             continue
-        if node.module.split(".")[0] in _FLOW_MODULES:
+        if node.module.split(".")[0] in FLOW_MODULES:
             for alias in node.names:
                 if alias.name in names:
                     factories[alias.asname or alias.name] = alias.name
     return factories
 
 
-def _flow_decorators(
-    tree: ast.Module,
-) -> Iterator[tuple[ast.FunctionDef | ast.AsyncFunctionDef, ast.Call | None]]:
-    """Each top-level function decorated with `@flow` (or an alias of it), with the
-    decorator's call (None for a bare `@flow`)."""
-    flow_names = {"flow"}
-    for node in tree.body:
-        if not isinstance(node, ast.ImportFrom) or node.module is None:
-            continue
-        if node.module.split(".")[0] in _FLOW_MODULES:
-            flow_names.update(a.asname or a.name for a in node.names if a.name == "flow")
-    for fn in _top_level_functions(tree.body):
-        for deco in fn.decorator_list:
-            call = deco if isinstance(deco, ast.Call) else None
-            func = call.func if call else deco
-            if (isinstance(func, ast.Name) and func.id in flow_names) or (
-                isinstance(func, ast.Attribute) and func.attr == "flow"
-            ):
-                yield fn, call
-                break  # one @flow per function
-
-
-def _scan_file(
-    tree: ast.Module, rel: Path
-) -> tuple[list[tuple[str, str]], list[ScheduleEntry | ScheduleProblem]]:
-    """(every flow as (target, name), its schedules and problems)."""
+def _scan_file(tree: ast.Module, rel: Path) -> list[ScheduleEntry | ScheduleProblem]:
+    """The schedules its flows declare, and their problems."""
     factories = _factory_aliases(tree, ("cron", "interval"))
-    flows: list[tuple[str, str]] = []
     out: list[ScheduleEntry | ScheduleProblem] = []
-    for fn, call in _flow_decorators(tree):
+    for fn, call in flow_functions(tree):
         target = f"{rel.as_posix()}:{fn.name}"
-        name = _flow_name(call, fn.name)
-        flows.append((target, name))
+        name = flow_name(call, fn.name)
         for kw in call.keywords if call else ():
             if kw.arg == "schedules":
                 out += _decorator_schedules(kw.value, factories, target, name, rel)
-    return flows, out
+    return out
 
 
 def _decorator_schedules(
@@ -280,10 +281,10 @@ def _problem(where: str, target: str, message: str) -> ScheduleProblem:
 
 
 def _load_toml(
-    root: Path, flows: dict[str, str]
+    root: Path, toml: ProjectFile, flows: dict[str, str]
 ) -> tuple[list[ScheduleEntry], list[ScheduleProblem]]:
     try:
-        data = read_project_file(root)
+        data = toml.tables()
     except UsageError as exc:
         return [], [ScheduleProblem(PROJECT_FILE, PROJECT_FILE, str(exc))]
     if data is None:
@@ -382,29 +383,37 @@ def parse_span(value: Any) -> float | dt.timedelta:
 
 
 def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
-    """Every `TriggerEntry` of the project: `@flow(triggers=[...])` in flow files (literal
+    """Every `TriggerEntry` of the project at `root`, read on their own (see `read_triggers`)."""
+    return read_triggers(Path(root), read_flow_files(Path(root)), ProjectFile.read(Path(root)))
+
+
+def read_triggers(
+    root: Path, files: FlowFiles, toml: ProjectFile
+) -> tuple[list[Any], list[ScheduleProblem]]:
+    """Every `TriggerEntry` declared: `@flow(triggers=[...])` in flow files (literal
     `on_files(...)` / `on_flow(...)` calls) and `[[trigger]]` entries in orch.toml.
 
     A broken trigger or entry is a `ScheduleProblem` naming it; the others still load.
-    Syntax errors in flow files are reported by `load_schedules`, not again here.
+    Syntax errors in flow files are reported by `read_schedules`, not again here.
     """
     from .triggers import TriggerEntry, accepted_parameters, from_call, from_toml
 
-    root = Path(root)
     entries: list[TriggerEntry] = []
     problems: list[ScheduleProblem] = []
-    flows: dict[str, str] = {}
-    wants: dict[str, tuple[bool, bool]] = {}
-    for path, tree in flow_files(root):
+    infos = _flows(files)
+    flows = {target: info.name for target, info in infos.items()}
+    wants = {
+        target: accepted_parameters(p.name for p in info.parameters)
+        for target, info in infos.items()
+    }
+    for path, tree in _declaring(files):
         rel = path.as_posix()
         if not isinstance(tree, ast.Module):
-            continue  # reported by load_schedules
+            continue  # reported by read_schedules
         factories = _factory_aliases(tree, ("on_files", "on_flow"))
-        for fn, call in _flow_decorators(tree):
+        for fn, call in flow_functions(tree):
             target = f"{rel}:{fn.name}"
-            name = _flow_name(call, fn.name)
-            flows[target] = name
-            wants[target] = accepted_parameters(fn)
+            name = flow_name(call, fn.name)
             for kw in call.keywords if call else ():
                 if kw.arg != "triggers":
                     continue
@@ -426,12 +435,14 @@ def load_triggers(root: Path) -> tuple[list[Any], list[ScheduleProblem]]:
                         problems.append(_problem(here, target, str(exc)))
                         continue
                     entries.append(
-                        TriggerEntry("code", here, target, name, trigger, *wants[target])
+                        TriggerEntry(
+                            "code", here, target, name, trigger, *wants.get(target, (False, False))
+                        )
                     )
     try:
-        data = read_project_file(root)
+        data = toml.tables()
     except UsageError:
-        data = None  # reported by load_schedules
+        data = None  # reported by read_schedules
     if data is not None:
         raw = data.get("trigger", [])
         if not isinstance(raw, list):

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .names import same_flow_name
-from .project import ScheduleEntry, load_schedules
+from .project import ScheduleEntry
+from .project_model import Project
 from .schedule_runs import run_parameters
 from .store import Store
 
@@ -64,7 +65,7 @@ def find_schedule(root: Path, name: str) -> tuple[str, ScheduleEntry]:
 
     UsageError naming the close names (or all of them) when there is none.
     """
-    entries, _problems = load_schedules(root)
+    entries = Project(root).schedules
     named = dict(zip(schedule_names(entries), entries, strict=True))
     if name in named:
         return name, named[name]

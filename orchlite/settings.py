@@ -12,8 +12,9 @@ The environment wins over orch.toml, as Prefect's environment variables win over
 it accepts. An orch.toml that cannot be read at all is a warning and the default: its readers
 report it as a problem and the rest of the project goes on working.
 
-`orch.toml` itself is read here (`read_project_file`) so that the engine, which sits below the
-modules that read its schedules and alerts, can read its settings too.
+`orch.toml` itself is parsed here (`read_project_file`, and `ProjectFile` for a reader that
+hands one parse to several readers) so that the engine, which sits below the modules that
+read its schedules and alerts, can read its settings too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,33 @@ def read_project_file(root: Path) -> dict[str, Any] | None:
         raise UsageError(f"cannot read: {str(exc).partition(';')[0]}") from None
     except (RecursionError, MemoryError):
         raise UsageError("cannot read: values nested too deeply") from None
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """orch.toml parsed once: its tables, or the reason it could not be read.
+
+    The project model (`orchlite.project_model`) parses it once and hands this to each of
+    its readers (schedules, triggers, alerts, the `[daemon]` table).
+    """
+
+    data: dict[str, Any] | None
+    """None when the project has no orch.toml (or it could not be read)."""
+    error: str | None = None
+    """Why it could not be read ("cannot read: ...")."""
+
+    @classmethod
+    def read(cls, root: Path) -> ProjectFile:
+        try:
+            return cls(read_project_file(root))
+        except UsageError as exc:
+            return cls(None, str(exc))
+
+    def tables(self) -> dict[str, Any] | None:
+        """As `read_project_file`: the tables, None without a file, UsageError if unreadable."""
+        if self.error is not None:
+            raise UsageError(self.error)
+        return self.data
 
 
 def persist_by_default(root: Path) -> bool:

@@ -3,7 +3,7 @@
     @flow(triggers=[on_files("data/incoming/*.csv"), on_flow("extract", states=["COMPLETED"])])
     def load(paths: list[Path] = [], upstream_run_id: str = ""): ...
 
-or in `orch.toml` (read by `project.load_triggers`, without importing user code):
+or in `orch.toml` (read by `project.read_triggers`, without importing user code):
 
     [[trigger]]
     target = "etl.py:load"
@@ -178,7 +178,7 @@ def trigger_list(triggers: Any) -> list[Trigger]:
     return items
 
 
-# -- entries: what project.load_triggers finds -------------------------------------------
+# -- entries: what project.read_triggers finds -------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -212,11 +212,11 @@ def flow_trigger_run_id(key: str, upstream_run_id: str) -> str:
     return hashlib.sha256(f"{key}|{upstream_run_id}".encode()).hexdigest()[:32]
 
 
-def accepted_parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[bool, bool]:
-    """(has a `paths` parameter, has an `upstream_run_id` parameter), from the AST."""
-    args = fn.args
-    names = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
-    return PATHS_PARAMETER in names, UPSTREAM_PARAMETER in names
+def accepted_parameters(names: Iterable[str]) -> tuple[bool, bool]:
+    """(has a `paths` parameter, has an `upstream_run_id` parameter), given a flow's named
+    parameters as read from source."""
+    named = set(names)
+    return PATHS_PARAMETER in named, UPSTREAM_PARAMETER in named
 
 
 def from_call(node: ast.expr, factories: dict[str, str]) -> Trigger:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
-from .discovery import SKIP_DIRS
+from .flow_source import SKIP_DIRS
 from .settings import PROJECT_FILE
 from .triggers import IGNORED_DIRS
 

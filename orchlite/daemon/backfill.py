@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..isotime import parse_iso_datetime
-from ..project import ScheduleEntry, load_schedules
+from ..project import ScheduleEntry
+from ..project_model import Project
 from ..schedule_runs import run_parameters, slot_id
 from ..schedules import describe
 from ..states import StateName
@@ -55,7 +56,7 @@ def parse_when(text: str, timezone: str, *, end: bool = False) -> dt.datetime:
 
 
 def _pick_schedule(root: Path, target: str, name: str | None) -> ScheduleEntry:
-    entries, _problems = load_schedules(root)
+    entries = Project(root).schedules
     wanted = target.strip()
     mine = [e for e in entries if e.target == wanted or e.flow_name == wanted]
     if not mine:

@@ -1,8 +1,9 @@
 """`orch schedules` and `orch upcoming`: every schedule and trigger of a project, its next
 fire times, its state (active, paused or disabled) and its last run.
 
-Read from orch.toml and the flow files without running code (`orchlite.project`), and from
-the store for the pauses and last runs; the TUI's schedules screen shows the same listing.
+Read from orch.toml and the flow files without running code (the project model,
+`orchlite.project_model`), and from the store for the pauses and last runs; the TUI's
+schedules screen shows the same listing.
 """
 
 from __future__ import annotations
@@ -11,24 +12,33 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from ..project import load_schedules, load_triggers
+from ..project_model import Project
 from ..schedule_control import schedule_names
 from ..store import Store
 
 UTC = dt.timezone.utc
 
 
-def listing(home: Path, root: Path, now: dt.datetime, *, read_only: bool = False) -> dict[str, Any]:
+def listing(
+    home: Path,
+    root: Path,
+    now: dt.datetime,
+    *,
+    read_only: bool = False,
+    project: Project | None = None,
+) -> dict[str, Any]:
     """`orch schedules`: every schedule with its next fire times and last run, and errors.
 
-    `read_only` opens the store for reading only (a view that must never hold up writers).
+    `read_only` opens the store for reading only (a view that must never hold up writers);
+    `project` is the model of the project at `root`, read now unless given.
     """
     from zoneinfo import ZoneInfo
 
     from ..schedule_slots import next_fire_times
     from ..schedules import describe
 
-    entries, problems = load_schedules(root)
+    project = project or Project(root)
+    entries = project.schedules
     last: dict[str, Any] = {}
     paused: dict[str, float] = {}
     if (home / "orch.db").exists():
@@ -65,10 +75,9 @@ def listing(home: Path, root: Path, now: dt.datetime, *, read_only: bool = False
                 "key": entry.key,
             }
         )
-    trigger_entries, trigger_problems = load_triggers(root)
-    problems = [*problems, *trigger_problems]
+    problems = [*project.schedule_problems, *project.trigger_problems]
     triggers = []
-    for t in trigger_entries:
+    for t in project.triggers:
         ran = last.get(t.key)
         triggers.append(
             {

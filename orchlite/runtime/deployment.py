@@ -91,12 +91,12 @@ def _claims(store: Store, run_id: str) -> list[tuple[str, str | None]]:
 def _declared_names(store: Store) -> dict[str, str]:
     """Each key of the project's schedules and triggers, and the name `deployment.name` gives."""
     from ..config import project_root
-    from ..project import load_schedules, load_triggers
+    from ..project_model import Project
     from ..schedules import describe
 
-    root = project_root(store.home)
-    names = {e.key: e.schedule.name or describe(e.schedule) for e in load_schedules(root)[0]}
-    names.update({e.key: e.trigger.describe() for e in load_triggers(root)[0]})
+    project = Project(project_root(store.home))
+    names = {e.key: e.schedule.name or describe(e.schedule) for e in project.schedules}
+    names.update({e.key: e.trigger.describe() for e in project.triggers})
     return names
 
 

@@ -18,9 +18,10 @@ from textual.worker import Worker, WorkerState
 
 from .. import operations
 from ..config import find_home, project_root
-from ..discovery import FlowInfo, find_flows
+from ..discovery import FlowInfo
 from ..errors import OrchError
 from ..operations import RunRequest
+from ..project_model import Project
 from ..views import printable
 from .commands import OrchCommands
 from .confirm import ConfirmScreen
@@ -175,7 +176,7 @@ class OrchApp(App[None]):
 
     @work(thread=True, exclusive=True, group="find-flows", exit_on_error=False)
     def _find_flows(self) -> None:
-        flows = find_flows(project_root(self.home))
+        flows = Project(project_root(self.home)).flows
         self.call_from_thread(self.push_screen, FlowPickerScreen(flows), self._flow_picked)
 
     def _flow_picked(self, flow: FlowInfo | None) -> None:
