@@ -139,7 +139,8 @@ def _run_here(
         state = run_flow(
             flow,
             (),
-            {**parameters, "return_state": True},
+            {"return_state": True},
+            parameters=parameters,
             run_id=request.run_id,
             target=target,
             trigger=request.trigger,

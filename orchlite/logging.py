@@ -27,7 +27,7 @@ from .context import FlowRunContext, flow_run_var, task_run_var
 from .errors import OrchError
 from .redaction import redact
 from .settings import logging_level
-from .store import LogRow, Store
+from .store import LogRow, Store, TaskRun
 
 FLOW_LOGGER = "orchlite.flow_runs"
 TASK_LOGGER = "orchlite.task_runs"
@@ -184,22 +184,26 @@ def get_run_logger(**extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-
     task_ctx = task_run_var.get()
     flow_ctx = flow_run_var.get()
     if task_ctx is not None:
-        run = task_ctx.task_run
-        store = flow_ctx.store if flow_ctx else None
-        return RunLogAdapter(
-            logging.getLogger(TASK_LOGGER),
-            {
-                "flow_run_id": run.flow_run_id,
-                "task_run_id": run.id,
-                "task_name": run.name,
-                "run_label": f"Task run {run.name!r}",
-                "orch_store": store or _standalone_store(),
-                **extra,
-            },
-        )
+        store = flow_ctx.store if flow_ctx else _standalone_store()
+        return task_run_logger(task_ctx.task_run, store, **extra)
     if flow_ctx is not None:
         return flow_run_logger(flow_ctx, **extra)
     raise MissingContextError("get_run_logger() was called outside a flow or task run")
+
+
+def task_run_logger(run: TaskRun, store: Store, **extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """A logger bound to this task run (its lines are the run's logs, kept in `store`)."""
+    return RunLogAdapter(
+        logging.getLogger(TASK_LOGGER),
+        {
+            "flow_run_id": run.flow_run_id,
+            "task_run_id": run.id,
+            "task_name": run.name,
+            "run_label": f"Task run {run.name!r}",
+            "orch_store": store,
+            **extra,
+        },
+    )
 
 
 def flow_run_logger(flow_ctx: FlowRunContext, **extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-arg]
