@@ -49,19 +49,19 @@ class _LogBuffer:
         with self._lock:
             self._rows.setdefault(store, []).append(row)
 
-    @contextlib.contextmanager
-    def taken(self, store: Store) -> Iterator[list[LogRow]]:
+    def taken(self, store: Store) -> contextlib.AbstractContextManager[list[LogRow]]:
         """The rows buffered for `store`, for the caller to commit inside the block.
 
         Rows taken are committed in the order they were taken: the block waits for a flush
         or another block under way, and holds the next one back until it ends. With nothing
         buffered it waits for nothing (most task runs log nothing).
         """
-        with self._lock:
-            empty = not self._rows.get(store)
-        if empty:
-            yield []
-            return
+        if not self._rows.get(store):  # a row added meanwhile goes with the next write
+            return contextlib.nullcontext([])
+        return self._taken(store)
+
+    @contextlib.contextmanager
+    def _taken(self, store: Store) -> Iterator[list[LogRow]]:
         with self._flushing:
             with self._lock:
                 rows = self._rows.pop(store, [])
@@ -118,8 +118,17 @@ class StoreHandler(logging.Handler):
 
 
 class ConsoleFormatter(logging.Formatter):
+    """`HH:MM:SS | LEVEL   | Task run 'name' - message`, secret values masked."""
+
+    _clock = (-1, "")
+    """(second, its `HH:MM:SS`): a line per task formats the time once a second."""
+
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        second, stamp = self._clock
+        if second != int(record.created):
+            second = int(record.created)
+            stamp = time.strftime("%H:%M:%S", time.localtime(second))
+            self._clock = (second, stamp)
         who = record.__dict__.get("run_label")
         prefix = f"{stamp} | {record.levelname:<7} | "
         text = record.getMessage()

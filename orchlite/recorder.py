@@ -61,7 +61,8 @@ class Recorder:
         """Hold a task run's first states until it ends or runs past START_DELAY."""
         with self._lock:
             self._pending[(run.flow_run_id, run.position)] = _Held(store, run, states)
-        self._ensure_thread()
+        if self._thread is None:
+            self._ensure_thread()
 
     def write(
         self,

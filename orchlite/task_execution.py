@@ -298,9 +298,10 @@ class TaskRunExecution:
         except OrchError as exc:
             return self.fail(State(StateName.FAILED, error_text(exc), exception=exc), exc)
         now = time.time()
-        name, message = (
-            (decided.stored_name.value, decided.stored_message) if decided else (_COMPLETED, None)
-        )
+        kind, name, message = StateName.COMPLETED, _COMPLETED, None
+        if decided:
+            kind, message = decided.stored_name, decided.stored_message
+            name = kind.value
         run.error_type = run.error_message = run.traceback = None
         cache = None
         publish: Callable[[], None] | None = None
@@ -315,7 +316,7 @@ class TaskRunExecution:
                     flow.run_cache[self.key] = run
                 else:
                     cache = (self.key, expires)
-        state: State = State(StateName(name), message, value=value, timestamp=now)
+        state: State = State(kind, message, value=value, timestamp=now)
         if decided is not None:
             state.name = decided.name
         self.set_state(name, message, now=now, state=state, cache=cache)
