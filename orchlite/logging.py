@@ -137,6 +137,69 @@ class ConsoleFormatter(logging.Formatter):
         return prefix + redact(f"{who} - {text}" if who else text)
 
 
+class PipeConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The console handler when stderr is not a terminal (a pipe, a file): the lines of a
+    flow run are written in batches, as Python buffers stdout there.
+
+    In a pipe, a write per line costs more than the rest of a short task's recording (the
+    reading process is woken for each). A line logged inside a flow run waits at most
+    `BATCH_SECONDS` (the recorder flushes the batch on its tick, and at the run's end); a
+    warning or an error goes out at once with the lines before it, and so does any line
+    logged outside a run.
+    """
+
+    BATCH_SECONDS = 0.1
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._since = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        lines = self._lines  # `handle` holds this handler's lock
+        if not lines:
+            self._since = record.created
+        lines.append(line)
+        if (
+            record.levelno >= logging.WARNING
+            or record.created - self._since >= self.BATCH_SECONDS
+            or flow_run_var.get() is None
+        ):
+            self._write(record)
+
+    def _write(self, record: logging.LogRecord | None = None) -> None:
+        text, self._lines = "".join(self._lines), []
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:
+            if record is not None:
+                self.handleError(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self._lines:
+                self._write()
+        finally:
+            self.release()
+        super().flush()
+
+
+def flush_console() -> None:
+    """Write the console lines waiting in a batch (see `PipeConsoleHandler`)."""
+    for handler in _console_handlers:
+        handler.flush()
+
+
+_console_handlers: list[logging.Handler] = []
+
+
 def for_console(record: logging.LogRecord) -> bool:
     """The console handlers' filter: a record logged with `orch_log_only=True` (a flow's
     traceback, which the console already sums up in one line) goes to the run log only."""
@@ -165,21 +228,33 @@ def setup_logging(console: bool = True, level: int | None = None) -> None:
             logging.getLogger(TASK_LOGGER).addHandler(store_handler)
             _configured = True
         root.setLevel(level)
-        for handler in list(root.handlers):
-            if getattr(handler, "_orch_console", False):
-                root.removeHandler(handler)
+        for previous in _console_handlers:
+            previous.flush()
+            root.removeHandler(previous)
+        _console_handlers.clear()
         # Engine narration ("Finished in state ...") only ever goes to the console: skip
         # building those records entirely when nobody prints them.
         logging.getLogger("orchlite.engine").setLevel(
             level if console else max(level, logging.WARNING)
         )
         if console:
-            handler = logging.StreamHandler(sys.stderr)
+            handler = (
+                logging.StreamHandler(sys.stderr)
+                if _is_terminal(sys.stderr)
+                else PipeConsoleHandler(sys.stderr)
+            )
+            _console_handlers.append(handler)
             handler.setFormatter(ConsoleFormatter())
             handler.setLevel(level)
             handler.addFilter(for_console)
-            handler._orch_console = True  # type: ignore[attr-defined]
             root.addHandler(handler)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no such method, or a closed stream
+        return False
 
 
 def ensure_logging() -> None:
