@@ -124,8 +124,8 @@ def run_flow(
         pid=os.getpid(),
         host=HOST,
         run_options=None if parent else run_options,
-        # Created RUNNING unless an upstream future failed: then it fails from PENDING.
-        state=StateName.PENDING if blocked is not None else StateName.RUNNING,
+        # Started at once unless an upstream future failed: then it fails from PENDING.
+        start=blocked is None,
         deadline=time.time() + flow.timeout_seconds if flow.timeout_seconds else None,
         # Read by the daemon to retry the run in the store if its process dies.
         retry_policy=(

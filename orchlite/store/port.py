@@ -39,6 +39,7 @@ class EngineStore(Protocol):
         host: str | None = ...,
         now: float | None = ...,
         run_options: str | None = ...,
+        start: bool = ...,
         deadline: float | None = ...,
         retry_policy: str | None = ...,
         continues_chain: bool = ...,

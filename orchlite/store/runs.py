@@ -17,6 +17,7 @@ from .records import FlowRun, LogRow, StoredResult
 from .sql import FLOW_RUN_COLUMNS, live_retry, start_of
 from .task_runs import TaskRuns
 
+_RUNNING = StateName.RUNNING.value
 _WAITING = frozenset({StateName.SCHEDULED.value, StateName.LATE.value, StateName.PENDING.value})
 
 # The crash points (`orchlite.faults`) after the commits of flow run states.
@@ -60,17 +61,18 @@ class FlowRuns(TaskRuns):
         host: str | None = None,
         now: float | None = None,
         run_options: str | None = None,
+        start: bool = False,
         deadline: float | None = None,
         retry_policy: str | None = None,
         continues_chain: bool = False,
     ) -> int:
-        """Record a new flow run, in one commit; returns its attempt number (0 unless RUNNING).
+        """Record a new flow run, in one commit; returns its attempt number (0 unless `start`).
 
-        A run created RUNNING (its process starts its body now) is recorded PENDING then
-        RUNNING in its history, started, with its first attempt, its `deadline` and its flow's
-        `retry_policy` (JSON, read by the daemon to retry it in the store if its process
-        dies); `continues_chain` counts the attempts of the earlier runs of its retry chain
-        (`prior_attempts`, set by the daemon), so the flow's `retries` bounds the chain.
+        With `start` (its process runs its body now) the run moves on from `state` to
+        RUNNING in the same commit: started, in its first attempt, with its `deadline` and
+        its flow's `retry_policy` (JSON, read by the daemon to retry it in the store if its
+        process dies); `continues_chain` counts the attempts of the earlier runs of its
+        retry chain (`prior_attempts`, set by the daemon), so `retries` bounds the chain.
 
         A run already recorded under `run_id` while waiting to start (SCHEDULED, LATE or
         PENDING: claimed by a scheduler, or queued by a supervisor) is adopted instead: its
@@ -86,14 +88,13 @@ class FlowRuns(TaskRuns):
         unless given.
         """
         now = time.time() if now is None else now
-        running = state is StateName.RUNNING
         row = {
             "id": run_id,
             "flow_name": flow_name,
             "name": name,
             "target": target,
             "parameters": parameters,
-            "state": (StateName.PENDING if running else state).value,
+            "state": state.value,
             "state_message": redact_optional(message),
             "trigger": trigger,
             "parent_run_id": parent_run_id,
@@ -112,17 +113,17 @@ class FlowRuns(TaskRuns):
             if retry_of is not None:
                 self._claim_retry(conn, run_id, retry_of)
             self._add_flow_run(conn, row)
-            if running:
+            if start:
                 (attempts,) = conn.execute(
                     "UPDATE flow_runs SET state = ?, started = COALESCE(started, ?), heartbeat = ?,"
                     " attempts = CASE WHEN ? THEN prior_attempts + 1 ELSE 1 END,"
                     " deadline = ?, retry_policy = ? WHERE id = ? RETURNING attempts",
-                    (state.value, now, now, continues_chain, deadline, retry_policy, run_id),
+                    (_RUNNING, now, now, continues_chain, deadline, retry_policy, run_id),
                 ).fetchone()
-                self._insert_history(conn, run_id, None, state.value, None, now)
+                self._insert_history(conn, run_id, None, _RUNNING, None, now)
                 for hook in _state_hooks:
-                    self.after_commit(partial(hook, self, run_id, state))
-        if running:
+                    self.after_commit(partial(hook, self, run_id, StateName.RUNNING))
+        if start:
             fault_point("run_started")
         return int(attempts)
 

@@ -9,7 +9,8 @@ terminal (as `python flow.py > log` or `orch run ... | tee` give), and measures,
 
 - the floor: N transactions that each INSERT a task-run-like row and UPDATE it (RUNNING,
   then COMPLETED with a small result), `BEGIN IMMEDIATE` ... `COMMIT`, on a connection to
-  a fresh store, with the store's pragmas (WAL, `synchronous=NORMAL`);
+  a fresh store, with the store's pragmas (WAL, `synchronous=NORMAL`), measured before the
+  first figure and after each one;
 - console off: a flow run calling `noop(i)` (`@task`, returns None) N times, every state
   and result recorded durably, with console logging off (`setup_logging(console=False)`);
 - console on: the same with the console logging users get (`setup_logging()`: a
@@ -18,8 +19,8 @@ terminal (as `python flow.py > log` or `orch run ... | tee` give), and measures,
   N times after one run primed the 100 keys, console off; each call recorded CACHED.
 
 Each figure is (flow time - the same N calls of the bare function) / N, with its ratio to the
-floor of the same round; the report gives the median over the rounds. Targets: console off
-≤ 2.5× the floor, console on ≤ 3.5×, a cache hit ≤ 3×.
+mean of the two floors measured just before and after it; the report gives the medians
+over the rounds. Targets: console off ≤ 2.5× the floor, console on ≤ 3.5×, a cache hit ≤ 3×.
 
 `--against REV` also checks REV out in a temporary git worktree (removed after) and
 alternates rounds between it and this checkout, so a noisy machine slows both alike; the
@@ -29,6 +30,7 @@ with the most own time (cProfile, tottime) of one console-off flow run, in this 
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -326,8 +328,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=ROUNDS)
     p.add_argument("--against", metavar="REV", help="alternate rounds with REV (a git commit)")
     p.add_argument("--profile", action="store_true", help="print the top 15 by tottime")
-    p.add_argument("--child", metavar="TREE", help=argparse_hidden())
-    p.add_argument("--out", help=argparse_hidden())
+    p.add_argument("--child", metavar="TREE", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child_main(args)
@@ -347,12 +349,6 @@ def main() -> None:
         print(f"\ncProfile of one {args.calls:,}-task flow run, console off (top 15, tottime):")
         print(done.stdout)
     emit(report(found, args.calls, args.rounds), args.json)
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
