@@ -77,16 +77,20 @@ def run_flow(
     refresh_cache: bool = False,
     resume_from: str | None = None,
     run_options: str | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> Any:
     """Run `flow` with these arguments as a new flow run (or the pre-created `run_id`);
-    `run_options` (JSON) is recorded as how the run started (`shell_jobs.RunOptions`)."""
+    `run_options` (JSON) is recorded as how the run started (`shell_jobs.RunOptions`).
+    `parameters` are the call's arguments bound already (`executor.run_target` binds and
+    converts them before anything is recorded), used as they are instead of `args`."""
     return_state = bool(kwargs.pop("return_state", False))
     blocked = _wait_for_upstream(kwargs.pop("wait_for", None))
     ensure_logging()
     parent = flow_run_var.get()
     if parent is not None and parent.stopped():
         raise CancelledRun("the parent flow run was cancelled")
-    parameters = _bind_flow_parameters(flow, args, kwargs)
+    if parameters is None:
+        parameters = _bind_flow_parameters(flow, args, kwargs)
     secrets.register_declared(flow.secrets)  # before anything is recorded
     store, blobs = (parent.store, parent.blobs) if parent else open_store()
     if parent is None:
@@ -105,7 +109,8 @@ def run_flow(
     run_id = run_id or new_run_id()
     if target is None and parent is None:
         target = target_of(flow, store.home)
-    store.create_flow_run(
+    delays = delays_for(flow.retry_delay_seconds, flow.retries)
+    attempt = store.create_flow_run(
         run_id=run_id,
         flow_name=flow.name,
         name=run_name,
@@ -119,6 +124,18 @@ def run_flow(
         pid=os.getpid(),
         host=HOST,
         run_options=None if parent else run_options,
+        # Started at once unless an upstream future failed: then it fails from PENDING.
+        start=blocked is None,
+        deadline=time.time() + flow.timeout_seconds if flow.timeout_seconds else None,
+        # Read by the daemon to retry the run in the store if its process dies.
+        retry_policy=(
+            json.dumps({"retries": flow.retries, "delays": delays})
+            if flow.retries and parent is None
+            else None
+        ),
+        # A run the daemon scheduled to retry a crashed one continues its chain's attempt
+        # count, so the flow's `retries` bounds the whole chain.
+        continues_chain=resume_from is not None and parent is None,
     )
     ctx = FlowRunContext(
         flow=flow,
@@ -152,7 +169,7 @@ def run_flow(
             failed = State(StateName.FAILED, error_text(blocked), exception=blocked)
             state, returned = _finish_flow(flow, ctx, failed, flow.on_failure_hooks), NOT_RETURNED
         else:
-            state, returned = _run_flow_attempts(flow, ctx, params_json)
+            state, returned = _run_flow_attempts(flow, ctx, attempt, delays)
     finally:
         recorder.untrack_flow(run_id)
         recorder.flush()
@@ -177,31 +194,12 @@ def _wait_for_upstream(wait_for: Any) -> Exception | None:
 
 
 def _run_flow_attempts(
-    flow: Flow[..., Any], ctx: FlowRunContext, params_json: str
+    flow: Flow[..., Any], ctx: FlowRunContext, attempt: int, delays: list[float]
 ) -> tuple[State, Any]:
-    """The run's final state and the body's return value (futures replaced by states)."""
+    """The run's final state and the body's return value (futures replaced by states);
+    the run was created RUNNING in its `attempt`."""
     store: EngineStore = ctx.store
-    deadline = time.time() + flow.timeout_seconds if flow.timeout_seconds else None
-    # A run the daemon scheduled to retry a crashed one continues its chain's attempt count,
-    # so the flow's `retries` bounds the whole chain.
-    attempt = 1
-    if ctx.resumed_from is not None and ctx.parent is None:
-        attempt += store.prior_attempts(ctx.run_id)
-    store.set_flow_run_state(
-        ctx.run_id,
-        StateName.RUNNING,
-        pid=os.getpid(),
-        host=HOST,
-        attempts=attempt,
-        deadline=deadline,
-        parameters=params_json,
-    )
     log.info("Beginning flow run %r for flow %r", ctx.run_name, flow.name, extra=run_label(ctx))
-    delays = delays_for(flow.retry_delay_seconds, flow.retries)
-    if flow.retries and ctx.parent is None:
-        # Read by the daemon to retry the run in the store if its process dies.
-        policy = {"retries": flow.retries, "delays": delays}
-        store.set_retry_policy(ctx.run_id, json.dumps(policy))
     while True:
         ctx.restart_positions()
         ctx.futures.clear()

@@ -143,7 +143,8 @@ def _run_here(
         state = run_flow(
             flow,
             (),
-            {**parameters, "return_state": True},
+            {"return_state": True},
+            parameters=parameters,
             run_id=request.run_id,
             target=target,
             trigger=request.trigger,
@@ -329,6 +330,9 @@ if __name__ == "__main__":
     from .notify import EXIT_WAIT, drain
 
     drain(EXIT_WAIT)  # the run's alerts: `os._exit` below skips the wait at exit
+    from .logging import flush_console
+
+    flush_console()
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter shutdown: a thread abandoned by a timeout must not keep us alive.

@@ -146,7 +146,7 @@ def hash_arguments(arguments: Mapping[str, Any]) -> str:
     Equal to `hash_value(dict(arguments))`; an argument without a stable hash raises
     UnhashableInputError naming that argument.
     """
-    args = dict(arguments)
+    args = arguments if type(arguments) is dict else dict(arguments)
     if _is_plain(args, 0):
         return hashlib.sha256(_json_encode(args).encode("utf-8", "surrogatepass")).hexdigest()
     try:

@@ -27,7 +27,7 @@ from .context import FlowRunContext, flow_run_var, task_run_var
 from .errors import OrchError
 from .redaction import redact
 from .settings import logging_level
-from .store import LogRow, Store
+from .store import LogRow, Store, TaskRun
 
 FLOW_LOGGER = "orchlite.flow_runs"
 TASK_LOGGER = "orchlite.task_runs"
@@ -49,19 +49,19 @@ class _LogBuffer:
         with self._lock:
             self._rows.setdefault(store, []).append(row)
 
-    @contextlib.contextmanager
-    def taken(self, store: Store) -> Iterator[list[LogRow]]:
+    def taken(self, store: Store) -> contextlib.AbstractContextManager[list[LogRow]]:
         """The rows buffered for `store`, for the caller to commit inside the block.
 
         Rows taken are committed in the order they were taken: the block waits for a flush
         or another block under way, and holds the next one back until it ends. With nothing
         buffered it waits for nothing (most task runs log nothing).
         """
-        with self._lock:
-            empty = not self._rows.get(store)
-        if empty:
-            yield []
-            return
+        if not self._rows.get(store):  # a row added meanwhile goes with the next write
+            return contextlib.nullcontext([])
+        return self._taken(store)
+
+    @contextlib.contextmanager
+    def _taken(self, store: Store) -> Iterator[list[LogRow]]:
         with self._flushing:
             with self._lock:
                 rows = self._rows.pop(store, [])
@@ -118,14 +118,86 @@ class StoreHandler(logging.Handler):
 
 
 class ConsoleFormatter(logging.Formatter):
+    """`HH:MM:SS | LEVEL   | Task run 'name' - message`, secret values masked."""
+
+    _clock = (-1, "")
+    """(second, its `HH:MM:SS`): a line per task formats the time once a second."""
+
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        second, stamp = self._clock
+        if second != int(record.created):
+            second = int(record.created)
+            stamp = time.strftime("%H:%M:%S", time.localtime(second))
+            self._clock = (second, stamp)
         who = record.__dict__.get("run_label")
         prefix = f"{stamp} | {record.levelname:<7} | "
         text = record.getMessage()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return prefix + redact(f"{who} - {text}" if who else text)
+
+
+class PipeConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The console handler when stderr is not a terminal (a pipe, a file): the lines of a
+    flow run are written in batches, as Python buffers stdout there.
+
+    In a pipe, a write per line costs more than the rest of a short task's recording (the
+    reading process is woken for each). A line logged inside a flow run waits at most
+    `BATCH_SECONDS` (the recorder flushes the batch on its tick, and at the run's end); a
+    warning or an error goes out at once with the lines before it, and so does any line
+    logged outside a run.
+    """
+
+    BATCH_SECONDS = 0.1
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._since = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        lines = self._lines  # `handle` holds this handler's lock
+        if not lines:
+            self._since = record.created
+        lines.append(line)
+        if (
+            record.levelno >= logging.WARNING
+            or record.created - self._since >= self.BATCH_SECONDS
+            or flow_run_var.get() is None
+        ):
+            self._write(record)
+
+    def _write(self, record: logging.LogRecord | None = None) -> None:
+        text, self._lines = "".join(self._lines), []
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:
+            if record is not None:
+                self.handleError(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self._lines:
+                self._write()
+        finally:
+            self.release()
+        super().flush()
+
+
+def flush_console() -> None:
+    """Write the console lines waiting in a batch (see `PipeConsoleHandler`)."""
+    for handler in _console_handlers:
+        handler.flush()
+
+
+_console_handlers: list[logging.Handler] = []
 
 
 def for_console(record: logging.LogRecord) -> bool:
@@ -156,21 +228,33 @@ def setup_logging(console: bool = True, level: int | None = None) -> None:
             logging.getLogger(TASK_LOGGER).addHandler(store_handler)
             _configured = True
         root.setLevel(level)
-        for handler in list(root.handlers):
-            if getattr(handler, "_orch_console", False):
-                root.removeHandler(handler)
+        for previous in _console_handlers:
+            previous.flush()
+            root.removeHandler(previous)
+        _console_handlers.clear()
         # Engine narration ("Finished in state ...") only ever goes to the console: skip
         # building those records entirely when nobody prints them.
         logging.getLogger("orchlite.engine").setLevel(
             level if console else max(level, logging.WARNING)
         )
         if console:
-            handler = logging.StreamHandler(sys.stderr)
+            handler = (
+                logging.StreamHandler(sys.stderr)
+                if _is_terminal(sys.stderr)
+                else PipeConsoleHandler(sys.stderr)
+            )
+            _console_handlers.append(handler)
             handler.setFormatter(ConsoleFormatter())
             handler.setLevel(level)
             handler.addFilter(for_console)
-            handler._orch_console = True  # type: ignore[attr-defined]
             root.addHandler(handler)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no such method, or a closed stream
+        return False
 
 
 def ensure_logging() -> None:
@@ -184,22 +268,26 @@ def get_run_logger(**extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-
     task_ctx = task_run_var.get()
     flow_ctx = flow_run_var.get()
     if task_ctx is not None:
-        run = task_ctx.task_run
-        store = flow_ctx.store if flow_ctx else None
-        return RunLogAdapter(
-            logging.getLogger(TASK_LOGGER),
-            {
-                "flow_run_id": run.flow_run_id,
-                "task_run_id": run.id,
-                "task_name": run.name,
-                "run_label": f"Task run {run.name!r}",
-                "orch_store": store or _standalone_store(),
-                **extra,
-            },
-        )
+        store = flow_ctx.store if flow_ctx else _standalone_store()
+        return task_run_logger(task_ctx.task_run, store, **extra)
     if flow_ctx is not None:
         return flow_run_logger(flow_ctx, **extra)
     raise MissingContextError("get_run_logger() was called outside a flow or task run")
+
+
+def task_run_logger(run: TaskRun, store: Store, **extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """A logger bound to this task run (its lines are the run's logs, kept in `store`)."""
+    return RunLogAdapter(
+        logging.getLogger(TASK_LOGGER),
+        {
+            "flow_run_id": run.flow_run_id,
+            "task_run_id": run.id,
+            "task_name": run.name,
+            "run_label": f"Task run {run.name!r}",
+            "orch_store": store,
+            **extra,
+        },
+    )
 
 
 def flow_run_logger(flow_ctx: FlowRunContext, **extra: Any) -> logging.LoggerAdapter:  # type: ignore[type-arg]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from .context import open_stores
-from .logging import log_buffer
+from .logging import flush_console, log_buffer
 from .store import EngineStore, StateRow, Store, TaskRun, TaskRunSave
 
 START_DELAY = 0.2
@@ -61,7 +61,8 @@ class Recorder:
         """Hold a task run's first states until it ends or runs past START_DELAY."""
         with self._lock:
             self._pending[(run.flow_run_id, run.position)] = _Held(store, run, states)
-        self._ensure_thread()
+        if self._thread is None:
+            self._ensure_thread()
 
     def write(
         self,
@@ -104,6 +105,7 @@ class Recorder:
         """Write every held start and buffered log line now."""
         self._flush_pending(older_than=-1.0)
         log_buffer.flush()
+        flush_console()
 
     # -- background ---------------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class Recorder:
             try:
                 self._flush_pending(older_than=START_DELAY)
                 log_buffer.flush()
+                flush_console()
                 self._beat()
             except Exception:  # the recorder must outlive a transient store error
                 continue

@@ -27,6 +27,8 @@ from .store import DB_NAME, StoredResult
 
 INLINE_LIMIT = 4096
 PREVIEW_CHARS = 300
+_SHORT = 10**100
+"""Integers below this in size have a repr shorter than a preview."""
 
 
 def persist(value: Any, serializer: str, blobs: BlobStore) -> StoredResult:
@@ -42,6 +44,9 @@ def persist(value: Any, serializer: str, blobs: BlobStore) -> StoredResult:
 
 def text_preview(value: Any) -> str:
     """The start of `repr(value)`, secrets masked, cut with `…` past `PREVIEW_CHARS`."""
+    kind = type(value)
+    if value is None or kind is bool or kind is float or (kind is int and -_SHORT < value < _SHORT):
+        return redact(repr(value))  # short by construction (most task results)
     try:
         text, cut = serialize.repr_head(value, PREVIEW_CHARS - 1)
     except Exception as exc:  # a user's __repr__ that raises

@@ -130,21 +130,6 @@ def run_label(ctx: FlowRunContext, run: TaskRun | None = None) -> dict[str, Any]
     return {"run_label": f"Flow run {ctx.run_name!r}"}
 
 
-def task_logger(ctx: FlowRunContext, run: TaskRun) -> logging.LoggerAdapter:  # type: ignore[type-arg]
-    from .logging import TASK_LOGGER, RunLogAdapter
-
-    return RunLogAdapter(
-        logging.getLogger(TASK_LOGGER),
-        {
-            "flow_run_id": run.flow_run_id,
-            "task_run_id": run.id,
-            "task_name": run.name,
-            "run_label": f"Task run {run.name!r}",
-            "orch_store": ctx.store,
-        },
-    )
-
-
 def to_json(value: Any) -> str:
 
     return json.dumps(value, separators=(",", ":"), default=str)

@@ -75,12 +75,12 @@ class StateName(str, Enum):
     @property
     def type(self) -> StateType:
         """The Prefect state type this name belongs to."""
-        return _FINER_TYPE.get(self) or StateType(self.value)
+        return _TYPE_OF[self]
 
     @property
     def display_name(self) -> str:
         """The name as Prefect spells it: `Cached`, `TimedOut`, `Retrying`."""
-        return self.value.replace("_", " ").title().replace(" ", "")
+        return _DISPLAY_NAME[self]
 
 
 _FINER_TYPE = {
@@ -90,6 +90,9 @@ _FINER_TYPE = {
     StateName.LATE: StateType.SCHEDULED,
     StateName.SKIPPED: StateType.CANCELLED,
 }
+# Read on every state built: tables, not enum lookups and string work.
+_TYPE_OF = {name: _FINER_TYPE.get(name) or StateType(name.value) for name in StateName}
+_DISPLAY_NAME = {name: name.value.replace("_", " ").title().replace(" ", "") for name in StateName}
 _NAME_BY_DISPLAY = {name.display_name: name for name in StateName}
 
 TERMINAL = frozenset(
@@ -179,10 +182,12 @@ class State(Generic[R]):
         timestamp: float | None = None,
     ) -> None:
         self.from_run = isinstance(type, StateName)
-        self.type: StateType = type.type if isinstance(type, StateName) else StateType(type)
-        self.name: str = name or (
-            type.display_name if isinstance(type, StateName) else self.type.title()
-        )
+        if self.from_run:
+            self.type: StateType = _TYPE_OF[type]  # type: ignore[index]
+            self.name: str = name or _DISPLAY_NAME[type]  # type: ignore[index]
+        else:
+            self.type = StateType(type)
+            self.name = name or self.type.title()
         self.message = message
         if data is _MISSING:
             data = exception if exception is not None else value

@@ -23,8 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .child_output import start_readers
 from .config import HOME_ENV, find_home, project_root
@@ -36,16 +35,15 @@ from .executor import (
     REQUEST_FD_ENV,
     SECRETS_FD_ENV,
     RunRequest,
-    is_recorded,
-    recorded_run,
-    recorded_state,
 )
 from .process_groups import end_group, kill_group
 from .redaction import SecretFeed
 from .states import TERMINAL, StateName
 
 if TYPE_CHECKING:
-    from .store import FlowRun
+    from pathlib import Path
+
+    from .store import FlowRun, Store
 
 POLL_SECONDS = 0.1
 
@@ -77,16 +75,23 @@ def run_in_subprocess(
     `home` is the store's (default: found as the CLI finds it); the child gets it in its
     own environment, this process's is left as it is.
     """
+    home = find_home() if home is None else home
+    with _RunStore(home, request.run_id) as run_store:
+        return _run_supervised(request, home, run_store, capture_output)
+
+
+def _run_supervised(
+    request: RunRequest, home: Path, run_store: _RunStore, capture_output: bool
+) -> tuple[str | None, int]:
     from .envfile import run_environment
 
-    home = find_home() if home is None else home
     run_id = request.run_id
     try:
         added = run_environment(project_root(home), request.env)
     except UsageError as exc:
-        if not is_recorded(home, run_id):
+        if run_store.run() is None:
             raise
-        _fail_waiting(home, run_id, str(exc))  # claimed ahead
+        _fail_waiting(run_store, str(exc))  # claimed ahead
         return run_id, ExitCode.RUN_FAILED
     spec = json.dumps({**asdict(request), "env": None}, default=str).encode("utf-8")
     watched, alive = os.pipe()  # the child watches `watched`; EOF means this process died
@@ -130,16 +135,16 @@ def run_in_subprocess(
         feed.start()
         readers = start_readers(child, home, run_id, feed)
     try:
-        code = _supervise(child, home, run_id)
+        code = _supervise(child, run_store)
         for reader in readers:
             reader.join(timeout=READER_JOIN_SECONDS)  # a grandchild may hold the pipe open
     except KeyboardInterrupt as exc:
         _interrupt(child, exc)
-        _end_if_unfinished(home, run_id, StateName.CANCELLED, str(exc) or "interrupted (Ctrl-C)")
-        return (run_id if is_recorded(home, run_id) else None), interrupt_code(exc)
+        run = _end_if_unfinished(run_store, StateName.CANCELLED, str(exc) or "interrupted (Ctrl-C)")
+        return (None if run is None else run_id), interrupt_code(exc)
     finally:
         os.close(alive)
-    run = recorded_run(home, run_id)
+    run = run_store.run()
     if run is None:
         # The child failed before creating the run (bad target or parameters) and has
         # already said why on stderr.
@@ -150,24 +155,69 @@ def run_in_subprocess(
         return None, ExitCode.STORE
     if run.state == StateName.PAUSED.value and run.pid is None:
         return run_id, ExitCode.OK  # the stopping daemon suspended its paused run
-    return run_id, _settle(home, run, code)
+    return run_id, _settle(run_store, run, code)
 
 
-def _settle(home: Any, run: FlowRun, code: int) -> int:
+class _RunStore:
+    """The store of the run a supervisor watches: opened once, when the child (or whoever
+    claimed the run) has created it, and closed when supervision ends (at once: a daemon
+    supervises thousands of runs)."""
+
+    def __init__(self, home: Path, run_id: str) -> None:
+        self.home = home
+        self.run_id = run_id
+        self._store: Store | None = None
+
+    def store(self) -> Store | None:
+        """The store, or None while there is none (or it is unusable, e.g. a newer schema:
+        then the child says why and exits)."""
+        if self._store is None and (self.home / "orch.db").exists():
+            from .store import Store
+
+            try:
+                self._store = Store(self.home)
+            except OrchError:
+                return None
+        return self._store
+
+    def run(self) -> FlowRun | None:
+        """The run as recorded now, or None (no store, no such run)."""
+        store = self.store()
+        if store is None:
+            return None
+        try:
+            return store.get_flow_run(self.run_id)
+        except OrchError:
+            return None
+
+    def end(self, state: StateName, message: str) -> FlowRun | None:
+        """End the run in `state` unless it has ended; the run as recorded after."""
+        store = self.store()
+        if store is None:
+            return None
+        store.end_abandoned_run(self.run_id, state, message)
+        return self.run()
+
+    def __enter__(self) -> _RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _settle(run_store: _RunStore, run: FlowRun, code: int) -> int:
     """The exit code of a run whose child exited with `code`, once a run the child left
     unfinished is ended: CANCELLED if it was being cancelled, else CRASHED saying how the
     child died."""
-    from .store import Store
-
     state = run.state
     if StateName(state) not in TERMINAL:
         if state == StateName.CANCELLING.value:
             ending = StateName.CANCELLED, "cancelled; the child process was killed"
         else:
             ending = StateName.CRASHED, _describe_exit(code)
-        with Store(home) as store:
-            store.end_abandoned_run(run.id, *ending)
-            state = store.get_flow_run(run.id).state
+        ended = run_store.end(*ending)
+        state = ended.state if ended is not None else state
     if state == StateName.COMPLETED.value:
         return ExitCode.OK
     if code == ExitCode.INTERRUPTED:
@@ -200,37 +250,22 @@ def _send_request(fd: int, spec: bytes, run_id: str) -> None:
     threading.Thread(target=send, name=f"request-{run_id[:12]}", daemon=True).start()
 
 
-def _supervise(child: subprocess.Popen[bytes], home: Any, run_id: str) -> int:
+def _supervise(child: subprocess.Popen[bytes], run_store: _RunStore) -> int:
     """Wait for the child; kill it if it outlives its flow's deadline."""
-    from .store import Store
-
-    store: Store | None = None
-    try:
-        while True:
-            try:
-                return child.wait(timeout=POLL_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
-            if store is None:
-                if not (home / "orch.db").exists():
-                    continue
-                try:
-                    store = Store(home)
-                except OrchError:
-                    continue  # unusable (e.g. a newer schema): the child says why and exits
-            code = _check(child, store, run_id)
-            if code is not None:
-                return code
-    finally:
-        if store is not None:
-            store.close()  # at once: a daemon supervises thousands of runs
+    while True:
+        try:
+            return child.wait(timeout=POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        code = _check(child, run_store)
+        if code is not None:
+            return code
 
 
-def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | None:
+def _check(child: subprocess.Popen[bytes], run_store: _RunStore) -> int | None:
     """Stop the child if its run is being cancelled or is past its deadline; its exit code."""
-    try:
-        run = store.get_flow_run(run_id)
-    except OrchError:
+    run = run_store.run()
+    if run is None:
         return None
     if run.state == StateName.CANCELLING.value:
         _stop(child)
@@ -239,8 +274,7 @@ def _check(child: subprocess.Popen[bytes], store: Any, run_id: str) -> int | Non
         kill_group(child, signal.SIGKILL)
         child.wait()
         timeout = round(run.deadline - (run.started or run.deadline), 1)
-        store.end_abandoned_run(
-            run_id,
+        run_store.end(
             StateName.TIMED_OUT,
             f"flow run exceeded its timeout of {timeout:g} s; the child process was killed",
         )
@@ -270,20 +304,17 @@ def _describe_exit(code: int) -> str:
     return f"the flow's process exited with code {code} without recording an outcome"
 
 
-def _end_if_unfinished(home: Any, run_id: str, state: StateName, message: str) -> None:
-    from .store import Store
+def _end_if_unfinished(run_store: _RunStore, state: StateName, message: str) -> FlowRun | None:
+    """End the run in `state` unless it has ended; the run as recorded after (None: none)."""
+    run = run_store.run()
+    if run is not None and StateName(run.state) not in TERMINAL:
+        return run_store.end(state, message)
+    return run
 
-    current = recorded_state(home, run_id)
-    if current is not None and StateName(current) not in TERMINAL:
-        with Store(home) as store:
-            store.end_abandoned_run(run_id, state, message)
 
-
-def _fail_waiting(home: Any, run_id: str, message: str) -> None:
+def _fail_waiting(run_store: _RunStore, message: str) -> None:
     """End a run claimed ahead FAILED with `message`, before any process started it."""
-    from .store import Store
-
-    with Store(home) as store:
-        if store.get_flow_run(run_id).state in NOT_STARTED:
-            store.set_flow_run_state(run_id, StateName.PENDING, None)
-            store.set_flow_run_state(run_id, StateName.FAILED, message)
+    store, run = run_store.store(), run_store.run()
+    if store is not None and run is not None and run.state in NOT_STARTED:
+        store.set_flow_run_state(run.id, StateName.PENDING, None)
+        store.set_flow_run_state(run.id, StateName.FAILED, message)

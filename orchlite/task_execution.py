@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import limits, results, timeouts, transactions
 from .context import FlowRunContext, TaskRunContext, task_run_var
 from .errors import CancelledRun, OrchError, TaskTimeoutError
-from .logging import capture_prints, restore_prints
+from .logging import capture_prints, restore_prints, task_run_logger
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
 from .run_support import (
@@ -34,7 +34,6 @@ from .run_support import (
     render_name,
     run_hooks,
     run_label,
-    task_logger,
     to_json,
 )
 from .run_tags import current_tags
@@ -154,10 +153,11 @@ class TaskRunExecution:
 
     def _log_before(self, name: str, message: str | None, state: State | None) -> None:
         """A retry and a failure are logged, with the traceback, before they are recorded."""
+        run = self.run
         if name == _RETRYING:
-            task_logger(self.flow, self.run).warning("%s\n%s", message, self.run.traceback)
+            task_run_logger(run, self.flow.store).warning("%s\n%s", message, run.traceback)
         elif state is not None and state.type not in (StateType.COMPLETED, StateType.CANCELLED):
-            task_logger(self.flow, self.run).error(
+            task_run_logger(run, self.flow.store).error(
                 "Finished in state %s: %s\n%s", state.name, state.message, self.run.traceback
             )
 
@@ -298,9 +298,10 @@ class TaskRunExecution:
         except OrchError as exc:
             return self.fail(State(StateName.FAILED, error_text(exc), exception=exc), exc)
         now = time.time()
-        name, message = (
-            (decided.stored_name.value, decided.stored_message) if decided else (_COMPLETED, None)
-        )
+        kind, name, message = StateName.COMPLETED, _COMPLETED, None
+        if decided:
+            kind, message = decided.stored_name, decided.stored_message
+            name = kind.value
         run.error_type = run.error_message = run.traceback = None
         cache = None
         publish: Callable[[], None] | None = None
@@ -315,7 +316,7 @@ class TaskRunExecution:
                     flow.run_cache[self.key] = run
                 else:
                     cache = (self.key, expires)
-        state: State = State(StateName(name), message, value=value, timestamp=now)
+        state: State = State(kind, message, value=value, timestamp=now)
         if decided is not None:
             state.name = decided.name
         self.set_state(name, message, now=now, state=state, cache=cache)

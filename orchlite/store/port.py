@@ -39,7 +39,11 @@ class EngineStore(Protocol):
         host: str | None = ...,
         now: float | None = ...,
         run_options: str | None = ...,
-    ) -> None: ...
+        start: bool = ...,
+        deadline: float | None = ...,
+        retry_policy: str | None = ...,
+        continues_chain: bool = ...,
+    ) -> int: ...
 
     def set_flow_run_state(
         self,
@@ -60,10 +64,6 @@ class EngineStore(Protocol):
     def get_flow_run(self, run_id: str) -> FlowRun: ...
 
     def child_flow_runs(self, run_id: str) -> list[FlowRun]: ...
-
-    def set_retry_policy(self, run_id: str, policy: str) -> None: ...
-
-    def prior_attempts(self, run_id: str) -> int: ...
 
     def pause_of(self, run_id: str) -> dict[str, Any] | None: ...
 

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from ..errors import RunNotFoundError, StoreError, UsageError
+from ..faults import fault_point
 from ..redaction import redact_optional
 from ..states import TERMINAL, StateName, can_transition
 from .logs import insert_logs
@@ -16,6 +17,7 @@ from .records import FlowRun, LogRow, StoredResult
 from .sql import FLOW_RUN_COLUMNS, live_retry, start_of
 from .task_runs import TaskRuns
 
+_RUNNING = StateName.RUNNING.value
 _WAITING = frozenset({StateName.SCHEDULED.value, StateName.LATE.value, StateName.PENDING.value})
 
 # The crash points (`orchlite.faults`) after the commits of flow run states.
@@ -59,8 +61,18 @@ class FlowRuns(TaskRuns):
         host: str | None = None,
         now: float | None = None,
         run_options: str | None = None,
-    ) -> None:
-        """Record a new flow run.
+        start: bool = False,
+        deadline: float | None = None,
+        retry_policy: str | None = None,
+        continues_chain: bool = False,
+    ) -> int:
+        """Record a new flow run, in one commit; returns its attempt number (0 unless `start`).
+
+        With `start` (its process runs its body now) the run moves on from `state` to
+        RUNNING in the same commit: started, in its first attempt, with its `deadline` and
+        its flow's `retry_policy` (JSON, read by the daemon to retry it in the store if its
+        process dies); `continues_chain` counts the attempts of the earlier runs of its
+        retry chain (`prior_attempts`, set by the daemon), so `retries` bounds the chain.
 
         A run already recorded under `run_id` while waiting to start (SCHEDULED, LATE or
         PENDING: claimed by a scheduler, or queued by a supervisor) is adopted instead: its
@@ -76,68 +88,81 @@ class FlowRuns(TaskRuns):
         unless given.
         """
         now = time.time() if now is None else now
-        heartbeat = None if pid is None else now
-        message = redact_optional(message)
-        pid_start = start_of(pid, host)
+        row = {
+            "id": run_id,
+            "flow_name": flow_name,
+            "name": name,
+            "target": target,
+            "parameters": parameters,
+            "state": state.value,
+            "state_message": redact_optional(message),
+            "trigger": trigger,
+            "parent_run_id": parent_run_id,
+            "parent_position": parent_position,
+            "retry_of": retry_of,
+            "created": now,
+            "tags": tags,
+            "pid": pid,
+            "host": host,
+            "heartbeat": None if pid is None else now,
+            "pid_start": start_of(pid, host),
+            "run_options": run_options,
+        }
+        attempts = 0
         with self.transaction("run_created") as conn:
             if retry_of is not None:
                 self._claim_retry(conn, run_id, retry_of)
-            row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
-            if row is not None:
-                if row[0] not in _WAITING:
-                    raise StoreError(f"flow run {run_id} has already started ({row[0]})")
-                conn.execute(
-                    "UPDATE flow_runs SET flow_name = ?, name = ?, target = COALESCE(?, target),"
-                    " parameters = ?, state = ?, state_message = ?, pid = COALESCE(?, pid),"
-                    " host = COALESCE(?, host), heartbeat = COALESCE(?, heartbeat),"
-                    " run_options = COALESCE(?, run_options),"
-                    " pid_start = CASE WHEN ? IS NULL THEN pid_start ELSE ? END WHERE id = ?",
-                    (
-                        flow_name,
-                        name,
-                        target,
-                        parameters,
-                        state.value,
-                        message,
-                        pid,
-                        host,
-                        heartbeat,
-                        run_options,
-                        pid,
-                        pid_start,
-                        run_id,
-                    ),
-                )
-                if row[0] != state.value:
-                    self._insert_history(conn, run_id, None, state.value, message, now)
-                return
-            conn.execute(
-                "INSERT INTO flow_runs (id, flow_name, name, target, parameters, state,"
-                " state_message, trigger, parent_run_id, parent_position, retry_of, created,"
-                " tags, pid, host, heartbeat, pid_start, run_options)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    flow_name,
-                    name,
-                    target,
-                    parameters,
-                    state.value,
-                    message,
-                    trigger,
-                    parent_run_id,
-                    parent_position,
-                    retry_of,
-                    now,
-                    tags,
-                    pid,
-                    host,
-                    heartbeat,
-                    pid_start,
-                    run_options,
-                ),
-            )
-            self._insert_history(conn, run_id, None, state.value, message, now)
+            self._add_flow_run(conn, row)
+            if start:
+                (attempts,) = conn.execute(
+                    "UPDATE flow_runs SET state = ?, started = COALESCE(started, ?), heartbeat = ?,"
+                    " attempts = CASE WHEN ? THEN prior_attempts + 1 ELSE 1 END,"
+                    " deadline = ?, retry_policy = ? WHERE id = ? RETURNING attempts",
+                    (_RUNNING, now, now, continues_chain, deadline, retry_policy, run_id),
+                ).fetchone()
+                self._insert_history(conn, run_id, None, _RUNNING, None, now)
+                for hook in _state_hooks:
+                    self.after_commit(partial(hook, self, run_id, StateName.RUNNING))
+        if start:
+            fault_point("run_started")
+        return int(attempts)
+
+    def _add_flow_run(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+        """Insert a run's row, or adopt the run waiting under its id (see `create_flow_run`)."""
+        run_id, state, message = row["id"], row["state"], row["state_message"]
+        found = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
+        if found is None:
+            columns = ", ".join(row)
+            marks = ",".join("?" * len(row))
+            conn.execute(f"INSERT INTO flow_runs ({columns}) VALUES ({marks})", tuple(row.values()))
+            self._insert_history(conn, run_id, None, state, message, row["created"])
+            return
+        if found[0] not in _WAITING:
+            raise StoreError(f"flow run {run_id} has already started ({found[0]})")
+        conn.execute(
+            "UPDATE flow_runs SET flow_name = ?, name = ?, target = COALESCE(?, target),"
+            " parameters = ?, state = ?, state_message = ?, pid = COALESCE(?, pid),"
+            " host = COALESCE(?, host), heartbeat = COALESCE(?, heartbeat),"
+            " run_options = COALESCE(?, run_options),"
+            " pid_start = CASE WHEN ? IS NULL THEN pid_start ELSE ? END WHERE id = ?",
+            (
+                row["flow_name"],
+                row["name"],
+                row["target"],
+                row["parameters"],
+                state,
+                message,
+                row["pid"],
+                row["host"],
+                row["heartbeat"],
+                row["run_options"],
+                row["pid"],
+                row["pid_start"],
+                run_id,
+            ),
+        )
+        if found[0] != state:
+            self._insert_history(conn, run_id, None, state, message, row["created"])
 
     @staticmethod
     def _claim_retry(conn: sqlite3.Connection, run_id: str, retry_of: str) -> None:
