@@ -22,6 +22,8 @@ from .redaction import SecretFeed, redact
 
 STDOUT_LOGGER = "orchlite.stdout"
 STDERR_LOGGER = "orchlite.stderr"
+CAPTURE_ENV = "ORCH_CAPTURE_OUTPUT"
+"""Set in a child whose parent stores its output: the child stores none of it itself."""
 
 
 def start_readers(

@@ -17,6 +17,9 @@ What each crontab line becomes:
   runs commands with `/bin/sh`); `PATH` goes into `env` like any other name. `MAILTO`
   becomes an `[[alert]]` with an `[alert.email]` table for the jobs after it (`MAILTO=""`:
   none), `MAILFROM` its sender.
+- A command that starts with `cd DIR && ` or `cd DIR; ` runs the rest in `working_dir =
+  "DIR"` (a relative DIR taken from the folder cron starts in, `HOME`), when DIR is one
+  word with nothing for the shell to expand (a `$VAR` or a glob keeps the `cd` in the command).
 - A command with an unescaped `%` (cron's newline and stdin) is not translated; `\\%` is a
   plain `%`. Comments and blank lines are skipped; anything else is a problem.
 
@@ -47,6 +50,9 @@ _MACRO_ENTRY = re.compile(r"\s*(@\w+)\s+(\S.*?)\s*")
 _SYSTEM_MACRO_ENTRY = re.compile(r"\s*(@\w+)\s+(\S+)\s+(\S.*?)\s*")
 _UNESCAPED_PERCENT = re.compile(r"(?<!\\)%")
 _PLAIN_SHELLS = {"/bin/sh", "sh"}
+_CD_WORD = r"""(?:"[^"$`\\]*"|'[^']*'|[^\s;&|<>()"'$`\\*?\[])+"""
+_CD = re.compile(rf"\s*cd\s+({_CD_WORD})\s*(?:&&|;)\s*(\S.*)", re.S)
+"""`cd DIR && REST` or `cd DIR; REST`, DIR one word the shell expands nothing in (but `~`)."""
 
 
 @dataclass(frozen=True)
@@ -179,13 +185,28 @@ def _job(line: str, number: int, env: _Env, system: bool, taken: set[str]) -> Jo
     command = command.replace("\\%", "%")
     when = " ".join(when.split())
     cron(when, env.timezone)  # UsageError naming the field croniter refuses
-    shell = env.values.get("SHELL", "/bin/sh")
+    variables = dict(env.values)
+    home = variables.get("HOME") or "~"
+    folder, command = _leading_cd(command, home)
+    shell = variables.pop("SHELL", "/bin/sh")
     run = command if shell in _PLAIN_SHELLS else f"{shell} -c {shlex.quote(command)}"
     name = _unique(command_flow_name(command), taken)
-    variables = dict(env.values)
-    variables.pop("SHELL", None)
-    home = variables.get("HOME") or "~"
-    return Job(number, line, name, run, when, env.timezone, home, tuple(variables.items()), user)
+    return Job(number, line, name, run, when, env.timezone, folder, tuple(variables.items()), user)
+
+
+def _leading_cd(command: str, home: str) -> tuple[str, str]:
+    """(the folder the command runs in, the command): `cd DIR && REST` is REST run in DIR
+    (from `home`, where cron starts it, unless absolute); any other command runs in `home`."""
+    match = _CD.fullmatch(command)
+    if match is None:
+        return home, command
+    word, rest = match.groups()
+    (folder,) = shlex.split(word)
+    if folder.startswith("~") and not word.startswith("~"):
+        return home, command  # a quoted ~ is no home folder to the shell
+    if not folder.startswith(("/", "~")):
+        folder = f"{home.rstrip('/')}/{folder}"
+    return folder, rest
 
 
 def _split_entry(line: str, system: bool) -> tuple[str, str | None, str]:

@@ -39,6 +39,7 @@ from .logging import (
     get_run_logger,
     restore_prints,
 )
+from .output_capture import captured_output
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
 from .run_support import (
@@ -165,11 +166,13 @@ def run_flow(
     token = flow_run_var.set(ctx)
     recorder.track_flow(store, run_id, _stop_when_told(ctx))
     try:
-        if blocked is not None:
-            failed = State(StateName.FAILED, error_text(blocked), exception=blocked)
-            state, returned = _finish_flow(flow, ctx, failed, flow.on_failure_hooks), NOT_RETURNED
-        else:
-            state, returned = _run_flow_attempts(flow, ctx, attempt, delays)
+        with captured_output(ctx):
+            if blocked is not None:
+                failed = State(StateName.FAILED, error_text(blocked), exception=blocked)
+                state = _finish_flow(flow, ctx, failed, flow.on_failure_hooks)
+                returned = NOT_RETURNED
+            else:
+                state, returned = _run_flow_attempts(flow, ctx, attempt, delays)
     finally:
         recorder.untrack_flow(run_id)
         recorder.flush()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .child_output import CAPTURE_ENV
 from .errors import (
     CancelledRun,
     ExitCode,
@@ -173,7 +174,6 @@ def _failed_run_code(exc: BaseException) -> ExitCode:
     return ExitCode.RUN_FAILED
 
 
-CAPTURE_ENV = "ORCH_CAPTURE_OUTPUT"
 SECRETS_FD_ENV = "ORCH_SECRETS_FD"
 """The pipe end a capturing child forwards its secret values to (see `SecretFeed`)."""
 PARENT_FD_ENV = "ORCH_PARENT_FD"

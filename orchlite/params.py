@@ -308,7 +308,8 @@ def bind_parameters(
 ) -> dict[str, Any]:
     """Every argument of `fn` by name, in signature order: given values coerced, defaults applied.
 
-    Extra names are allowed, uncoerced, only when `fn` takes `**kwargs`.
+    Extra names are allowed only when `fn` takes `**kwargs`, each value coerced to the
+    annotation of `**kwargs` (`**options: int` makes `-p a=1` give `options == {"a": 1}`).
     """
     sig = inspect.signature(fn)
     named = {
@@ -316,8 +317,8 @@ def bind_parameters(
         for p in sig.parameters.values()
         if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
-    takes_extra = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    if not takes_extra:
+    extra = next((p for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD), None)
+    if extra is None:
         for key in given:
             if key not in named:
                 takes = f"it takes: {', '.join(named)}" if named else "it takes no parameters"
@@ -332,7 +333,7 @@ def bind_parameters(
     if missing:
         listed = ", ".join(f"'{n}'" for n in missing)
         raise ParameterError(f"missing parameters {listed} for flow '{flow_name}'")
-    hints = _type_hints(fn, named)
+    hints = _type_hints(fn, named if extra is None else {**named, extra.name: extra})
     out: dict[str, Any] = {}
     for pname, param in named.items():
         if pname in given and given[pname] is not param.default:
@@ -343,7 +344,9 @@ def bind_parameters(
             out[pname] = given[pname]
         else:
             out[pname] = param.default
-    out.update((k, v) for k, v in given.items() if k not in named)
+    if extra is not None:
+        hint = hints.get(extra.name, Any)
+        out.update((k, coerce_value(hint, v, name=k)) for k, v in given.items() if k not in named)
     return out
 
 

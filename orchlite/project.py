@@ -53,7 +53,7 @@ from .parse_cache import FlowFile, Parsed, Read, read_flow_files
 from .schedule_runs import run_parameters, schedule_key
 from .schedules import Schedule, cron, interval
 from .settings import PROJECT_FILE, ProjectFile
-from .shell_jobs import COMMAND_KEYS, ENTRY_KEYS, RunOptions, read_entry
+from .shell_jobs import COMMAND_KEYS, ENTRY_KEYS, RunOptions, read_entry, resolve_working_dir
 
 OVERLAP_POLICIES = ("skip", "allow", "queue", "cancel_previous")
 _TOML_KEYS = frozenset(
@@ -165,6 +165,8 @@ def read_schedules(
             continue
         for item in _scan_file(tree, rel):
             if isinstance(item, ScheduleEntry):
+                item = _in_existing_folder(item, root)
+            if isinstance(item, ScheduleEntry):
                 entries.append(item)
             else:
                 problems.append(item)
@@ -231,8 +233,18 @@ def _decorator_schedules(
         except UsageError as exc:
             out.append(_problem(here, target, str(exc)))
             continue
-        out.append(ScheduleEntry("code", here, target, flow_name, schedule))
+        options = schedule.run_options()
+        out.append(ScheduleEntry("code", here, target, flow_name, schedule, options=options))
     return out
+
+
+def _in_existing_folder(entry: ScheduleEntry, root: Path) -> ScheduleEntry | ScheduleProblem:
+    """The entry, or the problem that its `working_dir` is no folder in the project."""
+    try:
+        resolve_working_dir(root, entry.options.working_dir)
+    except UsageError as exc:
+        return _problem(entry.where, entry.target, str(exc))
+    return entry
 
 
 def _literal_call(node: ast.expr, factories: dict[str, str]) -> Schedule:

@@ -58,9 +58,9 @@ daemons. `schedule_key` is `f"{target}|{16 hex digits}"`: the sha256 of the comp
 sorted-key JSON of the definition (kind; the five cron fields, aliases expanded, time zone
 and day_or; or the interval in microseconds, the anchor in UTC and the time zone; then name
 and parameters, with dates and times as ISO strings, paths, decimals and uuids as `str()`).
-It leaves out the policy (catchup, max_catchup, grace_seconds, enabled, jitter_seconds), so
-tuning the policy keeps the key and its `last_fired`. Changing these forms re-keys every
-schedule.
+It leaves out the policy (catchup, max_catchup, grace_seconds, enabled, jitter_seconds) and
+how runs start (working_dir, env), so tuning those keeps the key and its `last_fired`.
+Changing these forms re-keys every schedule.
 
 Jitter. With `jitter_seconds`, the run of a slot starts `jitter_delay(schedule, run_id)`
 seconds after the slot, a delay in `[0, jitter_seconds]` (systemd's RandomizedDelaySec). The
@@ -82,6 +82,7 @@ from typing import Any, Literal, TypeAlias, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import UsageError
+from .shell_jobs import RunOptions, entry_env
 
 __all__ = [
     "CATCHUP_POLICIES",
@@ -126,6 +127,16 @@ class _Policy:
     jitter_seconds: float = 0.0
     """Each slot's run starts at a delay in `[0, jitter_seconds]` after the slot (as
     systemd's RandomizedDelaySec): see `jitter_delay`."""
+    working_dir: str | None = None
+    """The folder its runs start in, as an orch.toml entry's `working_dir` (an orchlite
+    extension): relative to the project root; None: the root."""
+    env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """Variables added to its runs' environment, as an orch.toml entry's `env` (an orchlite
+    extension); never recorded."""
+
+    def run_options(self) -> RunOptions:
+        """How its runs start: its `working_dir` and `env`, as an orch.toml entry's."""
+        return RunOptions(working_dir=self.working_dir, env=entry_env(self.env))
 
     def _check_policy(self) -> None:
         if self.catchup not in CATCHUP_POLICIES:
@@ -151,6 +162,13 @@ class _Policy:
             raise UsageError(
                 f"invalid jitter_seconds {jitter!r}: expected a number >= 0 (at most a year)"
             )
+        folder = self.working_dir
+        if folder is not None and (not isinstance(folder, str) or not folder.strip()):
+            raise UsageError(f"invalid working_dir {folder!r}: expected a folder")
+        if not isinstance(self.env, Mapping):
+            raise UsageError('env must be a dict: env={"KEY": "value"}')
+        object.__setattr__(self, "env", dict(self.env))
+        entry_env(self.env)  # UsageError naming a bad name or value
 
 
 @dataclass(frozen=True)
@@ -220,8 +238,12 @@ def cron(
     enabled: bool = True,
     name: str | None = None,
     jitter_seconds: float = 0.0,
+    working_dir: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Cron:
-    """A cron schedule, as `prefect.schedules.Cron`: `cron("0 3 * * *", "Europe/Berlin")`."""
+    """A cron schedule, as `prefect.schedules.Cron`: `cron("0 3 * * *", "Europe/Berlin")`.
+
+    `working_dir=` and `env=` are orchlite's own, as an orch.toml entry's (see `_Policy`)."""
     return Cron(
         expression,
         timezone,
@@ -233,6 +255,8 @@ def cron(
         enabled=enabled,
         name=name,
         jitter_seconds=jitter_seconds,
+        working_dir=working_dir,
+        env={} if env is None else env,
     )
 
 
@@ -271,8 +295,11 @@ def interval(
     enabled: bool = True,
     name: str | None = None,
     jitter_seconds: float = 0.0,
+    working_dir: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Interval:
-    """An interval schedule: `interval(minutes=15)`, `interval(3600)`, `interval(timedelta())`."""
+    """An interval schedule: `interval(minutes=15)`, `interval(3600)`, `interval(timedelta())`;
+    `working_dir=` and `env=` as for `cron`."""
     units = (seconds, minutes, hours, days)
     if not all(_is_number(u) for u in units):
         raise UsageError("interval units (seconds=, minutes=, hours=, days=) must be numbers")
@@ -291,6 +318,8 @@ def interval(
         enabled=enabled,
         name=name,
         jitter_seconds=jitter_seconds,
+        working_dir=working_dir,
+        env={} if env is None else env,
     )
 
 

@@ -55,7 +55,14 @@ class Deployment:
                 " in the project (the daemon runs it as `orch run FILE:FUNCTION`)"
             )
         return [
-            ScheduleEntry("serve", f"serve {self.name}", target, self.flow.name, schedule)
+            ScheduleEntry(
+                "serve",
+                f"serve {self.name}",
+                target,
+                self.flow.name,
+                schedule,
+                options=schedule.run_options(),
+            )
             for schedule in self.schedules
         ]
 

@@ -25,11 +25,10 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from .child_output import start_readers
+from .child_output import CAPTURE_ENV, start_readers
 from .config import HOME_ENV, find_home, project_root
 from .errors import ExitCode, OrchError, Terminated, UsageError, interrupt_code
 from .executor import (
-    CAPTURE_ENV,
     NOT_STARTED,
     PARENT_FD_ENV,
     REQUEST_FD_ENV,

@@ -146,6 +146,44 @@ def test_time_zones_home_and_shell() -> None:
     assert fourth.command == "back-to-sh"
 
 
+def test_a_leading_cd_is_the_jobs_working_dir(tmp_path: Path) -> None:
+    (tmp_path / "shop").mkdir()
+    found = parse_crontab(
+        f"0 1 * * * cd {tmp_path}/shop && ./export.sh --all\n"
+        "0 2 * * * cd data; make report\n"
+        '0 3 * * * cd "/srv/my app" && ./run.sh\n'
+        "0 4 * * * cd ~/app && ./run.sh\n"
+        "HOME=/srv\n"
+        "0 5 * * * cd app && make\n"
+        "SHELL=/bin/bash\n"
+        "0 6 * * * cd /opt/x && echo ${PWD}\n",
+        timezone="UTC",
+    )
+    assert [(job.working_dir, job.command, job.name) for job in found.jobs] == [
+        (f"{tmp_path}/shop", "./export.sh --all", "export.sh"),
+        ("~/data", "make report", "make-report"),  # from where cron starts it: home
+        ("/srv/my app", "./run.sh", "run.sh"),
+        ("~/app", "./run.sh", "run.sh-2"),
+        ("/srv/app", "make", "make"),
+        ("/opt/x", "/bin/bash -c 'echo ${PWD}'", "echo-PWD"),
+    ]
+    (first,) = _read_back(parse_crontab(found.jobs[0].text + "\n"), tmp_path)["schedule"]
+    assert (first["working_dir"], first["command"]) == (f"{tmp_path}/shop", "./export.sh --all")
+
+
+def test_a_cd_the_shell_would_expand_or_that_may_fail_stays_in_the_command() -> None:
+    commands = [
+        "cd $HOME/app && make",  # a variable
+        "cd /srv/*/current && make",  # a glob
+        'cd "~/app" && make',  # a quoted ~ is no home folder
+        "cd /srv/app || exit 1; make",  # not `&&` or `;` right after the folder
+        "cd /srv/app",  # nothing after it
+        "cdx /srv && make",
+    ]
+    found = parse_crontab("".join(f"0 1 * * * {c}\n" for c in commands), timezone="UTC")
+    assert [(job.working_dir, job.command) for job in found.jobs] == [("~", c) for c in commands]
+
+
 def test_mailto_groups_the_jobs_after_it() -> None:
     found = parse_crontab(
         "0 1 * * * no-mail\n"
@@ -216,9 +254,9 @@ def test_a_system_crontab_has_a_user_field(tmp_path: Path) -> None:
         "0 1 * * * root\n",
         system=True,
     )
-    assert [(j.user, j.name, j.command) for j in found.jobs] == [
-        ("root", "cd", "cd / && run-parts --report /etc/cron.hourly"),
-        ("postgres", "pg_dumpall", "pg_dumpall > /var/backups/all.sql"),
+    assert [(j.user, j.name, j.command, j.working_dir) for j in found.jobs] == [
+        ("root", "run_parts-cron.hourly", "run-parts --report /etc/cron.hourly", "/"),
+        ("postgres", "pg_dumpall", "pg_dumpall > /var/backups/all.sql", "~"),
     ]
     assert [p.line for p in found.problems] == [5]
     text = render_toml(found, "cron.d/back\nup")

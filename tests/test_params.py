@@ -413,13 +413,37 @@ def test_bind_reports_bad_values_by_name() -> None:
         bind_parameters(etl, {"day": "2026-01-01", "n": "many"}, flow_name="etl")
 
 
-def test_bind_kwargs_allows_extra_names_uncoerced() -> None:
+def test_bind_kwargs_converts_extra_names_by_its_annotation() -> None:
     def fn(a: int, **extra: int):
         return a, extra
 
-    bound = bind_parameters(fn, {"x": "1", "a": "2", "y": "z"}, flow_name="f")
-    assert bound == {"a": 2, "x": "1", "y": "z"}
+    bound = bind_parameters(fn, {"x": "1", "a": "2", "y": 3}, flow_name="f")
+    assert bound == {"a": 2, "x": 1, "y": 3}
     assert list(bound) == ["a", "x", "y"]
+    with pytest.raises(ParameterError, match=r"^parameter 'y': expected int, got 'z'$"):
+        bind_parameters(fn, {"a": "2", "y": "z"}, flow_name="f")
+
+    def dates(**days: dt.date):  # a string annotation (future annotations) too
+        return days
+
+    assert bind_parameters(dates, {"start": "2026-01-02"}, flow_name="f") == {
+        "start": dt.date(2026, 1, 2)
+    }
+
+    def untyped(**extra):  # type: ignore[no-untyped-def]
+        return extra
+
+    assert bind_parameters(untyped, {"x": "1"}, flow_name="f") == {"x": "1"}
+
+
+def test_a_flow_with_typed_kwargs_gets_converted_values() -> None:
+    from orchlite import flow
+
+    @flow
+    def kw(**options: int) -> dict[str, int]:
+        return options
+
+    assert kw(a="1", b=2) == {"a": 1, "b": 2}
 
 
 def test_bind_ignores_var_positional() -> None:

@@ -176,6 +176,11 @@ def test_an_interval_must_be_positive(kwargs: dict[str, float]) -> None:
         ({"jitter_seconds": float("inf")}, "invalid jitter_seconds inf"),
         ({"jitter_seconds": True}, "invalid jitter_seconds True"),
         ({"jitter_seconds": 1e300}, "at most a year"),
+        ({"working_dir": ""}, "invalid working_dir ''"),
+        ({"working_dir": 3}, "invalid working_dir 3"),
+        ({"env": ["A=1"]}, "env must be a dict"),
+        ({"env": {"A": 1}}, "env A: expected a string"),
+        ({"env": {"1A": "x"}}, "1A"),
     ],
 )
 def test_policy_fields_are_validated(kwargs: dict[str, object], match: str) -> None:
@@ -197,6 +202,18 @@ def test_jitter_delays_are_within_bounds_spread_and_stable() -> None:
     assert jitter_delay(interval(minutes=5), ids[0]) == 0.0
     # The policy, not the definition: jitter keeps the schedule's key and slot ids.
     assert schedule_key("flows.py:etl", interval(minutes=5)) == key
+
+
+def test_a_schedule_says_where_and_with_what_environment_its_runs_start() -> None:
+    schedule = cron("0 3 * * *", working_dir="data", env={"B": "2", "A": "1"})
+    assert (schedule.working_dir, schedule.env) == ("data", {"B": "2", "A": "1"})
+    options = schedule.run_options()
+    assert (options.working_dir, options.env) == ("data", (("A", "1"), ("B", "2")))
+    every = Interval(dt.timedelta(minutes=5), working_dir="out", env={"TOKEN": "x"})
+    assert every.run_options().env == (("TOKEN", "x"),)
+    assert interval(minutes=5).run_options() == cron("0 3 * * *").run_options()
+    # How runs start, not when: the schedule's key (and so its slots' run ids) stays.
+    assert schedule_key("f.py:f", schedule) == schedule_key("f.py:f", cron("0 3 * * *"))
 
 
 @pytest.mark.parametrize("seconds", [0.001, 0.5, 0.999999])

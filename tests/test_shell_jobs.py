@@ -188,6 +188,39 @@ def test_the_daemon_claims_with_options_and_starts_with_the_entrys_env(tmp_path:
     assert RunOptions.from_stored(store.run_options(retry_id)) == RunOptions("out", None, 1, 0.0)
 
 
+def test_a_decorator_schedules_working_dir_and_env_apply_as_an_entrys(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    _write(
+        tmp_path,
+        "flows.py",
+        """
+        from orchlite import flow, interval
+
+        @flow(schedules=[interval(10, working_dir="out", env={"TOKEN": "s3cr3t"})])
+        def etl() -> None: ...
+
+        @flow(schedules=[interval(10, working_dir="missing")])
+        def nowhere() -> None: ...
+        """,
+    )
+    entries, problems = load_schedules(tmp_path)
+    assert [str(p) for p in problems] == [
+        f"flows.py:6: flows.py:nowhere: working_dir 'missing': no such folder {tmp_path.resolve()}"
+        "/missing"
+    ]
+    (entry,) = entries
+    assert entry.options == RunOptions("out", env=(("TOKEN", "s3cr3t"),))
+    launch = FakeLaunch()
+    store = Store(tmp_path / ".orch")
+    daemon = Daemon(store, tmp_path, launch=launch, log=lambda _: None)
+    t0 = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    daemon.tick(t0)
+    (run_id,) = daemon.tick(t0 + dt.timedelta(seconds=10)).started
+    assert launch.calls == [(run_id, "flows.py:etl", {})]
+    assert launch.envs[run_id] == {"TOKEN": "s3cr3t"}
+    assert RunOptions.from_stored(store.run_options(run_id)) == RunOptions("out")
+
+
 def test_a_claimed_run_whose_env_file_is_broken_ends_failed_saying_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

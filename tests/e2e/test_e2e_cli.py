@@ -817,6 +817,11 @@ def test_var_keyword_parameters_from_the_command_line(project: Project) -> None:
         @flow
         def kw(**options):
             return options
+
+        @flow
+        def typed(**options: int):
+            assert options == {"a": 1, "b": 2}, options
+            return options
         """,
     )
     project.orch("run", "flows.py:kw", "-p", "a=1", "-p", "b=two")
@@ -825,3 +830,8 @@ def test_var_keyword_parameters_from_the_command_line(project: Project) -> None:
     assert detail["state"] == "COMPLETED"
     project.orch("retry", "last", "--force", "-p", "a=3")
     assert project.show()["parameters"] == {"a": "3", "b": "two"}
+    # Values are converted by the annotation of **options, as named parameters' are.
+    project.orch("run", "flows.py:typed", "-p", "a=1", "-p", "b=2")
+    assert project.show()["parameters"] == {"a": 1, "b": 2}
+    bad = project.orch("run", "flows.py:typed", "-p", "a=x", expect=2)
+    assert "parameter 'a': expected int, got 'x'" in bad.stderr

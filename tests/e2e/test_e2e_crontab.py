@@ -89,7 +89,8 @@ def test_a_system_crontab_with_a_user_field(project: Project) -> None:
     (project.root / "orch.toml").write_text(proc.stdout)
     listed = project.json("schedules", "--json")
     assert listed["errors"] == []
-    assert [row["target"] for row in listed["schedules"]] == ["$ cd / && ls", "$ true"]
+    assert [row["target"] for row in listed["schedules"]] == ["$ ls", "$ true"]  # ls in /
+    assert 'working_dir = "/"' in proc.stdout
 
 
 BAD_INPUT = {

@@ -1,4 +1,5 @@
-"""`orch logs`: `--task` by task name, `-n/--tail`, `--json` (NDJSON), and `orch version`."""
+"""`orch logs`: `--task` by task name, `-n/--tail`, `--json` (NDJSON), the stored stdout and
+stderr of an in-process run, and `orch version`."""
 
 from __future__ import annotations
 
@@ -60,3 +61,82 @@ def test_orch_logs_picks_tasks_by_name_tails_and_prints_ndjson(project: Project)
 def test_orch_version_prints_what_dash_dash_version_prints(project: Project) -> None:
     assert project.orch("version").stdout == project.orch("--version").stdout
     assert project.orch("version").stdout.startswith("orch ")
+
+
+NOISY = """
+import sys
+
+from orchlite import flow, task
+
+@task
+def part(n: int) -> None:
+    print(f"part {n} done")
+
+@flow
+def noisy() -> None:
+    print("hello stdout")
+    print("hello stderr", file=sys.stderr)
+    part.map([1, 2]).wait()
+
+if __name__ == "__main__":
+    noisy()
+"""
+
+
+def _output_lines(project: Project) -> list[tuple[str, str, str]]:
+    records = [
+        json.loads(line) for line in project.orch("logs", "last", "--json").stdout.splitlines()
+    ]
+    return [
+        (r["logger"], r["level"], r["message"])
+        for r in records
+        if r["logger"] in ("orchlite.stdout", "orchlite.stderr")
+    ]
+
+
+EXPECTED = [
+    ("orchlite.stdout", "INFO", "hello stdout"),
+    ("orchlite.stderr", "WARNING", "hello stderr"),
+    ("orchlite.stdout", "INFO", "part 1 done"),
+    ("orchlite.stdout", "INFO", "part 2 done"),
+]
+
+
+def test_an_in_process_runs_stdout_and_stderr_are_stored_and_still_printed(
+    project: Project,
+) -> None:
+    project.write("flows.py", NOISY)
+    proc = project.orch("run", "flows.py:noisy")  # stdout and stderr are pipes
+    assert proc.stdout.splitlines()[0] == "hello stdout"
+    assert "hello stderr" in proc.stderr.splitlines()
+    shown = project.orch("logs", "last").stdout.splitlines()
+    messages = [line.split(" | ", 1)[1] for line in shown]
+    assert "INFO    | Flow run - hello stdout" in messages
+    assert "WARNING | Flow run - hello stderr" in messages
+    assert sum("part" in line for line in shown) == 2
+
+
+def test_with_json_the_flows_prints_go_to_stderr_and_are_stored(project: Project) -> None:
+    project.write("flows.py", NOISY)
+    as_json = project.orch("run", "flows.py:noisy", "--json")
+    assert json.loads(as_json.stdout)["state"] == "COMPLETED"  # stdout is the JSON alone
+    assert "hello stdout" in as_json.stderr
+    assert sorted(_output_lines(project)) == sorted(EXPECTED)
+
+
+def test_a_flow_file_run_with_python_stores_its_output_too(project: Project) -> None:
+    import subprocess
+    import sys
+
+    project.write("flows.py", NOISY)
+    proc = subprocess.run(
+        [sys.executable, "flows.py"],
+        cwd=project.root,
+        env=project.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "hello stdout" in proc.stdout and "hello stderr" in proc.stderr
+    assert sorted(_output_lines(project)) == sorted(EXPECTED)
