@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from webhook import Hook
 
 from orchlite import flow
 from orchlite.alert_rules import AlertConfig, load_alerts
@@ -23,6 +22,7 @@ from orchlite.alerting import project_alerts
 from orchlite.notify import alert_run, drain
 from orchlite.states import StateName
 from orchlite.store import Store
+from tests.helpers.webhook import Hook
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
 

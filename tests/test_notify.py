@@ -11,24 +11,20 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from webhook import TOKEN, Hook
 
 from orchlite import flow, redaction
 from orchlite.alert_rules import AlertConfig, AlertRule, load_alerts, parse_rule
 from orchlite.notify import alert_run, drain, payload, send, send_test
 from orchlite.store import FlowRun, Store
-
-ORCH = [sys.executable, "-m", "orchlite.cli"]
-
+from tests.helpers import ORCH, wait_for
+from tests.helpers.webhook import TOKEN, Hook
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
 
@@ -37,16 +33,6 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 8.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _run(**changes: Any) -> FlowRun:
@@ -382,10 +368,10 @@ def test_the_daemon_posts_an_alert_for_a_failed_scheduled_run(hook: Hook, tmp_pa
             text=True,
         )
     try:
-        _wait_for(
-            "an alert for a FAILED run",
+        wait_for(
             lambda: [r for r in hook.requests if r["body"]["state"] == "FAILED"],
             timeout=15,
+            what="an alert for a FAILED run",
         )
     finally:
         daemon.send_signal(signal.SIGTERM)

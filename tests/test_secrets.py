@@ -25,10 +25,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "e2e"))  # the end-to-end helpers
 
-from orchtest import Project, assert_usage_error, describe, wait_for
-from webhook import Hook
-
 from orchlite import redaction
+from tests.helpers import Project, assert_usage_error, describe, wait_for
+from tests.helpers.webhook import Hook
 
 API_TOKEN = "tok-5f0e8d1c9b2a7364"
 """Read from the environment in these tests."""

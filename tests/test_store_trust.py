@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "e2e"))  # the end-to-end helpers
 
-from orchtest import assert_usage_error, child_env, describe
+from tests.helpers import assert_usage_error, child_env, describe
 
 FLOW = """
 from orchlite import flow, task

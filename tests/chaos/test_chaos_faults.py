@@ -34,10 +34,10 @@ from chaos_harness import (
     top_level_runs,
     wait_quiet,
 )
-from orchtest import ORCH, Project, describe, wait_for
 
 from orchlite import faults, serialize
 from orchlite.blobs import BlobStore
+from tests.helpers import ORCH, Project, describe, wait_for
 
 pytestmark = pytest.mark.chaos
 

@@ -11,7 +11,9 @@ import time
 from typing import Any
 
 import pytest
-from orchtest import (
+
+import orchlite
+from tests.helpers import (
     ORCH,
     Project,
     assert_usage_error,
@@ -20,8 +22,6 @@ from orchtest import (
     finish,
     wait_for,
 )
-
-import orchlite
 
 FLOWS = """
 from orchlite import flow, get_run_logger, task

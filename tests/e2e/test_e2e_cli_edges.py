@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from orchtest import ORCH, TIMEOUT, Project, assert_usage_error, describe
+
+from tests.helpers import ORCH, TIMEOUT, Project, assert_usage_error, describe
 
 PRINTING = """
 import subprocess

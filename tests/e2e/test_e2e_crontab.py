@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from orchtest import ORCH, Project, assert_usage_error, describe
+
+from tests.helpers import ORCH, Project, assert_usage_error, describe
 
 CRONTAB = r"""MAILTO=ops@example.com
 CRON_TZ=Europe/Berlin

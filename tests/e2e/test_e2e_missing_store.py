@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from orchtest import ORCH, TIMEOUT, Project, assert_usage_error, child_env
+
+from tests.helpers import ORCH, TIMEOUT, Project, assert_usage_error, child_env
 
 
 def orch_in(folder: Path, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:

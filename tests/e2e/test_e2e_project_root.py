@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from orchtest import ORCH, TIMEOUT, Project, child_env, describe, finish, wait_for
+
+from tests.helpers import ORCH, TIMEOUT, Project, child_env, describe, finish, wait_for
 
 SALES = """
 import os

@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from orchtest import Project
+
+from tests.helpers import Project
 
 FLOWS = """
 from orchlite import flow, task

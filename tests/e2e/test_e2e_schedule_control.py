@@ -10,7 +10,8 @@ import signal
 import subprocess
 
 import pytest
-from orchtest import ORCH, Project, assert_usage_error, describe, finish, wait_for
+
+from tests.helpers import ORCH, Project, assert_usage_error, describe, finish, wait_for
 
 FLOWS = """
 from orchlite import cron, flow, interval

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 
-from orchtest import ORCH, TIMEOUT, Project, describe
+from tests.helpers import ORCH, TIMEOUT, Project, describe
 
 FLOWS = """
 from pathlib import Path

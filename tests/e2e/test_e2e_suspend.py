@@ -10,7 +10,8 @@ import subprocess
 import time
 
 import pytest
-from orchtest import Project, wait_for
+
+from tests.helpers import Project, wait_for
 
 FLOWS = """
 from orchlite import flow, pause_flow_run, task
