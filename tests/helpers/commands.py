@@ -34,6 +34,7 @@ def orch(
     cwd: Path,
     *args: str,
     env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
     input: str | None = None,
     expect: int | None = None,
     timeout: float = TIMEOUT,
@@ -41,13 +42,14 @@ def orch(
 ) -> subprocess.CompletedProcess[str]:
     """Run `orch ARGS` in `cwd` to completion and return its exit code and output.
 
-    `env` defaults to `child_env(cwd / ".orch")`; `input` is written to its stdin; with
-    `expect`, its exit code is asserted. `options` go to `subprocess.run`.
+    Its environment is `env` (by default `child_env(cwd / ".orch")`) with `extra_env` on
+    top; `input` is written to its stdin; with `expect`, its exit code is asserted.
+    `options` go to `subprocess.run`.
     """
     proc = subprocess.run(
         [*ORCH, *args],
         cwd=cwd,
-        env=child_env(cwd / ".orch") if env is None else env,
+        env=_environment(cwd, env, extra_env),
         input=input,
         capture_output=True,
         text=True,
@@ -61,19 +63,29 @@ def orch(
 
 
 def start(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, **options: Any
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
+    **options: Any,
 ) -> subprocess.Popen[Any]:
     """Start `orch ARGS` in `cwd` without waiting (a `subprocess.Popen`); stdout and stderr
-    are text pipes unless `options` say otherwise. `env` as for `orch`."""
+    are text pipes unless `options` say otherwise. `env` and `extra_env` as for `orch`."""
     settings: dict[str, Any] = {
         "cwd": cwd,
-        "env": child_env(cwd / ".orch") if env is None else env,
+        "env": _environment(cwd, env, extra_env),
         "stdout": subprocess.PIPE,
         "stderr": subprocess.PIPE,
         "text": True,
         **options,
     }
     return subprocess.Popen([*ORCH, *args], **settings)
+
+
+def _environment(
+    cwd: Path, env: dict[str, str] | None, extra_env: dict[str, str] | None
+) -> dict[str, str]:
+    return {**(child_env(cwd / ".orch") if env is None else env), **(extra_env or {})}
 
 
 def describe(proc: subprocess.CompletedProcess[str]) -> str:
