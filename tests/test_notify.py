@@ -7,10 +7,7 @@ never lands in the store or the logs.
 from __future__ import annotations
 
 import base64
-import os
-import signal
 import socket
-import subprocess
 import textwrap
 import time
 from dataclasses import replace
@@ -23,7 +20,7 @@ from orchlite import flow, redaction
 from orchlite.alert_rules import AlertConfig, AlertRule, load_alerts, parse_rule
 from orchlite.notify import alert_run, drain, payload, send, send_test
 from orchlite.store import FlowRun, Store
-from tests.helpers import ORCH, wait_for
+from tests.helpers import child_env, orch, start_daemon, stop_daemon, wait_for
 from tests.helpers.webhook import TOKEN, Hook
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
@@ -355,18 +352,9 @@ def test_the_daemon_posts_an_alert_for_a_failed_scheduled_run(hook: Hook, tmp_pa
     (tmp_path / "orch.toml").write_text(
         '[[alert]]\nname = "ops"\nflows = ["etl"]\nwebhook_env = "TEST_ALERT_HOOK"\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env.update(ORCH_HOME=str(tmp_path / ".orch"), NO_COLOR="1", TEST_ALERT_HOOK=hook.url)
+    env = child_env(tmp_path / ".orch", TEST_ALERT_HOOK=hook.url)
     log_path = tmp_path / "daemon.log"
-    with open(log_path, "a") as log:
-        daemon = subprocess.Popen(
-            [*ORCH, "daemon", "--tick", "0.2"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-        )
+    daemon = start_daemon(tmp_path, grace=None, env=env)
     try:
         wait_for(
             lambda: [r for r in hook.requests if r["body"]["state"] == "FAILED"],
@@ -374,8 +362,7 @@ def test_the_daemon_posts_an_alert_for_a_failed_scheduled_run(hook: Hook, tmp_pa
             what="an alert for a FAILED run",
         )
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=15) == 0
+        stop_daemon(daemon)
     body = hook.requests[0]["body"]
     assert body["flow"] == "etl" and "boom from etl" in body["message"]
     assert body["show"] == f"orch show {body['run_id']}"
@@ -387,9 +374,7 @@ def test_the_daemon_posts_an_alert_for_a_failed_scheduled_run(hook: Hook, tmp_pa
     text = log_path.read_text()
     assert "loaded 1 alert rule(s)" in text
     # The run's own process sent it (the daemon found it claimed): its line is in the run's log.
-    logs = subprocess.run(
-        [*ORCH, "logs", body["run_id"]], cwd=tmp_path, env=env, capture_output=True, text=True
-    ).stdout
+    logs = orch(tmp_path, "logs", body["run_id"], env=env).stdout
     assert "alert orch.toml alert #1 ('ops'): FAILED run" in logs and ": sent" in logs
     ids = [r["body"]["run_id"] for r in hook.requests]
     assert len(ids) == len(set(ids)), "a run alerted twice"
@@ -404,11 +389,7 @@ def test_orch_alert_test_sends_through_every_entry(hook: Hook, tmp_path: Path) -
         'webhook_env = "TEST_ALERT_HOOK"\n'
         f'command = \'echo "$ORCH_STATE $ORCH_FLOW" > "{out}"\'\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env.update(ORCH_HOME=str(tmp_path / ".orch"), TEST_ALERT_HOOK=hook.url)
-    done = subprocess.run(
-        [*ORCH, "alert", "test"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
-    )
+    done = orch(tmp_path, "alert", "test", extra_env={"TEST_ALERT_HOOK": hook.url})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "alerts: 1 sent, 0 failed"
     assert hook.requests[0]["body"]["state"] == "FAILED"
@@ -416,9 +397,7 @@ def test_orch_alert_test_sends_through_every_entry(hook: Hook, tmp_path: Path) -
     assert TOKEN not in done.stdout + done.stderr
 
     hook.status = 500
-    env["TEST_ALERT_HOOK"] = f"http://127.0.0.1:{_closed_port()}/hooks/{TOKEN}"
-    failed = subprocess.run(
-        [*ORCH, "alert", "test"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
-    )
+    closed = f"http://127.0.0.1:{_closed_port()}/hooks/{TOKEN}"
+    failed = orch(tmp_path, "alert", "test", extra_env={"TEST_ALERT_HOOK": closed})
     assert failed.returncode == 1
     assert "failed after 3 attempt(s)" in failed.stderr and TOKEN not in failed.stderr
