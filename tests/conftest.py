@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from smtp import Mailbox
-from webhook import Hook
+
+from tests.helpers.smtp import Mailbox
+from tests.helpers.webhook import Hook
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from smtp import PASSWORD, USER, Mailbox
 
 from orchlite.alert_rules import AlertRule, load_alerts, parse_rule
 from orchlite.notify import payload, send
 from orchlite.store import FlowRun
+from tests.helpers.smtp import PASSWORD, USER, Mailbox
 
 _RUN = FlowRun(
     id="b" * 32,

@@ -10,12 +10,9 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from webhook import Hook
 
 from orchlite import flow
 from orchlite.alert_rules import AlertConfig, load_alerts
@@ -23,6 +20,8 @@ from orchlite.alerting import project_alerts
 from orchlite.notify import alert_run, drain
 from orchlite.states import StateName
 from orchlite.store import Store
+from tests.helpers import wait_for
+from tests.helpers.webhook import Hook
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
 
@@ -205,9 +204,13 @@ def test_processes_racing_over_one_run_send_its_alert_once(
         for n in range(4)
     ]
     try:
-        for n in range(4):
-            ready = tmp_path / f"ready-{n}"
-            _wait_until(ready.exists, racers)
+        wait_for(
+            lambda: (
+                _all_alive(racers) and all((tmp_path / f"ready-{n}").exists() for n in range(4))
+            ),
+            timeout=30,
+            what="the racers to get ready",
+        )
         (tmp_path / "go").touch()
         started = [int(racer.communicate(timeout=30)[0]) for racer in racers]
     finally:
@@ -219,12 +222,9 @@ def test_processes_racing_over_one_run_send_its_alert_once(
     ]
 
 
-def _wait_until(check: Callable[[], bool], racers: list[subprocess.Popen[str]]) -> None:
-    deadline = time.monotonic() + 30
-    while not check():
-        assert all(r.poll() is None for r in racers), "a racer died"
-        assert time.monotonic() < deadline, "the racers never got ready"
-        time.sleep(0.01)
+def _all_alive(racers: list[subprocess.Popen[str]]) -> bool:
+    assert all(r.poll() is None for r in racers), "a racer died"
+    return True
 
 
 def test_a_broken_entry_is_reported_once_per_version_of_orch_toml(tmp_path: Path) -> None:

@@ -6,11 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import child_env, start, wait_for
+from tests.helpers import orch as run_orch
 
 FLOWS = """
 import os
@@ -91,42 +93,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def orch(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchlite.cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(),
-    )
-
-
-def start(project: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchlite.cli", *args],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "ORCH_HOME"}
+    """`orch ARGS` in the project, which finds its store from the working directory."""
+    return run_orch(project, *args, env=child_env(None))
 
 
 def show(project: Path, ref: str = "last") -> dict:
     result = orch(project, "show", ref, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def wait_for(path: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path.name} never appeared"
-        time.sleep(0.05)
 
 
 def test_retry_resumes_only_the_tasks_that_did_not_complete(project: Path) -> None:
@@ -176,8 +150,8 @@ def test_retry_and_cancel_of_unknown_runs_are_bad_input(project: Path, ref: str)
     ids=["in-process", "subprocess", "dask-map"],
 )
 def test_cancel_stops_a_running_flow(project: Path, target: str, mode: list[str]) -> None:
-    running = start(project, "run", f"flows.py:{target}", *mode)
-    wait_for(project / "started.txt")
+    running = start(project, "run", f"flows.py:{target}", *mode, env=child_env(None))
+    wait_for((project / "started.txt").exists, what="started.txt")
     cancel = orch(project, "cancel", "last")
     assert cancel.returncode == 0, cancel.stderr
     recorded = time.monotonic()  # the run is CANCELLING in the store from here on
@@ -196,8 +170,8 @@ def test_cancel_stops_a_running_flow(project: Path, target: str, mode: list[str]
 
 
 def test_a_sigkilled_in_process_run_is_reaped_as_crashed(project: Path) -> None:
-    running = start(project, "run", "flows.py:slow")
-    wait_for(project / "pid")
+    running = start(project, "run", "flows.py:slow", env=child_env(None))
+    wait_for((project / "pid").exists, what="pid")
     os.kill(running.pid, signal.SIGKILL)
     running.wait(timeout=10)
     detail = show(project)
@@ -207,8 +181,8 @@ def test_a_sigkilled_in_process_run_is_reaped_as_crashed(project: Path) -> None:
 
 
 def test_retry_after_sigkill_of_a_subprocess_resumes_subflows_too(project: Path) -> None:
-    running = start(project, "run", "flows.py:parent", "--subprocess")
-    wait_for(project / "pid")
+    running = start(project, "run", "flows.py:parent", "--subprocess", env=child_env(None))
+    wait_for((project / "pid").exists, what="pid")
     os.kill(int((project / "pid").read_text()), signal.SIGKILL)
     running.wait(timeout=20)
     assert running.returncode == 1

@@ -10,31 +10,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_helpers import FakeLaunch, FakeRun, wait_for
-from daemon_helpers import env as _env
-from daemon_helpers import runs as _runs
-from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon, Requests, serve
 from orchlite.errors import UsageError
 from orchlite.processes import pid_alive
 from orchlite.project import load_schedules, parse_span
 from orchlite.store import Store
+from tests.helpers import orch, start_daemon, stop_daemon, wait_for
+from tests.helpers import write as _write
+from tests.helpers.daemon import FakeLaunch, FakeRun
+from tests.helpers.daemon import runs as _runs
 
-
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 8.0) -> Any:
-    return wait_for(what, check, timeout)
-
-
-ORCH = [sys.executable, "-m", "orchlite.cli"]
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)
 
 
@@ -267,29 +258,6 @@ def test_serve_reads_the_time_from_the_daemons_clock_and_stops_on_request(projec
 # -- the daemon as a process ---------------------------------------------------------------
 
 
-def _start_daemon(root: Path, *args: str) -> subprocess.Popen[str]:
-    with open(root / "daemon.log", "a") as log:  # the child keeps its own copy of the fd
-        return subprocess.Popen(
-            [*ORCH, "daemon", "--tick", "0.2", *args],
-            cwd=root,
-            env=_env(root),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-        )
-
-
-def _orch(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ORCH, *args], cwd=root, env=_env(root), capture_output=True, text=True, timeout=30
-    )
-
-
-def _stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=timeout)
-
-
 @pytest.mark.slow  # a daemon's life: several seconds of real schedules
 def test_the_daemon_fires_schedules_in_child_processes(tmp_path: Path) -> None:
     _write(
@@ -318,7 +286,7 @@ def test_the_daemon_fires_schedules_in_child_processes(tmp_path: Path) -> None:
         parameters = { day = "{scheduled_time:%Y-%m-%d}" }
         """,
     )
-    daemon = _start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path, grace=None)
     try:
 
         def completed() -> list[Any]:
@@ -326,36 +294,36 @@ def test_the_daemon_fires_schedules_in_child_processes(tmp_path: Path) -> None:
             targets = {r.target for r in done}
             return done if len(done) >= 3 and len(targets) == 2 else []
 
-        done = _wait_for("scheduled runs to complete", completed)
+        done = wait_for(completed, what="scheduled runs to complete")
         assert all(r.trigger == "schedule" for r in done)
         stamped = next(r for r in done if r.target == "flows.py:stamped")
         assert json.loads(stamped.parameters)["day"].startswith("20")
 
-        second = _orch(tmp_path, "daemon", "--tick", "0.2")
+        second = orch(tmp_path, "daemon", "--tick", "0.2")
         assert second.returncode == 2, second.stderr
         assert f"pid {daemon.pid}" in second.stderr
 
-        status = json.loads(_orch(tmp_path, "daemon", "status", "--json").stdout)
+        status = json.loads(orch(tmp_path, "daemon", "status", "--json").stdout)
         assert status["running"] is True and status["pid"] == daemon.pid
 
-        listing = _orch(tmp_path, "schedules", "--json")
+        listing = orch(tmp_path, "schedules", "--json")
         assert listing.returncode == 3, listing.stderr  # broken.py: listed, and exit 3
         found = json.loads(listing.stdout)
         assert {s["target"] for s in found["schedules"]} == {"flows.py:beat", "flows.py:stamped"}
         assert [e["where"] for e in found["errors"]] == ["broken.py"]
         assert all(len(s["next"]) == 3 for s in found["schedules"])
-        table = _orch(tmp_path, "schedules")
+        table = orch(tmp_path, "schedules")
         assert "flows.py:beat" in table.stdout and "broken.py" in table.stderr
     finally:
         started = time.monotonic()
-        assert _stop(daemon) == 0
+        stop_daemon(daemon, timeout=10)
         assert time.monotonic() - started < 10
     log = (tmp_path / "daemon.log").read_text()
     fires = [line.split(" run ")[0] for line in log.splitlines() if "daemon: fire " in line]
     assert len(fires) == len(set(fires)) >= 3, log
     ids = [r.id for r in _runs(tmp_path)]
     assert len(ids) == len(set(ids))
-    assert "not running" in _orch(tmp_path, "daemon", "status").stdout
+    assert "not running" in orch(tmp_path, "daemon", "status").stdout
 
 
 @pytest.mark.slow  # a daemon's life: several seconds of real schedules
@@ -380,42 +348,42 @@ def test_a_killed_daemons_run_dies_with_it_and_sigterm_cancels(tmp_path: Path) -
         """,
     )
     (tmp_path / "block").touch()
-    daemon = _start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path, grace=None)
     try:
-        running = _wait_for(
-            "a running run",
+        running = wait_for(
             lambda: [r for r in _runs(tmp_path) if r.state == "RUNNING" and r.pid],
+            what="a running run",
         )[0]
         helper = int(
-            _wait_for("the flow's helper", lambda: list(tmp_path.glob("helper-*")))[0].name.split(
-                "-"
-            )[1]
+            wait_for(lambda: list(tmp_path.glob("helper-*")), what="the flow's helper")[
+                0
+            ].name.split("-")[1]
         )
         # An OOM kill, `kill -9`, a lost container: the run dies with its daemon, and the
         # process its code started too, instead of running on unsupervised.
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=10)
-        crashed = _wait_for(
-            "the run to end with its daemon",
+        crashed = wait_for(
             lambda: [r for r in _runs(tmp_path) if r.id == running.id and r.state == "CRASHED"],
+            what="the run to end with its daemon",
         )[0]
         assert f"pid {daemon.pid}" in (crashed.state_message or ""), crashed.state_message
-        _wait_for("the run's process to be gone", lambda: not pid_alive(running.pid))
-        _wait_for("the helper to be gone", lambda: not pid_alive(helper))
+        wait_for(lambda: not pid_alive(running.pid), what="the run's process to be gone")
+        wait_for(lambda: not pid_alive(helper), what="the helper to be gone")
         (tmp_path / "block").unlink()
 
-        daemon = _start_daemon(tmp_path, "--grace", "0.5")
-        _wait_for(
-            "the next slot to complete",
+        daemon = start_daemon(tmp_path, grace=0.5)
+        wait_for(
             lambda: [r for r in _runs(tmp_path) if r.state == "COMPLETED"],
+            what="the next slot to complete",
         )
 
         # SIGTERM with a run in flight: the daemon waits out its grace, then cancels it.
         (tmp_path / "block").touch()
         before = {r.id for r in _runs(tmp_path)}
-        busy = _wait_for(
-            "another running run",
+        busy = wait_for(
             lambda: [r for r in _runs(tmp_path) if r.state == "RUNNING" and r.id not in before],
+            what="another running run",
         )[0]
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=10) == 0
@@ -434,9 +402,8 @@ def test_a_killed_daemons_run_dies_with_it_and_sigterm_cancels(tmp_path: Path) -
 
 def test_sigterm_stops_an_idle_daemon_at_once(tmp_path: Path) -> None:
     _write(tmp_path, "orch.toml", '[[schedule]]\ntarget = "x.py:f"\ncron = "0 3 * * *"\n')
-    daemon = _start_daemon(tmp_path, "--grace", "1")
-    _wait_for("the pid file", lambda: (tmp_path / ".orch" / "daemon.pid").exists())
+    daemon = start_daemon(tmp_path)
     started = time.monotonic()
-    assert _stop(daemon) == 0
+    stop_daemon(daemon, timeout=10)
     assert time.monotonic() - started < 3
     assert "x.py" in (tmp_path / "daemon.log").read_text()  # the bad entry was reported

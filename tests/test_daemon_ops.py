@@ -10,17 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from daemon_helpers import ORCH, FakeLaunch, start_daemon, stop_daemon, wait_for
-from daemon_helpers import env as _env
-from daemon_helpers import runs as _runs
-from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
 from orchlite.declarations import load_retention_days, read_declarations
@@ -29,19 +22,12 @@ from orchlite.project import load_schedules
 from orchlite.schedule_runs import slot_id
 from orchlite.states import StateName
 from orchlite.store import Store
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    return wait_for(what, check, timeout)
-
+from tests.helpers import orch, start_daemon, stop_daemon, wait_for
+from tests.helpers import write as _write
+from tests.helpers.daemon import FakeLaunch
+from tests.helpers.daemon import runs as _runs
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)
-
-
-def _orch(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ORCH, *args], cwd=root, env=_env(root), capture_output=True, text=True, timeout=timeout
-    )
 
 
 # -- child output, --log-file, the systemd unit, SIGHUP --------------------------------------
@@ -64,18 +50,17 @@ def test_child_output_becomes_the_runs_logs_and_log_file(tmp_path: Path) -> None
     )
     daemon = start_daemon(tmp_path, "--log-file", "logs/daemon.txt")
     try:
-        run = _wait_for(
-            "a completed run",
-            lambda: [r for r in _runs(tmp_path) if r.state == "COMPLETED"],
+        run = wait_for(
+            lambda: [r for r in _runs(tmp_path) if r.state == "COMPLETED"], what="a completed run"
         )[0]
 
         def logged() -> str:
-            out = _orch(tmp_path, "logs", run.id).stdout
+            out = orch(tmp_path, "logs", run.id).stdout
             return out if "hello from stdout" in out and "trouble on stderr" in out else ""
 
-        text = _wait_for("the captured lines", logged)
+        text = wait_for(logged, what="the captured lines")
         assert text.count("a run logger line") == 1  # not stored twice (console + capture)
-        warnings = _orch(tmp_path, "logs", run.id, "--level", "WARNING").stdout
+        warnings = orch(tmp_path, "logs", run.id, "--level", "WARNING").stdout
         assert "trouble on stderr" in warnings and "hello from stdout" not in warnings
     finally:
         stop_daemon(daemon, timeout=10)
@@ -85,7 +70,7 @@ def test_child_output_becomes_the_runs_logs_and_log_file(tmp_path: Path) -> None
 
 
 def test_print_systemd_unit(tmp_path: Path) -> None:
-    result = _orch(tmp_path, "daemon", "--print-systemd-unit", "--grace", "20", "--max-runs", "3")
+    result = orch(tmp_path, "daemon", "--print-systemd-unit", "--grace", "20", "--max-runs", "3")
     assert result.returncode == 0, result.stderr
     unit = result.stdout
     lines = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line)
@@ -111,17 +96,17 @@ def test_sighup_reloads_what_the_watcher_cannot_see(tmp_path: Path) -> None:
     daemon = start_daemon(project)
     try:
         log = project / "daemon.log"
-        _wait_for("the first load", lambda: "loaded 1 schedule(s)" in log.read_text())
+        wait_for(lambda: "loaded 1 schedule(s)" in log.read_text(), what="the first load")
         assert "watching" in log.read_text()  # in place before the first load
         with (config / "orch.toml").open("a") as out:
             out.write('\n[[schedule]]\ntarget = "flows.py:beat"\ninterval = 1\n')
         time.sleep(1.5)
         assert _runs(project) == [] and "loaded 2" not in log.read_text()
         daemon.send_signal(signal.SIGHUP)
-        _wait_for("the reload", lambda: "loaded 2 schedule(s)" in log.read_text())
-        _wait_for(
-            "a run of the new schedule",
+        wait_for(lambda: "loaded 2 schedule(s)" in log.read_text(), what="the reload")
+        wait_for(
             lambda: [r for r in _runs(project) if r.state == "COMPLETED"],
+            what="a run of the new schedule",
         )
         assert daemon.poll() is None
     finally:
@@ -159,31 +144,33 @@ def test_edited_flow_files_and_orch_toml_are_reloaded_and_broken_ones_kept(
     daemon = start_daemon(tmp_path)
     log = tmp_path / "daemon.log"
     try:
-        _wait_for("ping to fire", lambda: "flows.py:ping" in _fired_targets(log), timeout=15)
+        wait_for(lambda: "flows.py:ping" in _fired_targets(log), timeout=15, what="ping to fire")
 
         # The schedule moves from ping (in code) to pong (in orch.toml): ping stops, pong fires.
         _write(tmp_path, "flows.py", flows.format(schedules=""))
         _write(tmp_path, "orch.toml", '[[schedule]]\ntarget = "flows.py:pong"\ninterval = 1\n')
-        _wait_for("pong to fire", lambda: "flows.py:pong" in _fired_targets(log), timeout=15)
+        wait_for(lambda: "flows.py:pong" in _fired_targets(log), timeout=15, what="pong to fire")
         pings = _fired_targets(log).count("flows.py:ping")
-        _wait_for("two more pong fires", lambda: _fired_targets(log).count("flows.py:pong") >= 3)
+        wait_for(
+            lambda: _fired_targets(log).count("flows.py:pong") >= 3, what="two more pong fires"
+        )
         assert _fired_targets(log).count("flows.py:ping") == pings
 
         # A broken edit: one error line, and pong keeps firing on the last good orch.toml.
         _write(tmp_path, "orch.toml", '[[schedule]]\ntarget = "flows.py:pong"\ncron = "61 * *"\n')
-        kept = _wait_for(
-            "the error line",
+        kept = wait_for(
             lambda: [line for line in log.read_text().splitlines() if "keeping" in line],
+            what="the error line",
         )
         assert len(kept) == 1, kept
         assert "orch.toml schedule #1" in kept[0] and "61 * *" in kept[0], kept[0]
         assert "keeping what was last read from orch.toml (1 schedule(s))" in kept[0], kept[0]
         pongs = _fired_targets(log).count("flows.py:pong")
-        _wait_for("pong to fire on", lambda: _fired_targets(log).count("flows.py:pong") > pongs)
+        wait_for(lambda: _fired_targets(log).count("flows.py:pong") > pongs, what="pong to fire on")
 
         # A syntax error in the flow file keeps its last good version too (no schedules).
         _write(tmp_path, "flows.py", "def broken(:\n")
-        _wait_for("the flow file's error", lambda: "flows.py: line 1" in log.read_text())
+        wait_for(lambda: "flows.py: line 1" in log.read_text(), what="the flow file's error")
         assert daemon.poll() is None
     finally:
         stop_daemon(daemon, timeout=10)
@@ -271,7 +258,7 @@ def test_backfill_runs_each_slot_once(tmp_path: Path) -> None:
         interval = "1m"
         """,
     )
-    first = _orch(
+    first = orch(
         tmp_path, "backfill", "flows.py:daily", "--start", "2026-03-01", "--end", "2026-03-02"
     )
     assert first.returncode == 0, first.stderr
@@ -287,18 +274,18 @@ def test_backfill_runs_each_slot_once(tmp_path: Path) -> None:
     slot = dt.datetime(2026, 3, 1, 2, 0, tzinfo=dt.timezone.utc)  # 03:00 in Berlin
     assert slot_id(entry.key, slot) in {r.id for r in runs}
 
-    again = _orch(tmp_path, "backfill", "daily", "--start", "2026-03-01", "--end", "2026-03-03")
+    again = orch(tmp_path, "backfill", "daily", "--start", "2026-03-01", "--end", "2026-03-03")
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("skipped (already claimed: COMPLETED)") == 2
     assert again.stdout.count("  claimed\n") == 1
     assert len(_runs(tmp_path)) == 3
 
-    huge = _orch(
+    huge = orch(
         tmp_path, "backfill", "flows.py:often", "--start", "2026-01-01", "--end", "2026-01-02"
     )
     assert huge.returncode == 2 and "--yes" in huge.stderr
     assert "Traceback" not in huge.stderr and len(_runs(tmp_path)) == 3
-    missing = _orch(
+    missing = orch(
         tmp_path, "backfill", "flows.py:nope", "--start", "2026-01-01", "--end", "2026-01-02"
     )
     assert missing.returncode == 2 and "has no schedule" in missing.stderr

@@ -9,24 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from daemon_helpers import FakeLaunch, start_daemon, stop_daemon, wait_for
-from daemon_helpers import runs as _runs
 
 from orchlite.daemon import retry_run_id
 from orchlite.daemon.retry_chain import retrying_until
 from orchlite.errors import RunNotFoundError, UsageError
 from orchlite.states import StateName
 from orchlite.store import FlowRun, Store
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    return wait_for(what, check, timeout)
-
+from tests.helpers import start_daemon, stop_daemon, wait_for
+from tests.helpers.daemon import FakeLaunch
+from tests.helpers.daemon import runs as _runs
 
 FLOWS = """
 import os
@@ -110,7 +104,7 @@ def test_a_crashed_child_is_retried_by_a_new_run(tmp_path: Path) -> None:
     retry = retry_run_id(first)
     daemon = start_daemon(tmp_path)
     try:
-        _wait_for("the retry to complete", lambda: _state(tmp_path, retry) == "COMPLETED")
+        wait_for(lambda: _state(tmp_path, retry) == "COMPLETED", what="the retry to complete")
     finally:
         stop_daemon(daemon)
     crashed, again = _run(tmp_path, first), _run(tmp_path, retry)
@@ -129,9 +123,9 @@ def test_retries_bound_the_whole_chain(tmp_path: Path) -> None:
     retry = retry_run_id(first)
     daemon = start_daemon(tmp_path)
     try:
-        _wait_for("the retry to crash", lambda: _state(tmp_path, retry) == "CRASHED")
+        wait_for(lambda: _state(tmp_path, retry) == "CRASHED", what="the retry to crash")
         log = tmp_path / "daemon.log"
-        _wait_for("no retries left", lambda: "no retries left" in log.read_text())
+        wait_for(lambda: "no retries left" in log.read_text(), what="no retries left")
         time.sleep(1.0)
     finally:
         stop_daemon(daemon)
@@ -146,14 +140,14 @@ def test_a_retry_waiting_in_the_store_survives_a_daemon_kill(tmp_path: Path) -> 
     retry = retry_run_id(first)
     daemon = start_daemon(tmp_path)
     try:
-        _wait_for("the retry run", lambda: _state(tmp_path, retry) == "SCHEDULED")
+        wait_for(lambda: _state(tmp_path, retry) == "SCHEDULED", what="the retry run")
     finally:
         daemon.kill()  # SIGKILL during the retry delay: no cleanup at all
         daemon.wait()
     assert _attempts(tmp_path, "dies_once") == 1
     daemon = start_daemon(tmp_path)
     try:
-        _wait_for("the retry to complete", lambda: _state(tmp_path, retry) == "COMPLETED")
+        wait_for(lambda: _state(tmp_path, retry) == "COMPLETED", what="the retry to complete")
         time.sleep(1.0)
     finally:
         stop_daemon(daemon)
@@ -170,14 +164,14 @@ def test_a_daemon_stopped_during_a_retry_delay_moves_the_retry_to_the_store(
     retry = retry_run_id(first)
     daemon = start_daemon(tmp_path)
     try:
-        _wait_for("the in-process retry delay", lambda: _state(tmp_path, first) == "RETRYING")
+        wait_for(lambda: _state(tmp_path, first) == "RETRYING", what="the in-process retry delay")
     finally:
         stop_daemon(daemon)
     assert _state(tmp_path, first) == "CANCELLED"
     assert _state(tmp_path, retry) == "SCHEDULED"
     daemon = start_daemon(tmp_path)
     try:
-        _wait_for("the retry to complete", lambda: _state(tmp_path, retry) == "COMPLETED")
+        wait_for(lambda: _state(tmp_path, retry) == "COMPLETED", what="the retry to complete")
     finally:
         stop_daemon(daemon)
     again = _run(tmp_path, retry)

@@ -9,13 +9,12 @@ import os
 import time
 from pathlib import Path
 
-from daemon_helpers import FakeLaunch
-
 from orchlite.daemon import Daemon
 from orchlite.daemon.suspended import PAUSE_TIMED_OUT
 from orchlite.states import StateName
 from orchlite.stopping import reap_dead_runs
 from orchlite.store import Store
+from tests.helpers.daemon import FakeLaunch
 
 UTC = dt.timezone.utc
 

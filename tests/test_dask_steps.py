@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import allow_failure, flow, task
 from orchlite.logging import setup_logging
 from orchlite.task_runners import STEP_THREADS, DaskTaskRunner, ThreadPoolTaskRunner
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(scope="module")

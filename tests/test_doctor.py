@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import signal
 import sqlite3
 import stat
 import subprocess
@@ -14,6 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import orch as run_orch
+from tests.helpers import start_daemon, stop_daemon, wait_for
 
 FLOW = """
 from orchlite import flow, task
@@ -29,17 +31,9 @@ def main(x: int = 1):
 """
 
 
-def orch(
-    project: Path, *args: str, unprivileged: bool = False, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchlite.cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=_without_file_privileges if unprivileged else _plain_umask,
-    )
+def orch(project: Path, *args: str, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
+    preexec = _without_file_privileges if unprivileged else _plain_umask
+    return run_orch(project, *args, preexec_fn=preexec)
 
 
 def _plain_umask() -> None:
@@ -117,24 +111,14 @@ def test_every_file_is_owner_only_after_run_cache_daemon_and_quarantine(
     conn.close()
 
     log = str(orch_home / "daemon.log")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "orchlite.cli", "daemon", "--tick", "0.2", "--log-file", log],
-        cwd=project,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: os.umask(0o022),
-    )
+    daemon = start_daemon(project, "--log-file", log, grace=None, preexec_fn=_plain_umask)
     try:
-        deadline = time.monotonic() + 15
-        while not (orch_home / "daemon.pid").exists() or not (orch_home / "daemon.log").exists():
-            assert daemon.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(lambda: (orch_home / "daemon.log").exists(), what="the daemon's log file")
         found = assert_owner_only(orch_home)
         for name in ("daemon.lock", "daemon.pid", "daemon.log"):
             assert found[f".orch/{name}"] == 0o600
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=15)
+        stop_daemon(daemon)
 
     blob = blob_paths(orch_home)[0]
     blob.write_bytes(b"tampered")

@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import flow, get_run_logger, task
 from orchlite.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
@@ -22,6 +21,7 @@ from orchlite.flows import Flow, FlowOptions
 from orchlite.logging import MissingContextError, setup_logging
 from orchlite.states import StateName
 from orchlite.tasks import Task, TaskOptions, exponential_backoff, task_input_hash
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shlex
 import shutil
@@ -20,10 +19,12 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import ORCH, child_env
+from tests.helpers import orch as run_orch
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 README = REPO / "README.md"
-ORCH = [sys.executable, "-m", "orchlite.cli"]
 TIMEOUT = 60
 
 
@@ -39,16 +40,16 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "ORCH_HOME"}
-    env["NO_COLOR"] = "1"
-    return env
-
-
 def run(args: list[str], cwd: Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
     """Run a command in `cwd`; assert its exit code and return the finished process."""
     proc = subprocess.run(
-        args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False
+        args,
+        cwd=cwd,
+        env=child_env(None),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     assert proc.returncode == expect, (
         f"{shlex.join(args)} exited {proc.returncode}, expected {expect}\n"
@@ -58,7 +59,8 @@ def run(args: list[str], cwd: Path, expect: int = 0) -> subprocess.CompletedProc
 
 
 def orch(*args: str, cwd: Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    return run([*ORCH, *args], cwd, expect)
+    """`orch ARGS` in `cwd`, which finds its store from there (no ORCH_HOME)."""
+    return run_orch(cwd, *args, env=child_env(None), expect=expect, timeout=TIMEOUT)
 
 
 def show_last(cwd: Path) -> dict[str, Any]:

@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import flow, task
 from orchlite.logging import setup_logging
 from orchlite.recorder import START_DELAY
 from orchlite.run_support import new_run_id
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

@@ -11,13 +11,13 @@ from typing import Any, NamedTuple
 
 import pydantic
 import pytest
-from recorded import last_run, store
 
 from orchlite import allow_failure, flow, task, unmapped
 from orchlite.annotations import quote
 from orchlite.futures import TaskRunFuture
 from orchlite.logging import setup_logging
 from orchlite.task_runners import ThreadPoolTaskRunner
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

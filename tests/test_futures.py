@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import allow_failure, as_completed, flow, task, unmapped, wait
 from orchlite.engine import run_flow
 from orchlite.futures import PrefectFuture
 from orchlite.logging import setup_logging
 from orchlite.task_runners import ThreadPoolTaskRunner
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

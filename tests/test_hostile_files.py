@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import resource
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from daemon_helpers import ORCH, env, runs, start_daemon, stop_daemon, wait_for, write
 
 from orchlite.states import StateName
+from tests.helpers import orch, start_daemon, stop_daemon, wait_for, write
+from tests.helpers.daemon import runs
 
 FLOW = """
 from orchlite import flow, interval
@@ -43,26 +43,20 @@ HOSTILE = {
 }
 
 
-def orch(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ORCH, *args], cwd=root, env=env(root), capture_output=True, text=True, timeout=120
-    )
-
-
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_a_hostile_file_is_one_problem_and_the_rest_is_listed(tmp_path: Path, case: str) -> None:
     name, text, problem = HOSTILE[case]
     write(tmp_path, "flows.py", FLOW)
     (tmp_path / name).write_text(text)
 
-    flows = orch(tmp_path, "flows", "--json")
+    flows = orch(tmp_path, "flows", "--json", timeout=120)
     assert flows.returncode == 0, flows.stderr
     assert [f["target"] for f in json.loads(flows.stdout)] == ["flows.py:fine"]
     if name.endswith(".py"):
         assert len(flows.stderr.splitlines()) == 1, flows.stderr
         assert flows.stderr.startswith(f"skipped {name}: ") and problem in flows.stderr
 
-    listed = orch(tmp_path, "schedules", "--json")
+    listed = orch(tmp_path, "schedules", "--json", timeout=120)
     assert listed.returncode == 3, listed.stderr
     assert [s["target"] for s in json.loads(listed.stdout)["schedules"]] == ["flows.py:fine"]
     lines = listed.stderr.splitlines()
@@ -78,15 +72,19 @@ def test_the_daemon_serves_through_hostile_files_and_their_edits(tmp_path: Path)
     daemon = start_daemon(tmp_path)
     log = tmp_path / "daemon.log"
     try:
-        wait_for("a completed run", lambda: _completed(tmp_path) >= 1, timeout=60)
+        wait_for(lambda: _completed(tmp_path) >= 1, timeout=60, what="a completed run")
         text = log.read_text()
         assert toml[2] in text and deep[2] in text, text
         # Edits to other hostile forms are read again, reported, and survived too.
         (tmp_path / "orch.toml").write_text(HOSTILE["nested-arrays"][1])
         (tmp_path / "deep.py").write_text(HOSTILE["deep-sum"][1])
-        wait_for("the reload", lambda: log.read_text().count("loaded 1 schedule(s)") >= 2, 30)
+        wait_for(
+            lambda: log.read_text().count("loaded 1 schedule(s)") >= 2,
+            timeout=30,
+            what="the reload",
+        )
         done = _completed(tmp_path)
-        wait_for("another completed run", lambda: _completed(tmp_path) > done, timeout=30)
+        wait_for(lambda: _completed(tmp_path) > done, timeout=30, what="another completed run")
         assert daemon.poll() is None
     finally:
         stop_daemon(daemon)
@@ -98,22 +96,17 @@ def test_a_full_disk_while_recording_a_slot_is_logged_and_retried(tmp_path: Path
     daemon runs; it logs the error, keeps ticking, and fires again once there is room."""
     write(tmp_path, "flows.py", FLOW)
     log = tmp_path / "daemon.log"
-    daemon = subprocess.Popen(
-        [*ORCH, "daemon", "--tick", "0.2", "--grace", "1"],
-        cwd=tmp_path,
-        env=env(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("a"),
-        text=True,
+    daemon = start_daemon(
+        tmp_path,
         # A write past the limit fails with EFBIG instead of killing the process.
         preexec_fn=lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN),
     )
     wal = tmp_path / ".orch" / "orch.db-wal"
     try:
-        wait_for("a completed run", lambda: _completed(tmp_path) >= 1, timeout=60)
+        wait_for(lambda: _completed(tmp_path) >= 1, timeout=60, what="a completed run")
         full = (wal.stat().st_size + 1000, resource.RLIM_INFINITY)
         resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, full)
-        wait_for("the error line", lambda: _errors(log), timeout=60)
+        wait_for(lambda: _errors(log), timeout=60, what="the error line")
         time.sleep(2.0)  # a slot per second: each one fails while the disk is full
         assert daemon.poll() is None
         errors = _errors(log)
@@ -122,7 +115,7 @@ def test_a_full_disk_while_recording_a_slot_is_logged_and_retried(tmp_path: Path
         assert errors[0].endswith("; trying again at each tick")
         resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
         done = _completed(tmp_path)
-        wait_for("a run after recovery", lambda: _completed(tmp_path) > done, timeout=30)
+        wait_for(lambda: _completed(tmp_path) > done, timeout=30, what="a run after recovery")
     finally:
         stop_daemon(daemon)
     assert "Traceback" not in log.read_text()

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,11 @@ from orchlite.limits import (
 )
 from orchlite.logging import setup_logging
 from orchlite.store import Store
+from tests.helpers import ORCH, wait_for, write
+from tests.helpers import orch as run_orch
 
-ORCH = [sys.executable, "-m", "orchlite.cli"]
 DEADLINE = 30.0
+orch = partial(run_orch, expect=0, timeout=DEADLINE * 2)
 
 
 @pytest.fixture(autouse=True)
@@ -48,15 +50,6 @@ def project(tmp_path: Path, orch_home: Path) -> Path:
     return tmp_path
 
 
-def orch(root: Path, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*ORCH, *args], cwd=root, capture_output=True, text=True, timeout=60, check=False
-    )
-    if expect is not None:
-        assert proc.returncode == expect, f"{args}: exit {proc.returncode}\n{proc.stderr}"
-    return proc
-
-
 def start(root: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
         args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
@@ -67,22 +60,8 @@ def python(root: Path, source: str, **kwargs: Any) -> subprocess.Popen[str]:
     return start(root, sys.executable, "-c", textwrap.dedent(source), **kwargs)
 
 
-def write(root: Path, name: str, source: str) -> None:
-    (root / name).write_text(textwrap.dedent(source).lstrip())
-
-
 def store() -> Store:
     return open_store()[0]
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 HOLDER = """
@@ -231,7 +210,7 @@ def test_a_waiting_task_is_shown_pending_with_why(project: Path) -> None:
     holder = hold_slot(project)
     try:
         run = start(project, *ORCH, "run", "flows.py:one")
-        wait_for(lambda: _waiting_task(store()), "the task to wait")
+        wait_for(lambda: _waiting_task(store()), timeout=DEADLINE, what="the task to wait")
         (waiting,) = json.loads(orch(project, "show", "last", "--json").stdout)["tasks"]
         assert waiting["state"] == "PENDING"
         assert waiting["message"] == "waiting for a 'db' slot (1/1 in use)"
@@ -256,7 +235,7 @@ def test_cancelling_a_run_stops_its_waiting_task(project: Path) -> None:
     holder = hold_slot(project)
     try:
         run = start(project, *ORCH, "run", "flows.py:one")
-        wait_for(lambda: _waiting_task(store()), "the task to wait")
+        wait_for(lambda: _waiting_task(store()), timeout=DEADLINE, what="the task to wait")
         orch(project, "cancel", "last")
         run.communicate(timeout=DEADLINE)
         detail = json.loads(orch(project, "show", "last", "--json").stdout)
@@ -318,7 +297,11 @@ def test_a_stopped_holder_keeps_its_slot_on_its_own_host(project: Path) -> None:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         holder.send_signal(signal.SIGSTOP)
         expires = store().concurrency_slots()[0].expires
-        wait_for(lambda: time.time() > expires + 1.0, "the stopped holder's lease to expire")
+        wait_for(
+            lambda: time.time() > expires + 1.0,
+            timeout=DEADLINE,
+            what="the stopped holder's lease to expire",
+        )
         with pytest.raises(AcquireConcurrencySlotTimeoutError, match="1/1 in use"):
             acquire(store(), ["db"], timeout_seconds=0.5)
         assert limit_rows(store())[0]["in_use"] == 1

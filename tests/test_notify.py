@@ -7,28 +7,21 @@ never lands in the store or the logs.
 from __future__ import annotations
 
 import base64
-import os
-import signal
 import socket
-import subprocess
-import sys
 import textwrap
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from webhook import TOKEN, Hook
 
 from orchlite import flow, redaction
 from orchlite.alert_rules import AlertConfig, AlertRule, load_alerts, parse_rule
 from orchlite.notify import alert_run, drain, payload, send, send_test
 from orchlite.store import FlowRun, Store
-
-ORCH = [sys.executable, "-m", "orchlite.cli"]
-
+from tests.helpers import child_env, orch, start_daemon, stop_daemon, wait_for
+from tests.helpers.webhook import TOKEN, Hook
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
 
@@ -37,16 +30,6 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 8.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _run(**changes: Any) -> FlowRun:
@@ -369,27 +352,17 @@ def test_the_daemon_posts_an_alert_for_a_failed_scheduled_run(hook: Hook, tmp_pa
     (tmp_path / "orch.toml").write_text(
         '[[alert]]\nname = "ops"\nflows = ["etl"]\nwebhook_env = "TEST_ALERT_HOOK"\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env.update(ORCH_HOME=str(tmp_path / ".orch"), NO_COLOR="1", TEST_ALERT_HOOK=hook.url)
+    env = child_env(tmp_path / ".orch", TEST_ALERT_HOOK=hook.url)
     log_path = tmp_path / "daemon.log"
-    with open(log_path, "a") as log:
-        daemon = subprocess.Popen(
-            [*ORCH, "daemon", "--tick", "0.2"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-        )
+    daemon = start_daemon(tmp_path, grace=None, env=env)
     try:
-        _wait_for(
-            "an alert for a FAILED run",
+        wait_for(
             lambda: [r for r in hook.requests if r["body"]["state"] == "FAILED"],
             timeout=15,
+            what="an alert for a FAILED run",
         )
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=15) == 0
+        stop_daemon(daemon)
     body = hook.requests[0]["body"]
     assert body["flow"] == "etl" and "boom from etl" in body["message"]
     assert body["show"] == f"orch show {body['run_id']}"
@@ -401,9 +374,7 @@ def test_the_daemon_posts_an_alert_for_a_failed_scheduled_run(hook: Hook, tmp_pa
     text = log_path.read_text()
     assert "loaded 1 alert rule(s)" in text
     # The run's own process sent it (the daemon found it claimed): its line is in the run's log.
-    logs = subprocess.run(
-        [*ORCH, "logs", body["run_id"]], cwd=tmp_path, env=env, capture_output=True, text=True
-    ).stdout
+    logs = orch(tmp_path, "logs", body["run_id"], env=env).stdout
     assert "alert orch.toml alert #1 ('ops'): FAILED run" in logs and ": sent" in logs
     ids = [r["body"]["run_id"] for r in hook.requests]
     assert len(ids) == len(set(ids)), "a run alerted twice"
@@ -418,11 +389,7 @@ def test_orch_alert_test_sends_through_every_entry(hook: Hook, tmp_path: Path) -
         'webhook_env = "TEST_ALERT_HOOK"\n'
         f'command = \'echo "$ORCH_STATE $ORCH_FLOW" > "{out}"\'\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env.update(ORCH_HOME=str(tmp_path / ".orch"), TEST_ALERT_HOOK=hook.url)
-    done = subprocess.run(
-        [*ORCH, "alert", "test"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
-    )
+    done = orch(tmp_path, "alert", "test", extra_env={"TEST_ALERT_HOOK": hook.url})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "alerts: 1 sent, 0 failed"
     assert hook.requests[0]["body"]["state"] == "FAILED"
@@ -430,9 +397,7 @@ def test_orch_alert_test_sends_through_every_entry(hook: Hook, tmp_path: Path) -
     assert TOKEN not in done.stdout + done.stderr
 
     hook.status = 500
-    env["TEST_ALERT_HOOK"] = f"http://127.0.0.1:{_closed_port()}/hooks/{TOKEN}"
-    failed = subprocess.run(
-        [*ORCH, "alert", "test"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
-    )
+    closed = f"http://127.0.0.1:{_closed_port()}/hooks/{TOKEN}"
+    failed = orch(tmp_path, "alert", "test", extra_env={"TEST_ALERT_HOOK": closed})
     assert failed.returncode == 1
     assert "failed after 3 attempt(s)" in failed.stderr and TOKEN not in failed.stderr

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_helpers import FakeLaunch
-from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
 from orchlite.errors import UsageError
@@ -18,6 +16,8 @@ from orchlite.schedule_control import find_schedule, pause, resume, run_request,
 from orchlite.schedule_runs import slot_id
 from orchlite.schedule_slots import jitter_delay
 from orchlite.store import Store
+from tests.helpers import write as _write
+from tests.helpers.daemon import FakeLaunch
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt.timezone.utc)
 

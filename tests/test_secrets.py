@@ -18,17 +18,13 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "e2e"))  # the end-to-end helpers
-
-from orchtest import Project, assert_usage_error, describe, wait_for
-from webhook import Hook
-
 from orchlite import redaction
+from tests.helpers import Project, assert_usage_error, describe, wait_for
+from tests.helpers.webhook import Hook
 
 API_TOKEN = "tok-5f0e8d1c9b2a7364"
 """Read from the environment in these tests."""
@@ -44,21 +40,6 @@ def project(tmp_path: Path) -> Project:
     return Project(tmp_path / "project")
 
 
-def orch(
-    project: Project, *args: str, stdin: str | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """`orch ARGS` in the project, with more environment variables and text on stdin."""
-    return subprocess.run(
-        [sys.executable, "-m", "orchlite.cli", *args],
-        input=stdin,
-        cwd=project.root,
-        env={**project.env, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def config_dir() -> Path:
     return Path(os.environ["XDG_CONFIG_HOME"]) / "orchlite"
 
@@ -69,7 +50,7 @@ def secrets_file() -> Path:
 
 def set_secret(project: Project, name: str, value: str, **env: str) -> None:
     """`orch secret set NAME` with the value on stdin, as a script would do it."""
-    proc = orch(project, "secret", "set", name, stdin=value + "\n", **env)
+    proc = project.orch("secret", "set", name, input=value + "\n", extra_env=env, expect=None)
     assert proc.returncode == 0, describe(proc)
 
 
@@ -107,14 +88,14 @@ def test_set_ls_rm_keep_values_in_an_owner_only_file_and_never_print_them(
     set_secret(project, "DB_PASSWORD", DB_PASSWORD)
     proc = project.orch("secret", "set", "SLACK_TOKEN", "--value-from-env", "FROM_VAR", expect=None)
     assert proc.returncode == 2 and "FROM_VAR is not set" in proc.stderr
-    proc = orch(
-        project,
+    proc = project.orch(
         "secret",
         "set",
         "SLACK_TOKEN",
         "--value-from-env",
         "FROM_VAR",
-        FROM_VAR="xoxb-from-a-variable",
+        extra_env={"FROM_VAR": "xoxb-from-a-variable"},
+        expect=None,
     )
     assert proc.returncode == 0, describe(proc)
 
@@ -136,7 +117,13 @@ def test_set_ls_rm_keep_values_in_an_owner_only_file_and_never_print_them(
     assert_nowhere(listed.stdout + listed.stderr, DB_PASSWORD, "xoxb-from-a-variable")
 
     # The environment wins over the file, and `ls` says so.
-    proc = orch(project, "secret", "ls", "--json", SLACK_TOKEN="xoxb-from-the-environment")
+    proc = project.orch(
+        "secret",
+        "ls",
+        "--json",
+        extra_env={"SLACK_TOKEN": "xoxb-from-the-environment"},
+        expect=None,
+    )
     assert json.loads(proc.stdout) == [
         {"name": "DB_PASSWORD", "source": "secrets file"},
         {"name": "SLACK_TOKEN", "source": "environment"},
@@ -148,6 +135,11 @@ def test_set_ls_rm_keep_values_in_an_owner_only_file_and_never_print_them(
     assert stat.S_IMODE(secrets_file().stat().st_mode) == 0o600
     again = project.orch("secret", "rm", "SLACK_TOKEN", expect=None)
     assert_usage_error(again, 2, "no secret 'SLACK_TOKEN'")
+
+
+def _reading_a_pipe(pid: int) -> bool:
+    """Whether process `pid` sleeps in a read of a pipe (its stdin, here)."""
+    return Path(f"/proc/{pid}/wchan").read_text().endswith("pipe_read")
 
 
 def test_concurrent_writers_lose_no_secret(project: Project) -> None:
@@ -164,7 +156,8 @@ def test_concurrent_writers_lose_no_secret(project: Project) -> None:
         )
         for i in range(8)
     ]
-    time.sleep(1.0)  # let every writer reach its read of stdin, then release them together
+    # Every writer waits in its read of stdin: then they are released together.
+    wait_for(lambda: all(_reading_a_pipe(w.pid) for w in writers), what="the writers to read")
     for i, writer in enumerate(writers):
         assert writer.stdin is not None
         writer.stdin.write(f"value-number-{i}\n")
@@ -235,7 +228,7 @@ def test_bad_input_is_one_line_and_exit_2(
     project: Project, args: list[str], stdin: str, needle: str
 ) -> None:
     project.root.mkdir()
-    assert_usage_error(orch(project, *args, stdin=stdin), 2, needle)
+    assert_usage_error(project.orch(*args, input=stdin, expect=None), 2, needle)
     assert not secrets_file().exists()
 
 
@@ -308,7 +301,7 @@ def test_secret_values_are_redacted_everywhere_and_never_stored(
     set_secret(project, "DB_PASSWORD", DB_PASSWORD)
     args = ["run", "leak.py:leaky", "-p", f"given={API_TOKEN}", "-p", f"other={DB_PASSWORD}"]
     args += ["--json"] + (["--subprocess"] if mode == "subprocess" else [])
-    proc = orch(project, *args, API_TOKEN=API_TOKEN)
+    proc = project.orch(*args, extra_env={"API_TOKEN": API_TOKEN}, expect=None)
     assert proc.returncode == 1, describe(proc)
     assert_nowhere(proc.stdout + proc.stderr, API_TOKEN, DB_PASSWORD)
     printed = json.loads(proc.stdout) if mode == "in-process" else project.show()
@@ -387,7 +380,7 @@ def test_reading_an_undeclared_secret_fails_naming_it_and_the_flow(project: Proj
     env = {"API_TOKEN": API_TOKEN, "DB_PASSWORD": "db-password-value"}
 
     def run(target: str) -> subprocess.CompletedProcess[str]:
-        return orch(project, "run", target, "--json", **env)
+        return project.orch("run", target, "--json", extra_env=env, expect=None)
 
     proc = run("flows.py:undeclared_in_body")
     assert proc.returncode == 1, describe(proc)
@@ -475,7 +468,7 @@ def test_a_result_holding_a_secret_is_never_stored(project: Project) -> None:
     )
 
     def run(target: str) -> subprocess.CompletedProcess[str]:
-        return orch(project, "run", target, API_TOKEN=API_TOKEN)
+        return project.orch("run", target, extra_env={"API_TOKEN": API_TOKEN}, expect=None)
 
     proc = run("flows.py:refused")
     assert proc.returncode == 1, describe(proc)
@@ -521,9 +514,7 @@ def test_daemon_runs_redact_captured_output_and_alerts(project: Project, hook: H
         """,
     )
     set_secret(project, "TEST_ALERT_HOOK", hook.url)  # the URL comes from the secrets file
-    daemon = project.popen(
-        "daemon", "--tick", "0.2", env={**project.env, "API_TOKEN": API_TOKEN}, text=True
-    )
+    daemon = project.popen("daemon", "--tick", "0.2", extra_env={"API_TOKEN": API_TOKEN})
     try:
         wait_for(lambda: hook.requests and out.exists() and out.read_text(), timeout=30)
         assert (project.home / "orch.db-wal").exists()  # the daemon holds the database open
@@ -563,9 +554,7 @@ def test_daemon_runs_redact_output_that_bypasses_sys_stdout(project: Project) ->
             subprocess.run(["sh", "-c", 'echo "grandchild $API_TOKEN"'], check=True)
         """,
     )
-    daemon = project.popen(
-        "daemon", "--tick", "0.2", env={**project.env, "API_TOKEN": API_TOKEN}, text=True
-    )
+    daemon = project.popen("daemon", "--tick", "0.2", extra_env={"API_TOKEN": API_TOKEN})
     try:
         wait_for(lambda: any(r["state"] == "COMPLETED" for r in project.runs()), timeout=30)
     finally:
@@ -596,7 +585,7 @@ def test_short_values_are_refused_and_never_redacted(project: Project) -> None:
             secret("PIN")
         """,
     )
-    proc = orch(project, "run", "flows.py:short", PIN="123")
+    proc = project.orch("run", "flows.py:short", extra_env={"PIN": "123"}, expect=None)
     assert proc.returncode == 1, describe(proc)
     assert "secret 'PIN' is 3 character(s) long; secrets must have at least 4" in proc.stderr
 
@@ -649,7 +638,7 @@ def test_a_serialization_error_quoting_a_secret_is_stored_redacted(project: Proj
     )
     printed = ""
     for target in ("flows.py:task_result", "flows.py:flow_result"):
-        proc = orch(project, "run", target, API_TOKEN=API_TOKEN)
+        proc = project.orch("run", target, extra_env={"API_TOKEN": API_TOKEN}, expect=None)
         assert proc.returncode == 1, describe(proc)
         shown = project.orch("show", "last", "--json").stdout
         printed += proc.stdout + proc.stderr + shown
@@ -720,7 +709,7 @@ def test_escaped_encoded_and_stripped_forms_never_reach_the_store(project: Proje
     project.write_flow("flows.py", ESCAPED_FLOW)
     set_secret(project, "UMLAUT", UMLAUT)
     env = {"QUOTED": QUOTED, "PADDED": PADDED}
-    proc = orch(project, "run", "flows.py:escaped", **env)
+    proc = project.orch("run", "flows.py:escaped", extra_env=env, expect=None)
     assert proc.returncode == 1, describe(proc)
     logs = project.orch("logs", "last").stdout
     for line in (

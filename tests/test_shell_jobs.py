@@ -5,13 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from daemon_helpers import FakeLaunch
-from daemon_helpers import write as _write
 
 from orchlite.daemon import Daemon
 from orchlite.errors import ExitCode, UsageError
@@ -29,6 +25,9 @@ from orchlite.shell_jobs import (
 from orchlite.states import StateName
 from orchlite.store import Store
 from orchlite.supervisor import run_in_subprocess
+from tests.helpers import wait_for
+from tests.helpers import write as _write
+from tests.helpers.daemon import FakeLaunch
 
 
 @pytest.mark.parametrize(
@@ -266,13 +265,6 @@ def _gone(pid: int) -> bool:
     return "\nState:\tZ" in status
 
 
-def _wait(what: str, check: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 BACKGROUNDED = "sleep 300 & echo $! > grandchild.pid; wait"
 
 
@@ -283,7 +275,9 @@ def test_a_timeout_kills_the_commands_whole_group_in_process(tmp_path: Path) -> 
     assert run_target(request, console=False) == ("b" * 32, ExitCode.RUN_FAILED)
     run = store.get_flow_run("b" * 32)
     assert (run.state, run.flow_name) == ("TIMED_OUT", "job")
-    _wait("the grandchild to be killed", lambda: _gone(int(read(tmp_path / "grandchild.pid"))))
+    wait_for(
+        lambda: _gone(int(read(tmp_path / "grandchild.pid"))), what="the grandchild to be killed"
+    )
 
 
 def test_a_cancel_stops_the_commands_whole_group_in_process(tmp_path: Path) -> None:
@@ -292,7 +286,7 @@ def test_a_cancel_stops_the_commands_whole_group_in_process(tmp_path: Path) -> N
     pid_file = tmp_path / "grandchild.pid"
 
     def cancel() -> None:
-        _wait("the command to start", lambda: read(pid_file).strip())
+        wait_for(lambda: read(pid_file).strip(), what="the command to start")
         Store(tmp_path / ".orch").request_cancel("c" * 32)
 
     canceller = threading.Thread(target=cancel)
@@ -301,7 +295,7 @@ def test_a_cancel_stops_the_commands_whole_group_in_process(tmp_path: Path) -> N
     run_target(request, console=False)
     canceller.join()
     assert store.get_flow_run("c" * 32).state == "CANCELLED"
-    _wait("the grandchild to be stopped", lambda: _gone(int(read(pid_file))))
+    wait_for(lambda: _gone(int(read(pid_file))), what="the grandchild to be stopped")
 
 
 def read(path: Path) -> str:

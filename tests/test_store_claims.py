@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_rows import flow_run
 
 from orchlite.errors import RunNotFoundError
 from orchlite.states import StateName
 from orchlite.store import Store
+from tests.helpers.store_rows import flow_run
 
 RUN = "aa" * 16
 KEY = "schedule:f"

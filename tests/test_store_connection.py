@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_rows import flow_run, task_run
 
 from orchlite.errors import DiskFullError, StoreError
 from orchlite.states import StateName
 from orchlite.store import Store, TaskRunSave
+from tests.helpers.store_rows import flow_run, task_run
 
 RUN = "aa" * 16
 BIG = "x" * 200_000  # far more than the pages left below

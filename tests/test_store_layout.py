@@ -12,10 +12,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_rows import task_run
 
 from orchlite.states import StateName
 from orchlite.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, Store, TaskRun, TaskRunSave
+from tests.helpers.store_rows import task_run
 
 FLOW_A = "aa" * 16
 FLOW_B = "bb" * 16

@@ -7,11 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from store_rows import flow_run, task_run
 
 from orchlite.errors import SchemaTooNewError, StoreError
 from orchlite.states import StateName
 from orchlite.store import DB_NAME, MIGRATIONS, SCHEMA_VERSION, Store
+from tests.helpers.store_rows import flow_run, task_run
 
 PARENT = "aa" * 16
 CHILD = "bb" * 16

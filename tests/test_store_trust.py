@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "e2e"))  # the end-to-end helpers
-
-from orchtest import assert_usage_error, child_env, describe
+from tests.helpers import assert_usage_error, child_env
+from tests.helpers import orch as run_orch
 
 FLOW = """
 from orchlite import flow, task
@@ -58,21 +57,9 @@ def orch(
     cwd: Path, *args: str, home: Path | None = None, expect: int | None = 0
 ) -> subprocess.CompletedProcess[str]:
     """`orch ARGS` in `cwd`; with `home` None, the store is found from `cwd` (no ORCH_HOME)."""
-    env = child_env(home or cwd / ".orch")
-    if home is None:
-        del env["ORCH_HOME"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchlite.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=lambda: os.umask(0o022),
+    return run_orch(
+        cwd, *args, env=child_env(home), expect=expect, preexec_fn=lambda: os.umask(0o022)
     )
-    if expect is not None:
-        assert proc.returncode == expect, describe(proc)
-    return proc
 
 
 def plant(home: Path, marker: Path) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_rows import flow_run, task_run
 
 from orchlite.states import StateName
 from orchlite.store import Store
+from tests.helpers.store_rows import flow_run, task_run
 
 RUN = "aa" * 16
 DIGEST = "ab" * 32

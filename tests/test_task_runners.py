@@ -30,6 +30,8 @@ from orchlite.task_runners import (
     ThreadPoolTaskRunner,
     WorkerCrashedError,
 )
+from tests.helpers import child_env
+from tests.helpers import orch as run_orch
 
 # The `test` extra installs dask: the Dask tests below never skip.
 DASK_INPROC = {
@@ -183,16 +185,9 @@ def dask_nowhere():
 HEADER = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| (\w+)\s*\| (.*)$")
 
 
-def orch(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ORCH_HOME"}
-    return subprocess.run(
-        [sys.executable, "-m", "orchlite.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def orch(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`orch ARGS` in `cwd`, which finds its store from there (no ORCH_HOME)."""
+    return run_orch(cwd, *args, env=child_env(None))
 
 
 def log_heads(cwd: Path, run_id: str) -> list[str]:

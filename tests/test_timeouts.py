@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import flow, get_run_logger, task, timeouts
 from orchlite.errors import TaskTimeoutError
 from orchlite.logging import setup_logging
 from orchlite.task_runners import ThreadPoolTaskRunner
 from orchlite.timeouts import GRACE
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_helpers import FakeLaunch
 
 import orchlite
 from orchlite.daemon import Daemon
@@ -38,15 +31,11 @@ from orchlite.triggers import (
     on_files,
     on_flow,
 )
+from tests.helpers import orch, start_daemon, stop_daemon, wait_for
+from tests.helpers import write as _write
+from tests.helpers.daemon import FakeLaunch, daemon_log, runs
 
-ORCH = [sys.executable, "-m", "orchlite.cli"]
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
-
-
-def _write(root: Path, name: str, text: str) -> None:
-    path = root / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip())
 
 
 # -- declaring -----------------------------------------------------------------------------
@@ -280,56 +269,8 @@ def test_a_flow_trigger_fires_once_per_upstream_run_across_restarts(tmp_path: Pa
 # -- a real daemon ----------------------------------------------------------------------
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env["ORCH_HOME"] = str(root / ".orch")
-    env["NO_COLOR"] = "1"
-    return env
-
-
-def _start_daemon(root: Path) -> subprocess.Popen[str]:
-    with open(root / "daemon.log", "a") as log:
-        return subprocess.Popen(
-            [*ORCH, "daemon", "--tick", "0.1"],
-            cwd=root,
-            env=_env(root),
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-        )
-
-
-def _orch(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ORCH, *args], cwd=root, env=_env(root), capture_output=True, text=True, timeout=30
-    )
-
-
-def _wait_for(what: str, check: Callable[[], Any], root: Path, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    log = (root / "daemon.log").read_text() if (root / "daemon.log").exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{log}")
-
-
 def _runs(root: Path, trigger: str | None = None) -> list[Any]:
-    if not (root / ".orch" / "orch.db").exists():
-        return []
-    store = Store(root / ".orch")
-    try:
-        runs = store.list_flow_runs(limit=1000)
-    finally:
-        store.close()
-    return [r for r in runs if trigger is None or r.trigger == trigger]
-
-
-def _stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=20)
+    return [r for r in runs(root) if trigger is None or r.trigger == trigger]
 
 
 def _log_has(root: Path, text: str) -> bool:
@@ -353,18 +294,22 @@ def test_a_burst_of_files_starts_one_run_that_receives_the_paths(tmp_path: Path)
     )
     incoming = tmp_path / "data" / "incoming"
     incoming.mkdir(parents=True)
-    proc = _start_daemon(tmp_path)
+    proc = start_daemon(tmp_path, tick=0.1, grace=None)
     try:
-        _wait_for("the watcher", lambda: _log_has(tmp_path, "watching"), tmp_path)
+        wait_for(
+            lambda: _log_has(tmp_path, "watching"),
+            what="the watcher",
+            detail=lambda: daemon_log(tmp_path),
+        )
         time.sleep(0.5)  # let inotify register the directories
         (incoming / ".x.csv.swp").write_text("swap")
         (incoming / "notes.txt").write_text("not a csv")
         for i in range(50):
             (incoming / f"f{i:02}.csv").write_text(f"a,b\n{i},{i}\n")
-        done = _wait_for(
-            "a completed file run",
+        done = wait_for(
             lambda: [r for r in _runs(tmp_path, "file") if r.state == "COMPLETED"],
-            tmp_path,
+            what="a completed file run",
+            detail=lambda: daemon_log(tmp_path),
         )
         time.sleep(1.5)  # nothing more may fire
         runs = _runs(tmp_path, "file")
@@ -377,7 +322,7 @@ def test_a_burst_of_files_starts_one_run_that_receives_the_paths(tmp_path: Path)
         assert {Path(p).name for p in seen} == {f"f{i:02}.csv" for i in range(50)}
         assert all(Path(p).is_absolute() for p in seen)
     finally:
-        assert _stop(proc) == 0
+        stop_daemon(proc, timeout=20)
 
 
 def test_a_file_trigger_over_5000_files_hands_them_all_to_its_runs(tmp_path: Path) -> None:
@@ -398,9 +343,13 @@ def test_a_file_trigger_over_5000_files_hands_them_all_to_its_runs(tmp_path: Pat
     incoming = tmp_path / "data" / "incoming"
     incoming.mkdir(parents=True)
     names = {f"delivery-{i:05}-of-the-nightly-export.csv" for i in range(5000)}
-    proc = _start_daemon(tmp_path)
+    proc = start_daemon(tmp_path, tick=0.1, grace=None)
     try:
-        _wait_for("the watcher", lambda: _log_has(tmp_path, "watching"), tmp_path)
+        wait_for(
+            lambda: _log_has(tmp_path, "watching"),
+            what="the watcher",
+            detail=lambda: daemon_log(tmp_path),
+        )
         time.sleep(0.5)  # let inotify register the directories
         for name in names:
             (incoming / name).write_text("a,b\n")
@@ -413,9 +362,14 @@ def test_a_file_trigger_over_5000_files_hands_them_all_to_its_runs(tmp_path: Pat
             seen = {Path(p).name for r in runs for p in json.loads(r.parameters)["paths"]}
             return seen == names
 
-        _wait_for("completed runs over every file", all_delivered, tmp_path, timeout=60)
+        wait_for(
+            all_delivered,
+            timeout=60,
+            what="completed runs over every file",
+            detail=lambda: daemon_log(tmp_path),
+        )
     finally:
-        assert _stop(proc) == 0
+        stop_daemon(proc, timeout=20)
 
 
 def test_flow_triggers_chain_on_completion_and_failure_once_across_restarts(
@@ -442,44 +396,50 @@ def test_flow_triggers_chain_on_completion_and_failure_once_across_restarts(
             return "cleaned"
         """,
     )
-    proc = _start_daemon(tmp_path)
+    proc = start_daemon(tmp_path, tick=0.1, grace=None)
     try:
-        _wait_for("the daemon", lambda: _log_has(tmp_path, "loaded"), tmp_path)
+        wait_for(
+            lambda: _log_has(tmp_path, "loaded"),
+            what="the daemon",
+            detail=lambda: daemon_log(tmp_path),
+        )
         time.sleep(0.3)  # the triggers' first tick marks where they start
-        ok = _orch(tmp_path, "run", "flows.py:extract", "--json")
+        ok = orch(tmp_path, "run", "flows.py:extract", "--json")
         assert ok.returncode == 0, ok.stderr
-        loads = _wait_for(
-            "load after extract",
+        loads = wait_for(
             lambda: [r for r in _runs(tmp_path, "flow") if r.state == "COMPLETED"],
-            tmp_path,
+            what="load after extract",
+            detail=lambda: daemon_log(tmp_path),
         )
         extract_ok = next(r for r in _runs(tmp_path) if r.flow_name == "extract")
         assert [r.flow_name for r in loads] == ["load"]
         assert json.loads(loads[0].parameters) == {"upstream_run_id": extract_ok.id}
 
-        bad = _orch(tmp_path, "run", "flows.py:extract", "-p", "fail=true")
+        bad = orch(tmp_path, "run", "flows.py:extract", "-p", "fail=true")
         assert bad.returncode != 0
-        _wait_for(
-            "cleanup after the failed extract",
+        wait_for(
             lambda: [r for r in _runs(tmp_path, "flow") if r.flow_name == "cleanup"],
-            tmp_path,
+            what="cleanup after the failed extract",
+            detail=lambda: daemon_log(tmp_path),
         )
-        _wait_for(
-            "all triggered runs to finish",
+        wait_for(
             lambda: all(r.state == "COMPLETED" for r in _runs(tmp_path, "flow")),
-            tmp_path,
+            what="all triggered runs to finish",
+            detail=lambda: daemon_log(tmp_path),
         )
     finally:
-        assert _stop(proc) == 0
-    proc = _start_daemon(tmp_path)  # a restart sees the same upstream runs again
+        stop_daemon(proc, timeout=20)
+    proc = start_daemon(
+        tmp_path, tick=0.1, grace=None
+    )  # a restart sees the same upstream runs again
     try:
-        _wait_for(
-            "the restarted daemon",
+        wait_for(
             lambda: (tmp_path / "daemon.log").read_text().count("loaded") >= 2,
-            tmp_path,
+            what="the restarted daemon",
+            detail=lambda: daemon_log(tmp_path),
         )
         time.sleep(1.0)
     finally:
-        assert _stop(proc) == 0
+        stop_daemon(proc, timeout=20)
     triggered = sorted(r.flow_name for r in _runs(tmp_path, "flow"))
     assert triggered == ["cleanup", "load"]

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from store_rows import task_run
 from test_tui import (
     FLOWS,
     SCHEDULED_TOML,
@@ -26,6 +25,7 @@ from orchlite.store import Store
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.schedules_screen import SchedulesScreen
+from tests.helpers.store_rows import task_run
 
 __all__ = ["snap_compare_utc"]  # a fixture, used by name
 

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 from rich.console import Console
-from store_rows import flow_run, task_run
 from test_tui import in_event_loop, loaded, wait_for
 from test_tui_session import drawn
 from textual.widgets import DataTable, Input
@@ -19,6 +18,7 @@ from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.reader import DetailFollower, RunsFollower, RunsQuery
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.timeline import Timeline
+from tests.helpers.store_rows import flow_run, task_run
 
 RUN = "a" * 32
 

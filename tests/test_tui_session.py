@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from store_rows import flow_run, task_run
 from test_tui import in_event_loop, loaded, runs_table, wait_for
 from textual.pilot import Pilot
 from textual.widgets import Header
@@ -24,6 +23,7 @@ from orchlite.tui.logs_screen import LogsScreen
 from orchlite.tui.polling import PollingScreen
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.views import format_log, printable
+from tests.helpers.store_rows import flow_run, task_run
 
 
 def finished_runs(home: Path, count: int, *, parameters: str = "{}") -> list[str]:

@@ -36,13 +36,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchtest import ORCH, Project
-
 from orchlite import results
 from orchlite.blobs import BlobStore
 from orchlite.processes import pid_alive
 from orchlite.stopping import reap_dead_runs
 from orchlite.store import Store, TaskRun
+from tests.helpers import ORCH, Project
 
 SUCCESS = {"COMPLETED", "CACHED"}
 UNFINISHED_FLOW = {"RUNNING", "PENDING", "CANCELLING"}

@@ -34,10 +34,10 @@ from chaos_harness import (
     top_level_runs,
     wait_quiet,
 )
-from orchtest import ORCH, Project, describe, wait_for
 
 from orchlite import faults, serialize
 from orchlite.blobs import BlobStore
+from tests.helpers import Project, describe, wait_for
 
 pytestmark = pytest.mark.chaos
 
@@ -61,18 +61,9 @@ FLOW_CRASHES: dict[str, tuple[int, int | None]] = {
 def run_orch(
     project: Project, *args: str, fault: str | None = None, timeout: float = 60.0
 ) -> subprocess.CompletedProcess[str]:
-    env = project.env
-    if fault is not None:
-        env[faults.ENV] = fault
-    return subprocess.run(
-        [*ORCH, *args],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """`orch ARGS` in the project, killed at the fault point `fault` if given."""
+    extra = {faults.ENV: fault} if fault is not None else None
+    return project.orch(*args, expect=None, timeout=timeout, extra_env=extra)
 
 
 def assert_invariants(project: Project) -> None:

@@ -39,9 +39,9 @@ from chaos_harness import (
     top_level_runs,
     wait_quiet,
 )
-from orchtest import Project, wait_for
 
 from orchlite.states import TERMINAL
+from tests.helpers import Project, wait_for
 
 pytestmark = pytest.mark.chaos
 

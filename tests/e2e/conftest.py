@@ -1,11 +1,12 @@
-"""End-to-end fixtures: each test gets a fresh temporary project (see `orchtest.Project`)."""
+"""End-to-end fixtures: each test gets a fresh temporary project (see `tests.helpers.Project`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from orchtest import Project
+
+from tests.helpers import Project
 
 
 @pytest.fixture

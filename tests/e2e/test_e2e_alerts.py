@@ -10,9 +10,10 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from orchtest import Project, assert_usage_error, finish, pid_alive, wait_for
-from smtp import Mailbox
-from webhook import TOKEN, Hook
+
+from tests.helpers import Project, assert_usage_error, finish, pid_alive, wait_for
+from tests.helpers.smtp import Mailbox
+from tests.helpers.webhook import TOKEN, Hook
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
 

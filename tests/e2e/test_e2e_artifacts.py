@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchtest import Project, assert_usage_error
+from tests.helpers import Project, assert_usage_error
 
 
 def test_orch_artifacts_lists_keys_and_versions_and_show_lists_a_runs(project: Project) -> None:

@@ -4,7 +4,8 @@ process, their async tasks reach a process pool, and a failure is the run's exit
 from __future__ import annotations
 
 import pytest
-from orchtest import Project
+
+from tests.helpers import Project
 
 FLOWS = """
 import asyncio

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from orchtest import Project, assert_blobs_whole
+from tests.helpers import Project, assert_blobs_whole
 
 CACHED = """
 from datetime import timedelta

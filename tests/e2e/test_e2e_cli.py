@@ -6,22 +6,20 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 from typing import Any
 
 import pytest
-from orchtest import (
-    ORCH,
+
+import orchlite
+from tests.helpers import (
     Project,
     assert_usage_error,
     child_env,
-    describe,
     finish,
+    orch,
     wait_for,
 )
-
-import orchlite
 
 FLOWS = """
 from orchlite import flow, get_run_logger, task
@@ -788,22 +786,9 @@ def test_orch_works_from_a_subdirectory(project: Project) -> None:
     project.orch("run", "flows.py:hello")
     sub = project.root / "deep" / "er"
     sub.mkdir(parents=True)
-    env = child_env(project.home)
-    del env["ORCH_HOME"]
-    proc = subprocess.run(
-        [*ORCH, "runs", "--json"], cwd=sub, env=env, capture_output=True, text=True, timeout=30
-    )
-    assert proc.returncode == 0, describe(proc)
+    proc = orch(sub, "runs", "--json", env=child_env(None), expect=0)
     assert [r["flow"] for r in json.loads(proc.stdout)] == ["hello"]
-    proc = subprocess.run(
-        [*ORCH, "run", "flows.py:hello"],
-        cwd=sub,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert proc.returncode == 0, describe(proc)
+    orch(sub, "run", "flows.py:hello", env=child_env(None), expect=0)
     assert not (sub / ".orch").exists()
     assert len(project.runs()) == 2
 

@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from orchtest import ORCH, TIMEOUT, Project, assert_usage_error, describe
+
+from tests.helpers import ORCH, TIMEOUT, Project, assert_usage_error, describe
+from tests.helpers import orch as run_orch
 
 PRINTING = """
 import subprocess
@@ -172,9 +174,7 @@ def test_global_options_work_after_the_subcommand(project: Project, tmp_path: Pa
     env = {k: v for k, v in project.env.items() if k != "ORCH_HOME"}
 
     def orch(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*ORCH, *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=TIMEOUT
-        )
+        return run_orch(elsewhere, *args, env=env)
 
     listed = orch("runs", "--home", str(project.home), "--json")
     assert [r["flow"] for r in json.loads(listed.stdout)] == ["good"], describe(listed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchtest import Project, assert_blobs_whole, finish
+from tests.helpers import Project, assert_blobs_whole, finish
 
 MANY = """
 from orchlite import flow, task

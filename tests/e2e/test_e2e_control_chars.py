@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from orchtest import Project
+from tests.helpers import Project
 
 HOSTILE = r"""
 from orchlite import flow, get_run_logger, task

@@ -6,9 +6,9 @@ import os
 import signal
 
 import pytest
-from orchtest import Project, assert_blobs_whole, finish, pid_alive, wait_for
 
 from orchlite.states import TERMINAL
+from tests.helpers import Project, assert_blobs_whole, finish, pid_alive, wait_for
 
 SLEEPS = """
 import os

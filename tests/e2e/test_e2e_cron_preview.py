@@ -3,7 +3,7 @@ DST rules, before it goes into a schedule."""
 
 from __future__ import annotations
 
-from orchtest import Project, assert_usage_error
+from tests.helpers import Project, assert_usage_error
 
 
 def test_cron_preview_follows_the_daemons_dst_rules(project: Project) -> None:

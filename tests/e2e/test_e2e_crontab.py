@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from orchtest import ORCH, Project, assert_usage_error, describe
+
+from tests.helpers import Project, assert_usage_error
 
 CRONTAB = r"""MAILTO=ops@example.com
 CRON_TZ=Europe/Berlin
@@ -21,18 +22,7 @@ NAMES = ["pg_dump-shop", "python3-etl.py", "cleanup.sh"]
 
 
 def _stdin(project: Project, text: str, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [*ORCH, "import-crontab", *args],
-        input=text,
-        cwd=project.root,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, describe(proc)
-    return proc
+    return project.orch("import-crontab", *args, input=text)
 
 
 def test_stdin_to_an_orch_toml_that_the_schedules_commands_accept(project: Project) -> None:

@@ -3,7 +3,7 @@ command that takes a flow name accepts the function's spelling too."""
 
 from __future__ import annotations
 
-from orchtest import Project, describe
+from tests.helpers import Project, describe
 
 SALES = """
 from orchlite import flow

@@ -14,10 +14,9 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from orchtest import Project, assert_usage_error, finish, wait_for
-
 from orchlite.processes import pid_alive
 from orchlite.states import TERMINAL
+from tests.helpers import Project, assert_usage_error, finish, wait_for
 
 STALLS = """
 import os

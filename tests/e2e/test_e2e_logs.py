@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from orchtest import Project, assert_usage_error
+from tests.helpers import Project, assert_usage_error
 
 
 def test_orch_logs_picks_tasks_by_name_tails_and_prints_ndjson(project: Project) -> None:

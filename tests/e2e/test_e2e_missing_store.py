@@ -7,17 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from orchtest import ORCH, TIMEOUT, Project, assert_usage_error, child_env
+
+from tests.helpers import Project, assert_usage_error, child_env, orch
 
 
 def orch_in(folder: Path, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`orch ARGS` in `folder`, with ORCH_HOME set only when `home` is given."""
-    env = child_env(home or folder / ".orch")
-    if home is None:
-        del env["ORCH_HOME"]
-    return subprocess.run(
-        [*ORCH, *args], cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT
-    )
+    return orch(folder, *args, env=child_env(home))
 
 
 def test_doctor_where_there_is_no_store(tmp_path: Path) -> None:

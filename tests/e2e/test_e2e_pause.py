@@ -4,7 +4,8 @@ against the flow's model and resumes it, `orch cancel` ends one that is waiting.
 from __future__ import annotations
 
 import pytest
-from orchtest import Project, assert_usage_error, wait_for
+
+from tests.helpers import Project, assert_usage_error, wait_for
 
 FLOWS = """
 from orchlite import flow, pause_flow_run

@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from orchtest import ORCH, TIMEOUT, Project, child_env, describe, finish, wait_for
+
+from tests.helpers import ORCH, Project, child_env, describe, finish, orch, wait_for
 
 SALES = """
 import os
@@ -40,12 +41,7 @@ def make_project(root: Path, marker: str) -> None:
 
 def orch_at(cwd: Path, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`orch ARGS` started in `cwd`; ORCH_HOME only when `home` is given."""
-    env = child_env(home or cwd)
-    if home is None:
-        del env["ORCH_HOME"]
-    return subprocess.run(
-        [*ORCH, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT
-    )
+    return orch(cwd, *args, env=child_env(home))
 
 
 def ran_in(root: Path) -> Path:

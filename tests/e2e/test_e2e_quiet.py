@@ -4,11 +4,10 @@ failure, as `chronic` does for a cron job; `--json` still prints the run."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from orchtest import Project
+
+from tests.helpers import Project
 
 FLOWS = """
 from orchlite import flow, task
@@ -51,16 +50,7 @@ def test_quiet_prints_nothing_on_success_and_everything_on_failure(
 
 def test_orch_quiet_set_in_the_environment_and_json_still_printed(project: Project) -> None:
     project.write("flows.py", FLOWS)
-    env = {**project.env, "ORCH_QUIET": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchlite.cli", "run", "flows.py:ok"],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = project.orch("run", "flows.py:ok", extra_env={"ORCH_QUIET": "1"}, expect=None)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     shown = json.loads(project.orch("run", "flows.py:ok", "-q", "--json").stdout)
     assert shown["state"] == "COMPLETED"

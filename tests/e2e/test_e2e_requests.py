@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchtest import Project
+from tests.helpers import Project
 
 SECRET_LOOKING = "tok_live_4f1c9e2ab7d34d0c9a1e-never-on-a-command-line"
 

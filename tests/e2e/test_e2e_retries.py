@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from orchtest import Project
+from tests.helpers import Project
 
 FLAKY = """
 from pathlib import Path

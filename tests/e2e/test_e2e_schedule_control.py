@@ -10,7 +10,8 @@ import signal
 import subprocess
 
 import pytest
-from orchtest import ORCH, Project, assert_usage_error, describe, finish, wait_for
+
+from tests.helpers import Project, assert_usage_error, describe, finish, wait_for
 
 FLOWS = """
 from orchlite import cron, flow, interval
@@ -101,11 +102,7 @@ def _schedules(project: Project, columns: str | None) -> str:
     env = {k: v for k, v in project.env.items() if k != "COLUMNS"}
     if columns is not None:
         env["COLUMNS"] = columns
-    proc = subprocess.run(
-        [*ORCH, "schedules"], cwd=project.root, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, describe(proc)
-    return proc.stdout
+    return project.orch("schedules", env=env).stdout
 
 
 def test_pause_and_resume_by_name(scheduled: Project) -> None:

@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from orchtest import Project, wait_for
+
+from tests.helpers import Project, wait_for
 
 FLOWS = """
 import sys

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 
-from orchtest import ORCH, TIMEOUT, Project, describe
+from tests.helpers import Project
 
 FLOWS = """
 from pathlib import Path
@@ -58,17 +58,7 @@ def orch_with(
     project: Project, env: dict[str, str], *args: str, expect: int = 0
 ) -> subprocess.CompletedProcess[str]:
     """`orch ARGS` with `env` added to the project's environment."""
-    proc = subprocess.run(
-        [*ORCH, *args],
-        cwd=project.root,
-        env={**project.env, **env},
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert proc.returncode == expect, describe(proc)
-    return proc
+    return project.orch(*args, extra_env=env, expect=expect)
 
 
 def task_states(project: Project) -> list[str]:

@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from orchtest import Project, assert_usage_error, finish, wait_for
+
+from tests.helpers import Project, assert_usage_error, finish, wait_for
 
 SECRET = "s3cr3t-env-value-9431"
 ENTRY_SECRET = "entry-only-value-5512"

@@ -5,12 +5,13 @@ recorded input."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 
 import pytest
-from orchtest import Project, wait_for
+
+from tests import helpers
+from tests.helpers import Project, wait_for
 
 FLOWS = """
 from orchlite import flow, pause_flow_run, task
@@ -65,16 +66,7 @@ def start_daemon(project: Project) -> subprocess.Popen[str]:
     """`orch daemon`, once it watches the project (its log goes to daemon.log)."""
     log = project.root / "daemon.log"
     loaded = log.read_text().count("loaded") if log.exists() else 0
-    with log.open("a") as sink:
-        daemon = project.popen(
-            "daemon",
-            "--tick",
-            "0.2",
-            "--grace",
-            f"{GRACE:g}",
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
+    daemon = helpers.start_daemon(project.root, grace=GRACE, env=project.env)
     wait_for(lambda: log.read_text().count("loaded") > loaded, what="the daemon to start")
     return daemon
 
@@ -82,14 +74,7 @@ def start_daemon(project: Project) -> subprocess.Popen[str]:
 def stop_daemon(daemon: subprocess.Popen[str]) -> float:
     """SIGTERM the daemon; how long it took to exit (it must exit 0)."""
     began = time.monotonic()
-    daemon.send_signal(signal.SIGTERM)
-    try:
-        code = daemon.wait(timeout=GRACE / 2)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-    assert code == 0
+    helpers.stop_daemon(daemon, timeout=GRACE / 2)
     return time.monotonic() - began
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchtest import Project
+from tests.helpers import Project
 
 
 def test_orch_runs_filters_by_tag_and_show_lists_tags(project: Project) -> None:

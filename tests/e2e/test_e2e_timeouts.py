@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from orchtest import Project, pid_alive, wait_for
+
+from tests.helpers import Project, pid_alive, wait_for
 
 HANGS = """
 import os

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from orchtest import Project, wait_for
+from tests.helpers import Project, wait_for
 
 TRAPPED = """
 from pathlib import Path

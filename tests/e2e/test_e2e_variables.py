@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from orchtest import Project, assert_usage_error
+from tests.helpers import Project, assert_usage_error
 
 
 def test_variables_set_from_the_shell_reach_a_flow_run(project: Project) -> None:

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import flow, task
 from orchlite.artifacts import (
@@ -25,6 +24,7 @@ from orchlite.artifacts import (
 from orchlite.errors import UsageError
 from orchlite.logging import setup_logging
 from orchlite.secrets import secret
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

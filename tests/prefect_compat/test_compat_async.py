@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import flow, get_run_logger, task
 from orchlite.cache_policies import INPUTS
 from orchlite.logging import setup_logging
 from orchlite.states import State, StateType
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

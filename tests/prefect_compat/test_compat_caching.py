@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import flow, task
 from orchlite.cache_policies import DEFAULT, INPUTS, NO_CACHE
 from orchlite.errors import UsageError
 from orchlite.logging import setup_logging
 from orchlite.tasks import Task
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

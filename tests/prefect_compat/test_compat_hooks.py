@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recorded import last_run
 
 from orchlite import flow, task
 from orchlite.errors import CancelledRun
 from orchlite.logging import setup_logging
+from tests.helpers.recorded import last_run
 
 
 @pytest.fixture(autouse=True)

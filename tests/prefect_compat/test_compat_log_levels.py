@@ -10,11 +10,11 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import flow, get_run_logger, task
 from orchlite.errors import UsageError
 from orchlite.logging import setup_logging
+from tests.helpers.recorded import last_run, store
 
 
 class Collect(logging.Handler):

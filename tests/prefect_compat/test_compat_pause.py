@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recorded import store
 
 from orchlite import flow, pause_flow_run, resume_flow_run, task
 from orchlite.errors import UsageError
 from orchlite.exceptions import FlowPauseTimeout
 from orchlite.input import RunInput
 from orchlite.logging import setup_logging
+from tests.helpers.recorded import store
 
 
 @pytest.fixture(autouse=True)

@@ -11,19 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_helpers import ORCH, env, runs, start_daemon, stop_daemon, wait_for, write
-from recorded import last_run, store
 
 from orchlite import flow, task
 from orchlite.logging import setup_logging
 from orchlite.runtime import deployment, flow_run, task_run
 from orchlite.store import Store
 from orchlite.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+from tests.helpers import orch, start_daemon, stop_daemon, wait_for, write
+from tests.helpers.daemon import runs
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)
@@ -323,9 +323,9 @@ def test_a_run_the_daemon_started_names_its_schedule(tmp_path: Path) -> None:
     daemon = start_daemon(tmp_path)
     try:
         seen_files = wait_for(
-            "a scheduled run to record what it saw",
             lambda: sorted(tmp_path.glob("seen-*.json")),
             timeout=30,
+            what="a scheduled run to record what it saw",
         )
     finally:
         stop_daemon(daemon)
@@ -344,15 +344,7 @@ def test_a_run_the_daemon_started_names_its_schedule(tmp_path: Path) -> None:
         assert start.timestamp() == store_of_project.slot_time(run.id)  # the slot it was due
     assert 0 <= run.created - start.timestamp() < 5  # claimed within a few ticks of it
 
-    done = subprocess.run(
-        [*ORCH, "run", "flows.py:manual"],
-        cwd=tmp_path,
-        env=env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    orch(tmp_path, "run", "flows.py:manual", expect=0)
     manual = json.loads((tmp_path / "manual.json").read_text())
     assert manual["deployment"] == [None, None, None]
     assert manual["deployment_parameters"] == {}

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import flow, tags, task
 from orchlite.logging import setup_logging
 from orchlite.task_runners import ThreadPoolTaskRunner
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recorded import last_run
 
 from orchlite import flow, task
 from orchlite.cache_policies import INPUTS
@@ -24,6 +23,7 @@ from orchlite.transactions import (
     get_transaction,
     transaction,
 )
+from tests.helpers.recorded import last_run
 
 
 @pytest.fixture(autouse=True)

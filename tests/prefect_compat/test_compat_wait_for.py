@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import allow_failure, flow, task
 from orchlite.logging import setup_logging
 from orchlite.task_runners import ThreadPoolTaskRunner
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

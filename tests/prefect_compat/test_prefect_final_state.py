@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from recorded import last_run
 
 from orchlite import flow, task
 from orchlite.futures import wait
 from orchlite.logging import setup_logging
 from orchlite.states import Completed, Failed, State, StateType
+from tests.helpers.recorded import last_run
 
 
 @pytest.fixture(autouse=True)

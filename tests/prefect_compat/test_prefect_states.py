@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from recorded import last_run, store
 
 from orchlite import flow, task
 from orchlite.exceptions import (
@@ -40,6 +39,7 @@ from orchlite.states import (
     StateType,
     TimedOut,
 )
+from tests.helpers.recorded import last_run, store
 
 
 @pytest.fixture(autouse=True)

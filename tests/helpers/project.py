@@ -1,4 +1,4 @@
-"""Helpers for the end-to-end tests: a temporary project and the real `orch` command.
+"""A temporary project: its files, its `.orch/`, and the `orch` command run in it.
 
 Every command runs as a child process (`python -m orchlite.cli ...`) with the project as its
 working directory and `ORCH_HOME` pointing at the project's `.orch/`, against a real SQLite
@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shlex
 import subprocess
-import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from orchlite.store import Store
-
-ORCH = [sys.executable, "-m", "orchlite.cli"]
-TIMEOUT = 60.0
+from tests.helpers.commands import TIMEOUT, child_env, orch, start
+from tests.helpers.waiting import wait_for
 
 COUNTER_SOURCE = '''
 from pathlib import Path as _CounterPath
@@ -38,21 +30,17 @@ def bump(name):
 """Prepended to flow files by `Project.write_flow`: `bump("x.count")` records one execution."""
 
 
-def child_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env["ORCH_HOME"] = str(home)
-    env["NO_COLOR"] = "1"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.pop("PYTHONWARNINGS", None)
-    return env
+def write(root: Path, name: str, text: str) -> Path:
+    """Write `text`, dedented, to `root/name` (folders made as needed)."""
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
 
 
-def describe(proc: subprocess.CompletedProcess[str]) -> str:
-    args = proc.args if isinstance(proc.args, list) else [str(proc.args)]
-    return (
-        f"$ {shlex.join(str(a) for a in args[2:])}\nexit {proc.returncode}\n"
-        f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-    )
+def write_toml(root: Path, text: str) -> Path:
+    """The project's `orch.toml`, dedented."""
+    return write(root, "orch.toml", text)
 
 
 class Project:
@@ -65,10 +53,7 @@ class Project:
     # -- files ------------------------------------------------------------------------
 
     def write(self, name: str, text: str) -> Path:
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-        return path
+        return write(self.root, name, text)
 
     def write_flow(self, name: str, source: str) -> Path:
         """A flow file: `source` (dedented) after the `bump(name)` execution counter."""
@@ -86,33 +71,16 @@ class Project:
         return child_env(self.home)
 
     def orch(
-        self, *args: str, expect: int | None = 0, timeout: float = TIMEOUT
+        self, *args: str, expect: int | None = 0, timeout: float = TIMEOUT, **options: Any
     ) -> subprocess.CompletedProcess[str]:
         """Run `orch ARGS` to completion; assert its exit code unless `expect` is None."""
-        proc = subprocess.run(
-            [*ORCH, *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if expect is not None:
-            assert proc.returncode == expect, describe(proc)
-        return proc
+        options.setdefault("env", self.env)
+        return orch(self.root, *args, expect=expect, timeout=timeout, **options)
 
-    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    def popen(self, *args: str, **options: Any) -> subprocess.Popen[Any]:
         """Start `orch ARGS` without waiting; stdout and stderr are pipes."""
-        options: dict[str, Any] = {
-            "cwd": self.root,
-            "env": self.env,
-            "stdout": subprocess.PIPE,
-            "stderr": subprocess.PIPE,
-            "text": True,
-        }
-        options.update(kwargs)
-        return subprocess.Popen([*ORCH, *args], **options)
+        options.setdefault("env", self.env)
+        return start(self.root, *args, **options)
 
     def json(self, *args: str) -> Any:
         proc = self.orch(*args)
@@ -161,48 +129,3 @@ def assert_blobs_whole(project: Project) -> None:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         assert digest == path.name, f"partial or corrupt blob {path}"
         assert path.parent.name == path.name[:2]
-
-
-def assert_usage_error(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
-    """A bad-input failure: exit `code`, exactly one non-empty stderr line, no traceback."""
-    assert proc.returncode == code, describe(proc)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, describe(proc)
-    assert "Traceback" not in proc.stderr, describe(proc)
-    for needle in needles:
-        assert needle in lines[0], describe(proc)
-    return lines[0]
-
-
-def wait_for(
-    predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = ""
-) -> Any:
-    """Poll until `predicate()` is truthy and return it; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 30.0) -> tuple[str, str]:
-    """Wait for a started command; kill it (and fail) if it does not end in time."""
-    try:
-        return proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"command did not finish in {timeout} s\n--- stdout\n{out}\n--- stderr\n{err}")
