@@ -13,17 +13,17 @@ Pure: records in, a `RunGraph` out; nothing here reads the store or draws.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .states import TERMINAL, StateName
-from .store import FlowRun, TaskRun
+from .store import FlowRun, TaskRun, upstream_positions
 
 NodeKind = Literal["task", "map", "subflow"]
 
 _TERMINAL = frozenset(state.value for state in TERMINAL)
+_BAD = frozenset({"CRASHED", "FAILED", "TIMED_OUT", "CANCELLED"})
 _WORST_FIRST = ("CRASHED", "FAILED", "TIMED_OUT", "CANCELLED", "COMPLETED", "CACHED")
 """The state a finished map group shows: that of its worst task run."""
 _NO_UPSTREAM = "[]"
@@ -51,6 +51,9 @@ class Node:
     """When its first task run started and its last ended (None while any is going)."""
     run_id: str | None = None
     """The task run's id, a map group's first task run's, or the subflow run's."""
+    focus: int = 0
+    """The call position of the task run that opening the node shows: a map group's first
+    that did not end well, else its first."""
     task_key: str | None = None
     """The task's key (`function@file.py`); None for a subflow run."""
     flow_name: str | None = None
@@ -102,25 +105,33 @@ class RunGraph:
     edges: list[Edge]
     task_runs: int = 0
     """How many task runs the nodes stand for."""
+    _by_id: dict[str, Node] = field(default_factory=dict, repr=False)
+    _up: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _down: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_id = {node.id: node for node in self.nodes}
+        for edge in self.edges:
+            self._up.setdefault(edge.target, []).append(edge.source)
+            self._down.setdefault(edge.source, []).append(edge.target)
 
     @property
     def layers(self) -> int:
         return self.nodes[-1].layer + 1 if self.nodes else 0
 
     def node(self, node_id: str) -> Node | None:
-        return next((n for n in self.nodes if n.id == node_id), None)
+        return self._by_id.get(node_id)
 
     def upstream(self, node_id: str) -> list[Node]:
         """The nodes `node_id` waits for, in layer order."""
-        return self._ends(e.source for e in self.edges if e.target == node_id)
+        return [self._by_id[i] for i in self._up.get(node_id, ())]
 
     def downstream(self, node_id: str) -> list[Node]:
         """The nodes that wait for `node_id`, in layer order."""
-        return self._ends(e.target for e in self.edges if e.source == node_id)
-
-    def _ends(self, ids: Iterable[str]) -> list[Node]:
-        wanted = set(ids)
-        return [n for n in self.nodes if n.id in wanted]
+        return sorted(
+            (self._by_id[i] for i in self._down.get(node_id, ())),
+            key=lambda n: (n.layer, n.first),
+        )
 
     def view(self) -> dict[str, Any]:
         """The graph as `orch show --graph --json` prints it."""
@@ -141,7 +152,7 @@ def build_graph(tasks: Sequence[TaskRun], children: Sequence[FlowRun] = ()) -> R
     task runs wait for each."""
     group: Node | None = None
     for task in ordered:
-        upstream = _positions(task.upstream)
+        upstream = [] if task.upstream == _NO_UPSTREAM else upstream_positions(task)
         if group is not None and _extends(group, task, upstream):
             _add_to_group(group, task)
         else:
@@ -167,16 +178,6 @@ def build_graph(tasks: Sequence[TaskRun], children: Sequence[FlowRun] = ()) -> R
     return RunGraph(nodes, edges, len(ordered))
 
 
-def _positions(upstream: str) -> list[int]:
-    if not upstream or upstream == _NO_UPSTREAM:
-        return []
-    try:
-        found = json.loads(upstream)
-    except ValueError:
-        return []
-    return [p for p in found if isinstance(p, int)] if isinstance(found, list) else []
-
-
 def _extends(group: Node, task: TaskRun, upstream: list[int]) -> bool:
     """Whether `task` is the next call of the map group (or single task run) `group`: the
     same task, at the next position, waiting for none of the group's task runs."""
@@ -197,6 +198,7 @@ def _task_node(task: TaskRun) -> Node:
         started=task.started,
         ended=task.ended,
         run_id=task.id,
+        focus=task.position,
         task_key=task.task_key,
     )
 
@@ -206,6 +208,8 @@ def _add_to_group(group: Node, task: TaskRun) -> None:
         group.kind, group.id = "map", f"m{group.first}"
         group.name = _task_name(group.name, group.task_key or "")
     group.last = task.position
+    if task.state in _BAD and _BAD.isdisjoint(group.counts):
+        group.focus = task.position
     group.counts[task.state] = group.counts.get(task.state, 0) + 1
     group.state = _group_state(group.counts)
     if task.started is not None and (group.started is None or task.started < group.started):
@@ -247,6 +251,7 @@ def _subflow_node(child: FlowRun) -> Node:
         started=child.started,
         ended=child.ended,
         run_id=child.id,
+        focus=position,
         flow_name=child.flow_name,
     )
 

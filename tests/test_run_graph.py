@@ -72,7 +72,9 @@ def test_a_map_collapses_to_one_node_with_counts_and_its_worst_state() -> None:
         double.name == "double" and double.size == 100 and (double.first, double.last) == (1, 100)
     )
     assert double.counts == {"COMPLETED": 98, "FAILED": 2} and double.state == "FAILED"
-    assert double.run_id == tasks[1].id  # the first task run's: enter opens it
+    assert double.run_id == tasks[1].id
+    assert double.focus == 3  # its first task run that failed: what opening it shows
+    assert build_graph(tasks[1:3]).nodes[0].focus == 1  # none failed: its first
     assert [(e.source, e.target, e.count) for e in graph.edges] == [
         ("t0", "m1", 100),
         ("m1", "t101", 100),
