@@ -70,7 +70,7 @@ class RunGraphScreen(PollingScreen):
         graph = self.graph
         assert graph is not None
         graph_list = self.query_one("#graph", OptionList)
-        width = max(20, graph_list.size.width - 2 or self.size.width - 2)
+        width = max(20, (graph_list.size.width or self.size.width) - 2)
         now = self.app.clock()  # type: ignore[attr-defined]
         options = list(_options(graph, width, now))
         ids = [option_id for option_id, _ in options]
