@@ -66,6 +66,10 @@ def _state_name(name: str) -> str:
 def show(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A run id, id prefix, or 'last'.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    graph: Annotated[
+        bool,
+        typer.Option("--graph", help="Show the task runs as a dependency graph."),
+    ] = False,
 ) -> None:
     """Show one run: parameters, state, tasks and child runs.
 
@@ -73,17 +77,38 @@ def show(
     Examples:
       orch show last
       orch show 3f2a9c --json
+      orch show last --graph
     """
     from . import views
 
     store = project_store()
-    detail = views.run_detail(store, store.resolve_run_id(run_ref))
+    run_id = store.resolve_run_id(run_ref)
+    if graph:
+        _show_graph(store, run_id, as_json)
+        return
+    detail = views.run_detail(store, run_id)
     if as_json:
         print(json.dumps(detail, indent=2))
         return
     from .render import print_run
 
     print_run(detail)
+
+
+def _show_graph(store: Any, run_id: str, as_json: bool) -> None:
+    """`orch show RUN --graph`: the run's task runs and subflows as a dependency graph."""
+    from .run_graph import build_graph
+
+    run = store.get_flow_run(run_id)
+    graph = build_graph(store.task_runs(run_id), store.child_flow_runs(run_id))
+    if as_json:
+        head = {"id": run.id, "flow": run.flow_name, "name": run.name, "state": run.state}
+        print(json.dumps({**head, **graph.view()}, indent=2))
+        return
+    from .graph_render import print_graph
+    from .render import terminal_width
+
+    print_graph(run, graph, sys.stdout, time.time(), terminal_width(sys.stdout))
 
 
 def logs(

@@ -42,6 +42,7 @@ from orchlite.tui.reader import (
 )
 from orchlite.tui.resume_form import ResumeScreen
 from orchlite.tui.runs_screen import RunsScreen
+from orchlite.tui.task_screen import TaskRunScreen
 from orchlite.tui.trends import sparkline
 
 FLOWS = textwrap.dedent(
@@ -756,10 +757,13 @@ async def test_keys_pick_task_runs_and_related_runs_as_soon_as_a_run_opens(proje
         assert app.focused is tasks
         await pilot.press("down")
         assert tasks.cursor_row == 1
-        await pilot.press("enter")  # the first task run's lines (below the subflow)
+        await pilot.press("enter")  # the first task run (below the subflow)
+        await loaded(pilot, TaskRunScreen)
+        assert app.screen.position == detail.detail.tasks[0].position
+        await pilot.press("l")  # its lines
         await loaded(pilot, LogsScreen)
         assert app.screen.follower.filter.task == detail.detail.tasks[0].id
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")
         assert app.screen is detail
         await pilot.press("tab")
         assert app.focused is detail.query_one("#related", OptionList)
@@ -821,6 +825,9 @@ async def test_logs_filter_by_task_flow_only_and_text_and_jump_from_a_task(
         tasks.focus()
         tasks.move_cursor(row=1)  # greet, below the subflow
         await pilot.press("enter")
+        await loaded(pilot, TaskRunScreen)
+        task_screen = app.screen
+        await pilot.press("l")
         await loaded(pilot, LogsScreen)
         logs = app.screen
         assert isinstance(logs, LogsScreen)
@@ -847,7 +854,9 @@ async def test_logs_filter_by_task_flow_only_and_text_and_jump_from_a_task(
             lambda: [r.message for r in logs.records] == ["about to greet world"],
             "the text search",
         )
-        await pilot.press("enter", "escape")  # back to the lines, then back to the detail
+        await pilot.press("enter", "escape")  # back to the lines, then back to the task run
+        assert app.screen is task_screen
+        await pilot.press("escape")
         assert app.screen is detail
 
 
@@ -1454,7 +1463,9 @@ def test_snapshot_logs_of_a_task(orch_home: Path, snap_compare_utc: Callable[...
         tasks = pilot.app.screen.query_one("#tasks", DataTable)
         tasks.focus()
         tasks.move_cursor(row=1)
-        await pilot.press("enter")  # the failed task's lines
+        await pilot.press("enter")  # the failed task run
+        await loaded(pilot, TaskRunScreen)
+        await pilot.press("l")  # its lines
         await loaded(pilot, LogsScreen)
         await wait_for(pilot, lambda: pilot.app.screen.records, "the task's lines")
         await pilot.pause()

@@ -23,8 +23,10 @@ from textual.pilot import Pilot
 from orchlite.states import StateName
 from orchlite.store import Store
 from orchlite.tui.detail_screen import RunDetailScreen
+from orchlite.tui.graph_screen import RunGraphScreen
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.schedules_screen import SchedulesScreen
+from orchlite.tui.task_screen import TaskRunScreen
 from tests.helpers.store_rows import task_run
 
 __all__ = ["snap_compare_utc"]  # a fixture, used by name
@@ -137,6 +139,128 @@ def test_snapshot_schedules_screen_fits(
 
     app = make_app(orch_home, clock=lambda: SNAP_NOW)
     assert snap_compare_utc(app, terminal_size=size, run_before=schedules)
+
+
+GRAPH_RUN = "5" * 32
+
+
+def graph_store(home: Path) -> None:
+    """A failed run: extract, a map of six doubles (one failed after a retry) waiting for
+    it, a subflow, and a total that waited for the doubles and so failed too."""
+    store = Store(home)
+    start = SNAP_NOW - 300
+    store.create_flow_run(
+        run_id=GRAPH_RUN,
+        flow_name="pipeline",
+        name="pipeline-7",
+        parameters='{"day": "2027-01-15"}',
+        state=StateName.RUNNING,
+        now=start,
+    )
+
+    def record(position: int, state: str, name: str, at: float, **fields: object) -> None:
+        run = task_run(
+            GRAPH_RUN,
+            position,
+            state,
+            id=f"{position + 0xA0:x}" * 16,
+            task_key=f"{name.rpartition('-')[0]}@pipelines/etl.py",
+            name=name,
+            inputs_hash=f"{position:02x}" * 32,
+            created=at,
+            started=at,
+            ended=at + 1.5,
+            **fields,
+        )
+        history = [("PENDING", None, at), ("RUNNING", None, at)]
+        if name == "double-2":
+            retry = "attempt 1 failed (ValueError: row 3 has no amount); retrying in 2 s"
+            history += [("RETRYING", retry, at + 0.5), ("RUNNING", "attempt 2", at + 2.5)]
+            run.ended = at + 3.0
+        store.save_task_run(run, [*history, (state, run.state_message, run.ended or at)])
+
+    record(0, "COMPLETED", "extract-0", start + 1, result_preview="[1, 2, 3, 4, 5, 6]")
+    for n in range(6):
+        failed = n == 2
+        record(
+            n + 1,
+            "FAILED" if failed else "COMPLETED",
+            f"double-{n}",
+            start + 3 + n * 0.1,
+            upstream="[0]",
+            attempts=2 if failed else 1,
+            cache_key="v1:sha256:" + f"{n:x}" * 64 if not failed else None,
+            result_preview=None if failed else str(2 * (n + 1)),
+            result_serializer=None if failed else "json",
+            error_type="ValueError" if failed else None,
+            error_message="row 3 has no amount" if failed else None,
+            traceback="Traceback...\nValueError: row 3 has no amount" if failed else None,
+            state_message="ValueError: row 3 has no amount" if failed else None,
+        )
+    store.create_flow_run(
+        run_id="6" * 32,
+        flow_name="report",
+        name="report-1",
+        parameters="{}",
+        trigger="subflow",
+        parent_run_id=GRAPH_RUN,
+        parent_position=7,
+        now=start + 8,
+    )
+    store.set_flow_run_state("6" * 32, StateName.RUNNING, attempts=1, now=start + 8)
+    store.set_flow_run_state("6" * 32, StateName.COMPLETED, now=start + 9)
+    record(
+        8,
+        "FAILED",
+        "total-0",
+        start + 10,
+        upstream="[1, 2, 3, 4, 5, 6]",
+        result_serializer=None,
+        error_type="UpstreamTaskError",
+        error_message="upstream task run 'double-2' ended FAILED",
+        state_message="UpstreamTaskError: upstream task run 'double-2' ended FAILED",
+    )
+    store.set_flow_run_state(GRAPH_RUN, StateName.FAILED, now=start + 12)
+    store.close()
+
+
+@pytest.mark.snapshot
+def test_snapshot_graph_screen_fits(orch_home: Path, snap_compare_utc: Callable[..., bool]) -> None:
+    from orchlite.tui.app import make_app
+
+    graph_store(orch_home)
+
+    async def open_graph(pilot: Pilot[None]) -> None:
+        await loaded(pilot, RunsScreen)
+        pilot.app.open_run(GRAPH_RUN)
+        await loaded(pilot, RunDetailScreen)
+        await pilot.press("g")
+        await loaded(pilot, RunGraphScreen)
+        await pilot.press("down", "down")  # the map group
+        await pilot.pause()
+
+    app = make_app(orch_home, clock=lambda: SNAP_NOW)
+    assert snap_compare_utc(app, terminal_size=(80, 24), run_before=open_graph)
+
+
+@pytest.mark.snapshot
+def test_snapshot_task_screen_fits(orch_home: Path, snap_compare_utc: Callable[..., bool]) -> None:
+    from orchlite.tui.app import make_app
+
+    graph_store(orch_home)
+
+    async def open_task(pilot: Pilot[None]) -> None:
+        await loaded(pilot, RunsScreen)
+        pilot.app.open_run(GRAPH_RUN)
+        await loaded(pilot, RunDetailScreen)
+        await pilot.press("g")
+        await loaded(pilot, RunGraphScreen)
+        await pilot.press("down", "down", "enter")  # the map group's failed task run
+        await loaded(pilot, TaskRunScreen)
+        await pilot.pause()
+
+    app = make_app(orch_home, clock=lambda: SNAP_NOW)
+    assert snap_compare_utc(app, terminal_size=(80, 24), run_before=open_task)
 
 
 @pytest.mark.parametrize("screen", ["runs", "detail", "logs"])

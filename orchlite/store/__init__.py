@@ -23,7 +23,8 @@ busy handling, transactions and savepoints: `Database`, the base of every part),
 share), then one part of `Store` per concern: `runs`, `listings`, `task_runs`, `history`,
 `logs`, `cache`, `limits`, `scheduling` (the daemon's claims), `schedule_pauses` (paused
 schedules), `maintenance` (retention and `orch doctor`), `pauses`, `artifacts`, `variables`,
-`transaction_records` and `deliveries` (alert claims). `runs.on_flow_run_state` hooks a
+`transaction_records`, `deliveries` (alert claims) and `task_detail` (one task run in
+full). `runs.on_flow_run_state` hooks a
 function to every committed move of a flow run to a new state.
 `port.EngineStore` names the methods the engine uses.
 """
@@ -63,6 +64,7 @@ from .records import (
 from .runs import StateHook, on_flow_run_state
 from .schedule_pauses import SchedulePauses
 from .schema import MIGRATIONS, SCHEMA_VERSION, Migration
+from .task_detail import Attempt, TaskDetails, TaskRunDetail, upstream_positions
 from .transaction_records import TransactionRecords
 from .variables import Variables
 
@@ -72,6 +74,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Artifact",
+    "Attempt",
     "CacheEntry",
     "ConcurrencyLimit",
     "EngineStore",
@@ -91,9 +94,11 @@ __all__ = [
     "StoreError",
     "StoredResult",
     "TaskRun",
+    "TaskRunDetail",
     "TaskRunSave",
     "no_space_left",
     "on_flow_run_state",
+    "upstream_positions",
 ]
 
 
@@ -102,6 +107,7 @@ class Store(
     Pauses,
     Maintenance,
     RunListings,
+    TaskDetails,
     Logs,
     Cache,
     Limits,

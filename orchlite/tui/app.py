@@ -27,6 +27,7 @@ from .commands import OrchCommands
 from .confirm import ConfirmScreen
 from .detail_screen import RunDetailScreen
 from .error_screen import ErrorScreen
+from .graph_screen import RunGraphScreen
 from .help import HelpScreen
 from .keys import APP_KEYS
 from .logs_screen import LogsScreen
@@ -35,6 +36,7 @@ from .resume_form import ResumeScreen
 from .run_now import FlowPickerScreen, ParamsScreen
 from .runs_screen import RunsScreen
 from .schedules_screen import SchedulesScreen
+from .task_screen import TaskRunScreen
 
 
 class OrchApp(App[None]):
@@ -69,6 +71,16 @@ class OrchApp(App[None]):
     def open_logs(self, run_id: str, task_run_id: str | None = None) -> None:
         """The run's logs; with `task_run_id`, only that task run's lines."""
         self.push_screen(LogsScreen(run_id, LogFilter(task=task_run_id)))
+
+    def open_graph(self, run_id: str) -> None:
+        self.push_screen(RunGraphScreen(run_id))
+
+    def open_task(self, run_id: str, position: int) -> None:
+        """Task run `position` of run `run_id` in full."""
+        if isinstance(self.screen, TaskRunScreen):
+            self.switch_screen(TaskRunScreen(run_id, position))  # up and downstream: no pile
+        else:
+            self.push_screen(TaskRunScreen(run_id, position))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -49,6 +49,7 @@ class RunDetailScreen(PollingScreen):
         Binding("r", "retry", "Retry"),
         Binding("p", "resume", "Resume"),
         Binding("u", "load_results", "Results"),
+        Binding("g", "graph", "Graph"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -366,11 +367,11 @@ class RunDetailScreen(PollingScreen):
 
     @on(DataTable.RowSelected, "#tasks")
     def _task_selected(self) -> None:
-        """Enter on a task run: its log lines; on a subflow: its run."""
+        """Enter on a task run: its detail; on a subflow: its run."""
         if subflow := self.subflows.get(self._selected_key or ""):
             self.app.open_run(subflow)  # type: ignore[attr-defined]
         elif task := self.highlighted_task:
-            self.app.open_logs(self.run_id, task.id)  # type: ignore[attr-defined]
+            self.app.open_task(self.run_id, task.position)  # type: ignore[attr-defined]
 
     @on(OptionList.OptionSelected, "#related")
     def _open_related(self, event: OptionList.OptionSelected) -> None:
@@ -379,6 +380,9 @@ class RunDetailScreen(PollingScreen):
 
     def action_logs(self) -> None:
         self.app.open_logs(self.run_id)  # type: ignore[attr-defined]
+
+    def action_graph(self) -> None:
+        self.app.open_graph(self.run_id)  # type: ignore[attr-defined]
 
     def action_cancel(self) -> None:
         self.app.confirm_cancel(self.run_id)  # type: ignore[attr-defined]

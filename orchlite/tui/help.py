@@ -26,9 +26,17 @@ HELP = """\
   up / down  pick a task run: its result's preview shows under Result
   u          load the stored results themselves (unpickles them; asks first)
   p          resume a paused run (a form for the input it waits for)
-  enter      on a task run: its log lines only
+  enter      on a task run: its detail; on a subflow: its run
+  g          the run graph
   tab        move between tasks and related runs (enter opens one)
   escape     back
+[b]Run graph[/b] (g)
+  up / down  pick a node (a task run, a map group, a subflow)
+  enter      open it: a task run's detail (a map group's first failed), a subflow's run
+  l          logs                    escape  back
+[b]Task run[/b] (enter on a task run)
+  tab        move to the task runs it waited for, or that waited for it (enter opens one)
+  l          its log lines           escape  back
 [b]Schedules[/b] (S)
   enter      open the last run of the highlighted schedule or trigger
   escape     back
