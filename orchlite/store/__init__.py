@@ -21,10 +21,11 @@ Nothing outside this package writes SQL. Its modules: `connection` (connections,
 busy handling, transactions and savepoints: `Database`, the base of every part), `schema`
 (the named migrations), `records` (the rows as records), `sql` and `files` (what the parts
 share), then one part of `Store` per concern: `runs`, `listings`, `task_runs`, `history`,
-`logs`, `cache`, `limits`, `scheduling` (the daemon's claims), `schedule_pauses` (paused
-schedules), `maintenance` (retention and `orch doctor`), `pauses`, `artifacts`, `variables`,
-`transaction_records` and `deliveries` (alert claims). `runs.on_flow_run_state` hooks a
-function to every committed move of a flow run to a new state.
+`logs`, `health` (what flow health is computed from), `cache`, `limits`, `scheduling` (the
+daemon's claims), `schedule_pauses` (paused schedules), `maintenance` (retention and
+`orch doctor`), `pauses`, `artifacts`, `variables`, `transaction_records` and `deliveries`
+(alert claims). `runs.on_flow_run_state` hooks a function to every committed move of a flow
+run to a new state.
 `port.EngineStore` names the methods the engine uses.
 """
 
@@ -36,6 +37,7 @@ from .cache import Cache
 from .connection import BUSY_TIMEOUT_MS, DB_NAME
 from .deliveries import Deliveries
 from .files import no_space_left
+from .health import Health
 from .limits import Limits
 from .listings import RunListings
 from .logs import Logs
@@ -47,6 +49,7 @@ from .records import (
     CacheEntry,
     ConcurrencyLimit,
     FlowRun,
+    HealthRun,
     HistoryEntry,
     LogRecord,
     LogRow,
@@ -76,6 +79,7 @@ __all__ = [
     "ConcurrencyLimit",
     "EngineStore",
     "FlowRun",
+    "HealthRun",
     "HistoryEntry",
     "LogRecord",
     "LogRow",
@@ -102,6 +106,7 @@ class Store(
     Pauses,
     Maintenance,
     RunListings,
+    Health,
     Logs,
     Cache,
     Limits,
