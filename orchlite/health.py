@@ -9,7 +9,7 @@ of a given store and moment are always the same. What is counted:
 - failure rate: FAILED, CRASHED and TIMED_OUT runs over the runs that finished;
 - durations: from start to end of the runs that completed or failed (not of cancelled,
   skipped or unfinished ones); the trend is the change against the previous window of the
-  same length (None when either has no duration);
+  same length (None unless each window has `TREND_RUNS` durations at least);
 - late: runs a schedule started more than `late_after` seconds after their slot was due
   (or still waiting that long); skipped: slots the overlap policy skipped (state SKIPPED).
 """
@@ -19,17 +19,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import UsageError
 from .states import StateName
 from .store import HealthRun
 from .store.health import FAILED_STATES
+from .views import format_duration, iso
 
 WINDOWS: dict[str, float] = {"24h": 86_400.0, "7d": 7 * 86_400.0, "30d": 30 * 86_400.0}
 """The windows offered, by name, in seconds."""
+WINDOW_LABELS = {"24h": "24 hours", "7d": "7 days", "30d": "30 days"}
 LATE_AFTER = 60.0
 """Seconds past its slot after which a scheduled run counts as late (a schedule's default
 grace period, `grace_seconds`)."""
+
+TREND_RUNS = 3
+"""Durations a window needs, and the window before too, for a trend (one run is no trend)."""
 
 _FAILED = frozenset(FAILED_STATES)
 _TIMED = _FAILED | {StateName.COMPLETED.value, StateName.CACHED.value}
@@ -58,6 +64,40 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+STEADY = 0.005
+"""A change smaller than this (half a percent) is shown as none."""
+
+
+def change_label(change: float | None) -> str:
+    """`↑12%` (more), `↓8%` (less), `=` (within half a percent), or `` (nothing to
+    compare with)."""
+    if change is None:
+        return ""
+    if abs(change) < STEADY:
+        return "="
+    shown = f"{abs(change):.0%}" if abs(change) < 10 else ">999%"
+    return f"↑{shown}" if change > 0 else f"↓{shown}"
+
+
+def duration_label(seconds: float | None, change: float | None) -> str:
+    """`4.0s ↑100%`: a duration and its change."""
+    return f"{format_duration(seconds)} {change_label(change)}".rstrip()
+
+
+def rate_label(health: FlowHealth) -> str:
+    """`20%` of the finished runs failed; `-` when none finished."""
+    rate = health.failure_rate
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def failure_label(health: FlowHealth) -> str:
+    """The first line of the last failure's message (`(no message)` if it had none)."""
+    message = (health.last_failure or "").strip()
+    if not message:
+        return "(no message)" if health.failed else ""
+    return message.splitlines()[0]
 
 
 def change(current: float | None, previous: float | None) -> float | None:
@@ -117,8 +157,9 @@ def flow_health(
         health.p50 = percentile(health.durations, 50)
         health.p95 = percentile(health.durations, 95)
         earlier = before.get(flow, [])
-        health.p50_change = change(health.p50, percentile(earlier, 50))
-        health.p95_change = change(health.p95, percentile(earlier, 95))
+        if min(len(earlier), len(health.durations)) >= TREND_RUNS:
+            health.p50_change = change(health.p50, percentile(earlier, 50))
+            health.p95_change = change(health.p95, percentile(earlier, 95))
     return [current[flow] for flow in sorted(current)]
 
 
@@ -147,3 +188,37 @@ def _count(health: FlowHealth, run: HealthRun, took: float | None, now: float, l
         began = run.started if run.started is not None else (now if run.state in _WAITING else None)
         if began is not None and began - run.slot > late:
             health.late += 1
+
+
+def health_view(
+    flows: Sequence[FlowHealth], *, window: str, now: float, late_after: float = LATE_AFTER
+) -> dict[str, Any]:
+    """The health of `flows` as `orch flows --health --json` prints it."""
+
+    def rounded(value: float | None, digits: int) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return {
+        "window": window,
+        "since": iso(now - WINDOWS[window]),
+        "until": iso(now),
+        "late_after": late_after,
+        "flows": [
+            {
+                "flow": h.flow,
+                "runs": h.runs,
+                "finished": h.finished,
+                "failed": h.failed,
+                "failure_rate": rounded(h.failure_rate, 4),
+                "p50": rounded(h.p50, 6),
+                "p95": rounded(h.p95, 6),
+                "p50_change": rounded(h.p50_change, 4),
+                "p95_change": rounded(h.p95_change, 4),
+                "late": h.late,
+                "skipped": h.skipped,
+                "last_failure": h.last_failure,
+                "last_failure_at": iso(h.last_failure_at),
+            }
+            for h in flows
+        ],
+    }

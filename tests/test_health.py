@@ -82,14 +82,21 @@ def test_trends_compare_with_the_window_before_and_older_runs_are_ignored() -> N
     runs = [
         row("etl", "COMPLETED", NOW - 3 * DAY, 1000.0),  # before both windows
         row("etl", "COMPLETED", NOW - 1.5 * DAY, 10.0),
+        row("etl", "COMPLETED", NOW - 1.3 * DAY, 10.0),
         row("etl", "COMPLETED", NOW - 1.2 * DAY, 10.0),
         row("etl", "COMPLETED", NOW - 0.5 * DAY, 15.0),
+        row("etl", "COMPLETED", NOW - 0.3 * DAY, 15.0),
         row("etl", "COMPLETED", NOW - 0.2 * DAY, 15.0),
+        row("once", "COMPLETED", NOW - 1.5 * DAY, 5.0),  # one run is no trend
+        row("once", "COMPLETED", NOW - 0.5 * DAY, 50.0),
+        row("once", "COMPLETED", NOW - 0.4 * DAY, 50.0),
+        row("once", "COMPLETED", NOW - 0.3 * DAY, 50.0),
         row("gone", "COMPLETED", NOW - 1.5 * DAY, 5.0),  # ran only in the window before
         row("future", "COMPLETED", NOW + 10, 5.0),
     ]
-    etl, gone = flow_health(runs, now=NOW, window=DAY)
-    assert etl.runs == 2
+    etl, gone, once = flow_health(runs, now=NOW, window=DAY)
+    assert etl.runs == 3
+    assert (once.p50, once.p50_change) == (50.0, None)
     assert etl.p50_change == pytest.approx(0.5)
     assert etl.p95_change == pytest.approx(0.5)
     assert (gone.flow, gone.runs, gone.p50, gone.failure_rate) == ("gone", 0, None, None)
