@@ -211,14 +211,36 @@ def flows(
         Path | None, typer.Argument(metavar="DIR", help="Where to look (default: project root).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    health: Annotated[
+        bool,
+        typer.Option(
+            "--health",
+            help="Instead: each flow that ran, its runs, failure rate, durations,"
+            " late and skipped runs, from the store.",
+        ),
+    ] = False,
+    window: Annotated[
+        str | None,
+        typer.Option("--window", metavar="24h|7d|30d", help="With --health: over what time."),
+    ] = None,
 ) -> None:
     """List the flows in a project, read from source without running it.
+
+    With --health: each flow that ran, over the last 24 hours (or --window), from the
+    store: its runs, failure rate, median and 95th percentile durations with their change
+    against the window before, late and skipped runs, and the last failure's message.
 
     \b
     Examples:
       orch flows
       orch flows pipelines/ --json
+      orch flows --health --window 7d
     """
+    if health or window is not None:
+        if not health or directory is not None:
+            raise UsageError("--window goes with --health, which takes no DIR")
+        _flow_health(window or "24h", as_json)
+        return
     from .config import find_home, project_root
     from .project_model import Project
 
@@ -246,6 +268,22 @@ def flows(
     from .render import print_flows
 
     print_flows(rows)
+
+
+def _flow_health(window: str, as_json: bool) -> None:
+    from .health import flow_health, health_view, window_seconds
+
+    seconds = window_seconds(window)
+    now = time.time()
+    store = existing_project_store()
+    runs = store.health_runs(now - 2 * seconds) if store else []
+    found = flow_health(runs, now=now, window=seconds)
+    if as_json:
+        print(json.dumps(health_view(found, window=window, now=now), indent=2))
+        return
+    from .render import print_health
+
+    print_health(found, window)
 
 
 def _target_path(path: Path, project: Path) -> str:

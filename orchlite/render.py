@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from .health import WINDOW_LABELS, FlowHealth, duration_label, failure_label, rate_label
 from .views import format_duration, printable
 
 _COLOURS = {
@@ -239,6 +240,31 @@ def print_flows(rows: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:
             for row in rows
         ],
         out,
+    )
+
+
+def print_health(flows: Sequence[FlowHealth], window: str, out: TextIO = sys.stdout) -> None:
+    """Each flow's health over `window` as a table (the last failure's message cut to fit)."""
+    if not flows:
+        print(f"no runs in the last {WINDOW_LABELS[window]}", file=sys.stderr)
+        return
+    table(
+        ("FLOW", "RUNS", "FAILED", "P50", "P95", "LATE", "SKIPPED", "LAST FAILURE"),
+        [
+            (
+                h.flow,
+                str(h.runs),
+                rate_label(h),
+                duration_label(h.p50, h.p50_change),
+                duration_label(h.p95, h.p95_change),
+                str(h.late),
+                str(h.skipped),
+                failure_label(h),
+            )
+            for h in flows
+        ],
+        out,
+        shrink=(7, 0),
     )
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from tests.helpers.store_rows import task_run
-
 from orchlite.run_graph import build_graph
 from orchlite.store import FlowRun, TaskRun
+from tests.helpers.store_rows import task_run
 
 RUN = "a" * 32
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers.store_rows import flow_run, task_run
-
 from orchlite.states import StateName
 from orchlite.store import Store, TaskRunSave
 from orchlite.store.task_detail import LINKS_SHOWN
+from tests.helpers.store_rows import flow_run, task_run
 
 RUN = "e" * 32
 

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers.store_rows import task_run
 from test_tui import in_event_loop, loaded, run_flow, text_of, wait_for
 from textual.widgets import DataTable, OptionList, Static
 
@@ -20,6 +19,7 @@ from orchlite.tui.graph_screen import RunGraphScreen
 from orchlite.tui.logs_screen import LogsScreen
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.task_screen import TaskRunScreen
+from tests.helpers.store_rows import task_run
 
 PIPELINE = textwrap.dedent(
     """

@@ -17,6 +17,7 @@ from test_tui import (
     snap_compare_utc,
     wait_for,
 )
+from test_tui_health import health_shown, health_store
 from test_tui_session import drawn
 from textual.pilot import Pilot
 
@@ -261,6 +262,22 @@ def test_snapshot_task_screen_fits(orch_home: Path, snap_compare_utc: Callable[.
 
     app = make_app(orch_home, clock=lambda: SNAP_NOW)
     assert snap_compare_utc(app, terminal_size=(80, 24), run_before=open_task)
+
+
+@pytest.mark.snapshot
+def test_snapshot_health_screen_fits_80x24(
+    orch_home: Path, snap_compare_utc: Callable[..., bool]
+) -> None:
+    """Every column in view at 80 columns, the last failure's message cut to fit."""
+    from orchlite.tui.app import make_app
+
+    health_store(orch_home)
+
+    async def health(pilot: Pilot[None]) -> None:
+        await health_shown(pilot)
+
+    app = make_app(orch_home, clock=lambda: SNAP_NOW)
+    assert snap_compare_utc(app, terminal_size=(80, 24), run_before=health)
 
 
 @pytest.mark.parametrize("screen", ["runs", "detail", "logs"])

@@ -21,10 +21,10 @@ Nothing outside this package writes SQL. Its modules: `connection` (connections,
 busy handling, transactions and savepoints: `Database`, the base of every part), `schema`
 (the named migrations), `records` (the rows as records), `sql` and `files` (what the parts
 share), then one part of `Store` per concern: `runs`, `listings`, `task_runs`, `history`,
-`logs`, `cache`, `limits`, `scheduling` (the daemon's claims), `schedule_pauses` (paused
-schedules), `maintenance` (retention and `orch doctor`), `pauses`, `artifacts`, `variables`,
-`transaction_records`, `deliveries` (alert claims) and `task_detail` (one task run in
-full). `runs.on_flow_run_state` hooks a
+`logs`, `health` (what flow health is computed from), `cache`, `limits`, `scheduling` (the
+daemon's claims), `schedule_pauses` (paused schedules), `maintenance` (retention and
+`orch doctor`), `pauses`, `artifacts`, `variables`, `transaction_records`, `deliveries`
+(alert claims) and `task_detail` (one task run in full). `runs.on_flow_run_state` hooks a
 function to every committed move of a flow run to a new state.
 `port.EngineStore` names the methods the engine uses.
 """
@@ -37,6 +37,7 @@ from .cache import Cache
 from .connection import BUSY_TIMEOUT_MS, DB_NAME
 from .deliveries import Deliveries
 from .files import no_space_left
+from .health import Health
 from .limits import Limits
 from .listings import RunListings
 from .logs import Logs
@@ -48,6 +49,7 @@ from .records import (
     CacheEntry,
     ConcurrencyLimit,
     FlowRun,
+    HealthRun,
     HistoryEntry,
     LogRecord,
     LogRow,
@@ -79,6 +81,7 @@ __all__ = [
     "ConcurrencyLimit",
     "EngineStore",
     "FlowRun",
+    "HealthRun",
     "HistoryEntry",
     "LogRecord",
     "LogRow",
@@ -108,6 +111,7 @@ class Store(
     Maintenance,
     RunListings,
     TaskDetails,
+    Health,
     Logs,
     Cache,
     Limits,

@@ -249,3 +249,17 @@ class Artifact:
     task_run_id: str | None
     created: float
     updated: float
+
+
+class HealthRun(NamedTuple):
+    """What a flow's health is computed from, per run (`Store.health_runs`)."""
+
+    flow_name: str
+    state: str
+    created: float
+    started: float | None
+    ended: float | None
+    slot: float | None
+    """When the schedule slot it ran for was due; None unless a schedule started it."""
+    message: str | None
+    """Its state message, kept only for a run that failed."""

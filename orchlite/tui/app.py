@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,8 +29,9 @@ from .confirm import ConfirmScreen
 from .detail_screen import RunDetailScreen
 from .error_screen import ErrorScreen
 from .graph_screen import RunGraphScreen
+from .health_screen import HealthScreen
 from .help import HelpScreen
-from .keys import APP_KEYS
+from .keys import APP_KEYS, HEALTH_KEY
 from .logs_screen import LogsScreen
 from .reader import LogFilter
 from .resume_form import ResumeScreen
@@ -45,7 +47,7 @@ class OrchApp(App[None]):
     CSS_PATH = "orch.tcss"
     TITLE = "orch"
     COMMANDS = App.COMMANDS | {OrchCommands}
-    BINDINGS: ClassVar[list[BindingType]] = list(APP_KEYS)
+    BINDINGS: ClassVar[list[BindingType]] = [*APP_KEYS, replace(HEALTH_KEY, show=False)]
 
     def __init__(self, home: Path, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
@@ -89,6 +91,20 @@ class OrchApp(App[None]):
     def action_schedules(self) -> None:
         if not isinstance(self.screen, SchedulesScreen | ModalScreen):
             self.push_screen(SchedulesScreen())
+
+    def action_health(self) -> None:
+        """Open the flow health screen, or close it (`h` on it)."""
+        if isinstance(self.screen, HealthScreen):
+            self.pop_screen()
+        elif not isinstance(self.screen, ModalScreen):
+            self.push_screen(HealthScreen())
+
+    def show_flow_runs(self, flow: str) -> None:
+        """Back to the runs screen, showing the runs of `flow`."""
+        while not isinstance(self.screen, RunsScreen) and len(self.screen_stack) > 1:
+            self.pop_screen()
+        if isinstance(self.screen, RunsScreen):
+            self.screen.show_flow(flow)
 
     @property
     def selected_run_id(self) -> str | None:

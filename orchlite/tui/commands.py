@@ -14,6 +14,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Cancel the selected run", "Ask, then cancel the run under the cursor", "cancel_selected"),
     ("Retry the selected run", "Ask, then resume the run under the cursor", "retry_selected"),
     ("Schedules", "Schedules, triggers and the daemon's status", "schedules"),
+    ("Flow health", "Per flow: failure rate, durations, late and skipped runs", "health"),
     ("Logs of the selected run", "The log records of the run under the cursor", "logs_selected"),
     ("Help", "Every key, by screen", "help"),
 )

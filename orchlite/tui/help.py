@@ -40,6 +40,10 @@ HELP = """\
 [b]Schedules[/b] (S)
   enter      open the last run of the highlighted schedule or trigger
   escape     back
+[b]Flow health[/b] (h)
+  w          next window: 24 hours, 7 days, 30 days (1, 2, 3 pick one)
+  enter      the flow's runs (the runs screen, filtered to it)
+  escape     back
 [b]Logs[/b]
   1-5        minimum level: debug, info, warning, error, critical
   t          filter by task run (or the flow run's own lines)
@@ -49,6 +53,7 @@ HELP = """\
 [b]Anywhere[/b]
   n          run a flow now (pick it, fill in its parameters, confirm)
   S          schedules, triggers and the daemon
+  h          flow health: failure rate, durations, late and skipped runs
   ?          this help               q   quit
   ctrl+p     command palette (every action; "Theme" switches light/dark)
 """

@@ -18,7 +18,7 @@ from ..store import FlowRun
 from ..views import printable
 from .columns import FittedTable
 from .format import badge, clock_time, run_duration, task_counts
-from .keys import APP_KEYS, compact_footer
+from .keys import APP_KEYS, HEALTH_KEY, compact_footer
 from .polling import PollingScreen
 from .reader import Poller, RunsFollower, RunsPage, RunsQuery, run_key
 from .trends import Trends
@@ -35,6 +35,7 @@ class RunsScreen(PollingScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *APP_KEYS,
+        HEALTH_KEY,
         Binding("enter", "open_run", "Open", show=False),
         Binding("l", "logs", "Logs"),
         Binding("c", "cancel", "Cancel"),
@@ -235,6 +236,14 @@ class RunsScreen(PollingScreen):
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
+        self.query_one("#runs", DataTable).focus()
+
+    def show_flow(self, flow: str) -> None:
+        """Show the runs of `flow` (its name in the flow filter, the other filters cleared)."""
+        self.query_one("#flow", Input).value = flow
+        self.query_one("#search", Input).value = ""
+        self.query_one("#state", Select).clear()
+        self._set_filter(flow=flow, state=None, text="")
         self.query_one("#runs", DataTable).focus()
 
     async def action_focus(self, widget_id: str) -> None:

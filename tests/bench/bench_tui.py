@@ -2,7 +2,8 @@
 
     python tests/bench/bench_tui.py [--rounds N] [--flow-runs N] [--part PART ...]
 
-PART is one of `first-screen`, `ticks`, `paging`, `live-keys` (default: all of them).
+PART is one of `first-screen`, `ticks`, `paging`, `live-keys`, `idle-cpu`, `health` (default:
+all of them).
 
 Reuses the store that `bench_listing.py` builds once through the Store API and caches
 (built here too if missing). Measured in this process, with Textual already imported:
@@ -27,6 +28,10 @@ Reuses the store that `bench_listing.py` builds once through the Store API and c
   another process records what a daemon firing every second records (a run a second, from
   SCHEDULED through RUNNING, with its task runs, and heartbeats); this process's CPU time
   over wall time. The baseline is the same without the other process. Target: ≤ 1 %.
+- flow health: one load of the health screen (every run of the window and the window
+  before, each flow's numbers) for each window, median of the rounds, beside the runs
+  screen's first page. Information only: it runs in the poller's thread, at most once a
+  second and at most 5 % of a core however busy the store (`tui.health_reader`).
 """
 
 from __future__ import annotations
@@ -46,11 +51,13 @@ from _common import Row, clean_env, emit, median, parser, secs, us, verdict
 from bench_listing import FLOW_RUNS, build, cache_file, cached_db_ok
 from textual.widgets import DataTable
 
+from orchlite.health import WINDOWS
 from orchlite.states import StateName
 from orchlite.store import DB_NAME, Store, TaskRun, TaskRunSave
 from orchlite.tui.app import make_app
 from orchlite.tui.board import BoardWatcher
 from orchlite.tui.detail_screen import RunDetailScreen
+from orchlite.tui.health_reader import load_health
 from orchlite.tui.reader import MAX_SHOWN, Poller, RunsQuery, load_runs, run_key
 from orchlite.tui.runs_screen import RunsScreen
 
@@ -66,7 +73,7 @@ BATCH_SECONDS = 0.1
 LIVE_RUN = "1" * 32
 IDLE_SECONDS = 20.0
 IDLE_TARGET = 0.01
-PARTS = ("first-screen", "ticks", "paging", "live-keys", "idle-cpu")
+PARTS = ("first-screen", "ticks", "paging", "live-keys", "idle-cpu", "health")
 FLOWS = """
 from orchlite import flow, interval
 
@@ -108,6 +115,17 @@ def load_time(home: Path, query: RunsQuery, rounds: int) -> float:
         for _ in range(rounds):
             start = time.perf_counter()
             load_runs(store, query)
+            took.append(time.perf_counter() - start)
+    return median(took)
+
+
+def health_time(home: Path, window: str, rounds: int) -> float:
+    """Median wall seconds of one health-screen load over `window`."""
+    with Store(home, read_only=True) as store:
+        took = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            load_health(store, window, time.time())
             took.append(time.perf_counter() - start)
     return median(took)
 
@@ -370,6 +388,18 @@ def big_store_rows(tmp: Path, parts: set[str], flow_runs: int, rounds: int) -> l
                 target="—",
                 verdict="info",
             ),
+        ]
+    if "health" in parts:
+        first = load_time(big, RunsQuery(), rounds)
+        rows += [
+            Row(
+                benchmark=f"`orch tui` flow health over {window} with {scale}",
+                figure=f"{secs(health_time(big, window, rounds))} (median of {rounds})",
+                baseline=f"the runs screen's first page {secs(first)}",
+                target="—",
+                verdict="info",
+            )
+            for window in WINDOWS
         ]
     return rows
 
