@@ -25,10 +25,11 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
+from orchlite.errors import RunNotFoundError
 from orchlite.executor import RunRequest, run_target
 from orchlite.states import StateName
 from orchlite.store import Store, StoreError
-from orchlite.tui.app import OrchApp, make_app
+from orchlite.tui.app import STOP_SECONDS, OrchApp, make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.help import HelpScreen
 from orchlite.tui.logs_screen import LogsScreen
@@ -1102,27 +1103,44 @@ SLOW_FLOW = textwrap.dedent(
 )
 
 
+def state_of(home: Path, run_id: str) -> str | None:
+    """The run's state; None while neither the store nor the run is recorded yet."""
+    try:
+        with Store(home, read_only=True) as store:
+            return store.get_flow_run(run_id).state
+    except (StoreError, RunNotFoundError):
+        return None
+
+
+async def start_until_go(pilot: Pilot[None]) -> str:
+    """Start the `until_go` flow through run now; its run id."""
+    from orchlite.tui.confirm import ConfirmScreen
+    from orchlite.tui.run_now import FlowPickerScreen, ParamsScreen
+
+    app = pilot.app
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(app.screen, FlowPickerScreen), "the picker")
+    picker = app.screen
+    await pilot.press(*["down"] * [f.name for f in picker.flows].index("until-go"), "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen), "the form")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+    await pilot.press("y")
+    return next(iter(app.supervising))  # type: ignore[attr-defined]
+
+
 @in_event_loop
 async def test_quitting_asks_first_while_a_run_started_here_is_running(project: Path) -> None:
     from orchlite.tui.confirm import ConfirmScreen
-    from orchlite.tui.run_now import FlowPickerScreen, ParamsScreen
 
     (project / "slow.py").write_text(SLOW_FLOW)
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot, RunsScreen)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, FlowPickerScreen), "the picker")
-        picker = app.screen
-        await pilot.press(*["down"] * [f.name for f in picker.flows].index("until-go"), "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen), "the form")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
-        await pilot.press("y")
-        started = next(iter(app.supervising))
+        started = await start_until_go(pilot)
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the quit question")
-        assert started[:8] in app.screen.question and "CRASHED" in app.screen.question
+        assert started[:8] in app.screen.question and "CANCELLED" in app.screen.question
         await pilot.press("n")
         assert app.is_running and isinstance(app.screen, RunsScreen)
         (project / "go").touch()
@@ -1130,6 +1148,24 @@ async def test_quitting_asks_first_while_a_run_started_here_is_running(project: 
         assert app.outcomes[-1].ok and app.outcomes[-1].run_id == started
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to quit without asking")
+
+
+@in_event_loop
+async def test_quitting_cancels_the_runs_started_here_and_closes_at_once(project: Path) -> None:
+    (project / "slow.py").write_text(SLOW_FLOW)
+    app = make_app()
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot, RunsScreen)
+            started = await start_until_go(pilot)
+            await wait_for(pilot, lambda: state_of(app.home, started) == "RUNNING", "the run")
+            await pilot.press("q", "y")
+            asked = time.monotonic()
+            await wait_for(pilot, lambda: not app.is_running, "the app to quit")
+            assert time.monotonic() - asked < STOP_SECONDS
+        assert state_of(app.home, started) == "CANCELLED"
+    finally:
+        (project / "go").touch()  # whatever happened, the flow ends
 
 
 # -- command palette, themes, errors, strong confirmations ------------------------------------

@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from ..config import find_home, project_root
 from ..discovery import FlowInfo, find_flows
-from ..errors import OrchError
+from ..errors import OrchError, RunNotFoundError
 from ..executor import RunRequest
 from ..views import printable
 from . import actions
@@ -34,6 +34,10 @@ from .resume_form import ResumeScreen
 from .run_now import FlowPickerScreen, ParamsScreen
 from .runs_screen import RunsScreen
 from .schedules_screen import SchedulesScreen
+
+STOP_SECONDS = 5.0
+"""Quitting waits this long at most for the runs started here to stop (their supervisors
+send SIGTERM to the child's process group, then SIGKILL 1.5 s later)."""
 
 
 class OrchApp(App[None]):
@@ -52,6 +56,8 @@ class OrchApp(App[None]):
         """Every action's result, newest last (also shown as a notification)."""
         self.supervising: set[str] = set()
         """Runs started here (run now, retry) whose child process this app still supervises."""
+        self.quitting = False
+        """Quit was confirmed: the app closes once the runs started here have stopped."""
 
     def on_mount(self) -> None:
         self.sub_title = str(self.home)
@@ -210,29 +216,54 @@ class OrchApp(App[None]):
         finally:
             self.call_from_thread(self._supervised_done, request.run_id)
 
-    def _supervised_done(self, run_id: str) -> None:
-        self.supervising.discard(run_id)
-
     async def action_quit(self) -> None:
-        """Quit; first ask if runs started here are still going, since their child dies too.
+        """Quit; first ask if runs started here are still going, since quitting cancels them.
 
-        A run's child process ends with the process supervising it (its run is recorded
-        CRASHED), so quitting would stop work the user started from this app.
+        A run's child process is supervised by a thread of this app, so the app cannot end
+        before it does: quitting asks each such run to cancel (as `orch cancel` does; the
+        child records CANCELLED, as it does for Ctrl-C in `orch run`), and the app closes
+        as soon as their children are gone (`STOP_SECONDS` at most).
         """
-        if not self.supervising:
-            self.exit()
+        if not self.supervising or self.quitting:
+            self.exit()  # asked again while the runs stop: do not wait for them
             return
         ids = ", ".join(run_id[:8] for run_id in sorted(self.supervising))
         question = (
-            f"Still running, started here: {ids}. Quitting stops them (they end CRASHED). Quit?"
+            f"Still running, started here: {ids}. Quitting cancels them (they end CANCELLED). Quit?"
         )
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.exit()
+                self.quitting = True
+                self.notify(f"Cancelling {ids} before quitting…")
+                self.set_timer(STOP_SECONDS, self.exit)
+                self._stop_supervised(sorted(self.supervising))
 
         if not isinstance(self.screen, ConfirmScreen):
             self.push_screen(ConfirmScreen(question), answered)
+
+    @work(thread=True, group="quit", exit_on_error=False)
+    def _stop_supervised(self, run_ids: list[str]) -> None:
+        """Ask each run to cancel; a run whose child has not recorded it yet is asked again
+        until it has (its supervising thread then stops the child's process group)."""
+        deadline = time.monotonic() + STOP_SECONDS
+        waiting = list(run_ids)
+        while waiting and time.monotonic() < deadline:
+            for run_id in list(waiting):
+                try:
+                    actions.cancel(self.home, run_id, wait_seconds=0)
+                except RunNotFoundError:
+                    continue  # not recorded yet
+                except OrchError:
+                    pass  # it ended meanwhile
+                waiting.remove(run_id)
+            if waiting:
+                time.sleep(0.05)
+
+    def _supervised_done(self, run_id: str) -> None:
+        self.supervising.discard(run_id)
+        if self.quitting and not self.supervising:
+            self.exit()
 
     def _attempt(self, action: Callable[[], actions.Outcome]) -> None:
         """Report the outcome; anything but an OrchError fails the worker (an error modal)."""
