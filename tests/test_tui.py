@@ -381,6 +381,20 @@ async def test_retry_a_failed_run_from_its_detail_screen(project: Path, orch_hom
         await wait_for(pilot, lambda: outcome.run_id in screen.runs, "the new run")
         assert screen.runs[outcome.run_id].retry_of == old
         assert screen.runs[outcome.run_id].trigger == "retry"
+        app.open_run(old)  # the failed run links to the retry that fixed it, and back
+        await loaded(pilot, RunDetailScreen)
+        related = app.screen.query_one("#related", OptionList)
+        shown = [str(related.get_option_at_index(i).prompt) for i in range(related.option_count)]
+        retried = next(line for line in shown if line.startswith("retried by"))
+        assert outcome.run_id[:8] in retried and "COMPLETED" in retried
+        related.focus()
+        related.highlighted = shown.index(retried)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: getattr(app.screen, "run_id", None) == outcome.run_id, "it")
+        await loaded(pilot, RunDetailScreen)
+        related = app.screen.query_one("#related", OptionList)
+        retry_of = str(related.get_option_at_index(0).prompt)
+        assert retry_of.startswith("retry of") and old[:8] in retry_of and "FAILED" in retry_of
 
 
 @in_event_loop

@@ -92,6 +92,8 @@ class RunDetail:
     children: list[FlowRun]
     parent: FlowRun | None = None
     retry_of: FlowRun | None = None
+    retried_by: list[FlowRun] = field(default_factory=list)
+    """The runs that retried this one, oldest first (only a finished run is retried)."""
     artifacts: list[Artifact] = field(default_factory=list)
     """Oldest first."""
     changed: list[TaskRun] | None = None
@@ -274,6 +276,7 @@ class DetailFollower(Follower):
             children=store.child_flow_runs(self.run_id),
             parent=_maybe_run(store, run.parent_run_id),
             retry_of=_maybe_run(store, run.retry_of),
+            retried_by=store.retries_of(self.run_id) if run.state in TERMINAL else [],
             artifacts=list(reversed(store.artifacts(flow_run_id=self.run_id))),
             changed=None if first else changed,
             retried={self.tasks[p].id: ts for p, ts in self.retried.items() if p in self.tasks},
