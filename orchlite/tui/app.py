@@ -6,7 +6,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual._context import active_message_pump
@@ -17,23 +17,22 @@ from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
 from ..config import find_home, project_root
-from ..discovery import FlowInfo, find_flows
 from ..errors import OrchError, RunNotFoundError
-from ..executor import RunRequest
 from ..views import printable
-from . import actions
 from .commands import OrchCommands
 from .confirm import ConfirmScreen
-from .detail_screen import RunDetailScreen
 from .error_screen import ErrorScreen
-from .help import HelpScreen
 from .keys import APP_KEYS
-from .logs_screen import LogsScreen
-from .reader import LogFilter
-from .resume_form import ResumeScreen
-from .run_now import FlowPickerScreen, ParamsScreen
 from .runs_screen import RunsScreen
-from .schedules_screen import SchedulesScreen
+
+if TYPE_CHECKING:
+    from ..discovery import FlowInfo
+    from ..executor import RunRequest
+    from . import actions
+
+# Only the runs screen is imported up front, so that it is drawn at once; the other screens
+# and what acts on runs (the executor, discovery, the daemon's modules behind the schedules
+# screen) are imported when first used.
 
 STOP_SECONDS = 5.0
 """Quitting waits this long at most for the runs started here to stop (their supervisors
@@ -66,6 +65,8 @@ class OrchApp(App[None]):
     # -- navigation ----------------------------------------------------------------
 
     def open_run(self, run_id: str) -> None:
+        from .detail_screen import RunDetailScreen
+
         if isinstance(self.screen, RunDetailScreen):
             self.switch_screen(RunDetailScreen(run_id))  # related runs do not pile up
         else:
@@ -73,13 +74,20 @@ class OrchApp(App[None]):
 
     def open_logs(self, run_id: str, task_run_id: str | None = None) -> None:
         """The run's logs; with `task_run_id`, only that task run's lines."""
+        from .logs_screen import LogsScreen
+        from .reader import LogFilter
+
         self.push_screen(LogsScreen(run_id, LogFilter(task=task_run_id)))
 
     def action_help(self) -> None:
+        from .help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     def action_schedules(self) -> None:
+        from .schedules_screen import SchedulesScreen
+
         if not isinstance(self.screen, SchedulesScreen | ModalScreen):
             self.push_screen(SchedulesScreen())
 
@@ -110,6 +118,8 @@ class OrchApp(App[None]):
     # -- actions (confirmed, run in worker threads) ----------------------------------
 
     def confirm_cancel(self, run_id: str) -> None:
+        from . import actions
+
         try:
             actions.check_cancellable(self.home, run_id)
         except OrchError as exc:
@@ -124,6 +134,8 @@ class OrchApp(App[None]):
         self.push_screen(ConfirmScreen(f"Cancel run {run_id[:8]}?"), answered)
 
     def confirm_retry(self, run_id: str) -> None:
+        from . import actions
+
         try:
             plan = actions.retry_plan(self.home, run_id)
         except OrchError as exc:
@@ -152,6 +164,9 @@ class OrchApp(App[None]):
 
     def resume_form(self, run_id: str) -> None:
         """Ask for the input a paused run waits for, then resume it."""
+        from . import actions
+        from .resume_form import ResumeScreen
+
         try:
             fields = actions.resume_fields(self.home, run_id)
         except OrchError as exc:
@@ -166,6 +181,8 @@ class OrchApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _resume(self, run_id: str, values: dict[str, str]) -> None:
+        from . import actions
+
         self._attempt(lambda: actions.resume(self.home, run_id, values))
 
     def action_run_now(self) -> None:
@@ -176,10 +193,15 @@ class OrchApp(App[None]):
 
     @work(thread=True, exclusive=True, group="find-flows", exit_on_error=False)
     def _find_flows(self) -> None:
+        from ..discovery import find_flows
+        from .run_now import FlowPickerScreen
+
         flows = find_flows(project_root(self.home))
         self.call_from_thread(self.push_screen, FlowPickerScreen(flows), self._flow_picked)
 
     def _flow_picked(self, flow: FlowInfo | None) -> None:
+        from .run_now import ParamsScreen
+
         if flow is not None:
             self.push_screen(ParamsScreen(flow), self._params_given)
 
@@ -200,10 +222,14 @@ class OrchApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _cancel(self, run_id: str) -> None:
+        from . import actions
+
         self._attempt(lambda: actions.cancel(self.home, run_id))
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _retry(self, request: RunRequest) -> None:
+        from . import actions
+
         try:
             self._attempt(lambda: actions.retry(self.home, request))
         finally:
@@ -211,6 +237,8 @@ class OrchApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _launch(self, request: RunRequest) -> None:
+        from . import actions
+
         try:
             self._attempt(lambda: actions.launch(self.home, request))
         finally:
@@ -246,6 +274,8 @@ class OrchApp(App[None]):
     def _stop_supervised(self, run_ids: list[str]) -> None:
         """Ask each run to cancel; a run whose child has not recorded it yet is asked again
         until it has (its supervising thread then stops the child's process group)."""
+        from . import actions
+
         deadline = time.monotonic() + STOP_SECONDS
         waiting = list(run_ids)
         while waiting and time.monotonic() < deadline:
@@ -267,6 +297,8 @@ class OrchApp(App[None]):
 
     def _attempt(self, action: Callable[[], actions.Outcome]) -> None:
         """Report the outcome; anything but an OrchError fails the worker (an error modal)."""
+        from . import actions
+
         try:
             outcome = action()
         except OrchError as exc:
@@ -286,6 +318,8 @@ class OrchApp(App[None]):
 
     def show_error(self, title: str, error: BaseException) -> None:
         """The error dialog (one at a time: a later error while it is up is only recorded)."""
+        from . import actions
+
         message = f"{type(error).__name__}: {error}"
         self.outcomes.append(actions.Outcome(message, ok=False))
         if isinstance(self.screen, ErrorScreen):
@@ -322,6 +356,7 @@ class OrchApp(App[None]):
         self.show_error(title, error)
 
     def _report(self, outcome: actions.Outcome) -> None:
+
         self.outcomes.append(outcome)
         shown = escape(printable(outcome.message))
         self.notify(shown, severity="information" if outcome.ok else "error")
