@@ -37,6 +37,7 @@ from orchlite.tui.reader import (
     FLOW_ONLY,
     MAX_SHOWN,
     Poller,
+    RunsFollower,
     RunsQuery,
     load_runs,
     run_key,
@@ -433,6 +434,55 @@ def test_an_idle_poll_costs_microseconds_on_a_big_store(orch_home: Path) -> None
     page = poller.tick()
     assert page is not None and page.runs[0].name == "new"
     poller.close()
+    store.close()
+
+
+class CountingStore:
+    """A store whose `flow_runs_page` calls are recorded (to see what a poll reads)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pages: list[dict[str, object]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def flow_runs_page(self, **options: object) -> list[object]:
+        self.pages.append(options)
+        return self.store.flow_runs_page(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("flow", [None, "FLOW1"])
+def test_a_busy_store_updates_the_runs_page_from_what_moved_only(
+    orch_home: Path, flow: str | None
+) -> None:
+    store = Store(orch_home)
+    many_runs(store, 500, created=lambda i: 1e9 + i)
+    query = RunsQuery(flow=flow)
+    follower = RunsFollower(lambda: query)
+    reader = CountingStore(Store(orch_home, read_only=True))
+    assert follower(reader) is not None  # type: ignore[arg-type]
+    assert follower(reader) is None  # type: ignore[arg-type]  # nothing moved
+    for n in range(3):  # as a daemon firing every second records its runs
+        run_id = f"{1000 + n:032x}"
+        store.create_flow_run(
+            run_id=run_id, flow_name="flow1", name=f"new-{n}", parameters="{}", now=2e9 + n
+        )
+        store.set_flow_run_state(run_id, StateName.RUNNING, pid=1, attempts=1)
+        if n:  # the run before it ends, its task counted
+            store.set_flow_run_state(f"{999 + n:032x}", StateName.COMPLETED)
+        reader.pages.clear()
+        page = follower(reader)  # type: ignore[arg-type]
+        assert page is not None
+        fresh = load_runs(reader.store, query)
+        assert [r.id for r in page.runs] == [r.id for r in fresh.runs]
+        assert page.runs == fresh.runs and page.more == fresh.more
+        assert {r.id: page.counts.get(r.id, {}) for r in page.runs} == {
+            r.id: fresh.counts.get(r.id, {}) for r in fresh.runs
+        }
+        assert page.trends == fresh.trends
+        assert all(options.get("limit", -1) <= 1 for options in reader.pages)  # no whole page
+    reader.store.close()
     store.close()
 
 
