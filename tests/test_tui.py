@@ -25,10 +25,11 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
+from orchlite.errors import RunNotFoundError
 from orchlite.executor import RunRequest, run_target
 from orchlite.states import StateName
 from orchlite.store import Store, StoreError
-from orchlite.tui.app import OrchApp, make_app
+from orchlite.tui.app import STOP_SECONDS, OrchApp, make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.help import HelpScreen
 from orchlite.tui.logs_screen import LogsScreen
@@ -36,6 +37,7 @@ from orchlite.tui.reader import (
     FLOW_ONLY,
     MAX_SHOWN,
     Poller,
+    RunsFollower,
     RunsQuery,
     load_runs,
     run_key,
@@ -381,6 +383,20 @@ async def test_retry_a_failed_run_from_its_detail_screen(project: Path, orch_hom
         await wait_for(pilot, lambda: outcome.run_id in screen.runs, "the new run")
         assert screen.runs[outcome.run_id].retry_of == old
         assert screen.runs[outcome.run_id].trigger == "retry"
+        app.open_run(old)  # the failed run links to the retry that fixed it, and back
+        await loaded(pilot, RunDetailScreen)
+        related = app.screen.query_one("#related", OptionList)
+        shown = [str(related.get_option_at_index(i).prompt) for i in range(related.option_count)]
+        retried = next(line for line in shown if line.startswith("retried by"))
+        assert outcome.run_id[:8] in retried and "COMPLETED" in retried
+        related.focus()
+        related.highlighted = shown.index(retried)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: getattr(app.screen, "run_id", None) == outcome.run_id, "it")
+        await loaded(pilot, RunDetailScreen)
+        related = app.screen.query_one("#related", OptionList)
+        retry_of = str(related.get_option_at_index(0).prompt)
+        assert retry_of.startswith("retry of") and old[:8] in retry_of and "FAILED" in retry_of
 
 
 @in_event_loop
@@ -419,6 +435,55 @@ def test_an_idle_poll_costs_microseconds_on_a_big_store(orch_home: Path) -> None
     page = poller.tick()
     assert page is not None and page.runs[0].name == "new"
     poller.close()
+    store.close()
+
+
+class CountingStore:
+    """A store whose `flow_runs_page` calls are recorded (to see what a poll reads)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pages: list[dict[str, object]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def flow_runs_page(self, **options: object) -> list[object]:
+        self.pages.append(options)
+        return self.store.flow_runs_page(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("flow", [None, "FLOW1"])
+def test_a_busy_store_updates_the_runs_page_from_what_moved_only(
+    orch_home: Path, flow: str | None
+) -> None:
+    store = Store(orch_home)
+    many_runs(store, 500, created=lambda i: 1e9 + i)
+    query = RunsQuery(flow=flow)
+    follower = RunsFollower(lambda: query)
+    reader = CountingStore(Store(orch_home, read_only=True))
+    assert follower(reader) is not None  # type: ignore[arg-type]
+    assert follower(reader) is None  # type: ignore[arg-type]  # nothing moved
+    for n in range(3):  # as a daemon firing every second records its runs
+        run_id = f"{1000 + n:032x}"
+        store.create_flow_run(
+            run_id=run_id, flow_name="flow1", name=f"new-{n}", parameters="{}", now=2e9 + n
+        )
+        store.set_flow_run_state(run_id, StateName.RUNNING, pid=1, attempts=1)
+        if n:  # the run before it ends, its task counted
+            store.set_flow_run_state(f"{999 + n:032x}", StateName.COMPLETED)
+        reader.pages.clear()
+        page = follower(reader)  # type: ignore[arg-type]
+        assert page is not None
+        fresh = load_runs(reader.store, query)
+        assert [r.id for r in page.runs] == [r.id for r in fresh.runs]
+        assert page.runs == fresh.runs and page.more == fresh.more
+        assert {r.id: page.counts.get(r.id, {}) for r in page.runs} == {
+            r.id: fresh.counts.get(r.id, {}) for r in fresh.runs
+        }
+        assert page.trends == fresh.trends
+        assert all(options.get("limit", -1) <= 1 for options in reader.pages)  # no whole page
+    reader.store.close()
     store.close()
 
 
@@ -1111,27 +1176,44 @@ SLOW_FLOW = textwrap.dedent(
 )
 
 
+def state_of(home: Path, run_id: str) -> str | None:
+    """The run's state; None while neither the store nor the run is recorded yet."""
+    try:
+        with Store(home, read_only=True) as store:
+            return store.get_flow_run(run_id).state
+    except (StoreError, RunNotFoundError):
+        return None
+
+
+async def start_until_go(pilot: Pilot[None]) -> str:
+    """Start the `until_go` flow through run now; its run id."""
+    from orchlite.tui.confirm import ConfirmScreen
+    from orchlite.tui.run_now import FlowPickerScreen, ParamsScreen
+
+    app = pilot.app
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(app.screen, FlowPickerScreen), "the picker")
+    picker = app.screen
+    await pilot.press(*["down"] * [f.name for f in picker.flows].index("until-go"), "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen), "the form")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+    await pilot.press("y")
+    return next(iter(app.supervising))  # type: ignore[attr-defined]
+
+
 @in_event_loop
 async def test_quitting_asks_first_while_a_run_started_here_is_running(project: Path) -> None:
     from orchlite.tui.confirm import ConfirmScreen
-    from orchlite.tui.run_now import FlowPickerScreen, ParamsScreen
 
     (project / "slow.py").write_text(SLOW_FLOW)
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot, RunsScreen)
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, FlowPickerScreen), "the picker")
-        picker = app.screen
-        await pilot.press(*["down"] * [f.name for f in picker.flows].index("until-go"), "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ParamsScreen), "the form")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
-        await pilot.press("y")
-        started = next(iter(app.supervising))
+        started = await start_until_go(pilot)
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the quit question")
-        assert started[:8] in app.screen.question and "CRASHED" in app.screen.question
+        assert started[:8] in app.screen.question and "CANCELLED" in app.screen.question
         await pilot.press("n")
         assert app.is_running and isinstance(app.screen, RunsScreen)
         (project / "go").touch()
@@ -1139,6 +1221,24 @@ async def test_quitting_asks_first_while_a_run_started_here_is_running(project: 
         assert app.outcomes[-1].ok and app.outcomes[-1].run_id == started
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to quit without asking")
+
+
+@in_event_loop
+async def test_quitting_cancels_the_runs_started_here_and_closes_at_once(project: Path) -> None:
+    (project / "slow.py").write_text(SLOW_FLOW)
+    app = make_app()
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await loaded(pilot, RunsScreen)
+            started = await start_until_go(pilot)
+            await wait_for(pilot, lambda: state_of(app.home, started) == "RUNNING", "the run")
+            await pilot.press("q", "y")
+            asked = time.monotonic()
+            await wait_for(pilot, lambda: not app.is_running, "the app to quit")
+            assert time.monotonic() - asked < STOP_SECONDS
+        assert state_of(app.home, started) == "CANCELLED"
+    finally:
+        (project / "go").touch()  # whatever happened, the flow ends
 
 
 # -- command palette, themes, errors, strong confirmations ------------------------------------

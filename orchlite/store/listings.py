@@ -137,6 +137,14 @@ class RunListings(Database):
         ).fetchall()
         return [FlowRun(*row) for row in rows]
 
+    def retries_of(self, run_id: str) -> list[FlowRun]:
+        """The runs that retried `run_id` (`orch retry`, the daemon's retries), oldest first."""
+        rows = self.conn.execute(
+            f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs WHERE retry_of = ? ORDER BY created",
+            (run_id,),
+        ).fetchall()
+        return [FlowRun(*row) for row in rows]
+
     def run_marks(self, run_ids: Sequence[str]) -> dict[str, RunMark]:
         """(state, started, ended) of each of these flow runs that exists: what changes as a
         run moves on, read by primary key so that a view can tell cheaply whether the runs

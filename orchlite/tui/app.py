@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual._context import active_message_pump
@@ -17,28 +17,27 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
-from .. import operations
 from ..config import find_home, project_root
-from ..discovery import FlowInfo
-from ..errors import OrchError
-from ..operations import RunRequest
-from ..project_model import Project
+from ..errors import OrchError, RunNotFoundError
 from ..views import printable
 from .commands import OrchCommands
 from .confirm import ConfirmScreen
-from .detail_screen import RunDetailScreen
 from .error_screen import ErrorScreen
-from .graph_screen import RunGraphScreen
-from .health_screen import HealthScreen
-from .help import HelpScreen
 from .keys import APP_KEYS, HEALTH_KEY
-from .logs_screen import LogsScreen
-from .reader import LogFilter
-from .resume_form import ResumeScreen
-from .run_now import FlowPickerScreen, ParamsScreen
 from .runs_screen import RunsScreen
-from .schedules_screen import SchedulesScreen
-from .task_screen import TaskRunScreen
+
+if TYPE_CHECKING:
+    from .. import operations
+    from ..flow_source import FlowInfo
+    from ..operations import RunRequest
+
+# Only the runs screen is imported up front, so that it is drawn at once; the other screens
+# and what acts on runs (`operations`, and behind it the executor, the project model and the
+# daemon's modules) are imported when first used.
+
+STOP_SECONDS = 5.0
+"""Quitting waits this long at most for the runs started here to stop (their supervisors
+send SIGTERM to the child's process group, then SIGKILL 1.5 s later)."""
 
 
 class OrchApp(App[None]):
@@ -57,6 +56,8 @@ class OrchApp(App[None]):
         """Every action's result, newest last (also shown as a notification)."""
         self.supervising: set[str] = set()
         """Runs started here (run now, retry) whose child process this app still supervises."""
+        self.quitting = False
+        """Quit was confirmed: the app closes once the runs started here have stopped."""
 
     def on_mount(self) -> None:
         self.sub_title = str(self.home)
@@ -65,6 +66,8 @@ class OrchApp(App[None]):
     # -- navigation ----------------------------------------------------------------
 
     def open_run(self, run_id: str) -> None:
+        from .detail_screen import RunDetailScreen
+
         if isinstance(self.screen, RunDetailScreen):
             self.switch_screen(RunDetailScreen(run_id))  # related runs do not pile up
         else:
@@ -72,28 +75,41 @@ class OrchApp(App[None]):
 
     def open_logs(self, run_id: str, task_run_id: str | None = None) -> None:
         """The run's logs; with `task_run_id`, only that task run's lines."""
+        from .logs_screen import LogsScreen
+        from .reader import LogFilter
+
         self.push_screen(LogsScreen(run_id, LogFilter(task=task_run_id)))
 
     def open_graph(self, run_id: str) -> None:
+        from .graph_screen import RunGraphScreen
+
         self.push_screen(RunGraphScreen(run_id))
 
     def open_task(self, run_id: str, position: int) -> None:
         """Task run `position` of run `run_id` in full."""
+        from .task_screen import TaskRunScreen
+
         if isinstance(self.screen, TaskRunScreen):
             self.switch_screen(TaskRunScreen(run_id, position))  # up and downstream: no pile
         else:
             self.push_screen(TaskRunScreen(run_id, position))
 
     def action_help(self) -> None:
+        from .help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     def action_schedules(self) -> None:
+        from .schedules_screen import SchedulesScreen
+
         if not isinstance(self.screen, SchedulesScreen | ModalScreen):
             self.push_screen(SchedulesScreen())
 
     def action_health(self) -> None:
         """Open the flow health screen, or close it (`h` on it)."""
+        from .health_screen import HealthScreen
+
         if isinstance(self.screen, HealthScreen):
             self.pop_screen()
         elif not isinstance(self.screen, ModalScreen):
@@ -133,6 +149,8 @@ class OrchApp(App[None]):
     # -- actions (confirmed, run in worker threads) ----------------------------------
 
     def confirm_cancel(self, run_id: str) -> None:
+        from .. import operations
+
         try:
             operations.check_cancellable(self.home, run_id)
         except OrchError as exc:
@@ -147,6 +165,8 @@ class OrchApp(App[None]):
         self.push_screen(ConfirmScreen(f"Cancel run {run_id[:8]}?"), answered)
 
     def confirm_retry(self, run_id: str) -> None:
+        from .. import operations
+
         try:
             plan = operations.retry_plan(self.home, run_id)
         except OrchError as exc:
@@ -175,6 +195,9 @@ class OrchApp(App[None]):
 
     def resume_form(self, run_id: str) -> None:
         """Ask for the input a paused run waits for, then resume it."""
+        from .. import operations
+        from .resume_form import ResumeScreen
+
         try:
             fields = operations.resume_fields(self.home, run_id)
         except OrchError as exc:
@@ -189,6 +212,8 @@ class OrchApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _resume(self, run_id: str, values: dict[str, str]) -> None:
+        from .. import operations
+
         def resumed() -> operations.Outcome:
             outcome = operations.resume(self.home, run_id, values)
             outcome.message = outcome.message[:1].upper() + outcome.message[1:]
@@ -204,10 +229,15 @@ class OrchApp(App[None]):
 
     @work(thread=True, exclusive=True, group="find-flows", exit_on_error=False)
     def _find_flows(self) -> None:
+        from ..project_model import Project
+        from .run_now import FlowPickerScreen
+
         flows = Project(project_root(self.home)).flows
         self.call_from_thread(self.push_screen, FlowPickerScreen(flows), self._flow_picked)
 
     def _flow_picked(self, flow: FlowInfo | None) -> None:
+        from .run_now import ParamsScreen
+
         if flow is not None:
             self.push_screen(ParamsScreen(flow), self._params_given)
 
@@ -228,10 +258,14 @@ class OrchApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _cancel(self, run_id: str) -> None:
+        from .. import operations
+
         self._attempt(lambda: operations.cancel(self.home, run_id))
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _retry(self, request: RunRequest) -> None:
+        from .. import operations
+
         try:
             self._attempt(lambda: operations.launch(self.home, request))
         finally:
@@ -239,37 +273,68 @@ class OrchApp(App[None]):
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _launch(self, request: RunRequest) -> None:
+        from .. import operations
+
         try:
             self._attempt(lambda: operations.launch(self.home, request))
         finally:
             self.call_from_thread(self._supervised_done, request.run_id)
 
-    def _supervised_done(self, run_id: str) -> None:
-        self.supervising.discard(run_id)
-
     async def action_quit(self) -> None:
-        """Quit; first ask if runs started here are still going, since their child dies too.
+        """Quit; first ask if runs started here are still going, since quitting cancels them.
 
-        A run's child process ends with the process supervising it (its run is recorded
-        CRASHED), so quitting would stop work the user started from this app.
+        A run's child process is supervised by a thread of this app, so the app cannot end
+        before it does: quitting asks each such run to cancel (as `orch cancel` does; the
+        child records CANCELLED, as it does for Ctrl-C in `orch run`), and the app closes
+        as soon as their children are gone (`STOP_SECONDS` at most).
         """
-        if not self.supervising:
-            self.exit()
+        if not self.supervising or self.quitting:
+            self.exit()  # asked again while the runs stop: do not wait for them
             return
         ids = ", ".join(run_id[:8] for run_id in sorted(self.supervising))
         question = (
-            f"Still running, started here: {ids}. Quitting stops them (they end CRASHED). Quit?"
+            f"Still running, started here: {ids}. Quitting cancels them (they end CANCELLED). Quit?"
         )
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.exit()
+                self.quitting = True
+                self.notify(f"Cancelling {ids} before quitting…")
+                self.set_timer(STOP_SECONDS, self.exit)
+                self._stop_supervised(sorted(self.supervising))
 
         if not isinstance(self.screen, ConfirmScreen):
             self.push_screen(ConfirmScreen(question), answered)
 
+    @work(thread=True, group="quit", exit_on_error=False)
+    def _stop_supervised(self, run_ids: list[str]) -> None:
+        """Ask each run to cancel; a run whose child has not recorded it yet is asked again
+        until it has (its supervising thread then stops the child's process group)."""
+        from .. import operations
+
+        deadline = time.monotonic() + STOP_SECONDS
+        waiting = list(run_ids)
+        while waiting and time.monotonic() < deadline:
+            for run_id in list(waiting):
+                try:
+                    operations.cancel(self.home, run_id, wait_seconds=0)
+                except RunNotFoundError:
+                    continue  # not recorded yet
+                except OrchError:
+                    pass  # it ended meanwhile
+                waiting.remove(run_id)
+            if waiting:
+                time.sleep(0.05)
+
+    def _supervised_done(self, run_id: str) -> None:
+        self.supervising.discard(run_id)
+        if self.quitting and not self.supervising:
+            self.exit()
+
     def _attempt(self, action: Callable[[], operations.Outcome]) -> None:
         """Report the outcome; anything but an OrchError fails the worker (an error modal)."""
+        from .. import operations
+
         try:
             outcome = action()
         except OrchError as exc:
@@ -289,6 +354,8 @@ class OrchApp(App[None]):
 
     def show_error(self, title: str, error: BaseException) -> None:
         """The error dialog (one at a time: a later error while it is up is only recorded)."""
+        from .. import operations
+
         message = f"{type(error).__name__}: {error}"
         self.outcomes.append(operations.Outcome(message, ok=False))
         if isinstance(self.screen, ErrorScreen):
@@ -325,6 +392,7 @@ class OrchApp(App[None]):
         self.show_error(title, error)
 
     def _report(self, outcome: operations.Outcome) -> None:
+
         self.outcomes.append(outcome)
         shown = escape(printable(outcome.message))
         self.notify(shown, severity="information" if outcome.ok else "error")

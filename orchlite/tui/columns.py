@@ -139,5 +139,4 @@ class FittedTable(DataTable[Any]):
         if changed:
             total = sum(widths.values()) + padding
             self.virtual_size = Size(total, self.virtual_size.height)
-            self._clear_caches()  # lines drawn at the old widths
-            self.refresh()
+            self.notify_style_update()  # drops the lines drawn at the old widths, redraws

@@ -256,6 +256,7 @@ class RunDetailScreen(PollingScreen):
         for label, run in (("parent", detail.parent), ("retry of", detail.retry_of)):
             if run is not None:
                 options.append(self._option(label, run))
+        options += [self._option("retried by", retry) for retry in detail.retried_by]
         options += [self._option("subflow", child) for child in detail.children]
         related = self.query_one("#related", OptionList)
         highlighted = related.highlighted
@@ -269,7 +270,7 @@ class RunDetailScreen(PollingScreen):
     @staticmethod
     def _option(label: str, run: FlowRun) -> Option:
         names = printable(f" {run.flow_name}  {run.name}")
-        text = Text.assemble(f"{label:<9}", badge(run.state), names)
+        text = Text.assemble(f"{label:<11}{run.id[:8]} ", badge(run.state), names)
         return Option(text, id=run.id)
 
     def _tick(self) -> None:

@@ -38,7 +38,8 @@ class PollingScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._wakeup = Wakeup()
-        self._poll()
+        # After the screen's first frame: reading the store takes the GIL from the paint.
+        self.call_after_refresh(self._poll)
 
     def on_unmount(self) -> None:
         self._wakeup.stop()

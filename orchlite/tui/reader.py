@@ -94,6 +94,8 @@ class RunDetail:
     children: list[FlowRun]
     parent: FlowRun | None = None
     retry_of: FlowRun | None = None
+    retried_by: list[FlowRun] = field(default_factory=list)
+    """The runs that retried this one, oldest first (only a finished run is retried)."""
     artifacts: list[Artifact] = field(default_factory=list)
     """Oldest first."""
     changed: list[TaskRun] | None = None
@@ -184,7 +186,9 @@ class RunsFollower(Follower):
     most touch nothing the page shows (heartbeats, schedule marks, other runs' task
     runs). A poll first asks for the newest run, the marks (state, start, end) of the runs
     shown, in the page or the trends, and the task counts of those still going, all by
-    index, and loads the page only when one of these moved or the query changed.
+    index, and does nothing more unless one of these moved. On the first page without a
+    state or text filter it then reads only what moved (`_update`); otherwise, and when the
+    query changed, it loads the page again.
     """
 
     def __init__(self, query: Callable[[], RunsQuery]) -> None:
@@ -198,24 +202,66 @@ class RunsFollower(Follower):
 
     def __call__(self, store: Store) -> RunsPage | None:
         query = self.query()
-        if self.loaded is not None and self.loaded.query == query and not self._moved(store):
+        loaded = self.loaded
+        if loaded is None or loaded.query != query:
+            return self._load(store, query)
+        newest = _newest(store)
+        marks = store.run_marks(sorted(self.marks))
+        going = [run.id for run in loaded.runs if marks.get(run.id, ("",))[0] not in TERMINAL]
+        counts = _task_counts(store, going)
+        counted = any(counts[run_id] != loaded.counts.get(run_id, {}) for run_id in going)
+        if newest == self.newest and marks == self.marks and not counted:
             return None
+        if (
+            self.newest is None
+            or query.anchor is not None
+            or query.state
+            or query.text
+            or marks.keys() != self.marks.keys()
+        ):
+            return self._load(store, query)  # runs may leave the page: read it again
+        return self._update(store, newest, marks, counts)
+
+    def _load(self, store: Store, query: RunsQuery) -> RunsPage:
         self.newest = _newest(store)
         self.loaded = page = load_runs(store, query)
-        shown = {run.id for run in page.runs} | {run.id for runs in page.trends for run in runs}
-        self.marks = store.run_marks(sorted(shown))
+        self.marks = store.run_marks(sorted(_shown(page)))
         return page
 
-    def _moved(self, store: Store) -> bool:
-        assert self.loaded is not None
-        if _newest(store) != self.newest:
-            return True
-        marks = store.run_marks(sorted(self.marks))
-        if marks != self.marks:
-            return True
-        going = [run.id for run in self.loaded.runs if marks[run.id][0] not in TERMINAL]
-        counts = _task_counts(store, going)
-        return any(counts[run_id] != self.loaded.counts.get(run_id, {}) for run_id in going)
+    def _update(
+        self,
+        store: Store,
+        newest: RunKey | None,
+        marks: dict[str, RunMark],
+        counts: dict[str, dict[str, int]],
+    ) -> RunsPage:
+        """The first page again from what moved: the runs newer than the newest shown, the
+        runs whose marks changed and the task counts of the runs going. A daemon firing
+        every second thus costs a few index reads a second, not the page."""
+        assert self.loaded is not None and self.newest is not None
+        old = self.loaded
+        flows = None if old.query.flow is None else flows_matching(store, old.query.flow)
+        above = store.flow_runs_page(flow=flows, down_to=self.newest)  # type: ignore[arg-type]
+        new = [run for run in above if run_key(run) != self.newest]
+        moved = {run_id for run_id, mark in marks.items() if self.marks.get(run_id) != mark}
+        runs = new + [store.get_flow_run(run.id) if run.id in moved else run for run in old.runs]
+        more = old.more or len(runs) > PAGE_SIZE
+        runs = runs[:PAGE_SIZE]
+        page_counts = {run.id: old.counts.get(run.id, {}) for run in runs}
+        page_counts |= {run_id: c for run_id, c in counts.items() if run_id in page_counts}
+        page_counts |= _task_counts(store, [run.id for run in new])
+        trends = old.trends
+        if new or moved & {run.id for runs in old.trends for run in runs}:
+            trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
+        self.newest = newest
+        self.loaded = page = RunsPage(old.query, runs, page_counts, more=more, trends=trends)
+        self.marks = store.run_marks(sorted(_shown(page)))
+        return page
+
+
+def _shown(page: RunsPage) -> set[str]:
+    """The runs a page shows, in its table or in its trends strip."""
+    return {run.id for run in page.runs} | {run.id for runs in page.trends for run in runs}
 
 
 def _newest(store: Store) -> RunKey | None:
@@ -276,6 +322,7 @@ class DetailFollower(Follower):
             children=store.child_flow_runs(self.run_id),
             parent=_maybe_run(store, run.parent_run_id),
             retry_of=_maybe_run(store, run.retry_of),
+            retried_by=store.retries_of(self.run_id) if run.state in TERMINAL else [],
             artifacts=list(reversed(store.artifacts(flow_run_id=self.run_id))),
             changed=None if first else changed,
             retried={self.tasks[p].id: ts for p, ts in self.retried.items() if p in self.tasks},

@@ -53,6 +53,8 @@ class RunsScreen(PollingScreen):
         self.query_filter = RunsQuery()
         self.page: RunsPage | None = None
         self.runs: dict[str, FlowRun] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+        """The task counts shown, by run id."""
         self.rows: dict[str, tuple[Any, ...]] = {}
         """The cells shown, by run id."""
         self._offered_finished = False
@@ -96,9 +98,14 @@ class RunsScreen(PollingScreen):
         self.page = page
         table = self.query_one("#runs", DataTable)
         now = self.app.clock()  # type: ignore[attr-defined]
-        rows = {run.id: self._cells(run, page.counts.get(run.id, {}), now) for run in page.runs}
+        rows = {}
+        for run in page.runs:  # the cells of the runs that did not change are kept
+            counts = page.counts.get(run.id, {})
+            same = self.runs.get(run.id) == run and self.counts.get(run.id) == counts
+            rows[run.id] = self.rows[run.id] if same else self._cells(run, counts, now)
         self._apply(table, rows)
         self.runs = {run.id: run for run in page.runs}
+        self.counts = page.counts
         self._offer_actions()
         empty = self.query_one("#empty", Static)
         empty.display = not page.runs
@@ -159,9 +166,10 @@ class RunsScreen(PollingScreen):
         for run in self.runs.values():
             if run.started is not None and run.ended is None:
                 shown = run_duration(run.started, None, now)
-                table.update_cell(run.id, "duration", shown)
                 cells = self.rows[run.id]
-                self.rows[run.id] = (*cells[:5], shown, *cells[6:])
+                if cells[5] != shown:  # each change redraws the rows in view
+                    table.update_cell(run.id, "duration", shown)
+                    self.rows[run.id] = (*cells[:5], shown, *cells[6:])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`c` is offered only while the selected run has not finished."""
