@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from orchtest import Project
+from tests.helpers import Project
 
 FLOWS = r"""
 from orchlite import flow
