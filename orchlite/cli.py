@@ -6,6 +6,7 @@ OrchError becomes one line on stderr and its exit code; a traceback only with `-
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -32,14 +33,18 @@ _GLOBAL_FLAGS = ("--debug",)
 _GLOBAL_OPTIONS = ("--home",)  # each takes a value
 
 
-def hoist_global_options(args: list[str]) -> list[str]:
+def hoist_global_options(args: list[str], root: Any = None) -> list[str]:
     """`args` with the global options moved in front of the subcommand, wherever they were.
 
     `orch runs --home X` then means `orch --home X runs`; a `--` ends the search, so what
-    follows it is never moved.
+    follows it is never moved, and neither is the value of one of the subcommand's own
+    options (`orch run f.py:x -p --home` passes the string "--home" as a parameter).
+    `root` is the command tree the subcommands are looked up in (none: every token is
+    read as an option or an argument, never as an option's value).
     """
     hoisted: list[str] = []
     rest: list[str] = []
+    command = root
     tokens = iter(args)
     for token in tokens:
         if token == "--":
@@ -55,14 +60,33 @@ def hoist_global_options(args: list[str]) -> list[str]:
             hoisted += [token, value]
         else:
             rest.append(token)
+            if token in _value_options(command):
+                rest += list(itertools.islice(tokens, 1))
+            elif not token.startswith("-"):
+                command = getattr(command, "commands", {}).get(token, command)
     return hoisted + rest
+
+
+def _value_options(command: Any) -> frozenset[str]:
+    """The names of `command`'s options that take a value (`-p`, `--params-file`...).
+
+    Read from the Click command tree Typer builds (duck-typed: Typer may bring its own copy
+    of Click)."""
+    return frozenset(
+        name
+        for param in getattr(command, "params", ())
+        if param.param_type_name == "option"
+        and not (param.is_flag or param.count)
+        and param.nargs == 1
+        for name in param.opts
+    )
 
 
 class _OrchGroup(typer.core.TyperGroup):
     """The root command: global options are accepted before or after the subcommand."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, hoist_global_options(args))
+        return super().parse_args(ctx, hoist_global_options(args, self))
 
 
 app = typer.Typer(

@@ -46,3 +46,37 @@ def test_hoisting_moves_only_global_options_and_stops_at_a_double_dash() -> None
         "--",
         "--debug",
     ]
+
+
+def test_the_value_of_a_subcommands_option_is_never_hoisted() -> None:
+    from typer.main import get_command
+
+    root = get_command(app)
+    args = ["run", "f.py:x", "-p", "--home", "-p", "--debug", "--home", "h"]
+    assert hoist_global_options(args, root) == [
+        "--home",
+        "h",
+        "run",
+        "f.py:x",
+        "-p",
+        "--home",
+        "-p",
+        "--debug",
+    ]
+    nested = ["variable", "set", "--home", "h", "name", "1"]
+    assert hoist_global_options(nested, root)[:2] == ["--home", "h"]
+
+
+def test_a_parameter_that_looks_like_a_global_option_is_read_as_a_parameter(
+    tmp_path: Path,
+) -> None:
+    from tests.helpers import orch
+
+    (tmp_path / "flow.py").write_text(
+        "from orchlite import flow\n\n@flow\ndef echo(x: str) -> str:\n    return x\n"
+    )
+    bad = orch(tmp_path, "run", "flow.py:echo", "-p", "--home", expect=2)
+    assert "parameter" in bad.stderr and "--home" in bad.stderr, bad.stderr
+    good = orch(tmp_path, "run", "flow.py:echo", "-p", "x=--debug")
+    assert good.returncode == 0, good.stderr
+    assert "Traceback" not in good.stderr

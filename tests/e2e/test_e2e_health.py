@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+
 from tests.helpers import Project
 
 FLOWS = r"""
