@@ -248,8 +248,9 @@ def test_daemon_runs_command_jobs(project: Project) -> None:
     assert "wrote" in project.orch("logs", writer["id"]).stdout
     assert project.show(writer["id"])["target"].startswith("$ echo")
     assert (project.root / "out" / "cwd.txt").read_text() == str((project.root / "out").resolve())
-    # `orch retry` starts the run in its working directory again, with the env file (an
-    # entry's env is the daemon's to add).
+    # `orch retry` starts the run in its working directory again, with the env file and the
+    # env of the schedule that started it (read from orch.toml, never stored).
+    written.unlink()
     project.orch("retry", writer["id"], "--force")
-    assert written.read_text().splitlines()[0] == f"{SECRET} file "
+    assert written.read_text().splitlines()[0] == f"{SECRET} entry {ENTRY_SECRET}"
     assert leaks(project, SECRET, ENTRY_SECRET) == []
