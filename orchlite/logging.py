@@ -172,6 +172,11 @@ class PipeConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         ):
             self._write(record)
 
+    @property
+    def waiting(self) -> bool:
+        """Whether lines wait in the batch (read without the lock: a hint)."""
+        return bool(self._lines)
+
     def _write(self, record: logging.LogRecord | None = None) -> None:
         text, self._lines = "".join(self._lines), []
         try:
@@ -195,6 +200,14 @@ def flush_console() -> None:
     """Write the console lines waiting in a batch (see `PipeConsoleHandler`)."""
     for handler in _console_handlers:
         handler.flush()
+
+
+def write_console_batch() -> None:
+    """Write the console lines waiting in a batch, if any: called before a run's own write
+    to stdout or stderr, so that the two keep their order in a shared pipe or file."""
+    for handler in _console_handlers:
+        if isinstance(handler, PipeConsoleHandler) and handler.waiting:
+            handler.flush()
 
 
 _console_handlers: list[logging.Handler] = []

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .child_output import CAPTURE_ENV, STDERR_LOGGER, STDOUT_LOGGER
 from .context import flow_run_var
-from .logging import log_buffer
+from .logging import log_buffer, write_console_batch
 from .redaction import redact
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class _Tee:
         return self._stream
 
     def write(self, text: str) -> int:
+        write_console_batch()  # the console lines logged before this write go out first
         self._stream.write(text)
         if self.recording:
             ctx = flow_run_var.get()

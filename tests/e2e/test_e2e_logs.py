@@ -140,3 +140,42 @@ def test_a_flow_file_run_with_python_stores_its_output_too(project: Project) -> 
     )
     assert "hello stdout" in proc.stdout and "hello stderr" in proc.stderr
     assert sorted(_output_lines(project)) == sorted(EXPECTED)
+
+
+INTERLEAVED = """
+from orchlite import flow, get_run_logger
+
+@flow
+def steps() -> None:
+    logger = get_run_logger()
+    for n in (1, 2, 3):
+        logger.info("logged %d", n)
+        print(f"printed {n}")
+"""
+
+
+def test_in_a_shared_pipe_the_console_lines_and_prints_keep_their_order(
+    project: Project,
+) -> None:
+    """The console lines are batched in a pipe, but a print sends the waiting ones first."""
+    import subprocess
+
+    from tests.helpers.commands import ORCH
+
+    project.write("flows.py", INTERLEAVED)
+    proc = subprocess.run(
+        [*ORCH, "run", "flows.py:steps"],
+        cwd=project.root,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [
+        line.rsplit(" - ", 1)[-1]
+        for line in proc.stdout.splitlines()
+        if "logged" in line or "printed" in line
+    ]
+    assert lines == [f"{what} {n}" for n in (1, 2, 3) for what in ("logged", "printed")]
