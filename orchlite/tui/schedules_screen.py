@@ -72,6 +72,19 @@ def _uptime(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
+def _highlighted_key(table: DataTable[Any]) -> str | None:
+    if not table.row_count:
+        return None
+    return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+
+def _highlight(table: DataTable[Any], key: str | None) -> None:
+    """Put the cursor back on the row `key` after a reload (it goes to the top otherwise),
+    so that a key pressed next acts on the row the user picked."""
+    if key is not None and key in table.rows:
+        table.move_cursor(row=table.get_row_index(key), animate=False)
+
+
 def daemon_line(info: dict[str, Any]) -> Text:
     if not info.get("running"):
         line = Text("Daemon: not running", style="bold yellow")
@@ -127,6 +140,7 @@ class SchedulesScreen(PollingScreen):
         self.board = board
         self.query_one("#daemon", Static).update(daemon_line(board.daemon))
         table = self.query_one("#schedules", DataTable)
+        highlighted = _highlighted_key(table)
         table.clear()
         for row in board.schedules:
             name = f" ({row['name']})" if row.get("name") else ""
@@ -141,9 +155,11 @@ class SchedulesScreen(PollingScreen):
                 printable(row["where"]),
                 key=row["key"],
             )
+        _highlight(table, highlighted)
         table.display = bool(board.schedules)
         self.query_one("#no-schedules").display = not board.schedules
         triggers = self.query_one("#triggers", DataTable)
+        highlighted = _highlighted_key(triggers)
         triggers.clear()
         for row in board.triggers:
             triggers.add_row(
@@ -153,6 +169,7 @@ class SchedulesScreen(PollingScreen):
                 printable(row["where"]),
                 key=row["key"],
             )
+        _highlight(triggers, highlighted)
         for widget_id in ("#triggers", "#triggers-title"):
             self.query_one(widget_id).display = bool(board.triggers)
         errors = Text()
@@ -174,8 +191,7 @@ class SchedulesScreen(PollingScreen):
         """Open the last run of the highlighted schedule or trigger."""
         focused = self.focused
         if isinstance(focused, DataTable) and focused.row_count:
-            key = focused.coordinate_to_cell_key(focused.cursor_coordinate).row_key.value
-            self._open_last(key)
+            self._open_last(_highlighted_key(focused))
 
     def _open_last(self, key: str | None) -> None:
         if self.board is None:
@@ -191,7 +207,7 @@ class SchedulesScreen(PollingScreen):
         if self.board is None or not table.row_count or self.focused is self.query_one("#triggers"):
             self.notify(PICK_A_SCHEDULE, severity="warning")
             return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = _highlighted_key(table)
         return next((row for row in self.board.schedules if row["key"] == key), None)
 
     def action_toggle_pause(self) -> None:
