@@ -45,7 +45,7 @@ async def hourly_highlighted(pilot: Pilot[None]) -> DataTable[object]:
     await loaded(pilot, SchedulesScreen)
     table = pilot.app.screen.query_one("#schedules", DataTable)
     await wait_for(pilot, lambda: table.row_count == 2, "the two schedules")
-    table.move_cursor(row=[i for i in range(2) if "(hourly)" in schedule_of(table, i)][0])
+    table.move_cursor(row=next(i for i in range(2) if "(hourly)" in schedule_of(table, i)))
     return table
 
 
@@ -136,3 +136,25 @@ async def test_a_schedule_gone_since_the_screen_was_drawn_is_a_notification(
         assert paused(orch_home) == set() and not app.supervising
         with Store(orch_home) as store:
             assert store.list_flow_runs() == []
+
+
+@in_event_loop
+async def test_on_a_trigger_p_and_r_say_they_act_on_schedules_only(
+    project: Path, orch_home: Path
+) -> None:
+    from orchlite.tui.schedules_screen import PICK_A_SCHEDULE
+
+    (project / "orch.toml").write_text(
+        '[[trigger]]\ntarget = "flows.py:hello"\nafter = "hello"\nstates = ["FAILED"]\n'
+    )
+    app = make_app(orch_home)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await hourly_highlighted(pilot)
+        triggers = app.screen.query_one("#triggers", DataTable)
+        await wait_for(pilot, lambda: triggers.row_count == 1, "the trigger")
+        triggers.focus()
+        await pilot.press("p", "r")
+        warnings = [n.message for n in app._notifications if n.severity == "warning"]
+        assert warnings == [PICK_A_SCHEDULE, PICK_A_SCHEDULE]
+        assert isinstance(app.screen, SchedulesScreen) and not app.outcomes
+        assert paused(orch_home) == set()
