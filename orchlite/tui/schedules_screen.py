@@ -38,7 +38,7 @@ SHRINK_FIRST = ("source", "schedule", "trigger", "target")
 """The columns that give up room when the terminal is narrow: never Next, Then, Last run."""
 TABLE_OPTIONS: dict[str, Any] = {"cursor_type": "row", "zebra_stripes": True}
 NO_SCHEDULES = "No schedules: add one to orch.toml or a @flow decorator (see `orch schedules`)"
-PICK_A_SCHEDULE = "Highlight a schedule first: triggers are not paused or run from here"
+PICK_A_SCHEDULE = "No schedule highlighted: p and r act on schedules, not triggers"
 
 
 def _next(times: list[str], index: int) -> str:
