@@ -2,7 +2,7 @@
 NAME`, `orch daemon stop`, and the schedule behind `orch run --schedule NAME`.
 
 They parse and render only: the listing is `orchlite.daemon.listing`, pausing and running a
-schedule `orchlite.schedule_control` (which the TUI calls too), stopping the daemon
+schedule `orchlite.operations` (which the TUI calls too), stopping the daemon
 `orchlite.daemon.service.stop`.
 """
 
@@ -163,30 +163,28 @@ def _schedule_errors(errors: list[dict[str, str]]) -> None:
 @schedule_app.command("pause")
 def schedule_pause(name: Annotated[str, _NAME]) -> None:
     """Stop firing a schedule until `orch schedule resume NAME`: `orch schedule pause nightly`."""
-    from .schedule_control import pause
+    from .operations import pause_schedule
 
-    home, root = _project()
-    found, changed = pause(home, root, name)
-    print(f"schedule {found!r} {'paused' if changed else 'was paused already'}", file=sys.stderr)
+    home, _root = _project()
+    print(pause_schedule(home, name).message, file=sys.stderr)
 
 
 @schedule_app.command("resume")
 def schedule_resume(name: Annotated[str, _NAME]) -> None:
     """Fire a paused schedule again, from its next slot (missed slots are not caught up):
     `orch schedule resume nightly`."""
-    from .schedule_control import resume
+    from .operations import resume_schedule
 
-    home, root = _project()
-    found, changed = resume(home, root, name)
-    print(f"schedule {found!r} {'resumed' if changed else 'was not paused'}", file=sys.stderr)
+    home, _root = _project()
+    print(resume_schedule(home, name).message, file=sys.stderr)
 
 
 def schedule_request(name: str, params: dict[str, Any]) -> Any:
     """`orch run --schedule NAME`: the `ScheduleRun` of the schedule's target, now."""
-    from .schedule_control import scheduled_run
+    from .operations import schedule_run
 
-    _home, root = _project()
-    return scheduled_run(root, name, dt.datetime.now(dt.timezone.utc), params)
+    home, _root = _project()
+    return schedule_run(home, name, params)
 
 
 def daemon_stop(

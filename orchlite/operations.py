@@ -1,5 +1,6 @@
-"""What a user does to runs, whether from `orch` or from the TUI: run, retry, cancel, run
-now, resume, and the checks and messages that go with each.
+"""What a user does to runs and schedules, whether from `orch` or from the TUI: run, retry,
+cancel, run now, resume, pause or resume a schedule, run a schedule now, and the checks and
+messages that go with each.
 
 Every function takes the store's home (`.orch/`) as an argument and opens its own `Store`
 for the call: the TUI calls them in worker threads while its screens keep polling. Nothing
@@ -12,11 +13,14 @@ module (an import contract in `pyproject.toml`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import schedule_control
 from .config import project_root
 from .daemon import PID_FILE, listing, status
 from .daemon.retry_chain import entry_key
@@ -27,6 +31,7 @@ from .errors import OrchError, UsageError
 from .executor import RunRequest
 from .flow_runs import InputField, input_fields, resume_in
 from .params import bind_parameters
+from .schedule_control import ScheduleRun
 from .states import TERMINAL
 from .stopping import cancel_run
 from .store import FlowRun, Store
@@ -39,15 +44,19 @@ __all__ = [
     "Outcome",
     "RetryPlan",
     "RunRequest",
+    "ScheduleRun",
     "cancel",
     "check_cancellable",
     "is_running",
     "launch",
     "listing",
+    "pause_schedule",
     "resume",
     "resume_fields",
+    "resume_schedule",
     "retry_plan",
     "run_now_request",
+    "schedule_run",
     "status",
 ]
 
@@ -166,8 +175,10 @@ def resume(home: Path, run_id: str, values: dict[str, Any] | None) -> Outcome:
         return Outcome(resume_in(store, run_id, values or None))
 
 
-def launch(home: Path, request: RunRequest) -> Outcome:
-    """Run `request` in a supervised child process and wait for it to end.
+def launch(home: Path, request: RunRequest, started_by: ScheduleRun | None = None) -> Outcome:
+    """Run `request` in a supervised child process and wait for it to end; with
+    `started_by` (`schedule_run`), record that the schedule started it, as `orch run
+    --schedule` does.
 
     The child's output is captured as log records of its run (instead of landing on the
     terminal the TUI draws on).
@@ -182,5 +193,27 @@ def launch(home: Path, request: RunRequest) -> Outcome:
         return Outcome(f"{what} did not start (exit code {code})", ok=False)
     with Store(home, create=False) as store:
         state = store.get_flow_run(new_id).state
+        if started_by is not None:
+            started_by.record(store, new_id)
     how = "retry" if request.resume_from else request.target
     return Outcome(f"Run {new_id[:8]} ({how}) {state}", ok=code == 0, run_id=new_id)
+
+
+def pause_schedule(home: Path, name: str) -> Outcome:
+    """Pause the schedule `name` (`orch schedule pause NAME`); UsageError when there is none."""
+    found, changed = schedule_control.pause(home, project_root(home), name)
+    return Outcome(f"schedule {found!r} {'paused' if changed else 'was paused already'}")
+
+
+def resume_schedule(home: Path, name: str) -> Outcome:
+    """Resume the schedule `name` from its next slot (`orch schedule resume NAME`)."""
+    found, changed = schedule_control.resume(home, project_root(home), name)
+    return Outcome(f"schedule {found!r} {'resumed' if changed else 'was not paused'}")
+
+
+def schedule_run(home: Path, name: str, params: Mapping[str, Any] | None = None) -> ScheduleRun:
+    """What `orch run --schedule NAME` runs now: the schedule's target with its parameters
+    (`params` over them) and its `env`. UsageError when there is no such schedule."""
+    return schedule_control.scheduled_run(
+        project_root(home), name, dt.datetime.now(dt.timezone.utc), params
+    )

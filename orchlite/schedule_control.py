@@ -1,7 +1,8 @@
 """Acting on a schedule by its name: pause it, resume it, run its target now.
 
-The CLI (`orch schedule pause|resume NAME`, `orch run --schedule NAME`) and the TUI call
-these functions; neither holds logic of its own.
+The CLI (`orch schedule pause|resume NAME`, `orch run --schedule NAME`) and the TUI's
+schedules screen call these functions through `orchlite.operations`, which adds the
+messages; neither holds logic of its own.
 
 Names. Every schedule has one name, unique in its project: its `name=` when it has one,
 else its flow's name; a name already taken gets `-2`, `-3`... in declaration order (names

@@ -23,13 +23,14 @@ from ..views import printable
 from .commands import OrchCommands
 from .confirm import ConfirmScreen
 from .error_screen import ErrorScreen
+from .format import parameters_text
 from .keys import APP_KEYS, HEALTH_KEY
 from .runs_screen import RunsScreen
 
 if TYPE_CHECKING:
     from .. import operations
     from ..flow_source import FlowInfo
-    from ..operations import RunRequest
+    from ..operations import RunRequest, ScheduleRun
 
 # Only the runs screen is imported up front, so that it is drawn at once; the other screens
 # and what acts on runs (`operations`, and behind it the executor, the project model and the
@@ -244,17 +245,22 @@ class OrchApp(App[None]):
     def _params_given(self, request: RunRequest | None) -> None:
         if request is None:
             return
-        shown = ", ".join(f"{k}={v!r}" for k, v in request.params.items()) or "defaults"
+        shown = parameters_text(request.params)
         question = f"Run {request.target} now ({shown})? The new run is {request.run_id[:8]}."
 
         def answered(yes: bool | None) -> None:
             if yes:
-                target = escape(printable(request.target))
-                self.notify(f"Starting run {request.run_id[:8]} of {target}…")
-                self.supervising.add(request.run_id)
-                self._launch(request)
+                self.start_run(request)
 
         self.push_screen(ConfirmScreen(question), answered)
+
+    def start_run(self, request: RunRequest, started_by: ScheduleRun | None = None) -> None:
+        """Run a confirmed request in a child process this app supervises (`started_by`:
+        the schedule it is recorded as started by)."""
+        target = escape(printable(request.target))
+        self.notify(f"Starting run {request.run_id[:8]} of {target}…")
+        self.supervising.add(request.run_id)
+        self._launch(request, started_by)
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _cancel(self, run_id: str) -> None:
@@ -272,11 +278,11 @@ class OrchApp(App[None]):
             self.call_from_thread(self._supervised_done, request.run_id)
 
     @work(thread=True, group="actions", exit_on_error=False)
-    def _launch(self, request: RunRequest) -> None:
+    def _launch(self, request: RunRequest, started_by: ScheduleRun | None) -> None:
         from .. import operations
 
         try:
-            self._attempt(lambda: operations.launch(self.home, request))
+            self._attempt(lambda: operations.launch(self.home, request, started_by))
         finally:
             self.call_from_thread(self._supervised_done, request.run_id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 
@@ -93,3 +94,8 @@ def run_duration(started: float | None, ended: float | None, now: float) -> str:
     if started is None:
         return "-"
     return format_duration(max(0.0, (ended if ended is not None else now) - started))
+
+
+def parameters_text(params: dict[str, Any]) -> str:
+    """Parameters as a confirmation names them: `day='2026-03-01', n=7`."""
+    return ", ".join(f"{name}={value!r}" for name, value in params.items()) or "defaults"

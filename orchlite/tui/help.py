@@ -39,6 +39,8 @@ HELP = """\
   l          its log lines           escape  back
 [b]Schedules[/b] (S)
   enter      open the last run of the highlighted schedule or trigger
+  p          pause or resume the highlighted schedule
+  r          run the highlighted schedule now (asks first)
   escape     back
 [b]Flow health[/b] (h)
   w          next window: 24 hours, 7 days, 30 days (1, 2, 3 pick one)

@@ -1,4 +1,9 @@
-"""The `S` screen: every schedule and trigger, their next fire times and last runs, the daemon."""
+"""The `S` screen: every schedule and trigger, their next fire times and last runs, the daemon.
+
+On the highlighted schedule, `p` pauses or resumes it and `r` runs it now (after a yes),
+through the functions behind `orch schedule pause|resume NAME` and `orch run --schedule
+NAME`, so the TUI does what those commands do and says it with their messages.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,25 @@ import datetime as dt
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
+from ..errors import OrchError
+from ..operations import (
+    Outcome,
+    ScheduleRun,
+    pause_schedule,
+    resume_schedule,
+    schedule_run,
+)
 from ..views import printable
 from .board import Board, BoardWatcher
 from .columns import FittedTable
-from .format import badge
+from .confirm import ConfirmScreen
+from .format import badge, parameters_text
 from .polling import PollingScreen
 
 SCHEDULE_COLUMNS = ("Target", "Schedule", "Next", "Then", "Last run", "Source")
@@ -24,6 +38,7 @@ SHRINK_FIRST = ("source", "schedule", "trigger", "target")
 """The columns that give up room when the terminal is narrow: never Next, Then, Last run."""
 TABLE_OPTIONS: dict[str, Any] = {"cursor_type": "row", "zebra_stripes": True}
 NO_SCHEDULES = "No schedules: add one to orch.toml or a @flow decorator (see `orch schedules`)"
+PICK_A_SCHEDULE = "No schedule highlighted: p and r act on schedules, not triggers"
 
 
 def _next(times: list[str], index: int) -> str:
@@ -57,6 +72,19 @@ def _uptime(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
+def _highlighted_key(table: DataTable[Any]) -> str | None:
+    if not table.row_count:
+        return None
+    return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+
+def _highlight(table: DataTable[Any], key: str | None) -> None:
+    """Put the cursor back on the row `key` after a reload (it goes to the top otherwise),
+    so that a key pressed next acts on the row the user picked."""
+    if key is not None and key in table.rows:
+        table.move_cursor(row=table.get_row_index(key), animate=False)
+
+
 def daemon_line(info: dict[str, Any]) -> Text:
     if not info.get("running"):
         line = Text("Daemon: not running", style="bold yellow")
@@ -75,6 +103,8 @@ class SchedulesScreen(PollingScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,S", "app.pop_screen", "Back"),
         Binding("enter", "open_last", "Last run", show=False),
+        Binding("p", "toggle_pause", "Pause/resume"),
+        Binding("r", "run_schedule", "Run it now"),
     ]
 
     def __init__(self) -> None:
@@ -110,6 +140,7 @@ class SchedulesScreen(PollingScreen):
         self.board = board
         self.query_one("#daemon", Static).update(daemon_line(board.daemon))
         table = self.query_one("#schedules", DataTable)
+        highlighted = _highlighted_key(table)
         table.clear()
         for row in board.schedules:
             name = f" ({row['name']})" if row.get("name") else ""
@@ -124,9 +155,11 @@ class SchedulesScreen(PollingScreen):
                 printable(row["where"]),
                 key=row["key"],
             )
+        _highlight(table, highlighted)
         table.display = bool(board.schedules)
         self.query_one("#no-schedules").display = not board.schedules
         triggers = self.query_one("#triggers", DataTable)
+        highlighted = _highlighted_key(triggers)
         triggers.clear()
         for row in board.triggers:
             triggers.add_row(
@@ -136,6 +169,7 @@ class SchedulesScreen(PollingScreen):
                 printable(row["where"]),
                 key=row["key"],
             )
+        _highlight(triggers, highlighted)
         for widget_id in ("#triggers", "#triggers-title"):
             self.query_one(widget_id).display = bool(board.triggers)
         errors = Text()
@@ -157,8 +191,7 @@ class SchedulesScreen(PollingScreen):
         """Open the last run of the highlighted schedule or trigger."""
         focused = self.focused
         if isinstance(focused, DataTable) and focused.row_count:
-            key = focused.coordinate_to_cell_key(focused.cursor_coordinate).row_key.value
-            self._open_last(key)
+            self._open_last(_highlighted_key(focused))
 
     def _open_last(self, key: str | None) -> None:
         if self.board is None:
@@ -166,3 +199,62 @@ class SchedulesScreen(PollingScreen):
         for row in [*self.board.schedules, *self.board.triggers]:
             if row["key"] == key and row["last_run"]:
                 self.app.open_run(row["last_run"]["id"])  # type: ignore[attr-defined]
+
+    def _highlighted_schedule(self) -> dict[str, Any] | None:
+        """The schedule under the cursor of the schedules table, as last shown; None (and
+        a warning) when the triggers table has the focus or there is no schedule."""
+        table = self.query_one("#schedules", DataTable)
+        if self.board is None or not table.row_count or self.focused is self.query_one("#triggers"):
+            self.notify(PICK_A_SCHEDULE, severity="warning")
+            return None
+        key = _highlighted_key(table)
+        return next((row for row in self.board.schedules if row["key"] == key), None)
+
+    def action_toggle_pause(self) -> None:
+        """Pause the highlighted schedule, or resume it if it is paused."""
+        row = self._highlighted_schedule()
+        if row is not None:
+            self._toggle_pause(row["schedule_name"], row["state"] == "paused")
+
+    @work(thread=True, group="schedule-actions", exit_on_error=False)
+    def _toggle_pause(self, name: str, paused: bool) -> None:
+        act = resume_schedule if paused else pause_schedule
+        try:
+            outcome = act(self.app.home, name)  # type: ignore[attr-defined]
+        except OrchError as exc:
+            outcome = Outcome(str(exc), ok=False)
+        self.repoll()
+        self.app.call_from_thread(self._report, outcome)
+
+    def action_run_schedule(self) -> None:
+        """Ask, then run the highlighted schedule's target now, as `orch run --schedule`."""
+        row = self._highlighted_schedule()
+        if row is not None:
+            self._plan_run(row["schedule_name"])
+
+    @work(thread=True, exclusive=True, group="schedule-run", exit_on_error=False)
+    def _plan_run(self, name: str) -> None:
+        try:
+            scheduled = schedule_run(self.app.home, name)  # type: ignore[attr-defined]
+        except OrchError as exc:
+            self.app.call_from_thread(self._report, Outcome(str(exc), ok=False))
+            return
+        self.app.call_from_thread(self._confirm_run, scheduled)
+
+    def _confirm_run(self, scheduled: ScheduleRun) -> None:
+        request = scheduled.request
+        question = (
+            f"Run schedule {scheduled.name!r} now: {request.target}"
+            f" ({parameters_text(request.params)})? The new run is {request.run_id[:8]}."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.start_run(request, scheduled)  # type: ignore[attr-defined]
+
+        self.app.push_screen(ConfirmScreen(question), answered)
+
+    def _report(self, outcome: Outcome) -> None:
+        """As the app reports every action, with the CLI's message capitalised."""
+        outcome.message = outcome.message[:1].upper() + outcome.message[1:]
+        self.app._report(outcome)  # type: ignore[attr-defined]
