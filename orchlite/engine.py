@@ -79,11 +79,13 @@ def run_flow(
     resume_from: str | None = None,
     run_options: str | None = None,
     parameters: dict[str, Any] | None = None,
+    home: Path | None = None,
 ) -> Any:
     """Run `flow` with these arguments as a new flow run (or the pre-created `run_id`);
     `run_options` (JSON) is recorded as how the run started (`shell_jobs.RunOptions`).
     `parameters` are the call's arguments bound already (`executor.run_target` binds and
-    converts them before anything is recorded), used as they are instead of `args`."""
+    converts them before anything is recorded), used as they are instead of `args`.
+    `home` is the store a top-level run records into (default: `config.find_home`)."""
     return_state = bool(kwargs.pop("return_state", False))
     blocked = _wait_for_upstream(kwargs.pop("wait_for", None))
     ensure_logging()
@@ -93,7 +95,7 @@ def run_flow(
     if parameters is None:
         parameters = _bind_flow_parameters(flow, args, kwargs)
     secrets.register_declared(flow.secrets)  # before anything is recorded
-    store, blobs = (parent.store, parent.blobs) if parent else open_store()
+    store, blobs = (parent.store, parent.blobs) if parent else open_store(home)
     if parent is None:
         from .alerting import enable
 
