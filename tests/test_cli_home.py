@@ -71,3 +71,18 @@ def test_an_absolute_target_leaves_the_environment_alone(project: Path, tmp_path
     assert _recorded_flows(project / ".orch") == ["etl"]
     assert Path((project / "cwd.txt").read_text()) == project
     assert os.listdir(tmp_path / "elsewhere") == [], "no ./.orch where orch was started"
+
+
+def test_commands_that_read_and_write_variables_use_the_named_home(
+    project: Path, tmp_path: Path
+) -> None:
+    home = project / ".orch"
+    home.mkdir(mode=0o700)
+    _invoke(["variable", "set", "batch_size", "250", "--home", str(home)])
+    with Store(home) as store:
+        assert store.get_variable("batch_size") is not None
+    result = CliRunner().invoke(app, ["--home", str(home), "variable", "get", "batch_size"])
+    assert result.stdout.strip() == "250", result.output
+    _invoke(["--home", str(home), "variable", "rm", "batch_size"])
+    _invoke(["--home", str(home), "artifacts"])
+    assert os.listdir(tmp_path / "elsewhere") == []
