@@ -7,7 +7,6 @@ OrchError becomes one line on stderr and its exit code; a traceback only with `-
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -123,9 +122,7 @@ def _root(
 
     enable()  # a run this command ends (runs, reaps, cancels) alerts like a daemon's
     options.debug = debug
-    options.home_given = home is not None
-    if home is not None:
-        os.environ["ORCH_HOME"] = str(home.expanduser().absolute())
+    options.home = None if home is None else home.expanduser().absolute()
 
 
 def tui() -> None:

@@ -201,10 +201,11 @@ def alert_test() -> None:
     Examples:
       orch alert test
     """
-    from .config import find_home, project_root
+    from .cli_common import command_home
+    from .config import project_root
     from .notify import send_test
 
-    home = find_home()
+    home = command_home()
     sent, failed = send_test(project_root(home), lambda line: print(line, file=sys.stderr))
     if sent + failed == 0:
         print("no alerts configured (add [[alert]] entries to orch.toml)", file=sys.stderr)

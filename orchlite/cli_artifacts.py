@@ -26,10 +26,10 @@ def artifacts(
       orch artifacts
       orch artifacts sales-report
     """
-    from .context import existing_store
+    from .cli_common import existing_project_store
     from .views import artifact_view
 
-    store = existing_store()
+    store = existing_project_store()
     found = []
     if store is not None:
         if key is None:

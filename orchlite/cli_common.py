@@ -18,11 +18,21 @@ class GlobalOptions:
 
     debug: bool = False
     """Show tracebacks on errors (`--debug`)."""
-    home_given: bool = False
-    """The store was named with `--home` (then it must exist)."""
+    home: Path | None = None
+    """The store named with `--home`, absolute (then it must exist)."""
 
 
 options = GlobalOptions()
+
+
+def command_home() -> Path:
+    """The store this command uses, resolved once from the command line: `--home`, else
+    as `config.find_home` finds it (ORCH_HOME, else the project around the working
+    directory). It is passed on explicitly (to the executor, the supervisor, the daemon),
+    never through this process's environment."""
+    from .config import find_home
+
+    return find_home(options.home)
 
 
 def project_home() -> Path:
@@ -32,25 +42,25 @@ def project_home() -> Path:
     history. ORCH_HOME may name a store not created yet (a fresh project has no runs), but
     not one whose folder is missing as well.
     """
-    from .config import HOME_ENV, find_home
+    from .config import HOME_ENV
 
-    found = find_home()
+    found = command_home()
     if (found / "orch.db").exists():
         return found
-    if options.home_given:
+    if options.home is not None:
         raise UsageError(f"no store at {found} (named by --home)")
     if os.environ.get(HOME_ENV) and not found.parent.is_dir():
         raise UsageError(f"no store at {found} (named by {HOME_ENV}; {found.parent} is missing)")
     return found
 
 
-def project_store(create: bool = False, reap: bool = True) -> Any:
-    """The project's store; runs left unfinished by a dead process are ended first."""
-    from .config import find_home
+def project_store(create: bool = False, reap: bool = True, home: Path | None = None) -> Any:
+    """The project's store (or the one at `home`); runs left unfinished by a dead process
+    are ended first."""
     from .stopping import reap_dead_runs
     from .store import Store
 
-    at = find_home() if create else project_home()
+    at = home or (command_home() if create else project_home())
     if not create and not (at / "orch.db").exists():
         raise UsageError(f"no runs recorded yet (no store at {at})")
     opened = Store(at, create=create)

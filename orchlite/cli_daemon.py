@@ -43,12 +43,13 @@ def daemon(
     """Fire the project's schedules until SIGTERM or Ctrl-C (SIGHUP reloads); one per project."""
     if ctx.invoked_subcommand is not None:
         return
-    from .config import find_home, project_root
+    from .cli_common import command_home
+    from .config import project_root
     from .daemon import orch_executable, run_daemon, systemd_unit
 
     if tick <= 0 or grace < 0:
         raise UsageError("--tick must be > 0 and --grace >= 0")
-    home = find_home()
+    home = command_home()
     root = project_root(home)
     if log_file is not None:
         log_file = log_file.expanduser().absolute()
@@ -84,10 +85,11 @@ def backfill(
     Examples:
       orch backfill etl --start 2026-03-01 --end 2026-03-07
     """
-    from .config import find_home, project_root
+    from .cli_common import command_home
+    from .config import project_root
     from .daemon import backfill as run_backfill
 
-    home = find_home()
+    home = command_home()
     root = project_root(home)
     ok = run_backfill(
         home,
@@ -132,10 +134,10 @@ def daemon_status(
       orch daemon status
       orch daemon status --json
     """
-    from .config import find_home
+    from .cli_common import command_home
     from .daemon import status
 
-    info = status(find_home())
+    info = status(command_home())
     if as_json:
         print(json.dumps(info, indent=2))
         return

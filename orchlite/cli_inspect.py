@@ -241,10 +241,11 @@ def flows(
             raise UsageError("--window goes with --health, which takes no DIR")
         _flow_health(window or "24h", as_json)
         return
-    from .config import find_home, project_root
+    from .cli_common import command_home
+    from .config import project_root
     from .project_model import Project
 
-    project = project_root(find_home())
+    project = project_root(command_home())
     root = directory or project
     if not root.is_dir():
         raise UsageError(f"no such directory: {root}")

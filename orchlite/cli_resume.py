@@ -28,7 +28,7 @@ def resume(
       orch resume last
       orch resume 3f2a9c -p approved=true -p reviewer=ada
     """
-    from .context import existing_store
+    from .cli_common import existing_project_store
     from .operations import resume as resume_operation
     from .params import parse_assignments
 
@@ -41,7 +41,7 @@ def resume(
         if not isinstance(given, dict):
             raise UsageError("--input must be a JSON object")
     given.update(parse_assignments(param or []))
-    store = existing_store()
+    store = existing_project_store()
     if store is None:
         raise UsageError("no runs recorded yet")
     run_id = store.resolve_run_id(run_ref)

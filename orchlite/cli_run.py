@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli_common import project_store
+from .cli_common import command_home, options, project_store
 from .cli_schedule import schedule_request
 from .errors import Terminated, UsageError
 
@@ -73,24 +73,25 @@ def run(
     scheduled = None
     if schedule is None:
         target = one_off_target(target, command, given)
-        _home_of_absolute_target(target)
+        home = _home_of(target)
         request = RunRequest(target=target, params=given)
     elif target is None and command is None:
         scheduled = schedule_request(schedule, given)
         request = scheduled.request
+        home = command_home()
     else:
         raise UsageError(RUN_ONE_OF)
     request.refresh_cache = no_cache
     quiet = quiet or (os.environ.get("ORCH_QUIET") == "1" and not sys.stderr.isatty())
     with _held_output(quiet) as held:
-        run_id, code = _execute(request, subprocess, as_json, live=not quiet)
+        run_id, code = _execute(request, home, subprocess, as_json, live=not quiet)
         if run_id is not None and scheduled is not None:
             scheduled.record(project_store(), run_id)
         if run_id is not None and not as_json:
-            _report(run_id, as_json)
+            _report(run_id, as_json, home)
         held.show = code != 0
     if run_id is not None and as_json:
-        _report(run_id, as_json)
+        _report(run_id, as_json, home)
     raise typer.Exit(code)
 
 
@@ -132,32 +133,36 @@ def _held_output(enabled: bool) -> Iterator[_Held]:
             sys.stderr.flush()
 
 
-def _home_of_absolute_target(target: str) -> None:
-    """For `orch run /abs/path/flows.py:etl`, the store of the file's own project (found
-    walking up from its folder, else beside it), not one in the working directory."""
+def _home_of(target: str) -> Path:
+    """The store a run of `target` records into: the command's (`--home`, ORCH_HOME, the
+    project around the working directory), except that `orch run /abs/path/flows.py:etl`
+    with neither `--home` nor ORCH_HOME uses the file's own project (found walking up from
+    its folder, else beside it), not one in the working directory."""
     from .config import HOME_ENV, find_home
     from .discovery import absolute_target_file
 
     path = absolute_target_file(target)
-    if path is not None and not os.environ.get(HOME_ENV):
-        os.environ[HOME_ENV] = str(find_home(start=path.parent))
+    if path is None or options.home is not None or os.environ.get(HOME_ENV):
+        return command_home()
+    return find_home(start=path.parent)
 
 
 def _execute(
-    request: Any, in_subprocess: bool, as_json: bool, live: bool = True
+    request: Any, home: Path, in_subprocess: bool, as_json: bool, live: bool = True
 ) -> tuple[str | None, int]:
+    """Run `request` here or in a child, recording into the store at `home`."""
     from .executor import run_target
     from .supervisor import run_in_subprocess
 
     with _stdout_to_stderr(as_json), _sigterm_as_interrupt():
         if in_subprocess:
-            return run_in_subprocess(request)
+            return run_in_subprocess(request, home=home)
         if live and sys.stderr.isatty() and not as_json:
             from .live import LiveRunView
 
             with LiveRunView():
-                return run_target(request, console=None)
-        return run_target(request)
+                return run_target(request, home=home, console=None)
+        return run_target(request, home=home)
 
 
 @contextlib.contextmanager
@@ -229,9 +234,9 @@ def retry(
     run_id = store.resolve_run_id(run_ref)
     plan = retry_plan(store.home, run_id, parse_assignments(param or []), force=force)
     request = plan.request
-    run_id, code = _execute(request, subprocess, as_json)
+    run_id, code = _execute(request, store.home, subprocess, as_json)
     if run_id is not None:
-        _report(run_id, as_json)
+        _report(run_id, as_json, store.home)
     raise typer.Exit(code)
 
 
@@ -255,10 +260,10 @@ def cancel(
     print(cancel_operation(store.home, run_id, wait_seconds=wait).message, file=sys.stderr)
 
 
-def _report(run_id: str, as_json: bool) -> None:
+def _report(run_id: str, as_json: bool, home: Path) -> None:
     from . import views
 
-    store = project_store()
+    store = project_store(home=home)
     if as_json:
         print(json.dumps(views.run_detail(store, run_id), indent=2))
         return

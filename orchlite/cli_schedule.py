@@ -27,9 +27,10 @@ _NAME = typer.Argument(help="The schedule's name, as `orch upcoming` lists it.")
 
 
 def _project() -> tuple[Path, Path]:
-    from .config import find_home, project_root
+    from .cli_common import command_home
+    from .config import project_root
 
-    home = find_home()
+    home = command_home()
     return home, project_root(home)
 
 

@@ -30,14 +30,16 @@ def variable_set(
     ] = None,
 ) -> None:
     """Set a variable: `orch variable set batch_size 500`."""
-    from .variables import Variable
+    from .cli_common import project_store
+    from .variables import check_name, set_in
 
     try:
         parsed = json.loads(value)
     except ValueError:
         parsed = value
+    check_name(name)  # before a store is created for it
     try:
-        Variable.set(name, parsed, tags=tag, overwrite=overwrite)
+        set_in(project_store(create=True, reap=False), name, parsed, tag, overwrite)
     except ValueError as exc:
         raise UsageError(f"variable {name!r} exists: pass --overwrite to replace it") from exc
     print(f"variable {name!r} set", file=sys.stderr)
@@ -53,11 +55,12 @@ def variable_get(
     Examples:
       orch variable get batch_size
     """
-    from .variables import Variable, check_name
+    from .cli_common import existing_project_store
+    from .variables import check_name, get_in
 
     check_name(name)
     missing = object()
-    value = Variable.get(name, default=missing)
+    value = get_in(existing_project_store(), name, default=missing)
     if value is missing:
         raise UsageError(f"no variable {name!r} (see `orch variable ls`)")
     print(value if isinstance(value, str) else json.dumps(value))
@@ -73,10 +76,10 @@ def variable_ls(
     Examples:
       orch variable ls --json
     """
-    from .context import existing_store
+    from .cli_common import existing_project_store
     from .views import variable_list
 
-    rows = variable_list(existing_store())
+    rows = variable_list(existing_project_store())
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -100,9 +103,10 @@ def variable_rm(name: Annotated[str, typer.Argument(help="The variable to remove
     Examples:
       orch variable rm batch_size
     """
-    from .variables import Variable
+    from .cli_common import existing_project_store
+    from .variables import unset_in
 
-    if not Variable.unset(name):
+    if not unset_in(existing_project_store(), name):
         raise UsageError(f"no variable {name!r} (see `orch variable ls`)")
     print(f"removed variable {name!r}", file=sys.stderr)
 

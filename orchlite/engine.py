@@ -40,6 +40,7 @@ from .logging import (
     restore_prints,
 )
 from .output_capture import captured_output
+from .params import call_form
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
 from .run_support import (
@@ -79,11 +80,13 @@ def run_flow(
     resume_from: str | None = None,
     run_options: str | None = None,
     parameters: dict[str, Any] | None = None,
+    home: Path | None = None,
 ) -> Any:
     """Run `flow` with these arguments as a new flow run (or the pre-created `run_id`);
     `run_options` (JSON) is recorded as how the run started (`shell_jobs.RunOptions`).
     `parameters` are the call's arguments bound already (`executor.run_target` binds and
-    converts them before anything is recorded), used as they are instead of `args`."""
+    converts them before anything is recorded), used as they are instead of `args`.
+    `home` is the store a top-level run records into (default: `config.find_home`)."""
     return_state = bool(kwargs.pop("return_state", False))
     blocked = _wait_for_upstream(kwargs.pop("wait_for", None))
     ensure_logging()
@@ -93,7 +96,7 @@ def run_flow(
     if parameters is None:
         parameters = _bind_flow_parameters(flow, args, kwargs)
     secrets.register_declared(flow.secrets)  # before anything is recorded
-    store, blobs = (parent.store, parent.blobs) if parent else open_store()
+    store, blobs = (parent.store, parent.blobs) if parent else open_store(home)
     if parent is None:
         from .alerting import enable
 
@@ -211,11 +214,12 @@ def _run_flow_attempts(
             run_hooks(flow.on_running_hooks, flow, store.get_flow_run(ctx.run_id), running)
         prints = capture_prints(ctx.log_prints)
         try:
+            arguments = call_form(flow.signature, ctx.parameters)
             if flow.is_async:
-                value = call_with_timeout(_async_body(flow), ctx.parameters, None, "Flow run")
+                value = call_with_timeout(_async_body(flow), arguments, None, "Flow run")
             else:
                 value = call_with_timeout(
-                    flow.fn, ctx.parameters, flow.timeout_seconds, "Flow run", FlowTimeoutError
+                    flow.fn, arguments, flow.timeout_seconds, "Flow run", FlowTimeoutError
                 )
             ctx.shutdown_runner(wait=True)  # every submitted task run ends with the flow
             if ctx.stopped():  # cancelled while the body waited on task runs it cut short
@@ -269,8 +273,8 @@ def _async_body(flow: Flow[..., Any]) -> Callable[..., Any]:
     """An `async def` flow body as a plain call: it runs in an event loop of its own in the
     run's thread, where its awaited task calls run too; its timeout cancels it there."""
 
-    def body(**parameters: Any) -> Any:
-        coroutine = flow.fn(**parameters)
+    def body(*args: Any, **kwargs: Any) -> Any:
+        coroutine = flow.fn(*args, **kwargs)
         return asyncio.run(
             with_timeout(coroutine, flow.timeout_seconds, "Flow run", FlowTimeoutError)
         )

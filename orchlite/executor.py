@@ -63,8 +63,12 @@ class RunRequest:
     request pipe: its request has None (the environment is set up already)."""
 
 
-def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str, int]:
-    """Load the target, bind its parameters and run it here; returns (run id, exit code).
+def run_target(
+    request: RunRequest, *, home: Path | None = None, console: bool | None = True
+) -> tuple[str, int]:
+    """Load the target, bind its parameters and run it here, recording into the store at
+    `home` (default: found from the environment and the working directory, as a flow file
+    run with `python` finds it); returns (run id, exit code).
 
     The flow's module is imported and the flow runs with the project root (or the run's
     recorded `working_dir`) as the working directory, wherever `orch` was started, and
@@ -77,7 +81,7 @@ def run_target(request: RunRequest, *, console: bool | None = True) -> tuple[str
     from .discovery import anchored_target
     from .run_setup import run_setup
 
-    home = find_home()
+    home = find_home() if home is None else home
     root = project_root(home)
     if command_of(request.target) is None:
         target = anchored_target(request.target, root)
@@ -152,6 +156,7 @@ def _run_here(
             refresh_cache=request.refresh_cache,
             resume_from=request.resume_from,
             run_options=setup.options.stored(),
+            home=home,
         )
     except KeyboardInterrupt as exc:
         return request.run_id, interrupt_code(exc)

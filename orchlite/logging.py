@@ -242,7 +242,8 @@ def setup_logging(console: bool = True, level: int | None = None) -> None:
             _configured = True
         root.setLevel(level)
         for previous in _console_handlers:
-            previous.flush()
+            with contextlib.suppress(ValueError):  # its stream was closed since (a test runner's)
+                previous.flush()
             root.removeHandler(previous)
         _console_handlers.clear()
         # Engine narration ("Finished in state ...") only ever goes to the console: skip

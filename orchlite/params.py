@@ -310,6 +310,9 @@ def bind_parameters(
 
     Extra names are allowed only when `fn` takes `**kwargs`, each value coerced to the
     annotation of `**kwargs` (`**options: int` makes `-p a=1` give `options == {"a": 1}`).
+    The values of `*args` are given under its name, as a sequence (a JSON array, or
+    comma-separated text from the command line), each coerced to the annotation of `*args`
+    (`*args: int` makes `-p args=1,2` give `args == (1, 2)`), as Prefect records them.
     """
     sig = inspect.signature(fn)
     named = {
@@ -318,11 +321,13 @@ def bind_parameters(
         if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
     extra = next((p for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD), None)
+    rest = next((p for p in sig.parameters.values() if p.kind is p.VAR_POSITIONAL), None)
     if extra is None:
+        accepted = list(sig.parameters)  # the named ones, and *args by its name
         for key in given:
-            if key not in named:
-                takes = f"it takes: {', '.join(named)}" if named else "it takes no parameters"
-                hint = difflib.get_close_matches(key, list(named), n=1)
+            if key not in accepted:
+                takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes no parameters"
+                hint = difflib.get_close_matches(key, accepted, n=1)
                 tip = f"; did you mean '{hint[0]}'?" if hint else ""
                 raise ParameterError(
                     f"unknown parameter '{key}' for flow '{flow_name}' ({takes}){tip}"
@@ -333,10 +338,15 @@ def bind_parameters(
     if missing:
         listed = ", ".join(f"'{n}'" for n in missing)
         raise ParameterError(f"missing parameters {listed} for flow '{flow_name}'")
-    hints = _type_hints(fn, named if extra is None else {**named, extra.name: extra})
+    variadic = {p.name: p for p in (extra, rest) if p is not None}
+    hints = _type_hints(fn, {**named, **variadic})
     out: dict[str, Any] = {}
-    for pname, param in named.items():
-        if pname in given and given[pname] is not param.default:
+    for pname, param in sig.parameters.items():
+        if param is rest and pname in given:
+            out[pname] = _coerce_rest(hints.get(pname, Any), given[pname], pname)
+        elif pname not in named:
+            continue
+        elif pname in given and given[pname] is not param.default:
             # (A default passed back in, as when a bound call is bound again, is kept as is:
             # `day: date = None` must not fail on its own default.)
             out[pname] = coerce_value(hints.get(pname, Any), given[pname], name=pname)
@@ -346,8 +356,44 @@ def bind_parameters(
             out[pname] = param.default
     if extra is not None:
         hint = hints.get(extra.name, Any)
-        out.update((k, coerce_value(hint, v, name=k)) for k, v in given.items() if k not in named)
+        out.update((k, coerce_value(hint, v, name=k)) for k, v in given.items() if k not in out)
     return out
+
+
+def _coerce_rest(hint: Any, value: Any, name: str) -> tuple[Any, ...]:
+    """The values of `*name` (a sequence, or text: a JSON array or comma-separated), each
+    coerced to its annotation `hint`."""
+    try:
+        values = _parse_container_text(value, split=True) if isinstance(value, str) else value
+    except _Mismatch:
+        values = None
+    if not isinstance(values, (list, tuple)):
+        raise ParameterError(
+            f"parameter '{name}' (*{name}): expected a list of values, got {_short_repr(value)}"
+        )
+    return tuple(coerce_value(hint, v, name=f"{name}[{i}]") for i, v in enumerate(values))
+
+
+def call_form(sig: inspect.Signature, parameters: dict[str, Any]) -> Any:
+    """How a flow body is called with its bound `parameters`: as keywords (the dict itself),
+    unless it takes `*args`: then as `BoundArguments`, whose `.args` carry the named
+    positional parameters and the values of `*args` in order."""
+    rest = next((p for p in sig.parameters.values() if p.kind is p.VAR_POSITIONAL), None)
+    if rest is None:
+        return parameters
+    arguments: dict[str, Any] = {}
+    spread: dict[str, Any] = {}
+    for name, value in parameters.items():
+        param = sig.parameters.get(name)
+        if param is None or param.kind is param.VAR_KEYWORD:
+            spread[name] = value
+        else:
+            arguments[name] = value
+    arguments[rest.name] = tuple(arguments.get(rest.name, ()))
+    extra = next((p for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD), None)
+    if extra is not None:
+        arguments[extra.name] = spread
+    return inspect.BoundArguments(sig, arguments)
 
 
 def call_arguments(sig: inspect.Signature, arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
+from .cron_expressions import cron_fields
 from .errors import UsageError
-from .schedules import ONE_US, Cron, Schedule, as_utc, cron_fields, zone_of
+from .schedules import Cron, Schedule
+from .timezones import ONE_US, as_utc, zone_of
 
 
 def schedule_key(target: str, schedule: Schedule) -> str:

@@ -8,19 +8,10 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator
 
+from .cron_expressions import cron_walls
 from .errors import UsageError
-from .schedules import (
-    ONE_US,
-    Interval,
-    Schedule,
-    as_utc,
-    cron_walls,
-    describe,
-    is_int,
-    utc_offset,
-    wall_of,
-    zone_of,
-)
+from .schedules import Interval, Schedule, describe, is_int
+from .timezones import ONE_US, as_utc, utc_offset, wall_of, zone_of
 
 
 def next_fire_times(schedule: Schedule, after: dt.datetime, count: int) -> list[dt.datetime]:
@@ -110,7 +101,11 @@ def _forward(schedule: Schedule, after: dt.datetime) -> Iterator[dt.datetime]:
             k += 1
     zone = zone_of(schedule.timezone)
     wall = wall_of(after, zone)
-    yield from _dedupe(s for s in cron_walls(schedule, wall, zone, forward=True) if s > after)
+    yield from _dedupe(
+        s
+        for s in cron_walls(schedule.expression, schedule.day_or, wall, zone, forward=True)
+        if s > after
+    )
 
 
 def _backward(schedule: Schedule, at: dt.datetime) -> Iterator[dt.datetime]:
@@ -128,7 +123,11 @@ def _backward(schedule: Schedule, at: dt.datetime) -> Iterator[dt.datetime]:
     first, second = wall.replace(tzinfo=zone), wall.replace(tzinfo=zone, fold=1)
     repeated = abs(utc_offset(first) - utc_offset(second))
     start = wall + repeated + dt.timedelta(minutes=1)
-    yield from _dedupe(s for s in cron_walls(schedule, start, zone, forward=False) if s <= at)
+    yield from _dedupe(
+        s
+        for s in cron_walls(schedule.expression, schedule.day_or, start, zone, forward=False)
+        if s <= at
+    )
 
 
 def _dedupe(slots: Iterator[dt.datetime]) -> Iterator[dt.datetime]:

@@ -5,8 +5,8 @@ This module defines schedules and their rules; `orchlite.schedule_slots` compute
 `orchlite.schedule_runs` the id and parameters of a slot's run (`schedule_key`, `slot_id`,
 `run_parameters`). All are pure functions of their arguments: every function that depends on
 the clock takes `now` (or `after`, `start`, `end`) from the caller; nothing sleeps, reads
-files or looks at the system clock. Only these modules import croniter (lazily: constructing
-a `Cron` loads it, `import orchlite` does not).
+files or looks at the system clock. Only `orchlite.cron_expressions` imports croniter
+(lazily: constructing a `Cron` loads it, `import orchlite` does not).
 
     Cron("0 3 * * *", timezone="Europe/Berlin")     # or cron("0 3 * * *", timezone=...)
     Interval(timedelta(minutes=15))                  # or interval(minutes=15)
@@ -29,9 +29,8 @@ fires exactly once:
   every wall-clock hour fires once, and the elapsed time between two fires can be two hours.
   Use an `Interval` for "every N elapsed minutes".
 
-This rule is ours, not croniter's: croniter only matches naive wall-clock times, and
-`resolve_wall` maps each match to an instant, so the rule does not depend on croniter's version.
-(Given aware datetimes, croniter 7 fires "30 2 * * *" twice on Berlin's fall-back day.)
+`orchlite.cron_expressions` reads and checks expressions and lists croniter's naive
+wall-clock matches; `orchlite.timezones` maps each match to an instant by this rule.
 
 Interval slots are absolute: `anchor + k * interval` for every integer k (before the anchor
 too; the anchor only sets the phase), in elapsed time, unaffected by DST. The default anchor
@@ -74,15 +73,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Literal, TypeAlias, TypeGuard
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .cron_expressions import check_cron
 from .errors import UsageError
 from .shell_jobs import RunOptions, entry_env
+from .timezones import EPOCH, ONE_US, UTC, resolve_wall, zone_of
 
 __all__ = [
     "CATCHUP_POLICIES",
@@ -95,9 +93,6 @@ __all__ = [
     "interval",
 ]
 
-UTC = dt.timezone.utc
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-ONE_US = dt.timedelta(microseconds=1)
 
 Catchup = Literal["none", "latest", "all"]
 CATCHUP_POLICIES: tuple[str, ...] = ("none", "latest", "all")
@@ -185,7 +180,7 @@ class Cron(_Policy):
             raise UsageError(f"invalid cron expression {self.expression!r}: expected a string")
         object.__setattr__(self, "expression", " ".join(self.expression.split()))
         zone_of(self.timezone)
-        _check_cron(self.expression, self.day_or)
+        check_cron(self.expression, self.day_or)
         self._check_policy()
 
 
@@ -323,60 +318,6 @@ def interval(
     )
 
 
-# -- wall-clock times and instants ---------------------------------------------------------
-
-
-def resolve_wall(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
-    """The instant (UTC) a naive wall-clock time in `zone` fires at, by the DST rule."""
-    first = wall.replace(tzinfo=zone, fold=0)  # PEP 495: fold=0 is the earlier occurrence
-    instant = first.astimezone(UTC)
-    if wall_of(instant, zone) == wall.replace(fold=0):
-        return instant
-    # A skipped wall time. fold=0 read it with the offset before the transition, fold=1 with
-    # the one after; the transition lies between: find it to the second.
-    lo = int(wall.replace(tzinfo=zone, fold=1).timestamp())
-    hi = math.ceil(first.timestamp())
-    after = utc_offset(dt.datetime.fromtimestamp(hi, zone))
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if utc_offset(dt.datetime.fromtimestamp(mid, zone)) == after:
-            hi = mid
-        else:
-            lo = mid
-    return dt.datetime.fromtimestamp(hi, UTC)
-
-
-def cron_walls(
-    schedule: Cron, start: dt.datetime, zone: dt.tzinfo, *, forward: bool
-) -> Iterator[dt.datetime]:
-    """croniter's naive wall-clock matches after (or before) `start`, resolved to UTC
-    instants by the DST rule (`resolve_wall`); repeats are the caller's to drop."""
-    from croniter import CroniterBadDateError, croniter
-
-    it = croniter(
-        cron_fields(schedule.expression), start, ret_type=dt.datetime, day_or=schedule.day_or
-    )
-    step = it.get_next if forward else it.get_prev
-    while True:
-        try:
-            wall = step()
-        except CroniterBadDateError:  # no match within croniter's 50-year search
-            return
-        yield resolve_wall(wall, zone)
-
-
-def wall_of(instant: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
-    """The naive wall-clock time in `zone` of an instant."""
-    return instant.astimezone(zone).replace(tzinfo=None, fold=0)
-
-
-def utc_offset(value: dt.datetime) -> dt.timedelta:
-    """The UTC offset of an aware datetime."""
-    offset = value.utcoffset()
-    assert offset is not None
-    return offset
-
-
 # -- listings ------------------------------------------------------------------------------
 
 
@@ -411,89 +352,6 @@ def _format_span(span: dt.timedelta) -> str:
 
 
 # -- validation ----------------------------------------------------------------------------
-
-_UNSUPPORTED = re.compile(r"(?i)[hr](?:\(|/|$)")
-
-
-def zone_of(name: str) -> dt.tzinfo:
-    """The tzinfo of an IANA zone name; "UTC" works even without a time zone database."""
-    if not isinstance(name, str) or not name:
-        raise UsageError(f"unknown time zone {name!r}")
-    return _lookup_zone(name)
-
-
-@cache
-def _lookup_zone(name: str) -> dt.tzinfo:
-    if name == "UTC":
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        import zoneinfo
-
-        hint = "" if zoneinfo.available_timezones() else " (no time zone database: install tzdata)"
-        raise UsageError(f"unknown time zone {name!r}{hint}") from None
-
-
-_ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
-
-
-def cron_fields(expression: str) -> str:
-    """The five fields of an expression (an alias such as @daily expanded)."""
-    return _ALIASES.get(expression.lower(), expression)
-
-
-def _check_cron(expression: str, day_or: bool) -> None:
-    from croniter import CroniterBadDateError, CroniterError, croniter
-
-    def bad(reason: str) -> UsageError:
-        return UsageError(f"invalid cron expression {expression!r}: {reason}")
-
-    if expression.startswith("@") and expression.lower() not in _ALIASES:
-        raise bad(f"unknown alias; expected one of {', '.join(_ALIASES)}")
-    fields = cron_fields(expression).split()
-    if len(fields) != 5:
-        raise bad(f"expected 5 fields ({' '.join(_FIELDS)}), got {len(fields)}")
-    for name, value in zip(_FIELDS, fields, strict=True):
-        if any(_UNSUPPORTED.match(part) for part in value.split(",")):
-            raise bad(f"{name} field {value!r}: hashed (H) and random (R) values are not supported")
-    expanded = " ".join(fields)
-    try:
-        croniter.expand(expanded)
-        croniter(expanded, dt.datetime(2000, 1, 1), day_or=day_or).get_next(dt.datetime)
-    except CroniterBadDateError:
-        raise bad("it never fires (no matching date)") from None
-    except (CroniterError, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise bad(_blame(fields) or " ".join(str(exc).split()) or type(exc).__name__) from None
-
-
-def _blame(fields: list[str]) -> str | None:
-    """Which field of a rejected expression croniter also rejects on its own, if one."""
-    from croniter import croniter
-
-    for name, value in zip(_FIELDS, fields, strict=True):
-        probe = " ".join(value if other == name else "*" for other in _FIELDS)
-        try:
-            croniter.expand(probe)
-        except Exception:
-            return f"bad {name} field {value!r}"
-    return None
-
-
-def as_utc(value: dt.datetime, what: str) -> dt.datetime:
-    """An aware datetime in UTC; ValueError naming `what` for a naive one."""
-    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime, not {value!r}")
-    return value.astimezone(UTC)
 
 
 def is_int(value: object) -> bool:

@@ -21,10 +21,13 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .context import current_store, existing_store
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .store import Store
 
 MAX_NAME = 255
 MAX_VALUE = 5000
@@ -48,27 +51,17 @@ class Variable:
         overwrite: bool = False,
     ) -> Variable:
         """Store `value` under `name`; ValueError if it exists and `overwrite` is False."""
-        check_name(name)
-        text = _to_json(name, value)
-        tag_list = sorted({str(t) for t in tags or ()})
-        if not current_store().set_variable(name, text, json.dumps(tag_list), overwrite=overwrite):
-            raise ValueError(
-                f"Variable {name!r} already exists. Use `overwrite=True` to update it."
-            )
-        return cls(name, json.loads(text), tag_list)
+        return set_in(current_store(), name, value, tags, overwrite)
 
     @classmethod
     def get(cls, name: str, default: Any = None) -> Any:
         """The value of `name`, or `default` when there is no such variable."""
-        store = existing_store()
-        row = store.get_variable(name) if store is not None else None
-        return default if row is None else json.loads(row[0])
+        return get_in(existing_store(), name, default)
 
     @classmethod
     def unset(cls, name: str) -> bool:
         """Delete `name`; False if there was no such variable."""
-        store = existing_store()
-        return store is not None and store.delete_variable(name)
+        return unset_in(existing_store(), name)
 
     @classmethod
     async def aset(
@@ -87,6 +80,36 @@ class Variable:
     @classmethod
     async def aunset(cls, name: str) -> bool:
         return cls.unset(name)
+
+
+# The same, in a given store (`orch variable` passes the one its command line names).
+
+
+def set_in(
+    store: Store,
+    name: str,
+    value: Any,
+    tags: Iterable[str] | None = None,
+    overwrite: bool = False,
+) -> Variable:
+    """`Variable.set` in `store`."""
+    check_name(name)
+    text = _to_json(name, value)
+    tag_list = sorted({str(t) for t in tags or ()})
+    if not store.set_variable(name, text, json.dumps(tag_list), overwrite=overwrite):
+        raise ValueError(f"Variable {name!r} already exists. Use `overwrite=True` to update it.")
+    return Variable(name, json.loads(text), tag_list)
+
+
+def get_in(store: Store | None, name: str, default: Any = None) -> Any:
+    """`Variable.get` in `store` (None: nothing was ever recorded)."""
+    row = store.get_variable(name) if store is not None else None
+    return default if row is None else json.loads(row[0])
+
+
+def unset_in(store: Store | None, name: str) -> bool:
+    """`Variable.unset` in `store` (None: nothing was ever recorded)."""
+    return store is not None and store.delete_variable(name)
 
 
 def check_name(name: str) -> None:

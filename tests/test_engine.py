@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
+import json
 import logging
 import threading
 import time
@@ -650,6 +652,30 @@ def test_a_task_run_saved_with_many_state_changes_keeps_them_all() -> None:
     changes += [("RETRYING", f"attempt {i}", 1.5) for i in range(3)] + [("RUNNING", None, 1.6)]
     s.save_task_run(run, [*changes, ("COMPLETED", None, 2.0)])
     assert [e.state for e in s.history("ab" * 16, 0)] == [c[0] for c in changes] + ["COMPLETED"]
+
+
+def test_var_positional_parameters_bind_as_a_python_call_does() -> None:
+    # As Prefect 3: the values of *args are passed positionally and recorded as a list
+    # under the parameter's name; here each is converted by the annotation of *args.
+    @flow
+    def total(*args: int) -> int:
+        return sum(args)
+
+    @flow
+    def mixed(base: int, *rest: int, scale: int = 1, **extra: str) -> list[object]:
+        return [base, rest, scale, extra]
+
+    @flow
+    async def atotal(*args: int) -> int:
+        return sum(args)
+
+    assert total(1, 2, "3") == 6
+    assert json.loads(last_run().parameters) == {"args": [1, 2, 3]}
+    assert total() == 0
+    assert mixed(1, 2, "3", scale="2", x="y") == [1, (2, 3), 2, {"x": "y"}]
+    assert json.loads(last_run().parameters) == {"base": 1, "rest": [2, 3], "scale": 2, "x": "y"}
+    assert asyncio.run(atotal(4, "5")) == 9
+    assert total.with_options(validate_parameters=False)(1, 2) == 3
 
 
 def test_var_keyword_parameters_bind_as_a_python_call_does() -> None:

@@ -446,13 +446,20 @@ def test_a_flow_with_typed_kwargs_gets_converted_values() -> None:
     assert kw(a="1", b=2) == {"a": 1, "b": 2}
 
 
-def test_bind_ignores_var_positional() -> None:
+def test_var_positional_values_are_given_by_its_name() -> None:
     def fn(a: int, *rest: int):
         return a
 
     assert bind_parameters(fn, {"a": "1"}, flow_name="f") == {"a": 1}
-    with pytest.raises(ParameterError, match="unknown parameter 'rest'"):
-        bind_parameters(fn, {"a": "1", "rest": "2"}, flow_name="f")
+    assert bind_parameters(fn, {"a": "1", "rest": "2,3"}, flow_name="f") == {"a": 1, "rest": (2, 3)}
+    assert bind_parameters(fn, {"a": 1, "rest": [4]}, flow_name="f") == {"a": 1, "rest": (4,)}
+    assert bind_parameters(fn, {"a": 1, "rest": "[5, 6]"}, flow_name="f")["rest"] == (5, 6)
+    with pytest.raises(ParameterError, match=r"parameter 'rest\[1\]': expected int, got 'x'"):
+        bind_parameters(fn, {"a": "1", "rest": "2,x"}, flow_name="f")
+    with pytest.raises(ParameterError, match=r"parameter 'rest' \(\*rest\): expected a list"):
+        bind_parameters(fn, {"a": "1", "rest": 2}, flow_name="f")
+    with pytest.raises(ParameterError, match=r"unknown parameter 'b' .*\(it takes: a, rest\)"):
+        bind_parameters(fn, {"a": "1", "b": "2"}, flow_name="f")
 
 
 def test_bind_typed_json_values_pass_through() -> None:

@@ -2,7 +2,7 @@
 
 Every function under test is pure: times are passed in, nothing sleeps. The DST expectations
 are checked against an oracle written here (stepping wall-clock minutes one by one), not
-against croniter, which only `orchlite.schedules` may import.
+against croniter, which only `orchlite.cron_expressions` may import.
 """
 
 from __future__ import annotations
@@ -799,11 +799,11 @@ def test_slot_id_is_deterministic_and_distinct(key: str, a: dt.datetime, b: dt.d
 # -- import boundaries ---------------------------------------------------------------------
 
 
-def test_only_the_schedules_module_imports_croniter() -> None:
+def test_only_the_cron_expressions_module_imports_croniter() -> None:
     package = Path(__file__).resolve().parent.parent / "orchlite"
     pattern = re.compile(r"^\s*(from|import)\s+croniter\b", re.MULTILINE)
     users = sorted(p.name for p in package.rglob("*.py") if pattern.search(p.read_text()))
-    assert users == ["schedules.py"]
+    assert users == ["cron_expressions.py"]
 
 
 def test_importing_schedules_does_not_load_croniter() -> None:

@@ -41,6 +41,7 @@ it in real time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 import threading
@@ -129,7 +130,7 @@ class Daemon:
         self.store = store
         self.root = Path(root)
         self.max_runs = max_runs
-        self.launch: Launch = launch or launch_in_thread
+        self.launch: Launch = launch or functools.partial(launch_in_thread, home=store.home)
         self.log = log or stderr_log
         self.clock = clock
         self.declare = declare or (lambda previous: read_declarations(root, previous, self.log))
@@ -409,8 +410,10 @@ def launch_in_thread(
     *,
     resume_from: str | None,
     env: dict[str, str],
+    home: Path | None = None,
 ) -> Handle:
-    """The production `Launch`: `supervisor.run_in_subprocess` in a thread."""
+    """The production `Launch`: `supervisor.run_in_subprocess` in a thread, for the store
+    at `home` (default: found from the environment and the working directory)."""
     from ..executor import RunRequest
     from ..supervisor import run_in_subprocess
 
@@ -420,7 +423,7 @@ def launch_in_thread(
     thread = threading.Thread(
         target=run_in_subprocess,
         args=(request,),
-        kwargs={"capture_output": True},
+        kwargs={"home": home, "capture_output": True},
         name=f"run-{run_id[:12]}",
         daemon=True,
     )

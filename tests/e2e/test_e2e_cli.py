@@ -820,3 +820,25 @@ def test_var_keyword_parameters_from_the_command_line(project: Project) -> None:
     assert project.show()["parameters"] == {"a": 1, "b": 2}
     bad = project.orch("run", "flows.py:typed", "-p", "a=x", expect=2)
     assert "parameter 'a': expected int, got 'x'" in bad.stderr
+
+
+def test_var_positional_parameters_from_the_command_line(project: Project) -> None:
+    project.write(
+        "flows.py",
+        """
+        from orchlite import flow
+
+        @flow
+        def total(label: str, *values: int) -> str:
+            return f"{label}={sum(values)}"
+        """,
+    )
+    detail = project.json(
+        "run", "flows.py:total", "-p", "label=sum", "-p", "values=1,2,3", "--json"
+    )
+    assert detail["state"] == "COMPLETED", detail
+    assert detail["parameters"] == {"label": "sum", "values": [1, 2, 3]}
+    project.orch("retry", "last", "--force", "-p", "values=[4, 5]", "--subprocess")
+    assert project.show()["parameters"] == {"label": "sum", "values": [4, 5]}
+    bad = project.orch("run", "flows.py:total", "-p", "label=x", "-p", "values=1,x", expect=2)
+    assert bad.stderr.strip() == "error: parameter 'values[1]': expected int, got 'x'"

@@ -182,3 +182,7 @@ def test_global_options_work_after_the_subcommand(project: Project, tmp_path: Pa
     assert missing.returncode == 3, describe(missing)
     assert "Traceback" in missing.stderr, "--debug after the subcommand shows the traceback"
     assert_usage_error(orch("runs", "--home"), 2, "--home needs a value")
+    # `orch tui --home X` (documented so): the option reaches the TUI, which names the
+    # missing store instead of starting.
+    absent = tmp_path / "absent" / ".orch"
+    assert_usage_error(orch("tui", "--home", str(absent)), 2, str(absent))

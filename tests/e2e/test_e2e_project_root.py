@@ -99,16 +99,23 @@ def test_retry_runs_in_the_project_root(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_daemon_started_in_a_subfolder_runs_flows_in_the_root(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["subfolder", "elsewhere with --home"])
+def test_the_daemon_started_in_a_subfolder_runs_flows_in_the_root(
+    tmp_path: Path, where: str
+) -> None:
     root = tmp_path / "proj"
     make_project(root, ".orch")
     (root / "orch.toml").write_text('[[schedule]]\ntarget = "flows.py:etl"\ninterval = 1\n')
     project = Project(root)
     env = child_env(project.home)
     del env["ORCH_HOME"]
+    cwd, extra = root / "data", []
+    if where != "subfolder":
+        cwd, extra = tmp_path / "elsewhere", ["--home", str(project.home)]
+        cwd.mkdir()
     daemon = subprocess.Popen(
-        [*ORCH, "daemon", "--tick", "0.2", "--grace", "1"],
-        cwd=root / "data",
+        [*ORCH, "daemon", "--tick", "0.2", "--grace", "1", *extra],
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -122,4 +129,4 @@ def test_the_daemon_started_in_a_subfolder_runs_flows_in_the_root(tmp_path: Path
     first = project.recorded()[-1]
     assert first["state"] == "COMPLETED", first
     assert ran_in(root) == root
-    assert not (root / "data" / ".orch").exists()
+    assert not (cwd / ".orch").exists()
