@@ -61,6 +61,10 @@ class RunRequest:
     """Variables added to the run's environment over the project's env file (an entry's
     `env`). A child gets them, with the env file's, in its environment, never through its
     request pipe: its request has None (the environment is set up already)."""
+    options: str | None = None
+    """The options (`shell_jobs.RunOptions`, as stored) of the entry that starts this run
+    (`orch run --schedule`): its working directory, timeout and retries. None: those
+    recorded on the run or on the run it retries (see `orchlite.run_setup`)."""
 
 
 def run_target(
@@ -87,7 +91,9 @@ def run_target(
         target = anchored_target(request.target, root)
     else:
         target = request.target
-    setup = run_setup(home, root, (request.run_id, request.resume_from), request.env)
+    setup = run_setup(
+        home, root, (request.run_id, request.resume_from), request.env, request.options
+    )
     with _working_directory(setup.folder), setup.environment():
         return _run_here(request, target, home, root, console, setup)
 

@@ -1,7 +1,8 @@
 """How a run starts: its working directory, its environment and its options.
 
-The options (`shell_jobs.RunOptions`) are those recorded on the run when someone claimed it
-ahead (the daemon, with its entry's), else on the run it retries (`orch retry`, a daemon
+The options (`shell_jobs.RunOptions`) are those of the entry that starts the run now (`orch
+run --schedule NAME`), else those recorded on the run when someone claimed it ahead (the
+daemon, with its entry's), else on the run it retries (`orch retry`, a daemon
 retry), else the defaults: so a relaunch or a retry starts the way the first run did. A
 command run keeps its recorded flow name the same way.
 
@@ -49,15 +50,22 @@ class RunSetup:
 
 
 def run_setup(
-    home: Path, root: Path, run_ids: tuple[str | None, ...], added: Mapping[str, str] | None
+    home: Path,
+    root: Path,
+    run_ids: tuple[str | None, ...],
+    added: Mapping[str, str] | None,
+    given_options: str | None = None,
 ) -> RunSetup:
     """The setup of a run: options and flow name recorded on the first of `run_ids` found
     (the run itself, then the run it retries), its folder, and its environment with `added`
     (None: the process's environment is the run's already, as in a supervised child).
+    `given_options` (stored `RunOptions`: the entry that starts the run now) replace the
+    recorded ones.
 
     UsageError for a working directory that is gone or an env file that cannot be read.
     """
-    options, flow_name = _recorded(home, run_ids)
+    recorded, flow_name = _recorded(home, run_ids)
+    options = recorded if given_options is None else RunOptions.from_stored(given_options)
     folder = resolve_working_dir(root, options.working_dir)
     env = {} if added is None else run_environment(root, added)
     return RunSetup(folder, options, flow_name, env)

@@ -121,13 +121,19 @@ def scheduled_run(
 ) -> ScheduleRun:
     """What `orch run --schedule NAME` runs: the schedule's target with its parameters,
     `{scheduled_time}` read as `now`, and `params` over them, with the schedule's `env`
-    added to its environment as the daemon adds it."""
+    added to its environment and its working directory, timeout and retries, as the
+    daemon starts it."""
     from .executor import RunRequest  # what runs a flow: not loaded to list schedules
 
     found, entry = find_schedule(root, name)
     given = run_parameters(entry.schedule, now)
     given.update(params or {})
-    request = RunRequest(target=entry.target, params=given, env=dict(entry.options.env))
+    request = RunRequest(
+        target=entry.target,
+        params=given,
+        env=dict(entry.options.env),
+        options=entry.options.stored(),
+    )
     return ScheduleRun(request, found, entry.key, now.timestamp())
 
 

@@ -345,3 +345,50 @@ def test_retrying_a_schedules_run_gives_it_the_schedules_env_again(project: Proj
     project.orch("run", "flows.py:greet", expect=1)
     project.orch("retry", "last")
     assert greetings()[-2:] == ["- bye", "- bye"]
+
+
+OPTIONS_FLOWS = """
+import os
+from pathlib import Path
+
+from orchlite import flow
+
+
+@flow
+def where():
+    Path("cwd.txt").write_text(os.getcwd())
+"""
+
+OPTIONS_TOML = """
+[[schedule]]
+name = "in-data"
+target = "flows.py:where"
+cron = "0 3 * * *"
+working_dir = "data"
+
+[[schedule]]
+name = "slow-command"
+command = "echo started; sleep 30"
+cron = "0 4 * * *"
+timeout_seconds = 1
+"""
+
+
+@pytest.mark.slow  # three runs, one of them until its timeout
+def test_run_schedule_starts_with_the_schedules_working_dir_and_timeout(
+    project: Project,
+) -> None:
+    project.write("flows.py", OPTIONS_FLOWS)
+    project.write("orch.toml", OPTIONS_TOML)
+    data = project.root / "data"
+    data.mkdir()
+    project.orch("run", "--schedule", "in-data")
+    assert (data / "cwd.txt").read_text() == str(data.resolve())
+    (data / "cwd.txt").unlink()
+    project.orch("run", "--schedule", "in-data", "--subprocess")
+    assert (data / "cwd.txt").read_text() == str(data.resolve())
+    (data / "cwd.txt").unlink()
+    project.orch("retry", "last", "--force")  # the retry starts where the run did
+    assert (data / "cwd.txt").read_text() == str(data.resolve())
+    timed_out = project.orch("run", "--schedule", "slow-command", "--json", expect=1)
+    assert json.loads(timed_out.stdout)["state"] == "TIMED_OUT"
