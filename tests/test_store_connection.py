@@ -123,3 +123,38 @@ def test_each_thread_has_its_own_connection_and_closes_it(store: Store) -> None:
     with pytest.raises(sqlite3.ProgrammingError):  # closed
         seen[0].execute("SELECT 1")
     assert [log.message for log in store.logs(RUN)] == ["from a thread"]
+
+
+def test_closing_a_store_leaves_another_threads_connection_to_that_thread(
+    tmp_path: Path,
+) -> None:
+    """`close` while another thread (the recorder's) runs a statement never closes SQLite
+    under it: that thread closes its old connection at its next use, or as it ends."""
+    import threading
+
+    store = Store(tmp_path / ".orch")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def checkpoint_until_stopped() -> None:
+        try:
+            while not stop.is_set():
+                store.checkpoint()
+                store.data_version()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            store.close_thread_connection()
+
+    other = threading.Thread(target=checkpoint_until_stopped)
+    other.start()
+    try:
+        for _ in range(300):
+            store.data_version()
+            store.close()
+    finally:
+        stop.set()
+        other.join()
+    assert errors == []
+    store.close()
+    assert store._connections == {}

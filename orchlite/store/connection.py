@@ -49,7 +49,11 @@ class Database:
         self._busy_ms = busy_timeout_ms
         self.path = home / DB_NAME
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: dict[sqlite3.Connection, threading.Thread] = {}
+        """Every open connection, and the thread it belongs to."""
+        self._generation = 0
+        """How many times `close` was called: a thread's connection from before the last
+        `close` is closed by that thread, at its next use of the store."""
         self._lock = threading.Lock()
         self._numbers: dict[str, int] = {}
         """Run numbers (migration 6) this process has seen committed, by run id."""
@@ -105,7 +109,7 @@ class Database:
                 raise StoreError(f"cannot open {self.path}: {exc}") from None
             return self._connect_on_full_disk()
         with self._lock:
-            self._connections.append(conn)
+            self._connections[conn] = threading.current_thread()
         return conn
 
     def _connect_on_full_disk(self) -> sqlite3.Connection:
@@ -154,16 +158,19 @@ class Database:
                 continue
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             with self._lock:
-                self._connections.append(conn)
+                self._connections[conn] = threading.current_thread()
             return conn
         raise StoreError(f"cannot read {self.path} (read-only): {last}")
 
     @property
     def conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is None or local.generation != self._generation:
+            if conn is not None:
+                self.close_thread_connection()  # from before `close`: this thread's to close
             conn = self._connect()
-            self._local.conn = conn
+            local.conn, local.generation = conn, self._generation
         return conn
 
     def close_thread_connection(self) -> None:
@@ -173,16 +180,24 @@ class Database:
             return
         self._local.conn = None
         with self._lock:
-            if conn in self._connections:
-                self._connections.remove(conn)
+            self._connections.pop(conn, None)
         conn.close()
 
     def close(self) -> None:
+        """Close this thread's connection and those of threads that have ended.
+
+        A connection of another live thread (the recorder's, say) may be in use by it at
+        this very moment, and SQLite must not be closed under a running statement: that
+        thread closes it itself, at its next use of the store or as it ends.
+        """
+        here = threading.current_thread()
         with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+            self._generation += 1
+            for conn, owner in list(self._connections.items()):
+                if owner is here or not owner.is_alive():
+                    del self._connections[conn]
+                    conn.close()
+        self._local.conn = None
 
     def __enter__(self: _D) -> _D:
         return self
