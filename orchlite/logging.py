@@ -191,6 +191,16 @@ class PipeConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().flush()
 
 
+def narrate(
+    logger: logging.Logger, level: int, msg: str, *args: Any, extra: dict[str, Any]
+) -> None:
+    """`logger.log(level, msg, *args, extra=extra)` for a line the engine writes per task run,
+    without the search of the call stack for the caller's file and line (`findCaller`),
+    which costs as much as the rest of the record: the record names this module. The caller
+    has checked `logger.isEnabledFor(level)` (before building the arguments)."""
+    logger.handle(logger.makeRecord(logger.name, level, __file__, 0, msg, args, None, extra=extra))
+
+
 def flush_console() -> None:
     """Write the console lines waiting in a batch (see `PipeConsoleHandler`)."""
     for handler in _console_handlers:

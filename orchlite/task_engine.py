@@ -339,7 +339,7 @@ def _reuse(execution: TaskRunExecution) -> State | None:
         return State(StateName.COMPLETED, prior.state_message, value=value)
     old = ctx.resumed.get(run.position)
     if old is not None and _same_call(old, run):
-        return execution.answer_from(old, f"resumed from {ctx.resumed_from}")
+        return execution.answer_from(old.result, f"resumed from {ctx.resumed_from}")
     return None
 
 
