@@ -49,14 +49,19 @@ class _LogBuffer:
         with self._lock:
             self._rows.setdefault(store, []).append(row)
 
+    def holds(self, store: Store) -> bool:
+        """Whether rows wait for `store` (most task runs log nothing: their writes need not
+        take them). A row added just after this answer goes with the next write."""
+        return bool(self._rows.get(store))
+
     def taken(self, store: Store) -> contextlib.AbstractContextManager[list[LogRow]]:
         """The rows buffered for `store`, for the caller to commit inside the block.
 
         Rows taken are committed in the order they were taken: the block waits for a flush
         or another block under way, and holds the next one back until it ends. With nothing
-        buffered it waits for nothing (most task runs log nothing).
+        buffered it waits for nothing.
         """
-        if not self._rows.get(store):  # a row added meanwhile goes with the next write
+        if not self.holds(store):
             return contextlib.nullcontext([])
         return self._taken(store)
 
