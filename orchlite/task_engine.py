@@ -94,8 +94,10 @@ class _TaskCall:
 
     def __init__(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.task, self.args, self.kwargs = task, args, kwargs
-        self.return_state = bool(kwargs.pop("return_state", False))
-        self.wait_for = kwargs.pop("wait_for", None)
+        self.return_state, self.wait_for = False, None
+        if kwargs:
+            self.return_state = bool(kwargs.pop("return_state", False))
+            self.wait_for = kwargs.pop("wait_for", None)
         self.ctx = flow_run_var.get()
         self.position, self.dynamic_key = 0, "0"
 
