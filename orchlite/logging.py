@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -199,11 +200,60 @@ class PipeConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def narrate(
     logger: logging.Logger, level: int, msg: str, *args: Any, extra: dict[str, Any]
 ) -> None:
-    """`logger.log(level, msg, *args, extra=extra)` for a line the engine writes per task run,
-    without the search of the call stack for the caller's file and line (`findCaller`),
-    which costs as much as the rest of the record: the record names this module. The caller
-    has checked `logger.isEnabledFor(level)` (before building the arguments)."""
-    logger.handle(logger.makeRecord(logger.name, level, __file__, 0, msg, args, None, extra=extra))
+    """`logger.log(level, msg, *args, extra=extra)` for a line the engine writes per task run
+    (no single mapping among `args`). The caller has checked `logger.isEnabledFor(level)`,
+    before building the arguments.
+
+    Its record is what `makeRecord` builds, but not built from scratch: `logger.log` searches
+    the call stack for the caller's file and line, and a new `LogRecord` looks up this
+    file's name, the thread and the process, which together cost more than handling the
+    record. Here the record names this module, and copies those fields from one made once
+    per thread, process, logger and level (`_template`). A custom record factory
+    (`logging.setLogRecordFactory`) gets every record to make itself.
+    """
+    if logging.getLogRecordFactory() is not logging.LogRecord:
+        record = logger.makeRecord(logger.name, level, __file__, 0, msg, args, None, extra=extra)
+    else:
+        record = _new_record(logging.LogRecord)
+        fields = record.__dict__
+        fields.update(_template(logger.name, level))
+        now = time.time()
+        fields["relativeCreated"] += (now - fields["created"]) * 1000
+        fields["created"] = now
+        fields["msecs"] = int((now - int(now)) * 1000) + 0.0
+        fields["msg"], fields["args"] = msg, args
+        fields.update(extra)
+        if "taskName" in fields:  # Python 3.12+: the asyncio task logging, if any
+            fields["taskName"] = _task_name()
+    logger.handle(record)
+
+
+_new_record = object.__new__
+_templates = threading.local()
+
+
+def _template(name: str, level: int) -> dict[str, Any]:
+    """The fields of a record of logger `name` at `level` made by this thread and process."""
+    key = (name, level, os.getpid())
+    made: dict[Any, dict[str, Any]] | None = getattr(_templates, "made", None)
+    if made is None:
+        made = _templates.made = {}
+    fields = made.get(key)
+    if fields is None:
+        record = logging.LogRecord(name, level, __file__, 0, "", (), None)
+        fields = made[key] = dict(record.__dict__)
+    return fields
+
+
+def _task_name() -> str | None:
+    """What a new record would hold as `taskName`: the running asyncio task's name."""
+    if not getattr(logging, "logAsyncioTasks", False):
+        return None
+    asyncio = sys.modules.get("asyncio")
+    try:
+        return asyncio.current_task().get_name() if asyncio else None
+    except Exception:
+        return None
 
 
 def flush_console() -> None:
