@@ -301,7 +301,7 @@ def _run_task_in_flow(
     run = new_task_run(task, arguments, flow_run_id, position, dynamic_key, standalone)
     if upstream:
         run.upstream = to_json(upstream)
-    task_ctx = TaskRunContext(task=task, task_run=run, parameters=arguments)
+    task_ctx = TaskRunContext(task, run, arguments)  # positional: binding keywords costs more
     try:
         run.inputs_hash = hash_arguments(arguments)
     except UnhashableInputError:
