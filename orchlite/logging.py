@@ -233,8 +233,9 @@ _templates = threading.local()
 
 
 def _template(name: str, level: int) -> dict[str, Any]:
-    """The fields of a record of logger `name` at `level` made by this thread and process."""
-    key = (name, level, os.getpid())
+    """The fields of a record of logger `name` at `level` made by this thread and process
+    (and with the same of `logging`'s switches for thread and process fields)."""
+    key = (name, level, os.getpid(), logging.logThreads, logging.logProcesses)
     made: dict[Any, dict[str, Any]] | None = getattr(_templates, "made", None)
     if made is None:
         made = _templates.made = {}
