@@ -116,11 +116,12 @@ class TaskRuns(History):
         """The statements of one task run's save; returns its run number and history end
         (`ends`: those written earlier in the same transaction), or None when its flow run
         has ended and only the log lines were written."""
-        number = self._run_number(conn, run.flow_run_id)
-        if not conn.execute(*_task_run_row(number << 32 | run.position, run)).rowcount:
-            if logs:  # its flow run has ended: the row was left as it was
+        if not run.standalone and _flow_run_ended(conn, run.flow_run_id):
+            if logs:
                 insert_logs(conn, logs)
             return None
+        number = self._run_number(conn, run.flow_run_id)
+        conn.execute(*_task_run_row(number << 32 | run.position, run))
         end = None
         if states:
             last = ends.get(number) if ends else None
@@ -213,18 +214,17 @@ class TaskRuns(History):
         return counts
 
 
-def _upsert_task_run(nulls: tuple[str, ...] = ()) -> str:
-    """The task-run upsert, with NULL literals for the `nulls` columns.
+def _flow_run_ended(conn: sqlite3.Connection, run_id: str) -> bool:
+    row = conn.execute("SELECT ended FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
+    return row is not None and row[0] is not None
 
-    It writes nothing (no row changed) once the task run's flow run has ended: the check
-    is a part of the one statement rather than a query of its own. A standalone task run
-    has no flow run row, so it is always written.
-    """
+
+def _upsert_task_run(nulls: tuple[str, ...] = ()) -> str:
+    """The task-run upsert, with NULL literals for the `nulls` columns."""
     columns = [c.strip() for c in f"{TASK_RUN_COLUMNS}, result_data, result_preview".split(",")]
     values = ",".join("NULL" if c in nulls else "?" for c in ["num", *columns])
     return (
-        f"INSERT INTO task_runs (num, {', '.join(columns)}) SELECT {values}"
-        " WHERE NOT EXISTS (SELECT 1 FROM flow_runs WHERE id = ?2 AND ended IS NOT NULL)"
+        f"INSERT INTO task_runs (num, {', '.join(columns)}) VALUES ({values})"
         " ON CONFLICT (num) DO UPDATE SET" + ",".join(f" {c} = excluded.{c}" for c in columns[2:])
     )
 
