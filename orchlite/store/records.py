@@ -75,14 +75,10 @@ class TaskRun:
         created: float,
         dynamic_key: str = "0",
         standalone: bool = False,
-        state: str = "PENDING",
-        result: StoredResult | None = None,
-        cache_key: str | None = None,
     ) -> TaskRun:
-        """A task run as it starts: in `state` (PENDING unless given), no attempt made, no
-        error; holding `result` if given (a stand-in for a cache entry's run)."""
+        """A task run as it starts: PENDING, no attempt made, no error, no result."""
         # Positional: one per task call, and binding 20 keywords costs twice the rest.
-        run = cls(
+        return cls(
             flow_run_id,
             position,
             id,
@@ -90,11 +86,11 @@ class TaskRun:
             task_key,
             name,
             dynamic_key,
-            state,
+            "PENDING",
             None,  # state_message
             0,  # attempts
             None,  # inputs_hash
-            cache_key,
+            None,  # cache_key
             None,  # result_ref
             None,  # result_serializer
             None,  # error_type
@@ -104,9 +100,6 @@ class TaskRun:
             None,  # started
             None,  # ended
         )
-        if result is not None:
-            run.result = result
-        return run
 
     @property
     def result(self) -> StoredResult | None:
