@@ -81,7 +81,7 @@ import os
 import stat
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -97,9 +97,32 @@ _CHUNK = 1 << 20
 _PICKLE_PROTOCOL = 5
 _KEY_HEADER = f"orchlite-cache-key\0v{HASH_VERSION}\0".encode()
 
-_json_encode = json.JSONEncoder(
+_encoder = json.JSONEncoder(
     sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
-).encode
+)
+
+
+def _make_json_encode() -> Callable[[Any], str]:
+    """`_encoder.encode`, with the C encoder it makes on every call made once instead (the
+    values encoded are plain: no cycles to look for, nothing for `default`)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _encoder.encode
+    chunks = make(
+        None,
+        _encoder.default,
+        json.encoder.encode_basestring,
+        None,
+        _encoder.key_separator,
+        _encoder.item_separator,
+        True,
+        False,
+        True,
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
+_json_encode = _make_json_encode()
 
 _FIXES = (
     "pass cache_key_fn=... to the task, or use a cache policy without INPUTS "

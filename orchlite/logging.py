@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -49,14 +50,19 @@ class _LogBuffer:
         with self._lock:
             self._rows.setdefault(store, []).append(row)
 
+    def holds(self, store: Store) -> bool:
+        """Whether rows wait for `store` (most task runs log nothing: their writes need not
+        take them). A row added just after this answer goes with the next write."""
+        return bool(self._rows.get(store))
+
     def taken(self, store: Store) -> contextlib.AbstractContextManager[list[LogRow]]:
         """The rows buffered for `store`, for the caller to commit inside the block.
 
         Rows taken are committed in the order they were taken: the block waits for a flush
         or another block under way, and holds the next one back until it ends. With nothing
-        buffered it waits for nothing (most task runs log nothing).
+        buffered it waits for nothing.
         """
-        if not self._rows.get(store):  # a row added meanwhile goes with the next write
+        if not self.holds(store):
             return contextlib.nullcontext([])
         return self._taken(store)
 
@@ -194,6 +200,66 @@ class PipeConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         finally:
             self.release()
         super().flush()
+
+
+def narrate(
+    logger: logging.Logger, level: int, msg: str, *args: Any, extra: dict[str, Any]
+) -> None:
+    """`logger.log(level, msg, *args, extra=extra)` for a line the engine writes per task run
+    (no single mapping among `args`). The caller has checked `logger.isEnabledFor(level)`,
+    before building the arguments.
+
+    Its record is what `makeRecord` builds, but not built from scratch: `logger.log` searches
+    the call stack for the caller's file and line, and a new `LogRecord` looks up this
+    file's name, the thread and the process, which together cost more than handling the
+    record. Here the record names this module, and copies those fields from one made once
+    per thread, process, logger and level (`_template`). A custom record factory
+    (`logging.setLogRecordFactory`) gets every record to make itself.
+    """
+    if logging.getLogRecordFactory() is not logging.LogRecord:
+        record = logger.makeRecord(logger.name, level, __file__, 0, msg, args, None, extra=extra)
+    else:
+        record = _new_record(logging.LogRecord)
+        fields = record.__dict__
+        fields.update(_template(logger.name, level))
+        now = time.time()
+        fields["relativeCreated"] += (now - fields["created"]) * 1000
+        fields["created"] = now
+        fields["msecs"] = int((now - int(now)) * 1000) + 0.0
+        fields["msg"], fields["args"] = msg, args
+        fields.update(extra)
+        if "taskName" in fields:  # Python 3.12+: the asyncio task logging, if any
+            fields["taskName"] = _task_name()
+    logger.handle(record)
+
+
+_new_record = object.__new__
+_templates = threading.local()
+
+
+def _template(name: str, level: int) -> dict[str, Any]:
+    """The fields of a record of logger `name` at `level` made by this thread and process
+    (and with the same of `logging`'s switches for thread and process fields)."""
+    key = (name, level, os.getpid(), logging.logThreads, logging.logProcesses)
+    made: dict[Any, dict[str, Any]] | None = getattr(_templates, "made", None)
+    if made is None:
+        made = _templates.made = {}
+    fields = made.get(key)
+    if fields is None:
+        record = logging.LogRecord(name, level, __file__, 0, "", (), None)
+        fields = made[key] = dict(record.__dict__)
+    return fields
+
+
+def _task_name() -> str | None:
+    """What a new record would hold as `taskName`: the running asyncio task's name."""
+    if not getattr(logging, "logAsyncioTasks", False):
+        return None
+    asyncio = sys.modules.get("asyncio")
+    try:
+        return asyncio.current_task().get_name() if asyncio else None
+    except Exception:
+        return None
 
 
 def flush_console() -> None:

@@ -80,13 +80,13 @@ class Recorder:
         with self._lock:
             held = self._pending.pop((run.flow_run_id, run.position), None)
         if held is None:
-            with log_buffer.taken(store) as logs:
-                store.save_task_run(run, states, cache=cache, logs=logs)
+            _save(store, run, states, cache)
             return
-        with held.lock, log_buffer.taken(store) as logs:
-            earlier = [] if held.written else held.states
+        with held.lock:
+            if not held.written:
+                states = [*held.states, *states]
             held.written = True
-            store.save_task_run(run, [*earlier, *states], cache=cache, logs=logs)
+            _save(store, run, states, cache)
 
     # -- flow runs ----------------------------------------------------------------------
 
@@ -201,6 +201,20 @@ class Recorder:
             self._last_checkpoint = now
             for store in by_store:
                 store.checkpoint()
+
+
+def _save(
+    store: Store,
+    run: TaskRun,
+    states: Sequence[StateRow],
+    cache: tuple[str, float | None] | None,
+) -> None:
+    """Commit the task run with its new states, and the log lines buffered for `store`."""
+    if not log_buffer.holds(store):  # most task runs log nothing
+        store.save_task_run(run, states, cache=cache)
+        return
+    with log_buffer.taken(store) as logs:
+        store.save_task_run(run, states, cache=cache, logs=logs)
 
 
 recorder = Recorder()

@@ -192,6 +192,11 @@ def secret_in(data: bytes) -> str | None:
     return None
 
 
+def secrets_known() -> bool:
+    """Whether any secret value is registered (only then is there anything to mask)."""
+    return bool(_forms)
+
+
 def check_result(data: bytes) -> None:
     """Refuse serialized result bytes that hold a secret's value (SecretInResultError)."""
     if not _encoded:

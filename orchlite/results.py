@@ -22,7 +22,7 @@ from typing import Any
 from . import serialize
 from .blobs import BlobStore
 from .errors import StoreError
-from .redaction import check_result, redact, redact_cut
+from .redaction import check_result, redact, redact_cut, secrets_known
 from .store import DB_NAME, StoredResult
 
 INLINE_LIMIT = 4096
@@ -31,9 +31,19 @@ _SHORT = 10**100
 """Integers below this in size have a repr shorter than a preview."""
 
 
+_none_results: dict[str, StoredResult] = {}
+"""`None` persisted, per serializer: what most tasks run for their effects return."""
+
+
 def persist(value: Any, serializer: str, blobs: BlobStore) -> StoredResult:
     """Serialize `value`; SerializationError if it cannot be, SecretInResultError (one)
     if it holds a secret's value."""
+    if value is None and not secrets_known():
+        stored = _none_results.get(serializer)
+        if stored is None:
+            data = serialize.dumps(None, serializer)
+            stored = _none_results[serializer] = StoredResult(serializer, data, None, "None")
+        return stored
     data = serialize.dumps(value, serializer)
     check_result(data)
     shown = text_preview(value)

@@ -343,6 +343,8 @@ def returned_state(value: object) -> State[Any] | None:
     A state the function built itself is the run's state. A state of another run, or a
     non-empty list, tuple or set made only of states, gives the aggregate state.
     """
+    if value is None:  # what most tasks return
+        return None
     if isinstance(value, State) and not value.from_run:
         state = value.adopt()
     elif isinstance(value, State):

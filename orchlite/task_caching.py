@@ -14,13 +14,10 @@ from .cache_policies import DEFAULT, NO_CACHE, CachePolicy, RunId
 from .context import FlowRunContext, TaskRunContext
 from .errors import UnhashableInputError
 from .run_support import log
-from .states import StateName
-from .store import TaskRun
+from .store import StoredResult
 
 if TYPE_CHECKING:
     from .tasks import Task
-
-_COMPLETED = StateName.COMPLETED.value
 
 
 def caches(task: Task[..., Any], ctx: FlowRunContext) -> bool:
@@ -90,22 +87,11 @@ def run_scoped(policy: CachePolicy | None) -> bool:
     return scoped
 
 
-def cache_hit(key: str, scoped: bool, ctx: FlowRunContext) -> TaskRun | None:
-    """The run whose result answers `key`: from this run's own cache when the key is
-    run-scoped, else a stand-in for the store's unexpired entry; None on a miss."""
+def cache_hit(key: str, scoped: bool, ctx: FlowRunContext) -> StoredResult | None:
+    """The stored result that answers `key`: from this run's own cache when the key is
+    run-scoped, else the store's unexpired entry; None on a miss."""
     if scoped:
-        return ctx.run_cache.get(key)
+        run = ctx.run_cache.get(key)
+        return None if run is None else run.result
     entry = ctx.store.get_cache_entry(key)
-    if entry is None:
-        return None
-    return TaskRun.new(
-        flow_run_id="",
-        position=0,
-        id=entry.task_run_id or "",
-        task_key=entry.task_key,
-        name=entry.task_key.split("@")[0],
-        created=entry.created,
-        state=_COMPLETED,
-        result=entry.result,
-        cache_key=key,
-    )
+    return None if entry is None else entry.result

@@ -94,8 +94,10 @@ class _TaskCall:
 
     def __init__(self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.task, self.args, self.kwargs = task, args, kwargs
-        self.return_state = bool(kwargs.pop("return_state", False))
-        self.wait_for = kwargs.pop("wait_for", None)
+        self.return_state, self.wait_for = False, None
+        if kwargs:
+            self.return_state = bool(kwargs.pop("return_state", False))
+            self.wait_for = kwargs.pop("wait_for", None)
         self.ctx = flow_run_var.get()
         self.position, self.dynamic_key = 0, "0"
 
@@ -299,7 +301,7 @@ def _run_task_in_flow(
     run = new_task_run(task, arguments, flow_run_id, position, dynamic_key, standalone)
     if upstream:
         run.upstream = to_json(upstream)
-    task_ctx = TaskRunContext(task=task, task_run=run, parameters=arguments)
+    task_ctx = TaskRunContext(task, run, arguments)  # positional: binding keywords costs more
     try:
         run.inputs_hash = hash_arguments(arguments)
     except UnhashableInputError:
@@ -339,7 +341,7 @@ def _reuse(execution: TaskRunExecution) -> State | None:
         return State(StateName.COMPLETED, prior.state_message, value=value)
     old = ctx.resumed.get(run.position)
     if old is not None and _same_call(old, run):
-        return execution.answer_from(old, f"resumed from {ctx.resumed_from}")
+        return execution.answer_from(old.result, f"resumed from {ctx.resumed_from}")
     return None
 
 

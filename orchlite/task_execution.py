@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import limits, results, timeouts, transactions
 from .context import FlowRunContext, TaskRunContext, task_run_var
 from .errors import CancelledRun, OrchError, TaskTimeoutError
-from .logging import capture_prints, restore_prints, task_run_logger
+from .logging import capture_prints, narrate, restore_prints, task_run_logger
 from .recorder import recorder
 from .retries import delay_before_retry, delays_for
 from .run_support import (
@@ -39,7 +39,7 @@ from .run_support import (
 from .run_tags import current_tags
 from .states import TERMINAL, State, StateName, StateType, returned_state
 from .steps import Blocking, Body, Pause, Steps
-from .store import StateRow, TaskRun
+from .store import StateRow, StoredResult, TaskRun
 from .timeouts import timeout_message
 
 if TYPE_CHECKING:
@@ -149,7 +149,9 @@ class TaskRunExecution:
             and log.isEnabledFor(logging.INFO)
         ):
             shown = f"Cached ({message})" if name == _CACHED else state
-            log.info("Finished in state %s", shown, extra=run_label(self.flow, run))
+            narrate(
+                log, logging.INFO, "Finished in state %s", shown, extra=run_label(self.flow, run)
+            )
 
     def _log_before(self, name: str, message: str | None, state: State | None) -> None:
         """A retry and a failure are logged, with the traceback, before they are recorded."""
@@ -163,9 +165,9 @@ class TaskRunExecution:
 
     # -- answered without running -----------------------------------------------------
 
-    def answer_from(self, source: TaskRun, message: str) -> State | None:
-        """Record the run CACHED with the result `source` holds; None if it cannot be read."""
-        stored = source.result
+    def answer_from(self, stored: StoredResult | None, message: str) -> State | None:
+        """Record the run CACHED with the `stored` result; None if there is none, or it
+        cannot be read."""
         if stored is None:
             return None
         try:

@@ -137,14 +137,20 @@ def _insert_history_after(
     A missing position or message is written as a NULL literal, not bound (see
     `task_runs._task_run_row`).
     """
-    head = (run_id,) if position is None else (run_id, position)
     values: list[Any] = []
     messages: list[bool] = []
-    for num, (state, message, ts) in enumerate(states, last + 1):
-        if message is None:
-            values += (num, *head, state, ts)
+    num = last
+    for state, message, ts in states:
+        num += 1
+        if position is None:
+            values += (num, run_id, state)
         else:
-            values += (num, *head, state, redact(message), ts)
-        messages.append(message is not None)
+            values += (num, run_id, position, state)
+        if message is None:
+            values.append(ts)
+            messages.append(False)
+        else:
+            values += (redact(message), ts)
+            messages.append(True)
     conn.execute(_history_insert(position is None, tuple(messages)), values)
-    return last + len(states)
+    return num

@@ -26,11 +26,15 @@ over the rounds. Targets: console off ≤ 2.5× the floor, console on ≤ 3.5×,
 alternates rounds between it and this checkout, so a noisy machine slows both alike; the
 report then gives REV's medians beside this checkout's. `--profile` prints the 15 functions
 with the most own time (cProfile, tottime) of one console-off flow run, in this checkout.
+`--parts` prints instead where a task's time goes, as CPU time of the measuring thread
+(which the machine's load changes far less than wall time): the floor, the task's commit
+alone, the engine without it, the console line, a cache hit (and REV's, with `--against`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -219,10 +223,108 @@ def profile(tree: Path, calls: int, root: Path) -> str:
     return out.getvalue()
 
 
+def parts(tree: Path, calls: int, root: Path, rounds: int) -> str:
+    """Where a task's time goes: CPU time of this thread per task by part (the machine's
+    load changes it far less than wall time), the least over `rounds` alternated rounds."""
+    sys.path.insert(0, str(tree))
+    from orchlite import flow, task
+    from orchlite.cache_policies import INPUTS
+    from orchlite.logging import setup_logging
+    from orchlite.run_support import new_run_id
+    from orchlite.store import Store, TaskRun
+
+    noop_task, lookup = task(noop), task(cache_policy=INPUTS)(small)
+
+    @flow
+    def noops(n: int) -> None:
+        for i in range(n):
+            noop_task(i)
+
+    @flow
+    def lookups(n: int) -> None:
+        for i in range(n):
+            lookup(i % KEYS)
+
+    os.environ["ORCH_HOME"] = str(root / "parts" / ".orch")
+    setup_logging(console=False)
+    noops(10)
+    lookups(KEYS)
+    floor = Floor(root / "floor" / ".orch")
+    store, run_id, save = Store(root / "commit" / ".orch"), new_run_id(), Store.save_task_run
+    made = [0]
+
+    def cpu(fn: Any, n: int = calls) -> float:
+        gc.collect()
+        start = time.thread_time_ns()
+        fn(n)
+        return (time.thread_time_ns() - start) / 1e9 / n
+
+    def commits(n: int) -> None:
+        """`Store.save_task_run` of completed task runs, each with its three history rows."""
+        for k in range(made[0], made[0] + n):
+            now = time.time()
+            run = TaskRun.new(
+                flow_run_id=run_id, position=k, id=new_run_id(), task_key="noop",
+                name=f"noop-{k}", created=now, dynamic_key=str(k), standalone=True,
+            )  # fmt: skip
+            run.state, run.attempts, run.started, run.ended = "COMPLETED", 1, now, now
+            run.inputs_hash, run.result_serializer, run.result_data = "0" * 64, "cloudpickle", b"N."
+            save(
+                store,
+                run,
+                [("PENDING", None, now), ("RUNNING", None, now), ("COMPLETED", None, now)],
+            )
+        made[0] += n
+
+    def engine_alone(n: int) -> None:
+        Store.save_task_run = lambda *args, **kwargs: True  # type: ignore[method-assign]
+        try:
+            noops(n)
+        finally:
+            Store.save_task_run = save  # type: ignore[method-assign]
+
+    def console_on(n: int) -> None:
+        setup_logging(console=True)
+        try:
+            noops(n)
+        finally:
+            setup_logging(console=False)
+
+    measured: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for label, fn in (
+            ("floor", floor.seconds),
+            ("commit", commits),
+            ("engine", engine_alone),
+            ("console off", noops),
+            ("console on", console_on),
+            ("cache hit", lookups),
+            ("bare", lambda n: [noop(i) for i in range(n)]),
+        ):
+            measured.setdefault(label, []).append(cpu(fn))
+    least = {label: min(values) for label, values in measured.items()}
+    bare, unit = least.pop("bare"), least["floor"]
+    shown = {
+        "floor: INSERT + UPDATE, one commit": least["floor"],
+        "the task's commit alone (Store.save_task_run: row + 3 history rows)": least["commit"],
+        "the engine without that commit (save_task_run a no-op)": least["engine"] - bare,
+        "console off, the whole task": least["console off"] - bare,
+        "the console line (console on - console off)": least["console on"] - least["console off"],
+        "console on, the whole task": least["console on"] - bare,
+        "a cache hit, the whole task": least["cache hit"] - bare,
+    }
+    lines = [f"CPU time per task, least of {rounds} rounds of {calls:,} calls:"]
+    lines += [f"  {us(v):>9} {v / unit:5.2f}x  {label}" for label, v in shown.items()]
+    return "\n".join(lines)
+
+
 def child_main(args: Any) -> None:
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         if args.profile:
             print(profile(Path(args.child), args.calls, Path(tmp)))
+            return
+        if args.parts:
+            print(parts(Path(args.child), args.calls, Path(tmp), args.rounds))
             return
         result = one_round(Path(args.child), args.calls, Path(tmp))
     Path(args.out).write_text(json.dumps(result))
@@ -328,11 +430,23 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=ROUNDS)
     p.add_argument("--against", metavar="REV", help="alternate rounds with REV (a git commit)")
     p.add_argument("--profile", action="store_true", help="print the top 15 by tottime")
+    p.add_argument("--parts", action="store_true", help="print CPU time per task by part")
     p.add_argument("--child", metavar="TREE", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child_main(args)
+        return
+    if args.parts:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+            trees = {"working tree": REPO}
+            if args.against:
+                trees[args.against] = stack.enter_context(Worktree(args.against))
+            for name, tree in trees.items():
+                done = run_round(
+                    tree, args.calls, Path(tmp) / "unused", "--parts", "--rounds", str(args.rounds)
+                )
+                print(f"{name}: {done.stdout}")
         return
     trees = {"working tree": REPO}
     print(f"orchlite: {REPO / 'orchlite'}")
