@@ -90,7 +90,9 @@ def coerce_value(annotation: Any, value: Any, *, name: str) -> Any:
         expected = _type_name(annotation)
         if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
             expected = "one of " + ", ".join(repr(m.value) for m in annotation)
-        raise ParameterError(f"parameter '{name}': expected {expected}, got {shown}") from None
+        raise ParameterError(
+            f"parameter '{name}': expected {expected}, got {shown}", names=(name,)
+        ) from None
 
 
 def _coerce(tp: Any, value: Any) -> Any:
@@ -325,14 +327,19 @@ def bind_parameters(
                 hint = difflib.get_close_matches(key, list(named), n=1)
                 tip = f"; did you mean '{hint[0]}'?" if hint else ""
                 raise ParameterError(
-                    f"unknown parameter '{key}' for flow '{flow_name}' ({takes}){tip}"
+                    f"unknown parameter '{key}' for flow '{flow_name}' ({takes}){tip}",
+                    names=(key,),
                 )
     missing = [n for n, p in named.items() if n not in given and p.default is p.empty]
     if len(missing) == 1:
-        raise ParameterError(f"missing parameter '{missing[0]}' for flow '{flow_name}'")
+        raise ParameterError(
+            f"missing parameter '{missing[0]}' for flow '{flow_name}'", names=(missing[0],)
+        )
     if missing:
         listed = ", ".join(f"'{n}'" for n in missing)
-        raise ParameterError(f"missing parameters {listed} for flow '{flow_name}'")
+        raise ParameterError(
+            f"missing parameters {listed} for flow '{flow_name}'", names=tuple(missing)
+        )
     hints = _type_hints(fn, named if extra is None else {**named, extra.name: extra})
     out: dict[str, Any] = {}
     for pname, param in named.items():
