@@ -21,7 +21,7 @@ from test_tui import (
     wait_for,
 )
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Button, Input, Static
 
 from orchlite.states import StateName
 from orchlite.store import FlowRun, Store
@@ -104,8 +104,15 @@ async def open_form(pilot: Pilot[None], run_id: str) -> RerunScreen:
     return app.screen
 
 
+async def buttons_at_rest(pilot: Pilot[None], form: RerunScreen) -> None:
+    """A button ignores clicks while it shows that it was pressed (a fraction of a second)."""
+    buttons = form.query(Button)
+    await wait_for(pilot, lambda: not any(b.has_class("-active") for b in buttons), "buttons")
+
+
 async def press_button(pilot: Pilot[None], form: RerunScreen, button: str) -> int:
     """Press a button of the form; the number of checks done before."""
+    await buttons_at_rest(pilot, form)
     checks = form.checks
     await pilot.click(f"#{button}")
     return checks
@@ -293,10 +300,20 @@ def test_snapshot_rerun_form_80x24(
     secret_run(orch_home)
 
     async def form(pilot: Pilot[None]) -> None:
-        form = await open_form(pilot, SECRET_RUN)
+        app = pilot.app
+        await loaded(pilot, RunsScreen)
+        table = runs_table(app)
+        await wait_for(pilot, lambda: table.row_count == 1, "the run")
+        await wait_for(pilot, lambda: not table.columns["run"].auto_width, "fitted columns")
+        table.focus()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, RerunScreen), "the form")
+        form = app.screen
+        assert isinstance(form, RerunScreen)
         field(form, "limit").value = "many"
         before = await press_button(pilot, form, "retry")
         await wait_for(pilot, lambda: form.checks > before, "the check")
+        await buttons_at_rest(pilot, form)
         await pilot.pause()
 
     app = make_app(orch_home, clock=lambda: SNAP_NOW)
