@@ -150,10 +150,11 @@ def run_now_request(home: Path, flow: FlowInfo, values: dict[str, str]) -> RunRe
     return RunRequest(target=flow.target, params=dict(values))
 
 
-def rerun_request(home: Path, run_id: str, values: dict[str, Any], *, retry: bool) -> RunRequest:
+def rerun_request(home: Path, run_id: str, values: dict[str, Any], *, retry: bool) -> RetryPlan:
     """The run started again with `values` over its recorded parameters: as a retry of it
     (`retry`: what `orch retry RUN --force -p ...` starts) or as a fresh run of its target
-    (what `orch run TARGET -p ...` starts), checked as those check them.
+    (what `orch run TARGET -p ...` starts), checked as those check them. A retry's plan says
+    whether the run completed (the TUI then asks for a typed confirmation).
 
     UsageError as `retry_plan` refuses (a subflow, no recorded target); ParameterError for a
     value the flow refuses, and for a parameter recorded redacted (a secret's value, stored
@@ -169,9 +170,10 @@ def rerun_request(home: Path, run_id: str, values: dict[str, Any], *, retry: boo
                 f"parameter '{name}' was recorded redacted ({MASK}): type its value again",
                 names=(name,),
             )
-    request = plan.request if retry else RunRequest(target=plan.request.target, params=params)
-    _check_parameters(home, request.target, request.params)
-    return request
+    if not retry:
+        plan = RetryPlan(RunRequest(target=plan.request.target, params=params), completed=False)
+    _check_parameters(home, plan.request.target, plan.request.params)
+    return plan
 
 
 def _check_parameters(home: Path, target: str, params: dict[str, Any]) -> None:

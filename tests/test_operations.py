@@ -124,10 +124,14 @@ def test_a_rerun_is_a_retry_or_a_fresh_run_checked_like_orch_run(
 ) -> None:
     (tmp_path / "flows.py").write_text(ETL)
     _run(store, PARENT, StateName.COMPLETED)
-    retry = operations.rerun_request(orch_home, PARENT, {"n": "2"}, retry=True)
+    plan = operations.rerun_request(orch_home, PARENT, {"n": "2"}, retry=True)
+    retry = plan.request
+    assert plan.completed
     assert (retry.target, retry.resume_from, retry.trigger) == ("flows.py:etl", PARENT, "retry")
     assert retry.params == {"day": "mon", "n": "2"}  # over the recorded ones
-    fresh = operations.rerun_request(orch_home, PARENT, {"n": "2"}, retry=False)
+    plan = operations.rerun_request(orch_home, PARENT, {"n": "2"}, retry=False)
+    fresh = plan.request
+    assert not plan.completed
     assert (fresh.target, fresh.resume_from, fresh.trigger) == ("flows.py:etl", None, "manual")
     assert fresh.params == {"day": "mon", "n": "2"}
     with pytest.raises(ParameterError) as caught:
@@ -154,8 +158,8 @@ def test_a_rerun_never_sends_a_redacted_value(
                 operations.rerun_request(orch_home, PARENT, values, retry=retry)
             assert caught.value.names == ("day",)
             assert "'day' was recorded redacted (***): type its value again" in str(caught.value)
-    request = operations.rerun_request(orch_home, PARENT, {"day": "user:pw@host"}, retry=True)
-    assert request.params == {"day": "user:pw@host", "n": 1}
+    plan = operations.rerun_request(orch_home, PARENT, {"day": "user:pw@host"}, retry=True)
+    assert plan.request.params == {"day": "user:pw@host", "n": 1}
 
 
 def test_a_command_is_rerun_without_parameters(orch_home: Path, store: Store) -> None:
@@ -167,7 +171,7 @@ def test_a_command_is_rerun_without_parameters(orch_home: Path, store: Store) ->
         state=StateName.FAILED,
         target="$ echo backup",
     )
-    request = operations.rerun_request(orch_home, PARENT, {}, retry=False)
+    request = operations.rerun_request(orch_home, PARENT, {}, retry=False).request
     assert (request.target, request.params) == ("$ echo backup", {})
     with pytest.raises(UsageError, match="a command takes no parameters: day"):
         operations.rerun_request(orch_home, PARENT, {"day": "mon"}, retry=False)

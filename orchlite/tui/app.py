@@ -209,9 +209,10 @@ class OrchApp(App[None]):
             self._report(operations.Outcome(str(exc), ok=False))
             return
 
-        def given(request: RunRequest | None) -> None:
-            if request is None:
+        def given(checked: operations.RetryPlan | None) -> None:
+            if checked is None:
                 return
+            request = checked.request
             if request.resume_from is None:
                 target = escape(printable(request.target))
                 notice = f"Starting run {request.run_id[:8]} of {target}…"
@@ -224,7 +225,7 @@ class OrchApp(App[None]):
                     self.supervising.add(request.run_id)
                     self._launch(request)
 
-            if request.resume_from is not None and plan.completed:
+            if checked.completed:
                 self.push_screen(forced_retry_question(run_id, request), start)
             else:
                 start()

@@ -23,7 +23,7 @@ from textual.widgets import Button, Input, Label, Static
 from textual.worker import Worker
 
 from ..errors import OrchError, ParameterError
-from ..operations import RunRequest, rerun_request
+from ..operations import RetryPlan, rerun_request
 from ..redaction import MASK, holds_mask
 from ..views import printable
 
@@ -41,8 +41,8 @@ def typed_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-class RerunScreen(ModalScreen[RunRequest | None]):
-    """Dismisses with the checked request (a retry has `resume_from` set), or None."""
+class RerunScreen(ModalScreen[RetryPlan | None]):
+    """Dismisses with the checked plan (a retry's request has `resume_from` set), or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
@@ -111,12 +111,12 @@ class RerunScreen(ModalScreen[RunRequest | None]):
     def _check(self, values: dict[str, Any], *, retry: bool) -> None:
         home = self.app.home  # type: ignore[attr-defined]
         try:
-            request = rerun_request(home, self.run_id, values, retry=retry)
+            plan = rerun_request(home, self.run_id, values, retry=retry)
         except OrchError as exc:
             names = exc.names if isinstance(exc, ParameterError) else ()
             self.app.call_from_thread(self._invalid, str(exc), names)
             return
-        self.app.call_from_thread(self._valid, request)
+        self.app.call_from_thread(self._valid, plan)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.app.worker_changed(event)  # type: ignore[attr-defined]
@@ -137,9 +137,9 @@ class RerunScreen(ModalScreen[RunRequest | None]):
             self.query_one(f"#param-{beside[0]}", Input).focus()
         self.checks += 1
 
-    def _valid(self, request: RunRequest) -> None:
+    def _valid(self, plan: RetryPlan) -> None:
         self.checks += 1
-        self.dismiss(request)
+        self.dismiss(plan)
 
     def action_close(self) -> None:
         self.dismiss(None)
