@@ -68,7 +68,11 @@ class UsageError(OrchError):
 
 
 class ParameterError(UsageError):
-    pass
+    """`names`: the parameters it is about (a form shows the message beside their fields)."""
+
+    def __init__(self, message: str, *, names: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.names = names
 
 
 class RunNotFoundError(UsageError):

@@ -26,12 +26,14 @@ from .daemon import PID_FILE, listing, status
 from .daemon.retry_chain import entry_key
 from .daemon.service import is_running
 from .declarations import entry_env, read_declarations
-from .discovery import FlowInfo, load_target
-from .errors import OrchError, UsageError
+from .discovery import FlowInfo, is_flow_name, load_target
+from .errors import OrchError, ParameterError, UsageError
 from .executor import RunRequest
 from .flow_runs import InputField, input_fields, resume_in
 from .params import bind_parameters
+from .redaction import MASK, holds_mask
 from .schedule_control import ScheduleRun
+from .shell_jobs import command_of
 from .states import TERMINAL
 from .stopping import cancel_run
 from .store import FlowRun, Store
@@ -51,6 +53,7 @@ __all__ = [
     "launch",
     "listing",
     "pause_schedule",
+    "rerun_request",
     "resume",
     "resume_fields",
     "resume_schedule",
@@ -152,12 +155,53 @@ def run_now_request(home: Path, flow: FlowInfo, values: dict[str, str]) -> RunRe
     `values` are the texts typed for the parameters (those left at their default are left
     out); the flow is imported here to check them, so call this in a worker thread.
     """
-    loaded: object = load_target(flow.target, project_root(home))
+    _check_parameters(home, flow.target, values)
+    return RunRequest(target=flow.target, params=dict(values))
+
+
+def rerun_request(home: Path, run_id: str, values: dict[str, Any], *, retry: bool) -> RetryPlan:
+    """The run started again with `values` over its recorded parameters: as a retry of it
+    (`retry`: what `orch retry RUN --force -p ...` starts) or as a fresh run of its target
+    (what `orch run TARGET -p ...` starts), checked as those check them. A retry's plan says
+    whether the run completed (the TUI then asks for a typed confirmation).
+
+    UsageError as `retry_plan` refuses (a subflow, no recorded target); ParameterError for a
+    value the flow refuses, and for a parameter recorded redacted (a secret's value, stored
+    as `***`) whose value still holds `***`: it must be typed again, never sent as `***`.
+    The flow is imported to check the values: call this in a worker thread.
+    """
+    recorded = retry_plan(home, run_id).request.params
+    plan = retry_plan(home, run_id, values)
+    params = plan.request.params
+    for name, value in recorded.items():
+        if holds_mask(value) and holds_mask(params.get(name)):
+            raise ParameterError(
+                f"parameter '{name}' was recorded redacted ({MASK}): type its value again",
+                names=(name,),
+            )
+    if not retry:
+        plan = RetryPlan(RunRequest(target=plan.request.target, params=params), completed=False)
+    _check_parameters(home, plan.request.target, plan.request.params)
+    return plan
+
+
+def _check_parameters(home: Path, target: str, params: dict[str, Any]) -> None:
+    """Refuse `params` as running `target` with them would, before any run is recorded."""
+    if command_of(target) is not None:
+        if params:
+            raise UsageError(f"a command takes no parameters: {', '.join(params)}")
+        return
+    root = project_root(home)
+    project = None
+    if is_flow_name(target):
+        from .project_model import Project  # only a name is looked up in the project
+
+        project = Project(root)
+    loaded: object = load_target(target, root, project)
     fn = getattr(loaded, "fn", None)
     if not getattr(loaded, "__orch_flow__", False) or fn is None:
-        raise UsageError(f"{flow.target} is not a flow (decorate it with @flow)")
-    bind_parameters(fn, values, flow_name=getattr(loaded, "name", flow.name))
-    return RunRequest(target=flow.target, params=dict(values))
+        raise UsageError(f"{target} is not a flow (decorate it with @flow)")
+    bind_parameters(fn, params, flow_name=getattr(loaded, "name", target))
 
 
 def resume_fields(home: Path, run_id: str) -> list[InputField]:

@@ -90,7 +90,9 @@ def coerce_value(annotation: Any, value: Any, *, name: str) -> Any:
         expected = _type_name(annotation)
         if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
             expected = "one of " + ", ".join(repr(m.value) for m in annotation)
-        raise ParameterError(f"parameter '{name}': expected {expected}, got {shown}") from None
+        raise ParameterError(
+            f"parameter '{name}': expected {expected}, got {shown}", names=(name,)
+        ) from None
 
 
 def _coerce(tp: Any, value: Any) -> Any:
@@ -330,14 +332,19 @@ def bind_parameters(
                 hint = difflib.get_close_matches(key, accepted, n=1)
                 tip = f"; did you mean '{hint[0]}'?" if hint else ""
                 raise ParameterError(
-                    f"unknown parameter '{key}' for flow '{flow_name}' ({takes}){tip}"
+                    f"unknown parameter '{key}' for flow '{flow_name}' ({takes}){tip}",
+                    names=(key,),
                 )
     missing = [n for n, p in named.items() if n not in given and p.default is p.empty]
     if len(missing) == 1:
-        raise ParameterError(f"missing parameter '{missing[0]}' for flow '{flow_name}'")
+        raise ParameterError(
+            f"missing parameter '{missing[0]}' for flow '{flow_name}'", names=(missing[0],)
+        )
     if missing:
         listed = ", ".join(f"'{n}'" for n in missing)
-        raise ParameterError(f"missing parameters {listed} for flow '{flow_name}'")
+        raise ParameterError(
+            f"missing parameters {listed} for flow '{flow_name}'", names=tuple(missing)
+        )
     variadic = {p.name: p for p in (extra, rest) if p is not None}
     hints = _type_hints(fn, {**named, **variadic})
     out: dict[str, Any] = {}
@@ -369,9 +376,13 @@ def _coerce_rest(hint: Any, value: Any, name: str) -> tuple[Any, ...]:
         values = None
     if not isinstance(values, (list, tuple)):
         raise ParameterError(
-            f"parameter '{name}' (*{name}): expected a list of values, got {_short_repr(value)}"
+            f"parameter '{name}' (*{name}): expected a list of values, got {_short_repr(value)}",
+            names=(name,),
         )
-    return tuple(coerce_value(hint, v, name=f"{name}[{i}]") for i, v in enumerate(values))
+    try:
+        return tuple(coerce_value(hint, v, name=f"{name}[{i}]") for i, v in enumerate(values))
+    except ParameterError as exc:  # about one of its values: the parameter is `name`
+        raise ParameterError(str(exc), names=(name,)) from None
 
 
 def call_form(sig: inspect.Signature, parameters: dict[str, Any]) -> Any:

@@ -184,6 +184,11 @@ def redact_data(value: Any) -> Any:
     return value
 
 
+def holds_mask(value: Any) -> bool:
+    """Whether recorded JSON-like data shows a redacted value (`***`) anywhere in it."""
+    return MASK in json.dumps(value, default=str)
+
+
 def secret_in(data: bytes) -> str | None:
     """The name of a secret whose value appears in `data` (in any form and encoding), or None."""
     for form, name in _encoded:

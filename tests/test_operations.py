@@ -11,7 +11,7 @@ import pytest
 
 from orchlite import operations
 from orchlite.discovery import FlowInfo
-from orchlite.errors import UsageError
+from orchlite.errors import ParameterError, UsageError
 from orchlite.states import StateName
 from orchlite.store import Store
 
@@ -114,6 +114,67 @@ def test_run_now_checks_the_typed_parameters(tmp_path: Path, orch_home: Path) ->
     assert (request.target, request.params) == ("jobs.py:etl", {"day": "mon"})
     with pytest.raises(UsageError, match="hour"):
         operations.run_now_request(orch_home, info, {"day": "mon", "hour": "3"})
+
+
+ETL = "from orchlite import flow\n\n@flow\ndef etl(day: str, n: int = 1) -> str:\n    return day\n"
+
+
+def test_a_rerun_is_a_retry_or_a_fresh_run_checked_like_orch_run(
+    tmp_path: Path, orch_home: Path, store: Store
+) -> None:
+    (tmp_path / "flows.py").write_text(ETL)
+    _run(store, PARENT, StateName.COMPLETED)
+    plan = operations.rerun_request(orch_home, PARENT, {"n": "2"}, retry=True)
+    retry = plan.request
+    assert plan.completed
+    assert (retry.target, retry.resume_from, retry.trigger) == ("flows.py:etl", PARENT, "retry")
+    assert retry.params == {"day": "mon", "n": "2"}  # over the recorded ones
+    plan = operations.rerun_request(orch_home, PARENT, {"n": "2"}, retry=False)
+    fresh = plan.request
+    assert not plan.completed
+    assert (fresh.target, fresh.resume_from, fresh.trigger) == ("flows.py:etl", None, "manual")
+    assert fresh.params == {"day": "mon", "n": "2"}
+    with pytest.raises(ParameterError) as caught:
+        operations.rerun_request(orch_home, PARENT, {"n": "two"}, retry=False)
+    assert str(caught.value) == "parameter 'n': expected int, got 'two'"
+    assert caught.value.names == ("n",)
+
+
+def test_a_rerun_never_sends_a_redacted_value(
+    tmp_path: Path, orch_home: Path, store: Store
+) -> None:
+    (tmp_path / "flows.py").write_text(ETL)
+    store.create_flow_run(
+        run_id=PARENT,
+        flow_name="etl",
+        name="etl-1",
+        parameters=json.dumps({"day": "user:***@host", "n": 1}),
+        state=StateName.FAILED,
+        target="flows.py:etl",
+    )
+    for values in ({}, {"n": "2"}, {"day": "user:***@db"}):
+        for retry in (True, False):
+            with pytest.raises(ParameterError) as caught:
+                operations.rerun_request(orch_home, PARENT, values, retry=retry)
+            assert caught.value.names == ("day",)
+            assert "'day' was recorded redacted (***): type its value again" in str(caught.value)
+    plan = operations.rerun_request(orch_home, PARENT, {"day": "user:pw@host"}, retry=True)
+    assert plan.request.params == {"day": "user:pw@host", "n": 1}
+
+
+def test_a_command_is_rerun_without_parameters(orch_home: Path, store: Store) -> None:
+    store.create_flow_run(
+        run_id=PARENT,
+        flow_name="backup",
+        name="backup-1",
+        parameters="{}",
+        state=StateName.FAILED,
+        target="$ echo backup",
+    )
+    request = operations.rerun_request(orch_home, PARENT, {}, retry=False).request
+    assert (request.target, request.params) == ("$ echo backup", {})
+    with pytest.raises(UsageError, match="a command takes no parameters: day"):
+        operations.rerun_request(orch_home, PARENT, {"day": "mon"}, retry=False)
 
 
 def test_only_a_paused_run_can_be_resumed(orch_home: Path, store: Store) -> None:

@@ -408,6 +408,23 @@ def test_bind_missing_parameter() -> None:
         bind_parameters(two, {}, flow_name="two")
 
 
+def test_a_parameter_error_names_the_parameters_it_is_about() -> None:
+    """So a form can show it beside their fields."""
+
+    def two(a: int, b: int):
+        pass
+
+    for given, names in (
+        ({"a": "x", "b": "1"}, ("a",)),
+        ({"a": "1", "b": "2", "c": "3"}, ("c",)),
+        ({"b": "2"}, ("a",)),
+        ({}, ("a", "b")),
+    ):
+        with pytest.raises(ParameterError) as caught:
+            bind_parameters(two, given, flow_name="two")
+        assert caught.value.names == names
+
+
 def test_bind_reports_bad_values_by_name() -> None:
     with pytest.raises(ParameterError, match=r"^parameter 'n': expected int, got 'many'$"):
         bind_parameters(etl, {"day": "2026-01-01", "n": "many"}, flow_name="etl")

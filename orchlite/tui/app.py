@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import work
 from textual._context import active_message_pump
 from textual.app import App
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
@@ -47,7 +47,11 @@ class OrchApp(App[None]):
     CSS_PATH = "orch.tcss"
     TITLE = "orch"
     COMMANDS = App.COMMANDS | {OrchCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [*APP_KEYS, replace(HEALTH_KEY, show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *APP_KEYS,
+        replace(HEALTH_KEY, show=False),
+        Binding("e", "rerun_selected", "Edit & re-run", show=False),
+    ]
 
     def __init__(self, home: Path, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
@@ -147,6 +151,10 @@ class OrchApp(App[None]):
     def action_logs_selected(self) -> None:
         self._with_selected(self.open_logs)
 
+    def action_rerun_selected(self) -> None:
+        if not isinstance(self.screen, ModalScreen):
+            self._with_selected(self.rerun_form)
+
     # -- actions (confirmed, run in worker threads) ----------------------------------
 
     def confirm_cancel(self, run_id: str) -> None:
@@ -182,17 +190,48 @@ class OrchApp(App[None]):
                 self._retry(request)
 
         if plan.completed:
-            question = (
-                f"Run {run_id[:8]} COMPLETED. Run it again anyway (like `orch retry --force`)? "
-                f"The new run is {request.run_id[:8]}."
-            )
-            self.push_screen(ConfirmScreen(question, typed="retry"), answered)
+            self.push_screen(forced_retry_question(run_id, request), answered)
             return
         question = (
             f"Retry run {run_id[:8]}? Tasks that completed in it are not executed again; "
             f"the new run is {request.run_id[:8]}."
         )
         self.push_screen(ConfirmScreen(question), answered)
+
+    def rerun_form(self, run_id: str) -> None:
+        """Edit the run's recorded parameters, then start it again: as a retry of it (asking
+        for the word first if it completed) or as a fresh run of its target."""
+        from .. import operations
+        from .rerun_form import RerunScreen
+
+        try:
+            plan = operations.retry_plan(self.home, run_id)
+        except OrchError as exc:
+            self._report(operations.Outcome(str(exc), ok=False))
+            return
+
+        def given(checked: operations.RetryPlan | None) -> None:
+            if checked is None:
+                return
+            request = checked.request
+            if request.resume_from is None:
+                target = escape(printable(request.target))
+                notice = f"Starting run {request.run_id[:8]} of {target}…"
+            else:
+                notice = f"Retrying run {run_id[:8]} as run {request.run_id[:8]}…"
+
+            def start(yes: bool | None = True) -> None:
+                if yes:
+                    self.notify(notice)
+                    self.supervising.add(request.run_id)
+                    self._launch(request)
+
+            if checked.completed:
+                self.push_screen(forced_retry_question(run_id, request), start)
+            else:
+                start()
+
+        self.push_screen(RerunScreen(run_id, plan.request.target, plan.request.params), given)
 
     def resume_form(self, run_id: str) -> None:
         """Ask for the input a paused run waits for, then resume it."""
@@ -402,6 +441,15 @@ class OrchApp(App[None]):
         self.outcomes.append(outcome)
         shown = escape(printable(outcome.message))
         self.notify(shown, severity="information" if outcome.ok else "error")
+
+
+def forced_retry_question(run_id: str, request: RunRequest) -> ConfirmScreen:
+    """Retrying a run that completed asks for the word `retry` typed (`orch retry --force`)."""
+    question = (
+        f"Run {run_id[:8]} COMPLETED. Run it again anyway (like `orch retry --force`)? "
+        f"The new run is {request.run_id[:8]}."
+    )
+    return ConfirmScreen(question, typed="retry")
 
 
 def make_app(home: Path | None = None, *, clock: Callable[[], float] = time.time) -> OrchApp:

@@ -13,6 +13,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Run a flow now", "Pick a flow, fill in its parameters and run it", "run_now"),
     ("Cancel the selected run", "Ask, then cancel the run under the cursor", "cancel_selected"),
     ("Retry the selected run", "Ask, then resume the run under the cursor", "retry_selected"),
+    (
+        "Edit & re-run the selected run",
+        "Its parameters in a form, then a retry of it or a fresh run",
+        "rerun_selected",
+    ),
     ("Schedules", "Schedules, triggers and the daemon's status", "schedules"),
     ("Flow health", "Per flow: failure rate, durations, late and skipped runs", "health"),
     ("Logs of the selected run", "The log records of the run under the cursor", "logs_selected"),

@@ -21,8 +21,10 @@ HELP = """\
   m          load older runs (so does reaching the last row, ctrl+end)
   t          show or hide the trends (each flow's last runs and durations)
   c          cancel the run          r   retry the run
+  e          edit its parameters, then retry it or start a fresh run
 [b]Run detail[/b]
   l          logs                    c / r   cancel / retry
+  e          edit & re-run: its parameters in a form, then a retry or a fresh run
   up / down  pick a task run: its result's preview shows under Result
   u          load the stored results themselves (unpickles them; asks first)
   p          resume a paused run (a form for the input it waits for)
