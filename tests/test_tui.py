@@ -481,6 +481,7 @@ def test_a_busy_store_updates_the_runs_page_from_what_moved_only(
         fresh = load_runs(reader.store, query)
         assert [r.id for r in page.runs] == [r.id for r in fresh.runs]
         assert page.runs == fresh.runs and page.more == fresh.more
+        assert page.matching == fresh.matching
         assert {r.id: page.counts.get(r.id, {}) for r in page.runs} == {
             r.id: fresh.counts.get(r.id, {}) for r in fresh.runs
         }

@@ -289,7 +289,7 @@ class RunsScreen(PollingScreen):
         if not table.has_focus:
             table.focus()
         elif self.selection:
-            self.clear_selection()
+            self.unselect_all()
         elif self.query_filter.anchor is not None:
             self._set_filter(replace(self.query_filter, anchor=None, top=None))
             table.move_cursor(row=0, animate=False)
@@ -307,7 +307,7 @@ class RunsScreen(PollingScreen):
         """Select every run shown (those matching the filters, as far as loaded)."""
         self._remark(self.selection.add(self.runs))
 
-    def clear_selection(self) -> None:
+    def unselect_all(self) -> None:
         self._remark(self.selection.clear())
 
     def _mark(self, run_id: str) -> Any:
@@ -362,4 +362,4 @@ class RunsScreen(PollingScreen):
         """Cancel or retry the selected runs, after one question (`bulk_actions`); the
         selection clears once it is answered yes."""
         runs = [self.runs[run_id] for run_id in self.selection if run_id in self.runs]
-        self.app.confirm_bulk(action, runs, self.clear_selection)  # type: ignore[attr-defined]
+        self.app.confirm_bulk(action, runs, self.unselect_all)  # type: ignore[attr-defined]
