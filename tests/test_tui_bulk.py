@@ -26,6 +26,7 @@ from textual.pilot import Pilot
 from orchlite.states import StateName
 from orchlite.store import Store
 from orchlite.tui.app import OrchApp, make_app
+from orchlite.tui.bulk_actions import SHOWN_IDS, BulkPlan
 from orchlite.tui.confirm import ConfirmScreen
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.selection import MARK
@@ -67,8 +68,13 @@ def marked(app: OrchApp) -> list[str]:
 
 
 async def question(pilot: Pilot[None]) -> ConfirmScreen:
+    """The one question, once asked (what was shown instead if it is not)."""
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+    assert isinstance(app, OrchApp)
+    try:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+    except AssertionError:
+        raise AssertionError(f"no question: {app.screen}, {app.outcomes}") from None
     assert isinstance(app.screen, ConfirmScreen)
     return app.screen
 
@@ -164,7 +170,7 @@ async def test_r_retries_the_selected_runs_together_skipping_subflows(project: P
         # A run that completed is run again only once `retry` is typed, as a single retry asks.
         assert confirm.typed == "retry"
         assert confirm.question.startswith(f"Retry 2 runs ({completed[:8]}, {failed[:8]})? ")
-        assert "1 of them COMPLETED: they run again anyway" in confirm.question
+        assert "1 of them COMPLETED: it runs again anyway" in confirm.question
         assert confirm.question.endswith(" Skipped: 2 subflows.")
         await pilot.press("y", "enter")  # a letter, not an answer
         assert app.screen is confirm
@@ -180,3 +186,18 @@ async def test_r_retries_the_selected_runs_together_skipping_subflows(project: P
             return {run.retry_of for run in screen.runs.values() if run.trigger == "retry"}
 
         await wait_for(pilot, lambda: retried() == {failed, completed}, "the retries")
+
+
+def test_the_question_names_the_runs_and_counts_what_is_skipped() -> None:
+    plan = BulkPlan("cancel", run_ids=[f"{n:x}" * 32 for n in range(1, 8)])
+    plan.skipped.update({"finished": 1, "gone": 2, "database is locked": 1})
+    shown = ", ".join(f"{n:x}" * 8 for n in range(1, SHOWN_IDS + 1))
+    assert plan.question == (
+        f"Cancel 7 runs ({shown}, …)? Skipped: 1 finished run, 2 deleted runs,"
+        " 1 run (database is locked)."
+    )
+    assert BulkPlan("retry").nothing == "Nothing to retry"
+    plan = BulkPlan("retry", run_ids=["a" * 32, "b" * 32], completed=2)
+    assert plan.question.endswith(
+        "2 of them COMPLETED: they run again anyway (like `orch retry --force`)."
+    )

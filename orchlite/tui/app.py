@@ -215,7 +215,7 @@ class OrchApp(App[None]):
 
     def _ask_bulk(self, plan: BulkPlan, confirmed: Callable[[], None]) -> None:
         from .. import operations
-        from .bulk_actions import runs
+        from .format import run_count
 
         if not plan.run_ids:
             self._report(operations.Outcome(plan.nothing, ok=False))
@@ -226,7 +226,7 @@ class OrchApp(App[None]):
                 return
             confirmed()
             doing = "Cancelling" if plan.action == "cancel" else "Retrying"
-            self.notify(f"{doing} {runs(len(plan.run_ids))}…")
+            self.notify(f"{doing} {run_count(len(plan.run_ids))}…")
             self.supervising.update(request.run_id for request in plan.requests)
             self._act_bulk(plan)
 

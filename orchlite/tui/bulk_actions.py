@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from .. import operations
-from ..errors import OrchError, RunNotFoundError
+from ..errors import OrchError, RunNotFoundError, UsageError
 from ..store import FlowRun, Store
+from .format import run_count
 
 T = TypeVar("T")
 
@@ -43,10 +44,6 @@ _REASONS = {
 }
 
 
-def runs(n: int) -> str:
-    return f"{n:,} run" + ("" if n == 1 else "s")
-
-
 @dataclass
 class BulkPlan:
     action: Action
@@ -64,15 +61,16 @@ class BulkPlan:
         ids = ", ".join(run_id[:8] for run_id in self.run_ids[:SHOWN_IDS])
         ids += ", …" if len(self.run_ids) > SHOWN_IDS else ""
         if self.action == "cancel":
-            text = f"Cancel {runs(len(self.run_ids))} ({ids})?"
+            text = f"Cancel {run_count(len(self.run_ids))} ({ids})?"
         else:
             text = (
-                f"Retry {runs(len(self.run_ids))} ({ids})? Each retry is a new run; tasks that"
+                f"Retry {run_count(len(self.run_ids))} ({ids})? Each retry is a new run; tasks that"
                 " completed are not executed again."
             )
             if self.completed:
+                again = "it runs" if self.completed == 1 else "they run"
                 text += (
-                    f" {self.completed:,} of them COMPLETED: they run again anyway"
+                    f" {self.completed:,} of them COMPLETED: {again} again anyway"
                     " (like `orch retry --force`)."
                 )
         if self.skipped:
@@ -82,7 +80,8 @@ class BulkPlan:
     @property
     def nothing(self) -> str:
         """What to say when no run can be acted on."""
-        return f"Nothing to {self.action}: {skipped_text(self.skipped)}"
+        why = skipped_text(self.skipped)
+        return f"Nothing to {self.action}" + (f": {why}" if why else "")
 
 
 def skipped_text(skipped: Counter[str]) -> str:
@@ -124,8 +123,11 @@ def plan_retry(home: Path, selected: Sequence[FlowRun]) -> BulkPlan:
 
 
 def _not_cancelled(error: OrchError) -> str:
-    """Why `check_cancellable` or `cancel` refused: the run is gone, or finished."""
-    return "gone" if isinstance(error, RunNotFoundError) else "finished"
+    """Why `check_cancellable` or `cancel` refused: the run is gone, or finished (their
+    UsageError), or what the error says."""
+    if isinstance(error, RunNotFoundError):
+        return "gone"
+    return "finished" if isinstance(error, UsageError) else str(error)
 
 
 def _not_retried(run: FlowRun, error: OrchError) -> str:
@@ -200,7 +202,7 @@ def _summary(home: Path, verb: str, plan: BulkPlan, done: list[_Done]) -> operat
     """`Retried 3 runs: 2 COMPLETED, 1 FAILED; skipped 2 subflows`: the states the runs
     acted on are in now, what was skipped (when planned or since), and the first failure."""
     acted = [d.run_id for d in done if d.run_id is not None]
-    message = f"{verb} {runs(len(acted))}"
+    message = f"{verb} {run_count(len(acted))}"
     if acted:
         with Store(home, read_only=True) as store:
             marks = store.run_marks(acted)

@@ -17,7 +17,7 @@ from ..store import FlowRun
 from ..views import printable
 from .columns import FittedTable
 from .filter_bar import FilterBar
-from .format import badge, clock_time, run_duration, task_counts
+from .format import badge, clock_time, run_count, run_duration, task_counts
 from .keys import APP_KEYS, HEALTH_KEY, compact_footer
 from .polling import PollingScreen
 from .reader import Poller, RunsFollower, RunsPage, RunsQuery, run_key
@@ -124,8 +124,6 @@ class RunsScreen(PollingScreen):
             counts = page.counts.get(run.id, {})
             same = self.runs.get(run.id) == run and self.counts.get(run.id) == counts
             rows[run.id] = self.rows[run.id] if same else self._cells(run, counts, now)
-            if same and rows[run.id][0] != self._mark(run.id):
-                rows[run.id] = (self._mark(run.id), *rows[run.id][1:])
         self._apply(table, rows)
         self.runs = {run.id: run for run in page.runs}
         self.counts = page.counts
@@ -144,7 +142,7 @@ class RunsScreen(PollingScreen):
         if page is None:
             return
         matching = max(page.matching, len(page.runs))
-        shown = f"{matching:,} run{'' if matching == 1 else 's'}"
+        shown = run_count(matching)
         shown += " match" + ("es" if matching == 1 else "") if page.query.filtered else ""
         if len(page.runs) < matching:
             shown += f", {len(page.runs):,} shown"
