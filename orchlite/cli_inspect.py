@@ -57,10 +57,9 @@ def _state_name(name: str) -> str:
     from .states import StateName
 
     try:
-        return StateName(name.upper()).value
-    except ValueError:
-        names = ", ".join(s.value for s in StateName)
-        raise UsageError(f"unknown state {name!r} (one of: {names})") from None
+        return StateName.parse(name).value
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def show(

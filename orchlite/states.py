@@ -82,6 +82,17 @@ class StateName(str, Enum):
         """The name as Prefect spells it: `Cached`, `TimedOut`, `Retrying`."""
         return _DISPLAY_NAME[self]
 
+    @classmethod
+    def parse(cls, text: str) -> StateName:
+        """The state a user typed, in any case (`failed`, `TIMED_OUT`, `TimedOut`); a
+        ValueError naming every state otherwise."""
+        wanted = text.strip().upper()
+        for name in cls:
+            if wanted in (name.value, name.display_name.upper()):
+                return name
+        names = ", ".join(name.value for name in cls)
+        raise ValueError(f"unknown state {text.strip()!r} (one of: {names})")
+
 
 _FINER_TYPE = {
     StateName.RETRYING: StateType.RUNNING,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,6 +124,36 @@ def test_a_text_filter_matches_its_text_literally(store: Store) -> None:
     flow_run(store, OTHER, name="at 1000")
     assert [r.id for r in store.flow_runs_page(text="0%")] == [RUN]
     assert [r.id for r in store.flow_runs_page(text="AT 1000")] == [OTHER]
+
+
+def test_runs_are_filtered_and_counted_by_states_tags_and_time_in_the_query(
+    store: Store,
+) -> None:
+    runs = {
+        "1" * 32: ("etl", StateName.FAILED, ["nightly", "eu"], 100.0),
+        "2" * 32: ("etl", StateName.CRASHED, ["nightly"], 200.0),
+        "3" * 32: ("report", StateName.COMPLETED, ["nightly", "eu"], 300.0),
+        "4" * 32: ("report", StateName.FAILED, [], 400.0),
+    }
+    for run_id, (flow, state, tags, created) in runs.items():
+        flow_run(store, run_id, state, flow_name=flow, tags=json.dumps(tags), now=created)
+
+    def ids(**filters: Any) -> list[str]:
+        found = [r.id[0] for r in store.flow_runs_page(**filters)]
+        assert store.count_flow_runs(**filters) == len(found)
+        return found
+
+    assert ids() == ["4", "3", "2", "1"]
+    assert ids(state=["FAILED", "CRASHED"]) == ["4", "2", "1"]
+    assert ids(state="FAILED", flow=["etl"]) == ["1"]
+    assert ids(tags=["nightly"]) == ["3", "2", "1"]
+    assert ids(tags=["eu", "nightly"]) == ["3", "1"]  # every one of them
+    assert ids(tags=["eu", "nightly", "us"]) == []
+    assert ids(since=200.0) == ["4", "3", "2"]  # at or after
+    assert ids(until=300.0) == ["2", "1"]  # before
+    assert ids(since=150.0, until=350.0, state=["FAILED", "CRASHED"]) == ["2"]
+    assert ids(text="ETL", tags=["eu"]) == ["1"]
+    assert ids(state=[]) == []  # none of no states
 
 
 def test_latest_runs_per_flow_and_unfinished_runs(store: Store) -> None:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_tui import in_event_loop, loaded, runs_table, wait_for
+from test_tui import cell, in_event_loop, loaded, runs_table, wait_for
 from textual.pilot import Pilot
 from textual.widgets import Header
 from textual.widgets._header import HeaderTitle
@@ -204,8 +204,8 @@ async def test_no_screen_draws_a_control_character_a_user_wrote(orch_home: Path)
         await loaded(pilot, RunsScreen)
         shown = await shows(pilot, "etl\\x1b[2J")  # the trends strip
         assert not CONTROL.search(shown), shown
-        cells = runs_table(app).get_row(run_id)[1:3]
-        assert [str(cell) for cell in cells] == ["etl\\x1b[2J\\x1b[H", "run\\x1b[2J\\x1b[H"]
+        cells = [cell(app, run_id, "flow"), cell(app, run_id, "run")]
+        assert cells == ["etl\\x1b[2J\\x1b[H", "run\\x1b[2J\\x1b[H"]
         app.open_run(run_id)
         await loaded(pilot, RunDetailScreen)
         shown = await shows(pilot, "load\\x1b[2J")

@@ -71,25 +71,24 @@ class RunListings(Database):
     def flow_runs_page(
         self,
         *,
-        flow: str | None = None,
-        state: str | None = None,
+        flow: str | Sequence[str] | None = None,
+        state: str | Sequence[str] | None = None,
         text: str = "",
+        tags: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
         before: RunKey | None = None,
         down_to: RunKey | None = None,
         limit: int = -1,
     ) -> list[FlowRun]:
         """Flow runs newest first by (created, id), for keyset paging (-1: no limit).
 
-        `before` keeps the runs older than that key (the next page), `down_to` those at that
-        key or newer (the pages already shown, read again). Each bound is a range on the
-        created index, so a page costs the same however deep it is. `text` matches part of
-        the id, name, flow, trigger, state or message, ignoring ASCII case.
+        The filters are those of `count_flow_runs`. `before` keeps the runs older than that
+        key (the next page), `down_to` those at that key or newer (the pages already shown,
+        read again). Each bound is a range on the created index, so a page costs the same
+        however deep it is.
         """
-        where, values = _flow_and_state(flow, state)
-        if text:
-            columns = ("id", "name", "flow_name", "trigger", "state", "state_message")
-            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
-            values += [like_pattern(text)] * len(columns)
+        where, values = _page_filters(flow, state, text, tags, since, until)
         if before is not None:
             where.append("created <= ? AND (created < ? OR id < ?)")
             values += [before[0], before[0], before[1]]
@@ -103,6 +102,25 @@ class RunListings(Database):
             (*values, limit),
         ).fetchall()
         return [FlowRun(*row) for row in rows]
+
+    def count_flow_runs(
+        self,
+        *,
+        flow: str | Sequence[str] | None = None,
+        state: str | Sequence[str] | None = None,
+        text: str = "",
+        tags: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int:
+        """How many flow runs match: of `flow` (a name or any of several), in `state` (one or
+        any of several), whose id, name, flow, trigger, state or message contains `text`
+        (ignoring ASCII case), carrying every one of `tags`, created at or after `since` and
+        before `until`."""
+        where, values = _page_filters(flow, state, text, tags, since, until)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        row = self.conn.execute(f"SELECT COUNT(*) FROM flow_runs {clause}", values).fetchone()
+        return int(row[0])
 
     def latest_runs_per_flow(self, *, flows: int = 8, runs: int = 20) -> list[list[FlowRun]]:
         """The newest `runs` runs of each of the `flows` flows that ran most recently, the
@@ -187,4 +205,33 @@ def _flow_and_state(
         names = [wanted] if isinstance(wanted, str) else list(wanted)
         where.append(f"{column} IN ({', '.join('?' * len(names))})")
         values += names
+    return where, values
+
+
+TEXT_COLUMNS = ("id", "name", "flow_name", "trigger", "state", "state_message")
+"""The columns a text search looks in."""
+
+
+def _page_filters(
+    flow: str | Sequence[str] | None,
+    state: str | Sequence[str] | None,
+    text: str,
+    tags: Sequence[str],
+    since: float | None,
+    until: float | None,
+) -> tuple[list[str], list[Any]]:
+    """WHERE terms and their values for the filters of `RunListings.count_flow_runs`."""
+    where, values = _flow_and_state(flow, state)
+    if text:
+        where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in TEXT_COLUMNS) + ")")
+        values += [like_pattern(text)] * len(TEXT_COLUMNS)
+    for tag in tags:  # every one of them
+        where.append("EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)")
+        values.append(tag)
+    if since is not None:
+        where.append("created >= ?")
+        values.append(since)
+    if until is not None:
+        where.append("created < ?")
+        values.append(until)
     return where, values

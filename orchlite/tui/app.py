@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .. import operations
     from ..flow_source import FlowInfo
     from ..operations import RunRequest, ScheduleRun
+    from ..store import FlowRun
+    from .bulk_actions import Action, BulkPlan
 
 # Only the runs screen is imported up front, so that it is drawn at once; the other screens
 # and what acts on runs (`operations`, and behind it the executor, the project model and the
@@ -232,6 +234,60 @@ class OrchApp(App[None]):
                 start()
 
         self.push_screen(RerunScreen(run_id, plan.request.target, plan.request.params), given)
+
+    def confirm_bulk(
+        self, action: Action, runs: list[FlowRun], confirmed: Callable[[], None]
+    ) -> None:
+        """Cancel or retry `runs` together after one question naming how many; those that
+        cannot be are skipped and counted (`bulk_actions`). `confirmed()` once answered yes."""
+        self._plan_bulk(action, runs, confirmed)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _plan_bulk(
+        self, action: Action, runs: list[FlowRun], confirmed: Callable[[], None]
+    ) -> None:
+        from . import bulk_actions
+
+        plan = (bulk_actions.plan_cancel if action == "cancel" else bulk_actions.plan_retry)(
+            self.home, runs
+        )
+        self.call_from_thread(self._ask_bulk, plan, confirmed)
+
+    def _ask_bulk(self, plan: BulkPlan, confirmed: Callable[[], None]) -> None:
+        from .. import operations
+        from .format import run_count
+
+        if not plan.run_ids:
+            self._report(operations.Outcome(plan.nothing, ok=False))
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            confirmed()
+            doing = "Cancelling" if plan.action == "cancel" else "Retrying"
+            self.notify(f"{doing} {run_count(len(plan.run_ids))}…")
+            self.supervising.update(request.run_id for request in plan.requests)
+            self._act_bulk(plan)
+
+        typed = "retry" if plan.completed else None
+        self.push_screen(ConfirmScreen(plan.question, typed=typed), answered)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _act_bulk(self, plan: BulkPlan) -> None:
+        from . import bulk_actions
+
+        if plan.action == "cancel":
+            self._attempt(lambda: bulk_actions.cancel_all(self.home, plan))
+            return
+        self._attempt(
+            lambda: bulk_actions.retry_all(
+                self.home,
+                plan,
+                quitting=lambda: self.quitting,
+                ended=lambda run_id: self.call_from_thread(self._supervised_done, run_id),
+            )
+        )
 
     def resume_form(self, run_id: str) -> None:
         """Ask for the input a paused run waits for, then resume it."""

@@ -79,6 +79,11 @@ def task_counts(counts: dict[str, int]) -> Text:
     return text if text else Text("-", style="dim")
 
 
+def run_count(n: int) -> str:
+    """`1 run`, `1,200 runs`."""
+    return f"{n:,} run" + ("" if n == 1 else "s")
+
+
 def clock_time(ts: float | None, now: float) -> str:
     """`14:03:07` today, `11-19 14:03` on another day, `-` when not started."""
     if ts is None:

@@ -16,12 +16,17 @@ HELP = """\
 [b]Runs[/b]
   enter      open the run            l   its logs
   /          search (id, name, flow, trigger, message)
-  f          filter by flow          s   filter by state
-  escape     back to the table (clear the filters when there)
+  f          filter by flow (any part of its name)
+  s          filter by states: failed,crashed
+  w          filter by time: 24h, 7d, 2026-12-01, 7d..1d (a range)
+  #          filter by tags: nightly,eu (runs with every one)
+  escape     back to the table (there: clear the selection, else the filters)
   m          load older runs (so does reaching the last row, ctrl+end)
   t          show or hide the trends (each flow's last runs and durations)
   c          cancel the run          r   retry the run
   e          edit its parameters, then retry it or start a fresh run
+  space      select the run or not   a   select every run shown
+  c / r      with runs selected: cancel / retry them all (one question)
 [b]Run detail[/b]
   l          logs                    c / r   cancel / retry
   e          edit & re-run: its parameters in a form, then a retry or a fresh run

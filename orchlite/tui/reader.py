@@ -13,10 +13,11 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import OrchError, RunNotFoundError
 from ..run_graph import RunGraph, build_graph
@@ -33,6 +34,7 @@ from ..store import (
     TaskRun,
     TaskRunDetail,
 )
+from .run_filters import TimeRange
 
 T = TypeVar("T")
 
@@ -52,8 +54,13 @@ TREND_RUNS = 20
 class RunsQuery:
     flow: str | None = None
     """Part of a flow's name, in any case."""
-    state: str | None = None
+    states: tuple[str, ...] = ()
+    """Any of these states (none: every state)."""
     text: str = ""
+    tags: tuple[str, ...] = ()
+    """Every one of these tags."""
+    window: TimeRange | None = None
+    """When the runs were created."""
     anchor: RunKey | None = None
     """None: the newest `PAGE_SIZE` runs. A run's key: every run down to that one (the pages
     shown so far, read again) and the next page below it (keyset paging: cheap at any depth)."""
@@ -63,7 +70,12 @@ class RunsQuery:
 
     @property
     def filtered(self) -> bool:
-        return bool(self.flow or self.state or self.text)
+        return bool(self.flow or self.states or self.text or self.tags or self.window)
+
+    @property
+    def only_flow(self) -> bool:
+        """Filtered by flow at most: a run's state changing never moves it in or out."""
+        return not (self.states or self.text or self.tags or self.window)
 
 
 @dataclass
@@ -78,6 +90,8 @@ class RunsPage:
     """The `RunsQuery.top` that keeps the runs shown to `MAX_SHOWN` (None: from the newest)."""
     trends: list[list[FlowRun]] = field(default_factory=list)
     """The newest runs of each flow that ran recently (`Store.latest_runs_per_flow`)."""
+    matching: int = 0
+    """How many runs match the filters, shown or not."""
 
 
 def run_key(run: FlowRun) -> RunKey:
@@ -144,15 +158,21 @@ class LoadError:
     message: str
 
 
-def load_runs(store: Store, query: RunsQuery) -> RunsPage:
-    """The runs `query` asks for, newest first, their task counts and the flows' trends."""
-    flows = None if query.flow is None else flows_matching(store, query.flow)
-    page = functools.partial(
-        store.flow_runs_page,
-        flow=flows,  # type: ignore[arg-type]  # the store takes any of several names
-        state=query.state,
-        text=query.text,
-    )
+def load_runs(store: Store, query: RunsQuery, now: float | None = None) -> RunsPage:
+    """The runs `query` asks for, newest first, their task counts, how many match and the
+    flows' trends (`now`: where a time range given as an age ends)."""
+    since, until = (None, None)
+    if query.window is not None:
+        since, until = query.window.bounds(time.time() if now is None else now)
+    filters: dict[str, Any] = {
+        "flow": None if query.flow is None else flows_matching(store, query.flow),
+        "state": query.states or None,
+        "text": query.text,
+        "tags": query.tags,
+        "since": since,
+        "until": until,
+    }
+    page = functools.partial(store.flow_runs_page, **filters)
     if query.anchor is None:
         runs = page(limit=PAGE_SIZE + 1)
         more = len(runs) > PAGE_SIZE
@@ -168,7 +188,8 @@ def load_runs(store: Store, query: RunsQuery) -> RunsPage:
         runs = runs[-MAX_SHOWN:]
     counts = _task_counts(store, [r.id for r in runs])
     trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
-    return RunsPage(query, runs, counts, more=more, top=top, trends=trends)
+    matching = store.count_flow_runs(**filters)
+    return RunsPage(query, runs, counts, more=more, top=top, trends=trends, matching=matching)
 
 
 class Follower:
@@ -186,13 +207,16 @@ class RunsFollower(Follower):
     most touch nothing the page shows (heartbeats, schedule marks, other runs' task
     runs). A poll first asks for the newest run, the marks (state, start, end) of the runs
     shown, in the page or the trends, and the task counts of those still going, all by
-    index, and does nothing more unless one of these moved. On the first page without a
-    state or text filter it then reads only what moved (`_update`); otherwise, and when the
-    query changed, it loads the page again.
+    index, and does nothing more unless one of these moved. On the first page filtered by
+    flow at most it then reads only what moved (`_update`); otherwise, and when the query
+    changed, it loads the page again. `clock` gives the now a time range ends at.
     """
 
-    def __init__(self, query: Callable[[], RunsQuery]) -> None:
+    def __init__(
+        self, query: Callable[[], RunsQuery], clock: Callable[[], float] = time.time
+    ) -> None:
         self.query = query
+        self.clock = clock
         self.reset()
 
     def reset(self) -> None:
@@ -215,8 +239,7 @@ class RunsFollower(Follower):
         if (
             self.newest is None
             or query.anchor is not None
-            or query.state
-            or query.text
+            or not query.only_flow
             or marks.keys() != self.marks.keys()
         ):
             return self._load(store, query)  # runs may leave the page: read it again
@@ -224,7 +247,7 @@ class RunsFollower(Follower):
 
     def _load(self, store: Store, query: RunsQuery) -> RunsPage:
         self.newest = _newest(store)
-        self.loaded = page = load_runs(store, query)
+        self.loaded = page = load_runs(store, query, self.clock())
         self.marks = store.run_marks(sorted(_shown(page)))
         return page
 
@@ -241,7 +264,7 @@ class RunsFollower(Follower):
         assert self.loaded is not None and self.newest is not None
         old = self.loaded
         flows = None if old.query.flow is None else flows_matching(store, old.query.flow)
-        above = store.flow_runs_page(flow=flows, down_to=self.newest)  # type: ignore[arg-type]
+        above = store.flow_runs_page(flow=flows, down_to=self.newest)
         new = [run for run in above if run_key(run) != self.newest]
         moved = {run_id for run_id, mark in marks.items() if self.marks.get(run_id) != mark}
         runs = new + [store.get_flow_run(run.id) if run.id in moved else run for run in old.runs]
@@ -254,7 +277,10 @@ class RunsFollower(Follower):
         if new or moved & {run.id for runs in old.trends for run in runs}:
             trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
         self.newest = newest
-        self.loaded = page = RunsPage(old.query, runs, page_counts, more=more, trends=trends)
+        matching = old.matching + len(new)  # by flow at most: no run left the filter
+        self.loaded = page = RunsPage(
+            old.query, runs, page_counts, more=more, trends=trends, matching=matching
+        )
         self.marks = store.run_marks(sorted(_shown(page)))
         return page
 

@@ -1,5 +1,5 @@
-"""The start screen: the newest runs, live, with filters, a text search, per-flow trends and
-older runs a page at a time."""
+"""The start screen: the newest runs, live, with filters, a text search, per-flow trends,
+older runs a page at a time, and a selection of runs to cancel or retry together."""
 
 from __future__ import annotations
 
@@ -7,26 +7,42 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
-from textual.widgets import DataTable, Header, Input, Select, Static
+from textual.widgets import DataTable, Header, Input, Static
 
-from ..states import TERMINAL, StateName
+from ..states import TERMINAL
 from ..store import FlowRun
 from ..views import printable
 from .columns import FittedTable
-from .format import badge, clock_time, run_duration, task_counts
+from .filter_bar import FilterBar
+from .format import badge, clock_time, run_count, run_duration, task_counts
 from .keys import APP_KEYS, HEALTH_KEY, compact_footer
 from .polling import PollingScreen
 from .reader import Poller, RunsFollower, RunsPage, RunsQuery, run_key
+from .selection import Selection, mark_cell
 from .trends import Trends
 
 EMPTY_STORE = "No runs yet — start one with `orch run FILE.py:FLOW` (`orch flows` lists them)"
 NO_MATCH = "No runs match these filters (escape clears them)"
-COLUMNS = ("State", "Flow", "Run", "Trigger", "Started", "Duration", "Tasks")
-RUN_CELL = COLUMNS.index("Run")
+COLUMNS = {
+    "mark": "",
+    "state": "State",
+    "flow": "Flow",
+    "run": "Run",
+    "trigger": "Trigger",
+    "started": "Started",
+    "duration": "Duration",
+    "tasks": "Tasks",
+}
+"""Each column's key and label; the first shows the selection mark, and the short run id
+where there is room (`ID_WIDTH`)."""
+KEYS = tuple(COLUMNS)
+RUN_CELL = KEYS.index("run")
+DURATION_CELL = KEYS.index("duration")
+ID_WIDTH = 100
+"""Columns of terminal from which the runs' short ids are shown."""
 
 
 class RunsScreen(PollingScreen):
@@ -43,8 +59,12 @@ class RunsScreen(PollingScreen):
         Binding("slash", "focus('search')", "Search", show=False),  # the boxes name their keys
         Binding("f", "focus('flow')", "Flow", show=False),
         Binding("s", "focus('state')", "State", show=False),
+        Binding("w", "focus('time')", "Time", show=False),
+        Binding("number_sign", "focus('tags')", "Tags", show=False, key_display="#"),
         Binding("m", "more", "More", show=False),  # the subtitle offers it
         Binding("t", "toggle_trends", "Trends"),
+        Binding("space", "toggle_selected", "Select", show=False),
+        Binding("a", "select_all", "Select all", show=False),
         Binding("escape", "escape", "Clear", show=False),
     ]
 
@@ -57,14 +77,14 @@ class RunsScreen(PollingScreen):
         """The task counts shown, by run id."""
         self.rows: dict[str, tuple[Any, ...]] = {}
         """The cells shown, by run id."""
+        self.selection = Selection()
+        self.show_ids = False
+        """The first column shows the runs' short ids (the terminal is wide enough)."""
         self._offered_finished = False
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(id="filters"):
-            yield Input(placeholder="f flow", id="flow")
-            yield Select([(s.value, s.value) for s in StateName], prompt="s any state", id="state")
-            yield Input(placeholder="/ search", id="search")
+        yield FilterBar(id="filters")
         yield Static(id="trends")
         yield FittedTable(
             id="runs", cursor_type="row", zebra_stripes=True, flexible=("run", "flow", "trigger")
@@ -74,8 +94,8 @@ class RunsScreen(PollingScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#runs", DataTable)
-        for label in COLUMNS:
-            table.add_column(label, key=label.lower())
+        for key, label in COLUMNS.items():
+            table.add_column(label, key=key)
         self.query_one("#empty").display = False
         table.focus()
         self.set_interval(1.0, self.tick)
@@ -84,7 +104,7 @@ class RunsScreen(PollingScreen):
     def make_poller(self) -> Poller[Any]:
         return Poller(
             self.app.home,  # type: ignore[attr-defined]
-            RunsFollower(lambda: self.query_filter),
+            RunsFollower(lambda: self.query_filter, self.app.clock),  # type: ignore[attr-defined]
             missing=lambda: RunsPage(self.query_filter, [], {}, store_exists=False),
         )
 
@@ -98,6 +118,7 @@ class RunsScreen(PollingScreen):
         self.page = page
         table = self.query_one("#runs", DataTable)
         now = self.app.clock()  # type: ignore[attr-defined]
+        self.selection.keep({run.id for run in page.runs})
         rows = {}
         for run in page.runs:  # the cells of the runs that did not change are kept
             counts = page.counts.get(run.id, {})
@@ -113,7 +134,20 @@ class RunsScreen(PollingScreen):
         if not page.runs:
             empty.update(NO_MATCH if page.query.filtered else EMPTY_STORE)
         self.query_one("#trends", Static).update(Trends(page.trends, now))
-        shown = f"{len(page.runs):,} runs" + (" (filtered)" if page.query.filtered else "")
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        """`37 runs match, 20 shown, 3 selected` in the header (`m loads older ones`...)."""
+        page = self.page
+        if page is None:
+            return
+        matching = max(page.matching, len(page.runs))
+        shown = run_count(matching)
+        shown += " match" + ("es" if matching == 1 else "") if page.query.filtered else ""
+        if len(page.runs) < matching:
+            shown += f", {len(page.runs):,} shown"
+        if self.selection:
+            shown += f", {len(self.selection):,} selected"
         if page.top is not None:
             shown += ", older ones (escape: the newest)"
         self.sub_title = shown + (", m loads older ones" if page.more else "")
@@ -135,9 +169,9 @@ class RunsScreen(PollingScreen):
                 table.add_row(*cells, key=run_id)
                 self.rows[run_id] = cells
                 continue
-            for column, before, after in zip(COLUMNS, old, cells, strict=True):
+            for column, before, after in zip(KEYS, old, cells, strict=True):
                 if before != after:
-                    table.update_cell(run_id, column.lower(), after)
+                    table.update_cell(run_id, column, after)
             self.rows[run_id] = tuple(a if b != a else b for b, a in zip(old, cells, strict=True))
         if list(self.rows) != list(rows):  # new runs went in below the older ones
             self.rows = {run_id: self.rows[run_id] for run_id in rows}
@@ -147,9 +181,9 @@ class RunsScreen(PollingScreen):
         if selected in rows and table.get_row_index(selected) != table.cursor_row:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
 
-    @staticmethod
-    def _cells(run: FlowRun, counts: dict[str, int], now: float) -> tuple[Any, ...]:
+    def _cells(self, run: FlowRun, counts: dict[str, int], now: float) -> tuple[Any, ...]:
         return (
+            self._mark(run.id),
             badge(run.state),
             Text(printable(run.flow_name)),
             Text(printable(run.name)),
@@ -167,24 +201,29 @@ class RunsScreen(PollingScreen):
             if run.started is not None and run.ended is None:
                 shown = run_duration(run.started, None, now)
                 cells = self.rows[run.id]
-                if cells[5] != shown:  # each change redraws the rows in view
+                if cells[DURATION_CELL] != shown:  # each change redraws the rows in view
                     table.update_cell(run.id, "duration", shown)
-                    self.rows[run.id] = (*cells[:5], shown, *cells[6:])
+                    self.rows[run.id] = (
+                        *cells[:DURATION_CELL],
+                        shown,
+                        *cells[DURATION_CELL + 1 :],
+                    )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """`c` is offered only while the selected run has not finished."""
-        return not (action == "cancel" and self._selected_finished)
+        """`c` is offered only while a run it would cancel has not finished."""
+        return not (action == "cancel" and self._all_finished)
 
     @property
-    def _selected_finished(self) -> bool:
-        if not self.runs:
-            return False
-        run = self.runs.get(self.selected_run_id or "")
-        return run is not None and run.state in TERMINAL
+    def _all_finished(self) -> bool:
+        """The runs `c` and `r` act on (the selection, or else the highlighted run) have all
+        finished."""
+        targets = list(self.selection) or [self.selected_run_id or ""]
+        runs = [self.runs[run_id] for run_id in targets if run_id in self.runs]
+        return bool(runs) and all(run.state in TERMINAL for run in runs)
 
     def _offer_actions(self) -> None:
-        """Redraw the footer's keys when what the selected run allows changed."""
-        finished = self._selected_finished
+        """Redraw the footer's keys when what the selected runs allow changed."""
+        finished = self._all_finished
         if finished != self._offered_finished:
             self._offered_finished = finished
             self.refresh_bindings()
@@ -219,28 +258,15 @@ class RunsScreen(PollingScreen):
 
     # -- filters -------------------------------------------------------------------
 
-    def _set_filter(self, **changes: Any) -> None:
-        values = {
-            "flow": self.query_filter.flow,
-            "state": self.query_filter.state,
-            "text": self.query_filter.text,
-            **changes,
-        }
-        self.query_filter = RunsQuery(**values)
-        self.repoll()
+    def _set_filter(self, filters: RunsQuery) -> None:
+        """Show the runs matching `filters`, from the newest."""
+        if filters != self.query_filter:
+            self.query_filter = filters
+            self.repoll()
 
-    @on(Input.Changed, "#flow")
-    def _flow_changed(self, event: Input.Changed) -> None:
-        self._set_filter(flow=event.value.strip() or None)
-
-    @on(Input.Changed, "#search")
-    def _search_changed(self, event: Input.Changed) -> None:
-        self._set_filter(text=event.value.strip())
-
-    @on(Select.Changed, "#state")
-    def _state_changed(self, event: Select.Changed) -> None:
-        value = event.value
-        self._set_filter(state=value if isinstance(value, str) else None)
+    @on(FilterBar.Changed)
+    def _filters_changed(self, event: FilterBar.Changed) -> None:
+        self._set_filter(event.filters)
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
@@ -248,28 +274,60 @@ class RunsScreen(PollingScreen):
 
     def show_flow(self, flow: str) -> None:
         """Show the runs of `flow` (its name in the flow filter, the other filters cleared)."""
-        self.query_one("#flow", Input).value = flow
-        self.query_one("#search", Input).value = ""
-        self.query_one("#state", Select).clear()
-        self._set_filter(flow=flow, state=None, text="")
+        self._set_filter(self.query_one(FilterBar).clear(flow))
         self.query_one("#runs", DataTable).focus()
 
     async def action_focus(self, widget_id: str) -> None:
         self.query_one(f"#{widget_id}").focus()
 
     def action_escape(self) -> None:
+        """Back to the table; there, clear the selection, else go back to the newest runs,
+        else clear the filters."""
         table = self.query_one("#runs", DataTable)
         if not table.has_focus:
             table.focus()
-            return
-        if self.query_filter.anchor is not None:
-            self._set_filter()  # back to the newest runs, filters kept
+        elif self.selection:
+            self.unselect_all()
+        elif self.query_filter.anchor is not None:
+            self._set_filter(replace(self.query_filter, anchor=None, top=None))
             table.move_cursor(row=0, animate=False)
-            return
-        self.query_one("#flow", Input).value = ""
-        self.query_one("#search", Input).value = ""
-        self.query_one("#state", Select).clear()
-        self._set_filter(flow=None, state=None, text="")
+        else:
+            self._set_filter(self.query_one(FilterBar).clear())
+
+    # -- the selection ---------------------------------------------------------------
+
+    def action_toggle_selected(self) -> None:
+        if run_id := self.selected_run_id:
+            self.selection.toggle(run_id)
+            self._remark([run_id])
+
+    def action_select_all(self) -> None:
+        """Select every run shown (those matching the filters, as far as loaded)."""
+        self._remark(self.selection.add(self.runs))
+
+    def unselect_all(self) -> None:
+        self._remark(self.selection.clear())
+
+    def _mark(self, run_id: str) -> Any:
+        return mark_cell(run_id in self.selection, run_id[:8] if self.show_ids else "")
+
+    def _remark(self, run_ids: list[str]) -> None:
+        """Redraw the first cell of these runs' rows, and the counts."""
+        table = self.query_one("#runs", DataTable)
+        for run_id in run_ids:
+            if (cells := self.rows.get(run_id)) is not None:
+                mark = self._mark(run_id)
+                table.update_cell(run_id, "mark", mark)
+                self.rows[run_id] = (mark, *cells[1:])
+        self._show_counts()
+        self._offer_actions()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Show the short ids where they fit."""
+        show = event.size.width >= ID_WIDTH
+        if show != self.show_ids:
+            self.show_ids = show
+            self._remark(list(self.rows))
 
     # -- actions on the selected run -----------------------------------------------
 
@@ -287,9 +345,19 @@ class RunsScreen(PollingScreen):
             self.app.open_logs(run_id)  # type: ignore[attr-defined]
 
     def action_cancel(self) -> None:
-        if run_id := self.selected_run_id:
+        if self.selection:
+            self._act_on_selection("cancel")
+        elif run_id := self.selected_run_id:
             self.app.confirm_cancel(run_id)  # type: ignore[attr-defined]
 
     def action_retry(self) -> None:
-        if run_id := self.selected_run_id:
+        if self.selection:
+            self._act_on_selection("retry")
+        elif run_id := self.selected_run_id:
             self.app.confirm_retry(run_id)  # type: ignore[attr-defined]
+
+    def _act_on_selection(self, action: str) -> None:
+        """Cancel or retry the selected runs, after one question (`bulk_actions`); the
+        selection clears once it is answered yes."""
+        runs = [self.runs[run_id] for run_id in self.selection if run_id in self.runs]
+        self.app.confirm_bulk(action, runs, self.unselect_all)  # type: ignore[attr-defined]
