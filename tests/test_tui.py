@@ -33,10 +33,10 @@ from orchlite.tui.app import STOP_SECONDS, OrchApp, make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.help import HelpScreen
 from orchlite.tui.logs_screen import LogsScreen
+from orchlite.tui.poller import Poller
 from orchlite.tui.reader import (
     FLOW_ONLY,
     MAX_SHOWN,
-    Poller,
     RunsFollower,
     RunsQuery,
     load_runs,

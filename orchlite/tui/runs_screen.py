@@ -19,8 +19,9 @@ from ..views import printable
 from .columns import FittedTable
 from .format import badge, clock_time, run_duration, task_counts
 from .keys import APP_KEYS, HEALTH_KEY, compact_footer
+from .poller import Poller
 from .polling import PollingScreen
-from .reader import Poller, RunsFollower, RunsPage, RunsQuery, run_key
+from .reader import RunsFollower, RunsPage, RunsQuery, run_key
 from .trends import Trends
 
 EMPTY_STORE = "No runs yet — start one with `orch run FILE.py:FLOW` (`orch flows` lists them)"
