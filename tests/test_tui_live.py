@@ -15,6 +15,7 @@ from orchlite.states import StateName
 from orchlite.store import Store, TaskRun, TaskRunSave
 from orchlite.tui.app import make_app
 from orchlite.tui.detail_screen import RunDetailScreen
+from orchlite.tui.keyed_table import KeyedTable
 from orchlite.tui.reader import DetailFollower, RunsFollower, RunsQuery
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.timeline import Timeline
@@ -154,7 +155,7 @@ async def test_columns_fit_the_terminal_on_every_resize_and_shrink_again(orch_ho
     app = make_app(orch_home)
     async with app.run_test(size=(200, 30)) as pilot:
         await loaded(pilot, RunsScreen)
-        table = app.screen.query_one("#runs", DataTable)
+        table = app.screen.query_one("#runs", KeyedTable)
         await wait_for(pilot, lambda: table.columns["run"].width == len(long_name), "full width")
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: table.columns["run"].width < len(long_name), "a fit")
@@ -190,7 +191,7 @@ async def test_a_deleted_and_recreated_store_is_read_anew(orch_home: Path) -> No
     app = make_app(orch_home)
     async with app.run_test(size=(120, 30)) as pilot:
         await loaded(pilot, RunsScreen)
-        table = app.screen.query_one("#runs", DataTable)
+        table = app.screen.query_one("#runs", KeyedTable)
         assert table.row_count == 1
         shutil.rmtree(orch_home)
         await wait_for(pilot, lambda: "No runs yet" in drawn(app), "the empty-store hint")

@@ -11,13 +11,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Header, Input, Select, Static
+from textual.widgets import Header, Input, Select, Static
 
 from ..states import TERMINAL, StateName
 from ..store import FlowRun
 from ..views import printable
-from .columns import FittedTable
 from .format import badge, clock_time, run_duration, task_counts
+from .keyed_table import KeyedTable
 from .keys import APP_KEYS, HEALTH_KEY, compact_footer
 from .poller import Poller
 from .polling import PollingScreen
@@ -27,7 +27,6 @@ from .trends import Trends
 EMPTY_STORE = "No runs yet — start one with `orch run FILE.py:FLOW` (`orch flows` lists them)"
 NO_MATCH = "No runs match these filters (escape clears them)"
 COLUMNS = ("State", "Flow", "Run", "Trigger", "Started", "Duration", "Tasks")
-RUN_CELL = COLUMNS.index("Run")
 
 
 class RunsScreen(PollingScreen):
@@ -67,14 +66,12 @@ class RunsScreen(PollingScreen):
             yield Select([(s.value, s.value) for s in StateName], prompt="s any state", id="state")
             yield Input(placeholder="/ search", id="search")
         yield Static(id="trends")
-        yield FittedTable(
-            id="runs", cursor_type="row", zebra_stripes=True, flexible=("run", "flow", "trigger")
-        )
+        yield KeyedTable(id="runs", zebra_stripes=True, flexible=("run", "flow", "trigger"))
         yield Static(EMPTY_STORE, id="empty")
         yield compact_footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", KeyedTable)
         for label in COLUMNS:
             table.add_column(label, key=label.lower())
         self.query_one("#empty").display = False
@@ -97,7 +94,7 @@ class RunsScreen(PollingScreen):
         elif page.top != page.query.top:
             self.query_filter = replace(page.query, top=page.top)  # deep: newest runs left out
         self.page = page
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", KeyedTable)
         now = self.app.clock()  # type: ignore[attr-defined]
         rows = {}
         for run in page.runs:  # the cells of the runs that did not change are kept
@@ -119,10 +116,10 @@ class RunsScreen(PollingScreen):
             shown += ", older ones (escape: the newest)"
         self.sub_title = shown + (", m loads older ones" if page.more else "")
 
-    def _apply(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
+    def _apply(self, table: KeyedTable, rows: dict[str, tuple[Any, ...]]) -> None:
         """Bring the table to `rows`, in their order: remove the rows gone, add the new ones
-        and update the cells that changed. Never cleared, so a new run costs one row."""
-        selected = self.selected_run_id
+        and update the cells that changed. Never cleared, so a new run costs one row; the
+        cursor stays on its run."""
         gone = self.rows.keys() - rows.keys()
         if len(gone) > len(self.rows) // 2:  # other filters: start over (cheaper)
             table.clear()
@@ -142,11 +139,7 @@ class RunsScreen(PollingScreen):
             self.rows[run_id] = tuple(a if b != a else b for b, a in zip(old, cells, strict=True))
         if list(self.rows) != list(rows):  # new runs went in below the older ones
             self.rows = {run_id: self.rows[run_id] for run_id in rows}
-            # Each row's Run cell is its own Text object, which the sort can look up.
-            order = {id(cells[RUN_CELL]): i for i, cells in enumerate(self.rows.values())}
-            table.sort("run", key=lambda cell: order[id(cell)])
-        if selected in rows and table.get_row_index(selected) != table.cursor_row:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
+            table.order(list(rows))
 
     @staticmethod
     def _cells(run: FlowRun, counts: dict[str, int], now: float) -> tuple[Any, ...]:
@@ -162,13 +155,13 @@ class RunsScreen(PollingScreen):
 
     def tick(self) -> None:
         """Count up the durations of the runs still going."""
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", KeyedTable)
         now = self.app.clock()  # type: ignore[attr-defined]
         for run in self.runs.values():
             if run.started is not None and run.ended is None:
                 shown = run_duration(run.started, None, now)
                 cells = self.rows[run.id]
-                if cells[5] != shown:  # each change redraws the rows in view
+                if cells[5] != shown:  # redraws that cell only
                     table.update_cell(run.id, "duration", shown)
                     self.rows[run.id] = (*cells[:5], shown, *cells[6:])
 
@@ -192,11 +185,8 @@ class RunsScreen(PollingScreen):
 
     @property
     def selected_run_id(self) -> str | None:
-        table = self.query_one("#runs", DataTable)
-        if not self.runs or table.row_count == 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return key
+        table = self.query_one("#runs", KeyedTable)
+        return table.cursor_key if self.runs else None
 
     # -- older runs, trends --------------------------------------------------------
 
@@ -208,10 +198,10 @@ class RunsScreen(PollingScreen):
         self.query_filter = replace(self.query_filter, anchor=run_key(page.runs[-1]))
         self.repoll()
 
-    @on(DataTable.RowHighlighted, "#runs")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(KeyedTable.RowHighlighted, "#runs")
+    def _highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         self._offer_actions()
-        if event.cursor_row == event.data_table.row_count - 1:
+        if event.cursor_row == event.table.row_count - 1:
             self.action_more()  # reaching the end loads more
 
     def action_toggle_trends(self) -> None:
@@ -245,7 +235,7 @@ class RunsScreen(PollingScreen):
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
-        self.query_one("#runs", DataTable).focus()
+        self.query_one("#runs", KeyedTable).focus()
 
     def show_flow(self, flow: str) -> None:
         """Show the runs of `flow` (its name in the flow filter, the other filters cleared)."""
@@ -253,13 +243,13 @@ class RunsScreen(PollingScreen):
         self.query_one("#search", Input).value = ""
         self.query_one("#state", Select).clear()
         self._set_filter(flow=flow, state=None, text="")
-        self.query_one("#runs", DataTable).focus()
+        self.query_one("#runs", KeyedTable).focus()
 
     async def action_focus(self, widget_id: str) -> None:
         self.query_one(f"#{widget_id}").focus()
 
     def action_escape(self) -> None:
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", KeyedTable)
         if not table.has_focus:
             table.focus()
             return
@@ -274,10 +264,10 @@ class RunsScreen(PollingScreen):
 
     # -- actions on the selected run -----------------------------------------------
 
-    @on(DataTable.RowSelected, "#runs")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value:
-            self.app.open_run(event.row_key.value)  # type: ignore[attr-defined]
+    @on(KeyedTable.RowSelected, "#runs")
+    def _row_selected(self, event: KeyedTable.RowSelected) -> None:
+        if event.row_key:
+            self.app.open_run(event.row_key)  # type: ignore[attr-defined]
 
     def action_open_run(self) -> None:
         if run_id := self.selected_run_id:
