@@ -24,7 +24,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -35,8 +35,10 @@ HEADER = "keyed-table--header"
 CURSOR = "keyed-table--cursor"
 EVEN = "keyed-table--even-row"
 ODD = "keyed-table--odd-row"
-PLAIN = ""
+PLAIN = "keyed-table--row"
 """A row's look with neither zebra stripes nor the cursor."""
+BASE = ""
+"""The widget's own style, without a look's."""
 
 
 @dataclass
@@ -56,7 +58,7 @@ class KeyedTable(ScrollView, can_focus=True):
     """Rows added, updated and removed by key; a row cursor; `flexible` names, in order,
     the keys of the columns that shrink first when the table is too narrow."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {HEADER, CURSOR, EVEN, ODD}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {HEADER, CURSOR, EVEN, ODD, PLAIN}
 
     DEFAULT_CSS = """
     KeyedTable {
@@ -152,6 +154,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self._cursor_key: str | None = None
         self.cursor_row = 0
         self._fit_asked = False
+        self._width = 0
 
     # -- rows by key -----------------------------------------------------------------
 
@@ -336,18 +339,22 @@ class KeyedTable(ScrollView, can_focus=True):
     def on_blur(self, event: events.Blur) -> None:
         self.notify_style_update()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._width = self.size.width  # asked once for all the lines
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self._width
         scroll_x, scroll_y = self.scroll_offset
         if y == 0:
             look, line = HEADER, self._header()
         else:
             row = y - 1 + scroll_y
             if row >= len(self._keys):
-                return Strip.blank(width, self.rich_style)
+                return Strip.blank(width, self._style(BASE))
             look = self._look(row)
             line = self._line(self._keys[row], look)
-        return line.crop_extend(scroll_x, scroll_x + width, self.rich_style + self._style(look))
+        return line.crop_extend(scroll_x, scroll_x + width, self._style(look))
 
     def _look(self, row: int) -> str:
         if row == self.cursor_row:
@@ -357,18 +364,20 @@ class KeyedTable(ScrollView, can_focus=True):
         return PLAIN
 
     def _style(self, look: str) -> Style:
-        if look not in self._styles:
-            component = self.get_component_styles(look).rich_style if look else Style()
-            self._styles[look] = component
-        return self._styles[look]
+        """The widget's style, with a look's over it (`BASE`: none)."""
+        style = self._styles.get(look)
+        if style is None:
+            style = self.rich_style
+            if look != BASE:
+                style += self.get_component_styles(look).rich_style
+            self._styles[look] = style
+        return style
 
     def _header(self) -> Strip:
         line = self._lines.get(("", HEADER))
         if line is None:
             cells = [self._render_cell(c.label, c.width) for c in self.columns.values()]
-            segments = Segment.apply_style(
-                (s for cell in cells for s in cell), self.rich_style + self._style(HEADER)
-            )
+            segments = Segment.apply_style((s for cell in cells for s in cell), self._style(HEADER))
             line = self._lines[("", HEADER)] = Strip(list(segments))
         return line
 
@@ -381,7 +390,7 @@ class KeyedTable(ScrollView, can_focus=True):
                 if rendered[i] is None:
                     rendered[i] = self._render_cell(cell, width)
             cells = (s for cell in rendered for s in cell or ())
-            style = self.rich_style + self._style(look)
+            style = self._style(look)
             # Under the cursor, its text colour over the cell's own (a cell's background,
             # a state's badge, stays).
             over = Style.from_color(style.color) if look == CURSOR else None

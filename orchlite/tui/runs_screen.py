@@ -58,6 +58,8 @@ class RunsScreen(PollingScreen):
         self.rows: dict[str, tuple[Any, ...]] = {}
         """The cells shown, by run id."""
         self._offered_finished = False
+        self._trend_lines = -1
+        """Lines in the trends strip: the screen's layout changes only when they do."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -110,7 +112,10 @@ class RunsScreen(PollingScreen):
         table.display = bool(page.runs)
         if not page.runs:
             empty.update(NO_MATCH if page.query.filtered else EMPTY_STORE)
-        self.query_one("#trends", Static).update(Trends(page.trends, now))
+        lines = sum(1 for runs in page.trends if runs)  # a line per flow
+        trends = self.query_one("#trends", Static)
+        trends.update(Trends(page.trends, now), layout=lines != self._trend_lines)
+        self._trend_lines = lines
         shown = f"{len(page.runs):,} runs" + (" (filtered)" if page.query.filtered else "")
         if page.top is not None:
             shown += ", older ones (escape: the newest)"
@@ -129,6 +134,8 @@ class RunsScreen(PollingScreen):
             del self.rows[run_id]
         for run_id, cells in rows.items():
             old = self.rows.get(run_id)
+            if old is cells:  # the run did not change
+                continue
             if old is None:
                 table.add_row(*cells, key=run_id)
                 self.rows[run_id] = cells
