@@ -234,7 +234,11 @@ class RunsFollower(Follower):
             trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
         self.newest = newest
         self.loaded = page = RunsPage(old.query, runs, page_counts, more=more, trends=trends)
-        self.marks = store.run_marks(sorted(_shown(page)))
+        # The marks read before the runs were (a change since then shows next time), and
+        # those of the runs new to the page.
+        shown = _shown(page)
+        kept = {run_id: mark for run_id, mark in marks.items() if run_id in shown}
+        self.marks = kept | store.run_marks(sorted(shown - kept.keys()))
         return page
 
 
