@@ -265,7 +265,7 @@ class KeyedTable(ScrollView, can_focus=True):
         if self._cursor_key is not None:
             self.post_message(self.RowSelected(self, self.cursor_row, self._cursor_key))
 
-    async def _on_click(self, event: events.Click) -> None:
+    def on_click(self, event: events.Click) -> None:
         row = event.y - 1 + self.scroll_offset.y  # line 0 is the header
         if event.y >= 1 and 0 <= row < len(self._keys):
             event.stop()

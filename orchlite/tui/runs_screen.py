@@ -101,7 +101,8 @@ class RunsScreen(PollingScreen):
         rows = {}
         for run in page.runs:  # the cells of the runs that did not change are kept
             counts = page.counts.get(run.id, {})
-            same = self.runs.get(run.id) == run and self.counts.get(run.id) == counts
+            old = self.runs.get(run.id)  # the same object when the poller kept it
+            same = (old is run or old == run) and self.counts.get(run.id) == counts
             rows[run.id] = self.rows[run.id] if same else self._cells(run, counts, now)
         self._apply(table, rows)
         self.runs = {run.id: run for run in page.runs}
