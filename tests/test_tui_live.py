@@ -12,7 +12,7 @@ from test_tui_session import drawn
 from textual.widgets import DataTable, Input
 
 from orchlite.states import StateName
-from orchlite.store import Store, TaskRun, TaskRunSave
+from orchlite.store import FlowRun, Store, TaskRun, TaskRunSave
 from orchlite.tui.app import make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.keyed_table import KeyedTable
@@ -163,6 +163,33 @@ async def test_columns_fit_the_terminal_on_every_resize_and_shrink_again(orch_ho
         assert "Tasks" in shown and "Duration" in shown
         app.screen.query_one("#search", Input).value = "short"  # the long name goes
         await wait_for(pilot, lambda: table.columns["run"].width == len("short"), "narrower")
+    store.close()
+
+
+class WrittenDuringRead(Store):
+    """A reader during whose trends read another process moves run `moving` on."""
+
+    moving: tuple[Store, str] | None = None
+
+    def latest_runs_per_flow(self, *, flows: int = 8, runs: int = 20) -> list[list[FlowRun]]:
+        if self.moving is not None:
+            writer, run_id = self.moving
+            self.moving = None
+            writer.set_flow_run_state(run_id, StateName.COMPLETED, now=70.0)
+        return super().latest_runs_per_flow(flows=flows, runs=runs)
+
+
+def test_a_run_that_moves_while_the_page_is_read_shows_at_the_next_poll(orch_home: Path) -> None:
+    store = Store(orch_home)
+    flow_run(store, "1" * 32, StateName.RUNNING, now=10.0, pid=1)
+    follower = RunsFollower(lambda: RunsQuery())
+    with WrittenDuringRead(orch_home, read_only=True) as reader:
+        assert follower(reader) is not None
+        flow_run(store, "2" * 32, StateName.RUNNING, now=20.0, pid=1)  # a newer run
+        reader.moving = (store, "2" * 32)  # ... that ends while the page is read
+        follower(reader)
+        page = follower(reader)
+        assert page is not None and page.runs[0].state == StateName.COMPLETED
     store.close()
 
 

@@ -204,7 +204,7 @@ class RunsFollower(Follower):
     def _load(self, store: Store, query: RunsQuery) -> RunsPage:
         self.newest = _newest(store)
         self.loaded = page = load_runs(store, query)
-        self.marks = store.run_marks(sorted(_shown(page)))
+        self.marks = _marks(page)
         return page
 
     def _update(
@@ -234,17 +234,15 @@ class RunsFollower(Follower):
             trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
         self.newest = newest
         self.loaded = page = RunsPage(old.query, runs, page_counts, more=more, trends=trends)
-        # The marks read before the runs were (a change since then shows next time), and
-        # those of the runs new to the page.
-        shown = _shown(page)
-        kept = {run_id: mark for run_id, mark in marks.items() if run_id in shown}
-        self.marks = kept | store.run_marks(sorted(shown - kept.keys()))
+        self.marks = _marks(page)
         return page
 
 
-def _shown(page: RunsPage) -> set[str]:
-    """The runs a page shows, in its table or in its trends strip."""
-    return {run.id for run in page.runs} | {run.id for runs in page.trends for run in runs}
+def _marks(page: RunsPage) -> dict[str, RunMark]:
+    """The marks of the runs a page shows, in its table or in its trends strip, as they were
+    read (not read again after: a run that moved in between shows at the next poll)."""
+    shown = [run for runs in page.trends for run in runs] + page.runs  # the page's win
+    return {run.id: (run.state, run.started, run.ended) for run in shown}
 
 
 def _newest(store: Store) -> RunKey | None:
