@@ -32,11 +32,12 @@ from orchlite.store import Store, StoreError
 from orchlite.tui.app import STOP_SECONDS, OrchApp, make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.help import HelpScreen
+from orchlite.tui.keyed_table import KeyedTable
 from orchlite.tui.logs_screen import LogsScreen
+from orchlite.tui.poller import Poller
 from orchlite.tui.reader import (
     FLOW_ONLY,
     MAX_SHOWN,
-    Poller,
     RunsFollower,
     RunsQuery,
     load_runs,
@@ -128,8 +129,8 @@ def text_of(widget: Static) -> str:
     return capture.get()
 
 
-def runs_table(app: OrchApp) -> DataTable[object]:
-    return app.screen.query_one("#runs", DataTable)
+def runs_table(app: OrchApp) -> KeyedTable:
+    return app.screen.query_one("#runs", KeyedTable)
 
 
 def cell(app: OrchApp, run_id: str, column: str) -> str:
@@ -174,7 +175,7 @@ async def test_runs_are_listed_newest_first_with_state_and_task_counts(project: 
         await loaded(pilot, RunsScreen)
         table = runs_table(app)
         assert table.row_count == 4  # two runs of hello, each with a child subflow run
-        keys = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(4)]
+        keys = table.row_keys
         assert keys.index(second) < keys.index(first)
         assert cell(app, first, "state") == "FAILED"
         assert cell(app, first, "flow") == "hello"

@@ -62,9 +62,8 @@ def finished_run(home: Path, run_id: str = "e" * 32) -> str:
 
 def marked(app: OrchApp) -> list[str]:
     """The runs whose row shows the selection mark, top to bottom."""
-    table = runs_table(app)
-    rows = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
-    return [run_id for run_id in rows if run_id and cell(app, run_id, "mark") == MARK]
+    rows = runs_table(app).row_keys
+    return [run_id for run_id in rows if cell(app, run_id, "mark") == MARK]
 
 
 async def question(pilot: Pilot[None]) -> ConfirmScreen:

@@ -12,9 +12,10 @@ from test_tui_session import drawn
 from textual.widgets import DataTable, Input
 
 from orchlite.states import StateName
-from orchlite.store import Store, TaskRun, TaskRunSave
+from orchlite.store import FlowRun, Store, TaskRun, TaskRunSave
 from orchlite.tui.app import make_app
 from orchlite.tui.detail_screen import RunDetailScreen
+from orchlite.tui.keyed_table import KeyedTable
 from orchlite.tui.reader import DetailFollower, RunsFollower, RunsQuery
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.timeline import Timeline
@@ -154,7 +155,7 @@ async def test_columns_fit_the_terminal_on_every_resize_and_shrink_again(orch_ho
     app = make_app(orch_home)
     async with app.run_test(size=(200, 30)) as pilot:
         await loaded(pilot, RunsScreen)
-        table = app.screen.query_one("#runs", DataTable)
+        table = app.screen.query_one("#runs", KeyedTable)
         await wait_for(pilot, lambda: table.columns["run"].width == len(long_name), "full width")
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: table.columns["run"].width < len(long_name), "a fit")
@@ -162,6 +163,33 @@ async def test_columns_fit_the_terminal_on_every_resize_and_shrink_again(orch_ho
         assert "Tasks" in shown and "Duration" in shown
         app.screen.query_one("#search", Input).value = "short"  # the long name goes
         await wait_for(pilot, lambda: table.columns["run"].width == len("short"), "narrower")
+    store.close()
+
+
+class WrittenDuringRead(Store):
+    """A reader during whose trends read another process moves run `moving` on."""
+
+    moving: tuple[Store, str] | None = None
+
+    def latest_runs_per_flow(self, *, flows: int = 8, runs: int = 20) -> list[list[FlowRun]]:
+        if self.moving is not None:
+            writer, run_id = self.moving
+            self.moving = None
+            writer.set_flow_run_state(run_id, StateName.COMPLETED, now=70.0)
+        return super().latest_runs_per_flow(flows=flows, runs=runs)
+
+
+def test_a_run_that_moves_while_the_page_is_read_shows_at_the_next_poll(orch_home: Path) -> None:
+    store = Store(orch_home)
+    flow_run(store, "1" * 32, StateName.RUNNING, now=10.0, pid=1)
+    follower = RunsFollower(lambda: RunsQuery())
+    with WrittenDuringRead(orch_home, read_only=True) as reader:
+        assert follower(reader) is not None
+        flow_run(store, "2" * 32, StateName.RUNNING, now=20.0, pid=1)  # a newer run
+        reader.moving = (store, "2" * 32)  # ... that ends while the page is read
+        follower(reader)
+        page = follower(reader)
+        assert page is not None and page.runs[0].state == StateName.COMPLETED
     store.close()
 
 
@@ -190,7 +218,7 @@ async def test_a_deleted_and_recreated_store_is_read_anew(orch_home: Path) -> No
     app = make_app(orch_home)
     async with app.run_test(size=(120, 30)) as pilot:
         await loaded(pilot, RunsScreen)
-        table = app.screen.query_one("#runs", DataTable)
+        table = app.screen.query_one("#runs", KeyedTable)
         assert table.row_count == 1
         shutil.rmtree(orch_home)
         await wait_for(pilot, lambda: "No runs yet" in drawn(app), "the empty-store hint")

@@ -12,7 +12,8 @@ the columns are fitted again on every resize.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from collections.abc import Hashable, Iterable
+from typing import Any, Generic, TypeVar
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -33,6 +34,63 @@ def text_width(cell: object) -> int:
     return min(cell_len(longest), MAX_CELL)
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+class CellWidths(Generic[K]):
+    """The width of every cell shown, by row and column, and how many cells of each column
+    have each width: a column's widest cell is known again when that cell goes."""
+
+    def __init__(self) -> None:
+        self._counts: dict[K, Counter[int]] = {}
+        self._rows: dict[Hashable, dict[K, int]] = {}
+
+    def add(self, row: Hashable, cells: Iterable[tuple[K, object]]) -> None:
+        widths = {column: text_width(cell) for column, cell in cells}
+        for column, width in widths.items():
+            self._counts.setdefault(column, Counter())[width] += 1
+        self._rows[row] = widths
+
+    def set(self, row: Hashable, column: K, cell: object) -> None:
+        widths = self._rows[row]
+        counts = self._counts[column]
+        counts[widths[column]] -= 1
+        widths[column] = text_width(cell)
+        counts[widths[column]] += 1
+
+    def remove(self, row: Hashable) -> None:
+        for column, width in self._rows.pop(row).items():
+            self._counts[column][width] -= 1
+
+    def clear(self) -> None:
+        self._counts.clear()
+        self._rows.clear()
+
+    def widest(self, column: K) -> int:
+        counts = self._counts.get(column, Counter())
+        return max((width for width, n in counts.items() if n > 0), default=0)
+
+
+def fit_widths(
+    natural: dict[K, int], labels: dict[K, str], flexible: Iterable[K], room: int
+) -> dict[K, int]:
+    """`natural` (each column's width for its widest cell or label), with the `flexible`
+    columns, in order, shrunk (down to `MIN_FLEXIBLE` or their label) until `room` cells
+    hold them all, or as far as they go."""
+    widths = dict(natural)
+    over = sum(widths.values()) - room
+    for key in flexible:
+        if over <= 0:
+            break
+        if key not in widths:
+            continue
+        floor = max(MIN_FLEXIBLE, cell_len(labels[key]))
+        give = min(over, max(widths[key] - floor, 0))
+        widths[key] -= give
+        over -= give
+    return widths
+
+
 class FittedTable(DataTable[Any]):
     """Columns are added with `add_column(label, key=...)`; `flexible` names, in order,
     the keys of the columns that shrink first when the table is too narrow."""
@@ -40,8 +98,7 @@ class FittedTable(DataTable[Any]):
     def __init__(self, *, flexible: tuple[str, ...] = (), **options: Any) -> None:
         super().__init__(**options)
         self.flexible = flexible
-        self._widths: dict[ColumnKey, Counter[int]] = {}
-        self._cells: dict[RowKey, dict[ColumnKey, int]] = {}
+        self._widths: CellWidths[ColumnKey] = CellWidths()
         self._fit_asked = False
 
     # -- keeping count of the widths -------------------------------------------------
@@ -54,11 +111,7 @@ class FittedTable(DataTable[Any]):
         label: Text | str | None = None,
     ) -> RowKey:
         row_key = super().add_row(*cells, height=height, key=key, label=label)
-        pairs = zip(self.columns, cells, strict=True)
-        widths = {column: text_width(cell) for column, cell in pairs}
-        for column, width in widths.items():
-            self._widths.setdefault(column, Counter())[width] += 1
-        self._cells[row_key] = widths
+        self._widths.add(row_key, zip(self.columns, cells, strict=True))
         self._ask_fit()
         return row_key
 
@@ -71,24 +124,19 @@ class FittedTable(DataTable[Any]):
         update_width: bool = False,
     ) -> None:
         super().update_cell(row_key, column_key, value)
-        widths = self._cells[RowKey(row_key) if isinstance(row_key, str) else row_key]
+        row = RowKey(row_key) if isinstance(row_key, str) else row_key
         column = ColumnKey(column_key) if isinstance(column_key, str) else column_key
-        counts = self._widths[column]
-        counts[widths[column]] -= 1
-        widths[column] = text_width(value)
-        counts[widths[column]] += 1
+        self._widths.set(row, column, value)
         self._ask_fit()
 
     def remove_row(self, row_key: RowKey | str) -> None:
         row = RowKey(row_key) if isinstance(row_key, str) else row_key
         super().remove_row(row)
-        for column, width in self._cells.pop(row).items():
-            self._widths[column][width] -= 1
+        self._widths.remove(row)
         self._ask_fit()
 
     def clear(self, columns: bool = False) -> FittedTable:
         super().clear(columns)
-        self._cells.clear()
         self._widths.clear()
         self._ask_fit()
         return self
@@ -105,12 +153,10 @@ class FittedTable(DataTable[Any]):
 
     def natural_widths(self) -> dict[ColumnKey, int]:
         """Each column's width for its widest cell (or its label)."""
-        natural = {}
-        for key, column in self.columns.items():
-            counts = self._widths.get(key, Counter())
-            widest = max((width for width, n in counts.items() if n > 0), default=0)
-            natural[key] = max(widest, cell_len(column.label.plain))
-        return natural
+        return {
+            key: max(self._widths.widest(key), cell_len(column.label.plain))
+            for key, column in self.columns.items()
+        }
 
     def fit(self) -> None:
         """Size the columns to their text, the flexible ones shrunk to fit the width."""
@@ -118,18 +164,10 @@ class FittedTable(DataTable[Any]):
         room = self.scrollable_content_region.width
         if not self.columns or room <= 0:
             return
-        widths = self.natural_widths()
-        padding = 2 * self.cell_padding * len(widths)
-        over = sum(widths.values()) + padding - room
-        for key in map(ColumnKey, self.flexible):
-            if over <= 0:
-                break
-            if key not in widths:
-                continue
-            floor = max(MIN_FLEXIBLE, cell_len(self.columns[key].label.plain))
-            give = min(over, max(widths[key] - floor, 0))
-            widths[key] -= give
-            over -= give
+        padding = 2 * self.cell_padding * len(self.columns)
+        labels = {key: column.label.plain for key, column in self.columns.items()}
+        flexible = map(ColumnKey, self.flexible)
+        widths = fit_widths(self.natural_widths(), labels, flexible, room - padding)
         changed = False
         for key, column in self.columns.items():
             if column.auto_width or column.width != widths[key]:

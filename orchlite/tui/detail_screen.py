@@ -27,9 +27,10 @@ from .columns import MAX_CELL, FittedTable
 from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
 from .keys import APP_KEYS, compact_footer
+from .poller import Poller
 from .polling import PollingScreen
 from .preview import ResultPreview, load_preview, load_results
-from .reader import DetailFollower, Poller, RunDetail
+from .reader import DetailFollower, RunDetail
 from .timeline import Span, Timeline
 
 ROWS_AT_ONCE = 500

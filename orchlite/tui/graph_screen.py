@@ -16,8 +16,9 @@ from ..graph_render import layer_rule, node_line, summary, waits_line
 from ..run_graph import Node, RunGraph
 from ..views import printable
 from .keys import APP_KEYS, compact_footer
+from .poller import Poller
 from .polling import PollingScreen
-from .reader import GraphFollower, GraphSnapshot, Poller
+from .reader import GraphFollower, GraphSnapshot
 
 LAYER_PREFIX = "layer-"
 """The ids of the (disabled) options that head each layer."""

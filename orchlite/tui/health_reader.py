@@ -1,4 +1,4 @@
-"""What the flow health screen shows, read in its polling thread (`reader.Poller`).
+"""What the flow health screen shows, read in its polling thread (`poller.Poller`).
 
 A health load reads every run of two windows (up to tens of thousands), so unlike the other
 screens it does not follow each commit: with a daemon committing every second beside it,
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..health import WINDOWS, FlowHealth, flow_health
 from ..store import Store
-from .reader import LoadError, Poller
+from .poller import LoadError, Poller
 
 MIN_SECONDS = 1.0
 """Between two loads at least this long, however often the store changes."""

@@ -15,8 +15,9 @@ from ..store import LogRecord
 from ..views import format_log, printable
 from .format import LEVEL_STYLES, LEVELS
 from .keys import APP_KEYS, compact_footer
+from .poller import Poller
 from .polling import PollingScreen
-from .reader import FLOW_ONLY, LogBatch, LogFilter, LogFollower, Poller
+from .reader import FLOW_ONLY, LogBatch, LogFilter, LogFollower
 
 LEVEL_KEYS = {"1": 10, "2": 20, "3": 30, "4": 40, "5": 50}
 

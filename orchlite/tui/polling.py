@@ -9,7 +9,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
-from .reader import LoadError, Poller, Wakeup
+from .poller import LoadError, Poller, Wakeup
 from .watchers import drop_closed_watchers
 
 POLL_SECONDS = 0.5

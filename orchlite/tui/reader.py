@@ -1,29 +1,23 @@
 """What the screens show, read from the store in a worker thread.
 
-A `Poller` asks SQLite's `data_version` (one pragma, microseconds) on every tick and only
-runs its loader when another connection committed since the last load, so an idle TUI
-costs next to nothing however many runs the store holds. The store is opened read-only
-(`Store(read_only=True)`), so a view takes no write lock and never holds up a writer.
-Loaders only call `Store` query methods and return plain snapshots; nothing here imports
-Textual or writes to the store.
+Each loader (or `Follower`, which keeps what it read to read only what changed next time)
+only calls `Store` query methods and returns a plain snapshot; a `Poller` (`poller`) runs
+it when the store changed. Nothing here imports Textual or writes to the store.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-from ..errors import OrchError, RunNotFoundError
+from ..errors import RunNotFoundError
 from ..run_graph import RunGraph, build_graph
 from ..states import TERMINAL
 from ..store import (
-    DB_NAME,
     Artifact,
     FlowRun,
     HistoryEntry,
@@ -34,9 +28,8 @@ from ..store import (
     TaskRun,
     TaskRunDetail,
 )
+from .poller import Follower
 from .run_filters import TimeRange
-
-T = TypeVar("T")
 
 PAGE_SIZE = 200
 """Runs loaded at a time: the newest ones matching the filters, then a page more per ask."""
@@ -153,11 +146,6 @@ def flows_matching(store: Store, part: str) -> list[str]:
     return [runs[0].flow_name for runs in newest if wanted in runs[0].flow_name.casefold()]
 
 
-@dataclass
-class LoadError:
-    message: str
-
-
 def load_runs(store: Store, query: RunsQuery, now: float | None = None) -> RunsPage:
     """The runs `query` asks for, newest first, their task counts, how many match and the
     flows' trends (`now`: where a time range given as an age ends)."""
@@ -190,14 +178,6 @@ def load_runs(store: Store, query: RunsQuery, now: float | None = None) -> RunsP
     trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
     matching = store.count_flow_runs(**filters)
     return RunsPage(query, runs, counts, more=more, top=top, trends=trends, matching=matching)
-
-
-class Follower:
-    """A loader that keeps what it read from one store, to read only what changed next
-    time; `Poller` calls `reset()` when the store it reads is replaced by another."""
-
-    def reset(self) -> None:
-        raise NotImplementedError
 
 
 class RunsFollower(Follower):
@@ -248,7 +228,7 @@ class RunsFollower(Follower):
     def _load(self, store: Store, query: RunsQuery) -> RunsPage:
         self.newest = _newest(store)
         self.loaded = page = load_runs(store, query, self.clock())
-        self.marks = store.run_marks(sorted(_shown(page)))
+        self.marks = _marks(page)
         return page
 
     def _update(
@@ -281,13 +261,15 @@ class RunsFollower(Follower):
         self.loaded = page = RunsPage(
             old.query, runs, page_counts, more=more, trends=trends, matching=matching
         )
-        self.marks = store.run_marks(sorted(_shown(page)))
+        self.marks = _marks(page)
         return page
 
 
-def _shown(page: RunsPage) -> set[str]:
-    """The runs a page shows, in its table or in its trends strip."""
-    return {run.id for run in page.runs} | {run.id for runs in page.trends for run in runs}
+def _marks(page: RunsPage) -> dict[str, RunMark]:
+    """The marks of the runs a page shows, in its table or in its trends strip, as they were
+    read (not read again after: a run that moved in between shows at the next poll)."""
+    shown = [run for runs in page.trends for run in runs] + page.runs  # the page's win
+    return {run.id: (run.state, run.started, run.ended) for run in shown}
 
 
 def _newest(store: Store) -> RunKey | None:
@@ -438,109 +420,3 @@ class LogFollower(Follower):
         if not records and not reset and not changed:
             return None
         return LogBatch(records, reset=reset, tasks=tasks if changed else None)
-
-
-class Poller(Generic[T]):
-    """Runs `load(store)` when the store changed (or when asked to); see the module doc.
-
-    `load` returning None means "nothing new". Before the store exists, `missing()` is
-    delivered once, and the poller keeps watching for the database file to appear.
-    """
-
-    def __init__(
-        self,
-        home: Path,
-        load: Callable[[Store], T | None],
-        missing: Callable[[], T | None] = lambda: None,
-    ) -> None:
-        self.home = home
-        self.load = load
-        self.missing = missing
-        self.store: Store | None = None
-        self.version: int | None = None
-        self.identity: tuple[int, int] | None = None
-        """The database file's (device, inode) when the store was opened."""
-        self._reported_missing = False
-        self._open_failures = 0
-
-    def tick(self, force: bool = False) -> T | LoadError | None:
-        """One poll: a new snapshot, an error to show, or None when nothing changed."""
-        try:
-            if self.store is not None and _identity(self.home) != self.identity:
-                self._replaced()
-            if self.store is None:
-                if not (self.home / DB_NAME).exists():
-                    if self._reported_missing and not force:
-                        return None
-                    self._reported_missing = True
-                    return self.missing()
-                self.store = self._open()
-                if self.store is None:
-                    return None
-            version = self.store.data_version()
-            if version == self.version and not force:
-                return None
-            self.version = version
-            return self.load(self.store)
-        except OrchError as exc:
-            self.version = None  # try again next tick
-            return LoadError(str(exc))
-
-    def _replaced(self) -> None:
-        """The database file was deleted or replaced (`.orch/` removed, a backup restored):
-        what was read from the old one goes, and the new one is read from the start."""
-        self.close()
-        self.version = None
-        self._reported_missing = False
-        if isinstance(self.load, Follower):
-            self.load.reset()
-
-    def _open(self) -> Store | None:
-        """The store, read-only; None the first time it cannot be opened yet (a writer that
-        just created the file may still be writing its schema), an error the next time."""
-        identity = _identity(self.home)
-        try:
-            store = Store(self.home, read_only=True)
-        except OrchError:
-            self._open_failures += 1
-            if self._open_failures > 1:
-                raise
-            return None
-        self._open_failures = 0
-        self.identity = identity
-        return store
-
-    def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-
-
-def _identity(home: Path) -> tuple[int, int] | None:
-    """The database file's (device, inode); None when there is none."""
-    try:
-        found = os.stat(home / DB_NAME)
-    except OSError:
-        return None
-    return found.st_dev, found.st_ino
-
-
-@dataclass
-class Wakeup:
-    """Tells a polling thread to poll now (and to reload even if nothing changed)."""
-
-    event: threading.Event = field(default_factory=threading.Event)
-    stopped: bool = False
-
-    def poke(self) -> None:
-        self.event.set()
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.event.set()
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep up to `seconds`; True if poked (consumes the poke)."""
-        poked = self.event.wait(seconds)
-        self.event.clear()
-        return poked

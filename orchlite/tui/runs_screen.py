@@ -10,17 +10,18 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from ..states import TERMINAL
 from ..store import FlowRun
 from ..views import printable
-from .columns import FittedTable
 from .filter_bar import FilterBar
 from .format import badge, clock_time, run_count, run_duration, task_counts
+from .keyed_table import KeyedTable
 from .keys import APP_KEYS, HEALTH_KEY, compact_footer
+from .poller import Poller
 from .polling import PollingScreen
-from .reader import Poller, RunsFollower, RunsPage, RunsQuery, run_key
+from .reader import RunsFollower, RunsPage, RunsQuery, run_key
 from .selection import Selection, mark_cell
 from .trends import Trends
 
@@ -39,7 +40,6 @@ COLUMNS = {
 """Each column's key and label; the first shows the selection mark, and the short run id
 where there is room (`ID_WIDTH`)."""
 KEYS = tuple(COLUMNS)
-RUN_CELL = KEYS.index("run")
 DURATION_CELL = KEYS.index("duration")
 ID_WIDTH = 100
 """Columns of terminal from which the runs' short ids are shown."""
@@ -81,19 +81,19 @@ class RunsScreen(PollingScreen):
         self.show_ids = False
         """The first column shows the runs' short ids (the terminal is wide enough)."""
         self._offered_finished = False
+        self._trend_lines = -1
+        """Lines in the trends strip: the screen's layout changes only when they do."""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield FilterBar(id="filters")
         yield Static(id="trends")
-        yield FittedTable(
-            id="runs", cursor_type="row", zebra_stripes=True, flexible=("run", "flow", "trigger")
-        )
+        yield KeyedTable(id="runs", zebra_stripes=True, flexible=("run", "flow", "trigger"))
         yield Static(EMPTY_STORE, id="empty")
         yield compact_footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", KeyedTable)
         for key, label in COLUMNS.items():
             table.add_column(label, key=key)
         self.query_one("#empty").display = False
@@ -116,13 +116,14 @@ class RunsScreen(PollingScreen):
         elif page.top != page.query.top:
             self.query_filter = replace(page.query, top=page.top)  # deep: newest runs left out
         self.page = page
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", KeyedTable)
         now = self.app.clock()  # type: ignore[attr-defined]
         self.selection.keep({run.id for run in page.runs})
         rows = {}
         for run in page.runs:  # the cells of the runs that did not change are kept
             counts = page.counts.get(run.id, {})
-            same = self.runs.get(run.id) == run and self.counts.get(run.id) == counts
+            old = self.runs.get(run.id)  # the same object when the poller kept it
+            same = (old is run or old == run) and self.counts.get(run.id) == counts
             rows[run.id] = self.rows[run.id] if same else self._cells(run, counts, now)
         self._apply(table, rows)
         self.runs = {run.id: run for run in page.runs}
@@ -133,7 +134,10 @@ class RunsScreen(PollingScreen):
         table.display = bool(page.runs)
         if not page.runs:
             empty.update(NO_MATCH if page.query.filtered else EMPTY_STORE)
-        self.query_one("#trends", Static).update(Trends(page.trends, now))
+        lines = sum(1 for runs in page.trends if runs)  # a line per flow
+        trends = self.query_one("#trends", Static)
+        trends.update(Trends(page.trends, now), layout=lines != self._trend_lines)
+        self._trend_lines = lines
         self._show_counts()
 
     def _show_counts(self) -> None:
@@ -152,10 +156,10 @@ class RunsScreen(PollingScreen):
             shown += ", older ones (escape: the newest)"
         self.sub_title = shown + (", m loads older ones" if page.more else "")
 
-    def _apply(self, table: DataTable[Any], rows: dict[str, tuple[Any, ...]]) -> None:
+    def _apply(self, table: KeyedTable, rows: dict[str, tuple[Any, ...]]) -> None:
         """Bring the table to `rows`, in their order: remove the rows gone, add the new ones
-        and update the cells that changed. Never cleared, so a new run costs one row."""
-        selected = self.selected_run_id
+        and update the cells that changed. Never cleared, so a new run costs one row; the
+        cursor stays on its run."""
         gone = self.rows.keys() - rows.keys()
         if len(gone) > len(self.rows) // 2:  # other filters: start over (cheaper)
             table.clear()
@@ -165,6 +169,8 @@ class RunsScreen(PollingScreen):
             del self.rows[run_id]
         for run_id, cells in rows.items():
             old = self.rows.get(run_id)
+            if old is cells:  # the run did not change
+                continue
             if old is None:
                 table.add_row(*cells, key=run_id)
                 self.rows[run_id] = cells
@@ -175,11 +181,7 @@ class RunsScreen(PollingScreen):
             self.rows[run_id] = tuple(a if b != a else b for b, a in zip(old, cells, strict=True))
         if list(self.rows) != list(rows):  # new runs went in below the older ones
             self.rows = {run_id: self.rows[run_id] for run_id in rows}
-            # Each row's Run cell is its own Text object, which the sort can look up.
-            order = {id(cells[RUN_CELL]): i for i, cells in enumerate(self.rows.values())}
-            table.sort("run", key=lambda cell: order[id(cell)])
-        if selected in rows and table.get_row_index(selected) != table.cursor_row:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
+            table.order(list(rows))
 
     def _cells(self, run: FlowRun, counts: dict[str, int], now: float) -> tuple[Any, ...]:
         return (
@@ -195,13 +197,13 @@ class RunsScreen(PollingScreen):
 
     def tick(self) -> None:
         """Count up the durations of the runs still going."""
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", KeyedTable)
         now = self.app.clock()  # type: ignore[attr-defined]
         for run in self.runs.values():
             if run.started is not None and run.ended is None:
                 shown = run_duration(run.started, None, now)
                 cells = self.rows[run.id]
-                if cells[DURATION_CELL] != shown:  # each change redraws the rows in view
+                if cells[DURATION_CELL] != shown:  # redraws that cell only
                     table.update_cell(run.id, "duration", shown)
                     self.rows[run.id] = (
                         *cells[:DURATION_CELL],
@@ -230,11 +232,8 @@ class RunsScreen(PollingScreen):
 
     @property
     def selected_run_id(self) -> str | None:
-        table = self.query_one("#runs", DataTable)
-        if not self.runs or table.row_count == 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return key
+        table = self.query_one("#runs", KeyedTable)
+        return table.cursor_key if self.runs else None
 
     # -- older runs, trends --------------------------------------------------------
 
@@ -246,10 +245,10 @@ class RunsScreen(PollingScreen):
         self.query_filter = replace(self.query_filter, anchor=run_key(page.runs[-1]))
         self.repoll()
 
-    @on(DataTable.RowHighlighted, "#runs")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(KeyedTable.RowHighlighted, "#runs")
+    def _highlighted(self, event: KeyedTable.RowHighlighted) -> None:
         self._offer_actions()
-        if event.cursor_row == event.data_table.row_count - 1:
+        if event.cursor_row == event.table.row_count - 1:
             self.action_more()  # reaching the end loads more
 
     def action_toggle_trends(self) -> None:
@@ -270,12 +269,12 @@ class RunsScreen(PollingScreen):
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
-        self.query_one("#runs", DataTable).focus()
+        self.query_one("#runs", KeyedTable).focus()
 
     def show_flow(self, flow: str) -> None:
         """Show the runs of `flow` (its name in the flow filter, the other filters cleared)."""
         self._set_filter(self.query_one(FilterBar).clear(flow))
-        self.query_one("#runs", DataTable).focus()
+        self.query_one("#runs", KeyedTable).focus()
 
     async def action_focus(self, widget_id: str) -> None:
         self.query_one(f"#{widget_id}").focus()
@@ -283,7 +282,7 @@ class RunsScreen(PollingScreen):
     def action_escape(self) -> None:
         """Back to the table; there, clear the selection, else go back to the newest runs,
         else clear the filters."""
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", KeyedTable)
         if not table.has_focus:
             table.focus()
         elif self.selection:
@@ -313,7 +312,7 @@ class RunsScreen(PollingScreen):
 
     def _remark(self, run_ids: list[str]) -> None:
         """Redraw the first cell of these runs' rows, and the counts."""
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", KeyedTable)
         for run_id in run_ids:
             if (cells := self.rows.get(run_id)) is not None:
                 mark = self._mark(run_id)
@@ -331,10 +330,10 @@ class RunsScreen(PollingScreen):
 
     # -- actions on the selected run -----------------------------------------------
 
-    @on(DataTable.RowSelected, "#runs")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value:
-            self.app.open_run(event.row_key.value)  # type: ignore[attr-defined]
+    @on(KeyedTable.RowSelected, "#runs")
+    def _row_selected(self, event: KeyedTable.RowSelected) -> None:
+        if event.row_key:
+            self.app.open_run(event.row_key)  # type: ignore[attr-defined]
 
     def action_open_run(self) -> None:
         if run_id := self.selected_run_id:

@@ -20,8 +20,9 @@ from ..store import CacheEntry, TaskRun, TaskRunDetail
 from ..views import iso, printable
 from .format import badge, clock_time, coloured, run_duration
 from .keys import APP_KEYS, compact_footer
+from .poller import Poller
 from .polling import PollingScreen
-from .reader import Poller, TaskSnapshot, load_task
+from .reader import TaskSnapshot, load_task
 
 PREVIEW_CELLS = 60
 """How much of an upstream task run's result preview its line shows."""

@@ -66,7 +66,8 @@ from orchlite.tui.app import make_app
 from orchlite.tui.board import BoardWatcher
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.health_reader import load_health
-from orchlite.tui.reader import MAX_SHOWN, Poller, RunsQuery, load_runs, run_key
+from orchlite.tui.poller import Poller
+from orchlite.tui.reader import MAX_SHOWN, RunsQuery, load_runs, run_key
 from orchlite.tui.runs_screen import RunsScreen
 
 ROUNDS = 5

@@ -95,7 +95,8 @@ import sys
 import time
 from pathlib import Path
 
-from orchlite.tui.reader import LoadError, LogFollower, Poller, RunsQuery, load_detail, load_runs
+from orchlite.tui.poller import LoadError, Poller
+from orchlite.tui.reader import LogFollower, RunsQuery, load_detail, load_runs
 
 home, seconds = Path(sys.argv[1]), float(sys.argv[2])
 runs = Poller(home, lambda store: load_runs(store, RunsQuery()))
