@@ -96,12 +96,19 @@ class RetryPlan:
 
 
 def retry_plan(
-    home: Path, run_id: str, params: dict[str, Any] | None = None, *, force: bool = True
+    home: Path,
+    run_id: str,
+    params: dict[str, Any] | None = None,
+    *,
+    force: bool = True,
+    redacted_ok: bool = False,
 ) -> RetryPlan:
     """The request that retries the run, with `params` over its recorded parameters.
 
     UsageError when it cannot be retried: a subflow, a run without a recorded target, or,
-    without `force`, a run that completed.
+    without `force`, a run that completed; and, unless `redacted_ok` (a form that asks for
+    them again), when a parameter recorded redacted (a secret's value, stored as `***`) is
+    not given again in `params`: it is never sent as `***`.
     """
     with Store(home, create=False) as store:
         old = store.get_flow_run(run_id)
@@ -115,7 +122,15 @@ def retry_plan(
         )
     if not old.target:
         raise UsageError(f"run {old.id[:8]} has no recorded target to run again")
-    given = {**json.loads(old.parameters or "{}"), **(params or {})}
+    recorded = json.loads(old.parameters or "{}")
+    if not redacted_ok:
+        for name, value in recorded.items():
+            if name not in (params or {}) and holds_mask(value):
+                raise UsageError(
+                    f"parameter '{name}' of run {old.id[:8]} was recorded redacted ({MASK});"
+                    f" give its value again: -p {name}=VALUE"
+                )
+    given = {**recorded, **(params or {})}
     env = {} if key is None else _entry_env(project_root(home), key)
     request = RunRequest(
         target=old.target, params=given, resume_from=old.id, trigger="retry", env=env
@@ -170,8 +185,8 @@ def rerun_request(home: Path, run_id: str, values: dict[str, Any], *, retry: boo
     as `***`) whose value still holds `***`: it must be typed again, never sent as `***`.
     The flow is imported to check the values: call this in a worker thread.
     """
-    recorded = retry_plan(home, run_id).request.params
-    plan = retry_plan(home, run_id, values)
+    recorded = retry_plan(home, run_id, redacted_ok=True).request.params
+    plan = retry_plan(home, run_id, values, redacted_ok=True)
     params = plan.request.params
     for name, value in recorded.items():
         if holds_mask(value) and holds_mask(params.get(name)):

@@ -771,3 +771,28 @@ def test_a_secret_feed_passes_every_value_before_the_output_that_follows_it() ->
         lines.append(redaction.redact(raw.decode().rstrip("\n")))
     assert child.wait(timeout=60) == 0
     assert lines == [f"line {i} ***" for i in range(20)]
+
+
+GREETER = """
+from orchlite import flow, secret
+
+
+@flow(secrets=["API_TOKEN"])
+def greet(token: str, name: str = "world") -> str:
+    secret("API_TOKEN")
+    return f"{name}: {len(token)}"
+"""
+
+
+def test_retry_never_sends_a_parameter_recorded_redacted_as_stars(project: Project) -> None:
+    """A parameter stored as `***` (it held a secret) is asked for again, not sent as `***`."""
+    project.write_flow("greet.py", GREETER)
+    env = {"API_TOKEN": API_TOKEN}
+    project.orch("run", "greet.py:greet", "-p", f"token={API_TOKEN}", extra_env=env)
+    assert project.show()["parameters"] == {"token": "***", "name": "world"}
+    refused = project.orch("retry", "last", "--force", extra_env=env, expect=2)
+    assert_usage_error(refused, 2, "parameter 'token'")
+    assert "-p token=VALUE" in refused.stderr
+    project.orch("retry", "last", "--force", "-p", f"token={API_TOKEN}", extra_env=env)
+    retried = project.show()
+    assert retried["state"] == "COMPLETED" and retried["result"] == "'world: 20'"

@@ -207,7 +207,7 @@ class OrchApp(App[None]):
         from .rerun_form import RerunScreen
 
         try:
-            plan = operations.retry_plan(self.home, run_id)
+            plan = operations.retry_plan(self.home, run_id, redacted_ok=True)
         except OrchError as exc:
             self._report(operations.Outcome(str(exc), ok=False))
             return
@@ -226,7 +226,7 @@ class OrchApp(App[None]):
                 if yes:
                     self.notify(notice)
                     self.supervising.add(request.run_id)
-                    self._launch(request)
+                    self._launch(request, None)
 
             if checked.completed:
                 self.push_screen(forced_retry_question(run_id, request), start)
