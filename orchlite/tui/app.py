@@ -21,7 +21,7 @@ from ..config import find_home, project_root
 from ..errors import OrchError, RunNotFoundError
 from ..views import printable
 from .commands import OrchCommands
-from .confirm import ConfirmScreen
+from .confirm import ConfirmScreen, retry_question
 from .error_screen import ErrorScreen
 from .format import parameters_text
 from .keys import APP_KEYS, HEALTH_KEY
@@ -189,16 +189,9 @@ class OrchApp(App[None]):
             if yes:
                 self.notify(f"Retrying run {run_id[:8]} as run {request.run_id[:8]}…")
                 self.supervising.add(request.run_id)
-                self._retry(request)
+                self._launch(request, None)
 
-        if plan.completed:
-            self.push_screen(forced_retry_question(run_id, request), answered)
-            return
-        question = (
-            f"Retry run {run_id[:8]}? Tasks that completed in it are not executed again; "
-            f"the new run is {request.run_id[:8]}."
-        )
-        self.push_screen(ConfirmScreen(question), answered)
+        self.push_screen(retry_question(run_id, request.run_id, plan.completed), answered)
 
     def rerun_form(self, run_id: str) -> None:
         """Edit the run's recorded parameters, then start it again: as a retry of it (asking
@@ -229,7 +222,7 @@ class OrchApp(App[None]):
                     self._launch(request, None)
 
             if checked.completed:
-                self.push_screen(forced_retry_question(run_id, request), start)
+                self.push_screen(retry_question(run_id, request.run_id, completed=True), start)
             else:
                 start()
 
@@ -364,15 +357,6 @@ class OrchApp(App[None]):
         self._attempt(lambda: operations.cancel(self.home, run_id))
 
     @work(thread=True, group="actions", exit_on_error=False)
-    def _retry(self, request: RunRequest) -> None:
-        from .. import operations
-
-        try:
-            self._attempt(lambda: operations.launch(self.home, request))
-        finally:
-            self.call_from_thread(self._supervised_done, request.run_id)
-
-    @work(thread=True, group="actions", exit_on_error=False)
     def _launch(self, request: RunRequest, started_by: ScheduleRun | None) -> None:
         from .. import operations
 
@@ -497,15 +481,6 @@ class OrchApp(App[None]):
         self.outcomes.append(outcome)
         shown = escape(printable(outcome.message))
         self.notify(shown, severity="information" if outcome.ok else "error")
-
-
-def forced_retry_question(run_id: str, request: RunRequest) -> ConfirmScreen:
-    """Retrying a run that completed asks for the word `retry` typed (`orch retry --force`)."""
-    question = (
-        f"Run {run_id[:8]} COMPLETED. Run it again anyway (like `orch retry --force`)? "
-        f"The new run is {request.run_id[:8]}."
-    )
-    return ConfirmScreen(question, typed="retry")
 
 
 def make_app(home: Path | None = None, *, clock: Callable[[], float] = time.time) -> OrchApp:

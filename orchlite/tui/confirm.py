@@ -62,3 +62,19 @@ class ConfirmScreen(ModalScreen[bool]):
         if self.typed and answer:
             return  # only the typed word says yes here
         self.dismiss(answer)
+
+
+def retry_question(run_id: str, new_run_id: str, completed: bool) -> ConfirmScreen:
+    """The question before retrying a run; one that completed asks for the word `retry`
+    typed (`orch retry --force`)."""
+    if completed:
+        question = (
+            f"Run {run_id[:8]} COMPLETED. Run it again anyway (like `orch retry --force`)? "
+            f"The new run is {new_run_id[:8]}."
+        )
+        return ConfirmScreen(question, typed="retry")
+    question = (
+        f"Retry run {run_id[:8]}? Tasks that completed in it are not executed again; "
+        f"the new run is {new_run_id[:8]}."
+    )
+    return ConfirmScreen(question)
