@@ -44,6 +44,7 @@ def hoist_global_options(args: list[str], root: Any = None) -> list[str]:
     hoisted: list[str] = []
     rest: list[str] = []
     command = root
+    takes_value = _value_options(command)
     tokens = iter(args)
     for token in tokens:
         if token == "--":
@@ -59,10 +60,10 @@ def hoist_global_options(args: list[str], root: Any = None) -> list[str]:
             hoisted += [token, value]
         else:
             rest.append(token)
-            if token in _value_options(command):
+            if token in takes_value:
                 rest += list(itertools.islice(tokens, 1))
-            elif not token.startswith("-"):
-                command = getattr(command, "commands", {}).get(token, command)
+            elif (sub := getattr(command, "commands", {}).get(token)) is not None:
+                command, takes_value = sub, _value_options(sub)
     return hoisted + rest
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,8 @@ class RetryPlan:
     request: RunRequest
     completed: bool
     """The run completed: `orch retry` asks for --force, the TUI for a typed confirmation."""
+    recorded: dict[str, Any] = field(default_factory=dict)
+    """The parameters recorded on the run retried (the request's are these, updated)."""
 
 
 def retry_plan(
@@ -135,7 +137,7 @@ def retry_plan(
     request = RunRequest(
         target=old.target, params=given, resume_from=old.id, trigger="retry", env=env
     )
-    return RetryPlan(request, completed=completed)
+    return RetryPlan(request, completed=completed, recorded=recorded)
 
 
 def _entry_key(store: Store, run: FlowRun) -> str | None:
@@ -185,10 +187,9 @@ def rerun_request(home: Path, run_id: str, values: dict[str, Any], *, retry: boo
     as `***`) whose value still holds `***`: it must be typed again, never sent as `***`.
     The flow is imported to check the values: call this in a worker thread.
     """
-    recorded = retry_plan(home, run_id, redacted_ok=True).request.params
     plan = retry_plan(home, run_id, values, redacted_ok=True)
     params = plan.request.params
-    for name, value in recorded.items():
+    for name, value in plan.recorded.items():
         if holds_mask(value) and holds_mask(params.get(name)):
             raise ParameterError(
                 f"parameter '{name}' was recorded redacted ({MASK}): type its value again",

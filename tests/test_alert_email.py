@@ -14,31 +14,13 @@ import pytest
 
 from orchlite.alert_rules import AlertRule, load_alerts, parse_rule
 from orchlite.notify import payload, send
-from orchlite.store import FlowRun
 from tests.helpers.smtp import PASSWORD, USER, Mailbox
+from tests.helpers.store_rows import flow_run_record
 
-_RUN = FlowRun(
+_RUN = flow_run_record(
     id="b" * 32,
-    flow_name="etl",
     name="etl-7",
-    target="flows.py:etl",
-    parameters="{}",
-    state="FAILED",
     state_message="ValueError: boom\nsecond line",
-    trigger="manual",
-    parent_run_id=None,
-    parent_position=None,
-    retry_of=None,
-    created=1_700_000_000.0,
-    started=1_700_000_001.0,
-    ended=1_700_000_002.0,
-    attempts=1,
-    pid=None,
-    host=None,
-    heartbeat=None,
-    deadline=None,
-    result_ref=None,
-    result_serializer=None,
 )
 
 

@@ -21,6 +21,7 @@ from orchlite.alert_rules import AlertConfig, AlertRule, load_alerts, parse_rule
 from orchlite.notify import alert_run, drain, payload, send, send_test
 from orchlite.store import FlowRun, Store
 from tests.helpers import child_env, orch, start_daemon, stop_daemon, wait_for
+from tests.helpers.store_rows import flow_run_record
 from tests.helpers.webhook import TOKEN, Hook
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
@@ -33,30 +34,7 @@ def _closed_port() -> int:
 
 
 def _run(**changes: Any) -> FlowRun:
-    base = FlowRun(
-        id="a" * 32,
-        flow_name="etl",
-        name="etl-1",
-        target="flows.py:etl",
-        parameters="{}",
-        state="FAILED",
-        state_message="ValueError: boom",
-        trigger="schedule",
-        parent_run_id=None,
-        parent_position=None,
-        retry_of=None,
-        created=1_700_000_000.0,
-        started=1_700_000_001.0,
-        ended=1_700_000_002.0,
-        attempts=1,
-        pid=None,
-        host=None,
-        heartbeat=None,
-        deadline=None,
-        result_ref=None,
-        result_serializer=None,
-    )
-    return replace(base, **changes)
+    return flow_run_record(**{"trigger": "schedule", **changes})
 
 
 def _failed_run(orch_home: Path) -> tuple[Store, FlowRun]:

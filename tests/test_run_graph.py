@@ -7,7 +7,7 @@ import time
 
 from orchlite.run_graph import build_graph
 from orchlite.store import FlowRun, TaskRun
-from tests.helpers.store_rows import task_run
+from tests.helpers.store_rows import flow_run_record, task_run
 
 RUN = "a" * 32
 
@@ -25,28 +25,19 @@ def call(position: int, task: str, state: str = "COMPLETED", upstream: object = 
 
 
 def subflow(position: int, state: str = "COMPLETED") -> FlowRun:
-    return FlowRun(
+    return flow_run_record(
         id=f"{position:032x}",
         flow_name="report",
         name=f"report-{position}",
         target=None,
-        parameters="{}",
         state=state,
         state_message=None,
         trigger="subflow",
         parent_run_id=RUN,
         parent_position=position,
-        retry_of=None,
         created=200.0,
         started=200.0,
         ended=201.0,
-        attempts=1,
-        pid=None,
-        host=None,
-        heartbeat=None,
-        deadline=None,
-        result_ref=None,
-        result_serializer=None,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchlite.states import StateName
-from orchlite.store import Store, TaskRun
+from orchlite.store import FlowRun, Store, TaskRun
 
 
 def task_run(run_id: str, position: int, state: str = "COMPLETED", **fields: object) -> TaskRun:
@@ -45,3 +45,31 @@ def flow_run(
     `create_flow_run` takes them."""
     fields = {"flow_name": "f", "name": "f", "parameters": "{}", **fields}
     store.create_flow_run(run_id=run_id, state=state, **fields)
+
+
+def flow_run_record(**fields: Any) -> FlowRun:
+    """A FAILED manual run of flow "etl" as a record (not stored); `fields` override."""
+    base: dict[str, Any] = {
+        "id": "a" * 32,
+        "flow_name": "etl",
+        "name": "etl-1",
+        "target": "flows.py:etl",
+        "parameters": "{}",
+        "state": "FAILED",
+        "state_message": "ValueError: boom",
+        "trigger": "manual",
+        "parent_run_id": None,
+        "parent_position": None,
+        "retry_of": None,
+        "created": 1_700_000_000.0,
+        "started": 1_700_000_001.0,
+        "ended": 1_700_000_002.0,
+        "attempts": 1,
+        "pid": None,
+        "host": None,
+        "heartbeat": None,
+        "deadline": None,
+        "result_ref": None,
+        "result_serializer": None,
+    }
+    return FlowRun(**{**base, **fields})
