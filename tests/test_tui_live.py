@@ -281,3 +281,25 @@ async def test_subflows_are_rows_and_bars_at_their_call_positions(orch_home: Pat
             lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run_id == child,
             "the subflow's run",
         )
+
+
+def test_a_poke_as_the_wait_times_out_is_kept_for_the_next_wait() -> None:
+    """A filter changed just as the poller's sleep ended must still be read (it was lost)."""
+    import threading
+
+    from orchlite.tui.poller import Wakeup
+
+    class PokedAsItTimesOut(threading.Event):
+        first = True
+
+        def wait(self, timeout: float | None = None) -> bool:
+            if not self.first:
+                return super().wait(timeout)
+            self.first = False
+            super().wait(timeout)  # times out
+            self.set()  # the poke arrives right then
+            return False
+
+    wakeup = Wakeup(event=PokedAsItTimesOut())
+    assert wakeup.wait(0.01) is False
+    assert wakeup.wait(0) is True

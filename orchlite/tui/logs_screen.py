@@ -126,7 +126,9 @@ class LogsScreen(PollingScreen):
         self.query_one("#log").focus()
 
     async def action_focus(self, widget_id: str) -> None:
-        self.query_one(f"#{widget_id}").focus()
+        # At once, not after the keys already queued (as `focus()` would): the letters typed
+        # right after the key go to the box it names.
+        self.set_focus(self.query_one(f"#{widget_id}"))
 
     def action_back(self) -> None:
         """From a filter, back to the lines; from the lines, back to the last screen."""

@@ -133,7 +133,9 @@ class Wakeup:
         self.event.set()
 
     def wait(self, seconds: float) -> bool:
-        """Sleep up to `seconds`; True if poked (consumes the poke)."""
+        """Sleep up to `seconds`; True if poked (consumes the poke). A poke that comes as the
+        sleep times out is kept for the next wait, never cleared unseen."""
         poked = self.event.wait(seconds)
-        self.event.clear()
+        if poked:
+            self.event.clear()
         return poked

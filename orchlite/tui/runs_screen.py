@@ -277,7 +277,9 @@ class RunsScreen(PollingScreen):
         self.query_one("#runs", KeyedTable).focus()
 
     async def action_focus(self, widget_id: str) -> None:
-        self.query_one(f"#{widget_id}").focus()
+        # At once, not after the keys already queued (as `focus()` would): the letters typed
+        # right after the key go to the box it names.
+        self.set_focus(self.query_one(f"#{widget_id}"))
 
     def action_escape(self) -> None:
         """Back to the table; there, clear the selection, else go back to the newest runs,
