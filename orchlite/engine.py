@@ -248,7 +248,9 @@ def _run_flow_attempts(
             if attempt <= flow.retries and not timed_out:
                 delay = delay_before_retry(delays, attempt)
                 message = f"attempt {attempt} failed ({describe(exc)}); retrying in {delay:g} s"
-                store.set_flow_run_state(ctx.run_id, StateName.RETRYING, message)
+                store.set_flow_run_state(
+                    ctx.run_id, StateName.RETRYING, message, retry_due=time.time() + delay
+                )
                 log.warning("%s", message, extra=run_label(ctx))
                 time.sleep(delay)
                 attempt += 1

@@ -236,7 +236,7 @@ def test_one_retry_of_a_run_at_a_time(tmp_path: Path) -> None:
         )
 
 
-def test_the_due_time_of_an_in_process_retry_is_read_from_its_last_retrying_state(
+def test_the_due_time_of_an_in_process_retry_is_recorded_with_its_retrying_state(
     tmp_path: Path,
 ) -> None:
     store = Store(tmp_path / ".orch")
@@ -244,8 +244,11 @@ def test_the_due_time_of_an_in_process_retry_is_read_from_its_last_retrying_stat
     store.create_flow_run(run_id=run, flow_name="f", name="f", parameters="{}", now=1000.0)
     assert retrying_until(store, run, 1234.0) == 1234.0  # never retried: due now
     store.set_flow_run_state(run, StateName.RUNNING, now=1000.0)
+    # The message's wording is not read: the due time is a column of its own.
     store.set_flow_run_state(
-        run, StateName.RETRYING, "attempt 1 failed (ValueError: x); retrying in 2.5 s", now=1001.0
+        run, StateName.RETRYING, "attempt 1 failed", now=1001.0, retry_due=1003.5
     )
     assert retrying_until(store, run, 1234.0) == 1003.5
+    store.set_flow_run_state(run, StateName.RUNNING, now=1003.5, attempts=2)
+    assert retrying_until(store, run, 1234.0) == 1234.0  # retrying no more
     store.close()

@@ -692,3 +692,21 @@ def test_var_keyword_parameters_bind_as_a_python_call_does() -> None:
     assert mixed("2", b="x") == {"n": 2, "b": "x"}
     assert last_run().parameters == '{"n":2,"b":"x"}'
     assert kw.with_options(validate_parameters=False)(a=1) == {"a": 1}
+
+
+def test_a_failed_attempt_of_a_flow_with_retries_records_when_the_next_is_due() -> None:
+    attempts: list[int] = []
+
+    @flow(retries=1, retry_delay_seconds=0.25)
+    def flaky() -> None:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) == 1:
+            raise ValueError("the first attempt fails")
+
+    flaky()
+    run_id = last_run().id
+    retrying = [h for h in store().history(run_id) if h.state == StateName.RETRYING.value]
+    query = "SELECT retry_due FROM flow_runs WHERE id = ?"
+    (due,) = store().conn.execute(query, (run_id,)).fetchone()
+    assert attempts == [1, 2] and len(retrying) == 1
+    assert due == pytest.approx(retrying[0].ts + 0.25, abs=0.05)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 
 from ..retries import delay_before_retry
@@ -52,18 +51,10 @@ def is_retry_key(key: str) -> bool:
 
 
 def retrying_until(store: Store, run_id: str, now: float) -> float:
-    """When the in-process retry of a RETRYING run is due, or `now` if nothing says.
-
-    The delay is read back out of the message of the run's last RETRYING state ("... retrying
-    in 2.5 s"), the only place it is recorded today. It should become a column written with
-    that state, so the daemon does not depend on a message's wording; this function is the
-    one place that parses it.
-    """
-    for entry in reversed(store.history(run_id)):
-        if entry.position is None and entry.state == StateName.RETRYING.value:
-            found = re.search(r"retrying in ([0-9.e+-]+) s", entry.message or "")
-            return entry.ts + (float(found.group(1)) if found else 0.0)
-    return now
+    """When the in-process retry of a RETRYING run is due (recorded with that state), or
+    `now` if it is not retrying."""
+    due = store.retry_due(run_id)
+    return now if due is None else due
 
 
 class RetryChain:

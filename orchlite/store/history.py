@@ -31,13 +31,13 @@ class History(Database):
 
     def history(self, run_id: str, position: int | None = None) -> list[HistoryEntry]:
         """State changes of a flow run and its task runs (or of one task run), oldest first."""
-        sql = f"SELECT run_id, position, state, message, ts FROM state_history WHERE {IN_RUN}"
+        sql = f"SELECT position, state, message, ts FROM state_history WHERE {IN_RUN}"
         values: list[Any] = [run_id, run_id]
         if position is not None:
             sql += " AND position = ?"
             values.append(position)
         rows = self.conn.execute(sql + " ORDER BY num", values).fetchall()
-        return [HistoryEntry(*row) for row in rows]
+        return [HistoryEntry(run_id, *row) for row in rows]
 
     def history_since(self, run_id: str, after: int = 0) -> tuple[list[HistoryEntry], int]:
         """The state changes of a flow run and its task runs recorded after mark `after`
@@ -48,11 +48,12 @@ class History(Database):
         task runs the run has.
         """
         rows = self.conn.execute(
-            "SELECT num, run_id, position, state, message, ts FROM state_history"
+            "SELECT num, position, state, message, ts FROM state_history"
             f" WHERE {IN_RUN} AND num > ? ORDER BY num",
             (run_id, run_id, after),
         ).fetchall()
-        return [HistoryEntry(*row[1:]) for row in rows], (rows[-1][0] if rows else after)
+        entries = [HistoryEntry(run_id, *row[1:]) for row in rows]
+        return entries, (rows[-1][0] if rows else after)
 
     def _run_number(self, conn: sqlite3.Connection, run_id: str) -> int:
         """The number of `run_id` (see migration 6), given to it on its first use."""
@@ -85,13 +86,12 @@ class History(Database):
         ts: float,
     ) -> None:
         number = self._run_number(conn, run_id)
-        self._append_history(conn, number, run_id, position, [(state, message, ts)])
+        self._append_history(conn, number, position, [(state, message, ts)])
 
     def _append_history(
         self,
         conn: sqlite3.Connection,
         number: int,
-        run_id: str,
         position: int | None,
         states: Sequence[StateRow],
         last: int | None = None,
@@ -109,26 +109,25 @@ class History(Database):
             last = remembered
         if last is not None:
             try:
-                return _insert_history_after(conn, last, run_id, position, states)
+                return _insert_history_after(conn, last, position, states)
             except sqlite3.IntegrityError:
                 pass
         first = number << 32
         row = conn.execute(_LAST_HISTORY_ROW, (first, first + (1 << 32))).fetchone()
-        return _insert_history_after(conn, row[0] if row else first, run_id, position, states)
+        return _insert_history_after(conn, row[0] if row else first, position, states)
 
 
 @functools.lru_cache(maxsize=64)
 def _history_insert(no_position: bool, messages: tuple[bool, ...]) -> str:
     """One INSERT statement for history rows with or without (NULL) a message each."""
     position = "NULL" if no_position else "?"
-    rows = ",".join(f"(?,?,{position},?,{'?' if m else 'NULL'},?)" for m in messages)
-    return f"INSERT INTO state_history (num, run_id, position, state, message, ts) VALUES {rows}"
+    rows = ",".join(f"(?,{position},?,{'?' if m else 'NULL'},?)" for m in messages)
+    return f"INSERT INTO state_history (num, position, state, message, ts) VALUES {rows}"
 
 
 def _insert_history_after(
     conn: sqlite3.Connection,
     last: int,
-    run_id: str,
     position: int | None,
     states: Sequence[StateRow],
 ) -> int:
@@ -143,9 +142,9 @@ def _insert_history_after(
     for state, message, ts in states:
         num += 1
         if position is None:
-            values += (num, run_id, state)
+            values += (num, state)
         else:
-            values += (num, run_id, position, state)
+            values += (num, position, state)
         if message is None:
             values.append(ts)
             messages.append(False)

@@ -59,6 +59,7 @@ class EngineStore(Protocol):
         parameters: str | None = ...,
         logs: Sequence[LogRow] = ...,
         now: float | None = ...,
+        retry_due: float | None = ...,
     ) -> bool: ...
 
     def get_flow_run(self, run_id: str) -> FlowRun: ...

@@ -189,8 +189,12 @@ class FlowRuns(TaskRuns):
         parameters: str | None = None,
         logs: Sequence[LogRow] = (),
         now: float | None = None,
+        retry_due: float | None = None,
     ) -> bool:
-        """Move a flow run to `state`; False (and nothing written) if the move is not allowed."""
+        """Move a flow run to `state`; False (and nothing written) if the move is not allowed.
+
+        `retry_due` goes with RETRYING: when the run's next attempt is due (`retry_due`).
+        """
         now = time.time() if now is None else now
         message = redact_optional(message)
         with self.transaction(_FLOW_STATE_FAULTS.get(state, "")) as conn:
@@ -201,6 +205,9 @@ class FlowRuns(TaskRuns):
                 return False
             sets = ["state = ?", "state_message = ?"]
             values: list[Any] = [state.value, message]
+            if retry_due is not None:
+                sets.append("retry_due = ?")
+                values.append(retry_due)
             if state is StateName.RUNNING:
                 sets += ["started = COALESCE(started, ?)", "heartbeat = ?"]
                 values += [now, now]
@@ -296,6 +303,14 @@ class FlowRuns(TaskRuns):
         """Record the flow's retry policy (JSON) on its run, for the daemon to read."""
         with self.transaction() as conn:
             conn.execute("UPDATE flow_runs SET retry_policy = ? WHERE id = ?", (policy, run_id))
+
+    def retry_due(self, run_id: str) -> float | None:
+        """When the next attempt of a RETRYING flow run is due (None: it is not retrying)."""
+        row = self.conn.execute(
+            "SELECT retry_due FROM flow_runs WHERE id = ? AND state = ?",
+            (run_id, StateName.RETRYING.value),
+        ).fetchone()
+        return None if row is None else row[0]
 
     def retry_policy(self, run_id: str) -> str | None:
         row = self.conn.execute(

@@ -125,7 +125,7 @@ class TaskRuns(History):
         end = None
         if states:
             last = ends.get(number) if ends else None
-            end = self._append_history(conn, number, run.flow_run_id, run.position, states, last)
+            end = self._append_history(conn, number, run.position, states, last)
         if cache is not None and run.result_serializer is not None:
             put_cache_entry(conn, cache[0], run, cache[1])
         if logs:
