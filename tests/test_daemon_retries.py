@@ -252,3 +252,34 @@ def test_the_due_time_of_an_in_process_retry_is_recorded_with_its_retrying_state
     store.set_flow_run_state(run, StateName.RUNNING, now=1003.5, attempts=2)
     assert retrying_until(store, run, 1234.0) == 1234.0  # retrying no more
     store.close()
+
+
+def test_a_run_whose_parameters_were_recorded_redacted_is_not_retried_with_them(
+    tmp_path: Path,
+) -> None:
+    """Its next attempt would get `***` for a secret: as `orch retry` does, the daemon does
+    not send that, and says how to retry it by hand."""
+    from orchlite.daemon import Daemon
+
+    store = Store(tmp_path / ".orch")
+    said: list[str] = []
+    daemon = Daemon(store, tmp_path, launch=FakeLaunch(), log=said.append)
+    for run_id, parameters in (("aa" * 16, '{"token": "***"}'), ("bb" * 16, '{"token": "t"}')):
+        store.create_flow_run(
+            run_id=run_id,
+            flow_name="f",
+            name="f",
+            parameters=parameters,
+            target="flows.py:f",
+            trigger="schedule",
+        )
+        store.set_flow_run_state(run_id, StateName.RUNNING, attempts=1)
+        store.set_retry_policy(run_id, '{"retries": 1, "delays": [0.0]}')
+        store.end_abandoned_run(run_id, StateName.CRASHED, "its process (pid 1) is gone")
+    assert daemon.retries.schedule("aa" * 16, time.time()) is None
+    assert said == [
+        f"not retrying flows.py:f run {'aa' * 6}: a parameter was recorded redacted (***); retry it"
+        f" with `orch retry {'aa' * 6} -p NAME=VALUE`"
+    ]
+    assert daemon.retries.schedule("bb" * 16, time.time()) == retry_run_id("bb" * 16)
+    store.close()

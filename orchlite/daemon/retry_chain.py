@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Callable
 
+from ..redaction import holds_mask
 from ..retries import delay_before_retry
 from ..states import StateName
 from ..store import FlowRun, Store
@@ -99,6 +100,13 @@ class RetryChain:
             retries = int(policy.get("retries", 0))
             delays = [float(d) for d in policy.get("delays", [])] or [0.0]
         except (ValueError, TypeError, AttributeError):
+            return None
+        if holds_mask(json.loads(run.parameters or "{}")):
+            if not quiet:
+                self.log(
+                    f"not retrying {run.target} run {run_id[:12]}: a parameter was recorded"
+                    f" redacted (***); retry it with `orch retry {run_id[:12]} -p NAME=VALUE`"
+                )
             return None
         used = max(run.attempts, 1)
         if used > retries:
