@@ -3,12 +3,14 @@ and redraws only what changed (issue 14: an idle TUI beside a busy daemon)."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from test_tui import in_event_loop, loaded, many_runs, runs_table, wait_for
 from textual.geometry import Region
+from textual.widgets._header import HeaderTitle
 
 from orchlite.states import StateName
 from orchlite.store import RunMark, Store
@@ -109,12 +111,17 @@ async def test_a_new_run_redraws_one_row_one_trend_line_and_the_title(
         screen_refreshed: list[object] = []
         monkeypatch.setattr(screen, "refresh", lambda *a, **k: screen_refreshed.append(k))
         title_layout: list[bool] = []
-        title = screen.query_one(Header).query_one("HeaderTitle")
+        title = screen.query_one(Header).query_one(HeaderTitle)
         title_refresh = title.refresh
         monkeypatch.setattr(
             title,
             "refresh",
             lambda *a, layout=False, **k: (title_layout.append(layout), title_refresh(*a, **k)),
+        )
+        titles: list[str] = []  # the title as each snapshot's show leaves it
+        show = screen.show
+        monkeypatch.setattr(
+            screen, "show", lambda page: (show(page), titles.append(str(title.content)))
         )
         rendered.clear()
         new = "f" * 32
@@ -122,12 +129,24 @@ async def test_a_new_run_redraws_one_row_one_trend_line_and_the_title(
             run_id=new, flow_name="flow2", name="new", parameters="{}", now=1e9 + 100
         )
         await wait_for(pilot, lambda: new in screen.runs, "the new run")
-        await wait_for(pilot, lambda: "61 runs" in str(screen.sub_title), "the new count")
         await pilot.pause()
         assert table.row_keys[0] == new
         assert len(rendered) == len(table.columns)  # the new row's cells alone
         assert [line.plain.split()[0] for line in strip.lines] == ["flow2", "flow1", "flow0"]
         assert strip_refreshed == [(Region(0, 0, strip.size.width, 1), {})]  # its flow's line
         assert screen_refreshed == []  # the screen is not repainted whole
-        assert title_layout and not any(title_layout)  # nor laid out again
+        assert "61 runs" in titles[-1]  # drawn in the frame of the new row
+        assert title_layout and not any(title_layout)  # not laid out again
     store.close()
+
+
+@in_event_loop
+async def test_what_the_start_built_is_left_out_of_full_collections_while_the_app_runs(
+    orch_home: Path,
+) -> None:
+    Store(orch_home).close()
+    app = make_app(orch_home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, "the start frozen")
+    assert gc.get_freeze_count() == 0  # given back to the collector when the app ends

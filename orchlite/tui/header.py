@@ -32,4 +32,5 @@ class Header(TextualHeader):
             self.watch(self.screen, screen_title, self._show_title, init=False)
 
     def _show_title(self) -> None:
-        self.query_one(_Title).update(self.format_title())
+        for title in self.query(_Title):  # none yet while the header's own parts mount
+            title.update(self.format_title())
