@@ -46,7 +46,7 @@ from orchlite.tui.reader import (
 from orchlite.tui.resume_form import ResumeScreen
 from orchlite.tui.runs_screen import KEYS, RunsScreen
 from orchlite.tui.task_screen import TaskRunScreen
-from orchlite.tui.trends import sparkline
+from orchlite.tui.trends import TrendsStrip, sparkline
 
 FLOWS = textwrap.dedent(
     """
@@ -595,7 +595,7 @@ async def test_trends_show_each_flows_last_outcomes_and_durations(orch_home: Pat
     app = make_app(orch_home, clock=lambda: 2000.0)
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot, RunsScreen)
-        lines = text_of(app.screen.query_one("#trends", Static)).splitlines()
+        lines = [line.plain for line in app.screen.query_one("#trends", TrendsStrip).lines]
         assert lines[0].split() == ["report", "■", "█", "1/1", "ok", "last", "5.0s"]
         assert lines[1].split() == ["etl", "■■■■", "▂▄▆█", "3/4", "ok", "last", "4.0s"]
         await pilot.press("t")

@@ -178,6 +178,19 @@ class RunListings(Database):
                 marks[run_id] = (mark[0], mark[1], mark[2])
         return marks
 
+    def count_existing_runs(self, run_ids: Sequence[str]) -> int:
+        """How many of these flow runs exist, by primary key: a view tells by it whether
+        runs it shows were deleted (retention) without reading them."""
+        found = 0
+        for start in range(0, len(run_ids), IDS_CHUNK):
+            chunk = run_ids[start : start + IDS_CHUNK]
+            row = self.conn.execute(
+                f"SELECT COUNT(*) FROM flow_runs WHERE id IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            ).fetchone()
+            found += int(row[0])
+        return found
+
     def unfinished_flow_runs(self) -> list[FlowRun]:
         """Runs not in a terminal state (for crash recovery).
 

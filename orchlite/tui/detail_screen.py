@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.markup import escape
-from textual.widgets import DataTable, Header, OptionList, Static
+from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..errors import OrchError
@@ -26,6 +26,7 @@ from .artifact_view import render_artifacts
 from .columns import MAX_CELL, FittedTable
 from .confirm import ConfirmScreen
 from .format import badge, clock_time, coloured, run_duration
+from .header import Header
 from .keys import APP_KEYS, compact_footer
 from .poller import Poller
 from .polling import PollingScreen

@@ -9,12 +9,13 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Header, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..graph_render import layer_rule, node_line, summary, waits_line
 from ..run_graph import Node, RunGraph
 from ..views import printable
+from .header import Header
 from .keys import APP_KEYS, compact_footer
 from .poller import Poller
 from .polling import PollingScreen

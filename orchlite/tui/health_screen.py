@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 
 from ..health import (
     LATE_AFTER,
@@ -23,6 +23,7 @@ from ..health import (
 )
 from ..views import format_duration, printable
 from .columns import FittedTable
+from .header import Header
 from .health_reader import HealthSnapshot, HealthWatcher
 from .keys import APP_KEYS, compact_footer
 from .polling import PollingScreen

@@ -9,11 +9,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Header, Input, RichLog, Select
+from textual.widgets import Input, RichLog, Select
 
 from ..store import LogRecord
 from ..views import format_log, printable
 from .format import LEVEL_STYLES, LEVELS
+from .header import Header
 from .keys import APP_KEYS, compact_footer
 from .poller import Poller
 from .polling import PollingScreen

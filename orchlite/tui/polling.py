@@ -6,6 +6,7 @@ from typing import Any
 
 from textual import work
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
@@ -29,6 +30,12 @@ class PollingScreen(Screen[None]):
 
     loads = 0
     """Snapshots shown so far (tests wait on it)."""
+
+    title: Reactive[str | None] = Reactive(None, compute=False, repaint=False)
+    sub_title: Reactive[str | None] = Reactive(None, compute=False, repaint=False)
+    """Textual's screen repaints all of itself when these change, though only the header
+    shows them (and redraws its title line alone, `header`): the runs screen's counts change
+    with every run a daemon starts."""
 
     def make_poller(self) -> Poller[Any]:
         raise NotImplementedError

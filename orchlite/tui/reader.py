@@ -186,8 +186,10 @@ class RunsFollower(Follower):
     Another process (a daemon, say) commits all the time, and each commit wakes the poller;
     most touch nothing the page shows (heartbeats, schedule marks, other runs' task
     runs). A poll first asks for the newest run, the marks (state, start, end) of the runs
-    shown, in the page or the trends, and the task counts of those still going, all by
-    index, and does nothing more unless one of these moved. On the first page filtered by
+    shown still going, in the page or the trends, how many of the finished ones still exist
+    (a finished run never moves again, but retention deletes it), and the task counts of
+    those still going, all by index, and does nothing more unless one of these moved. On
+    the first page filtered by
     flow at most it then reads only what moved (`_update`); otherwise, and when the query
     changed, it loads the page again. `clock` gives the now a time range ends at.
     """
@@ -210,7 +212,11 @@ class RunsFollower(Follower):
         if loaded is None or loaded.query != query:
             return self._load(store, query)
         newest = _newest(store)
-        marks = store.run_marks(sorted(self.marks))
+        finished = sorted(run_id for run_id, mark in self.marks.items() if mark[0] in TERMINAL)
+        if store.count_existing_runs(finished) != len(finished):
+            return self._load(store, query)  # deleted: the page gets older runs in their place
+        marks = {run_id: self.marks[run_id] for run_id in finished}
+        marks |= store.run_marks(sorted(self.marks.keys() - marks.keys()))
         going = [run.id for run in loaded.runs if marks.get(run.id, ("",))[0] not in TERMINAL]
         counts = _task_counts(store, going)
         counted = any(counts[run_id] != loaded.counts.get(run_id, {}) for run_id in going)

@@ -10,20 +10,21 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Header, Input, Static
+from textual.widgets import Input, Static
 
 from ..states import TERMINAL
 from ..store import FlowRun
 from ..views import printable
 from .filter_bar import FilterBar
 from .format import badge, clock_time, run_count, run_duration, task_counts
+from .header import Header
 from .keyed_table import KeyedTable
 from .keys import APP_KEYS, HEALTH_KEY, compact_footer
 from .poller import Poller
 from .polling import PollingScreen
 from .reader import RunsFollower, RunsPage, RunsQuery, run_key
 from .selection import Selection, mark_cell
-from .trends import Trends
+from .trends import TrendsStrip
 
 EMPTY_STORE = "No runs yet — start one with `orch run FILE.py:FLOW` (`orch flows` lists them)"
 NO_MATCH = "No runs match these filters (escape clears them)"
@@ -81,13 +82,11 @@ class RunsScreen(PollingScreen):
         self.show_ids = False
         """The first column shows the runs' short ids (the terminal is wide enough)."""
         self._offered_finished = False
-        self._trend_lines = -1
-        """Lines in the trends strip: the screen's layout changes only when they do."""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield FilterBar(id="filters")
-        yield Static(id="trends")
+        yield TrendsStrip(id="trends")
         yield KeyedTable(id="runs", zebra_stripes=True, flexible=("run", "flow", "trigger"))
         yield Static(EMPTY_STORE, id="empty")
         yield compact_footer()
@@ -134,10 +133,7 @@ class RunsScreen(PollingScreen):
         table.display = bool(page.runs)
         if not page.runs:
             empty.update(NO_MATCH if page.query.filtered else EMPTY_STORE)
-        lines = sum(1 for runs in page.trends if runs)  # a line per flow
-        trends = self.query_one("#trends", Static)
-        trends.update(Trends(page.trends, now), layout=lines != self._trend_lines)
-        self._trend_lines = lines
+        self.query_one("#trends", TrendsStrip).show(page.trends, now)
         self._show_counts()
 
     def _show_counts(self) -> None:

@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from ..errors import OrchError
 from ..operations import (
@@ -30,6 +30,7 @@ from .board import Board, BoardWatcher
 from .columns import FittedTable
 from .confirm import ConfirmScreen
 from .format import badge, parameters_text
+from .header import Header
 from .polling import PollingScreen
 
 SCHEDULE_COLUMNS = ("Target", "Schedule", "Next", "Then", "Last run", "Source")

@@ -13,12 +13,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Header, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..store import CacheEntry, TaskRun, TaskRunDetail
 from ..views import iso, printable
 from .format import badge, clock_time, coloured, run_duration
+from .header import Header
 from .keys import APP_KEYS, compact_footer
 from .poller import Poller
 from .polling import PollingScreen

@@ -3,14 +3,21 @@
 One line per flow, the flow that ran last first:
 `etl   ■■■■■■□■■■  ▂▃▂▂█▂▁▂▂▃  9/10 ok  last 1.2s`: a block per run coloured by its state
 and a sparkline of the durations, oldest to newest, on the same scale for one flow.
+
+`TrendsStrip` draws each line once and again only when it changed: beside a daemon firing
+every second, the line of its flow alone is redrawn each second, not the strip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
 from rich.text import Text
+from textual import events
+from textual.geometry import Region, Size
+from textual.strip import Strip
+from textual.widget import Widget
 
 from ..store import FlowRun
 from ..views import format_duration, printable
@@ -38,17 +45,16 @@ def _duration(run: FlowRun, now: float) -> float | None:
 
 
 class Trends:
-    """Renders to the width it is given, dropping the oldest runs when it is narrow."""
+    """The lines for a width, dropping the oldest runs when it is narrow."""
 
     def __init__(self, flows: Sequence[Sequence[FlowRun]], now: float) -> None:
         self.flows = [list(runs) for runs in flows if runs]
         self.now = now
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+    def lines(self, width: int) -> list[Text]:
         longest = max((len(runs) for runs in self.flows), default=0)
-        slots = max(1, min(longest, (options.max_width - NAME_WIDTH - SUMMARY_WIDTH - 4) // 2))
-        for runs in self.flows:
-            yield self._line(list(reversed(runs[:slots])), slots)  # oldest first
+        slots = max(1, min(longest, (width - NAME_WIDTH - SUMMARY_WIDTH - 4) // 2))
+        return [self._line(list(reversed(runs[:slots])), slots) for runs in self.flows]
 
     def _line(self, runs: list[FlowRun], slots: int) -> Text:
         newest = runs[-1]
@@ -70,3 +76,55 @@ class Trends:
         line.no_wrap = True
         line.overflow = "ellipsis"
         return line
+
+
+class TrendsStrip(Widget):
+    """The trends, a line per flow (see the module doc)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.trends = Trends([], 0.0)
+        self.lines: list[Text] = []
+        """The lines shown, for the content width."""
+        self._strips: dict[int, Strip] = {}
+
+    def show(self, flows: Sequence[Sequence[FlowRun]], now: float) -> None:
+        self.trends = Trends(flows, now)
+        self._draw()
+
+    def _draw(self) -> None:
+        """Redraw the lines that changed (all of them when their number did)."""
+        lines = self.trends.lines(self.content_size.width)
+        if len(lines) != len(self.lines):
+            self._strips.clear()
+            self.refresh(layout=True)
+        else:
+            for y, (before, after) in enumerate(zip(self.lines, lines, strict=True)):
+                if before != after:
+                    self._strips.pop(y, None)
+                    self.refresh(Region(0, y, self.size.width, 1))
+        self.lines = lines
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.trends.flows)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._strips.clear()
+        self._draw()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        strip = self._strips.get(y)
+        if strip is None:
+            if y >= len(self.lines):
+                return Strip.blank(width, self.rich_style)
+            text = self.lines[y].copy()
+            text.truncate(width, overflow="ellipsis")
+            segments = Segment.apply_style(text.render(self.app.console), self.rich_style)
+            strip = Strip(list(segments)).extend_cell_length(width, self.rich_style)
+            self._strips[y] = strip
+        return strip

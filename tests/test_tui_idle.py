@@ -1,0 +1,155 @@
+"""What the runs screen does when another process (a daemon) keeps recording runs: it reads
+and redraws only what changed (issue 14: an idle TUI beside a busy daemon)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from test_tui import in_event_loop, loaded, many_runs, runs_table, wait_for
+from textual.geometry import Region
+from textual.widgets._header import HeaderTitle
+
+from orchlite.states import StateName
+from orchlite.store import RunMark, Store
+from orchlite.tui.app import make_app
+from orchlite.tui.header import Header
+from orchlite.tui.keyed_table import KeyedTable
+from orchlite.tui.reader import RunsFollower, RunsPage, RunsQuery
+from orchlite.tui.runs_screen import RunsScreen
+from orchlite.tui.trends import TrendsStrip
+
+
+class MarksAsked:
+    """A store that records which runs' marks a poll asks for."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.asked: list[list[str]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def run_marks(self, run_ids: Sequence[str]) -> dict[str, RunMark]:
+        self.asked.append(list(run_ids))
+        return self.store.run_marks(run_ids)
+
+
+def poll(follower: RunsFollower, reader: MarksAsked) -> RunsPage | None:
+    return follower(reader)  # type: ignore[arg-type]
+
+
+def test_a_poll_reads_the_state_of_no_finished_run_shown(orch_home: Path) -> None:
+    store = Store(orch_home)
+    many_runs(store, 300, created=lambda i: 1e9 + i)  # finished, in the page and the trends
+    going = "f" * 32
+    store.create_flow_run(run_id=going, flow_name="flow1", name="going", parameters="{}")
+    store.set_flow_run_state(going, StateName.RUNNING, pid=1, attempts=1)
+    follower = RunsFollower(lambda: RunsQuery())
+    reader = MarksAsked(Store(orch_home, read_only=True))
+    assert poll(follower, reader) is not None
+    store.heartbeat([going])  # a commit that changes nothing shown
+    assert poll(follower, reader) is None
+    assert reader.asked == [[going]]
+    store.set_flow_run_state(going, StateName.COMPLETED)
+    page = poll(follower, reader)
+    assert page is not None and page.runs[0].state == StateName.COMPLETED
+    reader.asked.clear()
+    assert poll(follower, reader) is None
+    assert reader.asked == [[]]  # every run shown has finished
+    reader.store.close()
+    store.close()
+
+
+def test_finished_runs_deleted_leave_the_page(orch_home: Path) -> None:
+    store = Store(orch_home)
+    many_runs(store, 150, created=lambda i: 1e9 + i)
+    follower = RunsFollower(lambda: RunsQuery())
+    reader = MarksAsked(Store(orch_home, read_only=True))
+    page = poll(follower, reader)
+    assert page is not None and len(page.runs) == 150
+    assert store.delete_runs_before(1e9 + 100) == 100  # retention
+    page = poll(follower, reader)
+    assert page is not None
+    assert [run.name for run in page.runs] == [f"run-{i}" for i in range(149, 99, -1)]
+    assert page.matching == 50
+    reader.store.close()
+    store.close()
+
+
+@in_event_loop
+async def test_a_new_run_redraws_one_row_one_trend_line_and_the_title(
+    orch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(orch_home)
+    many_runs(store, 60, created=lambda i: 1e9 + i)  # three flows, flow2 the last to run
+    rendered: list[object] = []
+    render_cell = KeyedTable._render_cell
+
+    def counted(table: KeyedTable, cell: object, width: int) -> object:
+        rendered.append(cell)
+        return render_cell(table, cell, width)
+
+    monkeypatch.setattr(KeyedTable, "_render_cell", counted)
+    app = make_app(orch_home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, RunsScreen)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        table = runs_table(app)
+        strip = screen.query_one("#trends", TrendsStrip)
+        await wait_for(pilot, lambda: table.show_vertical_scrollbar, "rows past the view")
+        await pilot.pause()
+        table.fit()  # the columns' widths for the view as it now is, whenever its scrollbar came
+        await pilot.pause()
+        strip_refreshed: list[tuple[object, ...]] = []
+        strip_refresh = strip.refresh
+        monkeypatch.setattr(
+            strip,
+            "refresh",
+            lambda *a, **k: (strip_refreshed.append((*a, k)), strip_refresh(*a, **k)),
+        )
+        screen_refreshed: list[object] = []
+        monkeypatch.setattr(screen, "refresh", lambda *a, **k: screen_refreshed.append(k))
+        title_layout: list[bool] = []
+        title = screen.query_one(Header).query_one(HeaderTitle)
+        title_refresh = title.refresh
+        monkeypatch.setattr(
+            title,
+            "refresh",
+            lambda *a, layout=False, **k: (title_layout.append(layout), title_refresh(*a, **k)),
+        )
+        titles: list[str] = []  # the title as each snapshot's show leaves it
+        show = screen.show
+        monkeypatch.setattr(
+            screen, "show", lambda page: (show(page), titles.append(str(title.content)))
+        )
+        rendered.clear()
+        new = "f" * 32
+        store.create_flow_run(
+            run_id=new, flow_name="flow2", name="new", parameters="{}", now=1e9 + 100
+        )
+        await wait_for(pilot, lambda: new in screen.runs, "the new run")
+        await pilot.pause()
+        assert table.row_keys[0] == new
+        assert len(rendered) == len(table.columns)  # the new row's cells alone
+        assert [line.plain.split()[0] for line in strip.lines] == ["flow2", "flow1", "flow0"]
+        assert strip_refreshed == [(Region(0, 0, strip.size.width, 1), {})]  # its flow's line
+        assert screen_refreshed == []  # the screen is not repainted whole
+        assert "61 runs" in titles[-1]  # drawn in the frame of the new row
+        assert title_layout and not any(title_layout)  # not laid out again
+    store.close()
+
+
+@in_event_loop
+async def test_what_the_start_built_is_left_out_of_full_collections_while_the_app_runs(
+    orch_home: Path,
+) -> None:
+    Store(orch_home).close()
+    app = make_app(orch_home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, RunsScreen)
+        await wait_for(pilot, lambda: gc.get_freeze_count() > 0, "the start frozen")
+    assert gc.get_freeze_count() == 0  # given back to the collector when the app ends
