@@ -13,7 +13,7 @@ from textual.geometry import Region
 from textual.widgets._header import HeaderTitle
 
 from orchlite.states import StateName
-from orchlite.store import RunMark, Store
+from orchlite.store import FlowRun, RunMark, Store
 from orchlite.tui.app import make_app
 from orchlite.tui.header import Header
 from orchlite.tui.keyed_table import KeyedTable
@@ -153,3 +153,85 @@ async def test_what_the_start_built_is_left_out_of_full_collections_while_the_ap
         await loaded(pilot, RunsScreen)
         await wait_for(pilot, lambda: gc.get_freeze_count() > 0, "the start frozen")
     assert gc.get_freeze_count() == 0  # given back to the collector when the app ends
+
+
+class TrendsAsked(MarksAsked):
+    """A store that also counts the trends read whole."""
+
+    trends_read = 0
+
+    def latest_runs_per_flow(self, **kwargs: int) -> list[list[FlowRun]]:
+        self.trends_read += 1
+        return self.store.latest_runs_per_flow(**kwargs)
+
+
+def test_new_runs_of_the_flows_in_the_trends_join_them_without_reading_them_again(
+    orch_home: Path,
+) -> None:
+    store = Store(orch_home)
+    many_runs(store, 90, created=lambda i: 1e9 + i)  # flows flow0, flow1, flow2
+    follower = RunsFollower(lambda: RunsQuery())
+    reader = TrendsAsked(Store(orch_home, read_only=True))
+    assert poll(follower, reader) is not None
+    read = reader.trends_read
+    for i, state in ((90, StateName.RUNNING), (91, StateName.COMPLETED)):  # flow0, flow1
+        store.create_flow_run(
+            run_id=f"{i:032x}", flow_name=f"flow{i % 3}", name=f"run-{i}", parameters="{}",
+            state=state, now=1e9 + i,
+        )  # fmt: skip
+        page = poll(follower, reader)
+        assert page is not None and page.trends == store.latest_runs_per_flow(flows=4, runs=20)
+    store.set_flow_run_state(f"{90:032x}", StateName.COMPLETED)  # a trend run moves on
+    page = poll(follower, reader)
+    assert page is not None and page.trends == store.latest_runs_per_flow(flows=4, runs=20)
+    assert page.trends[1][0].state == StateName.COMPLETED
+    assert reader.trends_read == read  # all told by the page's own reads
+    store.create_flow_run(run_id="e" * 32, flow_name="new-flow", name="n", parameters="{}")
+    page = poll(follower, reader)  # a flow the trends did not show: read them again
+    assert page is not None and page.trends == store.latest_runs_per_flow(flows=4, runs=20)
+    assert reader.trends_read == read + 1 and page.trends[0][0].flow_name == "new-flow"
+    reader.store.close()
+    store.close()
+
+
+class IdsAsked(MarksAsked):
+    """A store that also records which runs a poll checks by id for deletion."""
+
+    checked: list[list[str]]
+
+    def count_existing_runs(self, run_ids: Sequence[str]) -> int:
+        self.checked.append(list(run_ids))
+        return self.store.count_existing_runs(run_ids)
+
+
+def test_a_poll_counts_the_span_of_the_page_and_checks_only_older_trend_runs_by_id(
+    orch_home: Path,
+) -> None:
+    store = Store(orch_home)
+    rare = [f"{i:032x}" for i in range(3)]
+    for i, run_id in enumerate(rare):  # a flow that ran long before the page's runs
+        store.create_flow_run(
+            run_id=run_id, flow_name="rare", name=f"rare-{i}", parameters="{}",
+            state=StateName.COMPLETED, now=1e9 + i,
+        )  # fmt: skip
+    many_runs(store, 250, created=lambda i: 2e9 + i, first=10)
+    follower = RunsFollower(lambda: RunsQuery())
+    reader = IdsAsked(Store(orch_home, read_only=True))
+    reader.checked = []
+    page = poll(follower, reader)
+    assert page is not None and len(page.runs) == 200
+    assert any(runs[0].flow_name == "rare" for runs in page.trends)
+    store.create_flow_run(
+        run_id="f" * 32, flow_name="flow0", name="x", parameters="{}", now=2e9 + 1000
+    )
+    store.delete_runs_before(0.0)  # a commit that deletes nothing
+    assert poll(follower, reader) is not None  # the new run
+    assert reader.checked == [rare]  # not the 200 finished runs of the page, one by one
+    assert store.delete_runs_before(1e9 + 10) == 3  # retention takes the old flow's runs
+    page = poll(follower, reader)
+    assert page is not None and all(runs[0].flow_name != "rare" for runs in page.trends)
+    store.delete_runs_before(2e9 + 100)  # ... and then runs the page shows
+    page = poll(follower, reader)
+    assert page is not None and min(run.created for run in page.runs) >= 2e9 + 100
+    reader.store.close()
+    store.close()

@@ -4,6 +4,7 @@ screen keeps answering keys however big the run, and sits idle beside a busy dae
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -12,7 +13,7 @@ from test_tui_session import drawn
 from textual.widgets import DataTable, Input
 
 from orchlite.states import StateName
-from orchlite.store import FlowRun, Store, TaskRun, TaskRunSave
+from orchlite.store import Store, TaskRun, TaskRunSave
 from orchlite.tui.app import make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.keyed_table import KeyedTable
@@ -167,16 +168,17 @@ async def test_columns_fit_the_terminal_on_every_resize_and_shrink_again(orch_ho
 
 
 class WrittenDuringRead(Store):
-    """A reader during whose trends read another process moves run `moving` on."""
+    """A reader during whose read of run `moving`'s task counts (after its row) another
+    process moves that run on."""
 
     moving: tuple[Store, str] | None = None
 
-    def latest_runs_per_flow(self, *, flows: int = 8, runs: int = 20) -> list[list[FlowRun]]:
-        if self.moving is not None:
+    def task_state_counts(self, flow_run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        if self.moving is not None and self.moving[1] in flow_run_ids:
             writer, run_id = self.moving
             self.moving = None
             writer.set_flow_run_state(run_id, StateName.COMPLETED, now=70.0)
-        return super().latest_runs_per_flow(flows=flows, runs=runs)
+        return super().task_state_counts(flow_run_ids)
 
 
 def test_a_run_that_moves_while_the_page_is_read_shows_at_the_next_poll(orch_home: Path) -> None:

@@ -186,12 +186,12 @@ class RunsFollower(Follower):
     Another process (a daemon, say) commits all the time, and each commit wakes the poller;
     most touch nothing the page shows (heartbeats, schedule marks, other runs' task
     runs). A poll first asks for the newest run, the marks (state, start, end) of the runs
-    shown still going, in the page or the trends, how many of the finished ones still exist
-    (a finished run never moves again, but retention deletes it), and the task counts of
-    those still going, all by index, and does nothing more unless one of these moved. On
-    the first page filtered by
-    flow at most it then reads only what moved (`_update`); otherwise, and when the query
-    changed, it loads the page again. `clock` gives the now a time range ends at.
+    shown still going, in the page or the trends, how many runs the span of creation times
+    shown still holds (a finished run never moves again, but retention deletes it), and the
+    task counts of those still going, all by index, and does nothing more unless one of
+    these moved. On the first page filtered by flow at most it then reads only what moved
+    (`_update`); otherwise, and when the query changed, it loads the page again. `clock`
+    gives the now a time range ends at.
     """
 
     def __init__(
@@ -205,6 +205,7 @@ class RunsFollower(Follower):
         self.loaded: RunsPage | None = None
         self.newest: RunKey | None = None
         self.marks: dict[str, RunMark] = {}
+        self.span: _Span | None = None
 
     def __call__(self, store: Store) -> RunsPage | None:
         query = self.query()
@@ -213,7 +214,7 @@ class RunsFollower(Follower):
             return self._load(store, query)
         newest = _newest(store)
         finished = sorted(run_id for run_id, mark in self.marks.items() if mark[0] in TERMINAL)
-        if store.count_existing_runs(finished) != len(finished):
+        if not self._all_there(store, finished):
             return self._load(store, query)  # deleted: the page gets older runs in their place
         marks = {run_id: self.marks[run_id] for run_id in finished}
         marks |= store.run_marks(sorted(self.marks.keys() - marks.keys()))
@@ -231,10 +232,21 @@ class RunsFollower(Follower):
             return self._load(store, query)  # runs may leave the page: read it again
         return self._update(store, newest, marks, counts)
 
+    def _all_there(self, store: Store, finished: list[str]) -> bool:
+        """Whether the finished runs shown all still exist (retention deletes finished
+        runs): the span of the page counted again, and by id those shown outside it."""
+        span = self.span
+        if span is None:
+            return store.count_existing_runs(finished) == len(finished)
+        if store.count_runs_created(span.oldest, span.newest, SPAN_COUNTED + 1) != span.count:
+            return False
+        return not span.outside or store.count_existing_runs(span.outside) == len(span.outside)
+
     def _load(self, store: Store, query: RunsQuery) -> RunsPage:
         self.newest = _newest(store)
         self.loaded = page = load_runs(store, query, self.clock())
         self.marks = _marks(page)
+        self.span = _span(store, page)
         return page
 
     def _update(
@@ -261,14 +273,47 @@ class RunsFollower(Follower):
         page_counts |= _task_counts(store, [run.id for run in new])
         trends = old.trends
         if new or moved & {run.id for runs in old.trends for run in runs}:
-            trends = store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
+            # Filtered by flow, the page does not see the other flows' new runs.
+            told = None
+            if old.query.flow is None:
+                fresh = {run.id: run for run in runs if run.id in moved}
+                told = _trends_after(old.trends, new, moved, fresh)
+            trends = told or store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
         self.newest = newest
         matching = old.matching + len(new)  # by flow at most: no run left the filter
         self.loaded = page = RunsPage(
             old.query, runs, page_counts, more=more, trends=trends, matching=matching
         )
         self.marks = _marks(page)
+        self.span = _span(store, page)
         return page
+
+
+@dataclass(frozen=True)
+class _Span:
+    """The creation times a page's runs span, how many runs that span held when read, and
+    the finished runs shown older than it (in the trends), to be checked by id."""
+
+    oldest: float
+    newest: float
+    count: int
+    outside: list[str]
+
+
+SPAN_COUNTED = 2_000
+"""A page whose span holds more runs than this (a filter matching few) is checked by id."""
+
+
+def _span(store: Store, page: RunsPage) -> _Span | None:
+    if not page.runs:
+        return None
+    oldest, newest = page.runs[-1].created, page.runs[0].created
+    count = store.count_runs_created(oldest, newest, SPAN_COUNTED + 1)
+    if count > SPAN_COUNTED:
+        return None
+    trends = [run for runs in page.trends for run in runs]
+    outside = sorted(r.id for r in trends if r.created < oldest and r.state in TERMINAL)
+    return _Span(oldest, newest, count, outside)
 
 
 def _marks(page: RunsPage) -> dict[str, RunMark]:
@@ -281,6 +326,23 @@ def _marks(page: RunsPage) -> dict[str, RunMark]:
 def _newest(store: Store) -> RunKey | None:
     newest = store.flow_runs_page(limit=1)
     return run_key(newest[0]) if newest else None
+
+
+def _trends_after(
+    trends: list[list[FlowRun]], new: list[FlowRun], moved: set[str], fresh: dict[str, FlowRun]
+) -> list[list[FlowRun]] | None:
+    """The trends with the `new` runs (newest first) added and the `moved` runs replaced by
+    their `fresh` rows, or None when the page alone cannot tell them: a new run of a flow
+    not in the trends (it may push another flow out), or a moved trend run the page does
+    not show."""
+    if moved & {run.id for runs in trends for run in runs} - fresh.keys():
+        return None
+    lines = {runs[0].flow_name: [fresh.get(run.id, run) for run in runs] for runs in trends if runs}
+    for run in reversed(new):
+        if run.flow_name not in lines:
+            return None
+        lines[run.flow_name] = [run, *lines[run.flow_name]][:TREND_RUNS]
+    return sorted(lines.values(), key=lambda runs: runs[0].created, reverse=True)
 
 
 def _task_counts(store: Store, run_ids: list[str]) -> dict[str, dict[str, int]]:
