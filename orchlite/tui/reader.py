@@ -272,12 +272,13 @@ class RunsFollower(Follower):
         page_counts |= {run_id: c for run_id, c in counts.items() if run_id in page_counts}
         page_counts |= _task_counts(store, [run.id for run in new])
         trends = old.trends
-        if new or moved & {run.id for runs in old.trends for run in runs}:
+        moved_in_trends = moved & {run.id for runs in old.trends for run in runs}
+        if new or moved_in_trends:
             # Filtered by flow, the page does not see the other flows' new runs.
             told = None
             if old.query.flow is None:
-                fresh = {run.id: run for run in runs if run.id in moved}
-                told = _trends_after(old.trends, new, moved, fresh)
+                fresh = {run.id: run for run in runs if run.id in moved_in_trends}
+                told = _trends_after(old.trends, new, moved_in_trends, fresh)
             trends = told or store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
         self.newest = newest
         matching = old.matching + len(new)  # by flow at most: no run left the filter
@@ -331,11 +332,11 @@ def _newest(store: Store) -> RunKey | None:
 def _trends_after(
     trends: list[list[FlowRun]], new: list[FlowRun], moved: set[str], fresh: dict[str, FlowRun]
 ) -> list[list[FlowRun]] | None:
-    """The trends with the `new` runs (newest first) added and the `moved` runs replaced by
-    their `fresh` rows, or None when the page alone cannot tell them: a new run of a flow
+    """The trends with the `new` runs (newest first) added and their `moved` runs replaced
+    by their `fresh` rows, or None when the page alone cannot tell them: a new run of a flow
     not in the trends (it may push another flow out), or a moved trend run the page does
     not show."""
-    if moved & {run.id for runs in trends for run in runs} - fresh.keys():
+    if moved - fresh.keys():
         return None
     lines = {runs[0].flow_name: [fresh.get(run.id, run) for run in runs] for runs in trends if runs}
     for run in reversed(new):
