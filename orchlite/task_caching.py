@@ -93,5 +93,4 @@ def cache_hit(key: str, scoped: bool, ctx: FlowRunContext) -> StoredResult | Non
     if scoped:
         run = ctx.run_cache.get(key)
         return None if run is None else run.result
-    entry = ctx.store.get_cache_entry(key)
-    return None if entry is None else entry.result
+    return ctx.store.cached_result(key)

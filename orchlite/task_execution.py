@@ -5,7 +5,7 @@ A `TaskRunExecution` holds what a task run needs while it executes (the task, it
 flow run's context, the bound arguments, its cache key), so each step takes `self` instead
 of seven arguments. Every state change goes through `set_state`, as every change of a
 Prefect task run goes through its engine's `set_state`: it updates the row, records it with
-the new history rows (`recorder`), tells the listeners (the live view) and logs the change.
+its new states (`recorder`), tells the listeners (the live view) and logs the change.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ rolled back never mixes two runs' rows.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -134,29 +135,34 @@ def test_garbage_collection_removes_a_runs_task_runs_and_history_only(tmp_path: 
         assert store.conn.execute("SELECT COUNT(*) FROM state_history").fetchone()[0] == 0
 
 
-def test_history_from_two_connections_is_kept_in_commit_order(tmp_path: Path) -> None:
+def test_a_runs_history_merges_its_own_changes_and_its_task_runs_by_time(
+    tmp_path: Path,
+) -> None:
     home = tmp_path / ".orch"
     with Store(home) as runner, Store(home) as other:
         runner.create_flow_run(run_id=FLOW_A, flow_name="f", name="f", parameters="{}")
-        runner.set_flow_run_state(FLOW_A, StateName.RUNNING, now=1.0)
-        runner.save_task_run(_task(FLOW_A, 0), [("PENDING", None, 2.0), ("COMPLETED", None, 3.0)])
+        runner.set_flow_run_state(FLOW_A, StateName.RUNNING, now=time.time())
+        now = time.time()
+        runner.save_task_run(_task(FLOW_A, 0), [("PENDING", None, now), ("COMPLETED", None, now)])
         assert other.request_cancel(FLOW_A)
-        runner.save_task_run(_task(FLOW_A, 1, "RUNNING"), [("RUNNING", None, 5.0)])
-        other.end_abandoned_run(FLOW_A, StateName.CRASHED, "gone", now=6.0)
+        runner.save_task_run(_task(FLOW_A, 1, "RUNNING"), [("RUNNING", None, time.time())])
+        other.end_abandoned_run(FLOW_A, StateName.CRASHED, "gone", now=time.time())
         # Terminal states are final: the late write of the ended run records nothing.
-        assert not runner.save_task_run(_task(FLOW_A, 2), [("COMPLETED", None, 7.0)])
-        runner.save_task_run(_task(STANDALONE, 0), [("COMPLETED", None, 8.0)])
-        states = [(h.position, h.state) for h in runner.history(FLOW_A)]
-    assert states == [
+        assert not runner.save_task_run(_task(FLOW_A, 2), [("COMPLETED", None, time.time())])
+        runner.save_task_run(_task(STANDALONE, 0), [("COMPLETED", None, time.time())])
+        history = runner.history(FLOW_A)
+    assert [(h.position, h.state) for h in history] == [
         (None, "PENDING"),
         (None, "RUNNING"),
         (0, "PENDING"),
         (0, "COMPLETED"),
         (None, "CANCELLING"),
         (1, "RUNNING"),
-        (None, "CRASHED"),
+        (None, "CRASHED"),  # at the same time as the task run it ended: the flow run first
         (1, "CRASHED"),
     ]
+    assert history[-1].message == "gone"
+    assert history[-1].ts == pytest.approx(history[-2].ts, abs=1e-6)
     with Store(home) as reader:
         assert [h.state for h in reader.history(STANDALONE)] == ["COMPLETED"]
 
@@ -196,30 +202,26 @@ def test_every_field_of_a_task_run_is_written_whatever_is_missing(tmp_path: Path
         for run in (plain, failed, running):
             store.save_task_run(run, [("PENDING", None, 1.0), (run.state, run.state_message, 2.0)])
         assert store.task_runs(FLOW_A, with_results=True) == [plain, failed, running]
-        assert [(h.position, h.message) for h in store.history(FLOW_A) if h.position] == [
-            (1, None),
-            (1, "ValueError: bad"),
-            (2, None),
-            (2, None),
-        ]
+        assert [h.message for h in store.history(FLOW_A, 1)] == [None, "ValueError: bad"]
+        assert [h.message for h in store.history(FLOW_A, 2)] == [None, None]
 
 
 def test_a_batch_of_task_run_saves_commits_all_but_the_one_that_fails(tmp_path: Path) -> None:
     home = tmp_path / ".orch"
     with Store(home) as store, Store(home) as other:
         store.create_flow_run(run_id=FLOW_A, flow_name="f", name="f", parameters="{}")
-        unbindable = [("RUNNING", None, object())]  # a timestamp SQLite cannot store
+        unbindable = _task(FLOW_A, 1, "RUNNING", tags=object())  # SQLite cannot store it
         errors = store.save_task_runs(
             [
                 TaskRunSave(_task(FLOW_A, 0, "RUNNING"), [("RUNNING", None, 2.0)]),
-                TaskRunSave(_task(FLOW_A, 1, "RUNNING"), unbindable),
+                TaskRunSave(unbindable, [("RUNNING", None, 2.5)]),
                 TaskRunSave(_task(FLOW_A, 2, "RUNNING"), [("RUNNING", None, 3.0)]),
             ]
         )
         assert errors[0] is None and errors[2] is None
         assert isinstance(errors[1], sqlite3.Error)
         assert [t.position for t in other.task_runs(FLOW_A)] == [0, 2]
-        # Later saves append after what the batch wrote, in commit order.
+        # Later saves append after what the batch wrote.
         store.save_task_run(_task(FLOW_A, 0), [("COMPLETED", None, 4.0)])
         store.save_task_run(_task(FLOW_A, 1), [("COMPLETED", None, 5.0)])
         history = other.history(FLOW_A)

@@ -147,8 +147,9 @@ def test_a_version_1_store_opens_at_the_current_version_with_its_rows(tmp_path: 
             (None, "COMPLETED", None),
         ]
         assert [log.message for log in store.logs(PARENT)] == ["started", "row 1 of 2"]
-        entry = store.get_cache_entry("v1:k")
-        assert entry is not None and entry.result.data == b"0" and entry.task_run_id == "0" * 32
+        stored = store.cached_result("v1:k")
+        assert stored is not None and stored.data == b"0"
+        assert [e.task_run_id for e in store.list_cache_entries()] == ["0" * 32]
 
         # And it takes new writes after its old rows.
         store.save_task_run(task_run(STANDALONE, 0, standalone=1), [("COMPLETED", None, 30.0)])

@@ -27,11 +27,14 @@ def test_a_cache_entry_is_saved_with_its_task_run_and_expires(store: Store) -> N
     cached = task_run(RUN, 0, ended=10.0)
     store.save_task_run(cached, [("COMPLETED", None, 10.0)], cache=("v1:a", 100.0))
     store.save_task_run(task_run(RUN, 1, task_key="u@f.py"), [], cache=("v1:b", None))
-    entry = store.get_cache_entry("v1:a", now=50.0)
-    assert entry is not None
-    assert (entry.task_run_id, entry.result.data, entry.created) == (cached.id, b"0", 10.0)
-    assert store.get_cache_entry("v1:a", now=100.0) is None  # expired
-    assert [e.key for e in store.list_cache_entries()] == ["v1:b", "v1:a"]
+    stored = store.cached_result("v1:a", now=50.0)
+    assert stored is not None and (stored.serializer, stored.data) == ("json", b"0")
+    assert store.cached_result("v1:a", now=100.0) is None  # expired
+    entries = store.list_cache_entries()
+    assert [(e.key, e.task_run_id, e.created) for e in entries] == [
+        ("v1:b", task_run(RUN, 1).id, 102.0),  # when it ended
+        ("v1:a", cached.id, 10.0),
+    ]
     assert all(e.result.data is None for e in store.list_cache_entries())  # never read there
     assert store.clear_cache("u@f.py") == 1
     assert store.clear_cache() == 1
@@ -41,7 +44,7 @@ def test_a_task_run_without_a_result_stores_no_cache_entry(store: Store) -> None
     flow_run(store, RUN, StateName.RUNNING)
     failed = task_run(RUN, 0, "FAILED", result_serializer=None, result_data=None)
     store.save_task_run(failed, [("FAILED", None, 1.0)], cache=("v1:a", None))
-    assert store.get_cache_entry("v1:a") is None
+    assert store.cached_result("v1:a") is None
 
 
 def test_log_lines_are_filtered_by_task_level_and_literal_text(store: Store) -> None:

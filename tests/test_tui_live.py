@@ -17,7 +17,8 @@ from orchlite.store import Store, TaskRun, TaskRunSave
 from orchlite.tui.app import make_app
 from orchlite.tui.detail_screen import RunDetailScreen
 from orchlite.tui.keyed_table import KeyedTable
-from orchlite.tui.reader import DetailFollower, RunsFollower, RunsQuery
+from orchlite.tui.reader import RunsFollower, RunsQuery
+from orchlite.tui.run_reader import DetailFollower
 from orchlite.tui.runs_screen import RunsScreen
 from orchlite.tui.timeline import Timeline
 from tests.helpers.store_rows import flow_run, task_run

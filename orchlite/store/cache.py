@@ -12,18 +12,18 @@ from .records import CacheEntry, StoredResult, TaskRun
 class Cache(Database):
     """Cache entries by key (written with their task run: see `put_cache_entry`)."""
 
-    def get_cache_entry(self, key: str, now: float | None = None) -> CacheEntry | None:
-        """The unexpired entry for `key`, if any."""
-        now = time.time() if now is None else now
+    def cached_result(self, key: str, now: float | None = None) -> StoredResult | None:
+        """The result of the unexpired entry for `key`, if any (what a cache hit reads)."""
         row = self.conn.execute(
-            "SELECT key, task_key, task_run_id, result_serializer, result_data, result_ref,"
-            " result_preview, created, expires FROM cache_entries WHERE key = ?",
+            "SELECT result_serializer, result_data, result_ref, result_preview, expires"
+            " FROM cache_entries WHERE key = ?",
             (key,),
         ).fetchone()
-        if row is None or (row[8] is not None and row[8] <= now):
+        if row is None:
             return None
-        stored = StoredResult(row[3], row[4], row[5], row[6])
-        return CacheEntry(row[0], row[1], row[2], stored, *row[7:])
+        if row[4] is not None and row[4] <= (time.time() if now is None else now):
+            return None
+        return StoredResult(row[0], row[1], row[2], row[3])
 
     def list_cache_entries(self, limit: int = 1000) -> list[CacheEntry]:
         rows = self.conn.execute(

@@ -57,8 +57,6 @@ class Database:
         self._lock = threading.Lock()
         self._numbers: dict[str, int] = {}
         """Run numbers (migration 6) this process has seen committed, by run id."""
-        self._history_ends: dict[int, int] = {}
-        """Per run number, the newest history row this process committed for that run."""
         self.read_only = read_only
         """True when asked for, or when opened with `create=False` in a `.orch/` this
         process cannot write."""

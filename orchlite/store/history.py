@@ -1,17 +1,20 @@
-"""State history: every state change of a flow run or task run, as a row, in order.
+"""State history: every state change of a flow run or task run, in order.
 
 Every run id (a flow run, or a standalone task run) gets a number that is never reused (the
-`run_numbers` table, migration 6). A task run's `num` is (run number << 32) | call position,
-and a history row's `num` is (run number << 32) | its index in the run, so recording a task
-appends to one page of each table.
+`run_numbers` table, migration 6). A task run's `num` is (run number << 32) | call position.
+
+A flow run's state changes are rows of `state_history`, numbered (run number << 32) | their
+index in the run. A task run's are lines of its own row's `history` column (migration 20),
+appended by the same upsert that writes its new state: so recording a task run writes one
+row of one table, one page, instead of a second b-tree's page for its history rows.
 """
 
 from __future__ import annotations
 
-import functools
+import heapq
+import re
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from ..redaction import redact
 from .connection import Database
@@ -21,39 +24,81 @@ from .sql import IN_RUN
 RUN_NUMBERS_KEPT = 10_000
 """How many committed run numbers a process remembers before it starts over."""
 
-_LAST_HISTORY_ROW = (
-    "SELECT num FROM state_history WHERE num >= ? AND num < ? ORDER BY num DESC LIMIT 1"
+POSITIONS_CHUNK = 500
+"""Task runs read in one query by position (SQLite bounds a query's parameters)."""
+
+_INSERT_FLOW_STATE = (
+    "INSERT INTO state_history (num, state, message, ts) VALUES ("
+    " coalesce((SELECT max(num) FROM state_history WHERE num >= ?1 AND num < ?1 + (1 << 32)),"
+    " ?1) + 1, ?2, ?3, ?4)"
 )
+"""A flow run's next history row, numbered right after its newest one (?1: run number << 32)."""
+
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
 class History(Database):
-    """Run numbers and the state history appended under them."""
+    """Run numbers and the state history recorded under them."""
 
     def history(self, run_id: str, position: int | None = None) -> list[HistoryEntry]:
-        """State changes of a flow run and its task runs (or of one task run), oldest first."""
-        sql = f"SELECT position, state, message, ts FROM state_history WHERE {IN_RUN}"
-        values: list[Any] = [run_id, run_id]
-        if position is not None:
-            sql += " AND position = ?"
-            values.append(position)
-        rows = self.conn.execute(sql + " ORDER BY num", values).fetchall()
-        return [HistoryEntry(run_id, *row) for row in rows]
+        """State changes of a flow run and its task runs (or of one task run), oldest first.
 
-    def history_since(self, run_id: str, after: int = 0) -> tuple[list[HistoryEntry], int]:
-        """The state changes of a flow run and its task runs recorded after mark `after`
-        (0: all of them), oldest first, and the mark to pass next time.
-
-        A mark is a history row's number: rows are numbered in the order they commit, so
-        a reader that asks again with the mark it got sees each change once, however many
-        task runs the run has.
+        A run's whole history is its own rows and its task runs' lines merged by time (to
+        the microsecond, as task runs' are kept); each keeps its own order, and at the same
+        time a flow run's change comes first.
         """
+        if position is not None:
+            return self.task_histories(run_id, [position]).get(position, [])
+        flow = self.conn.execute(
+            f"SELECT state, message, ts FROM state_history WHERE {IN_RUN} ORDER BY num",
+            (run_id, run_id),
+        ).fetchall()
         rows = self.conn.execute(
-            "SELECT num, position, state, message, ts FROM state_history"
-            f" WHERE {IN_RUN} AND num > ? ORDER BY num",
+            f"SELECT position, history FROM task_runs WHERE {IN_RUN} AND history != ''"
+            " ORDER BY num",
+            (run_id, run_id),
+        ).fetchall()
+        lines = [[HistoryEntry(run_id, None, *row) for row in flow]]
+        lines += [parse_history(run_id, position, text) for position, text in rows]
+        return list(heapq.merge(*lines, key=_in_micros))
+
+    def flow_history_since(self, run_id: str, after: int = 0) -> tuple[list[HistoryEntry], int]:
+        """The state changes of flow run `run_id` itself recorded after mark `after` (0: all
+        of them), oldest first, and the mark to pass next time."""
+        rows = self.conn.execute(
+            f"SELECT num, state, message, ts FROM state_history WHERE {IN_RUN} AND num > ?"
+            " ORDER BY num",
             (run_id, run_id, after),
         ).fetchall()
-        entries = [HistoryEntry(run_id, *row[1:]) for row in rows]
+        entries = [HistoryEntry(run_id, None, *row[1:]) for row in rows]
         return entries, (rows[-1][0] if rows else after)
+
+    def task_histories(
+        self, run_id: str, positions: Sequence[int]
+    ) -> dict[int, list[HistoryEntry]]:
+        """The state changes of the task runs of `run_id` at these positions, each oldest
+        first (a position with no task run is left out)."""
+        first = self._recorded_number(run_id) if positions else None
+        if first is None:
+            return {}
+        found: dict[int, list[HistoryEntry]] = {}
+        wanted = sorted(first << 32 | p for p in set(positions))
+        for start in range(0, len(wanted), POSITIONS_CHUNK):
+            nums = wanted[start : start + POSITIONS_CHUNK]
+            for position, text in self.conn.execute(
+                "SELECT position, history FROM task_runs"
+                f" WHERE num IN ({','.join('?' * len(nums))})",
+                nums,
+            ):
+                found[position] = parse_history(run_id, position, text)
+        return found
+
+    def _recorded_number(self, run_id: str) -> int | None:
+        """The number of `run_id`, if it has one (any row of it was ever recorded)."""
+        row = self.conn.execute(
+            "SELECT num FROM run_numbers WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def _run_number(self, conn: sqlite3.Connection, run_id: str) -> int:
         """The number of `run_id` (see migration 6), given to it on its first use."""
@@ -66,90 +111,65 @@ class History(Database):
         cursor = conn.execute("INSERT INTO run_numbers (run_id) VALUES (?)", (run_id,))
         return int(cursor.lastrowid or 0)
 
-    def _remember(self, run_id: str, number: int, history_end: int | None) -> None:
-        """Keep a committed run number and history end (a number given in a transaction
-        that rolled back could be given again to another run: only committed ones count)."""
+    def _remember(self, run_id: str, number: int) -> None:
+        """Keep a committed run number (a number given in a transaction that rolled back
+        could be given again to another run: only committed ones count)."""
         if len(self._numbers) >= RUN_NUMBERS_KEPT:
             self._numbers.clear()
-            self._history_ends.clear()
         self._numbers[run_id] = number
-        if history_end is not None:
-            self._history_ends[number] = history_end
 
     def _insert_history(
-        self,
-        conn: sqlite3.Connection,
-        run_id: str,
-        position: int | None,
-        state: str,
-        message: str | None,
-        ts: float,
+        self, conn: sqlite3.Connection, run_id: str, state: str, message: str | None, ts: float
     ) -> None:
-        number = self._run_number(conn, run_id)
-        self._append_history(conn, number, position, [(state, message, ts)])
-
-    def _append_history(
-        self,
-        conn: sqlite3.Connection,
-        number: int,
-        position: int | None,
-        states: Sequence[StateRow],
-        last: int | None = None,
-    ) -> int:
-        """Append state changes of run `number` after its newest one; returns the last num.
-
-        A run's history rows are numbered without gaps, each writer appending right after
-        the newest one. So the end this process last committed for the run (or `last`, one
-        written earlier in the same transaction) is tried first, with no lookup: if any
-        other connection appended since, the first row collides with one of theirs, and the
-        end is then read from the table.
-        """
-        remembered = self._history_ends.pop(number, None)
-        if last is None:
-            last = remembered
-        if last is not None:
-            try:
-                return _insert_history_after(conn, last, position, states)
-            except sqlite3.IntegrityError:
-                pass
-        first = number << 32
-        row = conn.execute(_LAST_HISTORY_ROW, (first, first + (1 << 32))).fetchone()
-        return _insert_history_after(conn, row[0] if row else first, position, states)
+        """Append a state change of flow run `run_id` after its newest one."""
+        first = self._run_number(conn, run_id) << 32
+        text = None if message is None else redact(message)
+        conn.execute(_INSERT_FLOW_STATE, (first, state, text, ts))
 
 
-@functools.lru_cache(maxsize=64)
-def _history_insert(no_position: bool, messages: tuple[bool, ...]) -> str:
-    """One INSERT statement for history rows with or without (NULL) a message each."""
-    position = "NULL" if no_position else "?"
-    rows = ",".join(f"(?,{position},?,{'?' if m else 'NULL'},?)" for m in messages)
-    return f"INSERT INTO state_history (num, position, state, message, ts) VALUES {rows}"
+def history_lines(states: Iterable[StateRow]) -> str:
+    """A task run's state changes as the lines its `history` column holds.
 
-
-def _insert_history_after(
-    conn: sqlite3.Connection,
-    last: int,
-    position: int | None,
-    states: Sequence[StateRow],
-) -> int:
-    """Insert `states` as the history rows numbered from `last + 1`; returns the last num.
-
-    A missing position or message is written as a NULL literal, not bound (see
-    `task_runs._task_run_row`).
+    One line per state: "STATE MICROSECONDS" or "STATE MICROSECONDS MESSAGE": the time in
+    whole microseconds since the epoch (as precise as a clock's reading is kept anywhere
+    else, and three times cheaper to write than a float's shortest repr), the message
+    redacted, with its backslashes and newlines escaped. Migration 20 writes the same.
     """
-    values: list[Any] = []
-    messages: list[bool] = []
-    num = last
+    text = ""
     for state, message, ts in states:
-        num += 1
-        if position is None:
-            values += (num, state)
-        else:
-            values += (num, position, state)
         if message is None:
-            values.append(ts)
-            messages.append(False)
+            text += f"{state} {round(ts * 1_000_000)}\n"
         else:
-            values += (redact(message), ts)
-            messages.append(True)
-    conn.execute(_history_insert(position is None, tuple(messages)), values)
-    return num
+            escaped = redact(message).replace("\\", "\\\\").replace("\n", "\\n")
+            text += f"{state} {round(ts * 1_000_000)} {escaped}\n"
+    return text
+
+
+def parse_history(run_id: str, position: int | None, text: str) -> list[HistoryEntry]:
+    """The entries of a task run's `history` column, oldest first (see `history_lines`)."""
+    entries = []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        state, _, rest = line.partition(" ")
+        micros, spaced, message = rest.partition(" ")
+        entries.append(
+            HistoryEntry(
+                run_id,
+                position,
+                state,
+                _unescape(message) if spaced else None,
+                int(micros) / 1_000_000,
+            )
+        )
+    return entries
+
+
+def _in_micros(entry: HistoryEntry) -> int:
+    return round(entry.ts * 1_000_000)
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    return _ESCAPED.sub(lambda m: "\n" if m[1] == "n" else m[1], text)

@@ -129,7 +129,7 @@ class Pauses(FlowRuns):
                 "UPDATE run_pauses SET status = 'suspended', updated = ? WHERE flow_run_id = ?",
                 (time.time(), run_id),
             )
-            self._insert_history(conn, run_id, None, StateName.PAUSED.value, message, time.time())
+            self._insert_history(conn, run_id, StateName.PAUSED.value, message, time.time())
             return True
 
     def suspended_runs(self) -> list[tuple[str, str, float]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..states import StateName
-from .records import CacheEntry, FlowRun, LogRow, StateRow, StoredResult, TaskRun, TaskRunSave
+from .records import FlowRun, LogRow, StateRow, StoredResult, TaskRun, TaskRunSave
 
 
 class EngineStore(Protocol):
@@ -72,7 +72,7 @@ class EngineStore(Protocol):
 
     def task_runs(self, flow_run_id: str, *, with_results: bool = ...) -> list[TaskRun]: ...
 
-    def get_cache_entry(self, key: str, now: float | None = ...) -> CacheEntry | None: ...
+    def cached_result(self, key: str, now: float | None = ...) -> StoredResult | None: ...
 
     def save_task_run(
         self,

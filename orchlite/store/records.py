@@ -126,6 +126,17 @@ class StoredResult:
     """A short redacted text of the value, made as it was persisted (None before schema 7)."""
 
 
+class Progress(NamedTuple):
+    """How far a task run is: any change of its state makes a different one (a reader
+    compares them to find what changed, see `TaskRuns.task_run_progress`)."""
+
+    position: int
+    state: str
+    attempts: int
+    history_length: int
+    created: float
+
+
 @dataclass(slots=True)
 class HistoryEntry:
     run_id: str

@@ -120,7 +120,7 @@ class FlowRuns(TaskRuns):
                     " deadline = ?, retry_policy = ? WHERE id = ? RETURNING attempts",
                     (_RUNNING, now, now, continues_chain, deadline, retry_policy, run_id),
                 ).fetchone()
-                self._insert_history(conn, run_id, None, _RUNNING, None, now)
+                self._insert_history(conn, run_id, _RUNNING, None, now)
                 for hook in _state_hooks:
                     self.after_commit(partial(hook, self, run_id, StateName.RUNNING))
         if start:
@@ -135,7 +135,7 @@ class FlowRuns(TaskRuns):
             columns = ", ".join(row)
             marks = ",".join("?" * len(row))
             conn.execute(f"INSERT INTO flow_runs ({columns}) VALUES ({marks})", tuple(row.values()))
-            self._insert_history(conn, run_id, None, state, message, row["created"])
+            self._insert_history(conn, run_id, state, message, row["created"])
             return
         if found[0] not in _WAITING:
             raise StoreError(f"flow run {run_id} has already started ({found[0]})")
@@ -162,7 +162,7 @@ class FlowRuns(TaskRuns):
             ),
         )
         if found[0] != state:
-            self._insert_history(conn, run_id, None, state, message, row["created"])
+            self._insert_history(conn, run_id, state, message, row["created"])
 
     @staticmethod
     def _claim_retry(conn: sqlite3.Connection, run_id: str, retry_of: str) -> None:
@@ -235,7 +235,7 @@ class FlowRuns(TaskRuns):
                 ]
                 values += [result.blob, result.data, result.serializer, result.preview]
             conn.execute(f"UPDATE flow_runs SET {', '.join(sets)} WHERE id = ?", (*values, run_id))
-            self._insert_history(conn, run_id, None, state.value, message, now)
+            self._insert_history(conn, run_id, state.value, message, now)
             if state in TERMINAL:
                 # No task run outlives its flow run: one still unfinished was cut short (a
                 # timeout, a cancel, a crash) or its last write failed (a full disk).

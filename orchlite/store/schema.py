@@ -421,6 +421,41 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE flow_runs ADD COLUMN retry_due REAL;
     """,
     ),
+    # 20: a task run's state changes as lines of its own row (`history.history_lines`), so
+    # recording a task run writes one page of one table; state_history keeps the flow runs'.
+    Migration(
+        "task run histories in their rows",
+        """
+    ALTER TABLE task_runs ADD COLUMN history TEXT NOT NULL DEFAULT '';
+    CREATE TABLE task_run_histories (num INTEGER PRIMARY KEY, history TEXT NOT NULL);
+    INSERT INTO task_run_histories
+        SELECT task_num, history FROM (
+            SELECT task_num,
+                group_concat(line, '') OVER (PARTITION BY task_num ORDER BY num) AS history,
+                lead(num) OVER (PARTITION BY task_num ORDER BY num) AS later
+            FROM (
+                SELECT num, ((num >> 32) << 32) | position AS task_num,
+                    state || ' ' || CAST(round(ts * 1000000) AS INTEGER)
+                        || coalesce(' ' || replace(replace(message,
+                        char(92), char(92, 92)), char(10), char(92, 110)), '')
+                        || char(10) AS line
+                FROM state_history WHERE position IS NOT NULL))
+        WHERE later IS NULL;
+    UPDATE task_runs SET history = (SELECT history FROM task_run_histories h
+        WHERE h.num = task_runs.num) WHERE num IN (SELECT num FROM task_run_histories);
+    DROP TABLE task_run_histories;
+    CREATE TABLE flow_history (
+        num INTEGER PRIMARY KEY,
+        state TEXT NOT NULL,
+        message TEXT,
+        ts REAL NOT NULL
+    );
+    INSERT INTO flow_history SELECT num, state, message, ts FROM state_history
+        WHERE position IS NULL ORDER BY num;
+    DROP TABLE state_history;
+    ALTER TABLE flow_history RENAME TO state_history;
+    """,
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

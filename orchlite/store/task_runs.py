@@ -8,13 +8,13 @@ from typing import Any
 
 from ..errors import DiskFullError
 from ..faults import fault_point
-from ..redaction import redact_optional
+from ..redaction import redact, redact_optional
 from ..states import StateName, task_state_after
 from .cache import put_cache_entry
 from .files import is_full
-from .history import History
+from .history import POSITIONS_CHUNK, History, history_lines
 from .logs import insert_logs
-from .records import LogRow, StateRow, StoredResult, TaskRun, TaskRunSave
+from .records import LogRow, Progress, StateRow, StoredResult, TaskRun, TaskRunSave
 from .sql import IN_RUN, TERMINAL_STATES
 
 TASK_RUN_COLUMNS = (
@@ -22,9 +22,6 @@ TASK_RUN_COLUMNS = (
     " attempts, inputs_hash, cache_key, result_ref, result_serializer, error_type,"
     " error_message, traceback, created, started, ended, tags, upstream"
 )
-
-POSITIONS_CHUNK = 500
-"""Task runs read in one query by `task_runs_at` (SQLite bounds a query's parameters)."""
 
 # The crash points (`orchlite.faults`) after the commits of task run states.
 _TASK_SAVED_FAULTS = {
@@ -57,11 +54,11 @@ class TaskRuns(History):
         nothing of the task run is written (its log lines are) and False is returned.
         """
         with self.transaction(_TASK_SAVED_FAULTS.get(run.state, "")) as conn:
-            written = self._write_task_run(conn, run, states, cache, logs)
-        if written is None:
+            number = self._write_task_run(conn, run, states, cache, logs)
+        if number is None:
             return False
         if not conn.in_transaction:  # committed, not a part of a larger transaction
-            self._remember(run.flow_run_id, *written)
+            self._remember(run.flow_run_id, number)
         return True
 
     def save_task_runs(self, saves: Sequence[TaskRunSave]) -> list[BaseException | None]:
@@ -72,32 +69,26 @@ class TaskRuns(History):
         the commit itself failed, or if SQLite rolled back the whole transaction).
         """
         errors: list[BaseException | None] = [None] * len(saves)
-        committed: list[tuple[str, int, int | None]] = []
-        ends: dict[int, int] = {}  # history ends within this transaction
+        committed: list[tuple[str, int]] = []
         try:
             with self.transaction() as conn:
                 for i, save in enumerate(saves):
                     conn.execute("SAVEPOINT task_run")
                     try:
-                        written = self._write_task_run(conn, *save, ends=ends)
+                        number = self._write_task_run(conn, *save)
                     except Exception as exc:
                         if not conn.in_transaction:  # all rolled back: a full disk, say
                             raise
                         conn.execute("ROLLBACK TO task_run")
                         errors[i] = DiskFullError(self.path) if is_full(exc) else exc
                     else:
-                        if written is None:  # its flow run has ended: nothing to write
-                            conn.execute("RELEASE task_run")
-                            continue
-                        number, end = written
-                        if end is not None:
-                            ends[number] = end
-                        committed.append((save.run.flow_run_id, number, end))
+                        if number is not None:  # None: its flow run has ended
+                            committed.append((save.run.flow_run_id, number))
                     conn.execute("RELEASE task_run")
         except BaseException as exc:
             return [error or exc for error in errors]
-        for run_id, number, end in committed:
-            self._remember(run_id, number, ends.get(number, end))
+        for run_id, number in committed:
+            self._remember(run_id, number)
         for save, error in zip(saves, errors, strict=True):
             fault = _TASK_SAVED_FAULTS.get(save.run.state)
             if fault and error is None:
@@ -111,26 +102,20 @@ class TaskRuns(History):
         states: Sequence[StateRow],
         cache: tuple[str, float | None] | None,
         logs: Sequence[LogRow],
-        ends: dict[int, int] | None = None,
-    ) -> tuple[int, int | None] | None:
-        """The statements of one task run's save; returns its run number and history end
-        (`ends`: those written earlier in the same transaction), or None when its flow run
-        has ended and only the log lines were written."""
+    ) -> int | None:
+        """The statements of one task run's save; returns its run number, or None when its
+        flow run has ended and only the log lines were written."""
         if not run.standalone and _flow_run_ended(conn, run.flow_run_id):
             if logs:
                 insert_logs(conn, logs)
             return None
         number = self._run_number(conn, run.flow_run_id)
-        conn.execute(*_task_run_row(number << 32 | run.position, run))
-        end = None
-        if states:
-            last = ends.get(number) if ends else None
-            end = self._append_history(conn, number, run.position, states, last)
+        conn.execute(*_task_run_row(number << 32 | run.position, run, history_lines(states)))
         if cache is not None and run.result_serializer is not None:
             put_cache_entry(conn, cache[0], run, cache[1])
         if logs:
             insert_logs(conn, logs)
-        return number, end
+        return number
 
     def _end_unfinished_task_runs(
         self,
@@ -142,20 +127,23 @@ class TaskRuns(History):
     ) -> int:
         """End the task runs of flow run `run_id` that are not finished, as it ended in
         `state`; returns how many."""
-        marks = ",".join("?" * len(TERMINAL_STATES))
-        unfinished = conn.execute(
-            f"SELECT num, position FROM task_runs WHERE {IN_RUN} AND state NOT IN ({marks})",
-            (run_id, run_id, *TERMINAL_STATES),
-        ).fetchall()
-        task_state = task_state_after(state)
+        task_state = task_state_after(state).value
         message = redact_optional(message) or f"its flow run ended {state.value}"
-        for num, position in unfinished:
-            conn.execute(
-                "UPDATE task_runs SET state = ?, state_message = ?, ended = ? WHERE num = ?",
-                (task_state.value, message, now, num),
-            )
-            self._insert_history(conn, run_id, position, task_state.value, message, now)
-        return len(unfinished)
+        marks = ",".join("?" * len(TERMINAL_STATES))
+        cursor = conn.execute(
+            "UPDATE task_runs SET state = ?, state_message = ?, ended = ?,"
+            f" history = history || ? WHERE {IN_RUN} AND state NOT IN ({marks})",
+            (
+                task_state,
+                message,
+                now,
+                history_lines([(task_state, message, now)]),
+                run_id,
+                run_id,
+                *TERMINAL_STATES,
+            ),
+        )
+        return cursor.rowcount
 
     def task_runs(self, flow_run_id: str, *, with_results: bool = False) -> list[TaskRun]:
         """A flow run's task runs in call order; inline result bytes only if asked for."""
@@ -169,14 +157,11 @@ class TaskRuns(History):
 
     def task_runs_at(self, flow_run_id: str, positions: Sequence[int]) -> list[TaskRun]:
         """The task runs of a flow run at these call positions, in call order (no result
-        bytes): what changed since a `history_since` mark, read by primary key."""
-        row = self.conn.execute(
-            "SELECT num FROM run_numbers WHERE run_id = ?", (flow_run_id,)
-        ).fetchone()
-        if row is None or not positions:
+        bytes), read by primary key."""
+        number = self._recorded_number(flow_run_id)
+        if number is None or not positions:
             return []
-        first = int(row[0]) << 32
-        wanted = sorted(first | p for p in positions)
+        wanted = sorted(number << 32 | p for p in positions)
         found: list[TaskRun] = []
         for start in range(0, len(wanted), POSITIONS_CHUNK):
             nums = wanted[start : start + POSITIONS_CHUNK]
@@ -189,6 +174,18 @@ class TaskRuns(History):
                 )
             ]
         return found
+
+    def task_run_progress(self, flow_run_id: str, from_position: int = 0) -> list[Progress]:
+        """What tells a change of each task run of a flow run from `from_position` on, in
+        call order: a reader that keeps these sees any new state as a new `Progress`
+        (its history only grows), without reading the rows."""
+        rows = self.conn.execute(
+            "SELECT position, state, attempts, length(history), created FROM task_runs"
+            " WHERE num >= (SELECT (num << 32) + ? FROM run_numbers WHERE run_id = ?)"
+            " AND num < (SELECT (num + 1) << 32 FROM run_numbers WHERE run_id = ?) ORDER BY num",
+            (from_position, flow_run_id, flow_run_id),
+        ).fetchall()
+        return [Progress(*row) for row in rows]
 
     def task_run_result(self, flow_run_id: str, position: int) -> StoredResult | None:
         row = self.conn.execute(
@@ -220,12 +217,15 @@ def _flow_run_ended(conn: sqlite3.Connection, run_id: str) -> bool:
 
 
 def _upsert_task_run(nulls: tuple[str, ...] = ()) -> str:
-    """The task-run upsert, with NULL literals for the `nulls` columns."""
+    """The task-run upsert, with NULL literals for the `nulls` columns; its new states
+    are appended to the row's history."""
     columns = [c.strip() for c in f"{TASK_RUN_COLUMNS}, result_data, result_preview".split(",")]
-    values = ",".join("NULL" if c in nulls else "?" for c in ["num", *columns])
+    values = ",".join("NULL" if c in nulls else "?" for c in ["num", *columns, "history"])
     return (
-        f"INSERT INTO task_runs (num, {', '.join(columns)}) VALUES ({values})"
-        " ON CONFLICT (num) DO UPDATE SET" + ",".join(f" {c} = excluded.{c}" for c in columns[2:])
+        f"INSERT INTO task_runs (num, {', '.join(columns)}, history) VALUES ({values})"
+        " ON CONFLICT (num) DO UPDATE SET"
+        + ",".join(f" {c} = excluded.{c}" for c in columns[2:])
+        + ", history = history || excluded.history"
     )
 
 
@@ -234,54 +234,35 @@ _UPSERT_PLAIN_TASK_RUN = _upsert_task_run(
     ("state_message", "result_ref", "error_type", "error_message", "traceback")
 )
 """The upsert of a row with no message, error or blob: most writes (see `_task_run_row`)."""
+_UPSERT_TOLD_TASK_RUN = _upsert_task_run(("result_ref", "error_type", "error_message", "traceback"))
+"""The upsert of a row with a message but no error or blob: a cache hit, a retry's start."""
 
 
-def _task_run_row(num: int, run: TaskRun) -> tuple[str, tuple[Any, ...]]:
-    """The upsert of a task run's row and its parameters.
+def _task_run_row(num: int, run: TaskRun, history: str) -> tuple[str, tuple[Any, ...]]:
+    """The upsert of a task run's row, with `history` (its new states' lines) appended,
+    and its parameters.
 
     The sqlite3 module looks for an adapter for every None (and bytes) value it binds,
-    which costs more than binding the rest of the row; a row with no message, error or
-    blob (most writes) gets a statement with NULL literals in their place instead.
+    which costs more than binding the rest of the row; a row with no error or blob (most
+    writes) gets a statement with NULL literals in their place instead.
     """
     if (
-        run.state_message is None
-        and run.result_ref is None
+        run.result_ref is None
         and run.error_type is None
         and run.error_message is None
         and run.traceback is None
     ):
-        return _UPSERT_PLAIN_TASK_RUN, (
+        if run.state_message is None:
+            return _UPSERT_PLAIN_TASK_RUN, (num, *_row_head(run), *_row_tail(run, history))
+        return _UPSERT_TOLD_TASK_RUN, (
             num,
-            run.flow_run_id,
-            run.position,
-            run.id,
-            run.standalone,
-            run.task_key,
-            run.name,
-            run.dynamic_key,
-            run.state,
-            run.attempts,
-            run.inputs_hash,
-            run.cache_key,
-            run.result_serializer,
-            run.created,
-            run.started,
-            run.ended,
-            run.tags,
-            run.upstream,
-            run.result_data,
-            run.result_preview,
+            *_row_head(run),
+            redact(run.state_message),
+            *_row_tail(run, history),
         )
     return _UPSERT_TASK_RUN, (
         num,
-        run.flow_run_id,
-        run.position,
-        run.id,
-        run.standalone,
-        run.task_key,
-        run.name,
-        run.dynamic_key,
-        run.state,
+        *_row_head(run),
         redact_optional(run.state_message),
         run.attempts,
         run.inputs_hash,
@@ -291,6 +272,36 @@ def _task_run_row(num: int, run: TaskRun) -> tuple[str, tuple[Any, ...]]:
         run.error_type,
         redact_optional(run.error_message),
         redact_optional(run.traceback),
+        *_row_end(run, history),
+    )
+
+
+def _row_head(run: TaskRun) -> tuple[Any, ...]:
+    return (
+        run.flow_run_id,
+        run.position,
+        run.id,
+        run.standalone,
+        run.task_key,
+        run.name,
+        run.dynamic_key,
+        run.state,
+    )
+
+
+def _row_tail(run: TaskRun, history: str) -> tuple[Any, ...]:
+    """The columns after the message, of a row with no error or blob."""
+    return (
+        run.attempts,
+        run.inputs_hash,
+        run.cache_key,
+        run.result_serializer,
+        *_row_end(run, history),
+    )
+
+
+def _row_end(run: TaskRun, history: str) -> tuple[Any, ...]:
+    return (
         run.created,
         run.started,
         run.ended,
@@ -298,4 +309,5 @@ def _task_run_row(num: int, run: TaskRun) -> tuple[str, tuple[Any, ...]]:
         run.upstream,
         run.result_data,
         run.result_preview,
+        history,
     )

@@ -31,7 +31,7 @@ from .keys import APP_KEYS, compact_footer
 from .poller import Poller
 from .polling import PollingScreen
 from .preview import ResultPreview, load_preview, load_results
-from .reader import DetailFollower, RunDetail
+from .run_reader import DetailFollower, RunDetail
 from .timeline import Span, Timeline
 
 ROWS_AT_ONCE = 500

@@ -19,7 +19,7 @@ from .header import Header
 from .keys import APP_KEYS, compact_footer
 from .poller import Poller
 from .polling import PollingScreen
-from .reader import GraphFollower, GraphSnapshot
+from .run_reader import GraphFollower, GraphSnapshot
 
 LAYER_PREFIX = "layer-"
 """The ids of the (disabled) options that head each layer."""

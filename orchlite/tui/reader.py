@@ -14,18 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RunNotFoundError
-from ..run_graph import RunGraph, build_graph
 from ..states import TERMINAL
 from ..store import (
-    Artifact,
     FlowRun,
-    HistoryEntry,
     LogRecord,
     RunKey,
     RunMark,
     Store,
-    TaskRun,
     TaskRunDetail,
 )
 from .poller import Follower
@@ -89,32 +84,6 @@ class RunsPage:
 
 def run_key(run: FlowRun) -> RunKey:
     return (run.created, run.id)
-
-
-@dataclass
-class RunDetail:
-    run: FlowRun
-    tasks: list[TaskRun]
-    """Every task run, in call order."""
-    history: list[HistoryEntry]
-    """The flow run's own state changes, oldest first."""
-    children: list[FlowRun]
-    parent: FlowRun | None = None
-    retry_of: FlowRun | None = None
-    retried_by: list[FlowRun] = field(default_factory=list)
-    """The runs that retried this one, oldest first (only a finished run is retried)."""
-    artifacts: list[Artifact] = field(default_factory=list)
-    """Oldest first."""
-    changed: list[TaskRun] | None = None
-    """The task runs new or changed since the previous snapshot (None: all of them are)."""
-    retried: dict[str, float] = field(default_factory=dict)
-    """When the last attempt of each task run that was retried started, by task run id."""
-
-    @property
-    def error(self) -> str | None:
-        """The last traceback of a task run that did not complete."""
-        failed = [t for t in self.tasks if t.traceback and t.state != "COMPLETED"]
-        return failed[-1].traceback if failed else None
 
 
 FLOW_ONLY = "flow"
@@ -351,86 +320,6 @@ def _task_counts(store: Store, run_ids: list[str]) -> dict[str, dict[str, int]]:
     for start in range(0, len(run_ids), COUNTS_CHUNK):
         counts |= store.task_state_counts(run_ids[start : start + COUNTS_CHUNK])
     return counts
-
-
-def _maybe_run(store: Store, run_id: str | None) -> FlowRun | None:
-    if run_id is None:
-        return None
-    try:
-        return store.get_flow_run(run_id)
-    except RunNotFoundError:
-        return None
-
-
-class DetailFollower(Follower):
-    """Reads a run's detail incrementally: the task runs whose state changed since the last
-    read (`Store.history_since`), so that a poll of a run with thousands of task runs reads
-    only what moved."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.reset()
-
-    def reset(self) -> None:
-        self.mark = 0
-        self.tasks: dict[int, TaskRun] = {}
-        self.history: list[HistoryEntry] = []
-        self.retried: dict[int, float] = {}
-
-    def __call__(self, store: Store) -> RunDetail:
-        run = store.get_flow_run(self.run_id)
-        entries, mark = store.history_since(self.run_id, self.mark)
-        first = self.mark == 0
-        if first:
-            changed = store.task_runs(self.run_id)
-        else:
-            positions = {e.position for e in entries if e.position is not None}
-            changed = store.task_runs_at(self.run_id, sorted(positions))
-        self.mark = mark
-        self.tasks.update((task.position, task) for task in changed)
-        self.history += [e for e in entries if e.position is None]
-        for entry in entries:  # a retry starts with "attempt N" (`task_engine`)
-            if entry.position is not None and (entry.message or "").startswith("attempt "):
-                self.retried[entry.position] = entry.ts
-        return RunDetail(
-            run=run,
-            tasks=[self.tasks[position] for position in sorted(self.tasks)],
-            history=list(self.history),
-            children=store.child_flow_runs(self.run_id),
-            parent=_maybe_run(store, run.parent_run_id),
-            retry_of=_maybe_run(store, run.retry_of),
-            retried_by=store.retries_of(self.run_id) if run.state in TERMINAL else [],
-            artifacts=list(reversed(store.artifacts(flow_run_id=self.run_id))),
-            changed=None if first else changed,
-            retried={self.tasks[p].id: ts for p, ts in self.retried.items() if p in self.tasks},
-        )
-
-
-def load_detail(store: Store, run_id: str) -> RunDetail:
-    """A run's whole detail, read once."""
-    return DetailFollower(run_id)(store)
-
-
-@dataclass
-class GraphSnapshot:
-    run: FlowRun
-    graph: RunGraph
-
-
-class GraphFollower(Follower):
-    """A run's graph, built again from the task runs a `DetailFollower` keeps (it reads
-    only those that changed), in the worker thread: a run of 10,000 task runs costs a
-    poll a few milliseconds, and its map groups collapse to a few nodes."""
-
-    def __init__(self, run_id: str) -> None:
-        self.detail = DetailFollower(run_id)
-
-    def reset(self) -> None:
-        self.detail.reset()
-
-    def __call__(self, store: Store) -> GraphSnapshot:
-        detail = self.detail(store)
-        return GraphSnapshot(detail.run, build_graph(detail.tasks, detail.children))
 
 
 @dataclass

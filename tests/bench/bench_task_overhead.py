@@ -260,7 +260,7 @@ def parts(tree: Path, calls: int, root: Path, rounds: int) -> str:
         return (time.thread_time_ns() - start) / 1e9 / n
 
     def commits(n: int) -> None:
-        """`Store.save_task_run` of completed task runs, each with its three history rows."""
+        """`Store.save_task_run` of completed task runs, each with its three states."""
         for k in range(made[0], made[0] + n):
             now = time.time()
             run = TaskRun.new(
@@ -306,7 +306,7 @@ def parts(tree: Path, calls: int, root: Path, rounds: int) -> str:
     bare, unit = least.pop("bare"), least["floor"]
     shown = {
         "floor: INSERT + UPDATE, one commit": least["floor"],
-        "the task's commit alone (Store.save_task_run: row + 3 history rows)": least["commit"],
+        "the task's commit alone (Store.save_task_run: a row with 3 states)": least["commit"],
         "the engine without that commit (save_task_run a no-op)": least["engine"] - bare,
         "console off, the whole task": least["console off"] - bare,
         "the console line (console on - console off)": least["console on"] - least["console off"],

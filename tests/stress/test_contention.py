@@ -96,7 +96,8 @@ import time
 from pathlib import Path
 
 from orchlite.tui.poller import LoadError, Poller
-from orchlite.tui.reader import LogFollower, RunsQuery, load_detail, load_runs
+from orchlite.tui.reader import LogFollower, RunsQuery, load_runs
+from orchlite.tui.run_reader import load_detail
 
 home, seconds = Path(sys.argv[1]), float(sys.argv[2])
 runs = Poller(home, lambda store: load_runs(store, RunsQuery()))
