@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from orchlite import redaction
 from orchlite.store import Store
 from orchlite.store.history import history_lines, parse_history
-from orchlite.store.schema import MIGRATIONS, statements
+from orchlite.store.migrations import MIGRATIONS
+from orchlite.store.schema import statements
 from tests.helpers.store_rows import flow_run, task_run
 
 RUN = "a" * 32

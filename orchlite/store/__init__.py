@@ -18,8 +18,8 @@ Contract:
   path that forgot to redact still never stores a known secret value.
 
 Nothing outside this package writes SQL. Its modules: `connection` (connections, pragmas,
-busy handling, transactions and savepoints: `Database`, the base of every part), `schema`
-(the named migrations), `records` (the rows as records), `sql` and `files` (what the parts
+busy handling, transactions and savepoints: `Database`, the base of every part),
+`migrations` (the named migrations) and `schema` (applying them), `records` (the rows as records), `sql` and `files` (what the parts
 share), then one part of `Store` per concern: `runs`, `listings`, `task_runs`, `history`,
 `logs`, `health` (what flow health is computed from), `cache`, `limits`, `scheduling` (the
 daemon's claims), `schedule_pauses` (paused schedules), `maintenance` (retention and
@@ -42,6 +42,7 @@ from .limits import Limits
 from .listings import RunListings
 from .logs import Logs
 from .maintenance import Maintenance
+from .migrations import MIGRATIONS, SCHEMA_VERSION, Migration
 from .pauses import Pauses
 from .port import EngineStore
 from .records import (
@@ -66,7 +67,6 @@ from .records import (
 )
 from .runs import StateHook, on_flow_run_state
 from .schedule_pauses import SchedulePauses
-from .schema import MIGRATIONS, SCHEMA_VERSION, Migration
 from .task_detail import Attempt, TaskDetails, TaskRunDetail, upstream_positions
 from .transaction_records import TransactionRecords
 from .variables import Variables

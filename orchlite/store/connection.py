@@ -19,7 +19,8 @@ from ..config import check_home
 from ..errors import DiskFullError, EmptyStoreError, SchemaTooNewError, StoreError
 from ..faults import fault_point
 from .files import is_full, make_home, no_space_left, restrict, size
-from .schema import SCHEMA_VERSION, create_database, upgrade
+from .migrations import SCHEMA_VERSION
+from .schema import create_database, upgrade
 
 BUSY_TIMEOUT_MS = 60_000
 """Long, because the CLI, the daemon, child runs and the TUI share one file; a write that
