@@ -19,13 +19,14 @@ Contract:
 
 Nothing outside this package writes SQL. Its modules: `connection` (connections, pragmas,
 busy handling, transactions and savepoints: `Database`, the base of every part),
-`migrations` (the named migrations) and `schema` (applying them), `records` (the rows as records), `sql` and `files` (what the parts
-share), then one part of `Store` per concern: `runs`, `listings`, `task_runs`, `history`,
-`logs`, `health` (what flow health is computed from), `cache`, `limits`, `scheduling` (the
-daemon's claims), `schedule_pauses` (paused schedules), `maintenance` (retention and
-`orch doctor`), `pauses`, `artifacts`, `variables`, `transaction_records`, `deliveries`
-(alert claims) and `task_detail` (one task run in full). `runs.on_flow_run_state` hooks a
-function to every committed move of a flow run to a new state.
+`migrations` (the named migrations) and `schema` (applying them), `records` (the rows as
+records), `sql` and `files` (what the parts share), then one part of `Store` per concern:
+`runs`, `listings`, `task_runs`, `history`, `logs`, `health` (what flow health is computed
+from), `cache`, `limits`, `scheduling` (the daemon's claims), `schedule_pauses` (paused
+schedules), `maintenance` (retention and `orch doctor`), `pauses`, `artifacts`, `variables`,
+`transaction_records`, `deliveries` (alert claims) and `task_detail` (one task run in full).
+`runs.on_flow_run_state` hooks a function to every committed move of a flow run to a new
+state.
 `port.EngineStore` names the methods the engine uses.
 """
 
