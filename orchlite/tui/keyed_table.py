@@ -150,6 +150,10 @@ class KeyedTable(ScrollView, can_focus=True):
         """Each row's cells rendered at their column's width (None: to render again)."""
         self._lines: dict[tuple[str, str], Strip] = {}
         """Each row's line in each look it was drawn in."""
+        self._drawn: dict[tuple[str, str], Strip] = {}
+        """Each row's line in each look as the screen got it, through the widget's styles and
+        the app's filters (`render_lines`), drawn for `_drawn_for`."""
+        self._drawn_for: tuple[object, ...] = ()
         self._styles: dict[str, Style] = {}
         self._cursor_key: str | None = None
         self.cursor_row = 0
@@ -208,7 +212,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self._cells.clear()
         self._widths.clear()
         self._segments.clear()
-        self._lines.clear()
+        self._forget_all_lines()
         self._rows_moved()
 
     @property
@@ -320,7 +324,7 @@ class KeyedTable(ScrollView, can_focus=True):
                     column.width = widths[key]
                     column.auto_width = False
                 self._segments.clear()
-                self._lines.clear()
+                self._forget_all_lines()
                 self.refresh()
         total = sum(column.width for column in self.columns.values()) + padding
         self.virtual_size = Size(total, len(self._keys) + 1)
@@ -331,7 +335,7 @@ class KeyedTable(ScrollView, can_focus=True):
         """The theme or the focus changed: every line is drawn again in the new styles."""
         super().notify_style_update()
         self._styles.clear()
-        self._lines.clear()
+        self._forget_all_lines()
 
     def on_focus(self, event: events.Focus) -> None:
         self.notify_style_update()
@@ -340,8 +344,50 @@ class KeyedTable(ScrollView, can_focus=True):
         self.notify_style_update()
 
     def render_lines(self, crop: Region) -> list[Strip]:
+        """The lines in `crop`, each row's as drawn before wherever it now is: Textual keeps
+        a widget's lines by their place, so a row going in at the top would have every line
+        in view styled, filtered and cut for the screen again. The lines not drawn yet go
+        through Textual's own drawing (`Widget.render_lines`), a stretch at a time."""
         self._width = self.size.width  # asked once for all the lines
-        return super().render_lines(crop)
+        if any(self.styles.gutter):  # lines are not rows one to one: drawn by place
+            return super().render_lines(crop)
+        drawn_for = (
+            self.size,
+            self.scroll_offset.x,
+            crop.column_span,
+            self.background_colors,
+            tuple(self.get_line_filters()),
+            self.styles.tint,
+            self.opacity,
+            self.styles.text_opacity,
+        )
+        if drawn_for != self._drawn_for:
+            self._drawn.clear()
+            self._drawn_for = drawn_for
+        keys = [self._line_key(y) for y in crop.line_range]
+        lines = [self._drawn.get(key) for key in keys]
+        y = 0
+        while y < len(lines):
+            if lines[y] is not None:
+                y += 1
+                continue
+            end = y + 1
+            while end < len(lines) and lines[end] is None:
+                end += 1
+            region = Region(crop.x, crop.y + y, crop.width, end - y)
+            for key, line in zip(keys[y:end], super().render_lines(region), strict=True):
+                lines[y] = self._drawn[key] = line
+                y += 1
+        return [line for line in lines if line is not None]
+
+    def _line_key(self, y: int) -> tuple[str, str]:
+        """What line `y` of the view shows: a row's key and its look, the header, or none."""
+        if y == 0:
+            return ("", HEADER)
+        row = y - 1 + self.scroll_offset.y
+        if row >= len(self._keys):
+            return ("", BASE)
+        return (self._keys[row], self._look(row))
 
     def render_line(self, y: int) -> Strip:
         width = self._width
@@ -410,6 +456,11 @@ class KeyedTable(ScrollView, can_focus=True):
     def _forget_lines(self, key: str) -> None:
         for look in (PLAIN, CURSOR, EVEN, ODD):
             self._lines.pop((key, look), None)
+            self._drawn.pop((key, look), None)
+
+    def _forget_all_lines(self) -> None:
+        self._lines.clear()
+        self._drawn.clear()
 
     def _redraw_row(self, row: int) -> None:
         self.refresh_line(row + 1)
