@@ -364,7 +364,7 @@ class KeyedTable(ScrollView, can_focus=True):
         if drawn_for != self._drawn_for:
             self._drawn.clear()
             self._drawn_for = drawn_for
-        keys = [self._line_key(y) for y in crop.line_range]
+        keys = self._line_keys(crop)
         lines = [self._drawn.get(key) for key in keys]
         y = 0
         while y < len(lines):
@@ -380,14 +380,19 @@ class KeyedTable(ScrollView, can_focus=True):
                 y += 1
         return [line for line in lines if line is not None]
 
-    def _line_key(self, y: int) -> tuple[str, str]:
-        """What line `y` of the view shows: a row's key and its look, the header, or none."""
-        if y == 0:
-            return ("", HEADER)
-        row = y - 1 + self.scroll_offset.y
-        if row >= len(self._keys):
-            return ("", BASE)
-        return (self._keys[row], self._look(row))
+    def _line_keys(self, crop: Region) -> list[tuple[str, str]]:
+        """What each line of `crop` shows: a row's key and its look, the header, or none."""
+        first = self.scroll_offset.y - 1  # the row on line y (line 0: the header)
+        keys = []
+        for y in crop.line_range:
+            row = y + first
+            if y == 0:
+                keys.append(("", HEADER))
+            elif row < len(self._keys):
+                keys.append((self._keys[row], self._look(row)))
+            else:
+                keys.append(("", BASE))
+        return keys
 
     def render_line(self, y: int) -> Strip:
         width = self._width
