@@ -5,7 +5,9 @@ in or a cell changes, so a runs list beside a daemon that starts a run a second 
 row in view every second. Here each cell's text is rendered once and kept until that cell
 changes, each row's line is put together from its cells once per look (plain, zebra, under
 the cursor) and kept until the row changes, and only the lines in view are asked for: a new
-run at the top costs one row's rendering, and a ticking duration one cell's.
+run at the top costs one row's rendering, and a ticking duration one cell's. Each line as the
+screen gets it (through the widget's styles and the app's filters) is kept by its row, not
+by its place as Textual keeps them, so the rows a new run pushes down are not styled again.
 
 The cursor follows its row's key: rows going in above it, or the rows being put in another
 order, never move it to another row. Columns fit their text and the terminal as

@@ -45,14 +45,11 @@ def _duration(run: FlowRun, now: float) -> float | None:
 
 
 class Trends:
-    """The lines for a width, dropping the oldest runs when it is narrow."""
+    """The lines for a width, dropping the oldest runs when it is narrow (`keyed_lines`)."""
 
     def __init__(self, flows: Sequence[Sequence[FlowRun]], now: float) -> None:
         self.flows = [list(runs) for runs in flows if runs]
         self.now = now
-
-    def lines(self, width: int) -> list[Text]:
-        return list(self.keyed_lines(width, {}).values())
 
     def keyed_lines(self, width: int, kept: Mapping[Hashable, Text]) -> dict[Hashable, Text]:
         """The lines in order, each by what it shows, taken from `kept` where it is there: a
