@@ -211,8 +211,7 @@ class RunsFollower(Follower):
         self.going: list[str] = []
         """The others, sorted: their marks are asked for on each poll."""
         self.counted: list[str] = []
-        """The page's runs that were going: their task counts are asked for on each poll,
-        the poll that sees one finish included (its last tasks may have ended with it)."""
+        """The page's runs going: their task counts are asked for, the poll seeing one end too."""
 
     def __call__(self, store: Store) -> RunsPage | None:
         query = self.query()
@@ -276,10 +275,10 @@ class RunsFollower(Follower):
         every second thus costs a few index reads a second, not the page."""
         assert self.loaded is not None and self.newest is not None
         old = self.loaded
-        # Every flow's new runs: the trends show them all, whatever the filter.
-        above = store.flow_runs_page(down_to=self.newest)
+        above = store.flow_runs_page(down_to=self.newest)  # every flow's: the trends show all
         arrived = [run for run in above if run_key(run) != self.newest]
-        new = [run for run in arrived if _flow_matches(old.query, run)]
+        part = (old.query.flow or "").casefold()  # the flow filter, as `flows_matching`
+        new = [run for run in arrived if part in run.flow_name.casefold()]
         moved = {run_id for run_id, mark in marks.items() if self.marks.get(run_id) != mark}
         runs = new + [store.get_flow_run(run.id) if run.id in moved else run for run in old.runs]
         more = old.more or len(runs) > PAGE_SIZE
@@ -332,11 +331,6 @@ def _marks(page: RunsPage) -> dict[str, RunMark]:
     read (not read again after: a run that moved in between shows at the next poll)."""
     shown = [run for runs in page.trends for run in runs] + page.runs  # the page's win
     return {run.id: (run.state, run.started, run.ended) for run in shown}
-
-
-def _flow_matches(query: RunsQuery, run: FlowRun) -> bool:
-    """Whether `run` passes the flow filter (`flows_matching`: part of the name, any case)."""
-    return query.flow is None or query.flow.casefold() in run.flow_name.casefold()
 
 
 def _newest(store: Store) -> RunKey | None:
