@@ -8,18 +8,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from test_tui import in_event_loop, loaded, many_runs, runs_table, wait_for
 from textual.geometry import Region
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.widgets._header import HeaderTitle
 
 from orchlite.states import StateName
-from orchlite.store import FlowRun, RunMark, Store
+from orchlite.store import FlowRun, RunMark, Store, TaskRun
 from orchlite.tui.app import make_app
 from orchlite.tui.header import Header
 from orchlite.tui.keyed_table import KeyedTable
 from orchlite.tui.reader import RunsFollower, RunsPage, RunsQuery
 from orchlite.tui.runs_screen import RunsScreen
-from orchlite.tui.trends import TrendsStrip
+from orchlite.tui.trends import Trends, TrendsStrip
 
 
 class MarksAsked:
@@ -233,5 +236,110 @@ def test_a_poll_counts_the_span_of_the_page_and_checks_only_older_trend_runs_by_
     store.delete_runs_before(2e9 + 100)  # ... and then runs the page shows
     page = poll(follower, reader)
     assert page is not None and min(run.created for run in page.runs) >= 2e9 + 100
+    reader.store.close()
+    store.close()
+
+
+@in_event_loop
+async def test_a_new_run_styles_one_line_of_the_table_and_makes_one_trend_line(
+    orch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(orch_home)
+    many_runs(store, 60, created=lambda i: 1e9 + i)  # three flows, flow2 the last to run
+    app = make_app(orch_home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot, RunsScreen)
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        table = runs_table(app)
+        await wait_for(pilot, lambda: table.show_vertical_scrollbar, "rows past the view")
+        await pilot.pause()
+        table.fit()
+        await pilot.pause()
+        for i in (100, 101):  # rows moved down: each row's line drawn in both stripes
+            store.create_flow_run(
+                run_id=f"{i:032x}", flow_name="flow2", name=f"new-{i}", parameters="{}",
+                now=1e9 + i,
+            )  # fmt: skip
+            await wait_for(pilot, lambda i=i: f"{i:032x}" in screen.runs, "the new run")
+            await pilot.pause()
+        styled: list[int] = []  # the lines of the table that Textual styles and filters
+        render_lines = ScrollView.render_lines
+
+        def counted(widget: ScrollView, crop: Region) -> list[Strip]:
+            if widget is table:
+                styled.append(crop.height)
+            return render_lines(widget, crop)
+
+        monkeypatch.setattr(ScrollView, "render_lines", counted)
+        made: list[str] = []
+        make_line = Trends._line
+
+        def line(trends: Trends, runs: list[FlowRun], slots: int) -> Text:
+            made.append(runs[-1].flow_name)
+            return make_line(trends, runs, slots)
+
+        monkeypatch.setattr(Trends, "_line", line)
+        new = "f" * 32
+        store.create_flow_run(
+            run_id=new, flow_name="flow2", name="new", parameters="{}", now=1e9 + 200
+        )
+        await wait_for(pilot, lambda: new in screen.runs, "the new run")
+        await pilot.pause()
+        assert table.row_keys[0] == new
+        # The new row, and the row before it in its other stripe; the other rows it pushed
+        # down are drawn as they were.
+        assert sum(styled) == 2
+        assert made == ["flow2"]  # the other flows' lines are kept
+    store.close()
+
+
+def test_with_a_flow_filter_another_flows_new_run_joins_the_trends(orch_home: Path) -> None:
+    store = Store(orch_home)
+    many_runs(store, 30, created=lambda i: 1e9 + i)  # flows flow0, flow1, flow2
+    follower = RunsFollower(lambda: RunsQuery(flow="FLOW1"))
+    reader = MarksAsked(Store(orch_home, read_only=True))
+    page = poll(follower, reader)
+    assert page is not None and {run.flow_name for run in page.runs} == {"flow1"}
+    for i, flow in ((30, "flow0"), (31, "other")):  # a flow in the trends, then a new one
+        store.create_flow_run(
+            run_id=f"{i:032x}", flow_name=flow, name=f"run-{i}", parameters="{}",
+            state=StateName.COMPLETED, now=1e9 + i,
+        )  # fmt: skip
+        page = poll(follower, reader)
+        assert page is not None and page.trends == store.latest_runs_per_flow(flows=4, runs=20)
+        assert page.trends[0][0].id == f"{i:032x}"
+        assert {run.flow_name for run in page.runs} == {"flow1"} and page.matching == 10
+    reader.store.close()
+    store.close()
+
+
+def finished_task(run_id: str, position: int) -> TaskRun:
+    return TaskRun(
+        flow_run_id=run_id, position=position, id=f"{position + 1:032x}", standalone=0,
+        task_key="t@f.py", name=f"t-{position}", dynamic_key=str(position),
+        state="COMPLETED", state_message=None, attempts=1, inputs_hash=None, cache_key=None,
+        result_ref=None, result_serializer=None, error_type=None, error_message=None,
+        traceback=None, created=1.0, started=1.0, ended=2.0,
+    )  # fmt: skip
+
+
+def test_the_task_counts_of_a_run_that_finished_between_two_polls_are_its_last(
+    orch_home: Path,
+) -> None:
+    store = Store(orch_home)
+    run_id = "a" * 32
+    store.create_flow_run(run_id=run_id, flow_name="f", name="r", parameters="{}")
+    store.set_flow_run_state(run_id, StateName.RUNNING, pid=1, attempts=1)
+    store.save_task_run(finished_task(run_id, 0))
+    follower = RunsFollower(lambda: RunsQuery())
+    reader = MarksAsked(Store(orch_home, read_only=True))
+    page = poll(follower, reader)
+    assert page is not None and page.counts[run_id] == {"COMPLETED": 1}
+    store.save_task_run(finished_task(run_id, 1))  # its last task ends, then the run
+    store.set_flow_run_state(run_id, StateName.COMPLETED)
+    page = poll(follower, reader)
+    assert page is not None and page.runs[0].state == StateName.COMPLETED
+    assert page.counts[run_id] == {"COMPLETED": 2}
     reader.store.close()
     store.close()

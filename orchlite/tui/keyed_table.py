@@ -5,7 +5,9 @@ in or a cell changes, so a runs list beside a daemon that starts a run a second 
 row in view every second. Here each cell's text is rendered once and kept until that cell
 changes, each row's line is put together from its cells once per look (plain, zebra, under
 the cursor) and kept until the row changes, and only the lines in view are asked for: a new
-run at the top costs one row's rendering, and a ticking duration one cell's.
+run at the top costs one row's rendering, and a ticking duration one cell's. Each line as the
+screen gets it (through the widget's styles and the app's filters) is kept by its row, not
+by its place as Textual keeps them, so the rows a new run pushes down are not styled again.
 
 The cursor follows its row's key: rows going in above it, or the rows being put in another
 order, never move it to another row. Columns fit their text and the terminal as
@@ -150,6 +152,10 @@ class KeyedTable(ScrollView, can_focus=True):
         """Each row's cells rendered at their column's width (None: to render again)."""
         self._lines: dict[tuple[str, str], Strip] = {}
         """Each row's line in each look it was drawn in."""
+        self._drawn: dict[tuple[str, str], Strip] = {}
+        """Each row's line in each look as the screen got it, through the widget's styles and
+        the app's filters (`render_lines`), drawn for `_drawn_for`."""
+        self._drawn_for: tuple[object, ...] = ()
         self._styles: dict[str, Style] = {}
         self._cursor_key: str | None = None
         self.cursor_row = 0
@@ -208,7 +214,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self._cells.clear()
         self._widths.clear()
         self._segments.clear()
-        self._lines.clear()
+        self._forget_all_lines()
         self._rows_moved()
 
     @property
@@ -320,7 +326,7 @@ class KeyedTable(ScrollView, can_focus=True):
                     column.width = widths[key]
                     column.auto_width = False
                 self._segments.clear()
-                self._lines.clear()
+                self._forget_all_lines()
                 self.refresh()
         total = sum(column.width for column in self.columns.values()) + padding
         self.virtual_size = Size(total, len(self._keys) + 1)
@@ -331,7 +337,7 @@ class KeyedTable(ScrollView, can_focus=True):
         """The theme or the focus changed: every line is drawn again in the new styles."""
         super().notify_style_update()
         self._styles.clear()
-        self._lines.clear()
+        self._forget_all_lines()
 
     def on_focus(self, event: events.Focus) -> None:
         self.notify_style_update()
@@ -340,8 +346,55 @@ class KeyedTable(ScrollView, can_focus=True):
         self.notify_style_update()
 
     def render_lines(self, crop: Region) -> list[Strip]:
+        """The lines in `crop`, each row's as drawn before wherever it now is: Textual keeps
+        a widget's lines by their place, so a row going in at the top would have every line
+        in view styled, filtered and cut for the screen again. The lines not drawn yet go
+        through Textual's own drawing (`Widget.render_lines`), a stretch at a time."""
         self._width = self.size.width  # asked once for all the lines
-        return super().render_lines(crop)
+        if any(self.styles.gutter):  # lines are not rows one to one: drawn by place
+            return super().render_lines(crop)
+        drawn_for = (
+            self.size,
+            self.scroll_offset.x,
+            crop.column_span,
+            self.background_colors,
+            tuple(self.get_line_filters()),
+            self.styles.tint,
+            self.opacity,
+            self.styles.text_opacity,
+        )
+        if drawn_for != self._drawn_for:
+            self._drawn.clear()
+            self._drawn_for = drawn_for
+        keys = self._line_keys(crop)
+        lines = [self._drawn.get(key) for key in keys]
+        y = 0
+        while y < len(lines):
+            if lines[y] is not None:
+                y += 1
+                continue
+            end = y + 1
+            while end < len(lines) and lines[end] is None:
+                end += 1
+            region = Region(crop.x, crop.y + y, crop.width, end - y)
+            for key, line in zip(keys[y:end], super().render_lines(region), strict=True):
+                lines[y] = self._drawn[key] = line
+                y += 1
+        return [line for line in lines if line is not None]
+
+    def _line_keys(self, crop: Region) -> list[tuple[str, str]]:
+        """What each line of `crop` shows: a row's key and its look, the header, or none."""
+        first = self.scroll_offset.y - 1  # the row on line y (line 0: the header)
+        keys = []
+        for y in crop.line_range:
+            row = y + first
+            if y == 0:
+                keys.append(("", HEADER))
+            elif row < len(self._keys):
+                keys.append((self._keys[row], self._look(row)))
+            else:
+                keys.append(("", BASE))
+        return keys
 
     def render_line(self, y: int) -> Strip:
         width = self._width
@@ -410,6 +463,11 @@ class KeyedTable(ScrollView, can_focus=True):
     def _forget_lines(self, key: str) -> None:
         for look in (PLAIN, CURSOR, EVEN, ODD):
             self._lines.pop((key, look), None)
+            self._drawn.pop((key, look), None)
+
+    def _forget_all_lines(self) -> None:
+        self._lines.clear()
+        self._drawn.clear()
 
     def _redraw_row(self, row: int) -> None:
         self.refresh_line(row + 1)

@@ -47,6 +47,8 @@ class Poller(Generic[T]):
         missing: Callable[[], T | None] = lambda: None,
     ) -> None:
         self.home = home
+        self.database = os.fspath(home / DB_NAME)
+        """The database file's path, made once: `tick` looks at the file on every poll."""
         self.load = load
         self.missing = missing
         self.store: Store | None = None
@@ -59,10 +61,10 @@ class Poller(Generic[T]):
     def tick(self, force: bool = False) -> T | LoadError | None:
         """One poll: a new snapshot, an error to show, or None when nothing changed."""
         try:
-            if self.store is not None and _identity(self.home) != self.identity:
+            if self.store is not None and _identity(self.database) != self.identity:
                 self._replaced()
             if self.store is None:
-                if not (self.home / DB_NAME).exists():
+                if not os.path.exists(self.database):
                     if self._reported_missing and not force:
                         return None
                     self._reported_missing = True
@@ -91,7 +93,7 @@ class Poller(Generic[T]):
     def _open(self) -> Store | None:
         """The store, read-only; None the first time it cannot be opened yet (a writer that
         just created the file may still be writing its schema), an error the next time."""
-        identity = _identity(self.home)
+        identity = _identity(self.database)
         try:
             store = Store(self.home, read_only=True)
         except OrchError:
@@ -109,10 +111,10 @@ class Poller(Generic[T]):
             self.store = None
 
 
-def _identity(home: Path) -> tuple[int, int] | None:
+def _identity(database: str) -> tuple[int, int] | None:
     """The database file's (device, inode); None when there is none."""
     try:
-        found = os.stat(home / DB_NAME)
+        found = os.stat(database)
     except OSError:
         return None
     return found.st_dev, found.st_ino

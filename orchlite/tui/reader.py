@@ -175,6 +175,12 @@ class RunsFollower(Follower):
         self.newest: RunKey | None = None
         self.marks: dict[str, RunMark] = {}
         self.span: _Span | None = None
+        self.finished: list[str] = []
+        """The runs shown (in the page or the trends) that had finished when read, sorted."""
+        self.going: list[str] = []
+        """The others, sorted: their marks are asked for on each poll."""
+        self.counted: list[str] = []
+        """The page's runs going: their task counts are asked for, the poll seeing one end too."""
 
     def __call__(self, store: Store) -> RunsPage | None:
         query = self.query()
@@ -182,41 +188,49 @@ class RunsFollower(Follower):
         if loaded is None or loaded.query != query:
             return self._load(store, query)
         newest = _newest(store)
-        finished = sorted(run_id for run_id, mark in self.marks.items() if mark[0] in TERMINAL)
-        if not self._all_there(store, finished):
+        if not self._all_there(store):
             return self._load(store, query)  # deleted: the page gets older runs in their place
-        marks = {run_id: self.marks[run_id] for run_id in finished}
-        marks |= store.run_marks(sorted(self.marks.keys() - marks.keys()))
-        going = [run.id for run in loaded.runs if marks.get(run.id, ("",))[0] not in TERMINAL]
-        counts = _task_counts(store, going)
-        counted = any(counts[run_id] != loaded.counts.get(run_id, {}) for run_id in going)
-        if newest == self.newest and marks == self.marks and not counted:
+        going = store.run_marks(self.going)
+        counts = _task_counts(store, self.counted)
+        counted = any(counts[run_id] != loaded.counts.get(run_id, {}) for run_id in self.counted)
+        moved = len(going) != len(self.going) or any(
+            mark != self.marks[run_id] for run_id, mark in going.items()
+        )
+        if newest == self.newest and not moved and not counted:
             return None
         if (
             self.newest is None
             or query.anchor is not None
             or not query.only_flow
-            or marks.keys() != self.marks.keys()
+            or len(going) != len(self.going)  # a run going was deleted
         ):
             return self._load(store, query)  # runs may leave the page: read it again
-        return self._update(store, newest, marks, counts)
+        return self._update(store, newest, self.marks | going, counts)
 
-    def _all_there(self, store: Store, finished: list[str]) -> bool:
+    def _all_there(self, store: Store) -> bool:
         """Whether the finished runs shown all still exist (retention deletes finished
         runs): the span of the page counted again, and by id those shown outside it."""
         span = self.span
         if span is None:
-            return store.count_existing_runs(finished) == len(finished)
+            return store.count_existing_runs(self.finished) == len(self.finished)
         if store.count_runs_created(span.oldest, span.newest, SPAN_COUNTED + 1) != span.count:
             return False
         return not span.outside or store.count_existing_runs(span.outside) == len(span.outside)
 
     def _load(self, store: Store, query: RunsQuery) -> RunsPage:
         self.newest = _newest(store)
-        self.loaded = page = load_runs(store, query, self.clock())
+        page = load_runs(store, query, self.clock())
+        self._keep(store, page)
+        return page
+
+    def _keep(self, store: Store, page: RunsPage) -> None:
+        """Keep `page` and what the next polls ask about it."""
+        self.loaded = page
         self.marks = _marks(page)
         self.span = _span(store, page)
-        return page
+        self.finished = sorted(run_id for run_id, mark in self.marks.items() if mark[0] in TERMINAL)
+        self.going = sorted(self.marks.keys() - set(self.finished))
+        self.counted = [run.id for run in page.runs if run.state not in TERMINAL]
 
     def _update(
         self,
@@ -230,9 +244,10 @@ class RunsFollower(Follower):
         every second thus costs a few index reads a second, not the page."""
         assert self.loaded is not None and self.newest is not None
         old = self.loaded
-        flows = None if old.query.flow is None else flows_matching(store, old.query.flow)
-        above = store.flow_runs_page(flow=flows, down_to=self.newest)
-        new = [run for run in above if run_key(run) != self.newest]
+        above = store.flow_runs_page(down_to=self.newest)  # every flow's: the trends show all
+        arrived = [run for run in above if run_key(run) != self.newest]
+        part = (old.query.flow or "").casefold()  # the flow filter, as `flows_matching`
+        new = [run for run in arrived if part in run.flow_name.casefold()]
         moved = {run_id for run_id, mark in marks.items() if self.marks.get(run_id) != mark}
         runs = new + [store.get_flow_run(run.id) if run.id in moved else run for run in old.runs]
         more = old.more or len(runs) > PAGE_SIZE
@@ -242,20 +257,14 @@ class RunsFollower(Follower):
         page_counts |= _task_counts(store, [run.id for run in new])
         trends = old.trends
         moved_in_trends = moved & {run.id for runs in old.trends for run in runs}
-        if new or moved_in_trends:
-            # Filtered by flow, the page does not see the other flows' new runs.
-            told = None
-            if old.query.flow is None:
-                fresh = {run.id: run for run in runs if run.id in moved_in_trends}
-                told = _trends_after(old.trends, new, moved_in_trends, fresh)
+        if arrived or moved_in_trends:
+            fresh = {run.id: run for run in runs if run.id in moved_in_trends}
+            told = _trends_after(old.trends, arrived, moved_in_trends, fresh)
             trends = told or store.latest_runs_per_flow(flows=TREND_FLOWS, runs=TREND_RUNS)
         self.newest = newest
         matching = old.matching + len(new)  # by flow at most: no run left the filter
-        self.loaded = page = RunsPage(
-            old.query, runs, page_counts, more=more, trends=trends, matching=matching
-        )
-        self.marks = _marks(page)
-        self.span = _span(store, page)
+        page = RunsPage(old.query, runs, page_counts, more=more, trends=trends, matching=matching)
+        self._keep(store, page)
         return page
 
 

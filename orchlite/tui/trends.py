@@ -10,7 +10,7 @@ every second, the line of its flow alone is redrawn each second, not the strip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 from rich.segment import Segment
 from rich.text import Text
@@ -45,16 +45,30 @@ def _duration(run: FlowRun, now: float) -> float | None:
 
 
 class Trends:
-    """The lines for a width, dropping the oldest runs when it is narrow."""
+    """The lines for a width, dropping the oldest runs when it is narrow (`keyed_lines`)."""
 
     def __init__(self, flows: Sequence[Sequence[FlowRun]], now: float) -> None:
         self.flows = [list(runs) for runs in flows if runs]
         self.now = now
 
-    def lines(self, width: int) -> list[Text]:
+    def keyed_lines(self, width: int, kept: Mapping[Hashable, Text]) -> dict[Hashable, Text]:
+        """The lines in order, each by what it shows, taken from `kept` where it is there: a
+        flow whose runs did not move keeps its line, not made again for another's new run."""
         longest = max((len(runs) for runs in self.flows), default=0)
         slots = max(1, min(longest, (width - NAME_WIDTH - SUMMARY_WIDTH - 4) // 2))
-        return [self._line(list(reversed(runs[:slots])), slots) for runs in self.flows]
+        lines: dict[Hashable, Text] = {}
+        for runs in self.flows:
+            shown = list(reversed(runs[:slots]))
+            key = self._key(shown, slots)
+            line = kept.get(key)
+            lines[key] = self._line(shown, slots) if line is None else line
+        return lines
+
+    def _key(self, runs: list[FlowRun], slots: int) -> Hashable:
+        """What a line shows: its runs' outcomes and times, and the time for a run going."""
+        going = any(run.ended is None and run.started is not None for run in runs)
+        marks = tuple((run.id, run.state, run.started, run.ended) for run in runs)
+        return (slots, runs[-1].flow_name, marks, self.now if going else None)
 
     def _line(self, runs: list[FlowRun], slots: int) -> Text:
         newest = runs[-1]
@@ -87,6 +101,8 @@ class TrendsStrip(Widget):
         self.lines: list[Text] = []
         """The lines shown, for the content width."""
         self._strips: dict[int, Strip] = {}
+        self._made: dict[Hashable, Text] = {}
+        """The lines shown, by what they show (`Trends.keyed_lines`)."""
 
     def show(self, flows: Sequence[Sequence[FlowRun]], now: float) -> None:
         self.trends = Trends(flows, now)
@@ -94,13 +110,14 @@ class TrendsStrip(Widget):
 
     def _draw(self) -> None:
         """Redraw the lines that changed (all of them when their number did)."""
-        lines = self.trends.lines(self.content_size.width)
+        self._made = self.trends.keyed_lines(self.content_size.width, self._made)
+        lines = list(self._made.values())
         if len(lines) != len(self.lines):
             self._strips.clear()
             self.refresh(layout=True)
         else:
             for y, (before, after) in enumerate(zip(self.lines, lines, strict=True)):
-                if before != after:
+                if before is not after and before != after:
                     self._strips.pop(y, None)
                     self.refresh(Region(0, y, self.size.width, 1))
         self.lines = lines
