@@ -71,8 +71,10 @@ class Recorder:
         states: Sequence[StateRow],
         *,
         cache: tuple[str, float | None] | None = None,
-    ) -> None:
-        """Commit the task run's row with its new states (and any held start) now.
+        answer: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Commit the task run's row with its new states (and any held start) now; False
+        when nothing of it was written (see `Store.save_task_run`, which asks `answer`).
 
         No process-wide lock is held during the commit, so task runs in other threads
         record in parallel; only a background write of this run's own start is waited for.
@@ -80,13 +82,12 @@ class Recorder:
         with self._lock:
             held = self._pending.pop((run.flow_run_id, run.position), None)
         if held is None:
-            _save(store, run, states, cache)
-            return
+            return _save(store, run, states, cache, answer)
         with held.lock:
             if not held.written:
                 states = [*held.states, *states]
             held.written = True
-            _save(store, run, states, cache)
+            return _save(store, run, states, cache, answer)
 
     # -- flow runs ----------------------------------------------------------------------
 
@@ -208,13 +209,13 @@ def _save(
     run: TaskRun,
     states: Sequence[StateRow],
     cache: tuple[str, float | None] | None,
-) -> None:
+    answer: Callable[[], bool] | None = None,
+) -> bool:
     """Commit the task run with its new states, and the log lines buffered for `store`."""
     if not log_buffer.holds(store):  # most task runs log nothing
-        store.save_task_run(run, states, cache=cache)
-        return
+        return store.save_task_run(run, states, cache=cache, answer=answer)
     with log_buffer.taken(store) as logs:
-        store.save_task_run(run, states, cache=cache, logs=logs)
+        return store.save_task_run(run, states, cache=cache, logs=logs, answer=answer)
 
 
 recorder = Recorder()

@@ -87,10 +87,7 @@ def run_scoped(policy: CachePolicy | None) -> bool:
     return scoped
 
 
-def cache_hit(key: str, scoped: bool, ctx: FlowRunContext) -> StoredResult | None:
-    """The stored result that answers `key`: from this run's own cache when the key is
-    run-scoped, else the store's unexpired entry; None on a miss."""
-    if scoped:
-        run = ctx.run_cache.get(key)
-        return None if run is None else run.result
-    return ctx.store.cached_result(key)
+def run_cache_hit(key: str, ctx: FlowRunContext) -> StoredResult | None:
+    """The stored result that answers a run-scoped `key` from this run's own cache."""
+    run = ctx.run_cache.get(key)
+    return None if run is None else run.result

@@ -44,7 +44,7 @@ from .run_support import error_text, new_run_id, to_json
 from .states import State, StateName
 from .steps import Body, StepDriver, Steps, arun_steps, await_body, run_steps
 from .store import TaskRun
-from .task_caching import cache_hit, cache_key, caches, run_scoped
+from .task_caching import cache_key, caches, run_cache_hit, run_scoped
 from .task_execution import TaskRunExecution, new_task_run, tags_of
 from .task_runners import TaskRunner, call_with_timeout
 
@@ -321,11 +321,12 @@ def _run_task_in_flow(
     execution.scoped = run_scoped(policy)
     refresh = ctx.refresh_cache or bool(task.refresh_cache)
     if key is not None and not refresh:
-        hit = cache_hit(key, execution.scoped, ctx)
-        if hit is not None:
-            answered = execution.answer_from(hit, "cache hit")
-            if answered is not None:
-                return answered
+        if execution.scoped:
+            answered = execution.answer_from(run_cache_hit(key, ctx), "cache hit")
+        else:
+            answered = execution.answer_from_cache(key)
+        if answered is not None:
+            return answered
     return execution.steps()
 
 

@@ -53,6 +53,7 @@ _CACHED = StateName.CACHED.value
 _RETRYING = StateName.RETRYING.value
 _CANCELLED = StateName.CANCELLED.value
 _ENDED = frozenset(s.value for s in TERMINAL)
+_CACHE_HIT = "cache hit"
 
 
 def new_task_run(
@@ -120,6 +121,7 @@ class TaskRunExecution:
         earlier: Iterable[StateRow] = (),
         cache: tuple[str, float | None] | None = None,
         first: bool = False,
+        answer: Callable[[], bool] | None = None,
     ) -> None:
         """Move the task run to `name`: the row (its error from `error`, its end for a final
         state), its history (`earlier` rows first), the listeners and the log.
@@ -127,6 +129,9 @@ class TaskRunExecution:
         `first` holds the row back briefly (`recorder.begin`), so a task run that ends at
         once is written in one commit; `cache` = (key, expiry) stores the result as a cache
         entry in the same commit. `state` is what the log line shows for a final state.
+        `answer` is asked inside the commit before the row is written (a cache hit's
+        lookup, see `answer_from_cache`); when it says no, nothing is recorded, told or
+        logged.
         """
         run = self.run
         run.state = name
@@ -140,7 +145,9 @@ class TaskRunExecution:
         if first:
             recorder.begin(self.flow.store, run, rows)
         else:
-            recorder.write(self.flow.store, run, rows, cache=cache)
+            written = recorder.write(self.flow.store, run, rows, cache=cache, answer=answer)
+            if answer is not None and not written:
+                return  # the lookup said no (or the flow run has ended): nothing happened
         if listening():
             notify_listeners("task", run)
         if (
@@ -165,6 +172,38 @@ class TaskRunExecution:
 
     # -- answered without running -----------------------------------------------------
 
+    def answer_from_cache(self, key: str) -> State | None:
+        """Record the run CACHED with the unexpired entry under `key`; None if there is
+        none, or its result cannot be read.
+
+        The entry is looked up, and an inline result read, inside the commit that records
+        the hit: one transaction instead of a read and then a write, where the read alone
+        costs more than the lookup inside the write. A result kept in a blob (over 4 KiB)
+        is read outside any transaction instead, so the store is never held while a file
+        is read.
+        """
+        run = self.run
+        lookup = CacheLookup(self.flow, run, key)
+        now = time.time()
+        run.started = now
+        self.set_state(
+            _CACHED,
+            _CACHE_HIT,
+            now=now,
+            state=State(StateName.CACHED, _CACHE_HIT),
+            earlier=[(_PENDING, None, run.created)],
+            answer=lookup,
+        )
+        if lookup.found:
+            return State(StateName.CACHED, _CACHE_HIT, value=lookup.value)
+        run.state, run.state_message, run.started, run.ended = _PENDING, None, None, None
+        if lookup.error is not None:
+            self._unreadable(lookup.error)
+            return None
+        if lookup.blob is not None:
+            return self.answer_from(lookup.blob, _CACHE_HIT)
+        return None
+
     def answer_from(self, stored: StoredResult | None, message: str) -> State | None:
         """Record the run CACHED with the `stored` result; None if there is none, or it
         cannot be read."""
@@ -173,12 +212,7 @@ class TaskRunExecution:
         try:
             value = results.load(stored, self.flow.blobs)
         except Exception as exc:
-            log.warning(
-                "Stored result for %r is unreadable (%s); running the task instead",
-                self.run.name,
-                exc,
-                extra=run_label(self.flow, self.run),
-            )
+            self._unreadable(exc)
             return None
         now = time.time()
         self.run.started = now
@@ -188,6 +222,14 @@ class TaskRunExecution:
             _CACHED, message, now=now, state=state, earlier=[(_PENDING, None, self.run.created)]
         )
         return state
+
+    def _unreadable(self, exc: Exception) -> None:
+        log.warning(
+            "Stored result for %r is unreadable (%s); running the task instead",
+            self.run.name,
+            exc,
+            extra=run_label(self.flow, self.run),
+        )
 
     # -- executed ---------------------------------------------------------------------
 
@@ -336,7 +378,11 @@ class TaskRunExecution:
         key, run, flow = self.key or "", self.run, self.flow
         if self.scoped:
             return lambda: flow.run_cache.__setitem__(key, run)
-        return lambda: recorder.write(flow.store, run, [], cache=(key, expires))
+
+        def write() -> None:
+            recorder.write(flow.store, run, [], cache=(key, expires))
+
+        return write
 
     def fail(self, state: State, exc: BaseException, *, hooks: bool = True) -> State:
         """End the run in a failed, crashed, timed-out or cancelled `state` caused by `exc`;
@@ -360,3 +406,36 @@ class TaskRunExecution:
 def expiry(expiration: timedelta | None, now: float) -> float | None:
     """When a cache entry written `now` expires (None: never)."""
     return now + expiration.total_seconds() if expiration is not None else None
+
+
+class CacheLookup:
+    """A cache hit's lookup, asked by the store inside the transaction that records the
+    hit (`Store.save_task_run`'s `answer`): the unexpired entry under `key` and its inline
+    result, read into `value` and the run's result. It says no to a miss, to a result kept
+    in a blob (then in `blob`, to read outside the transaction) and to a result that cannot
+    be read (then in `error`)."""
+
+    __slots__ = ("blob", "error", "flow", "found", "key", "run", "value")
+
+    def __init__(self, flow: FlowRunContext, run: TaskRun, key: str) -> None:
+        self.flow, self.run, self.key = flow, run, key
+        self.found = False
+        self.value: Any = None
+        self.blob: StoredResult | None = None
+        self.error: Exception | None = None
+
+    def __call__(self) -> bool:
+        stored = self.flow.store.cached_result(self.key)
+        if stored is None:
+            return False
+        if stored.data is None:
+            self.blob = stored
+            return False
+        try:
+            self.value = results.load(stored, self.flow.blobs)
+        except Exception as exc:
+            self.error = exc
+            return False
+        self.run.result = stored
+        self.found = True
+        return True

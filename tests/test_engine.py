@@ -411,6 +411,51 @@ def test_large_results_go_to_blobs_and_a_corrupt_blob_is_a_miss(
     assert "unreadable" in caplog.text
 
 
+def test_a_result_in_a_blob_answers_a_cache_hit(home: Path) -> None:
+    executions: list[int] = []
+
+    @task(cache_policy=INPUTS)
+    def big(n: int) -> bytes:
+        executions.append(n)
+        return b"x" * n
+
+    @flow
+    def pipeline() -> int:
+        return len(big(10_000))
+
+    assert pipeline() == 10_000
+    assert pipeline() == 10_000
+    assert executions == [10_000]
+    (hit,) = store().task_runs(last_run().id)
+    assert hit.state == "CACHED" and hit.result_ref is not None
+    assert [h.state for h in store().history(last_run().id, 0)] == ["PENDING", "CACHED"]
+
+
+def test_an_inline_cached_result_that_cannot_be_read_records_no_hit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    executions: list[int] = []
+
+    @task(cache_policy=INPUTS)
+    def small(n: int) -> dict[str, int]:
+        executions.append(n)
+        return {"n": n}
+
+    @flow
+    def pipeline() -> dict[str, int]:
+        return small(3)
+
+    assert pipeline() == {"n": 3}
+    with store() as s, s.transaction() as conn:
+        conn.execute("UPDATE cache_entries SET result_data = x'00'")
+    with caplog.at_level(logging.WARNING, logger="orchlite"):
+        assert pipeline() == {"n": 3}
+    assert executions == [3, 3]
+    assert "unreadable" in caplog.text
+    states = [h.state for h in store().history(last_run().id, 0)]
+    assert states == ["PENDING", "RUNNING", "COMPLETED"]
+
+
 def test_subflows_are_linked_to_their_parent() -> None:
     @task
     def one() -> int:

@@ -7,7 +7,7 @@ CLI, the daemon, the TUI and `orch doctor`. `Store` satisfies this protocol.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,6 +81,7 @@ class EngineStore(Protocol):
         *,
         cache: tuple[str, float | None] | None = ...,
         logs: Sequence[LogRow] = ...,
+        answer: Callable[[], bool] | None = ...,
     ) -> bool: ...
 
     def save_task_runs(self, saves: Sequence[TaskRunSave]) -> list[BaseException | None]: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import DiskFullError
@@ -41,6 +41,7 @@ class TaskRuns(History):
         *,
         cache: tuple[str, float | None] | None = None,
         logs: Sequence[LogRow] = (),
+        answer: Callable[[], bool] | None = None,
     ) -> bool:
         """Write a task run's whole row and append its new state changes, in one commit.
 
@@ -52,9 +53,15 @@ class TaskRuns(History):
         Terminal states are final: once its flow run has ended (e.g. reaped as CRASHED
         while its process was stopped, or TIMED_OUT while an abandoned body ran on),
         nothing of the task run is written (its log lines are) and False is returned.
+
+        `answer` is asked first, inside the transaction: a cache hit's lookup, which reads
+        the entry through this store and fills the run's result from it, so that finding
+        the entry and recording the hit take one transaction (a read of its own costs more
+        than the lookup inside the write). When it says no, nothing of the task run is
+        written (its log lines are) and False is returned.
         """
         with self.transaction(_TASK_SAVED_FAULTS.get(run.state, "")) as conn:
-            number = self._write_task_run(conn, run, states, cache, logs)
+            number = self._write_task_run(conn, run, states, cache, logs, answer)
         if number is None:
             return False
         if not conn.in_transaction:  # committed, not a part of a larger transaction
@@ -102,10 +109,13 @@ class TaskRuns(History):
         states: Sequence[StateRow],
         cache: tuple[str, float | None] | None,
         logs: Sequence[LogRow],
+        answer: Callable[[], bool] | None = None,
     ) -> int | None:
-        """The statements of one task run's save; returns its run number, or None when its
-        flow run has ended and only the log lines were written."""
-        if not run.standalone and _flow_run_ended(conn, run.flow_run_id):
+        """The statements of one task run's save; returns its run number, or None when
+        `answer` said no or its flow run has ended, and only the log lines were written."""
+        if (answer is not None and not answer()) or (
+            not run.standalone and _flow_run_ended(conn, run.flow_run_id)
+        ):
             if logs:
                 insert_logs(conn, logs)
             return None
