@@ -385,7 +385,7 @@ def test_no_persist_and_json_serializer() -> None:
     assert stored is not None and stored.data == b'{"a": 1}'
 
 
-def test_large_results_go_to_blobs_and_a_corrupt_blob_is_a_miss(
+def test_large_results_go_to_blobs_answer_hits_and_a_corrupt_blob_is_a_miss(
     home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     executions: list[int] = []
@@ -404,31 +404,16 @@ def test_large_results_go_to_blobs_and_a_corrupt_blob_is_a_miss(
     assert task_run.result_ref is not None
     blob = home / "blobs" / task_run.result_ref[:2] / task_run.result_ref
     assert blob.stat().st_size > 10_000
+    assert pipeline() == 10_000
+    assert executions == [10_000]
+    (hit,) = store().task_runs(last_run().id)
+    assert (hit.state, hit.result_ref) == ("CACHED", task_run.result_ref)
+    assert [h.state for h in store().history(last_run().id, 0)] == ["PENDING", "CACHED"]
     blob.write_bytes(b"garbage")
     with caplog.at_level(logging.WARNING, logger="orchlite"):
         assert pipeline() == 10_000
     assert executions == [10_000, 10_000]
     assert "unreadable" in caplog.text
-
-
-def test_a_result_in_a_blob_answers_a_cache_hit(home: Path) -> None:
-    executions: list[int] = []
-
-    @task(cache_policy=INPUTS)
-    def big(n: int) -> bytes:
-        executions.append(n)
-        return b"x" * n
-
-    @flow
-    def pipeline() -> int:
-        return len(big(10_000))
-
-    assert pipeline() == 10_000
-    assert pipeline() == 10_000
-    assert executions == [10_000]
-    (hit,) = store().task_runs(last_run().id)
-    assert hit.state == "CACHED" and hit.result_ref is not None
-    assert [h.state for h in store().history(last_run().id, 0)] == ["PENDING", "CACHED"]
 
 
 def test_an_inline_cached_result_that_cannot_be_read_records_no_hit(
