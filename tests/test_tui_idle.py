@@ -11,13 +11,14 @@ import pytest
 from rich.text import Text
 from test_tui import in_event_loop, loaded, many_runs, runs_table, wait_for
 from textual.geometry import Region
+from textual.pilot import Pilot
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets._header import HeaderTitle
 
 from orchlite.states import StateName
 from orchlite.store import FlowRun, RunMark, Store, TaskRun
-from orchlite.tui.app import make_app
+from orchlite.tui.app import OrchApp, make_app
 from orchlite.tui.header import Header
 from orchlite.tui.keyed_table import KeyedTable
 from orchlite.tui.reader import RunsFollower, RunsPage, RunsQuery
@@ -38,6 +39,20 @@ class MarksAsked:
     def run_marks(self, run_ids: Sequence[str]) -> dict[str, RunMark]:
         self.asked.append(list(run_ids))
         return self.store.run_marks(run_ids)
+
+
+async def settled_runs_screen(pilot: Pilot[None], app: OrchApp) -> tuple[RunsScreen, KeyedTable]:
+    """The runs screen once its table has rows past the view and its columns fit the view
+    as it now is, whenever its scrollbar came."""
+    await loaded(pilot, RunsScreen)
+    screen = app.screen
+    assert isinstance(screen, RunsScreen)
+    table = runs_table(app)
+    await wait_for(pilot, lambda: table.show_vertical_scrollbar, "rows past the view")
+    await pilot.pause()
+    table.fit()
+    await pilot.pause()
+    return screen, table
 
 
 def poll(follower: RunsFollower, reader: MarksAsked) -> RunsPage | None:
@@ -98,15 +113,8 @@ async def test_a_new_run_redraws_one_row_one_trend_line_and_the_title(
     monkeypatch.setattr(KeyedTable, "_render_cell", counted)
     app = make_app(orch_home)
     async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot, RunsScreen)
-        screen = app.screen
-        assert isinstance(screen, RunsScreen)
-        table = runs_table(app)
+        screen, table = await settled_runs_screen(pilot, app)
         strip = screen.query_one("#trends", TrendsStrip)
-        await wait_for(pilot, lambda: table.show_vertical_scrollbar, "rows past the view")
-        await pilot.pause()
-        table.fit()  # the columns' widths for the view as it now is, whenever its scrollbar came
-        await pilot.pause()
         strip_refreshed: list[tuple[object, ...]] = []
         strip_refresh = strip.refresh
         monkeypatch.setattr(
@@ -248,14 +256,7 @@ async def test_a_new_run_styles_one_line_of_the_table_and_makes_one_trend_line(
     many_runs(store, 60, created=lambda i: 1e9 + i)  # three flows, flow2 the last to run
     app = make_app(orch_home)
     async with app.run_test(size=(120, 40)) as pilot:
-        await loaded(pilot, RunsScreen)
-        screen = app.screen
-        assert isinstance(screen, RunsScreen)
-        table = runs_table(app)
-        await wait_for(pilot, lambda: table.show_vertical_scrollbar, "rows past the view")
-        await pilot.pause()
-        table.fit()
-        await pilot.pause()
+        screen, table = await settled_runs_screen(pilot, app)
         for i in (100, 101):  # rows moved down: each row's line drawn in both stripes
             store.create_flow_run(
                 run_id=f"{i:032x}", flow_name="flow2", name=f"new-{i}", parameters="{}",

@@ -14,7 +14,8 @@ from __future__ import annotations
 import heapq
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from ..redaction import redact
 from .connection import Database
@@ -78,20 +79,25 @@ class History(Database):
     ) -> dict[int, list[HistoryEntry]]:
         """The state changes of the task runs of `run_id` at these positions, each oldest
         first (a position with no task run is left out)."""
-        first = self._recorded_number(run_id) if positions else None
-        if first is None:
-            return {}
-        found: dict[int, list[HistoryEntry]] = {}
-        wanted = sorted(first << 32 | p for p in set(positions))
+        rows = self._task_rows_at(run_id, positions, "position, history")
+        return {position: parse_history(run_id, position, text) for position, text in rows}
+
+    def _task_rows_at(
+        self, run_id: str, positions: Sequence[int], columns: str
+    ) -> Iterator[tuple[Any, ...]]:
+        """`columns` of the task runs of `run_id` at these positions, in call order, read by
+        primary key a chunk at a time (SQLite bounds a query's parameters)."""
+        number = self._recorded_number(run_id) if positions else None
+        if number is None:
+            return
+        wanted = sorted({number << 32 | p for p in positions})
         for start in range(0, len(wanted), POSITIONS_CHUNK):
             nums = wanted[start : start + POSITIONS_CHUNK]
-            for position, text in self.conn.execute(
-                "SELECT position, history FROM task_runs"
-                f" WHERE num IN ({','.join('?' * len(nums))})",
+            yield from self.conn.execute(
+                f"SELECT {columns} FROM task_runs"
+                f" WHERE num IN ({','.join('?' * len(nums))}) ORDER BY num",
                 nums,
-            ):
-                found[position] = parse_history(run_id, position, text)
-        return found
+            )
 
     def _recorded_number(self, run_id: str) -> int | None:
         """The number of `run_id`, if it has one (any row of it was ever recorded)."""

@@ -12,7 +12,7 @@ from ..redaction import redact, redact_optional
 from ..states import StateName, task_state_after
 from .cache import put_cache_entry
 from .files import is_full
-from .history import POSITIONS_CHUNK, History, history_lines
+from .history import History, history_lines
 from .logs import insert_logs
 from .records import LogRow, Progress, StateRow, StoredResult, TaskRun, TaskRunSave
 from .sql import IN_RUN, TERMINAL_STATES
@@ -168,22 +168,8 @@ class TaskRuns(History):
     def task_runs_at(self, flow_run_id: str, positions: Sequence[int]) -> list[TaskRun]:
         """The task runs of a flow run at these call positions, in call order (no result
         bytes), read by primary key."""
-        number = self._recorded_number(flow_run_id)
-        if number is None or not positions:
-            return []
-        wanted = sorted(number << 32 | p for p in positions)
-        found: list[TaskRun] = []
-        for start in range(0, len(wanted), POSITIONS_CHUNK):
-            nums = wanted[start : start + POSITIONS_CHUNK]
-            found += [
-                TaskRun(*row)
-                for row in self.conn.execute(
-                    f"SELECT {TASK_RUN_COLUMNS}, NULL, result_preview FROM task_runs"
-                    f" WHERE num IN ({','.join('?' * len(nums))}) ORDER BY num",
-                    nums,
-                )
-            ]
-        return found
+        columns = f"{TASK_RUN_COLUMNS}, NULL, result_preview"
+        return [TaskRun(*row) for row in self._task_rows_at(flow_run_id, positions, columns)]
 
     def task_run_progress(self, flow_run_id: str, from_position: int = 0) -> list[Progress]:
         """What tells a change of each task run of a flow run from `from_position` on, in

@@ -108,11 +108,16 @@ class LogBatch:
     """The run's task runs as (id, name), when they changed since the last batch."""
 
 
+def flow_matches(part: str | None, name: str) -> bool:
+    """Whether a flow named `name` passes the flow filter `part`: a part of its name, in
+    any case (None: every flow)."""
+    return part is None or part.casefold() in name.casefold()
+
+
 def flows_matching(store: Store, part: str) -> list[str]:
-    """The names of the flows that ran whose name contains `part`, ignoring case."""
-    wanted = part.casefold()
+    """The names of the flows that ran that pass the flow filter `part`."""
     newest = store.latest_runs_per_flow(flows=-1, runs=1)  # a run per flow: its name
-    return [runs[0].flow_name for runs in newest if wanted in runs[0].flow_name.casefold()]
+    return [runs[0].flow_name for runs in newest if flow_matches(part, runs[0].flow_name)]
 
 
 def load_runs(store: Store, query: RunsQuery, now: float | None = None) -> RunsPage:
@@ -246,8 +251,7 @@ class RunsFollower(Follower):
         old = self.loaded
         above = store.flow_runs_page(down_to=self.newest)  # every flow's: the trends show all
         arrived = [run for run in above if run_key(run) != self.newest]
-        part = (old.query.flow or "").casefold()  # the flow filter, as `flows_matching`
-        new = [run for run in arrived if part in run.flow_name.casefold()]
+        new = [run for run in arrived if flow_matches(old.query.flow, run.flow_name)]
         moved = {run_id for run_id, mark in marks.items() if self.marks.get(run_id) != mark}
         runs = new + [store.get_flow_run(run.id) if run.id in moved else run for run in old.runs]
         more = old.more or len(runs) > PAGE_SIZE
